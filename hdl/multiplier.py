@@ -1,0 +1,70 @@
+"""The multiplier of a processing element, as a replaceable piece.
+
+The PE (:mod:`hdl.pe`) asks a *multiplier factory* for its multiplier, so a target-specific variant (an
+ECP5 ``MULT18X18D`` with its input/output registers enabled, planned in ``hdl/ecp5_mult.py``) can be
+swapped in without touching the array. Any factory works if it is called as
+``factory(operand_shape=..., product_shape=...)`` and returns a component with
+
+* ``a``, ``b``: ``In(operand_shape)``, the operands;
+* ``enable``: ``In(1)``, the clock enable (the array's global stall; when low nothing inside may change);
+* ``product``: ``Out(product_shape)``, ``a * b``, exact;
+* a ``latency`` attribute: the number of enabled clock edges from operands to ``product`` (at least 1,
+  so the product is always registered, as ``research/peer_qor.md`` section 6 recommends for Fmax).
+
+The PE delays its valid/last tags by ``latency`` so the rest of the array is independent of it.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Shape
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["RegisteredMultiplier"]
+
+
+class RegisteredMultiplier(wiring.Component):
+    """``product`` is ``a * b`` one enabled clock edge later (a registered product, latency 1).
+
+    On FPGAs with DSP blocks the product register is the DSP's output register; the operands come from
+    the PE's own operand registers.
+
+    Parameters
+    ----------
+    operand_shape : Shape
+        Shape of ``a`` and ``b`` (signed or unsigned).
+    product_shape : Shape
+        Shape of ``product``; at least twice the operand width so the product is exact.
+
+    Attributes
+    ----------
+    a, b : In(operand_shape)
+        Operands, sampled at an edge where ``enable`` is high.
+    enable : In(1)
+        Clock enable.
+    product : Out(product_shape)
+        Registered ``a * b``.
+    latency : int
+        1.
+    """
+
+    latency = 1
+
+    def __init__(self, *, operand_shape, product_shape):
+        operand_shape = Shape.cast(operand_shape)
+        product_shape = Shape.cast(product_shape)
+        if product_shape.width < 2 * operand_shape.width:
+            raise ValueError(f"product_shape must be at least {2 * operand_shape.width} bits wide, "
+                             f"not {product_shape.width}")
+        super().__init__({
+            "a": In(operand_shape),
+            "b": In(operand_shape),
+            "enable": In(1),
+            "product": Out(product_shape),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        with m.If(self.enable):
+            m.d.sync += self.product.eq(self.a * self.b)
+        return m

@@ -1,0 +1,118 @@
+"""Backward reductions on the backward-data drain (research/mbs_bn.md §2.3 "Backward", implication 8).
+
+While the next layer's backward-data GEMM produces dz, x is streamed alongside; this unit recomputes the
+ReLU mask from x and the forward constants (A, C) -- no mask is ever stored -- emits ``dy = dz * mask``
+(the tensor written back) and accumulates per (set, lane) ``r1 = sum dy`` and ``r2 = sum dy*x``, exactly
+:meth:`golden.numerics.NormArithmetic.backward_reductions`.
+"""
+
+from __future__ import annotations
+
+from amaranth import Array, Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hdl.norm_common import CoefficientStore, StreamPipeline, check_arithmetic, check_int, requantize_value
+
+__all__ = ["NormBackwardReduce"]
+
+
+class NormBackwardReduce(wiring.Component):
+    """dy = dz * [requantize(A*x + C) > 0]; r1 += dy; r2 += dy*x per (set, lane).
+
+    Parameters
+    ----------
+    arithmetic : golden.numerics.NormArithmetic
+    lanes : int
+        Elements per beat (1 to 64).
+    sets : int
+        Coefficient and accumulator sets (1 to 256).
+
+    Attributes
+    ----------
+    coefficients : In(stream.Signature(StructLayout({"set", "lane", "value": {"a", "c"}})))
+        The forward constants (same as :class:`hdl.norm_affine.NormAffine`'s); always ready.
+    input : In(stream.Signature(StructLayout({"set", "dz": ArrayLayout(gradient, lanes),
+    "x": ArrayLayout(activation, lanes)})))
+        dz and the x it belongs to, element-aligned (same layout and tiling).
+    output : Out(stream.Signature(ArrayLayout(gradient, lanes)))
+        dy, 3 cycles after the input under no backpressure.
+    clear : In(1)
+        Zeroes r1 and r2 at the next edge.
+    read_set : In(stream.Signature(range(sets)))
+    sums : Out(stream.Signature(StructLayout({"r1": ArrayLayout(grad_sum, lanes), "r2": ArrayLayout(
+    grad_product_sum, lanes)})))
+        Per-lane sums of the requested set, one cycle later. A beat is counted when its dy leaves.
+    """
+
+    def __init__(self, *, arithmetic, lanes: int, sets: int):
+        self.arithmetic = check_arithmetic(arithmetic)
+        self.lanes = check_int("lanes", lanes, 1, 64)
+        self.sets = check_int("sets", sets, 1, 256)
+        gradient = signed(arithmetic.gradient.width)
+        activation = signed(arithmetic.activation.width)
+        self.coefficient_layout = data.StructLayout({"a": signed(arithmetic.coefficient_width),
+                                                     "c": signed(arithmetic.bias_width)})
+        self.input_layout = data.StructLayout({"set": range(sets), "dz": data.ArrayLayout(gradient, lanes),
+                                               "x": data.ArrayLayout(activation, lanes)})
+        self.sums_layout = data.StructLayout({
+            "r1": data.ArrayLayout(signed(arithmetic.grad_sum_format.width), lanes),
+            "r2": data.ArrayLayout(signed(arithmetic.grad_product_sum_format.width), lanes),
+        })
+        super().__init__({
+            "coefficients": In(stream.Signature(data.StructLayout({
+                "set": range(sets), "lane": range(lanes), "value": self.coefficient_layout}))),
+            "input": In(stream.Signature(self.input_layout)),
+            "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
+            "clear": In(1),
+            "read_set": In(stream.Signature(range(sets))),
+            "sums": Out(stream.Signature(self.sums_layout)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        arithmetic = self.arithmetic
+        pipeline = StreamPipeline(3, "backward")
+        pipeline.elaborate(m, self.input, self.output)
+        store = CoefficientStore(lanes=self.lanes, sets=self.sets, layout=self.coefficient_layout)
+        coefficients = store.elaborate(m, self.coefficients, self.input.payload.set, pipeline.advance)
+
+        beat = [Signal(self.input_layout, name=f"beat{stage}") for stage in range(3)]
+        products = [Signal(signed(arithmetic.coefficient_width + arithmetic.activation.width),
+                           name=f"product{lane}") for lane in range(self.lanes)]
+        biases = [Signal(signed(arithmetic.bias_width), name=f"bias{lane}") for lane in range(self.lanes)]
+        with m.If(pipeline.advance):
+            m.d.sync += [beat[0].eq(self.input.payload), beat[1].eq(beat[0])]
+            for lane in range(self.lanes):
+                m.d.sync += [products[lane].eq(coefficients[lane].a * beat[0].x[lane]),
+                             biases[lane].eq(coefficients[lane].c)]
+            for lane in range(self.lanes):
+                y = requantize_value(products[lane] + biases[lane], arithmetic.scalar_frac,
+                                     arithmetic.activation, arithmetic.rounding)
+                m.d.sync += self.output.payload[lane].eq(Mux(y > 0, beat[1].dz[lane], 0))
+            m.d.sync += [beat[2].set.eq(beat[1].set), beat[2].x.eq(beat[1].x)]
+
+        # Accumulate the beat that leaves.
+        r1 = [Array(Signal(signed(arithmetic.grad_sum_format.width), name=f"r1_{lane}_{index}")
+                    for index in range(self.sets)) for lane in range(self.lanes)]
+        r2 = [Array(Signal(signed(arithmetic.grad_product_sum_format.width), name=f"r2_{lane}_{index}")
+                    for index in range(self.sets)) for lane in range(self.lanes)]
+        leaving = self.output.valid & self.output.ready
+        for lane in range(self.lanes):
+            dy = self.output.payload[lane]
+            with m.If(self.clear):
+                for index in range(self.sets):
+                    m.d.sync += [r1[lane][index].eq(0), r2[lane][index].eq(0)]
+            with m.Elif(leaving):
+                m.d.sync += [r1[lane][beat[2].set].eq(r1[lane][beat[2].set] + dy),
+                             r2[lane][beat[2].set].eq(r2[lane][beat[2].set] + dy * beat[2].x[lane])]
+
+        m.d.comb += self.read_set.ready.eq(~self.sums.valid | self.sums.ready)
+        with m.If(self.read_set.valid & self.read_set.ready):
+            m.d.sync += self.sums.valid.eq(1)
+            for lane in range(self.lanes):
+                m.d.sync += [self.sums.payload.r1[lane].eq(r1[lane][self.read_set.payload]),
+                             self.sums.payload.r2[lane].eq(r2[lane][self.read_set.payload])]
+        with m.Elif(self.sums.ready):
+            m.d.sync += self.sums.valid.eq(0)
+        return m

@@ -1,0 +1,115 @@
+"""Shared pieces of the BN/GN datapath units (``hdl/norm_*.py``): parameter checks, the requantizer, and
+the two-stage stream pipeline they all use.
+
+The arithmetic is :class:`golden.numerics.NormArithmetic`; :func:`requantize_value` is the gateware form
+of :func:`golden.numerics.requantize` (same rounding modes, same saturation) and is checked bit for bit
+against it by the norm testbenches.
+"""
+
+from __future__ import annotations
+
+from amaranth import Const, Module, Mux, Signal
+
+from golden.numerics import NormArithmetic
+
+__all__ = ["CoefficientStore", "StreamPipeline", "check_arithmetic", "check_int", "requantize_value"]
+
+
+def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, not {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"{name} must be an integer {allowed}, not {value}")
+    return value
+
+
+def check_arithmetic(arithmetic) -> NormArithmetic:
+    if not isinstance(arithmetic, NormArithmetic):
+        raise TypeError(f"arithmetic must be a golden.numerics.NormArithmetic, not {arithmetic!r}")
+    return arithmetic
+
+
+def requantize_value(value, shift: int, out, rounding: str):
+    """``value / 2**shift`` rounded as :func:`golden.numerics.requantize` does, saturated to ``out``.
+
+    ``value`` is a signed Amaranth value; ``out`` an :class:`golden.numerics.IntFormat`. Combinational.
+    """
+    value = value.as_signed() if not value.shape().signed else value
+    if shift <= 0:
+        scaled = value << -shift
+    else:
+        floor = value >> shift
+        remainder = value.as_unsigned()[:shift]
+        half = 1 << (shift - 1)
+        if rounding == "floor":
+            up = Const(0, 1)
+        elif rounding == "half_up":
+            up = remainder >= half
+        elif rounding == "half_even":
+            up = (remainder > half) | ((remainder == half) & floor[0])
+        elif rounding == "half_away_from_zero":
+            up = (remainder > half) | ((remainder == half) & ~value[-1])
+        else:
+            raise ValueError(f"unknown rounding {rounding!r}")
+        scaled = floor + up
+    return Mux(scaled > out.max, out.max, Mux(scaled < out.min, out.min, scaled))
+
+
+class StreamPipeline:
+    """Lock-step pipeline control for ``stages`` register stages between a stream input and output.
+
+    Every stage advances together when the output can take a value (``advance = ~out_valid | out_ready``),
+    so a stall freezes the pipeline and nothing is dropped or duplicated; throughput is one beat per cycle
+    without backpressure, latency ``stages`` cycles.
+    """
+
+    def __init__(self, stages: int, name: str = "pipe"):
+        self.stages = stages
+        self.valid = [Signal(name=f"{name}_valid{index}") for index in range(stages)]
+        self.advance = Signal(name=f"{name}_advance")
+
+    def elaborate(self, m: Module, input_stream, output_stream) -> None:
+        m.d.comb += [
+            self.advance.eq(~self.valid[-1] | output_stream.ready),
+            input_stream.ready.eq(self.advance),
+            output_stream.valid.eq(self.valid[-1]),
+        ]
+        with m.If(self.advance):
+            m.d.sync += self.valid[0].eq(input_stream.valid)
+            for before, after in zip(self.valid, self.valid[1:]):
+                m.d.sync += after.eq(before)
+
+
+class CoefficientStore:
+    """Per-lane coefficient memories (depth ``sets``) with one write stream and one synchronous read.
+
+    Elaborated into the owning unit: lane ``i``'s coefficients live in their own ``lib.memory.Memory``
+    (LUT RAM or block RAM on an FPGA). ``read(m, set_index, enable)`` returns, per lane, a view of the
+    coefficients of ``set_index`` valid one cycle after ``enable``.
+    """
+
+    def __init__(self, *, lanes: int, sets: int, layout):
+        self.lanes = lanes
+        self.sets = sets
+        self.layout = layout
+
+    def elaborate(self, m: Module, write_stream, set_index, enable) -> list:
+        from amaranth.lib.memory import Memory
+
+        m.d.comb += write_stream.ready.eq(1)
+        views = []
+        for lane in range(self.lanes):
+            memory = Memory(shape=self.layout, depth=self.sets, init=[])
+            m.submodules[f"coefficients{lane}"] = memory
+            write_port = memory.write_port()
+            read_port = memory.read_port(domain="sync")
+            m.d.comb += [
+                write_port.addr.eq(write_stream.payload.set),
+                write_port.data.eq(write_stream.payload.value),
+                write_port.en.eq(write_stream.valid & (write_stream.payload.lane == lane)),
+                read_port.addr.eq(set_index),
+                read_port.en.eq(enable),
+            ]
+            views.append(read_port.data)  # a View of ``layout``
+        return views

@@ -1,0 +1,205 @@
+"""The blocks wavecore can generate, by name, with the parameters each one takes.
+
+The CLI builds its options from :data:`BLOCKS` (``wavecore generate NAME --param value``; ``wavecore synth
+--block NAME``), and :func:`from_config` builds a block from a configuration dictionary (a JSON file written
+by ``wavecore generate``, or a YAML section). Every error is one line naming the parameter and what is
+allowed; the values themselves are checked by the component's constructor, so there is one set of rules.
+
+To add a block, append a :class:`Block` to :data:`BLOCKS` (``importer`` returns the component class; it is
+imported lazily so a broken block does not break the others).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+__all__ = [
+    "BLOCKS",
+    "Block",
+    "Parameter",
+    "block",
+    "describe_ports",
+    "from_config",
+    "full_config",
+    "generate_files",
+]
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One constructor parameter of a block.
+
+    ``type`` is ``int``, ``str`` or ``bool``; ``choices`` (optional) lists the allowed values.
+    """
+
+    name: str
+    type: type
+    default: object
+    help: str
+    choices: tuple = ()
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling, ``--in-width`` for ``in_width``."""
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Block:
+    """A generatable block: its name, the component's import path and its parameters."""
+
+    name: str
+    component_path: str  # "package.module:ClassName"
+    parameters: tuple[Parameter, ...]
+    help: str
+
+    @property
+    def component(self) -> Callable:
+        module_name, class_name = self.component_path.split(":")
+        return getattr(importlib.import_module(module_name), class_name)
+
+    def parameter(self, name: str) -> Parameter:
+        for parameter in self.parameters:
+            if parameter.name == name:
+                return parameter
+        raise KeyError(name)
+
+
+BLOCKS: dict[str, Block] = {
+    "systolic": Block(
+        name="systolic",
+        component_path="hdl.systolic:SystolicArray",
+        help="rows x cols systolic MAC array, output- or weight-stationary, with stream ports",
+        parameters=(
+            Parameter("rows", int, 8, "PE rows (1-256)"),
+            Parameter("cols", int, 8, "PE columns (1-256)"),
+            Parameter("in_width", int, 8, "operand width in bits (2-18)"),
+            Parameter("acc_width", int, 32, "accumulator width in bits (2 * in_width to 62)"),
+            Parameter("signed", bool, True, "two's-complement operands and accumulator"),
+            Parameter("overflow", str, "wrap", "accumulator overflow rule", ("wrap", "saturate")),
+            Parameter("dataflow", str, "output_stationary", "which operand stays in the PEs",
+                      ("output_stationary", "weight_stationary")),
+        ),
+    ),
+}
+
+
+def block(name) -> Block:
+    """The :class:`Block` called ``name``; ``ValueError`` naming the known blocks otherwise."""
+    if name not in BLOCKS:
+        raise ValueError(f"block must be one of {', '.join(BLOCKS)}, not {name!r}")
+    return BLOCKS[name]
+
+
+def full_config(name: str, parameters: Mapping | None = None) -> dict:
+    """``{"block": name, **every parameter}`` with defaults filled in; unknown names are an error."""
+    spec = block(name)
+    parameters = dict(parameters or {})
+    known = [parameter.name for parameter in spec.parameters]
+    for key in parameters:
+        if key not in known:
+            raise ValueError(f"{key!r} is not a parameter of block {name} (allowed: {', '.join(known)})")
+    config = {"block": name}
+    for parameter in spec.parameters:
+        value = parameters.get(parameter.name, parameter.default)
+        # JSON/YAML give the right Python types; refuse a bool where an int is meant and vice versa here,
+        # since the component cannot tell True from 1 once Python has.
+        if parameter.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"{parameter.name} must be an integer, not {value!r}")
+        if parameter.type is bool and not isinstance(value, bool):
+            raise TypeError(f"{parameter.name} must be true or false, not {value!r}")
+        if parameter.type is str and not isinstance(value, str):
+            raise TypeError(f"{parameter.name} must be a string, not {value!r}")
+        if parameter.choices and value not in parameter.choices:
+            raise ValueError(f"{parameter.name} must be one of {', '.join(parameter.choices)}, not {value!r}")
+        config[parameter.name] = value
+    return config
+
+
+def from_config(config: Mapping):
+    """Build the component a configuration describes: ``{"block": NAME, PARAM: VALUE, ...}``.
+
+    Missing parameters take their defaults. Raises ``TypeError``/``ValueError`` with a one-line message
+    naming the field.
+    """
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a mapping with a 'block' key, not {type(config).__name__}")
+    if "block" not in config:
+        raise ValueError(f"config needs a 'block' key (one of {', '.join(BLOCKS)})")
+    parameters = {key: value for key, value in config.items() if key != "block"}
+    full = full_config(config["block"], parameters)
+    name = full.pop("block")
+    return block(name).component(**full)
+
+
+def describe_ports(component) -> dict:
+    """Each port of ``component``: direction, and payload bits for streams / width for plain signals."""
+    from amaranth import Shape
+    from amaranth.lib import stream, wiring
+
+    ports = {}
+    for name, member in component.signature.members.items():
+        direction = "in" if member.flow == wiring.In else "out"
+        if member.is_signature and isinstance(member.signature, stream.Signature):
+            payload = Shape.cast(member.signature.members["payload"].shape).width
+            ports[name] = {"kind": "stream", "direction": direction, "payload_bits": payload}
+        elif member.is_port:
+            ports[name] = {"kind": "signal", "direction": direction, "bits": Shape.cast(member.shape).width}
+        else:
+            ports[name] = {"kind": "interface", "direction": direction}
+    return ports
+
+
+def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -> tuple:
+    """Write ``<toplevel>.v`` and ``<toplevel>.json`` (the full configuration) into ``directory``.
+
+    Both files appear together or not at all: they are written to temporary names and renamed, and the
+    component is built (so every parameter is checked) before anything is created. Returns the two paths.
+    """
+    import hashlib
+    import json
+    import os
+    import re
+    import tempfile
+    from pathlib import Path
+
+    from amaranth.back import verilog
+
+    if not isinstance(config, Mapping) or "block" not in config:
+        raise ValueError(f"config needs a 'block' key (one of {', '.join(BLOCKS)})")
+    full = full_config(config["block"], {key: value for key, value in config.items() if key != "block"})
+    name = toplevel or full["block"]
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"toplevel must be a Verilog identifier, not {name!r}")
+    component = from_config(full)
+    text = verilog.convert(component, name=name, emit_src=False)
+    record = {
+        "block": full["block"],
+        "toplevel": name,
+        "parameters": {key: value for key, value in full.items() if key != "block"},
+        "verilog": f"{name}.v",
+        "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "ports": describe_ports(component),
+    }
+    if hasattr(component, "timing"):
+        record["timing"] = component.timing
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    targets = [(directory / f"{name}.v", text),
+               (directory / f"{name}.json", json.dumps(record, indent=2) + "\n")]
+    temporaries = []
+    try:
+        for target, content in targets:
+            handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
+            with os.fdopen(handle, "w") as file:
+                file.write(content)
+            temporaries.append((temporary, target))
+        for temporary, target in temporaries:
+            os.replace(temporary, target)
+    finally:
+        for temporary, _ in temporaries:
+            if os.path.exists(temporary):
+                os.unlink(temporary)
+    return tuple(target for target, _ in targets)

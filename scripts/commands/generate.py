@@ -1,0 +1,61 @@
+"""``wavecore generate BLOCK [--param value ...] -o DIR``: write a block's Verilog and its configuration.
+
+The options of each block come from :data:`hdl.registry.BLOCKS`; the files are written by
+:func:`hdl.registry.generate_files` (both or neither). A bad value is one line naming the option, exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+NAME = "generate"
+HELP = "write the Verilog of a block and a JSON file with its full configuration"
+
+
+def add_arguments(parser):
+    from hdl.registry import BLOCKS
+
+    blocks = parser.add_subparsers(dest="block", metavar="BLOCK", parser_class=type(parser), required=True)
+    for spec in BLOCKS.values():
+        sub = blocks.add_parser(spec.name, help=spec.help, description=spec.help)
+        for parameter in spec.parameters:
+            options = {"dest": parameter.name, "default": parameter.default}
+            if parameter.type is bool:
+                options["action"] = argparse.BooleanOptionalAction
+            else:
+                options["type"] = parameter.type
+                options["metavar"] = parameter.name.upper()
+            if parameter.choices:
+                options["choices"] = parameter.choices
+                options.pop("metavar", None)
+            help_text = f"{parameter.help} (default: {parameter.default})"
+            sub.add_argument(parameter.option, help=help_text, **options)
+        sub.add_argument("-o", "--output", default="build/generated",
+                         help="directory for NAME.v and NAME.json (default: build/generated)")
+        sub.add_argument("--name", default=None, help=f"Verilog module and file name (default: {spec.name})")
+
+
+def _option_message(spec, message: str) -> str:
+    """Constructor messages start with the parameter's name; the user typed the option."""
+    for parameter in sorted(spec.parameters, key=lambda parameter: -len(parameter.name)):
+        if re.match(rf"{parameter.name}\b", message):
+            return parameter.option + message[len(parameter.name):]
+    return message
+
+
+def run(args) -> int:
+    from hdl.registry import block, generate_files
+    from scripts.cli import UsageError
+
+    spec = block(args.block)
+    config = {"block": spec.name}
+    config.update({parameter.name: getattr(args, parameter.name) for parameter in spec.parameters})
+    if args.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
+        raise UsageError(f"--name must be a Verilog identifier (letters, digits, _), not {args.name!r}")
+    try:
+        verilog_path, json_path = generate_files(config, args.output, toplevel=args.name)
+    except (TypeError, ValueError) as error:
+        raise UsageError(_option_message(spec, str(error))) from None
+    print(f"wrote {verilog_path} and {json_path}")
+    return 0

@@ -1,0 +1,185 @@
+"""``wavecore plan``: DRAM traffic, on-chip footprint and cycles of a training step under each schedule.
+
+Only parses arguments and calls :mod:`golden.plan.report`; options and JSON fields: ``docs/planner.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+NAME = "plan"
+HELP = "plan MBS/BNFF/Occam/LR-CNN schedules and report DRAM traffic, memory and cycles"
+
+SCHEDULES = ("all", "baseline", "mbs", "bnff", "occam", "lrcnn")
+_DTYPES = {"int8": 1, "int16": 2, "bf16": 2, "fp16": 2, "fp32": 4}
+
+
+def add_arguments(parser):
+    parser.add_argument(
+        "--network", default="resnet50", help="zoo name or network YAML path (default resnet50)"
+    )
+    parser.add_argument("--batch", type=int, default=32, help="mini-batch size (default 32)")
+    parser.add_argument(
+        "--buffer", default="10MiB", help="on-chip buffer / per-chip capacity (default 10MiB)"
+    )
+    parser.add_argument(
+        "--dtype", default="bf16", help="element type: " + ", ".join(_DTYPES) + " (default bf16)"
+    )
+    parser.add_argument("--array", default="128x128", help="systolic array ROWSxCOLS (default 128x128)")
+    parser.add_argument("--dataflow", default="os", help="array dataflow for cycles: os or ws (default os)")
+    parser.add_argument("--schedule", default="all", help="one of " + ", ".join(SCHEDULES) + " (default all)")
+    parser.add_argument(
+        "--norm", default="gn", help="normalisation of the network: bn, gn or none (default gn)"
+    )
+    parser.add_argument("--chips", type=int, default=None, help="Occam: chip budget (STAP replicas)")
+    parser.add_argument("--memory-model", default="line_buffer", help="Occam: line_buffer or closure")
+    parser.add_argument(
+        "--last-layer", default=None, help="Occam: partition only up to this layer (e.g. pool5)"
+    )
+    parser.add_argument("--stash", default="minimal", help="stash policy: minimal or all")
+    parser.add_argument("--weight-grad-accumulation", default="auto", help="auto, on_chip or dram")
+    parser.add_argument(
+        "--norm-variant", default="two_pass", help="unfused BN/GN passes: two_pass or one_pass"
+    )
+    parser.add_argument("--min-sub-batch", type=int, default=1, help="greedy MBS floor (default 1)")
+    parser.add_argument("--json", action="store_true", help="print the table as JSON")
+    parser.add_argument(
+        "--out", default="build/plan", help="directory for report.md and plots (default build/plan)"
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not write report.md")
+
+
+def _parse_size(text):
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*", str(text))
+    if not match:
+        return None
+    scale = {
+        "B": 1,
+        None: 1,
+        "KiB": 1 << 10,
+        "MiB": 1 << 20,
+        "GiB": 1 << 30,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+    }[match.group(2)]
+    value = int(float(match.group(1)) * scale)
+    return value if value > 0 else None
+
+
+def run(args) -> int:
+    from scripts.cli import UsageError
+
+    capacity = _parse_size(args.buffer)
+    if capacity is None:
+        raise UsageError(f"--buffer must be a positive size such as 10MiB or 512KiB, not {args.buffer!r}")
+    if args.dtype not in _DTYPES:
+        raise UsageError(f"--dtype must be one of {', '.join(_DTYPES)}, not {args.dtype!r}")
+    match = re.fullmatch(r"(\d+)x(\d+)", args.array)
+    if not match or int(match.group(1)) < 1 or int(match.group(2)) < 1:
+        raise UsageError(
+            f"--array must be ROWSxCOLS with positive integers, e.g. 128x128, not {args.array!r}"
+        )
+    rows, cols = int(match.group(1)), int(match.group(2))
+    if args.dataflow not in ("os", "ws"):
+        raise UsageError(f"--dataflow must be one of os, ws, not {args.dataflow!r}")
+    if args.schedule not in SCHEDULES:
+        raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {args.schedule!r}")
+    if args.batch < 1:
+        raise UsageError(f"--batch must be a positive integer, not {args.batch}")
+    if args.chips is not None and args.chips < 1:
+        raise UsageError(f"--chips must be a positive integer, not {args.chips}")
+    if args.norm not in ("bn", "gn", "none"):
+        raise UsageError(f"--norm must be one of bn, gn, none, not {args.norm!r}")
+    if args.memory_model not in ("line_buffer", "closure"):
+        raise UsageError(f"--memory-model must be one of line_buffer, closure, not {args.memory_model!r}")
+    if args.norm_variant not in ("two_pass", "one_pass"):
+        raise UsageError(f"--norm-variant must be one of two_pass, one_pass, not {args.norm_variant!r}")
+
+    from golden.network import NetworkError, load_network
+    from golden.plan import report
+    from golden.traffic import TrafficOptions
+
+    try:
+        network = load_network(args.network, norm=args.norm)
+    except (NetworkError, OSError) as error:
+        raise UsageError(f"--network: {error}") from None
+    if args.last_layer is not None and args.last_layer not in network:
+        raise UsageError(f"--last-layer must name a layer of {network.name}, not {args.last_layer!r}")
+    try:
+        options = TrafficOptions(
+            dtype_bytes=_DTYPES[args.dtype],
+            norm_variant=args.norm_variant,
+            stash=args.stash,
+            weight_grad_accumulation=args.weight_grad_accumulation,
+            min_sub_batch=args.min_sub_batch,
+        )
+    except ValueError as error:
+        raise UsageError(
+            f"--{str(error).split(' must')[0].replace('_', '-')} must{str(error).split(' must', 1)[1]}"
+        ) from None
+    header = {
+        "network": network.name,
+        "batch": args.batch,
+        "buffer_bytes": capacity,
+        "dtype": args.dtype,
+        "dtype_bytes": _DTYPES[args.dtype],
+        "array": [rows, cols],
+        "dataflow": args.dataflow,
+        "norm": args.norm,
+        "options": options.to_dict(),
+    }
+    plans = None
+    if args.schedule == "occam":
+        kind = "occam"
+        try:
+            rows_out = [
+                report.occam_rows(
+                    network,
+                    capacity,
+                    chips=args.chips,
+                    dtype_bytes=_DTYPES[args.dtype],
+                    memory_model=args.memory_model,
+                    array=(rows, cols),
+                    last_layer=args.last_layer,
+                )
+            ]
+        except ValueError as error:
+            raise UsageError(f"--buffer/--chips: {error}") from None
+    elif args.schedule == "lrcnn":
+        kind = "lrcnn"
+        rows_out = report.lrcnn_rows(network)
+    else:
+        kind = "mbs"
+        names = {
+            "all": report.MBS_SCHEDULES,
+            "baseline": ("baseline",),
+            "mbs": ("baseline", "mbs_greedy", "mbs_optimal"),
+            "bnff": ("baseline", "baseline_bnff", "mbs_optimal", "mbs_optimal_bnff"),
+        }[args.schedule]
+        plans = report.plan_mbs_family(network, args.batch, capacity, options, names)
+        rows_out = report.mbs_rows(network, plans, rows=rows, cols=cols, dataflow=args.dataflow)
+        header["lower_bound_bytes"] = rows_out[0]["lower_bound_bytes"]
+    document = dict(header, kind=kind, schedules=rows_out)
+    if args.json:
+        sys.stdout.write(report.write_json(document) + "\n")
+    else:
+        sys.stdout.write(report.text_table(header, rows_out, kind) + "\n")
+    if not args.no_report:
+        path = report.write_report(
+            Path(args.out),
+            header,
+            rows_out,
+            kind,
+            network=network,
+            plans=plans,
+            options=options,
+            memory_model=args.memory_model,
+            chips=args.chips,
+            last_layer=args.last_layer,
+        )
+        if not args.json:
+            sys.stdout.write(f"report: {path}\n")
+    return 0

@@ -1,0 +1,163 @@
+"""``wavecore synth --target T --block NAME [--param value ...] | --config FILE -o DIR``: bitstream + report.
+
+The block and its parameters come from :data:`hdl.registry.BLOCKS` (the options of every block are
+accepted; each must belong to the chosen block) or from a configuration file (``wavecore generate``'s
+JSON or the same keys in YAML; options on the command line override it). The build itself is
+:func:`boards.synth.synth_block`: a self-checking BIST board top, the YoWASP flow of the target, and
+``report.json`` / ``report.md`` in the output directory. A missed timing target is reported (status
+``timing_failed``, exit 0); a design that does not fit gives status ``does_not_fit`` and exit 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+from pathlib import Path
+
+NAME = "synth"
+HELP = "build a generated block for an FPGA board (bitstream, report.json, report.md)"
+MULTIPLIERS = ("auto", "generic", "ecp5_dsp", "ice40_mixed")
+
+
+def add_arguments(parser):
+    from boards.targets import TARGETS
+    from hdl.registry import BLOCKS
+
+    parser.add_argument("--target", required=True, choices=tuple(TARGETS), help="board to build for")
+    parser.add_argument("--block", default=None, help=f"block to build ({', '.join(BLOCKS)})")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="YAML/JSON file with 'block' and its parameters (wavecore generate's JSON works)")
+    parser.add_argument("-o", "--output", type=Path, default=Path("build/synth"),
+                        help="output directory (default: build/synth)")
+    parser.add_argument("--multiplier", choices=MULTIPLIERS, default="auto",
+                        help="systolic multiplier: auto = MULT18X18D with registers on ECP5, 8 SB_MAC16 + LUT "
+                             "multipliers on iCE40 (default: auto)")
+    parser.add_argument("--bist-cycles", type=int, default=None, help="cycles of the self-test (default: 512)")
+    parser.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
+    seen = set()
+    for spec in BLOCKS.values():
+        for parameter in spec.parameters:
+            if parameter.name in seen:
+                continue
+            seen.add(parameter.name)
+            options = {"dest": f"param_{parameter.name}", "default": None}
+            if parameter.type is bool:
+                options["action"] = argparse.BooleanOptionalAction
+            else:
+                options["type"] = parameter.type
+                options["metavar"] = parameter.name.upper()
+            if parameter.choices:
+                options["choices"] = parameter.choices
+                options.pop("metavar", None)
+            parser.add_argument(parameter.option, help=f"{parameter.help} ({spec.name})", **options)
+
+
+def _load_config(path: Path) -> dict:
+    import yaml
+
+    from scripts.cli import UsageError
+
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise UsageError(f"--config cannot be read: {error.strerror}: {path}") from None
+    except yaml.YAMLError as error:
+        raise UsageError(f"--config is not valid YAML/JSON: {str(error).splitlines()[0]}") from None
+    if not isinstance(loaded, dict):
+        raise UsageError(f"--config must hold a mapping with a 'block' key, not {type(loaded).__name__}")
+    if "parameters" in loaded and isinstance(loaded["parameters"], dict):  # wavecore generate's JSON
+        return {"block": loaded.get("block"), **loaded["parameters"]}
+    return dict(loaded)
+
+
+def _multiplier_factory(choice: str, target, simulation: bool):
+    from hdl.ecp5_mult import ecp5_multiplier
+    from hdl.ice40_mult import ice40_multipliers
+    from hdl.multiplier import RegisteredMultiplier
+
+    if choice == "auto":
+        choice = "ecp5_dsp" if target.family == "ecp5" else "ice40_mixed"
+    if choice == "ecp5_dsp":
+        return ecp5_multiplier("behavioural" if simulation else "primitive")
+    if choice == "ice40_mixed":
+        return ice40_multipliers(target.dsps)
+    return RegisteredMultiplier
+
+
+def run(args) -> int:
+    from boards.flow import BuildFailed
+    from boards.synth import DEFAULT_BIST_CYCLES, synth_block
+    from boards.targets import ToolMissing, get_target
+    from hdl.registry import BLOCKS, full_config
+    from scripts.cli import UsageError
+
+    config = _load_config(args.config) if args.config is not None else {}
+    if args.block is not None:
+        config["block"] = args.block
+    if "block" not in config or config["block"] is None:
+        raise UsageError("give --block NAME or --config FILE")
+    if config["block"] not in BLOCKS:
+        raise UsageError(f"--block must be one of {', '.join(BLOCKS)}, not {config['block']!r}")
+    for key, value in vars(args).items():
+        if key.startswith("param_") and value is not None:
+            config[key.removeprefix("param_")] = value
+    target = get_target(args.target)
+    if args.multiplier in ("ecp5_dsp",) and target.family != "ecp5":
+        raise UsageError(f"--multiplier ecp5_dsp needs an ECP5 target, not {args.target}")
+    cycles = DEFAULT_BIST_CYCLES if args.bist_cycles is None else args.bist_cycles
+    if cycles < 1:
+        raise UsageError(f"--bist-cycles must be a positive integer, not {cycles}")
+    try:
+        full = full_config(config["block"], {k: v for k, v in config.items() if k != "block"})
+    except (TypeError, ValueError) as error:
+        raise UsageError(_option_message(str(error))) from None
+    name = full.pop("block")
+    component = BLOCKS[name].component
+    takes_multiplier = "multiplier" in inspect.signature(component).parameters
+
+    def make(simulation: bool):
+        def factory():
+            extra = {"multiplier": _multiplier_factory(args.multiplier, target, simulation)} if takes_multiplier else {}
+            return component(**full, **extra)
+        return factory
+
+    try:
+        make(True)()  # every parameter checked before any file is written
+    except (TypeError, ValueError) as error:
+        raise UsageError(_option_message(str(error))) from None
+    parameters = dict(full)
+    if takes_multiplier:
+        parameters["multiplier"] = args.multiplier if args.multiplier != "auto" else (
+            "ecp5_dsp" if target.family == "ecp5" else "ice40_mixed")
+    try:
+        report = synth_block(make(False), target, args.output, design=name, parameters=parameters,
+                             reference_factory=make(True), cycles=cycles, seed=args.seed)
+    except ToolMissing as error:
+        raise UsageError(str(error)) from None
+    except BuildFailed as error:
+        print(f"build failed: {error}")
+        return 1
+    print(_summary(report, args.output))
+    return 1 if report.status in ("does_not_fit", "failed") else 0
+
+
+def _option_message(message: str) -> str:
+    import re
+
+    match = re.match(r"'?([a-z_]+)'?\b", message)
+    if match and not message.startswith("block"):
+        return "--" + match.group(1).replace("_", "-") + message[match.end():]
+    return message
+
+
+def _summary(report, output: Path) -> str:
+    resources = ", ".join(f"{key} {value['used']}/{value['available']}" for key, value in report.resources.items())
+    clocks = ", ".join(f"{clock} {value['achieved_mhz']:.1f} MHz (target {value['constraint_mhz']:.1f}"
+                       f"{'' if value['met'] else ', MISSED'})" for clock, value in report.fmax.items())
+    lines = [f"{report.design} on {report.target}: {report.status}", f"resources: {resources}"]
+    if clocks:
+        lines.append(f"fmax: {clocks}")
+    if report.error:
+        lines.append(f"error: {report.error}")
+    lines.append(f"report: {output / 'report.md'}  total {report.seconds.get('total', 0):.1f} s")
+    return "\n".join(lines)

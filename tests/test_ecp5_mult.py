@@ -1,0 +1,89 @@
+"""The ECP5 DSP multiplier: behavioural pipeline against NumPy, primitive netlist structure after Yosys."""
+
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from amaranth import signed, unsigned
+from amaranth.back import verilog
+from amaranth.sim import Simulator
+
+from boards.targets import get_target, tool_environment
+from hdl.ecp5_mult import Ecp5Multiplier, ecp5_multiplier
+from verif.seed import rng
+
+
+@pytest.mark.parametrize(("width", "is_signed"), [(8, True), (18, True), (17, False), (5, False)])
+def test_behavioural_pipeline_is_two_enabled_edges_and_holds_when_stalled(width, is_signed):
+    shape = signed(width) if is_signed else unsigned(width)
+    dut = Ecp5Multiplier(operand_shape=shape, product_shape=signed(2 * width) if is_signed else unsigned(2 * width),
+                         implementation="behavioural")
+    random = rng("ecp5_mult")
+    low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1)
+    a = random.integers(low, high, size=300, endpoint=True)
+    b = random.integers(low, high, size=300, endpoint=True)
+    a[:4] = [low, low, high, 0]
+    b[:4] = [low, high, high, low]
+    enable = random.random(300) < 0.7
+    mismatches = []
+
+    async def testbench(ctx):
+        # reference: a queue of operand pairs accepted at enabled edges; the product is the one two enabled
+        # edges back (zero after reset)
+        accepted = [0, 0]
+        for step in range(300):
+            ctx.set(dut.a, int(a[step]))
+            ctx.set(dut.b, int(b[step]))
+            ctx.set(dut.enable, int(enable[step]))
+            expected = accepted[-2]
+            if ctx.get(dut.product) != expected:
+                mismatches.append((step, ctx.get(dut.product), expected))
+            await ctx.tick()
+            if enable[step]:
+                accepted.append(int(a[step]) * int(b[step]))
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert not mismatches, mismatches[:5]
+    assert dut.latency == 2
+
+
+def test_parameters_are_validated():
+    with pytest.raises(ValueError, match="operand_shape must be 2 to 17 bits wide for unsigned operands, not 18"):
+        Ecp5Multiplier(operand_shape=unsigned(18), product_shape=unsigned(36))
+    with pytest.raises(ValueError, match="product_shape must be signed and at least 16 bits wide"):
+        Ecp5Multiplier(operand_shape=signed(8), product_shape=signed(15))
+    with pytest.raises(ValueError, match="implementation must be one of behavioural, primitive, not 'dsp48'"):
+        ecp5_multiplier("dsp48")
+
+
+def test_primitive_maps_to_one_registered_mult18x18d_with_the_stall_as_clock_enable(tmp_path):
+    dut = Ecp5Multiplier(operand_shape=signed(8), product_shape=signed(16), implementation="primitive")
+    (tmp_path / "mult.v").write_text(verilog.convert(dut, name="mult", emit_src=False))
+    environment = tool_environment(get_target("ulx3s-85f"))
+    subprocess.run([environment["YOSYS"], "-q", "-p", "read_verilog mult.v; synth_ecp5 -top mult; "
+                    "tee -q -o stat.json stat -json; write_json net.json"],
+                   cwd=tmp_path, env=environment, check=True)
+    cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+    assert cells.get("MULT18X18D") == 1
+    assert not any(cell.startswith("TRELLIS_FF") for cell in cells)  # both register stages are in the DSP
+    netlist = json.loads((tmp_path / "net.json").read_text())["modules"]["mult"]
+    dsp = next(cell for cell in netlist["cells"].values() if cell["type"] == "MULT18X18D")
+    parameters = {key: value for key, value in dsp["parameters"].items()}
+    for register in ("REG_INPUTA_CLK", "REG_INPUTB_CLK", "REG_OUTPUT_CLK"):
+        assert parameters[register] == "CLK0"
+    assert parameters["REG_PIPELINE_CLK"] == "NONE"
+    assert parameters["RESETMODE"] == "SYNC"
+    ports = netlist["ports"]
+    connections = dsp["connections"]
+    assert connections["CE0"] == ports["enable"]["bits"]
+    assert connections["RST0"] == ports["rst"]["bits"]
+    assert connections["CLK0"] == ports["clk"]["bits"]
+    assert [connections[f"A{i}"][0] for i in range(8)] == ports["a"]["bits"]
+    # sign extension: A8..A17 are the sign bit of a
+    assert all(connections[f"A{i}"] == [ports["a"]["bits"][7]] for i in range(8, 18))
+    assert [connections[f"P{i}"][0] for i in range(16)] == ports["product"]["bits"]
+    assert np.all([connections[s] == ["1"] for s in ("SIGNEDA", "SIGNEDB")])

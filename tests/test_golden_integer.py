@@ -1,0 +1,96 @@
+"""golden.integer / the integer training mode of golden.numerics: bit-exact under every schedule, the
+conv forward equal to an independent integer reference, convergence to float as the formats widen."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from golden_helpers import (
+    INTEGER_MODES,
+    assert_all_bits_equal,
+    bn_boundary_schedule,
+    mbs_schedules,
+    relative,
+    run_step,
+)
+
+from golden.network import load_network
+from golden.numerics import IntegerTraining, MacArithmetic, requantize
+from golden.schedule import Schedule
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Integer mode
+# ------------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("numerics", INTEGER_MODES, ids=["int16_sat", "int8_wrap", "int8_sat_narrow"])
+def test_integer_mode_every_schedule_is_bit_identical(numerics):
+    for name, norm in [("tiny_resnet", "gn"), ("tiny_concat", "gn"), ("tiny_resnet", "bn")]:
+        net = load_network(name, norm=norm)
+        baseline = run_step(net, None, numerics=numerics)
+        assert baseline.grads["stem"]["weight"].dtype == np.int64
+        schedules = [Schedule.baseline(net, 6, norm_fusion=True), bn_boundary_schedule(net, 6, 4)]
+        if norm == "gn":
+            schedules += [*mbs_schedules(net, 6), Schedule.per_block(net, 2, norm_fusion=True)]
+        for schedule in schedules:
+            assert_all_bits_equal(run_step(net, schedule, numerics=numerics), baseline)
+
+
+def test_integer_conv_forward_is_im2col_gemm_then_requantize():
+    """Independent reference: exact products summed in Python integers, the accumulator saturated after
+    every addition in k order, then round-half-even division written out with Python integers."""
+    from golden.integer import conv2d_forward_int
+
+    numerics = IntegerTraining(
+        mac=MacArithmetic(in_width=8, acc_width=17, signed=True, overflow="saturate"),
+        activation_frac=4,
+        weight_frac=5,
+    )
+    rng = np.random.default_rng(5)
+    x = numerics.operand.random(rng, (2, 3, 5, 5), 0.3)
+    w = numerics.operand.random(rng, (4, 3, 3, 3), 0.3)
+    y = conv2d_forward_int(numerics, x, w, stride=1, padding=1)
+    lo, hi = -(2**16), 2**16 - 1
+    xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+    for n in range(2):
+        for o in range(4):
+            for i in range(5):
+                for j in range(5):
+                    acc = 0
+                    for c in range(3):
+                        for u in range(3):
+                            for v in range(3):
+                                acc = min(hi, max(lo, acc + int(xp[n, c, i + u, j + v]) * int(w[o, c, u, v])))
+                    quotient, remainder = divmod(acc, 32)
+                    if remainder > 16 or (remainder == 16 and quotient % 2):
+                        quotient += 1
+                    assert y[n, o, i, j] == min(127, max(-128, quotient))
+
+
+def test_integer_mode_converges_to_float_as_bits_grow():
+    net = load_network("tiny_mobilenet", norm="gn")
+    reference = run_step(net, None, batch=4)
+    errors = []
+    for fa, fg in [(8, 12), (12, 16)]:
+        numerics = IntegerTraining(
+            mac=MacArithmetic(18, 62, True, "wrap"),
+            activation_frac=fa,
+            weight_frac=14,
+            grad_frac=fg,
+            weight_grad_frac=fg,
+            scalar_frac=16,
+        )
+        result = run_step(net, None, batch=4, numerics=numerics)
+        per_tensor = sorted(
+            relative(result.grads[n][k] * 2.0**-fg, reference.grads[n][k])
+            for n in reference.grads
+            for k in reference.grads[n]
+        )
+        errors.append(per_tensor[len(per_tensor) // 2])
+        assert abs(result.loss - reference.loss) < 2e-3
+    assert errors[1] < errors[0] / 8 and errors[1] < 0.02
+
+
+def test_requantize_used_by_integer_mode_rounds_half_even():
+    from golden.numerics import IntFormat
+
+    assert requantize(np.array([24, 40, -24, 8]), 4, IntFormat(8), "half_even").tolist() == [2, 2, -2, 0]

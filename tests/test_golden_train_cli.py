@@ -1,0 +1,107 @@
+"""``wavecore train`` (scripts/commands/train.py): runs steps, prints losses, checks against the baseline."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from scripts.cli import main
+
+
+def test_train_prints_loss_per_step_and_mbs_matches_baseline(capsys):
+    status = main(
+        [
+            "train",
+            "--network",
+            "tiny_resnet",
+            "--batch",
+            "6",
+            "--norm",
+            "gn",
+            "--schedule",
+            "mbs",
+            "--sub-batch",
+            "2",
+            "--numerics",
+            "float64",
+            "--steps",
+            "2",
+            "--check",
+            "baseline",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    steps = re.findall(
+        r"step (\d): loss ([0-9.]+)  max\|diff\| vs baseline: loss (\S+), activations (\S+), "
+        r"input grads (\S+), weight grads (\S+), params (\S+)",
+        out,
+    )
+    assert [s[0] for s in steps] == ["1", "2"]
+    first = steps[0]
+    # Step 1 starts from identical parameters: activations and input gradients bit-identical (GN).
+    assert float(first[3]) == 0.0 and float(first[4]) == 0.0 and float(first[2]) < 1e-14
+    assert float(first[5]) < 1e-12
+
+
+def test_train_integer_mode_is_bit_identical_under_mbs_and_fusion(capsys):
+    status = main(
+        [
+            "train",
+            "--network",
+            "tiny_concat",
+            "--batch",
+            "4",
+            "--schedule",
+            "mbs-fused",
+            "--numerics",
+            "int8",
+            "--steps",
+            "2",
+            "--check",
+            "baseline",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert status == 0
+    assert out.count("activations 0, input grads 0, weight grads 0, params 0 (integer LSBs)") == 2
+
+
+def test_train_loss_falls_on_a_fixed_batch(capsys):
+    assert main(["train", "--network", "tiny_mobilenet", "--batch", "8", "--steps", "6", "--lr", "0.1"]) == 0
+    losses = [float(v) for v in re.findall(r"loss ([0-9.]+)", capsys.readouterr().out)]
+    assert len(losses) == 6 and losses[-1] < losses[0]
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--batch", "0"], "--batch must be a positive integer, not 0"),
+        (["--schedule", "fast"], "--schedule must be one of baseline, mbs, fused, mbs-fused, not 'fast'"),
+        (["--numerics", "int4"], "--numerics must be one of float64, float32, int16, int8, not 'int4'"),
+        (["--network", "resnet19"], "--network: network must be one of resnet18"),
+        (
+            ["--network", "tiny_resnet", "--input", "1"],
+            "--network: layer 'pool': kernel 2 is larger than the padded input (1 + 2*0)",
+        ),
+        (["--batch", "4", "--sub-batch", "5"], "--sub-batch must be at most --batch (4), not 5"),
+        (["--norm", "ln"], "--norm must be one of bn, gn, none, not 'ln'"),
+        (["--check", "torch"], "--check must be 'baseline', not 'torch'"),
+        (["--steps", "x"], "argument --steps: invalid int value: 'x'"),
+    ],
+)
+def test_bad_arguments_give_one_line_and_status_2(args, message, capsys):
+    with pytest.raises(SystemExit) if args[0] == "--steps" else _no_exit():
+        status = main(["train", *args])
+        assert status == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message in err
+
+
+class _no_exit:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False

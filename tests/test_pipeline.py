@@ -1,0 +1,74 @@
+"""Occam multi-FPGA pipeline: partition, golden boundaries, and the RTL chain simulated on Verilator."""
+
+import numpy as np
+import pytest
+from pipeline_designs import PipelineChain
+
+from boards.pipeline import (
+    PipelineError,
+    golden_boundaries,
+    load_pipeline_network,
+    plan_pipeline,
+    stage_component,
+    usable_capacity,
+)
+from boards.targets import get_target
+from hdl.link import link_words, pixel_layout
+from verif.runner import build
+from verif.seed import rng
+
+
+def _stage_params(plan):
+    params = []
+    for stage in plan.stages:
+        in_c = stage.in_shape[0]
+        out_c, out_h, out_w = stage.out_shape
+        params.append({"in_words": link_words(pixel_layout(in_c), plan.lane_width),
+                       "out_words": link_words(pixel_layout(out_c), plan.lane_width),
+                       "out_channels": out_c, "out_pixels": out_h * out_w})
+    return params
+
+
+def test_partition_follows_the_occam_dp_for_the_capacity():
+    network = load_pipeline_network("tiny_chain")
+    target = get_target("ulx3s-85f")
+    # whole network fits one ULX3S: one stage, the other chips replicate it (STAP)
+    assert len(plan_pipeline(network, target, chips=2).stages) == 1
+    plan = plan_pipeline(network, target, chips=3, capacity_bytes=800)
+    assert [stage.layer_names for stage in plan.stages] == [
+        ("input", "conv1", "relu1"), ("conv2", "relu2"), ("conv3", "relu3", "conv4")]
+    assert all(stage.footprint_bytes <= 800 for stage in plan.stages)
+    assert usable_capacity(target) == (208 - 2) * 2048
+
+
+def test_stap_replicates_the_bottleneck_stage():
+    network = load_pipeline_network("tiny_chain")
+    plan = plan_pipeline(network, get_target("ulx3s-85f"), chips=3, capacity_bytes=1200)
+    assert len(plan.stages) == 2
+    cycles = [stage.cycles_per_frame for stage in plan.stages]
+    slow = int(np.argmax(cycles))
+    assert plan.stages[slow].replicas == 2 and plan.chips == 3
+
+
+def test_unsupported_ops_are_refused_with_the_layer_name():
+    with pytest.raises(PipelineError, match="layer 'res1_add': op add is not supported by the streaming engine"):
+        plan_pipeline(load_pipeline_network("tiny_resnet"), get_target("ulx3s-85f"), chips=2)
+    with pytest.raises(PipelineError, match="chips must be a positive integer, not 0"):
+        plan_pipeline(load_pipeline_network("tiny_chain"), get_target("ulx3s-85f"), chips=0)
+
+
+@pytest.mark.parametrize(("capacity", "stall"), [(800, 0.3), (1200, 0.0)], ids=["3stages-stalls", "2stages"])
+def test_rtl_chain_matches_golden_at_every_stage_boundary(capacity, stall):
+    network = load_pipeline_network("tiny_chain")
+    plan = plan_pipeline(network, get_target("ulx3s-85f"), chips=len(network.layers), capacity_bytes=capacity)
+    random = rng("pipeline_images")
+    images = plan.arithmetic.operand.random(random, (2, *plan.stages[0].in_shape))
+    boundaries = golden_boundaries(plan, images)
+    # the golden reference must exercise the arithmetic: outputs are neither all zero nor all saturated
+    assert all(0.2 < np.mean((b != 0) & (np.abs(b) < 127)) for b in boundaries)
+    design = build(PipelineChain([stage_component(stage, plan) for stage in plan.stages]),
+                   toplevel="pipeline_chain", simulator="verilator")
+    design.run("tb_pipeline", testcase="chain_matches_golden_at_every_boundary", params={
+        "lane_width": plan.lane_width, "stages": _stage_params(plan), "images": images.tolist(),
+        "batches": [3, 4], "expected": [b.tolist() for b in boundaries], "idle": stall,
+        "backpressure": stall, "timeout_cycles": 200_000})
