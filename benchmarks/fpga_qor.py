@@ -31,8 +31,14 @@ from hdl.systolic import SystolicArray  # noqa: E402
 
 #: Best peer and the DSP-register reference from peer_qor.md section 2 (ECP5 median Fmax, COMB/PE).
 PEERS = {
-    ("ecp5", 4): "axis-systolic-array 120.8 MHz, 103.3 COMB/PE; DSP-register reference 170.4 MHz, 68.9 COMB/PE",
-    ("ecp5", 8): "axis-systolic-array 93.7 MHz, 101.8 COMB/PE; DSP-register reference 142.8 MHz, 68.2 COMB/PE",
+    (
+        "ecp5",
+        4,
+    ): "axis-systolic-array 120.8 MHz, 103.3 COMB/PE; DSP-register reference 170.4 MHz, 68.9 COMB/PE",
+    (
+        "ecp5",
+        8,
+    ): "axis-systolic-array 93.7 MHz, 101.8 COMB/PE; DSP-register reference 142.8 MHz, 68.2 COMB/PE",
     ("ice40", 4): "axis-systolic-array 36.6 MHz, 4882 LC (LUT multipliers only)",
 }
 VARIANTS = {"ecp5": ("generic", "ecp5_dsp"), "ice40": ("ice40_mixed",)}
@@ -54,25 +60,45 @@ def run(sizes, families, seeds, out: Path) -> list[dict]:
             if family == "ice40" and size > 4:
                 continue  # no 8x8 int8 array fits 5280 LCs (peer_qor.md: 15,960 LUT4 for the naive one)
             work = ROOT / "build" / "benchmarks" / "fpga_qor" / f"{family}_{size}x{size}"
-            trivial = measure(QorHarness(TrivialCore(_array(size, "generic"))), family, work / "trivial",
-                              seeds=(1,), design="trivial")
+            trivial = measure(
+                QorHarness(TrivialCore(_array(size, "generic"))),
+                family,
+                work / "trivial",
+                seeds=(1,),
+                design="trivial",
+            )
             win, wout = trivial.widths
             harness_lut = trivial.resources["lut"]["used"] - (wout if family == "ice40" else 0)
             harness_ff = trivial.resources["ff"]["used"] - wout
             for variant in VARIANTS[family]:
                 began = time.monotonic()
-                result = measure(QorHarness(_array(size, variant)), family, work / variant, seeds=seeds,
-                                 design=variant)
-                row = {"family": family, "size": size, "variant": variant, "status": result.status,
-                       "error": result.error, "win": win, "wout": wout, "harness_lut": harness_lut,
-                       "harness_ff": harness_ff, "cells": result.cells, "fmax_mhz": result.fmax_mhz,
-                       "fmax_median": result.fmax_median, "synth_seconds": result.synth_seconds,
-                       "pnr_seconds": result.pnr_seconds, "wall_seconds": round(time.monotonic() - began, 1)}
+                result = measure(
+                    QorHarness(_array(size, variant)), family, work / variant, seeds=seeds, design=variant
+                )
+                row = {
+                    "family": family,
+                    "size": size,
+                    "variant": variant,
+                    "status": result.status,
+                    "error": result.error,
+                    "win": win,
+                    "wout": wout,
+                    "harness_lut": harness_lut,
+                    "harness_ff": harness_ff,
+                    "cells": result.cells,
+                    "fmax_mhz": result.fmax_mhz,
+                    "fmax_median": result.fmax_median,
+                    "synth_seconds": result.synth_seconds,
+                    "pnr_seconds": result.pnr_seconds,
+                    "wall_seconds": round(time.monotonic() - began, 1),
+                }
                 if result.resources:
                     pes = size * size
                     row.update(
-                        lut=result.resources["lut"]["used"], ff=result.resources["ff"]["used"],
-                        dsp=result.resources["dsp"]["used"], bram=result.resources["bram"]["used"],
+                        lut=result.resources["lut"]["used"],
+                        ff=result.resources["ff"]["used"],
+                        dsp=result.resources["dsp"]["used"],
+                        bram=result.resources["bram"]["used"],
                         lut_per_pe=round((result.resources["lut"]["used"] - harness_lut) / pes, 1),
                         ff_per_pe=round((result.resources["ff"]["used"] - harness_ff) / pes, 1),
                         dsp_per_pe=round(result.resources["dsp"]["used"] / pes, 2),
@@ -88,21 +114,26 @@ def run(sizes, families, seeds, out: Path) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     lines = [
-        "| target | array | multiplier | LUT/LC | FF | DSP | Fmax MHz median (seeds) | LUT/PE | FF/PE | DSP/PE "
-        "| peak GMAC/s | synth s | PnR s per seed | best peer (peer_qor.md) |",
+        "| target | array | multiplier | LUT/LC | FF | DSP | Fmax MHz median (seeds) | LUT/PE | FF/PE "
+        "| DSP/PE | peak GMAC/s | synth s | PnR s per seed | best peer (peer_qor.md) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         if row["status"] != "ok":
-            lines.append(f"| {row['family']} | {row['size']}x{row['size']} | {row['variant']} | "
-                         f"{row['status']}: {row['error']} | | | | | | | | {row['synth_seconds']} | | |")
+            lines.append(
+                f"| {row['family']} | {row['size']}x{row['size']} | {row['variant']} | "
+                f"{row['status']}: {row['error']} | | | | | | | | {row['synth_seconds']} | | |"
+            )
             continue
         seeds = ", ".join(f"{value:.1f}" for value in row["fmax_mhz"])
         lines.append(
-            f"| {row['family']} | {row['size']}x{row['size']} | {row['variant']} | {row['lut']} | {row['ff']} | "
-            f"{row['dsp']} | **{row['fmax_median']:.1f}** ({seeds}) | {row['lut_per_pe']} | {row['ff_per_pe']} | "
-            f"{row['dsp_per_pe']} | {row.get('peak_gmacs', '')} | {row['synth_seconds']} | "
-            f"{', '.join(str(s) for s in row['pnr_seconds'])} | {PEERS.get((row['family'], row['size']), '')} |")
+            f"| {row['family']} | {row['size']}x{row['size']} | {row['variant']} | {row['lut']} | "
+            f"{row['ff']} | {row['dsp']} | **{row['fmax_median']:.1f}** ({seeds}) | {row['lut_per_pe']} | "
+            f"{row['ff_per_pe']} | {row['dsp_per_pe']} | {row.get('peak_gmacs', '')} | "
+            f"{row['synth_seconds']} | "
+            f"{', '.join(str(s) for s in row['pnr_seconds'])} | "
+            f"{PEERS.get((row['family'], row['size']), '')} |"
+        )
     return "\n".join(lines)
 
 

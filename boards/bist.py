@@ -109,7 +109,9 @@ class BistCore(wiring.Component):
         m.submodules.dut = block = self.block
 
         width = _stimulus_width(block)
-        generators = [Signal(_WORD, init=Lfsr.seed(i), name=f"lfsr{i}") for i in range((width + _WORD - 1) // _WORD)]
+        generators = [
+            Signal(_WORD, init=Lfsr.seed(i), name=f"lfsr{i}") for i in range((width + _WORD - 1) // _WORD)
+        ]
         advance = Signal()
         count = Signal(range(self.cycles + 1))
         outputs = Cat(*output_ports(block))
@@ -117,12 +119,12 @@ class BistCore(wiring.Component):
         stimulus = Cat(*generators)
         offset = 0
         for port in input_ports(block):
-            m.d.comb += port.eq(stimulus[offset:offset + len(port)])
+            m.d.comb += port.eq(stimulus[offset : offset + len(port)])
             offset += len(port)
 
         folded = Const(0, _WORD)
         for start in range(0, max(len(outputs), 1), _WORD):
-            chunk = outputs[start:start + _WORD]
+            chunk = outputs[start : start + _WORD]
             folded = folded ^ chunk
         with m.If(count < self.cycles):
             m.d.sync += [count.eq(count + 1), advance.eq(~advance)]

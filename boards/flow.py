@@ -38,8 +38,10 @@ _STEP_NAMES = {
     "ICEPACK": "pack",
     "ECPPACK": "pack",
 }
-_DOES_NOT_FIT = re.compile(r"Unable to place cell|no BELs remaining|Design utilisation exceeds|"
-                           r"utilisation .* exceeds|too many")
+_DOES_NOT_FIT = re.compile(
+    r"Unable to place cell|no BELs remaining|Design utilisation exceeds|"
+    r"utilisation .* exceeds|too many"
+)
 # OrangeCrab's DFU bootloader (vendor 0x1209, product 0x5af0) as in amaranth-boards' own command line.
 _DFU_IDS = (0x1209, 0x5AF0)
 
@@ -56,8 +58,14 @@ def append_dfu_suffix(path: Path, vendor: int, product: int, device: int = 0xFFF
     the first 12 suffix bytes, without the final inversion.
     """
     data = Path(path).read_bytes()
-    suffix = (device.to_bytes(2, "little") + product.to_bytes(2, "little") + vendor.to_bytes(2, "little")
-              + (0x0100).to_bytes(2, "little") + b"UFD" + bytes([16]))
+    suffix = (
+        device.to_bytes(2, "little")
+        + product.to_bytes(2, "little")
+        + vendor.to_bytes(2, "little")
+        + (0x0100).to_bytes(2, "little")
+        + b"UFD"
+        + bytes([16])
+    )
     crc = (~zlib.crc32(data + suffix)) & 0xFFFFFFFF
     temporary = Path(path).with_suffix(".dfu.tmp")
     temporary.write_bytes(data + suffix + crc.to_bytes(4, "little"))
@@ -78,8 +86,17 @@ def _tool_steps(script: str, environment: dict[str, str]) -> list[tuple[str, lis
     return steps
 
 
-def build(top, target: Target, out_dir: Path, *, design: str, parameters: dict | None = None,
-          seed: int | None = None, extra_nextpnr: str = "", name: str = "top") -> BuildReport:
+def build(
+    top,
+    target: Target,
+    out_dir: Path,
+    *,
+    design: str,
+    parameters: dict | None = None,
+    seed: int | None = None,
+    extra_nextpnr: str = "",
+    name: str = "top",
+) -> BuildReport:
     """Synthesise, place, route and pack ``top`` (an Elaboratable using ``target``'s platform).
 
     Tool files go to ``out_dir/work``; the bitstream (``<name>.bit`` / ``<name>.bin``), ``report.json``
@@ -93,8 +110,14 @@ def build(top, target: Target, out_dir: Path, *, design: str, parameters: dict |
         shutil.rmtree(work)
     work.mkdir(parents=True)
     environment = tool_environment(target)
-    report = BuildReport(target=target.name, device=target.device, design=design,
-                         parameters=dict(parameters or {}), status="failed", tools=tool_versions(target))
+    report = BuildReport(
+        target=target.name,
+        device=target.device,
+        design=design,
+        parameters=dict(parameters or {}),
+        status="failed",
+        tools=tool_versions(target),
+    )
 
     nextpnr_opts = f"--timing-allow-fail --report {name}.report.json"
     if seed is not None:
@@ -165,8 +188,11 @@ def _read_pnr(report: BuildReport, target: Target, work: Path, name: str) -> Non
         fmax, utilisation = parse_nextpnr_log((work / f"{name}.tim").read_text(errors="replace"))
     report.resources = resources_from(target.family, utilisation, report.cells)
     report.fmax = {
-        clock: {"achieved_mhz": round(value.achieved_mhz, 2), "constraint_mhz": round(value.constraint_mhz, 2),
-                "met": value.met}
+        clock: {
+            "achieved_mhz": round(value.achieved_mhz, 2),
+            "constraint_mhz": round(value.constraint_mhz, 2),
+            "met": value.met,
+        }
         for clock, value in fmax.items()
     }
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from amaranth import Elaboratable, Module
+from amaranth.build import Pins, Resource, Subsignal
 
 from boards.targets import Target
 from golden.numerics import IntFormat, MacArithmetic, requantize
@@ -40,7 +42,9 @@ __all__ = [
     "LayerPlan",
     "PipelineError",
     "PipelinePlan",
+    "StageBoardTop",
     "StagePlan",
+    "build_pipeline",
     "golden_boundaries",
     "load_pipeline_network",
     "plan_pipeline",
@@ -74,8 +78,14 @@ class LayerPlan:
     @property
     def cycles(self) -> int:
         _, height, width = self.in_shape
-        return stream_conv_cycles(height=height, width=width, kernel=self.weights.shape[2:], stride=self.stride,
-                                  padding=self.padding, in_channels=self.in_shape[0])
+        return stream_conv_cycles(
+            height=height,
+            width=width,
+            kernel=self.weights.shape[2:],
+            stride=self.stride,
+            padding=self.padding,
+            in_channels=self.in_shape[0],
+        )
 
 
 @dataclass
@@ -105,8 +115,18 @@ class StagePlan:
         """Identifies the stage's hardware: identical keys share one bitstream."""
         digest = hashlib.sha256()
         for layer in self.layers:
-            digest.update(repr((layer.stride, layer.padding, layer.shift, layer.relu is not None,
-                                layer.in_shape, layer.weights.shape)).encode())
+            digest.update(
+                repr(
+                    (
+                        layer.stride,
+                        layer.padding,
+                        layer.shift,
+                        layer.relu is not None,
+                        layer.in_shape,
+                        layer.weights.shape,
+                    )
+                ).encode()
+            )
             digest.update(np.ascontiguousarray(layer.weights).tobytes())
         return digest.hexdigest()[:12]
 
@@ -128,12 +148,24 @@ class PipelinePlan:
 
     def summary(self) -> dict:
         return {
-            "network": self.network, "target": self.target, "capacity_bytes": self.capacity_bytes,
-            "lane_width": self.lane_width, "chips": self.chips,
-            "stages": [{"index": s.index, "layers": list(s.layer_names), "footprint_bytes": s.footprint_bytes,
-                        "replicas": s.replicas, "cycles_per_frame": s.cycles_per_frame,
-                        "in_shape": list(s.in_shape), "out_shape": list(s.out_shape), "key": s.key}
-                       for s in self.stages],
+            "network": self.network,
+            "target": self.target,
+            "capacity_bytes": self.capacity_bytes,
+            "lane_width": self.lane_width,
+            "chips": self.chips,
+            "stages": [
+                {
+                    "index": s.index,
+                    "layers": list(s.layer_names),
+                    "footprint_bytes": s.footprint_bytes,
+                    "replicas": s.replicas,
+                    "cycles_per_frame": s.cycles_per_frame,
+                    "in_shape": list(s.in_shape),
+                    "out_shape": list(s.out_shape),
+                    "key": s.key,
+                }
+                for s in self.stages
+            ],
         }
 
 
@@ -161,11 +193,15 @@ def _conv_chain(network) -> list[tuple]:
     while index < len(layers):
         layer = layers[index]
         if layer.op != "conv2d":
-            raise PipelineError(f"layer {layer.name!r}: op {layer.op} is not supported by the streaming engine "
-                                "(conv2d with an optional following relu only)")
+            raise PipelineError(
+                f"layer {layer.name!r}: op {layer.op} is not supported by the streaming engine "
+                "(conv2d with an optional following relu only)"
+            )
         params = layer.params
         if params["groups"] != 1 or params["bias"]:
-            raise PipelineError(f"layer {layer.name!r}: only groups=1 and bias=false convolutions are supported")
+            raise PipelineError(
+                f"layer {layer.name!r}: only groups=1 and bias=false convolutions are supported"
+            )
         if params["stride"][0] != params["stride"][1] or params["padding"][0] != params["padding"][1]:
             raise PipelineError(f"layer {layer.name!r}: stride and padding must be equal on both axes")
         relu = None
@@ -192,8 +228,15 @@ def _shift_for(fan_in: int, arithmetic: MacArithmetic) -> int:
     return max(0, min(arithmetic.acc_width - 1, round(math.log2(spread / 32))))
 
 
-def plan_pipeline(network, target: Target, *, chips: int, capacity_bytes: int | None = None,
-                  seed: int = 0, arithmetic: MacArithmetic | None = None) -> PipelinePlan:
+def plan_pipeline(
+    network,
+    target: Target,
+    *,
+    chips: int,
+    capacity_bytes: int | None = None,
+    seed: int = 0,
+    arithmetic: MacArithmetic | None = None,
+) -> PipelinePlan:
     """Partition ``network`` for ``chips`` chips of ``target`` (see the module docstring).
 
     ``capacity_bytes`` overrides the target's usable memory (to force more stages on a small network).
@@ -209,8 +252,14 @@ def plan_pipeline(network, target: Target, *, chips: int, capacity_bytes: int | 
         raise PipelineError(f"capacity must be a positive number of bytes, not {capacity!r}")
     chain = _conv_chain(network)
     try:
-        found = partition(network, capacity, memory_model="line_buffer", chips=chips,
-                          dtype_bytes=arithmetic.in_width // 8 or 1, oversized="error")
+        found = partition(
+            network,
+            capacity,
+            memory_model="line_buffer",
+            chips=chips,
+            dtype_bytes=arithmetic.in_width // 8 or 1,
+            oversized="error",
+        )
     except ValueError as error:
         raise PipelineError(str(error)) from None
     random = np.random.default_rng(seed)
@@ -222,39 +271,70 @@ def plan_pipeline(network, target: Target, *, chips: int, capacity_bytes: int | 
         weights = arithmetic.operand.random(random, (out_channels, channels, *kernel))
         stride, padding = conv.params["stride"][0], conv.params["padding"][0]
         by_conv[conv.name] = LayerPlan(
-            name=conv.name, relu=relu.name if relu else None, weights=weights, stride=stride, padding=padding,
-            shift=_shift_for(channels * kernel[0] * kernel[1], arithmetic), in_shape=(channels, height, width),
-            out_shape=(out_channels, conv_output_size(height, kernel[0], stride, padding),
-                       conv_output_size(width, kernel[1], stride, padding)))
+            name=conv.name,
+            relu=relu.name if relu else None,
+            weights=weights,
+            stride=stride,
+            padding=padding,
+            shift=_shift_for(channels * kernel[0] * kernel[1], arithmetic),
+            in_shape=(channels, height, width),
+            out_shape=(
+                out_channels,
+                conv_output_size(height, kernel[0], stride, padding),
+                conv_output_size(width, kernel[1], stride, padding),
+            ),
+        )
     stages = []
     for index, stage in enumerate(found.stages):
         layers = [by_conv[name] for name in stage.layers if name in by_conv]
         if not layers:
             raise PipelineError(f"stage {index} ({', '.join(stage.layers)}) has no conv layer")
-        stages.append(StagePlan(index=index, layers=layers, layer_names=tuple(stage.layers),
-                                footprint_bytes=stage.footprint_bytes))
+        stages.append(
+            StagePlan(
+                index=index,
+                layers=layers,
+                layer_names=tuple(stage.layers),
+                footprint_bytes=stage.footprint_bytes,
+            )
+        )
     if chips > len(stages):
         spread = stap([stage.cycles_per_frame for stage in stages], chips=chips)
         for stage, replicas in zip(stages, spread.replicas):
             stage.replicas = replicas
     lane_width = target.link_lane_width
-    return PipelinePlan(network=network.name, target=target.name, capacity_bytes=capacity, lane_width=lane_width,
-                        stages=stages, arithmetic=arithmetic)
+    return PipelinePlan(
+        network=network.name,
+        target=target.name,
+        capacity_bytes=capacity,
+        lane_width=lane_width,
+        stages=stages,
+        arithmetic=arithmetic,
+    )
 
 
 def engine_for(layer: LayerPlan, arithmetic: MacArithmetic) -> StreamConv2d:
     _, height, width = layer.in_shape
-    return StreamConv2d(weights=layer.weights, height=height, width=width, stride=layer.stride,
-                        padding=layer.padding, shift=layer.shift, rounding=_ROUNDING, relu=layer.relu is not None,
-                        arithmetic=arithmetic, out_width=arithmetic.in_width)
+    return StreamConv2d(
+        weights=layer.weights,
+        height=height,
+        width=width,
+        stride=layer.stride,
+        padding=layer.padding,
+        shift=layer.shift,
+        rounding=_ROUNDING,
+        relu=layer.relu is not None,
+        arithmetic=arithmetic,
+        out_width=arithmetic.in_width,
+    )
 
 
 def stage_component(stage: StagePlan, plan: PipelinePlan):
     """The :class:`hdl.pipeline_stage.PipelineStage` of ``stage``."""
     from hdl.pipeline_stage import PipelineStage
 
-    return PipelineStage(engines=[engine_for(layer, plan.arithmetic) for layer in stage.layers],
-                         lane_width=plan.lane_width)
+    return PipelineStage(
+        engines=[engine_for(layer, plan.arithmetic) for layer in stage.layers], lane_width=plan.lane_width
+    )
 
 
 def golden_boundaries(plan: PipelinePlan, images) -> list[np.ndarray]:
@@ -273,7 +353,9 @@ def golden_boundaries(plan: PipelinePlan, images) -> list[np.ndarray]:
     boundaries = []
     for stage in plan.stages:
         for layer in stage.layers:
-            exact = conv2d_forward(tensor, layer.weights.astype(np.int64), stride=layer.stride, padding=layer.padding)
+            exact = conv2d_forward(
+                tensor, layer.weights.astype(np.int64), stride=layer.stride, padding=layer.padding
+            )
             tensor = requantize(arithmetic.accumulator.wrap(exact), layer.shift, out_format, _ROUNDING)
             if layer.relu is not None:
                 tensor = np.maximum(tensor, 0)
@@ -288,12 +370,153 @@ def link_budget(plan: PipelinePlan, stage: StagePlan, fmax_mhz: float, link_mhz:
     words = link_words(pixel_layout(channels, plan.arithmetic.in_width), plan.lane_width)
     needed_bits = images_per_second * height * width * words * plan.lane_width
     available_bits = link_mhz * 1e6 * plan.lane_width
-    return {"images_per_second": round(images_per_second, 1), "link_needed_mbit_s": round(needed_bits / 1e6, 2),
-            "link_available_mbit_s": round(available_bits / 1e6, 2),
-            "link_ok": needed_bits <= available_bits}
+    return {
+        "images_per_second": round(images_per_second, 1),
+        "link_needed_mbit_s": round(needed_bits / 1e6, 2),
+        "link_available_mbit_s": round(available_bits / 1e6, 2),
+        "link_ok": needed_bits <= available_bits,
+    }
 
 
 def write_plan(plan: PipelinePlan, path: Path) -> None:
     from boards.report import write_atomic
 
     write_atomic(path, json.dumps(plan.summary(), indent=2) + "\n")
+
+
+class StageBoardTop(Elaboratable):
+    """A pipeline stage on a board: both links on the target's header pins (:class:`boards.targets.Target`).
+
+    Input link pins: ``lane`` data + valid (inputs), ready (output); output link: data + valid (outputs),
+    ready (input), in the order of :attr:`Target.link_pins`.
+    """
+
+    def __init__(self, stage, target: Target):
+        self.stage = stage
+        self.target = target
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.stage = stage = self.stage
+        lane = stage.lane_width
+        pins = list(self.target.link_pins)
+        needed = 2 * (lane + 2)
+        if len(pins) < needed:
+            raise PipelineError(
+                f"target {self.target.name} has {len(pins)} link pins, the links need {needed}"
+            )
+        conn = self.target.link_connector
+
+        def group(names, direction):
+            return Pins(" ".join(names), dir=direction, conn=conn)
+
+        platform.add_resources(
+            [
+                Resource(
+                    "link_in",
+                    0,
+                    Subsignal("data", group(pins[:lane], "i")),
+                    Subsignal("valid", group([pins[lane]], "i")),
+                    Subsignal("ready", group([pins[lane + 1]], "o")),
+                ),
+                Resource(
+                    "link_out",
+                    0,
+                    Subsignal("data", group(pins[lane + 2 : 2 * lane + 2], "o")),
+                    Subsignal("valid", group([pins[2 * lane + 2]], "o")),
+                    Subsignal("ready", group([pins[2 * lane + 3]], "i")),
+                ),
+            ]
+        )
+        link_in = platform.request("link_in", 0)
+        link_out = platform.request("link_out", 0)
+        m.d.comb += [
+            stage.link_in.payload.eq(link_in.data.i),
+            stage.link_in.valid.eq(link_in.valid.i),
+            link_in.ready.o.eq(stage.link_in.ready),
+            link_out.data.o.eq(stage.link_out.payload),
+            link_out.valid.o.eq(stage.link_out.valid),
+            stage.link_out.ready.eq(link_out.ready.i),
+        ]
+        return m
+
+
+def build_pipeline(plan: PipelinePlan, target: Target, out_dir: Path, *, seed: int | None = None) -> dict:
+    """One bitstream per distinct stage under ``out_dir/stage<k>``, plus ``pipeline.json`` / ``pipeline.md``.
+
+    The pipeline report lists per stage: resources, post-route Fmax, cycles per frame, predicted images/s
+    (replicas x Fmax / cycles) and the output link's bandwidth need vs. what ``lane_width`` bits per cycle
+    at Fmax offer. The pipeline's throughput is the slowest stage's.
+    """
+    from boards.flow import build
+    from boards.report import write_atomic
+
+    out_dir = Path(out_dir).resolve()
+    built: dict[str, dict] = {}
+    rows = []
+    for stage in plan.stages:
+        if stage.key not in built:
+            report = build(
+                StageBoardTop(stage_component(stage, plan), target),
+                target,
+                out_dir / f"stage{stage.index}",
+                design=f"{plan.network} stage {stage.index}",
+                parameters={"layers": ",".join(stage.layer_names), "lane_width": plan.lane_width},
+                seed=seed,
+            )
+            built[stage.key] = {"report": report, "directory": f"stage{stage.index}"}
+        entry = built[stage.key]
+        report = entry["report"]
+        fmax = min((value["achieved_mhz"] for value in report.fmax.values()), default=0.0)
+        row = {
+            "stage": stage.index,
+            "layers": list(stage.layer_names),
+            "replicas": stage.replicas,
+            "bitstream": f"{entry['directory']}/{report.bitstream}" if report.bitstream else None,
+            "status": report.status,
+            "resources": report.resources,
+            "fmax_mhz": fmax,
+            "footprint_bytes": stage.footprint_bytes,
+            "cycles_per_frame": stage.cycles_per_frame,
+            "build_seconds": report.seconds.get("total"),
+        }
+        if fmax:
+            row.update(link_budget(plan, stage, fmax, fmax))
+        rows.append(row)
+    throughput = min((row.get("images_per_second", 0.0) for row in rows), default=0.0)
+    summary = {
+        **plan.summary(),
+        "stages": rows,
+        "images_per_second": throughput,
+        "distinct_bitstreams": len(built),
+    }
+    write_atomic(out_dir / "pipeline.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_atomic(out_dir / "pipeline.md", _pipeline_markdown(summary))
+    return summary
+
+
+def _pipeline_markdown(summary: dict) -> str:
+    lines = [
+        f"# {summary['network']} on {summary['chips']} x {summary['target']}",
+        "",
+        f"Partition capacity {summary['capacity_bytes']} B per chip, link lane {summary['lane_width']} bits, "
+        f"{summary['distinct_bitstreams']} distinct bitstream(s); pipeline throughput "
+        f"**{summary['images_per_second']:.0f} images/s** (slowest stage).",
+        "",
+        "| stage | layers | replicas | status | LUT | FF | DSP | BRAM | Fmax MHz | cycles/frame | images/s "
+        "| link need Mbit/s | link avail Mbit/s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in summary["stages"]:
+        res = row["resources"]
+
+        def used(key, res=res):
+            return res.get(key, {}).get("used", "")
+
+        lines.append(
+            f"| {row['stage']} | {', '.join(row['layers'])} | {row['replicas']} | {row['status']} | "
+            f"{used('lut')} | {used('ff')} | {used('dsp')} | {used('bram')} | {row['fmax_mhz']:.1f} | "
+            f"{row['cycles_per_frame']} | {row.get('images_per_second', '')} | "
+            f"{row.get('link_needed_mbit_s', '')} | {row.get('link_available_mbit_s', '')} |"
+        )
+    return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 """Quality-of-results measurement with the 4-pin harness of ``research/peer_qor.md`` section 3.
 
-Every core is wrapped into the same top: ``clk``, ``din``, ``rst`` (Amaranth's synchronous reset) and ``dout``.
+Every core is wrapped into the same top: ``clk``, ``din``, ``rst`` (Amaranth's synchronous reset) and
+``dout``.
 
 * All core inputs come from one serial-in shift register of WIN bits that advances every other cycle
   (a toggle FF is its clock enable). Without that enable a core's own input registers have the same D
@@ -38,7 +39,11 @@ __all__ = ["FAMILY_SETTINGS", "QorHarness", "QorResult", "TrivialCore", "measure
 
 #: Per family: target whose tools are used, nextpnr device options, the --freq goal (MHz).
 FAMILY_SETTINGS = {
-    "ecp5": {"target": "ulx3s-85f", "device": ["--85k", "--package", "CABGA381", "--speed", "6"], "freq": 200},
+    "ecp5": {
+        "target": "ulx3s-85f",
+        "device": ["--85k", "--package", "CABGA381", "--speed", "6"],
+        "freq": 200,
+    },
     "ice40": {"target": "icebreaker", "device": ["--up5k", "--package", "sg48"], "freq": 48},
 }
 
@@ -107,12 +112,12 @@ class QorHarness(wiring.Component):
             m.d.sync += shift.eq(Cat(self.din, shift[:-1]))
         offset = 0
         for port in input_ports(core):
-            m.d.comb += port.eq(shift[offset:offset + len(port)])
+            m.d.comb += port.eq(shift[offset : offset + len(port)])
             offset += len(port)
         outputs = Cat(*(Value.cast(p) for p in output_ports(core)))
         groups = Signal((wout + self.xor_group - 1) // self.xor_group)
         for index in range(len(groups)):
-            m.d.sync += groups[index].eq(outputs[index * self.xor_group:(index + 1) * self.xor_group].xor())
+            m.d.sync += groups[index].eq(outputs[index * self.xor_group : (index + 1) * self.xor_group].xor())
         m.d.sync += self.dout.eq(groups.xor())
         return m
 
@@ -140,8 +145,16 @@ class QorResult:
         return {**self.__dict__, "fmax_median": self.fmax_median}
 
 
-def measure(harness: QorHarness, family: str, work: Path, *, seeds=(1, 2, 3), dsp: bool = True,
-            max_ice40_dsps: int = 8, design: str = "core") -> QorResult:
+def measure(
+    harness: QorHarness,
+    family: str,
+    work: Path,
+    *,
+    seeds=(1, 2, 3),
+    dsp: bool = True,
+    max_ice40_dsps: int = 8,
+    design: str = "core",
+) -> QorResult:
     """Synthesise ``harness`` for ``family`` and place-and-route it once per seed, one run at a time.
 
     iCE40 place-and-route is skipped (status ``does_not_fit``) when Yosys maps more than
@@ -169,27 +182,53 @@ def measure(harness: QorHarness, family: str, work: Path, *, seeds=(1, 2, 3), ds
     (work / "harness.v").write_text(text)
     synth = f"synth_{family}" + (" -dsp" if family == "ice40" and dsp else "")
     began = time.monotonic()
-    _run([environment["YOSYS"], "-q", "-l", "synth.log", "-p",
-          f"read_verilog -sv harness.v; {synth} -top harness -json net.json; tee -q -o stat.json stat -json"],
-         work, environment)
+    _run(
+        [
+            environment["YOSYS"],
+            "-q",
+            "-l",
+            "synth.log",
+            "-p",
+            f"read_verilog -sv harness.v; {synth} -top harness -json net.json; "
+            "tee -q -o stat.json stat -json",
+        ],
+        work,
+        environment,
+    )
     synth_seconds = round(time.monotonic() - began, 2)
     cells = parse_yosys_stat(work / "stat.json")
-    result = QorResult(family=family, design=design, resources={}, cells=cells, synth_seconds=synth_seconds,
-                       widths=widths)
+    result = QorResult(
+        family=family, design=design, resources={}, cells=cells, synth_seconds=synth_seconds, widths=widths
+    )
     if family == "ice40":
         luts = cells.get("SB_LUT4", 0)
         flip_flops = sum(count for cell, count in cells.items() if cell.startswith("SB_DFF"))
         if cells.get("SB_MAC16", 0) > max_ice40_dsps or max(luts, flip_flops) > 1.05 * target.luts:
             result.status = "does_not_fit"
-            result.error = (f"{cells.get('SB_MAC16', 0)} SB_MAC16 (of {max_ice40_dsps}), {luts} SB_LUT4, "
-                            f"{flip_flops} FF (of {target.luts})")
+            result.error = (
+                f"{cells.get('SB_MAC16', 0)} SB_MAC16 (of {max_ice40_dsps}), {luts} SB_LUT4, "
+                f"{flip_flops} FF (of {target.luts})"
+            )
             return result
     nextpnr = environment["NEXTPNR_ECP5" if family == "ecp5" else "NEXTPNR_ICE40"]
     for seed in seeds:
         began = time.monotonic()
-        argv = [nextpnr, "--quiet", *settings["device"], "--json", "net.json", "--freq", str(settings["freq"]),
-                "--timing-allow-fail", "--seed", str(seed), "--report", f"report_{seed}.json",
-                "--log", f"pnr_{seed}.log"]
+        argv = [
+            nextpnr,
+            "--quiet",
+            *settings["device"],
+            "--json",
+            "net.json",
+            "--freq",
+            str(settings["freq"]),
+            "--timing-allow-fail",
+            "--seed",
+            str(seed),
+            "--report",
+            f"report_{seed}.json",
+            "--log",
+            f"pnr_{seed}.log",
+        ]
         argv.append("--lpf-allow-unconstrained" if family == "ecp5" else "--pcf-allow-unconstrained")
         completed = subprocess.run(argv, cwd=work, env=environment, capture_output=True, text=True)
         result.pnr_seconds.append(round(time.monotonic() - began, 2))
@@ -197,7 +236,9 @@ def measure(harness: QorHarness, family: str, work: Path, *, seeds=(1, 2, 3), ds
             _, utilisation = parse_nextpnr_log((work / f"pnr_{seed}.log").read_text(errors="replace"))
             result.resources = resources_from(family, utilisation, cells)
             result.status = "does_not_fit" if any(u > a for u, a in utilisation.values()) else "failed"
-            result.error = completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "nextpnr failed"
+            result.error = (
+                completed.stderr.strip().splitlines()[-1] if completed.stderr.strip() else "nextpnr failed"
+            )
             return result
         fmax, utilisation = parse_nextpnr_report(work / f"report_{seed}.json")
         if seed == seeds[0]:

@@ -31,10 +31,19 @@ class ReportError(ValueError):
 
 # BEL types per family that make up each resource column.
 _BELS = {
-    "ice40": {"lut": ("ICESTORM_LC",), "dsp": ("ICESTORM_DSP",), "bram": ("ICESTORM_RAM",),
-              "spram": ("ICESTORM_SPRAM",)},
-    "ecp5": {"lut": ("TRELLIS_COMB",), "ff": ("TRELLIS_FF",), "dsp": ("MULT18X18D",), "alu": ("ALU54B",),
-             "bram": ("DP16KD",)},
+    "ice40": {
+        "lut": ("ICESTORM_LC",),
+        "dsp": ("ICESTORM_DSP",),
+        "bram": ("ICESTORM_RAM",),
+        "spram": ("ICESTORM_SPRAM",),
+    },
+    "ecp5": {
+        "lut": ("TRELLIS_COMB",),
+        "ff": ("TRELLIS_FF",),
+        "dsp": ("MULT18X18D",),
+        "alu": ("ALU54B",),
+        "bram": ("DP16KD",),
+    },
 }
 _FMAX_LINE = re.compile(r"Max frequency for clock '([^']+)': ([\d.]+) MHz \((PASS|FAIL) at ([\d.]+) MHz\)")
 _UTIL_LINE = re.compile(r"^Info:\s+([A-Z0-9_]+):\s+(\d+)/\s*(\d+)")
@@ -163,7 +172,10 @@ class BuildReport:
             "",
         ]
         if self.parameters:
-            lines += ["Parameters: " + ", ".join(f"`{k}={v}`" for k, v in sorted(self.parameters.items())), ""]
+            lines += [
+                "Parameters: " + ", ".join(f"`{k}={v}`" for k, v in sorted(self.parameters.items())),
+                "",
+            ]
         if self.resources:
             lines += ["| resource | used | available | % |", "|---|---|---|---|"]
             for name, value in self.resources.items():
@@ -174,7 +186,9 @@ class BuildReport:
             lines += ["| clock | post-route Fmax MHz | constraint MHz | met |", "|---|---|---|---|"]
             for clock, value in sorted(self.fmax.items()):
                 met = "yes" if value["achieved_mhz"] >= value["constraint_mhz"] else "**no**"
-                lines.append(f"| {clock} | {value['achieved_mhz']:.2f} | {value['constraint_mhz']:.2f} | {met} |")
+                lines.append(
+                    f"| {clock} | {value['achieved_mhz']:.2f} | {value['constraint_mhz']:.2f} | {met} |"
+                )
             lines.append("")
         if self.seconds:
             lines += ["| step | seconds |", "|---|---|"]

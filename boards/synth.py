@@ -33,9 +33,17 @@ def multiplier_for(target: Target):
     return ice40_multipliers(target.dsps)
 
 
-def synth_block(factory: Callable, target: Target, out_dir: Path, *, design: str, parameters: dict,
-                reference_factory: Callable | None = None, cycles: int = DEFAULT_BIST_CYCLES,
-                seed: int | None = None) -> BuildReport:
+def synth_block(
+    factory: Callable,
+    target: Target,
+    out_dir: Path,
+    *,
+    design: str,
+    parameters: dict,
+    reference_factory: Callable | None = None,
+    cycles: int = DEFAULT_BIST_CYCLES,
+    seed: int | None = None,
+) -> BuildReport:
     """Build ``factory()`` for ``target`` into ``out_dir``.
 
     ``reference_factory()`` (default ``factory``) builds the instance that is simulated for the expected

@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from golden import layers as L
-from golden.numerics import IntegerTraining, requantize
+from golden.numerics import IntegerTraining, NormArithmetic, requantize
 
 __all__ = ["IntegerKernels", "conv2d_forward_int"]
 
@@ -75,6 +75,7 @@ class IntegerKernels:
             "norm_bias": fg - fwg,
         }
         self._grad_kind: dict[tuple[str, str], str] = {}
+        self._norms: dict[int, NormArithmetic] = {}
 
     def _requantize(self, values, shift):
         return requantize(values, int(shift), self.fmt, self.n.rounding)
@@ -226,44 +227,57 @@ class IntegerKernels:
     def accumulate(self, total, part):
         return part if total is None else total + part  # exact int64 (reductions sized not to overflow)
 
-    # -- normalisation (always the fission form; the numbers do not depend on fusion) ---------------------
-    def moments(self, layer, x):
-        """Exact integer sums -> (mean, var) in float64, in units of the activation grid."""
-        if layer.op == "batchnorm":
-            count = x.shape[0] * x.shape[2] * x.shape[3]
-            s1 = x.sum(axis=(0, 2, 3))
-            s2 = (x * x).sum(axis=(0, 2, 3))
-        else:
-            xr = x.reshape(x.shape[0], layer.params["groups"], -1)
-            count = xr.shape[2]
-            s1, s2 = xr.sum(axis=2), (xr * xr).sum(axis=2)
-        mean = s1 / count
-        var = np.maximum(s2 / count - mean * mean, 0.0)
-        return mean, var
+    # -- normalisation: golden.numerics.NormArithmetic (the BN/GN datapath units), always in the fission
+    # form, so fusion on or off gives the same bits -------------------------------------------------------
+    def _norm(self, count: int) -> NormArithmetic:
+        """The norm units' arithmetic on this mode's grids, sized for ``count`` elements per statistic."""
+        if count not in self._norms:
+            self._norms[count] = NormArithmetic.from_training(self.n, max_count=count)
+        return self._norms[count]
 
-    def stat_value(self, value, square=False):
-        return value * 2.0 ** (-2 * self.fa if square else -self.fa)
+    @staticmethod
+    def _count(layer, x):
+        if layer.op == "batchnorm":
+            return x.shape[0] * x.shape[2] * x.shape[3]
+        return x.shape[1] // layer.params["groups"] * x.shape[2] * x.shape[3]
+
+    def moments(self, layer, x):
+        """Exact sums (S1, S2, count): BN per channel over (N, H, W), GN per (sample, group)."""
+        count = self._count(layer, x)
+        arithmetic = self._norm(count)
+        if layer.op == "batchnorm":
+            s1, s2 = arithmetic.statistics(x, (0, 2, 3))
+        else:
+            s1, s2 = arithmetic.statistics(x.reshape(x.shape[0], layer.params["groups"], -1), (2,))
+        return s1, s2, count
 
     def fused_constants(self, layer, moments, gamma, beta):
-        mean_q, var_q = moments
-        mean = mean_q * 2.0**-self.fa
-        var = var_q * 2.0 ** (-2 * self.fa)
-        gamma_real = gamma * 2.0**-self.fw
-        beta_real = beta * 2.0**-self.fw
-        a, c = L.fused_norm_affine_constants(
-            mean,
-            var,
-            gamma_real,
-            beta_real,
-            kind=layer.op,
-            groups=layer.params.get("groups"),
-            eps=layer.params["eps"],
-        )
-        # y_q = (A*x_q + C) >> scalar_frac with A = a*2^sf, C = c*2^(fa+sf) (both integers).
-        big = 2.0**62
-        a_fixed = np.clip(np.rint(a * 2.0**self.sf), -big, big).astype(np.int64)
-        c_fixed = np.clip(np.rint(c * 2.0 ** (self.fa + self.sf)), -big, big).astype(np.int64)
-        return {"mean": mean, "var": var, "a": a_fixed, "c": c_fixed}
+        s1, s2, count = moments
+        arithmetic = self._norm(count)
+        eps_q = arithmetic.eps_fixed(layer.params["eps"])
+        if layer.op == "batchnorm":
+            constants = arithmetic.forward_constants(s1, s2, count, gamma, beta, eps_q)
+        else:
+            per_group = gamma.shape[0] // layer.params["groups"]
+            constants = arithmetic.forward_constants(
+                np.repeat(s1, per_group, axis=1),
+                np.repeat(s2, per_group, axis=1),
+                count,
+                np.asarray(gamma)[None, :],
+                np.asarray(beta)[None, :],
+                eps_q,
+            )
+        # Real-valued mean and biased variance, only for BN's running statistics.
+        mean = np.asarray(s1, dtype=np.float64) / count
+        var = np.maximum(np.asarray(s2, dtype=np.float64) / count - mean * mean, 0.0)
+        return {
+            "s1": np.asarray(s1, dtype=object),
+            "rstd": np.asarray(constants["rstd"], dtype=object),
+            "a": np.asarray(constants["a"]).astype(np.int64),
+            "c": np.asarray(constants["c"]).astype(np.int64),
+            "mean": mean * 2.0**-self.fa,
+            "var": var * 2.0 ** (-2 * self.fa),
+        }
 
     def fused_read(self, x, constants, relu, max_value):
         a, c = constants["a"], constants["c"]
@@ -271,7 +285,7 @@ class IntegerKernels:
             a, c = a[None, :, None, None], c[None, :, None, None]
         else:
             a, c = a[:, :, None, None], c[:, :, None, None]
-        y = self._requantize(a * x + c, self.sf)
+        y = self._requantize(a * x + c, self.sf)  # = NormArithmetic.affine
         if relu:
             limit = self._relu_limit(max_value)
             y = np.maximum(y, 0) if limit is None else np.clip(y, 0, limit)
@@ -284,57 +298,61 @@ class IntegerKernels:
         return dz * mask
 
     def fused_backward(self, layer, dy, x, constants, gamma):
-        kind = layer.op
-        axes = (0, 2, 3) if kind == "batchnorm" else (2, 3)
-        r1 = dy.sum(axis=axes)  # exact, grid 2^-fg
-        r2 = (dy * x).sum(axis=axes)  # exact, grid 2^-(fg+fa)
-        groups = layer.params.get("groups")
-        count = (x.shape[0] if kind == "batchnorm" else x.shape[1] // groups) * x.shape[2] * x.shape[3]
-        gamma_real = gamma * 2.0**-self.fw
-        r1_real, r2_real = r1 * 2.0**-self.fg, r2 * 2.0 ** (-self.fg - self.fa)
-        mean, var = constants["mean"], constants["var"]
-        rstd = 1.0 / np.sqrt(var + layer.params["eps"])
-        # Centre in float64 from the exact sums: sum dy*(x - mean) = r2 - mean*r1.
-        mean_c = mean if kind == "batchnorm" else np.repeat(mean, x.shape[1] // groups, axis=1)
-        r2_centred = r2_real - mean_c * r1_real
-        k1, k2, k3, _, _ = L.fused_norm_backward_constants(
-            r1_real,
-            r2_centred,
-            mean,
-            var,
-            gamma_real,
-            count=count,
-            kind=kind,
-            groups=groups,
-            eps=layer.params["eps"],
-        )
-        # dx_q = (K1*dy_q + K2*x_q + K3) >> scalar_frac on the gradient grid.
-        big = 2.0**62
-        k1_fixed = np.clip(np.rint(k1 * 2.0**self.sf), -big, big).astype(np.int64)
-        k2_fixed = np.clip(np.rint(k2 * 2.0 ** (self.fg - self.fa + self.sf)), -big, big).astype(np.int64)
-        k3_fixed = np.clip(np.rint(k3 * 2.0 ** (self.fg + self.sf)), -big, big).astype(np.int64)
-        if k1_fixed.ndim == 1:
-            k1_fixed, k2_fixed, k3_fixed = (k[None, :, None, None] for k in (k1_fixed, k2_fixed, k3_fixed))
-        else:
-            k1_fixed, k2_fixed, k3_fixed = (k[:, :, None, None] for k in (k1_fixed, k2_fixed, k3_fixed))
-        dx = self._requantize(k1_fixed * dy + k2_fixed * x + k3_fixed, self.sf)
-        # Parameter gradients: per-sample terms rounded to the accumulator grid, then summed exactly.
-        scale = 2.0 ** (self.fwg + self.sf)
-        if kind == "batchnorm":
-            dgamma = np.rint(rstd * r2_centred * scale).astype(np.int64)
+        """dx, dgamma (grid 2**-(weight_grad_frac + scalar_frac)) and dbeta (grid 2**-grad_frac) from the
+        gradient at the norm output ``dy`` (already masked by a following ReLU, if any)."""
+        count = self._count(layer, x)
+        arithmetic = self._norm(count)
+        gamma_object = np.asarray(gamma, dtype=object)
+        if layer.op == "batchnorm":
+            r1 = dy.sum(axis=(0, 2, 3))
+            r2 = (dy * x).sum(axis=(0, 2, 3))
+            backward = arithmetic.backward_constants(
+                constants["s1"],
+                count,
+                constants["rstd"],
+                constants["a"],
+                gamma_object * r1.astype(object),
+                gamma_object * r2.astype(object),
+            )
+            k1, k2, k3 = (
+                np.asarray(backward[k]).astype(np.int64)[None, :, None, None] for k in ("k1", "k2", "k3")
+            )
+            dgamma = np.asarray(arithmetic.dgamma(constants["s1"], count, constants["rstd"], r1, r2)).astype(
+                np.int64
+            )
             dbeta = r1
         else:
-            rstd_c = np.repeat(rstd, x.shape[1] // groups, axis=1)
-            dgamma = np.rint(rstd_c * r2_centred * scale).astype(np.int64).sum(axis=0)
+            n, channels = x.shape[:2]
+            groups = layer.params["groups"]
+            per_group = channels // groups
+            r1 = dy.sum(axis=(2, 3))  # (n, channels)
+            r2 = (dy * x).sum(axis=(2, 3))
+            w1 = (gamma_object[None, :] * r1.astype(object)).reshape(n, groups, per_group).sum(axis=2)
+            w2 = (gamma_object[None, :] * r2.astype(object)).reshape(n, groups, per_group).sum(axis=2)
+            rstd_group = constants["rstd"].reshape(n, groups, per_group)[:, :, 0]
+            backward = arithmetic.backward_constants(
+                constants["s1"], count, rstd_group, constants["a"][:, ::per_group], w1, w2
+            )
+            k1 = constants["a"][:, :, None, None]
+            k2, k3 = (
+                np.repeat(np.asarray(backward[k]), per_group, axis=1).astype(np.int64)[:, :, None, None]
+                for k in ("k2", "k3")
+            )
+            s1_channel = np.repeat(constants["s1"], per_group, axis=1)
+            dgamma = (
+                np.asarray(arithmetic.dgamma(s1_channel, count, constants["rstd"], r1, r2))
+                .astype(np.int64)
+                .sum(axis=0)
+            )  # per-sample terms rounded, then summed exactly
             dbeta = r1.sum(axis=0)
+        dx = arithmetic.dx(dy, x, k1, k2, k3)
         self._grad_kind[(layer.name, "weight")] = "norm_weight"
         self._grad_kind[(layer.name, "bias")] = "norm_bias"
         return dx, dgamma, dbeta
 
     def batchnorm_forward(self, layer, x, gamma, beta):
-        mean, var = self.moments(layer, x)
-        y = self.fused_read(x, self.fused_constants(layer, (mean, var), gamma, beta), False, None)
-        return y, mean, var
+        constants = self.fused_constants(layer, self.moments(layer, x), gamma, beta)
+        return self.fused_read(x, constants, False, None), constants["mean"], constants["var"]
 
     def groupnorm_forward(self, layer, x, gamma, beta):
         return self.fused_read(

@@ -374,8 +374,9 @@ def divide_round(numerator, denominator):
     denominator = np.asarray(denominator, dtype=object)
     if np.any(denominator <= 0):
         raise ValueError("divide_round needs a positive denominator")
-    magnitude = (2 * np.abs(numerator) + denominator) // (2 * denominator)
-    result = np.where(numerator < 0, -magnitude, magnitude)
+    magnitude = np.asarray((2 * np.abs(numerator) + denominator) // (2 * denominator), dtype=object)
+    sign = np.asarray(np.where(np.asarray(numerator < 0, dtype=bool), -1, 1), dtype=object)
+    result = np.asarray(magnitude * sign, dtype=object)  # object arithmetic: no int64 overflow
     return result if result.shape else result.item()
 
 
@@ -393,7 +394,10 @@ def isqrt_floor_ratio(numerator, denominator):
 
 def _saturate_object(values, fmt: IntFormat):
     values = np.asarray(values, dtype=object)
-    result = np.minimum(np.maximum(values, fmt.min), fmt.max)
+    low = np.asarray(values < fmt.min, dtype=bool)
+    high = np.asarray(values > fmt.max, dtype=bool)
+    result = np.asarray(np.where(low, np.asarray(fmt.min, dtype=object),
+                                 np.where(high, np.asarray(fmt.max, dtype=object), values)), dtype=object)
     return result if result.shape else result.item()
 
 
@@ -542,7 +546,7 @@ class NormArithmetic:
         if np.any(denominator <= 0):
             raise ValueError("eps_q must be positive when a variance can be zero")
         k = count << (self.activation_frac + self.eps_frac // 2 + self.reciprocal_frac)
-        return _saturate_object(isqrt_floor_ratio(k * k * np.ones_like(denominator), denominator),
+        return _saturate_object(isqrt_floor_ratio(np.full(np.shape(denominator), k * k, dtype=object), denominator),
                                 self.rstd_format)
 
     def forward_constants(self, s1, s2, count: int, gamma, beta, eps_q: int) -> dict:

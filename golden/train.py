@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden import layers as L
+from golden.integer import IntegerKernels
 from golden.network import Network
 from golden.numerics import IntegerTraining, resolve_numerics
 from golden.schedule import Schedule
@@ -290,8 +291,6 @@ class Trainer:
         self.numerics = resolve_numerics(numerics)
         self.optimizer = optimizer or SGD()
         if isinstance(self.numerics, IntegerTraining):
-            from golden.integer import IntegerKernels
-
             self.kernels = IntegerKernels(self.numerics)
         else:
             self.kernels = _FloatKernels(self.numerics)
@@ -479,6 +478,9 @@ class _Step:
         p = self.params.get(layer.name, {})
         if op in ("batchnorm", "groupnorm"):
             if self.fusion:
+                # Statistics over the whole tensor in one pass (a BN here always sees the whole batch), so
+                # MBS with a boundary at the BN stays bit-exact; the chunked on-write merge the hardware does
+                # is layers.NormMoments, checked against this in tests/test_golden_layers.py.
                 constants = k.fused_constants(layer, k.moments(layer, x), p["weight"], p["bias"])
                 self.constants.setdefault(layer.name, []).append(((start, stop), constants))
                 if op == "batchnorm":
@@ -616,8 +618,8 @@ class _Step:
             entry["running_mean"], entry["running_var"] = L.batchnorm_running_update(
                 entry["running_mean"],
                 entry["running_var"],
-                k.stat_value(mean) if hasattr(k, "stat_value") else mean,
-                k.stat_value(var, square=True) if hasattr(k, "stat_value") else var,
+                mean,
+                var,
                 count,
                 momentum,
             )

@@ -10,7 +10,8 @@ The behaviour is the same two-stage pipeline as the generic multiplier of the pr
 registered operands, then a registered product, both stages advancing only while ``enable`` is high (the
 array's stall); a synchronous reset clears both stages. The ``behavioural`` implementation describes
 exactly that in Amaranth and is what simulation runs; the ``primitive`` implementation is the
-``MULT18X18D`` instance with the register settings of the Lattice sysDSP user guide (FPGA-TN-02205, "MULT18X18D":
+``MULT18X18D`` instance with the register settings of the Lattice sysDSP user guide (FPGA-TN-02205,
+"MULT18X18D":
 ``REG_INPUTA_CLK/REG_INPUTB_CLK/REG_OUTPUT_CLK = CLK0``, clock enable ``CE0``, reset ``RST0``,
 ``RESETMODE = SYNC``). Yosys ships no simulation model of ``MULT18X18D``, so the two are checked against
 each other structurally (``tests/test_ecp5_mult.py``: cell parameters and the CE/RST/CLK nets after
@@ -67,22 +68,30 @@ class Ecp5Multiplier(wiring.Component):
         product_shape = Shape.cast(product_shape)
         limit = _DSP_WIDTH if operand_shape.signed else _DSP_WIDTH - 1
         if not 2 <= operand_shape.width <= limit:
-            raise ValueError(f"operand_shape must be 2 to {limit} bits wide for "
-                             f"{'signed' if operand_shape.signed else 'unsigned'} operands, not {operand_shape.width}")
+            raise ValueError(
+                f"operand_shape must be 2 to {limit} bits wide for "
+                f"{'signed' if operand_shape.signed else 'unsigned'} operands, not {operand_shape.width}"
+            )
         if product_shape.width < 2 * operand_shape.width or product_shape.signed != operand_shape.signed:
-            raise ValueError(f"product_shape must be {'signed' if operand_shape.signed else 'unsigned'} and at "
-                             f"least {2 * operand_shape.width} bits wide, not {product_shape!r}")
+            raise ValueError(
+                f"product_shape must be {'signed' if operand_shape.signed else 'unsigned'} and at "
+                f"least {2 * operand_shape.width} bits wide, not {product_shape!r}"
+            )
         if implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, not {implementation!r}")
+            raise ValueError(
+                f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, not {implementation!r}"
+            )
         self.in_width = operand_shape.width
         self.signed = operand_shape.signed
         self.implementation = implementation
-        super().__init__({
-            "a": In(operand_shape),
-            "b": In(operand_shape),
-            "enable": In(1),
-            "product": Out(product_shape),
-        })
+        super().__init__(
+            {
+                "a": In(operand_shape),
+                "b": In(operand_shape),
+                "enable": In(1),
+                "product": Out(product_shape),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -112,20 +121,43 @@ class Ecp5Multiplier(wiring.Component):
         }
         m.submodules.dsp = Instance(
             "MULT18X18D",
-            p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-            p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
+            p_REG_INPUTA_CLK="CLK0",
+            p_REG_INPUTA_CE="CE0",
+            p_REG_INPUTA_RST="RST0",
+            p_REG_INPUTB_CLK="CLK0",
+            p_REG_INPUTB_CE="CE0",
+            p_REG_INPUTB_RST="RST0",
             p_REG_INPUTC_CLK="NONE",
             p_REG_PIPELINE_CLK="NONE",
-            p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0", p_REG_OUTPUT_RST="RST0",
-            p_CLK0_DIV="ENABLED", p_HIGHSPEED_CLK="NONE", p_GSR="DISABLED", p_CAS_MATCH_REG="FALSE",
-            p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED", p_RESETMODE="SYNC",
-            i_SIGNEDA=sign, i_SIGNEDB=sign, i_SOURCEA=Const(0, 1), i_SOURCEB=Const(0, 1),
-            i_CLK0=ClockSignal("sync"), i_CLK1=Const(0, 1), i_CLK2=Const(0, 1), i_CLK3=Const(0, 1),
-            i_CE0=self.enable, i_CE1=Const(1, 1), i_CE2=Const(1, 1), i_CE3=Const(1, 1),
-            i_RST0=ResetSignal("sync"), i_RST1=Const(0, 1), i_RST2=Const(0, 1), i_RST3=Const(0, 1),
+            p_REG_OUTPUT_CLK="CLK0",
+            p_REG_OUTPUT_CE="CE0",
+            p_REG_OUTPUT_RST="RST0",
+            p_CLK0_DIV="ENABLED",
+            p_HIGHSPEED_CLK="NONE",
+            p_GSR="DISABLED",
+            p_CAS_MATCH_REG="FALSE",
+            p_SOURCEB_MODE="B_SHIFT",
+            p_MULT_BYPASS="DISABLED",
+            p_RESETMODE="SYNC",
+            i_SIGNEDA=sign,
+            i_SIGNEDB=sign,
+            i_SOURCEA=Const(0, 1),
+            i_SOURCEB=Const(0, 1),
+            i_CLK0=ClockSignal("sync"),
+            i_CLK1=Const(0, 1),
+            i_CLK2=Const(0, 1),
+            i_CLK3=Const(0, 1),
+            i_CE0=self.enable,
+            i_CE1=Const(1, 1),
+            i_CE2=Const(1, 1),
+            i_CE3=Const(1, 1),
+            i_RST0=ResetSignal("sync"),
+            i_RST1=Const(0, 1),
+            i_RST2=Const(0, 1),
+            i_RST3=Const(0, 1),
             **ports,
         )
-        full = p_wide[:2 * self.in_width]
+        full = p_wide[: 2 * self.in_width]
         m.d.comb += self.product.eq(full.as_signed() if self.signed else full)
         return m
 
@@ -133,7 +165,9 @@ class Ecp5Multiplier(wiring.Component):
 def ecp5_multiplier(implementation: str = "primitive"):
     """A multiplier factory for :class:`hdl.pe.ProcessingElement` that builds :class:`Ecp5Multiplier`."""
     if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, not {implementation!r}")
+        raise ValueError(
+            f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, not {implementation!r}"
+        )
     factory = partial(Ecp5Multiplier, implementation=implementation)
     factory.latency = Ecp5Multiplier.latency  # the array reads the latency from the factory
     return factory

@@ -55,18 +55,22 @@ class LutMultiplier(wiring.Component):
         if operand_shape.width < 2:
             raise ValueError(f"operand_shape must be at least 2 bits wide, not {operand_shape.width}")
         if product_shape.width < 2 * operand_shape.width or product_shape.signed != operand_shape.signed:
-            raise ValueError(f"product_shape must be {'signed' if operand_shape.signed else 'unsigned'} and "
-                             f"at least {2 * operand_shape.width} bits wide, not {product_shape!r}")
+            raise ValueError(
+                f"product_shape must be {'signed' if operand_shape.signed else 'unsigned'} and "
+                f"at least {2 * operand_shape.width} bits wide, not {product_shape!r}"
+            )
         if latency not in (1, 2):
             raise ValueError(f"latency must be 1 or 2, not {latency!r}")
         self.operand_shape = operand_shape
         self.latency = latency
-        super().__init__({
-            "a": In(operand_shape),
-            "b": In(operand_shape),
-            "enable": In(1),
-            "product": Out(product_shape),
-        })
+        super().__init__(
+            {
+                "a": In(operand_shape),
+                "b": In(operand_shape),
+                "enable": In(1),
+                "product": Out(product_shape),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -79,7 +83,7 @@ class LutMultiplier(wiring.Component):
             with m.If(self.enable):
                 m.d.sync += [register.eq(half) for register, half in zip(registered, halves)]
             halves = registered
-        total = (halves[0] + halves[1])[:2 * width]
+        total = (halves[0] + halves[1])[: 2 * width]
         with m.If(self.enable):
             m.d.sync += self.product.eq(total.as_signed() if is_signed else total)
         return m
@@ -94,7 +98,7 @@ class LutMultiplier(wiring.Component):
                 total = total - partial  # the sign bit of b weighs -2**(width-1)
             else:
                 total = total + partial
-        return total[:2 * width]
+        return total[: 2 * width]
 
 
 class DspMultiplier(wiring.Component):
@@ -110,9 +114,14 @@ class DspMultiplier(wiring.Component):
             raise ValueError(f"latency must be 1 or 2, not {latency!r}")
         self.latency = latency
         self._inner = RegisteredMultiplier(operand_shape=operand_shape, product_shape=product_shape)
-        super().__init__({
-            "a": In(operand_shape), "b": In(operand_shape), "enable": In(1), "product": Out(product_shape),
-        })
+        super().__init__(
+            {
+                "a": In(operand_shape),
+                "b": In(operand_shape),
+                "enable": In(1),
+                "product": Out(product_shape),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

@@ -1,4 +1,4 @@
-"""Stage-to-stage links of an Occam multi-FPGA pipeline (``research/occam_lrcnn_caterpillar.md`` section 5(b)).
+"""Stage-to-stage links of an Occam multi-FPGA pipeline (``research/occam_lrcnn_caterpillar.md`` 5(b)).
 
 Between two pipeline stages travels a *row stream* of pixels in raster order. A pixel beat
 (:func:`pixel_layout`) carries all ``channels`` elements of one position plus sideband markers: ``first``
@@ -35,17 +35,20 @@ def _check(name, value, minimum, maximum=None):
 
 
 def pixel_layout(channels: int, element_width: int = 8, signed_elements: bool = True) -> data.StructLayout:
-    """The beat of a row stream: ``data`` (``channels`` elements), ``first``, ``row_end``, ``frame_end``, ``batch``."""
+    """A row-stream beat: ``data`` (``channels`` elements), ``first``, ``row_end``, ``frame_end``, ``batch``.
+    """
     _check("channels", channels, 1, 4096)
     _check("element_width", element_width, 1, 32)
     element = signed(element_width) if signed_elements else unsigned(element_width)
-    return data.StructLayout({
-        "data": data.ArrayLayout(element, channels),
-        "first": 1,
-        "row_end": 1,
-        "frame_end": 1,
-        "batch": BATCH_BITS,
-    })
+    return data.StructLayout(
+        {
+            "data": data.ArrayLayout(element, channels),
+            "first": 1,
+            "row_end": 1,
+            "frame_end": 1,
+            "batch": BATCH_BITS,
+        }
+    )
 
 
 def link_words(layout: data.StructLayout, lane_width: int) -> int:
@@ -88,7 +91,7 @@ class LinkTransmitter(wiring.Component):
         last_word = (remaining == 1) & self.o.ready
         m.d.comb += [
             self.o.valid.eq(remaining != 0),
-            self.o.payload.eq(shift[:self.lane_width]),
+            self.o.payload.eq(shift[: self.lane_width]),
             self.i.ready.eq((remaining == 0) | last_word),
         ]
         with m.If(self.i.valid & self.i.ready):
@@ -142,7 +145,7 @@ class LinkReceiver(wiring.Component):
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += full.eq(0)
         with m.If((received == self.words) & output_free):
-            m.d.sync += [output.eq(assembly[:self.layout.size]), full.eq(1), received.eq(0)]
+            m.d.sync += [output.eq(assembly[: self.layout.size]), full.eq(1), received.eq(0)]
             with m.If(self.i.valid):
                 m.d.sync += [assembly.eq(self.i.payload << (bits - self.lane_width)), received.eq(1)]
         with m.Elif(self.i.valid & self.i.ready):

@@ -16,7 +16,7 @@ The PE delays its valid/last tags by ``latency`` so the rest of the array is ind
 
 from __future__ import annotations
 
-from amaranth import Module, Shape
+from amaranth import Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -65,6 +65,9 @@ class RegisteredMultiplier(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # Reset-less like a DSP's output register: the product only matters under the PE's valid tag.
+        product = Signal(self.product.shape(), reset_less=True)
+        m.d.comb += self.product.eq(product)
         with m.If(self.enable):
-            m.d.sync += self.product.eq(self.a * self.b)
+            m.d.sync += product.eq(self.a * self.b)
         return m

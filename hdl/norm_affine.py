@@ -13,7 +13,14 @@ from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.norm_common import CoefficientStore, StreamPipeline, check_arithmetic, check_int, requantize_value
+from hdl.norm_common import (
+    CoefficientStore,
+    StreamPipeline,
+    check_arithmetic,
+    check_int,
+    index_shape,
+    requantize_value,
+)
 
 __all__ = ["NormAffine"]
 
@@ -48,11 +55,11 @@ class NormAffine(wiring.Component):
         activation = signed(arithmetic.activation.width)
         self.coefficient_layout = data.StructLayout({"a": signed(arithmetic.coefficient_width),
                                                      "c": signed(arithmetic.bias_width)})
-        self.input_layout = data.StructLayout({"set": range(sets), "pad": lanes,
+        self.input_layout = data.StructLayout({"set": index_shape(sets), "pad": lanes,
                                                "data": data.ArrayLayout(activation, lanes)})
         super().__init__({
             "coefficients": In(stream.Signature(data.StructLayout({
-                "set": range(sets), "lane": range(lanes), "value": self.coefficient_layout}))),
+                "set": index_shape(sets), "lane": index_shape(lanes), "value": self.coefficient_layout}))),
             "input": In(stream.Signature(self.input_layout)),
             "output": Out(stream.Signature(data.ArrayLayout(activation, lanes))),
         })

@@ -12,7 +12,14 @@ from amaranth import Array, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.norm_common import CoefficientStore, StreamPipeline, check_arithmetic, check_int, requantize_value
+from hdl.norm_common import (
+    CoefficientStore,
+    StreamPipeline,
+    check_arithmetic,
+    check_int,
+    index_shape,
+    requantize_value,
+)
 
 __all__ = ["NormBackwardReduce"]
 
@@ -39,7 +46,7 @@ class NormBackwardReduce(wiring.Component):
         dy, 3 cycles after the input under no backpressure.
     clear : In(1)
         Zeroes r1 and r2 at the next edge.
-    read_set : In(stream.Signature(range(sets)))
+    read_set : In(stream.Signature(index_shape(sets)))
     sums : Out(stream.Signature(StructLayout({"r1": ArrayLayout(grad_sum, lanes), "r2": ArrayLayout(
     grad_product_sum, lanes)})))
         Per-lane sums of the requested set, one cycle later. A beat is counted when its dy leaves.
@@ -53,7 +60,7 @@ class NormBackwardReduce(wiring.Component):
         activation = signed(arithmetic.activation.width)
         self.coefficient_layout = data.StructLayout({"a": signed(arithmetic.coefficient_width),
                                                      "c": signed(arithmetic.bias_width)})
-        self.input_layout = data.StructLayout({"set": range(sets), "dz": data.ArrayLayout(gradient, lanes),
+        self.input_layout = data.StructLayout({"set": index_shape(sets), "dz": data.ArrayLayout(gradient, lanes),
                                                "x": data.ArrayLayout(activation, lanes)})
         self.sums_layout = data.StructLayout({
             "r1": data.ArrayLayout(signed(arithmetic.grad_sum_format.width), lanes),
@@ -61,11 +68,11 @@ class NormBackwardReduce(wiring.Component):
         })
         super().__init__({
             "coefficients": In(stream.Signature(data.StructLayout({
-                "set": range(sets), "lane": range(lanes), "value": self.coefficient_layout}))),
+                "set": index_shape(sets), "lane": index_shape(lanes), "value": self.coefficient_layout}))),
             "input": In(stream.Signature(self.input_layout)),
             "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
             "clear": In(1),
-            "read_set": In(stream.Signature(range(sets))),
+            "read_set": In(stream.Signature(index_shape(sets))),
             "sums": Out(stream.Signature(self.sums_layout)),
         })
 

@@ -12,7 +12,7 @@ from amaranth import Const, Module, Mux, Signal
 
 from golden.numerics import NormArithmetic
 
-__all__ = ["CoefficientStore", "StreamPipeline", "check_arithmetic", "check_int", "requantize_value"]
+__all__ = ["CoefficientStore", "index_shape", "StreamPipeline", "check_arithmetic", "check_int", "requantize_value"]
 
 
 def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
@@ -22,6 +22,11 @@ def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int
         allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
         raise ValueError(f"{name} must be an integer {allowed}, not {value}")
     return value
+
+
+def index_shape(count: int) -> range:
+    """Shape of an index into ``count`` things, at least one bit wide: Verilog has no zero-width ports."""
+    return range(max(count, 2))
 
 
 def check_arithmetic(arithmetic) -> NormArithmetic:
@@ -100,7 +105,7 @@ class CoefficientStore:
         m.d.comb += write_stream.ready.eq(1)
         views = []
         for lane in range(self.lanes):
-            memory = Memory(shape=self.layout, depth=self.sets, init=[])
+            memory = Memory(shape=self.layout, depth=max(self.sets, 2), init=[])
             m.submodules[f"coefficients{lane}"] = memory
             write_port = memory.write_port()
             read_port = memory.read_port(domain="sync")

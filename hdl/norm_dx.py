@@ -11,7 +11,14 @@ from amaranth import Module, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.norm_common import CoefficientStore, StreamPipeline, check_arithmetic, check_int, requantize_value
+from hdl.norm_common import (
+    CoefficientStore,
+    StreamPipeline,
+    check_arithmetic,
+    check_int,
+    index_shape,
+    requantize_value,
+)
 
 __all__ = ["NormDx"]
 
@@ -47,11 +54,11 @@ class NormDx(wiring.Component):
         self.coefficient_layout = data.StructLayout({"k1": signed(arithmetic.coefficient_width),
                                                      "k2": signed(arithmetic.coefficient_width),
                                                      "k3": signed(arithmetic.bias_width)})
-        self.input_layout = data.StructLayout({"set": range(sets), "dy": data.ArrayLayout(gradient, lanes),
+        self.input_layout = data.StructLayout({"set": index_shape(sets), "dy": data.ArrayLayout(gradient, lanes),
                                                "x": data.ArrayLayout(activation, lanes)})
         super().__init__({
             "coefficients": In(stream.Signature(data.StructLayout({
-                "set": range(sets), "lane": range(lanes), "value": self.coefficient_layout}))),
+                "set": index_shape(sets), "lane": index_shape(lanes), "value": self.coefficient_layout}))),
             "input": In(stream.Signature(self.input_layout)),
             "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
         })

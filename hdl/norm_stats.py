@@ -15,7 +15,7 @@ from amaranth import Array, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.norm_common import check_arithmetic, check_int
+from hdl.norm_common import check_arithmetic, check_int, index_shape
 
 __all__ = ["NormStatistics"]
 
@@ -42,7 +42,7 @@ class NormStatistics(wiring.Component):
         transfers on ``output``.
     clear : In(1)
         Zeroes every accumulator at the next edge (a beat in the same cycle is not counted).
-    read_set : In(stream.Signature(range(sets)))
+    read_set : In(stream.Signature(index_shape(sets)))
         Read-out request.
     sums : Out(stream.Signature(StructLayout({"s1": ArrayLayout(sum, groups), "s2": ArrayLayout(sumsq,
     groups)})))
@@ -58,7 +58,7 @@ class NormStatistics(wiring.Component):
             raise ValueError(f"group_lanes must divide lanes ({lanes}), not {group_lanes}")
         self.groups = lanes // group_lanes
         self.beat_layout = data.StructLayout({
-            "set": range(sets), "data": data.ArrayLayout(signed(arithmetic.activation.width), lanes)})
+            "set": index_shape(sets), "data": data.ArrayLayout(signed(arithmetic.activation.width), lanes)})
         self.sums_layout = data.StructLayout({
             "s1": data.ArrayLayout(signed(arithmetic.sum_format.width), self.groups),
             "s2": data.ArrayLayout(unsigned(arithmetic.sumsq_format.width), self.groups),
@@ -67,7 +67,7 @@ class NormStatistics(wiring.Component):
             "input": In(stream.Signature(self.beat_layout)),
             "output": Out(stream.Signature(self.beat_layout)),
             "clear": In(1),
-            "read_set": In(stream.Signature(range(sets))),
+            "read_set": In(stream.Signature(index_shape(sets))),
             "sums": Out(stream.Signature(self.sums_layout)),
         })
 

@@ -12,7 +12,7 @@ The arithmetic (operand range, accumulator width, wrap or saturation after every
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, ResetSignal, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -94,7 +94,7 @@ class ProcessingElement(wiring.Component):
     a_last_in, a_last_out : In/Out(1)
         *Output-stationary only.* The beat is the last ``k`` of a tile. ``latency + 1`` enabled edges
         after it is registered in ``a_out`` the PE adds its product and, instead of keeping the sum,
-        writes it into ``result`` (``capture`` is high during that cycle) and restarts its accumulator.
+        writes it into ``result`` (``capture`` is high during that cycle) and clears its accumulator.
     drain_shift : In(1)
         *Output-stationary only.* ``result`` loads ``result_in`` (the PE to the north) at this enabled
         edge; the array never asks for a capture and a shift at the same edge.
@@ -163,14 +163,24 @@ class ProcessingElement(wiring.Component):
         m.submodules.multiplier = multiplier
 
         # Operand registers: the systolic hop to the east (and south) neighbour and the multiplier input.
+        # Datapath registers are reset-less (their value only matters under a valid tag): the flip-flops'
+        # reset input then stays free for the accumulator clear and `rst` has a small fan-out.
+        a_register = self._data_register(m, self.a_out, "a")
         with m.If(self.advance):
-            m.d.sync += [self.a_out.eq(self.a_in), self.a_valid_out.eq(self.a_valid_in)]
+            m.d.sync += [a_register.eq(self.a_in), self.a_valid_out.eq(self.a_valid_in)]
 
         if self.dataflow == "output_stationary":
             self._elaborate_output_stationary(m, multiplier, latency)
         else:
             self._elaborate_weight_stationary(m, multiplier, latency, operand)
         return m
+
+    @staticmethod
+    def _data_register(m, port, name: str):
+        """A reset-less register driving the output ``port``."""
+        register = Signal(port.shape(), name=f"{name}_register", reset_less=True)
+        m.d.comb += port.eq(register)
+        return register
 
     def _delayed(self, m, tag, latency: int, name: str):
         """``tag`` delayed by ``latency`` enabled edges, to stay aligned with the multiplier's product."""
@@ -183,8 +193,9 @@ class ProcessingElement(wiring.Component):
 
     def _elaborate_output_stationary(self, m, multiplier, latency):
         arithmetic = self.arithmetic
+        b_register = self._data_register(m, self.b_out, "b")
         with m.If(self.advance):
-            m.d.sync += [self.a_last_out.eq(self.a_last_in), self.b_out.eq(self.b_in)]
+            m.d.sync += [self.a_last_out.eq(self.a_last_in), b_register.eq(self.b_in)]
         m.d.comb += [
             multiplier.a.eq(self.a_out),
             multiplier.b.eq(self.b_out),
@@ -193,43 +204,45 @@ class ProcessingElement(wiring.Component):
         product_valid = self._delayed(m, self.a_valid_out, latency, "product_valid")
         product_last = self._delayed(m, self.a_last_out, latency, "product_last")
 
-        # `first` replaces a clear: the first product of a tile is added to 0, not to the stale sum.
-        accumulator = Signal(accumulator_shape(arithmetic))
-        first = Signal(init=1)
+        # The accumulator is cleared by the edge that moves a tile's finished sum into `result` (and by
+        # `rst`): a synchronous reset, which FPGA flip-flops do for free, so the next tile's first product
+        # is added to 0 with no mux in front of the adder.
+        accumulator = Signal(accumulator_shape(arithmetic), reset_less=True)
         total = Signal(accumulator_shape(arithmetic))
-        m.d.comb += total.eq(accumulate(arithmetic, Mux(first, 0, accumulator), multiplier.product))
+        m.d.comb += total.eq(accumulate(arithmetic, accumulator, multiplier.product))
         m.d.comb += self.capture.eq(self.advance & product_valid & product_last)
-        with m.If(self.advance & product_valid):
-            with m.If(product_last):
-                m.d.sync += first.eq(1)
-            with m.Else():
-                m.d.sync += [accumulator.eq(total), first.eq(0)]
+        with m.If(self.capture | ResetSignal()):
+            m.d.sync += accumulator.eq(0)
+        with m.Elif(self.advance & product_valid):
+            m.d.sync += accumulator.eq(total)
+        result = self._data_register(m, self.result, "result")
         with m.If(self.capture):
-            m.d.sync += self.result.eq(total)
+            m.d.sync += result.eq(total)
         with m.Elif(self.advance & self.drain_shift):
-            m.d.sync += self.result.eq(self.result_in)
+            m.d.sync += result.eq(self.result_in)
 
     def _elaborate_weight_stationary(self, m, multiplier, latency, operand):
         arithmetic = self.arithmetic
-        weight = Signal(operand)  # the active weight
+        weight = Signal(operand, reset_less=True)  # the active weight (undefined until the first switch)
+        shadow = self._data_register(m, self.weight_shadow, "weight_shadow")
         switch = self.a_switch_in & self.a_valid_in
         with m.If(self.advance):
             m.d.sync += self.a_switch_out.eq(switch)
             with m.If(switch):
-                m.d.sync += weight.eq(self.weight_shadow)
+                m.d.sync += weight.eq(shadow)
         # The shadow loads whenever the array's preload control says so; the array only loads it when no
         # switch tag that still has to copy it is in flight, so this need not wait for `advance`.
         with m.If(self.weight_load):
-            m.d.sync += self.weight_shadow.eq(Mux(self.weight_transpose, self.weight_from_right,
-                                                  self.weight_from_below))
+            m.d.sync += shadow.eq(Mux(self.weight_transpose, self.weight_from_right, self.weight_from_below))
         m.d.comb += [
             multiplier.a.eq(self.a_out),
             multiplier.b.eq(weight),
             multiplier.enable.eq(self.advance),
         ]
         product_valid = self._delayed(m, self.a_valid_out, latency, "product_valid")
+        psum = self._data_register(m, self.psum_out, "psum")
         with m.If(self.advance):
             m.d.sync += [
-                self.psum_out.eq(accumulate(arithmetic, self.psum_in, multiplier.product)),
+                psum.eq(accumulate(arithmetic, self.psum_in, multiplier.product)),
                 self.psum_valid_out.eq(product_valid),
             ]

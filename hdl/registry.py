@@ -83,6 +83,25 @@ BLOCKS: dict[str, Block] = {
                       ("output_stationary", "weight_stationary")),
         ),
     ),
+    "scratchpad": Block(
+        name="scratchpad", component_path="hdl.scratchpad:Scratchpad",
+        help="banked on-chip SRAM with ping-pong regions and an ownership handshake",
+        parameters=(Parameter("banks", int, 4, "independently addressed banks (1-64)"),
+                    Parameter("depth", int, 1024, "words per bank (multiple of regions)"),
+                    Parameter("width", int, 64, "bits per word (1-1024)"),
+                    Parameter("regions", int, 2, "buffer regions per bank (2-16)")),
+    ),
+    "dma": Block(
+        name="dma", component_path="hdl.dma:Dma",
+        help="two-channel AXI4 DMA (DRAM <-> scratchpad), 3-D descriptors, byte counters",
+        parameters=(Parameter("address_width", int, 32, "AXI address bits (12-64)"),
+                    Parameter("data_width", int, 64, "AXI data bits (power of two, 8-1024)"),
+                    Parameter("max_burst", int, 16, "longest burst in beats (1-256)"),
+                    Parameter("max_outstanding", int, 4, "bursts in flight per channel (1-64)"),
+                    Parameter("count_width", int, 16, "bits of the descriptor counts (1-32)"),
+                    Parameter("scratch_width", int, 16, "bits of a scratchpad word address (1-32)"),
+                    Parameter("counter_width", int, 48, "bits of each byte counter (8-64)")),
+    ),
 }
 
 

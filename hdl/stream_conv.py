@@ -37,8 +37,9 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
     return (size + 2 * padding - kernel) // stride + 1
 
 
-def stream_conv_cycles(*, height: int, width: int, kernel: tuple[int, int], stride: int, padding: int,
-                       in_channels: int) -> int:
+def stream_conv_cycles(
+    *, height: int, width: int, kernel: tuple[int, int], stride: int, padding: int, in_channels: int
+) -> int:
     """Cycles per frame of one :class:`StreamConv2d` with input always available and output always ready.
 
     Each input pixel takes one cycle, each output pixel ``taps + 2`` (issue, last MAC, emit), each output
@@ -82,22 +83,42 @@ class StreamConv2d(wiring.Component):
         ``valid`` holds until ``ready``; the engine waits (no data is lost) while ``ready`` is low.
     """
 
-    def __init__(self, *, weights, height: int, width: int, stride: int = 1, padding: int = 0, shift: int = 0,
-                 rounding: str = "half_even", relu: bool = False, arithmetic: MacArithmetic | None = None,
-                 out_width: int = 8):
+    def __init__(
+        self,
+        *,
+        weights,
+        height: int,
+        width: int,
+        stride: int = 1,
+        padding: int = 0,
+        shift: int = 0,
+        rounding: str = "half_even",
+        relu: bool = False,
+        arithmetic: MacArithmetic | None = None,
+        out_width: int = 8,
+    ):
         arithmetic = MacArithmetic() if arithmetic is None else arithmetic
         if not isinstance(arithmetic, MacArithmetic):
             raise TypeError(f"arithmetic must be a golden.numerics.MacArithmetic, not {arithmetic!r}")
         weights = np.asarray(weights)
         if weights.ndim != 4 or weights.dtype.kind not in "iu":
-            raise ValueError(f"weights must be an integer array of shape (out, in, kh, kw), not {weights.shape}")
+            raise ValueError(
+                f"weights must be an integer array of shape (out, in, kh, kw), not {weights.shape}"
+            )
         arithmetic.operand.check(weights, "weights")
-        for name, value, minimum in (("height", height, 1), ("width", width, 1), ("stride", stride, 1),
-                                     ("padding", padding, 0), ("out_width", out_width, 2)):
+        for name, value, minimum in (
+            ("height", height, 1),
+            ("width", width, 1),
+            ("stride", stride, 1),
+            ("padding", padding, 0),
+            ("out_width", out_width, 2),
+        ):
             if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
         if not isinstance(shift, int) or isinstance(shift, bool) or not 0 <= shift < arithmetic.acc_width:
-            raise ValueError(f"shift must be an integer between 0 and {arithmetic.acc_width - 1}, not {shift!r}")
+            raise ValueError(
+                f"shift must be an integer between 0 and {arithmetic.acc_width - 1}, not {shift!r}"
+            )
         if rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
         self.out_channels, self.in_channels, self.kernel_height, self.kernel_width = weights.shape
@@ -113,7 +134,9 @@ class StreamConv2d(wiring.Component):
         self.out_width = conv_output_size(width, self.kernel_width, stride, padding)
         self.in_layout = pixel_layout(self.in_channels, arithmetic.in_width, arithmetic.signed)
         self.out_layout = pixel_layout(self.out_channels, out_width, arithmetic.signed)
-        super().__init__({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
+        super().__init__(
+            {"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))}
+        )
 
     @property
     def taps(self) -> int:
@@ -128,9 +151,14 @@ class StreamConv2d(wiring.Component):
         return self.weights.size * self.arithmetic.in_width // 8
 
     def cycles_per_frame(self) -> int:
-        return stream_conv_cycles(height=self.height, width=self.width,
-                                  kernel=(self.kernel_height, self.kernel_width), stride=self.stride,
-                                  padding=self.padding, in_channels=self.in_channels)
+        return stream_conv_cycles(
+            height=self.height,
+            width=self.width,
+            kernel=(self.kernel_height, self.kernel_width),
+            stride=self.stride,
+            padding=self.padding,
+            in_channels=self.in_channels,
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -169,7 +197,9 @@ class StreamConv2d(wiring.Component):
         initial_slot = (-padding) % kh
         origin_row = Signal(signed(max(height, padding).bit_length() + 3), init=-padding)
         origin_col = Signal(signed(max(width, padding).bit_length() + 3), init=-padding)
-        origin_slot = Signal(range(max(kh, 2)), init=initial_slot)  # slot of origin_row: row r lives in slot r mod kh
+        origin_slot = Signal(
+            range(max(kh, 2)), init=initial_slot
+        )  # slot of origin_row: row r lives in slot r mod kh
 
         # rows of the input the current output row needs before it can start
         needed = Signal(range(height + 1))
@@ -193,24 +223,35 @@ class StreamConv2d(wiring.Component):
         stage_first = Signal()
         stage_last = Signal()
 
-        accumulators = [Signal(signed(arithmetic.acc_width) if arithmetic.signed else unsigned(arithmetic.acc_width),
-                               name=f"acc_{co}") for co in range(cout)]
+        accumulators = [
+            Signal(
+                signed(arithmetic.acc_width) if arithmetic.signed else unsigned(arithmetic.acc_width),
+                name=f"acc_{co}",
+            )
+            for co in range(cout)
+        ]
         result_ready = Signal()  # accumulators hold a finished pixel
 
         m.d.comb += [
-            line_read.addr.eq(slot * width + col[:max(1, (width - 1).bit_length())]),
+            line_read.addr.eq(slot * width + col[: max(1, (width - 1).bit_length())]),
             rom_read.addr.eq(tap),
         ]
 
         # MAC stage: data from the read ports is for the tap issued in the previous cycle
         element = Signal(operand)
         channel_words = line_read.data
-        m.d.comb += element.eq(Mux(stage_pad, 0,
-                                   _select(channel_words, stage_ci, cin, in_width).as_signed()
-                                   if arithmetic.signed else _select(channel_words, stage_ci, cin, in_width)))
+        m.d.comb += element.eq(
+            Mux(
+                stage_pad,
+                0,
+                _select(channel_words, stage_ci, cin, in_width).as_signed()
+                if arithmetic.signed
+                else _select(channel_words, stage_ci, cin, in_width),
+            )
+        )
         with m.If(stage_valid):
             for co in range(cout):
-                weight = rom_read.data[co * in_width:(co + 1) * in_width]
+                weight = rom_read.data[co * in_width : (co + 1) * in_width]
                 weight = weight.as_signed() if arithmetic.signed else weight
                 base = Mux(stage_first, 0, accumulators[co])
                 m.d.sync += accumulators[co].eq(accumulate(arithmetic, base, element * weight))
@@ -242,8 +283,11 @@ class StreamConv2d(wiring.Component):
             with m.If(self.i.payload.first):
                 m.d.sync += batch.eq(self.i.payload.batch)
             with m.If(in_x == width - 1):
-                m.d.sync += [in_x.eq(0), rows_in.eq(rows_in + 1),
-                             write_base.eq(Mux(write_base == (kh - 1) * width, 0, write_base + width))]
+                m.d.sync += [
+                    in_x.eq(0),
+                    rows_in.eq(rows_in + 1),
+                    write_base.eq(Mux(write_base == (kh - 1) * width, 0, write_base + width)),
+                ]
             with m.Else():
                 m.d.sync += in_x.eq(in_x + 1)
 
@@ -255,8 +299,11 @@ class StreamConv2d(wiring.Component):
             with m.State("COMPUTE"):
                 # issue one tap per cycle: (ky, kx, ci) ascending, ci fastest
                 m.d.sync += [
-                    stage_valid.eq(1), stage_pad.eq(outside), stage_ci.eq(ci),
-                    stage_first.eq(tap == 0), stage_last.eq(tap == self.taps - 1),
+                    stage_valid.eq(1),
+                    stage_pad.eq(outside),
+                    stage_ci.eq(ci),
+                    stage_first.eq(tap == 0),
+                    stage_last.eq(tap == self.taps - 1),
                     result_ready.eq(0),
                 ]
                 with m.If(tap == self.taps - 1):
@@ -283,14 +330,21 @@ class StreamConv2d(wiring.Component):
                     with m.Elif(~last_row):
                         next_slot = origin_slot + (stride % kh)
                         m.d.sync += [
-                            out_x.eq(0), origin_col.eq(-padding), out_y.eq(out_y + 1),
+                            out_x.eq(0),
+                            origin_col.eq(-padding),
+                            out_y.eq(out_y + 1),
                             origin_row.eq(origin_row + stride),
                             origin_slot.eq(Mux(next_slot >= kh, next_slot - kh, next_slot)),
                         ]
                         m.next = "FILL"
                     with m.Else():
-                        m.d.sync += [out_x.eq(0), out_y.eq(0), origin_col.eq(-padding),
-                                     origin_row.eq(-padding), origin_slot.eq(initial_slot)]
+                        m.d.sync += [
+                            out_x.eq(0),
+                            out_y.eq(0),
+                            origin_col.eq(-padding),
+                            origin_row.eq(-padding),
+                            origin_slot.eq(initial_slot),
+                        ]
                         m.next = "DRAIN"
             with m.State("DRAIN"):  # drop input rows no output needed, then start the next frame
                 m.d.comb += self.i.ready.eq(rows_in < height)
@@ -323,7 +377,7 @@ class StreamConv2d(wiring.Component):
         if self.relu:
             low = max(low, 0)
         clamped = Mux(rounded > high, high, Mux(rounded < low, low, rounded))
-        return clamped[:fmt.width]
+        return clamped[: fmt.width]
 
 
 def _select(word, index, count: int, width: int):

@@ -216,8 +216,8 @@ class SystolicArray(wiring.Component):
 
     def _output_buffer(self, m, advance, emit, emit_row):
         """A two-entry FIFO in registers between the array and ``c``; returns its ``full`` flag."""
-        head = Signal(self.c_layout)
-        tail = Signal(self.c_layout)
+        head = Signal(self.c_layout, reset_less=True)
+        tail = Signal(self.c_layout, reset_less=True)
         count = Signal(range(3))
         push = Signal()
         pop = Signal()
@@ -227,25 +227,22 @@ class SystolicArray(wiring.Component):
             self.c.valid.eq(count != 0),
             self.c.payload.eq(head),
         ]
-        with m.If(push & pop):
-            with m.If(count == 1):
-                m.d.sync += head.eq(emit_row)
-            with m.Else():
-                m.d.sync += [head.eq(tail), tail.eq(emit_row)]
-        with m.Elif(pop):
-            m.d.sync += [head.eq(tail), count.eq(count - 1)]
-        with m.Elif(push):
-            with m.If(count == 0):
-                m.d.sync += head.eq(emit_row)
-            with m.Else():
-                m.d.sync += tail.eq(emit_row)
+        # `head` loads either the new row or `tail` (one 2:1 mux per bit, the clock enable does the rest);
+        # `tail` only ever loads the new row. A push never meets a full buffer (the array stalls instead).
+        with m.If((push & ((count == 0) | ((count == 1) & pop))) | (pop & (count == 2))):
+            m.d.sync += head.eq(Mux(count == 2, tail, emit_row))
+        with m.If(push & (count == 1) & ~pop):
+            m.d.sync += tail.eq(emit_row)
+        with m.If(push & ~pop):
             m.d.sync += count.eq(count + 1)
+        with m.Elif(pop & ~push):
+            m.d.sync += count.eq(count - 1)
         return count == 2
 
-    def _skewed(self, m, advance, value, delay: int, name: str):
-        """``value`` through ``delay`` registers clock-enabled by ``advance``."""
+    def _skewed(self, m, advance, value, delay: int, name: str, *, data: bool = True):
+        """``value`` through ``delay`` registers clock-enabled by ``advance`` (reset-less for data)."""
         for stage in range(delay):
-            register = Signal.like(value, name=f"{name}_skew{stage}")
+            register = Signal(value.shape(), name=f"{name}_skew{stage}", reset_less=data)
             with m.If(advance):
                 m.d.sync += register.eq(value)
             value = register
@@ -278,8 +275,8 @@ class SystolicArray(wiring.Component):
         for i in range(rows):
             p = rows - 1 - i
             operand = self._skewed(m, advance, a.payload.data[i], p, f"a{i}")
-            valid = self._skewed(m, advance, accept, p, f"a{i}_valid")
-            last = self._skewed(m, advance, a.payload.last, p, f"a{i}_last")
+            valid = self._skewed(m, advance, accept, p, f"a{i}_valid", data=False)
+            last = self._skewed(m, advance, a.payload.last, p, f"a{i}_last", data=False)
             m.d.comb += [grid[p][0].a_in.eq(operand), grid[p][0].a_valid_in.eq(valid),
                          grid[p][0].a_last_in.eq(last)]
         for j in range(cols):
@@ -360,8 +357,9 @@ class SystolicArray(wiring.Component):
         for p in range(rows):
             m.d.comb += [
                 grid[p][0].a_in.eq(self._skewed(m, advance, a.payload.data[p], p, f"a{p}")),
-                grid[p][0].a_valid_in.eq(self._skewed(m, advance, accept, p, f"a{p}_valid")),
-                grid[p][0].a_switch_in.eq(self._skewed(m, advance, a.payload.switch, p, f"a{p}_switch")),
+                grid[p][0].a_valid_in.eq(self._skewed(m, advance, accept, p, f"a{p}_valid", data=False)),
+                grid[p][0].a_switch_in.eq(
+                    self._skewed(m, advance, a.payload.switch, p, f"a{p}_switch", data=False)),
             ]
         for j in range(cols):
             m.d.comb += grid[0][j].psum_in.eq(

@@ -6,7 +6,7 @@ from amaranth.lib.wiring import In, Out
 
 
 class Mac(wiring.Component):
-    """``acc += a * b`` with a registered product; ``clear`` zeroes the accumulator. ``bug`` adds 1 per step."""
+    """``acc += a * b`` (registered product); ``clear`` zeroes the accumulator; ``bug`` adds 1 per step."""
 
     def __init__(self, bug: bool = False):
         self.bug = bug

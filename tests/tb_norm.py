@@ -208,3 +208,63 @@ async def two_stream_dx(dut):
     got = [unpack(unit.output.payload.shape(), word) for word in received]
     for index, (g, e) in enumerate(zip(got, expected)):
         assert g == e, f"beat {index}: dx {g}, golden {e}"
+
+
+def _random_statistics(random, arithmetic, count):
+    """(S1, S2) of ``count`` random activations: typical data, constant data (zero variance) or extremes."""
+    kind = random.integers(0, 3)
+    if kind == 0:
+        x = np.clip(np.rint(random.normal(random.uniform(-3, 3), random.uniform(0.1, 4), count)
+                            * 2 ** arithmetic.activation_frac), arithmetic.activation.min, arithmetic.activation.max)
+    elif kind == 1:
+        x = np.full(count, int(random.integers(arithmetic.activation.min, arithmetic.activation.max)))
+    else:
+        x = arithmetic.activation.random(random, count, extreme_fraction=0.8)
+    x = x.astype(np.int64)
+    return int(x.sum()), int((x * x).sum())
+
+
+@cocotb.test()
+async def scalar_unit_matches_golden(dut):
+    params = tb_params()
+    arithmetic = arithmetic_from(params)
+    random = await _start(dut, params)
+    from hdl.norm_scalar import NormScalar, ScalarMode
+
+    unit = NormScalar(arithmetic=arithmetic, param_width=params["param_width"],
+                      weighted_width=params["weighted_width"])
+    driver = StreamDriver(dut, "command", dut.clk, idle_probability=params["idle"], rng=random)
+    sink = StreamSink(dut, "result", dut.clk, backpressure_probability=params["backpressure"], rng=random)
+    param = IntFormat(params["param_width"])
+    expected = []
+    for _ in range(params["commands"]):
+        count = int(random.choice([1, 2, 3, 49, 100, arithmetic.max_count]))
+        s1, s2 = _random_statistics(random, arithmetic, count)
+        gamma = int(param.random(random, 1, extreme_fraction=0.2)[0])
+        beta = int(param.random(random, 1, extreme_fraction=0.2)[0])
+        eps = int(random.choice([1, arithmetic.eps_fixed(1e-5), 1 << 20]))
+        forward = arithmetic.forward_constants(s1, s2, count, gamma, beta, eps)
+        driver.append(pack(unit.command_layout, {"mode": ScalarMode.FORWARD.value, "s1": s1, "s2": s2,
+                                                 "count": count, "gamma": gamma, "beta": beta, "eps": eps}))
+        expected.append(("forward", {"rstd": forward["rstd"], "a": forward["a"], "c": forward["c"]}))
+        # Backward: weighted reductions of a random channel group.
+        channels = int(random.integers(1, 5))
+        r1 = [int(v) for v in arithmetic.grad_sum_format.random(random, channels)]
+        r2 = [int(v) for v in arithmetic.grad_product_sum_format.random(random, channels)]
+        gammas = [int(v) for v in param.random(random, channels)]
+        w1 = sum(g * r for g, r in zip(gammas, r1))
+        w2 = sum(g * r for g, r in zip(gammas, r2))
+        backward = arithmetic.backward_constants(s1, count, forward["rstd"], forward["a"], w1, w2)
+        driver.append(pack(unit.command_layout, {"mode": ScalarMode.BACKWARD.value, "s1": s1, "count": count,
+                                                 "rstd": forward["rstd"], "w1": w1, "w2": w2}))
+        expected.append(("backward", {"k2": backward["k2"], "k3": backward["k3"]}))
+        dgamma = arithmetic.dgamma(s1, count, forward["rstd"], r1[0], r2[0])
+        driver.append(pack(unit.command_layout, {"mode": ScalarMode.DGAMMA.value, "s1": s1, "count": count,
+                                                 "rstd": forward["rstd"], "r1": r1[0], "r2": r2[0]}))
+        expected.append(("dgamma", {"dgamma": dgamma}))
+    budget = sum(unit.worst_case_cycles(mode) for mode in ScalarMode) * params["commands"] * 3 + 1000
+    received = await sink.receive_many(len(expected), timeout_cycles=budget)
+    for index, (word, (mode, want)) in enumerate(zip(received, expected)):
+        got = unpack(unit.result_layout, word)
+        for name, value in want.items():
+            assert got[name] == int(value), f"command {index} ({mode}): {name} = {got[name]}, golden {int(value)}"

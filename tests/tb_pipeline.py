@@ -36,15 +36,22 @@ def decode_words(words, channels: int, lane: int, count: int):
     pixels = []
     for start in range(0, len(words) - count + 1, count):
         pixel = 0
-        for index, word in enumerate(words[start:start + count]):
+        for index, word in enumerate(words[start : start + count]):
             pixel |= word << (index * lane)
         data = []
         for c in range(channels):
             value = (pixel >> (8 * c)) & 0xFF
             data.append(value - 256 if value >= 128 else value)
         base = 8 * channels
-        pixels.append((data, (pixel >> base) & 1, (pixel >> (base + 1)) & 1, (pixel >> (base + 2)) & 1,
-                       (pixel >> (base + 3)) & 0xFF))
+        pixels.append(
+            (
+                data,
+                (pixel >> base) & 1,
+                (pixel >> (base + 1)) & 1,
+                (pixel >> (base + 2)) & 1,
+                (pixel >> (base + 3)) & 0xFF,
+            )
+        )
     return pixels
 
 
@@ -59,9 +66,11 @@ def check_stage(index, pixels, expected, batches):
                 data, first, row_end, frame_end, got_batch = pixels[position]
                 want = [frame[c][y][x] for c in range(channels)]
                 assert data == want, f"stage {index} batch {batch} pixel ({y},{x}): {data} != golden {want}"
-                assert (first, row_end, frame_end) == (int(x == 0 and y == 0), int(x == width - 1),
-                                                        int(x == width - 1 and y == height - 1)), \
-                    f"stage {index} pixel ({y},{x}): markers {first, row_end, frame_end}"
+                assert (first, row_end, frame_end) == (
+                    int(x == 0 and y == 0),
+                    int(x == width - 1),
+                    int(x == width - 1 and y == height - 1),
+                ), f"stage {index} pixel ({y},{x}): markers {first, row_end, frame_end}"
                 assert got_batch == batch, f"stage {index} pixel ({y},{x}): batch {got_batch} != {batch}"
                 position += 1
     assert position == len(pixels), f"stage {index}: {len(pixels) - position} extra pixels"
@@ -74,10 +83,14 @@ async def chain_matches_golden_at_every_boundary(dut):
     lane = params["lane_width"]
     stages = params["stages"]
     start_clock(dut)
-    drivers = [StreamDriver(dut, f"s{k}_in", dut.clk, idle_probability=params["idle"], rng=random)
-               for k in range(len(stages))]
-    sinks = [StreamSink(dut, f"s{k}_out", dut.clk, backpressure_probability=params["backpressure"], rng=random)
-             for k in range(len(stages))]
+    drivers = [
+        StreamDriver(dut, f"s{k}_in", dut.clk, idle_probability=params["idle"], rng=random)
+        for k in range(len(stages))
+    ]
+    sinks = [
+        StreamSink(dut, f"s{k}_out", dut.clk, backpressure_probability=params["backpressure"], rng=random)
+        for k in range(len(stages))
+    ]
     await reset(dut)
     drivers[0].extend(encode_frames(params["images"], params["batches"], lane, stages[0]["in_words"]))
     captured = [[] for _ in stages]
@@ -92,9 +105,12 @@ async def chain_matches_golden_at_every_boundary(dut):
                 captured[k].append(word)
                 if k + 1 < len(stages):
                     drivers[k + 1].append(word)  # the link between chip k and chip k+1
-        assert cycles < params["timeout_cycles"], \
+        assert cycles < params["timeout_cycles"], (
             f"timeout: words per stage {[len(c) for c in captured]} of {expected_words}"
+        )
     for k, stage in enumerate(stages):
         pixels = decode_words(captured[k], stage["out_channels"], lane, stage["out_words"])
         check_stage(k, pixels, params["expected"][k], params["batches"])
     dut._log.info(f"{len(params['batches'])} frames through {len(stages)} stages in {cycles} cycles")
+    low, high = params.get("cycle_bounds", (0, params["timeout_cycles"]))
+    assert low <= cycles <= high, f"{cycles} cycles, expected between {low} and {high}"

@@ -87,11 +87,16 @@ def test_unknown_family_and_bad_files_raise_clear_errors(tmp_path):
 
 
 def test_report_round_trips_and_renders_missed_timing(tmp_path):
-    report = BuildReport(target="ulx3s-85f", device="LFE5U-85F", design="chain", parameters={"n": 12},
-                         status="timing_failed",
-                         resources={"dsp": {"used": 36, "available": 156}},
-                         fmax={"cd_sync.clk": {"achieved_mhz": 7.91, "constraint_mhz": 25.0, "met": False}},
-                         seconds={"synth": 14.0, "total": 53.2})
+    report = BuildReport(
+        target="ulx3s-85f",
+        device="LFE5U-85F",
+        design="chain",
+        parameters={"n": 12},
+        status="timing_failed",
+        resources={"dsp": {"used": 36, "available": 156}},
+        fmax={"cd_sync.clk": {"achieved_mhz": 7.91, "constraint_mhz": 25.0, "met": False}},
+        seconds={"synth": 14.0, "total": 53.2},
+    )
     report.write(tmp_path)
     assert BuildReport.from_json((tmp_path / "report.json").read_text()) == report
     assert json.loads((tmp_path / "report.json").read_text())["status"] == "timing_failed"

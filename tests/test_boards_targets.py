@@ -13,15 +13,20 @@ DATA = Path(__file__).parent / "data" / "boards"
 
 def test_the_three_boards_are_named_targets():
     assert set(TARGETS) == {"icebreaker", "ulx3s-85f", "orangecrab-25f"}
-    with pytest.raises(ValueError, match="target must be one of icebreaker, ulx3s-85f, orangecrab-25f, not 'de10'"):
+    with pytest.raises(
+        ValueError, match="target must be one of icebreaker, ulx3s-85f, orangecrab-25f, not 'de10'"
+    ):
         get_target("de10")
 
 
-@pytest.mark.parametrize(("name", "lut_bel", "dsp_bel", "bram_bel"), [
-    ("icebreaker", "ICESTORM_LC", "ICESTORM_DSP", "ICESTORM_RAM"),
-    ("ulx3s-85f", "TRELLIS_COMB", "MULT18X18D", "DP16KD"),
-    ("orangecrab-25f", "TRELLIS_COMB", "MULT18X18D", "DP16KD"),
-])
+@pytest.mark.parametrize(
+    ("name", "lut_bel", "dsp_bel", "bram_bel"),
+    [
+        ("icebreaker", "ICESTORM_LC", "ICESTORM_DSP", "ICESTORM_RAM"),
+        ("ulx3s-85f", "TRELLIS_COMB", "MULT18X18D", "DP16KD"),
+        ("orangecrab-25f", "TRELLIS_COMB", "MULT18X18D", "DP16KD"),
+    ],
+)
 def test_data_sheet_capacities_match_what_nextpnr_offers(name, lut_bel, dsp_bel, bram_bel):
     target = get_target(name)
     _, utilisation = parse_nextpnr_report(DATA / f"mac_{name}.report.json")

@@ -17,8 +17,11 @@ from verif.seed import rng
 @pytest.mark.parametrize(("width", "is_signed"), [(8, True), (18, True), (17, False), (5, False)])
 def test_behavioural_pipeline_is_two_enabled_edges_and_holds_when_stalled(width, is_signed):
     shape = signed(width) if is_signed else unsigned(width)
-    dut = Ecp5Multiplier(operand_shape=shape, product_shape=signed(2 * width) if is_signed else unsigned(2 * width),
-                         implementation="behavioural")
+    dut = Ecp5Multiplier(
+        operand_shape=shape,
+        product_shape=signed(2 * width) if is_signed else unsigned(2 * width),
+        implementation="behavioural",
+    )
     random = rng("ecp5_mult")
     low, high = (-(1 << (width - 1)), (1 << (width - 1)) - 1) if is_signed else (0, (1 << width) - 1)
     a = random.integers(low, high, size=300, endpoint=True)
@@ -52,7 +55,9 @@ def test_behavioural_pipeline_is_two_enabled_edges_and_holds_when_stalled(width,
 
 
 def test_parameters_are_validated():
-    with pytest.raises(ValueError, match="operand_shape must be 2 to 17 bits wide for unsigned operands, not 18"):
+    with pytest.raises(
+        ValueError, match="operand_shape must be 2 to 17 bits wide for unsigned operands, not 18"
+    ):
         Ecp5Multiplier(operand_shape=unsigned(18), product_shape=unsigned(36))
     with pytest.raises(ValueError, match="product_shape must be signed and at least 16 bits wide"):
         Ecp5Multiplier(operand_shape=signed(8), product_shape=signed(15))
@@ -64,9 +69,17 @@ def test_primitive_maps_to_one_registered_mult18x18d_with_the_stall_as_clock_ena
     dut = Ecp5Multiplier(operand_shape=signed(8), product_shape=signed(16), implementation="primitive")
     (tmp_path / "mult.v").write_text(verilog.convert(dut, name="mult", emit_src=False))
     environment = tool_environment(get_target("ulx3s-85f"))
-    subprocess.run([environment["YOSYS"], "-q", "-p", "read_verilog mult.v; synth_ecp5 -top mult; "
-                    "tee -q -o stat.json stat -json; write_json net.json"],
-                   cwd=tmp_path, env=environment, check=True)
+    subprocess.run(
+        [
+            environment["YOSYS"],
+            "-q",
+            "-p",
+            "read_verilog mult.v; synth_ecp5 -top mult; tee -q -o stat.json stat -json; write_json net.json",
+        ],
+        cwd=tmp_path,
+        env=environment,
+        check=True,
+    )
     cells = json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
     assert cells.get("MULT18X18D") == 1
     assert not any(cell.startswith("TRELLIS_FF") for cell in cells)  # both register stages are in the DSP

@@ -74,9 +74,9 @@ class PingPongHarness(wiring.Component):
             with m.If(full):
                 m.d.comb += Assert(sequence[index] == (drains + distance)[:_SEQUENCE_WIDTH],
                                    "ghost order invariant")
-            with m.If((state == RegionState.FILLING)):
+            with m.If(state == RegionState.FILLING):
                 m.d.comb += Assert(dut.fill_region == index, "filling region is not the fill pointer")
-            with m.If((state == RegionState.DRAINING)):
+            with m.If(state == RegionState.DRAINING):
                 m.d.comb += Assert(dut.drain_region == index, "draining region is not the drain pointer")
         m.d.comb += Assert((fills - drains)[:_SEQUENCE_WIDTH] == buffered, "fill/drain count invariant")
         fill_distance = Signal(range(regions))

@@ -94,3 +94,33 @@ def test_requantize_used_by_integer_mode_rounds_half_even():
     from golden.numerics import IntFormat
 
     assert requantize(np.array([24, 40, -24, 8]), 4, IntFormat(8), "half_even").tolist() == [2, 2, -2, 0]
+
+
+@pytest.mark.parametrize("norm", ["bn", "gn"])
+def test_integer_norm_layers_are_the_norm_datapath_arithmetic(norm):
+    """The golden step's BN/GN-ReLU equals numerics.NormArithmetic's whole-layer compositions (the
+    reference the hdl/norm* units are checked against), forward and backward, bit for bit."""
+    from golden.numerics import NormArithmetic
+
+    net = load_network("tiny_resnet", norm=norm)
+    numerics = IntegerTraining()
+    result = run_step(net, Schedule.baseline(net, 6, norm_fusion=True), numerics=numerics)
+    x = result.activations["stem"]
+    gamma = numerics.quantize(np.ones(8), numerics.weight_frac)
+    beta = numerics.quantize(np.zeros(8), numerics.weight_frac)
+    groups = net.layer("stem_norm").params.get("groups")
+    count = x.shape[0] * 16 * 16 if norm == "bn" else 8 // groups * 16 * 16
+    arithmetic = NormArithmetic.from_training(numerics, max_count=count)
+    eps_q = arithmetic.eps_fixed(1e-5)
+    if norm == "bn":
+        forward = arithmetic.batchnorm_forward(x, gamma, beta, eps_q)
+        backward = arithmetic.batchnorm_backward(result.input_grads["stem_relu"], x, gamma, forward)
+    else:
+        forward = arithmetic.groupnorm_forward(x, gamma, beta, groups, eps_q)
+        backward = arithmetic.groupnorm_backward(result.input_grads["stem_relu"], x, gamma, groups, forward)
+    assert np.array_equal(result.activations["stem_relu"], forward["z"])
+    assert np.array_equal(result.input_grads["stem"], backward["dx"])
+    shift = numerics.scalar_frac  # dgamma accumulator grid -> Q.weight_grad_frac
+    expected_dgamma = requantize(np.asarray(backward["dgamma"]).astype(np.int64), shift, numerics.operand,
+                                 numerics.rounding)
+    assert np.array_equal(result.grads["stem_norm"]["weight"], expected_dgamma)

@@ -195,7 +195,7 @@ def _random_network_and_schedule(draw):
                 width,
                 kernel,
                 draw(st.sampled_from([1, 2])),
-                draw(st.integers(0, kernel // 2)),
+                kernel // 2,
                 groups=draw(st.sampled_from([1, 2])),
             )
         elif kind == "residual":

@@ -54,8 +54,10 @@ def _loopback(layout, lane_width, pixels, idle, backpressure, wire_stall, random
 def test_pixels_cross_the_link_bit_exact_and_in_order(channels, lane_width, idle, backpressure, wire_stall):
     random = rng("link")
     layout = pixel_layout(channels)
-    pixels = [int.from_bytes(random.bytes((layout.size + 7) // 8), "little") & ((1 << layout.size) - 1)
-              for _ in range(60)]
+    pixels = [
+        int.from_bytes(random.bytes((layout.size + 7) // 8), "little") & ((1 << layout.size) - 1)
+        for _ in range(60)
+    ]
     received, cycles = _loopback(layout, lane_width, pixels, idle, backpressure, wire_stall, random)
     assert received == pixels
     if idle == backpressure == wire_stall == 0:

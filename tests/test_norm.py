@@ -8,6 +8,7 @@ from golden.numerics import IntFormat, NormArithmetic
 from hdl.norm_affine import NormAffine
 from hdl.norm_backward import NormBackwardReduce
 from hdl.norm_dx import NormDx
+from hdl.norm_scalar import NormScalar, ScalarMode
 from hdl.norm_stats import NormStatistics
 from verif.runner import build, simulator_params
 
@@ -72,3 +73,21 @@ def test_norm_unit_is_bit_exact_with_golden_under_stalls(simulator, unit, config
     design.run("tb_norm", testcase=testcase, params={
         "arithmetic": CONFIGS[config], "lanes": lanes, "sets": sets, "group_lanes": group_lanes,
         "beats": 300, "idle": idle, "backpressure": backpressure})
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+@pytest.mark.parametrize("config", ["int16", "int8"])
+def test_scalar_unit_computes_rsqrt_and_constants_bit_exact(simulator, config):
+    arithmetic = _arithmetic(config)
+    width = arithmetic.activation.width
+    weighted = arithmetic.grad_product_sum_format.width + width + 3
+    design = build(NormScalar(arithmetic=arithmetic, param_width=width, weighted_width=weighted),
+                   toplevel="norm_scalar", simulator=simulator)
+    design.run("tb_norm", testcase="scalar_unit_matches_golden", params={
+        "arithmetic": CONFIGS[config], "param_width": width, "weighted_width": weighted, "commands": 6,
+        "idle": 0.3, "backpressure": 0.3})
+
+
+def test_scalar_unit_latency_bound_is_stated():
+    unit = NormScalar(arithmetic=_arithmetic("int16"))
+    assert 0 < unit.worst_case_cycles(ScalarMode.DGAMMA) < unit.worst_case_cycles(ScalarMode.FORWARD)

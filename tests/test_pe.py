@@ -181,7 +181,7 @@ def test_weight_stationary_pe_double_buffers_and_switches_with_the_tagged_beat()
         ctx.set(pe.weight_load, 0)
         assert ctx.get(pe.weight_shadow) == 5
         beats = [(10, 1000, 0), (10, 1000, 1), (-3, 2, 0), (127, 524287, 0)]
-        for index, (a, psum, switch) in enumerate(beats):
+        for index, (a, _, switch) in enumerate(beats):
             ctx.set(pe.a_in, a)
             ctx.set(pe.a_valid_in, 1)
             ctx.set(pe.a_switch_in, switch)

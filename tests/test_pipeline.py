@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from pipeline_designs import PipelineChain
 
 from boards.pipeline import (
     PipelineError,
@@ -12,21 +11,10 @@ from boards.pipeline import (
     stage_component,
     usable_capacity,
 )
+from boards.pipeline_sim import PipelineChain, StapGroup, stage_params
 from boards.targets import get_target
-from hdl.link import link_words, pixel_layout
 from verif.runner import build
 from verif.seed import rng
-
-
-def _stage_params(plan):
-    params = []
-    for stage in plan.stages:
-        in_c = stage.in_shape[0]
-        out_c, out_h, out_w = stage.out_shape
-        params.append({"in_words": link_words(pixel_layout(in_c), plan.lane_width),
-                       "out_words": link_words(pixel_layout(out_c), plan.lane_width),
-                       "out_channels": out_c, "out_pixels": out_h * out_w})
-    return params
 
 
 def test_partition_follows_the_occam_dp_for_the_capacity():
@@ -36,7 +24,10 @@ def test_partition_follows_the_occam_dp_for_the_capacity():
     assert len(plan_pipeline(network, target, chips=2).stages) == 1
     plan = plan_pipeline(network, target, chips=3, capacity_bytes=800)
     assert [stage.layer_names for stage in plan.stages] == [
-        ("input", "conv1", "relu1"), ("conv2", "relu2"), ("conv3", "relu3", "conv4")]
+        ("input", "conv1", "relu1"),
+        ("conv2", "relu2"),
+        ("conv3", "relu3", "conv4"),
+    ]
     assert all(stage.footprint_bytes <= 800 for stage in plan.stages)
     assert usable_capacity(target) == (208 - 2) * 2048
 
@@ -51,7 +42,9 @@ def test_stap_replicates_the_bottleneck_stage():
 
 
 def test_unsupported_ops_are_refused_with_the_layer_name():
-    with pytest.raises(PipelineError, match="layer 'res1_add': op add is not supported by the streaming engine"):
+    with pytest.raises(
+        PipelineError, match="layer 'res1_add': op add is not supported by the streaming engine"
+    ):
         plan_pipeline(load_pipeline_network("tiny_resnet"), get_target("ulx3s-85f"), chips=2)
     with pytest.raises(PipelineError, match="chips must be a positive integer, not 0"):
         plan_pipeline(load_pipeline_network("tiny_chain"), get_target("ulx3s-85f"), chips=0)
@@ -65,10 +58,63 @@ def test_rtl_chain_matches_golden_at_every_stage_boundary(capacity, stall):
     images = plan.arithmetic.operand.random(random, (2, *plan.stages[0].in_shape))
     boundaries = golden_boundaries(plan, images)
     # the golden reference must exercise the arithmetic: outputs are neither all zero nor all saturated
-    assert all(0.2 < np.mean((b != 0) & (np.abs(b) < 127)) for b in boundaries)
-    design = build(PipelineChain([stage_component(stage, plan) for stage in plan.stages]),
-                   toplevel="pipeline_chain", simulator="verilator")
-    design.run("tb_pipeline", testcase="chain_matches_golden_at_every_boundary", params={
-        "lane_width": plan.lane_width, "stages": _stage_params(plan), "images": images.tolist(),
-        "batches": [3, 4], "expected": [b.tolist() for b in boundaries], "idle": stall,
-        "backpressure": stall, "timeout_cycles": 200_000})
+    assert all(np.mean((b != 0) & (np.abs(b) < 127)) > 0.2 for b in boundaries)
+    design = build(
+        PipelineChain([stage_component(stage, plan) for stage in plan.stages]),
+        toplevel="pipeline_chain",
+        simulator="verilator",
+    )
+    design.run(
+        "tb_pipeline",
+        testcase="chain_matches_golden_at_every_boundary",
+        params={
+            "lane_width": plan.lane_width,
+            "stages": stage_params(plan),
+            "images": images.tolist(),
+            "batches": [3, 4],
+            "expected": [b.tolist() for b in boundaries],
+            "idle": stall,
+            "backpressure": stall,
+            "timeout_cycles": 200_000,
+        },
+    )
+
+
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_stap_replicas_keep_frame_order_and_multiply_throughput(replicas):
+    network = load_pipeline_network("tiny_chain")
+    plan = plan_pipeline(network, get_target("ulx3s-85f"), chips=3, capacity_bytes=1200)
+    stage = max(plan.stages, key=lambda s: s.cycles_per_frame)  # the bottleneck STAP replicates
+    assert stage.index == 0 and stage.replicas == 2
+    frames = 4
+    random = rng("stap_images")
+    images = plan.arithmetic.operand.random(random, (frames, *stage.in_shape))
+    expected = golden_boundaries(plan, images)[0]
+    per_frame = stage.cycles_per_frame
+    # r replicas finish N frames in about N/r frame times (+ one frame of fill); one replica needs N of them
+    bounds = (
+        (frames * per_frame, int(1.1 * frames * per_frame) + 500)
+        if replicas == 1
+        else (0, int((frames / 2 + 1) * per_frame) + 500)
+    )
+    params = stage_params(plan)[:1]
+    design = build(
+        PipelineChain([StapGroup(lambda: stage_component(stage, plan), replicas)]),
+        toplevel="stap_chain",
+        simulator="verilator",
+    )
+    design.run(
+        "tb_pipeline",
+        testcase="chain_matches_golden_at_every_boundary",
+        params={
+            "lane_width": plan.lane_width,
+            "stages": params,
+            "images": images.tolist(),
+            "batches": [10, 11, 12, 13],
+            "expected": [expected.tolist()],
+            "idle": 0.0,
+            "backpressure": 0.0,
+            "timeout_cycles": 200_000,
+            "cycle_bounds": bounds,
+        },
+    )

@@ -15,14 +15,14 @@ def numpy_conv(x, weights, stride, padding, arithmetic):
     channels, height, width = x.shape
     out_channels, _, kh, kw = weights.shape
     padded = np.zeros((channels, height + 2 * padding, width + 2 * padding), dtype=np.int64)
-    padded[:, padding:padding + height, padding:padding + width] = x
+    padded[:, padding : padding + height, padding : padding + width] = x
     out_h = (height + 2 * padding - kh) // stride + 1
     out_w = (width + 2 * padding - kw) // stride + 1
     # as a GEMM in the hardware's tap order: rows = output pixels, k = (ky, kx, ci)
     patches = np.empty((out_h * out_w, kh * kw * channels), dtype=np.int64)
     for oy in range(out_h):
         for ox in range(out_w):
-            window = padded[:, oy * stride:oy * stride + kh, ox * stride:ox * stride + kw]
+            window = padded[:, oy * stride : oy * stride + kh, ox * stride : ox * stride + kw]
             patches[oy * out_w + ox] = window.transpose(1, 2, 0).reshape(-1)
     filters = weights.transpose(2, 3, 1, 0).reshape(kh * kw * channels, out_channels)
     return arithmetic.matmul(patches, filters).reshape(out_h, out_w, out_channels).transpose(2, 0, 1)
@@ -37,8 +37,15 @@ def run_engine(engine, frames, batches, random=None, idle=0.0, backpressure=0.0)
         _, height, width = frame.shape
         for y in range(height):
             for x in range(width):
-                beats.append((frame[:, y, x], x == 0 and y == 0, x == width - 1,
-                              x == width - 1 and y == height - 1, batch))
+                beats.append(
+                    (
+                        frame[:, y, x],
+                        x == 0 and y == 0,
+                        x == width - 1,
+                        x == width - 1 and y == height - 1,
+                        batch,
+                    )
+                )
     expected_pixels = len(frames) * engine.out_height * engine.out_width
     received = []
     cycles = {"n": 0}
@@ -61,10 +68,20 @@ def run_engine(engine, frames, batches, random=None, idle=0.0, backpressure=0.0)
                 index += 1
             if ready and ctx.get(engine.o.valid):
                 payload = engine.o.payload
-                received.append((unpack(ctx.get(payload.data.as_value()), engine.out_format.width,
-                                        engine.out_channels, True),
-                                 ctx.get(payload.first), ctx.get(payload.row_end), ctx.get(payload.frame_end),
-                                 ctx.get(payload.batch)))
+                received.append(
+                    (
+                        unpack(
+                            ctx.get(payload.data.as_value()),
+                            engine.out_format.width,
+                            engine.out_channels,
+                            True,
+                        ),
+                        ctx.get(payload.first),
+                        ctx.get(payload.row_end),
+                        ctx.get(payload.frame_end),
+                        ctx.get(payload.batch),
+                    )
+                )
             await ctx.tick()
             cycles["n"] += 1
             assert cycles["n"] < 200_000, "engine stuck"
@@ -76,8 +93,10 @@ def run_engine(engine, frames, batches, random=None, idle=0.0, backpressure=0.0)
     out_frames, out_batches = [], []
     per_frame = engine.out_height * engine.out_width
     for f in range(len(frames)):
-        pixels = received[f * per_frame:(f + 1) * per_frame]
-        frame = np.stack([p[0] for p in pixels]).T.reshape(engine.out_channels, engine.out_height, engine.out_width)
+        pixels = received[f * per_frame : (f + 1) * per_frame]
+        frame = np.stack([p[0] for p in pixels]).T.reshape(
+            engine.out_channels, engine.out_height, engine.out_width
+        )
         out_frames.append(frame)
         out_batches.append({p[4] for p in pixels})
         for index, (_, first, row_end, frame_end, _) in enumerate(pixels):
@@ -105,11 +124,22 @@ def test_engine_matches_numpy_conv_and_requantize(case):
     weights = arithmetic.operand.random(random, (out_channels, in_channels, kernel, kernel))
     frames = [arithmetic.operand.random(random, (in_channels, height, width)) for _ in range(2)]
     shift = 7
-    engine = StreamConv2d(weights=weights, height=height, width=width, stride=stride, padding=padding,
-                          shift=shift, rounding=rounding, relu=relu, arithmetic=arithmetic)
+    engine = StreamConv2d(
+        weights=weights,
+        height=height,
+        width=width,
+        stride=stride,
+        padding=padding,
+        shift=shift,
+        rounding=rounding,
+        relu=relu,
+        arithmetic=arithmetic,
+    )
     outputs, batches, _ = run_engine(engine, frames, [5, 6], random, idle=0.2, backpressure=0.3)
     for frame, output, batch, expected_batch in zip(frames, outputs, batches, (5, 6)):
-        expected = requantize(numpy_conv(frame, weights, stride, padding, arithmetic), shift, IntFormat(8), rounding)
+        expected = requantize(
+            numpy_conv(frame, weights, stride, padding, arithmetic), shift, IntFormat(8), rounding
+        )
         if relu:
             expected = np.maximum(expected, 0)
         np.testing.assert_array_equal(output, expected)
@@ -120,7 +150,9 @@ def test_cycles_per_frame_match_the_formula_without_stalls():
     random = rng("stream_conv_cycles")
     arithmetic = MacArithmetic()
     weights = arithmetic.operand.random(random, (4, 3, 3, 3))
-    engine = StreamConv2d(weights=weights, height=6, width=6, stride=1, padding=1, shift=6, arithmetic=arithmetic)
+    engine = StreamConv2d(
+        weights=weights, height=6, width=6, stride=1, padding=1, shift=6, arithmetic=arithmetic
+    )
     frames = [arithmetic.operand.random(random, (3, 6, 6)) for _ in range(3)]
     _, _, cycles = run_engine(engine, frames, [0, 1, 2])
     per_frame = stream_conv_cycles(height=6, width=6, kernel=(3, 3), stride=1, padding=1, in_channels=3)

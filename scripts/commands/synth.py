@@ -25,14 +25,29 @@ def add_arguments(parser):
 
     parser.add_argument("--target", required=True, choices=tuple(TARGETS), help="board to build for")
     parser.add_argument("--block", default=None, help=f"block to build ({', '.join(BLOCKS)})")
-    parser.add_argument("--config", type=Path, default=None,
-                        help="YAML/JSON file with 'block' and its parameters (wavecore generate's JSON works)")
-    parser.add_argument("-o", "--output", type=Path, default=Path("build/synth"),
-                        help="output directory (default: build/synth)")
-    parser.add_argument("--multiplier", choices=MULTIPLIERS, default="auto",
-                        help="systolic multiplier: auto = MULT18X18D with registers on ECP5, 8 SB_MAC16 + LUT "
-                             "multipliers on iCE40 (default: auto)")
-    parser.add_argument("--bist-cycles", type=int, default=None, help="cycles of the self-test (default: 512)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML/JSON file with 'block' and its parameters (wavecore generate's JSON works)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("build/synth"),
+        help="output directory (default: build/synth)",
+    )
+    parser.add_argument(
+        "--multiplier",
+        choices=MULTIPLIERS,
+        default="auto",
+        help="systolic multiplier: auto = MULT18X18D with registers on ECP5, 8 SB_MAC16 + LUT "
+        "multipliers on iCE40 (default: auto)",
+    )
+    parser.add_argument(
+        "--bist-cycles", type=int, default=None, help="cycles of the self-test (default: 512)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
     seen = set()
     for spec in BLOCKS.values():
@@ -117,8 +132,13 @@ def run(args) -> int:
 
     def make(simulation: bool):
         def factory():
-            extra = {"multiplier": _multiplier_factory(args.multiplier, target, simulation)} if takes_multiplier else {}
+            extra = (
+                {"multiplier": _multiplier_factory(args.multiplier, target, simulation)}
+                if takes_multiplier
+                else {}
+            )
             return component(**full, **extra)
+
         return factory
 
     try:
@@ -127,11 +147,22 @@ def run(args) -> int:
         raise UsageError(_option_message(str(error))) from None
     parameters = dict(full)
     if takes_multiplier:
-        parameters["multiplier"] = args.multiplier if args.multiplier != "auto" else (
-            "ecp5_dsp" if target.family == "ecp5" else "ice40_mixed")
+        parameters["multiplier"] = (
+            args.multiplier
+            if args.multiplier != "auto"
+            else ("ecp5_dsp" if target.family == "ecp5" else "ice40_mixed")
+        )
     try:
-        report = synth_block(make(False), target, args.output, design=name, parameters=parameters,
-                             reference_factory=make(True), cycles=cycles, seed=args.seed)
+        report = synth_block(
+            make(False),
+            target,
+            args.output,
+            design=name,
+            parameters=parameters,
+            reference_factory=make(True),
+            cycles=cycles,
+            seed=args.seed,
+        )
     except ToolMissing as error:
         raise UsageError(str(error)) from None
     except BuildFailed as error:
@@ -146,14 +177,19 @@ def _option_message(message: str) -> str:
 
     match = re.match(r"'?([a-z_]+)'?\b", message)
     if match and not message.startswith("block"):
-        return "--" + match.group(1).replace("_", "-") + message[match.end():]
+        return "--" + match.group(1).replace("_", "-") + message[match.end() :]
     return message
 
 
 def _summary(report, output: Path) -> str:
-    resources = ", ".join(f"{key} {value['used']}/{value['available']}" for key, value in report.resources.items())
-    clocks = ", ".join(f"{clock} {value['achieved_mhz']:.1f} MHz (target {value['constraint_mhz']:.1f}"
-                       f"{'' if value['met'] else ', MISSED'})" for clock, value in report.fmax.items())
+    resources = ", ".join(
+        f"{key} {value['used']}/{value['available']}" for key, value in report.resources.items()
+    )
+    clocks = ", ".join(
+        f"{clock} {value['achieved_mhz']:.1f} MHz (target {value['constraint_mhz']:.1f}"
+        f"{'' if value['met'] else ', MISSED'})"
+        for clock, value in report.fmax.items()
+    )
     lines = [f"{report.design} on {report.target}: {report.status}", f"resources: {resources}"]
     if clocks:
         lines.append(f"fmax: {clocks}")

@@ -1,0 +1,92 @@
+"""``wavecore pipeline --network NET --target T --chips N``: Occam multi-FPGA pipeline, simulated and built.
+
+Partitions the network with the Occam DP for the target's usable on-chip memory (or ``--capacity``),
+writes ``plan.json``, optionally chains all stages in RTL simulation against the golden model
+(``--simulate``, Verilator), and builds one bitstream per distinct stage with ``pipeline.json`` /
+``pipeline.md`` (per stage resources, Fmax, predicted images/s, link bandwidth). The library is
+:mod:`boards.pipeline` and :mod:`boards.pipeline_sim`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+NAME = "pipeline"
+HELP = "partition a network over several FPGAs (Occam), simulate the stage chain, build a bitstream per stage"
+
+
+def add_arguments(parser):
+    from boards.targets import TARGETS
+
+    parser.add_argument(
+        "--network", required=True, help="configs/pipelines/<name>.yaml, a zoo name or a network YAML path"
+    )
+    parser.add_argument("--target", required=True, choices=tuple(TARGETS), help="board of every stage")
+    parser.add_argument("--chips", type=int, required=True, help="chips available (stages + STAP replicas)")
+    parser.add_argument(
+        "--capacity",
+        type=int,
+        default=None,
+        help="bytes of on-chip memory per chip for the partition (default: the target's block RAM "
+        "minus the link reserve)",
+    )
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        default=Path("build/pipeline"),
+        help="output directory (default: build/pipeline)",
+    )
+    parser.add_argument(
+        "--simulate",
+        action="store_true",
+        help="chain all stages in Verilator and compare every boundary tensor with the golden model",
+    )
+    parser.add_argument("--no-build", action="store_true", help="plan (and simulate) only, no bitstreams")
+    parser.add_argument("--frames", type=int, default=2, help="frames to simulate (default: 2)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the filters and the simulated images")
+
+
+def run(args) -> int:
+    from boards.pipeline import (
+        PipelineError,
+        build_pipeline,
+        load_pipeline_network,
+        plan_pipeline,
+        write_plan,
+    )
+    from boards.targets import get_target
+    from scripts.cli import UsageError
+
+    if args.chips < 1:
+        raise UsageError(f"--chips must be a positive integer, not {args.chips}")
+    if args.capacity is not None and args.capacity < 1:
+        raise UsageError(f"--capacity must be a positive number of bytes, not {args.capacity}")
+    if args.frames < 1:
+        raise UsageError(f"--frames must be a positive integer, not {args.frames}")
+    target = get_target(args.target)
+    try:
+        network = load_pipeline_network(args.network)
+        plan = plan_pipeline(network, target, chips=args.chips, capacity_bytes=args.capacity, seed=args.seed)
+    except PipelineError as error:
+        raise UsageError(f"--network {args.network}: {error}") from None
+    write_plan(plan, args.output / "plan.json")
+    for stage in plan.stages:
+        print(
+            f"stage {stage.index}: {', '.join(stage.layer_names)}  {stage.footprint_bytes} B on chip, "
+            f"{stage.cycles_per_frame} cycles/frame, {stage.replicas} replica(s)"
+        )
+    if args.simulate:
+        from boards.pipeline_sim import simulate_pipeline
+
+        simulate_pipeline(plan, frames=args.frames, seed=args.seed)
+        print(f"simulation: {args.frames} frames through {len(plan.stages)} stages match the golden model")
+    if not args.no_build:
+        summary = build_pipeline(plan, target, args.output)
+        print(
+            f"built {summary['distinct_bitstreams']} bitstream(s); "
+            f"{summary['images_per_second']:.0f} images/s; report: {args.output / 'pipeline.md'}"
+        )
+        if any(row["status"] in ("does_not_fit", "failed") for row in summary["stages"]):
+            return 1
+    return 0
