@@ -31,7 +31,11 @@ CASES = [  # (max_burst, max_outstanding, latency, ram, direction)
     *[(burst, outstanding, 0, "pipelined", "write") for burst in (16, 256) for outstanding in (1, 2)],
     *[(burst, 2, 0, "pipelined", "both") for burst in (16, 256)],
     *[(burst, 2, 0, "axiram", direction) for burst in (16, 256) for direction in ("read", "write")],
-    *[(burst, outstanding, 20, "pipelined", "read") for burst in (16, 256) for outstanding in (1, 2, 3, 4, 8)],
+    *[
+        (burst, outstanding, 20, "pipelined", "read")
+        for burst in (16, 256)
+        for outstanding in (1, 2, 3, 4, 8)
+    ],
     *[(burst, outstanding, 20, "pipelined", "write") for burst in (16, 256) for outstanding in (1, 2, 4)],
 ]
 
@@ -39,18 +43,41 @@ CASES = [  # (max_burst, max_outstanding, latency, ram, direction)
 def run(simulator: str, words: int, data_width: int) -> list[dict]:
     rows = []
     for max_burst, outstanding, latency, ram, direction in CASES:
-        settings = {"address_width": 32, "data_width": data_width, "max_burst": max_burst,
-                    "max_outstanding": outstanding, "count_width": 16, "scratch_width": 16}
+        settings = {
+            "address_width": 32,
+            "data_width": data_width,
+            "max_burst": max_burst,
+            "max_outstanding": outstanding,
+            "count_width": 16,
+            "scratch_width": 16,
+        }
         design = build(Dma(**settings), toplevel="dma", simulator=simulator)
         with tempfile.TemporaryDirectory() as directory:
             result_file = Path(directory) / "result.json"
             name = f"bw_{max_burst}_{outstanding}_{latency}_{ram}_{direction}"
-            design.run("tb_dma_bandwidth", testcase="bandwidth", test_name=name, seed=1, params={
-                "dma": settings, "words": words, "latency": latency, "ram": ram, "direction": direction,
-                "result_file": str(result_file)})
+            design.run(
+                "tb_dma_bandwidth",
+                testcase="bandwidth",
+                test_name=name,
+                seed=1,
+                params={
+                    "dma": settings,
+                    "words": words,
+                    "latency": latency,
+                    "ram": ram,
+                    "direction": direction,
+                    "result_file": str(result_file),
+                },
+            )
             result = json.loads(result_file.read_text())
-        row = {"max_burst": max_burst, "max_outstanding": outstanding, "latency": latency, "ram": ram,
-               "direction": direction, **result}
+        row = {
+            "max_burst": max_burst,
+            "max_outstanding": outstanding,
+            "latency": latency,
+            "ram": ram,
+            "direction": direction,
+            **result,
+        }
         print(json.dumps(row), flush=True)
         rows.append(row)
     return rows
@@ -73,8 +100,10 @@ def main(argv=None) -> int:
     print("\n| RAM | latency | direction | max burst | outstanding | bus fraction (steady) | (total) |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:
-        print(f"| {row['ram']} | {row['latency']} | {row['direction']} | {row['max_burst']} | "
-              f"{row['max_outstanding']} | {row['bus_fraction_steady']:.3f} | {row['bus_fraction_total']:.3f} |")
+        print(
+            f"| {row['ram']} | {row['latency']} | {row['direction']} | {row['max_burst']} | "
+            f"{row['max_outstanding']} | {row['bus_fraction_steady']:.3f} | {row['bus_fraction_total']:.3f} |"
+        )
     return 0
 
 

@@ -53,8 +53,20 @@ def _array(size: int, variant: str) -> SystolicArray:
     return SystolicArray(rows=size, cols=size, in_width=8, acc_width=32, multiplier=multiplier)
 
 
+def _source_digest() -> str:
+    """Hash of the array's sources, so a table can be traced to the RTL it measured."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    sources = ("hdl/pe.py", "hdl/systolic.py", "hdl/multiplier.py", "hdl/ecp5_mult.py", "hdl/ice40_mult.py")
+    for name in sources:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def run(sizes, families, seeds, out: Path) -> list[dict]:
     rows = []
+    sources = _source_digest()
     for family in families:
         for size in sizes:
             if family == "ice40" and size > 4:
@@ -76,6 +88,7 @@ def run(sizes, families, seeds, out: Path) -> list[dict]:
                     QorHarness(_array(size, variant)), family, work / variant, seeds=seeds, design=variant
                 )
                 row = {
+                    "sources": sources,
                     "family": family,
                     "size": size,
                     "variant": variant,

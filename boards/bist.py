@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "LFSR_TAPS",
+    "add_board_clock",
     "BistBoardTop",
     "BistCore",
     "Lfsr",
@@ -142,8 +143,31 @@ def _galois_step(state):
     return Cat(state[1:], Const(0, 1)) ^ (state[0].replicate(_WORD) & LFSR_TAPS)
 
 
+def add_board_clock(m, platform, cycles: int = 16) -> None:
+    """Drive ``sync`` from the board oscillator with a power-on reset held for ``cycles`` cycles.
+
+    Some boards have no reset button (ULX3S, OrangeCrab), so the platform's default ``sync`` domain would
+    be reset-less; blocks that use their reset (``ResetSignal()``) need a real one, and a self-test needs a
+    defined start. The reset comes from a counter in a reset-less domain on the same clock.
+    """
+    from amaranth import ClockDomain
+    from amaranth.lib import io
+
+    clock = platform.request(platform.default_clk, dir="-")
+    m.submodules.clock_buffer = buffer = io.Buffer("i", clock)
+    m.domains.sync = sync = ClockDomain("sync")
+    m.domains.power_on = power_on = ClockDomain("power_on", reset_less=True)
+    hold = Signal(range(cycles + 1), init=cycles)
+    m.d.comb += [sync.clk.eq(buffer.i), power_on.clk.eq(buffer.i), sync.rst.eq(hold != 0)]
+    with m.If(hold != 0):
+        m.d.power_on += hold.eq(hold - 1)
+
+
 class BistBoardTop(wiring.Component):
-    """A :class:`BistCore` on a board: ``done`` and ``passed`` drive the target's two status LEDs."""
+    """A :class:`BistCore` on a board: ``done`` and ``passed`` drive the target's two status LEDs.
+
+    The ``sync`` domain is the board clock with a power-on reset (:func:`add_board_clock`).
+    """
 
     def __init__(self, block, *, target, cycles: int, expected: int):
         self.core = BistCore(block, cycles=cycles, expected=expected)
@@ -154,6 +178,7 @@ class BistBoardTop(wiring.Component):
         m = Module()
         m.submodules.core = self.core
         if platform is not None:
+            add_board_clock(m, platform)
             done_led, pass_led = self.target.status_leds(platform)
             m.d.comb += [done_led.eq(self.core.done), pass_led.eq(self.core.passed)]
         return m

@@ -396,8 +396,11 @@ class StageBoardTop(Elaboratable):
         self.target = target
 
     def elaborate(self, platform):
+        from boards.bist import add_board_clock
+
         m = Module()
         m.submodules.stage = stage = self.stage
+        add_board_clock(m, platform)
         lane = stage.lane_width
         pins = list(self.target.link_pins)
         needed = 2 * (lane + 2)

@@ -17,20 +17,69 @@ from boards.flow import build
 from boards.report import BuildReport
 from boards.targets import Target
 
-__all__ = ["DEFAULT_BIST_CYCLES", "multiplier_for", "synth_block"]
+__all__ = ["DEFAULT_BIST_CYCLES", "MULTIPLIERS", "multiplier_factory", "registry_factories", "synth_block"]
 
 DEFAULT_BIST_CYCLES = 512
 
 
-def multiplier_for(target: Target):
-    """The multiplier factory that maps best on ``target`` (see the module docstring)."""
-    if target.family == "ecp5":
-        from hdl.ecp5_mult import ecp5_multiplier
+MULTIPLIERS = ("auto", "generic", "ecp5_dsp", "ice40_mixed")
 
-        return ecp5_multiplier("primitive")
+
+def multiplier_factory(choice: str, target: Target, *, simulation: bool = False):
+    """The systolic multiplier factory for ``choice`` on ``target`` (see the module docstring).
+
+    ``auto`` is ``ecp5_dsp`` on ECP5 and ``ice40_mixed`` on iCE40. With ``simulation`` the ECP5 DSP is its
+    behavioural twin (Yosys has no simulation model of ``MULT18X18D``).
+    """
+    from hdl.ecp5_mult import ecp5_multiplier
     from hdl.ice40_mult import ice40_multipliers
+    from hdl.multiplier import RegisteredMultiplier
 
-    return ice40_multipliers(target.dsps)
+    if choice not in MULTIPLIERS:
+        raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {choice!r}")
+    if choice == "auto":
+        choice = "ecp5_dsp" if target.family == "ecp5" else "ice40_mixed"
+    if choice == "ecp5_dsp":
+        if target.family != "ecp5":
+            raise ValueError(f"multiplier ecp5_dsp needs an ECP5 target, not {target.name}")
+        return ecp5_multiplier("behavioural" if simulation else "primitive")
+    if choice == "ice40_mixed":
+        return ice40_multipliers(target.dsps)
+    return RegisteredMultiplier
+
+
+def registry_factories(config: dict, target: Target, multiplier: str = "auto"):
+    """``(factory, reference_factory, parameters)`` for a registry configuration ``{"block": ..., ...}``.
+
+    Every parameter is checked (``TypeError``/``ValueError`` naming it) before anything is returned.
+    ``parameters`` is the full configuration plus the resolved multiplier choice, for the report.
+    """
+    import inspect
+
+    from hdl.registry import BLOCKS, full_config
+
+    full = full_config(config["block"], {key: value for key, value in config.items() if key != "block"})
+    name = full.pop("block")
+    component = BLOCKS[name].component
+    takes_multiplier = "multiplier" in inspect.signature(component).parameters
+
+    def make(simulation: bool):
+        def factory():
+            extra = {}
+            if takes_multiplier:
+                extra["multiplier"] = multiplier_factory(multiplier, target, simulation=simulation)
+            return component(**full, **extra)
+
+        return factory
+
+    make(True)()  # raises on a bad parameter before any file is written
+    parameters = {"block": name, **full}
+    if takes_multiplier:
+        resolved = (
+            multiplier if multiplier != "auto" else ("ecp5_dsp" if target.family == "ecp5" else "ice40_mixed")
+        )
+        parameters["multiplier"] = resolved
+    return make(False), make(True), parameters
 
 
 def synth_block(

@@ -79,17 +79,14 @@ def layer_gemms(layer, batch: int) -> dict[str, list[tuple[int, int, int]]]:
     """
     _positive("batch", batch)
     if layer.op == "conv2d":
-        cin = layer.in_shapes[0][0]
-        cout, ho, wo = layer.out_shape
-        groups = int(layer.params.get("groups", 1))
-        kh, kw = _pair(layer.params["kernel"])
-        pixels = batch * ho * wo
-        reduction = (cin // groups) * kh * kw
+        cout, cin_per_group, kh, kw = layer.weight_shape
+        groups = layer.params["groups"]
+        pixels = batch * layer.out_shape[1] * layer.out_shape[2]
+        reduction = cin_per_group * kh * kw
         per_group_out = cout // groups
     elif layer.op == "linear":
+        per_group_out, reduction = layer.weight_shape
         pixels = batch
-        reduction = math.prod(layer.in_shapes[0])
-        per_group_out = layer.out_shape[0]
         groups = 1
     else:
         return {}
@@ -98,12 +95,6 @@ def layer_gemms(layer, batch: int) -> dict[str, list[tuple[int, int, int]]]:
         "backward_data": [(pixels, per_group_out, reduction)] * groups,
         "backward_weight": [(reduction, pixels, per_group_out)] * groups,
     }
-
-
-def _pair(value):
-    if isinstance(value, int):
-        return value, value
-    return int(value[0]), int(value[1])
 
 
 @dataclass(frozen=True)

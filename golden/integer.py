@@ -18,7 +18,7 @@ import numpy as np
 from golden import layers as L
 from golden.numerics import IntegerTraining, NormArithmetic, requantize
 
-__all__ = ["IntegerKernels", "conv2d_forward_int"]
+__all__ = ["ExactKernels", "IntegerKernels", "conv2d_forward_int"]
 
 
 def _is_power_of_two(value: int) -> bool:
@@ -50,7 +50,23 @@ def conv2d_forward_int(numerics: IntegerTraining, x_q, w_q, bias_q=None, *, stri
     return requantize(acc, numerics.weight_frac, numerics.operand, numerics.rounding)
 
 
-class IntegerKernels:
+class ExactKernels:
+    """Kernels that never round, so the float and the integer modes share them: max-pool selects."""
+
+    def maxpool_forward(self, layer, x):
+        p = layer.params
+        return L.maxpool_forward(
+            x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
+        )
+
+    def maxpool_backward(self, layer, dy, x):
+        p = layer.params
+        return L.maxpool_backward(
+            dy, x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
+        )
+
+
+class IntegerKernels(ExactKernels):
     """Integer versions of the kernels :class:`golden.train._Step` calls."""
 
     integer = True
@@ -174,18 +190,6 @@ class IntegerKernels:
         limit = self._relu_limit(layer.params["max_value"])
         mask = x > 0 if limit is None else (x > 0) & (x < limit)
         return dy * mask
-
-    def maxpool_forward(self, layer, x):
-        p = layer.params
-        return L.maxpool_forward(
-            x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
-        )
-
-    def maxpool_backward(self, layer, dy, x):
-        p = layer.params
-        return L.maxpool_backward(
-            dy, x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
-        )
 
     def _divide(self, values, count):
         """Exact sum divided by ``count``: a shift for powers of two, else times round(2^R/count) >> R."""

@@ -68,7 +68,7 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: int, ceil_mod
     span = size + 2 * padding - kernel
     if ceil_mode:
         out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + padding:
+        if (out - 1) * stride >= size + padding:  # PyTorch: the last window must start inside the input
             out -= 1
         return out
     return span // stride + 1

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from golden.layers import conv_output_size
+
 __all__ = [
     "NORM_CHOICES",
     "OPS",
@@ -91,6 +93,8 @@ _PARAM_DEFAULTS: dict[str, dict[str, object]] = {
     "loss": {},
 }
 _MULTI_INPUT = ("add", "concat")
+# Ops that slide a window over H and W (receptive-field geometry in Layer.input_rows).
+_WINDOW_OPS = ("conv2d", "maxpool", "avgpool")
 
 
 class NetworkError(ValueError):
@@ -208,8 +212,20 @@ class Layer:
 
     @property
     def out_elements(self) -> int:
-        """Elements of the output tensor per sample."""
-        return math.prod(self.out_shape)
+        """Elements of the output tensor per sample (``0`` for the scalar loss, which is never stored)."""
+        return math.prod(self.out_shape) if self.out_shape else 0
+
+    def input_rows(self, first: int, last: int) -> tuple[int, int]:
+        """Input rows ``(lo, hi)`` read by output rows ``first..last`` of a conv2d, maxpool or avgpool.
+
+        The receptive-field inversion along the height that Occam's closures and LR-CNN's row blocks share
+        (``research/occam_lrcnn_caterpillar.md`` sections 1.2 and 2): output row ``r`` reads input rows
+        ``r*s - p .. r*s - p + k - 1``. Not clipped: rows below 0 or past the map are padding.
+        """
+        if self.op not in _WINDOW_OPS:
+            raise ValueError(f"layer {self.name!r}: input_rows needs a conv2d or pool layer, not {self.op}")
+        kernel, stride, padding = (self.params[key][0] for key in ("kernel", "stride", "padding"))
+        return first * stride - padding, last * stride - padding + kernel - 1
 
 
 @dataclass(frozen=True)
@@ -289,6 +305,20 @@ class Network:
             if any(self._index[c] > position for c in self._consumers[layer.name]):
                 live.append(layer.name)
         return live
+
+    def base_tensors(self, view_ops) -> dict[str, tuple[str, ...]]:
+        """The stored tensors each layer's output resolves to when ``view_ops`` store nothing of their own.
+
+        A view (e.g. a ReLU applied on read) resolves to the bases of its inputs, in input order without
+        repeats; every other layer is its own base. The traffic model and Occam pass their own view sets.
+        """
+        base: dict[str, tuple[str, ...]] = {}
+        for layer in self.layers:
+            if layer.op in view_ops and layer.op != "input":
+                base[layer.name] = tuple(dict.fromkeys(b for source in layer.inputs for b in base[source]))
+            else:
+                base[layer.name] = (layer.name,)
+        return base
 
     def blocks(self) -> list[Block]:
         """The network split into the smallest uncuttable contiguous runs (rule in the module docstring)."""
@@ -605,15 +635,9 @@ def _topological(input_name, entries):
 
 
 def _window_out(layer, size, kernel, stride, padding, ceil_mode=False):
-    span = size + 2 * padding - kernel
-    if span < 0:
+    if size + 2 * padding < kernel:
         raise _fail(layer, "kernel", f"{kernel} is larger than the padded input ({size} + 2*{padding})")
-    if ceil_mode:
-        out = -(-span // stride) + 1
-        if (out - 1) * stride >= size + padding:  # PyTorch: the last window must start inside the input
-            out -= 1
-        return out
-    return span // stride + 1
+    return conv_output_size(size, kernel, stride, padding, ceil_mode)
 
 
 def _infer(name, op, raw, in_shapes, num_classes, gn_groups):

@@ -172,23 +172,12 @@ class NetworkModel:
         view_ops = _VIEW_OPS + (("concat",) if opts.concat == "view" else ())
         self.is_view = [layer.op in view_ops for layer in layers]
         self.op = [layer.op for layer in layers]
-        self.bytes = [
-            math.prod(layer.out_shape) * opts.dtype_bytes if layer.out_shape else 0 for layer in layers
-        ]
+        self.bytes = [layer.out_elements * opts.dtype_bytes for layer in layers]
         self.weight_bytes = [layer.param_count * opts.dtype_bytes for layer in layers]
         self.grad_bytes = [layer.param_count * opts.grad_bytes for layer in layers]
         # base tensors each layer resolves to (a view resolves to the bases of its inputs)
-        base: list[tuple[int, ...]] = []
-        for i, layer in enumerate(layers):
-            if self.is_view[i]:
-                merged: list[int] = []
-                for source in layer.inputs:
-                    for b in base[self.position[source]]:
-                        if b not in merged:
-                            merged.append(b)
-                base.append(tuple(merged))
-            else:
-                base.append((i,))
+        base_names = network.base_tensors(view_ops)
+        base = [tuple(self.position[b] for b in base_names[layer.name]) for layer in layers]
         self.base = base
         # base inputs each non-view layer reads
         self.reads: list[tuple[int, ...]] = []
@@ -542,12 +531,10 @@ def compulsory_traffic(network, batch: int, options: TrafficOptions | None = Non
     """Compulsory bytes of one training step: the input read once, every weight read once, every weight
     gradient written once and the network output (logits) written once."""
     opts = options or TrafficOptions()
-    input_bytes = math.prod(network.input_shape) * opts.dtype_bytes * batch
+    input_bytes = network.layers[0].out_elements * opts.dtype_bytes * batch
     params = network.param_count()
-    outputs = [layer for layer in network.layers if layer.op != "loss" and not network.consumers(layer.name)]
     logits = network.layer(network.output.inputs[0]) if network.has_loss else network.output
-    output_bytes = math.prod(logits.out_shape) * opts.dtype_bytes * batch
-    del outputs
+    output_bytes = logits.out_elements * opts.dtype_bytes * batch
     return input_bytes + params * opts.dtype_bytes + params * opts.grad_bytes + output_bytes
 
 

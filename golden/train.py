@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from golden import layers as L
-from golden.integer import IntegerKernels
+from golden.integer import ExactKernels, IntegerKernels
 from golden.network import Network
 from golden.numerics import IntegerTraining, resolve_numerics
 from golden.schedule import Schedule
@@ -120,7 +120,7 @@ def init_state(network: Network, *, dtype=np.float64) -> dict:
     return {"running": running, "velocity": {}}
 
 
-class _FloatKernels:
+class _FloatKernels(ExactKernels):
     """The float (float32/float64) arithmetic: straight calls into :mod:`golden.layers`."""
 
     integer = False
@@ -160,18 +160,6 @@ class _FloatKernels:
 
     def relu_backward(self, layer, dy, x):
         return L.relu_backward(dy, x, layer.params["max_value"])
-
-    def maxpool_forward(self, layer, x):
-        p = layer.params
-        return L.maxpool_forward(
-            x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
-        )
-
-    def maxpool_backward(self, layer, dy, x):
-        p = layer.params
-        return L.maxpool_backward(
-            dy, x, kernel=p["kernel"], stride=p["stride"], padding=p["padding"], ceil_mode=p["ceil_mode"]
-        )
 
     def avgpool_forward(self, layer, x):
         p = layer.params

@@ -44,17 +44,39 @@ def axi4_signature(*, address_width: int, data_width: int, id_width: int = 1) ->
     Flattened into Verilog as ``<port>__awaddr`` etc., which ``cocotbext-axi`` finds with
     ``AxiBus.from_prefix(dut, "<port>_")``.
     """
-    return wiring.Signature({
-        "awid": Out(id_width), "awaddr": Out(address_width), "awlen": Out(8), "awsize": Out(3),
-        "awburst": Out(2), "awvalid": Out(1), "awready": In(1),
-        "wdata": Out(data_width), "wstrb": Out(data_width // 8), "wlast": Out(1), "wvalid": Out(1),
-        "wready": In(1),
-        "bid": In(id_width), "bresp": In(2), "bvalid": In(1), "bready": Out(1),
-        "arid": Out(id_width), "araddr": Out(address_width), "arlen": Out(8), "arsize": Out(3),
-        "arburst": Out(2), "arvalid": Out(1), "arready": In(1),
-        "rid": In(id_width), "rdata": In(data_width), "rresp": In(2), "rlast": In(1), "rvalid": In(1),
-        "rready": Out(1),
-    })
+    return wiring.Signature(
+        {
+            "awid": Out(id_width),
+            "awaddr": Out(address_width),
+            "awlen": Out(8),
+            "awsize": Out(3),
+            "awburst": Out(2),
+            "awvalid": Out(1),
+            "awready": In(1),
+            "wdata": Out(data_width),
+            "wstrb": Out(data_width // 8),
+            "wlast": Out(1),
+            "wvalid": Out(1),
+            "wready": In(1),
+            "bid": In(id_width),
+            "bresp": In(2),
+            "bvalid": In(1),
+            "bready": Out(1),
+            "arid": Out(id_width),
+            "araddr": Out(address_width),
+            "arlen": Out(8),
+            "arsize": Out(3),
+            "arburst": Out(2),
+            "arvalid": Out(1),
+            "arready": In(1),
+            "rid": In(id_width),
+            "rdata": In(data_width),
+            "rresp": In(2),
+            "rlast": In(1),
+            "rvalid": In(1),
+            "rready": Out(1),
+        }
+    )
 
 
 def descriptor_layout(*, address_width: int, count_width: int, scratch_width: int) -> data.StructLayout:
@@ -63,15 +85,17 @@ def descriptor_layout(*, address_width: int, count_width: int, scratch_width: in
     ``address``, ``stride1`` and ``stride2`` are byte values; their bits below the bus word size are
     ignored (transfers are whole bus words). A descriptor with any count equal to zero moves nothing.
     """
-    return data.StructLayout({
-        "address": address_width,
-        "stride1": address_width,
-        "stride2": address_width,
-        "length": count_width,
-        "count1": count_width,
-        "count2": count_width,
-        "scratch": scratch_width,
-    })
+    return data.StructLayout(
+        {
+            "address": address_width,
+            "stride1": address_width,
+            "stride2": address_width,
+            "length": count_width,
+            "count1": count_width,
+            "count2": count_width,
+            "scratch": scratch_width,
+        }
+    )
 
 
 class _BurstWalker:
@@ -85,7 +109,7 @@ class _BurstWalker:
         word_bits = dma.address_width - dma.word_shift
         self.dma = dma
         self.active = Signal(name=f"{name}_active")
-        self.word_address = Signal(word_bits, name=f"{name}_word_address")   # current burst start
+        self.word_address = Signal(word_bits, name=f"{name}_word_address")  # current burst start
         self.row_start = Signal(word_bits, name=f"{name}_row_start")
         self.plane_start = Signal(word_bits, name=f"{name}_plane_start")
         self.row_remaining = Signal(dma.count_width, name=f"{name}_row_remaining")
@@ -110,9 +134,11 @@ class _BurstWalker:
         m.d.comb += command.ready.eq(~self.active)
         descriptor = command.payload
         with m.If(command.valid & command.ready):
-            start = descriptor.address[dma.word_shift:]
+            start = descriptor.address[dma.word_shift :]
             m.d.sync += [
-                self.active.eq((descriptor.length != 0) & (descriptor.count1 != 0) & (descriptor.count2 != 0)),
+                self.active.eq(
+                    (descriptor.length != 0) & (descriptor.count1 != 0) & (descriptor.count2 != 0)
+                ),
                 self.word_address.eq(start),
                 self.row_start.eq(start),
                 self.plane_start.eq(start),
@@ -121,24 +147,35 @@ class _BurstWalker:
                 self.planes_left.eq(descriptor.count2),
                 self.length.eq(descriptor.length),
                 self.count1.eq(descriptor.count1),
-                self.stride1.eq(descriptor.stride1[dma.word_shift:]),
-                self.stride2.eq(descriptor.stride2[dma.word_shift:]),
+                self.stride1.eq(descriptor.stride1[dma.word_shift :]),
+                self.stride2.eq(descriptor.stride2[dma.word_shift :]),
                 self.scratch.eq(descriptor.scratch),
             ]
         with m.If(advance):
             m.d.sync += self.scratch.eq(self.scratch + self.burst_length)
             with m.If(self.row_remaining != self.burst_length):
-                m.d.sync += [self.word_address.eq(self.word_address + self.burst_length),
-                             self.row_remaining.eq(self.row_remaining - self.burst_length)]
+                m.d.sync += [
+                    self.word_address.eq(self.word_address + self.burst_length),
+                    self.row_remaining.eq(self.row_remaining - self.burst_length),
+                ]
             with m.Elif(self.rows_left != 1):
                 next_row = self.row_start + self.stride1
-                m.d.sync += [self.word_address.eq(next_row), self.row_start.eq(next_row),
-                             self.row_remaining.eq(self.length), self.rows_left.eq(self.rows_left - 1)]
+                m.d.sync += [
+                    self.word_address.eq(next_row),
+                    self.row_start.eq(next_row),
+                    self.row_remaining.eq(self.length),
+                    self.rows_left.eq(self.rows_left - 1),
+                ]
             with m.Elif(self.planes_left != 1):
                 next_plane = self.plane_start + self.stride2
-                m.d.sync += [self.word_address.eq(next_plane), self.row_start.eq(next_plane),
-                             self.plane_start.eq(next_plane), self.row_remaining.eq(self.length),
-                             self.rows_left.eq(self.count1), self.planes_left.eq(self.planes_left - 1)]
+                m.d.sync += [
+                    self.word_address.eq(next_plane),
+                    self.row_start.eq(next_plane),
+                    self.plane_start.eq(next_plane),
+                    self.row_remaining.eq(self.length),
+                    self.rows_left.eq(self.count1),
+                    self.planes_left.eq(self.planes_left - 1),
+                ]
             with m.Else():
                 m.d.sync += self.active.eq(0)
 
@@ -190,9 +227,17 @@ class Dma(wiring.Component):
         Bursts in flight per channel.
     """
 
-    def __init__(self, *, address_width: int = 32, data_width: int = 64, max_burst: int = 16,
-                 max_outstanding: int = 4, count_width: int = 16, scratch_width: int = 16,
-                 counter_width: int = 48):
+    def __init__(
+        self,
+        *,
+        address_width: int = 32,
+        data_width: int = 64,
+        max_burst: int = 16,
+        max_outstanding: int = 4,
+        count_width: int = 16,
+        scratch_width: int = 16,
+        counter_width: int = 48,
+    ):
         self.address_width = _check_int("address_width", address_width, 12, 64)
         self.data_width = _check_int("data_width", data_width, 8, 1024)
         if data_width & (data_width - 1):
@@ -204,25 +249,28 @@ class Dma(wiring.Component):
         self.counter_width = _check_int("counter_width", counter_width, 8, 64)
         self.beat_bytes = data_width // 8
         self.word_shift = self.beat_bytes.bit_length() - 1
-        self.descriptor = descriptor_layout(address_width=address_width, count_width=count_width,
-                                            scratch_width=scratch_width)
+        self.descriptor = descriptor_layout(
+            address_width=address_width, count_width=count_width, scratch_width=scratch_width
+        )
         self.scratch_write_layout = data.StructLayout({"address": scratch_width, "data": data_width})
         outstanding = range(max_outstanding + 1)
-        super().__init__({
-            "read_command": In(stream.Signature(self.descriptor)),
-            "read_data": Out(stream.Signature(self.scratch_write_layout)),
-            "read_idle": Out(1),
-            "write_command": In(stream.Signature(self.descriptor)),
-            "write_fetch": Out(stream.Signature(scratch_width)),
-            "write_fetched": In(stream.Signature(data_width)),
-            "write_idle": Out(1),
-            "axi": Out(axi4_signature(address_width=address_width, data_width=data_width)),
-            "bytes_read": Out(counter_width),
-            "bytes_written": Out(counter_width),
-            "clear_counters": In(1),
-            "read_outstanding": Out(outstanding),
-            "write_outstanding": Out(outstanding),
-        })
+        super().__init__(
+            {
+                "read_command": In(stream.Signature(self.descriptor)),
+                "read_data": Out(stream.Signature(self.scratch_write_layout)),
+                "read_idle": Out(1),
+                "write_command": In(stream.Signature(self.descriptor)),
+                "write_fetch": Out(stream.Signature(scratch_width)),
+                "write_fetched": In(stream.Signature(data_width)),
+                "write_idle": Out(1),
+                "axi": Out(axi4_signature(address_width=address_width, data_width=data_width)),
+                "bytes_read": Out(counter_width),
+                "bytes_written": Out(counter_width),
+                "clear_counters": In(1),
+                "read_outstanding": Out(outstanding),
+                "write_outstanding": Out(outstanding),
+            }
+        )
         self.read_walker = _BurstWalker(self, "read")
         self.write_walker = _BurstWalker(self, "write")
 
@@ -253,9 +301,15 @@ class Dma(wiring.Component):
         m = Module()
         axi = self.axi
         size = self.word_shift
-        m.d.comb += [axi.arsize.eq(size), axi.awsize.eq(size), axi.arburst.eq(_BURST_INCR),
-                     axi.awburst.eq(_BURST_INCR), axi.arid.eq(0), axi.awid.eq(0),
-                     axi.wstrb.eq((1 << self.beat_bytes) - 1)]
+        m.d.comb += [
+            axi.arsize.eq(size),
+            axi.awsize.eq(size),
+            axi.arburst.eq(_BURST_INCR),
+            axi.awburst.eq(_BURST_INCR),
+            axi.arid.eq(0),
+            axi.awid.eq(0),
+            axi.wstrb.eq((1 << self.beat_bytes) - 1),
+        ]
         self._elaborate_read(m)
         self._elaborate_write(m)
 
@@ -273,7 +327,9 @@ class Dma(wiring.Component):
         walker = self.read_walker
         # One entry per burst in flight: where its beats go in the scratchpad. R beats of one ID return
         # in order, so the head entry always belongs to the beats arriving now.
-        m.submodules.read_bursts = bursts = fifo.SyncFIFO(width=self.scratch_width, depth=max(2, self.max_outstanding))
+        m.submodules.read_bursts = bursts = fifo.SyncFIFO(
+            width=self.scratch_width, depth=max(2, self.max_outstanding)
+        )
         issue = axi.arvalid & axi.arready
         walker.elaborate(m, self.read_command, issue)
         m.d.comb += [
@@ -304,15 +360,21 @@ class Dma(wiring.Component):
         fetch_entry = data.StructLayout({"scratch": self.scratch_width, "beats": range(self.max_burst + 1)})
         # Two queues of the bursts issued on AW: one drives the scratchpad fetches, the other frames the W
         # beats (WLAST); the fetched words arrive in between, in order, with any latency.
-        m.submodules.fetch_bursts = fetch_bursts = fifo.SyncFIFO(width=fetch_entry.size,
-                                                                 depth=max(2, self.max_outstanding))
-        m.submodules.beat_bursts = beat_bursts = fifo.SyncFIFO(width=Shape.cast(range(self.max_burst + 1)).width,
-                                                               depth=max(2, self.max_outstanding))
+        m.submodules.fetch_bursts = fetch_bursts = fifo.SyncFIFO(
+            width=fetch_entry.size, depth=max(2, self.max_outstanding)
+        )
+        m.submodules.beat_bursts = beat_bursts = fifo.SyncFIFO(
+            width=Shape.cast(range(self.max_burst + 1)).width, depth=max(2, self.max_outstanding)
+        )
         issue = axi.awvalid & axi.awready
         walker.elaborate(m, self.write_command, issue)
         m.d.comb += [
-            axi.awvalid.eq(walker.active & self._may_issue(self.write_outstanding) & fetch_bursts.w_rdy
-                           & beat_bursts.w_rdy),
+            axi.awvalid.eq(
+                walker.active
+                & self._may_issue(self.write_outstanding)
+                & fetch_bursts.w_rdy
+                & beat_bursts.w_rdy
+            ),
             axi.awaddr.eq(walker.word_address << self.word_shift),
             axi.awlen.eq(walker.burst_length - 1),
             fetch_bursts.w_data.eq(walker.scratch | (walker.burst_length << self.scratch_width)),

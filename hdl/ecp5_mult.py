@@ -151,7 +151,7 @@ class Ecp5Multiplier(wiring.Component):
             i_CE1=Const(1, 1),
             i_CE2=Const(1, 1),
             i_CE3=Const(1, 1),
-            i_RST0=ResetSignal("sync"),
+            i_RST0=ResetSignal("sync", allow_reset_less=True),
             i_RST1=Const(0, 1),
             i_RST2=Const(0, 1),
             i_RST3=Const(0, 1),

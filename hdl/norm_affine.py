@@ -53,16 +53,29 @@ class NormAffine(wiring.Component):
         self.lanes = check_int("lanes", lanes, 1, 64)
         self.sets = check_int("sets", sets, 1, 4096)
         activation = signed(arithmetic.activation.width)
-        self.coefficient_layout = data.StructLayout({"a": signed(arithmetic.coefficient_width),
-                                                     "c": signed(arithmetic.bias_width)})
-        self.input_layout = data.StructLayout({"set": index_shape(sets), "pad": lanes,
-                                               "data": data.ArrayLayout(activation, lanes)})
-        super().__init__({
-            "coefficients": In(stream.Signature(data.StructLayout({
-                "set": index_shape(sets), "lane": index_shape(lanes), "value": self.coefficient_layout}))),
-            "input": In(stream.Signature(self.input_layout)),
-            "output": Out(stream.Signature(data.ArrayLayout(activation, lanes))),
-        })
+        self.coefficient_layout = data.StructLayout(
+            {"a": signed(arithmetic.coefficient_width), "c": signed(arithmetic.bias_width)}
+        )
+        self.input_layout = data.StructLayout(
+            {"set": index_shape(sets), "pad": lanes, "data": data.ArrayLayout(activation, lanes)}
+        )
+        super().__init__(
+            {
+                "coefficients": In(
+                    stream.Signature(
+                        data.StructLayout(
+                            {
+                                "set": index_shape(sets),
+                                "lane": index_shape(lanes),
+                                "value": self.coefficient_layout,
+                            }
+                        )
+                    )
+                ),
+                "input": In(stream.Signature(self.input_layout)),
+                "output": Out(stream.Signature(data.ArrayLayout(activation, lanes))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -85,13 +98,17 @@ class NormAffine(wiring.Component):
         with m.If(pipeline.advance):
             m.d.sync += pad_late.eq(pad)
             for lane in range(self.lanes):
-                m.d.sync += [products[lane].eq(coefficients[lane].a * x[lane]),
-                             biases[lane].eq(coefficients[lane].c)]
+                m.d.sync += [
+                    products[lane].eq(coefficients[lane].a * x[lane]),
+                    biases[lane].eq(coefficients[lane].c),
+                ]
         # Stage 3: add, round, saturate, ReLU, padding.
         with m.If(pipeline.advance):
             for lane in range(self.lanes):
                 total = Signal(signed(arithmetic.affine_width), name=f"affine{lane}")
                 m.d.comb += total.eq(products[lane] + biases[lane])
-                y = requantize_value(total, arithmetic.scalar_frac, arithmetic.activation, arithmetic.rounding)
+                y = requantize_value(
+                    total, arithmetic.scalar_frac, arithmetic.activation, arithmetic.rounding
+                )
                 m.d.sync += self.output.payload[lane].eq(Mux(pad_late[lane] | (y < 0), 0, y))
         return m

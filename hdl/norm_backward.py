@@ -58,23 +58,42 @@ class NormBackwardReduce(wiring.Component):
         self.sets = check_int("sets", sets, 1, 256)
         gradient = signed(arithmetic.gradient.width)
         activation = signed(arithmetic.activation.width)
-        self.coefficient_layout = data.StructLayout({"a": signed(arithmetic.coefficient_width),
-                                                     "c": signed(arithmetic.bias_width)})
-        self.input_layout = data.StructLayout({"set": index_shape(sets), "dz": data.ArrayLayout(gradient, lanes),
-                                               "x": data.ArrayLayout(activation, lanes)})
-        self.sums_layout = data.StructLayout({
-            "r1": data.ArrayLayout(signed(arithmetic.grad_sum_format.width), lanes),
-            "r2": data.ArrayLayout(signed(arithmetic.grad_product_sum_format.width), lanes),
-        })
-        super().__init__({
-            "coefficients": In(stream.Signature(data.StructLayout({
-                "set": index_shape(sets), "lane": index_shape(lanes), "value": self.coefficient_layout}))),
-            "input": In(stream.Signature(self.input_layout)),
-            "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
-            "clear": In(1),
-            "read_set": In(stream.Signature(index_shape(sets))),
-            "sums": Out(stream.Signature(self.sums_layout)),
-        })
+        self.coefficient_layout = data.StructLayout(
+            {"a": signed(arithmetic.coefficient_width), "c": signed(arithmetic.bias_width)}
+        )
+        self.input_layout = data.StructLayout(
+            {
+                "set": index_shape(sets),
+                "dz": data.ArrayLayout(gradient, lanes),
+                "x": data.ArrayLayout(activation, lanes),
+            }
+        )
+        self.sums_layout = data.StructLayout(
+            {
+                "r1": data.ArrayLayout(signed(arithmetic.grad_sum_format.width), lanes),
+                "r2": data.ArrayLayout(signed(arithmetic.grad_product_sum_format.width), lanes),
+            }
+        )
+        super().__init__(
+            {
+                "coefficients": In(
+                    stream.Signature(
+                        data.StructLayout(
+                            {
+                                "set": index_shape(sets),
+                                "lane": index_shape(lanes),
+                                "value": self.coefficient_layout,
+                            }
+                        )
+                    )
+                ),
+                "input": In(stream.Signature(self.input_layout)),
+                "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
+                "clear": In(1),
+                "read_set": In(stream.Signature(index_shape(sets))),
+                "sums": Out(stream.Signature(self.sums_layout)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -85,25 +104,43 @@ class NormBackwardReduce(wiring.Component):
         coefficients = store.elaborate(m, self.coefficients, self.input.payload.set, pipeline.advance)
 
         beat = [Signal(self.input_layout, name=f"beat{stage}") for stage in range(3)]
-        products = [Signal(signed(arithmetic.coefficient_width + arithmetic.activation.width),
-                           name=f"product{lane}") for lane in range(self.lanes)]
+        products = [
+            Signal(signed(arithmetic.coefficient_width + arithmetic.activation.width), name=f"product{lane}")
+            for lane in range(self.lanes)
+        ]
         biases = [Signal(signed(arithmetic.bias_width), name=f"bias{lane}") for lane in range(self.lanes)]
         with m.If(pipeline.advance):
             m.d.sync += [beat[0].eq(self.input.payload), beat[1].eq(beat[0])]
             for lane in range(self.lanes):
-                m.d.sync += [products[lane].eq(coefficients[lane].a * beat[0].x[lane]),
-                             biases[lane].eq(coefficients[lane].c)]
+                m.d.sync += [
+                    products[lane].eq(coefficients[lane].a * beat[0].x[lane]),
+                    biases[lane].eq(coefficients[lane].c),
+                ]
             for lane in range(self.lanes):
-                y = requantize_value(products[lane] + biases[lane], arithmetic.scalar_frac,
-                                     arithmetic.activation, arithmetic.rounding)
+                y = requantize_value(
+                    products[lane] + biases[lane],
+                    arithmetic.scalar_frac,
+                    arithmetic.activation,
+                    arithmetic.rounding,
+                )
                 m.d.sync += self.output.payload[lane].eq(Mux(y > 0, beat[1].dz[lane], 0))
             m.d.sync += [beat[2].set.eq(beat[1].set), beat[2].x.eq(beat[1].x)]
 
         # Accumulate the beat that leaves.
-        r1 = [Array(Signal(signed(arithmetic.grad_sum_format.width), name=f"r1_{lane}_{index}")
-                    for index in range(self.sets)) for lane in range(self.lanes)]
-        r2 = [Array(Signal(signed(arithmetic.grad_product_sum_format.width), name=f"r2_{lane}_{index}")
-                    for index in range(self.sets)) for lane in range(self.lanes)]
+        r1 = [
+            Array(
+                Signal(signed(arithmetic.grad_sum_format.width), name=f"r1_{lane}_{index}")
+                for index in range(self.sets)
+            )
+            for lane in range(self.lanes)
+        ]
+        r2 = [
+            Array(
+                Signal(signed(arithmetic.grad_product_sum_format.width), name=f"r2_{lane}_{index}")
+                for index in range(self.sets)
+            )
+            for lane in range(self.lanes)
+        ]
         leaving = self.output.valid & self.output.ready
         for lane in range(self.lanes):
             dy = self.output.payload[lane]
@@ -111,15 +148,19 @@ class NormBackwardReduce(wiring.Component):
                 for index in range(self.sets):
                     m.d.sync += [r1[lane][index].eq(0), r2[lane][index].eq(0)]
             with m.Elif(leaving):
-                m.d.sync += [r1[lane][beat[2].set].eq(r1[lane][beat[2].set] + dy),
-                             r2[lane][beat[2].set].eq(r2[lane][beat[2].set] + dy * beat[2].x[lane])]
+                m.d.sync += [
+                    r1[lane][beat[2].set].eq(r1[lane][beat[2].set] + dy),
+                    r2[lane][beat[2].set].eq(r2[lane][beat[2].set] + dy * beat[2].x[lane]),
+                ]
 
         m.d.comb += self.read_set.ready.eq(~self.sums.valid | self.sums.ready)
         with m.If(self.read_set.valid & self.read_set.ready):
             m.d.sync += self.sums.valid.eq(1)
             for lane in range(self.lanes):
-                m.d.sync += [self.sums.payload.r1[lane].eq(r1[lane][self.read_set.payload]),
-                             self.sums.payload.r2[lane].eq(r2[lane][self.read_set.payload])]
+                m.d.sync += [
+                    self.sums.payload.r1[lane].eq(r1[lane][self.read_set.payload]),
+                    self.sums.payload.r2[lane].eq(r2[lane][self.read_set.payload]),
+                ]
         with m.Elif(self.sums.ready):
             m.d.sync += self.sums.valid.eq(0)
         return m

@@ -12,7 +12,14 @@ from amaranth import Const, Module, Mux, Signal
 
 from golden.numerics import NormArithmetic
 
-__all__ = ["CoefficientStore", "index_shape", "StreamPipeline", "check_arithmetic", "check_int", "requantize_value"]
+__all__ = [
+    "CoefficientStore",
+    "index_shape",
+    "StreamPipeline",
+    "check_arithmetic",
+    "check_int",
+    "requantize_value",
+]
 
 
 def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:

@@ -51,17 +51,37 @@ class NormDx(wiring.Component):
         self.sets = check_int("sets", sets, 1, 4096)
         gradient = signed(arithmetic.gradient.width)
         activation = signed(arithmetic.activation.width)
-        self.coefficient_layout = data.StructLayout({"k1": signed(arithmetic.coefficient_width),
-                                                     "k2": signed(arithmetic.coefficient_width),
-                                                     "k3": signed(arithmetic.bias_width)})
-        self.input_layout = data.StructLayout({"set": index_shape(sets), "dy": data.ArrayLayout(gradient, lanes),
-                                               "x": data.ArrayLayout(activation, lanes)})
-        super().__init__({
-            "coefficients": In(stream.Signature(data.StructLayout({
-                "set": index_shape(sets), "lane": index_shape(lanes), "value": self.coefficient_layout}))),
-            "input": In(stream.Signature(self.input_layout)),
-            "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
-        })
+        self.coefficient_layout = data.StructLayout(
+            {
+                "k1": signed(arithmetic.coefficient_width),
+                "k2": signed(arithmetic.coefficient_width),
+                "k3": signed(arithmetic.bias_width),
+            }
+        )
+        self.input_layout = data.StructLayout(
+            {
+                "set": index_shape(sets),
+                "dy": data.ArrayLayout(gradient, lanes),
+                "x": data.ArrayLayout(activation, lanes),
+            }
+        )
+        super().__init__(
+            {
+                "coefficients": In(
+                    stream.Signature(
+                        data.StructLayout(
+                            {
+                                "set": index_shape(sets),
+                                "lane": index_shape(lanes),
+                                "value": self.coefficient_layout,
+                            }
+                        )
+                    )
+                ),
+                "input": In(stream.Signature(self.input_layout)),
+                "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -79,11 +99,14 @@ class NormDx(wiring.Component):
         with m.If(pipeline.advance):
             m.d.sync += beat.eq(self.input.payload)
             for lane in range(self.lanes):
-                m.d.sync += [dy_terms[lane].eq(coefficients[lane].k1 * beat.dy[lane]),
-                             x_terms[lane].eq(coefficients[lane].k2 * beat.x[lane]),
-                             offsets[lane].eq(coefficients[lane].k3)]
+                m.d.sync += [
+                    dy_terms[lane].eq(coefficients[lane].k1 * beat.dy[lane]),
+                    x_terms[lane].eq(coefficients[lane].k2 * beat.x[lane]),
+                    offsets[lane].eq(coefficients[lane].k3),
+                ]
                 total = Signal(signed(arithmetic.dx_width), name=f"dx_total{lane}")
                 m.d.comb += total.eq(dy_terms[lane] + x_terms[lane] + offsets[lane])
                 m.d.sync += self.output.payload[lane].eq(
-                    requantize_value(total, arithmetic.scalar_frac, arithmetic.gradient, arithmetic.rounding))
+                    requantize_value(total, arithmetic.scalar_frac, arithmetic.gradient, arithmetic.rounding)
+                )
         return m

@@ -57,32 +57,44 @@ class NormStatistics(wiring.Component):
         if lanes % group_lanes:
             raise ValueError(f"group_lanes must divide lanes ({lanes}), not {group_lanes}")
         self.groups = lanes // group_lanes
-        self.beat_layout = data.StructLayout({
-            "set": index_shape(sets), "data": data.ArrayLayout(signed(arithmetic.activation.width), lanes)})
-        self.sums_layout = data.StructLayout({
-            "s1": data.ArrayLayout(signed(arithmetic.sum_format.width), self.groups),
-            "s2": data.ArrayLayout(unsigned(arithmetic.sumsq_format.width), self.groups),
-        })
-        super().__init__({
-            "input": In(stream.Signature(self.beat_layout)),
-            "output": Out(stream.Signature(self.beat_layout)),
-            "clear": In(1),
-            "read_set": In(stream.Signature(index_shape(sets))),
-            "sums": Out(stream.Signature(self.sums_layout)),
-        })
+        self.beat_layout = data.StructLayout(
+            {"set": index_shape(sets), "data": data.ArrayLayout(signed(arithmetic.activation.width), lanes)}
+        )
+        self.sums_layout = data.StructLayout(
+            {
+                "s1": data.ArrayLayout(signed(arithmetic.sum_format.width), self.groups),
+                "s2": data.ArrayLayout(unsigned(arithmetic.sumsq_format.width), self.groups),
+            }
+        )
+        super().__init__(
+            {
+                "input": In(stream.Signature(self.beat_layout)),
+                "output": Out(stream.Signature(self.beat_layout)),
+                "clear": In(1),
+                "read_set": In(stream.Signature(index_shape(sets))),
+                "sums": Out(stream.Signature(self.sums_layout)),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
         arithmetic = self.arithmetic
-        m.d.comb += [self.output.payload.eq(self.input.payload), self.output.valid.eq(self.input.valid),
-                     self.input.ready.eq(self.output.ready)]
+        m.d.comb += [
+            self.output.payload.eq(self.input.payload),
+            self.output.valid.eq(self.input.valid),
+            self.input.ready.eq(self.output.ready),
+        ]
         counted = self.output.valid & self.output.ready
         sum_shape = signed(arithmetic.sum_format.width)
         sumsq_shape = unsigned(arithmetic.sumsq_format.width)
-        s1 = [Array(Signal(sum_shape, name=f"s1_{lane}_{index}") for index in range(self.sets))
-              for lane in range(self.lanes)]
-        s2 = [Array(Signal(sumsq_shape, name=f"s2_{lane}_{index}") for index in range(self.sets))
-              for lane in range(self.lanes)]
+        s1 = [
+            Array(Signal(sum_shape, name=f"s1_{lane}_{index}") for index in range(self.sets))
+            for lane in range(self.lanes)
+        ]
+        s2 = [
+            Array(Signal(sumsq_shape, name=f"s2_{lane}_{index}") for index in range(self.sets))
+            for lane in range(self.lanes)
+        ]
         beat_set = self.input.payload.set
         for lane in range(self.lanes):
             x = self.input.payload.data[lane]
@@ -90,8 +102,10 @@ class NormStatistics(wiring.Component):
                 for index in range(self.sets):
                     m.d.sync += [s1[lane][index].eq(0), s2[lane][index].eq(0)]
             with m.Elif(counted):
-                m.d.sync += [s1[lane][beat_set].eq(s1[lane][beat_set] + x),
-                             s2[lane][beat_set].eq(s2[lane][beat_set] + (x * x).as_unsigned())]
+                m.d.sync += [
+                    s1[lane][beat_set].eq(s1[lane][beat_set] + x),
+                    s2[lane][beat_set].eq(s2[lane][beat_set] + (x * x).as_unsigned()),
+                ]
 
         # Read-out: one request per cycle, the response register frees when taken.
         m.d.comb += self.read_set.ready.eq(~self.sums.valid | self.sums.ready)
@@ -100,8 +114,10 @@ class NormStatistics(wiring.Component):
             chosen = self.read_set.payload
             for group in range(self.groups):
                 lanes = range(group * self.group_lanes, (group + 1) * self.group_lanes)
-                m.d.sync += [self.sums.payload.s1[group].eq(sum(s1[lane][chosen] for lane in lanes)),
-                             self.sums.payload.s2[group].eq(sum(s2[lane][chosen] for lane in lanes))]
+                m.d.sync += [
+                    self.sums.payload.s1[group].eq(sum(s1[lane][chosen] for lane in lanes)),
+                    self.sums.payload.s2[group].eq(sum(s2[lane][chosen] for lane in lanes)),
+                ]
         with m.Elif(self.sums.ready):
             m.d.sync += self.sums.valid.eq(0)
         return m

@@ -158,8 +158,12 @@ class ProcessingElement(wiring.Component):
             operand_shape=operand, product_shape=signed(2 * arithmetic.in_width) if arithmetic.signed
             else unsigned(2 * arithmetic.in_width))
         latency = getattr(multiplier, "latency", None)
-        if not isinstance(latency, int) or latency < 1:
+        if not isinstance(latency, int) or isinstance(latency, bool) or latency < 1:
             raise ValueError(f"the multiplier's latency must be a positive integer, not {latency!r}")
+        factory_latency = getattr(self._multiplier_factory, "latency", latency)
+        if factory_latency != latency:
+            raise ValueError(f"the multiplier factory says latency {factory_latency!r} "
+                             f"but builds latency {latency}")
         m.submodules.multiplier = multiplier
 
         # Operand registers: the systolic hop to the east (and south) neighbour and the multiplier input.
@@ -211,7 +215,7 @@ class ProcessingElement(wiring.Component):
         total = Signal(accumulator_shape(arithmetic))
         m.d.comb += total.eq(accumulate(arithmetic, accumulator, multiplier.product))
         m.d.comb += self.capture.eq(self.advance & product_valid & product_last)
-        with m.If(self.capture | ResetSignal()):
+        with m.If(self.capture | ResetSignal(allow_reset_less=True)):
             m.d.sync += accumulator.eq(0)
         with m.Elif(self.advance & product_valid):
             m.d.sync += accumulator.eq(total)

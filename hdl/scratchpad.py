@@ -74,17 +74,19 @@ class PingPongController(wiring.Component):
     def __init__(self, *, regions: int = 2):
         self.regions = _check_int("regions", regions, 2, 16)
         region_shape = range(regions)
-        super().__init__({
-            "fill_acquire": In(1),
-            "fill_owned": Out(1),
-            "fill_region": Out(region_shape),
-            "fill_release": In(1),
-            "drain_acquire": In(1),
-            "drain_owned": Out(1),
-            "drain_region": Out(region_shape),
-            "drain_release": In(1),
-            "filled": Out(range(regions + 1)),
-        })
+        super().__init__(
+            {
+                "fill_acquire": In(1),
+                "fill_owned": Out(1),
+                "fill_region": Out(region_shape),
+                "fill_release": In(1),
+                "drain_acquire": In(1),
+                "drain_owned": Out(1),
+                "drain_region": Out(region_shape),
+                "drain_release": In(1),
+                "filled": Out(range(regions + 1)),
+            }
+        )
         # Exposed for the formal harness's strengthening invariants.
         self.state = Array(Signal(RegionState, name=f"state{index}") for index in range(regions))
 
@@ -108,16 +110,23 @@ class PingPongController(wiring.Component):
             fill_owned = fill_owned | (fill_here & (state == RegionState.FILLING))
             drain_owned = drain_owned | (drain_here & (state == RegionState.DRAINING))
             full_count = full_count + ((state == RegionState.FULL) | (state == RegionState.DRAINING))
-        m.d.comb += [self.fill_owned.eq(fill_owned), self.drain_owned.eq(drain_owned),
-                     self.filled.eq(full_count)]
+        m.d.comb += [
+            self.fill_owned.eq(fill_owned),
+            self.drain_owned.eq(drain_owned),
+            self.filled.eq(full_count),
+        ]
 
         for index, state in enumerate(self.state):
             fill_here = self.fill_region == index
             drain_here = self.drain_region == index
             with m.If(fill_here & (state == RegionState.FILLING) & self.fill_release):
                 m.d.sync += state.eq(RegionState.FULL)
-            with m.Elif(fill_here & (state != RegionState.FILLING) & self.fill_acquire
-                        & self._may_grant_fill(m, state)):
+            with m.Elif(
+                fill_here
+                & (state != RegionState.FILLING)
+                & self.fill_acquire
+                & self._may_grant_fill(m, state)
+            ):
                 m.d.sync += state.eq(RegionState.FILLING)
             # The consumer's transitions come second: when a seeded bug lets both sides act on one region
             # the proof must see it, not have one side silently win.
@@ -177,20 +186,22 @@ class Scratchpad(wiring.Component):
         self.region_depth = depth // regions
         self.write_layout = data.StructLayout({"address": range(self.region_depth), "data": width})
         region_shape = range(regions)
-        super().__init__({
-            "fill_acquire": In(1),
-            "fill_owned": Out(1),
-            "fill_region": Out(region_shape),
-            "fill_release": In(1),
-            "drain_acquire": In(1),
-            "drain_owned": Out(1),
-            "drain_region": Out(region_shape),
-            "drain_release": In(1),
-            "filled": Out(range(regions + 1)),
-            "write": In(stream.Signature(self.write_layout)).array(banks),
-            "read_address": In(stream.Signature(range(self.region_depth))).array(banks),
-            "read_data": Out(stream.Signature(width)).array(banks),
-        })
+        super().__init__(
+            {
+                "fill_acquire": In(1),
+                "fill_owned": Out(1),
+                "fill_region": Out(region_shape),
+                "fill_release": In(1),
+                "drain_acquire": In(1),
+                "drain_owned": Out(1),
+                "drain_region": Out(region_shape),
+                "drain_release": In(1),
+                "filled": Out(range(regions + 1)),
+                "write": In(stream.Signature(self.write_layout)).array(banks),
+                "read_address": In(stream.Signature(range(self.region_depth))).array(banks),
+                "read_data": Out(stream.Signature(width)).array(banks),
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()

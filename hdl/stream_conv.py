@@ -7,7 +7,8 @@ filters read from off-chip once), and the input is kept in a *line buffer* of ``
 (a window of ``k`` input rows per output row; rows are overwritten once no later output row needs them).
 
 Schedule per frame, in order: accept input rows until every row the next output row needs has arrived
-(``FILL``), then compute that output row pixel by pixel (``COMPUTE`` / ``EMIT``). A pixel is
+(``FILL``), then compute that output row pixel by pixel (``COMPUTE``: issue the taps; ``FINISH``: the
+last tap's multiply-accumulate; ``EMIT``: hand the requantized pixel out). A pixel is
 ``kernel_height * kernel_width * in_channels`` taps, one per cycle, each multiplying one input element with
 the ``out_channels`` weights of that tap in parallel (``out_channels`` multipliers). Input rows that no
 output needs (bottom rows of a strided layer) are consumed and dropped (``DRAIN``).

@@ -19,7 +19,7 @@ has no combinational path through the array).
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -135,7 +135,7 @@ class SystolicArray(wiring.Component):
             raise TypeError("multiplier must be a callable returning a multiplier component, "
                             f"not {multiplier!r}")
         self._multiplier = multiplier
-        self.latency = int(getattr(multiplier, "latency", 1))
+        self.latency = self._multiplier_latency(multiplier, self.arithmetic)
 
         operand = operand_shape(self.arithmetic)
         accumulator = accumulator_shape(self.arithmetic)
@@ -156,6 +156,21 @@ class SystolicArray(wiring.Component):
             }
         members["c"] = Out(stream.Signature(self.c_layout))
         super().__init__(members)
+
+    @staticmethod
+    def _multiplier_latency(factory, arithmetic) -> int:
+        """The factory's ``latency`` attribute, or the one of a multiplier it builds (the array's skews and
+        documented latencies depend on it, so it must be known before elaboration)."""
+        latency = getattr(factory, "latency", None)
+        if latency is None:
+            width = arithmetic.in_width
+            probe = factory(operand_shape=operand_shape(arithmetic),
+                            product_shape=signed(2 * width) if arithmetic.signed else unsigned(2 * width))
+            probe._MustUse__silence = True  # built only to read its latency
+            latency = getattr(probe, "latency", None)
+        if not isinstance(latency, int) or isinstance(latency, bool) or latency < 1:
+            raise ValueError(f"the multiplier's latency must be a positive integer, not {latency!r}")
+        return latency
 
     # Read by the registry, the CLI's JSON file and the GEMM driver, so they describe the same array.
     @property

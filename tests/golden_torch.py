@@ -71,8 +71,11 @@ def _forward(network, tensors, x, running, training=True, retain=True):
     return values
 
 
-def torch_step(network, params, state, x, labels, *, lr, momentum, weight_decay, dtype=torch.float64):
-    """One SGD step in PyTorch. Returns a dict with loss, activations, input_grads, grads, params, running."""
+def torch_step(
+    network, params, state, x, labels, *, lr, momentum, weight_decay, dtype=torch.float64, input_grad=False
+):
+    """One SGD step in PyTorch. Returns a dict with loss, activations, input_grads, grads, params, running
+    (``input_grads`` holds the network input's gradient too when ``input_grad``)."""
     tensors = {
         name: {k: torch.tensor(np.asarray(v), dtype=dtype, requires_grad=True) for k, v in entry.items()}
         for name, entry in params.items()
@@ -84,7 +87,7 @@ def torch_step(network, params, state, x, labels, *, lr, momentum, weight_decay,
         }
         for name, v in state["running"].items()
     }
-    x_t = torch.tensor(np.asarray(x), dtype=dtype)
+    x_t = torch.tensor(np.asarray(x), dtype=dtype, requires_grad=input_grad)
     values = _forward(network, tensors, x_t, running)
     logits = values[network.layers[-1].inputs[0]]
     loss = F.cross_entropy(logits, torch.tensor(np.asarray(labels), dtype=torch.long))
@@ -95,14 +98,17 @@ def torch_step(network, params, state, x, labels, *, lr, momentum, weight_decay,
     }
     optimizer = torch.optim.SGD(flat, lr=lr, momentum=momentum, weight_decay=weight_decay)
     optimizer.step()
+    input_grads = {
+        k: v.grad.numpy()
+        for k, v in values.items()
+        if k not in (network.layers[0].name, network.layers[-1].name) and v.grad is not None
+    }
+    if input_grad:
+        input_grads[network.layers[0].name] = x_t.grad.numpy()
     return {
         "loss": float(loss.detach()),
         "activations": {k: v.detach().numpy() for k, v in values.items() if k != network.layers[0].name},
-        "input_grads": {
-            k: v.grad.numpy()
-            for k, v in values.items()
-            if k not in (network.layers[0].name, network.layers[-1].name) and v.grad is not None
-        },
+        "input_grads": input_grads,
         "grads": grads,
         "params": {
             name: {k: t.detach().numpy() for k, t in entry.items()} for name, entry in tensors.items()

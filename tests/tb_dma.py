@@ -20,8 +20,8 @@ from verif.runner import tb_params
 from verif.seed import rng
 from verif.stream import StreamDriver, StreamSink, reset, start_clock
 
-_SLOT = 1 << 16        # each descriptor's box lives in its own 64 KiB slot of DRAM
-_RAM_SIZE = 1 << 21    # 16 read slots + 16 write slots
+_SLOT = 1 << 16  # each descriptor's box lives in its own 64 KiB slot of DRAM
+_RAM_SIZE = 1 << 21  # 16 read slots + 16 write slots
 
 
 def _random_descriptor(random, beat_bytes: int, slot: int, scratch: int) -> dict:
@@ -36,17 +36,30 @@ def _random_descriptor(random, beat_bytes: int, slot: int, scratch: int) -> dict
         offset = int(random.integers(0, 4096 // beat_bytes)) * beat_bytes
     if random.random() < 0.1:
         count1 = 0  # an empty descriptor moves nothing
-    return {"address": slot * _SLOT + offset, "length": length, "count1": count1, "stride1": stride1,
-            "count2": count2, "stride2": stride2, "scratch": scratch}
+    return {
+        "address": slot * _SLOT + offset,
+        "length": length,
+        "count1": count1,
+        "stride1": stride1,
+        "count2": count2,
+        "stride2": stride2,
+        "scratch": scratch,
+    }
 
 
 def _box_addresses(descriptor: dict, beat_bytes: int) -> list[int]:
     """Byte address of every word of the box, in transfer order (plane, row, word)."""
     if 0 in (descriptor["length"], descriptor["count1"], descriptor["count2"]):
         return []
-    return [descriptor["address"] + plane * descriptor["stride2"] + row * descriptor["stride1"] + word * beat_bytes
-            for plane in range(descriptor["count2"]) for row in range(descriptor["count1"])
-            for word in range(descriptor["length"])]
+    return [
+        descriptor["address"]
+        + plane * descriptor["stride2"]
+        + row * descriptor["stride1"]
+        + word * beat_bytes
+        for plane in range(descriptor["count2"])
+        for row in range(descriptor["count1"])
+        for word in range(descriptor["length"])
+    ]
 
 
 @cocotb.test()
@@ -57,14 +70,24 @@ async def concurrent_descriptors_against_axi_ram(dut):
     random = rng("dma")
     start_clock(dut)
     dut.clear_counters.value = 0
-    ram = attach_axi_ram(dut, clock=dut.clk, reset=dut.rst, rng=random, size=_RAM_SIZE,
-                         stall_probability=params["stall"], max_latency=params["max_latency"])
+    ram = attach_axi_ram(
+        dut,
+        clock=dut.clk,
+        reset=dut.rst,
+        rng=random,
+        size=_RAM_SIZE,
+        stall_probability=params["stall"],
+        max_latency=params["max_latency"],
+    )
     monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding)
     read_commands = StreamDriver(dut, "read_command", dut.clk, idle_probability=params["idle"], rng=random)
     write_commands = StreamDriver(dut, "write_command", dut.clk, idle_probability=params["idle"], rng=random)
-    scratch_writes = StreamSink(dut, "read_data", dut.clk, backpressure_probability=params["backpressure"],
-                                rng=random)
-    fetches = StreamSink(dut, "write_fetch", dut.clk, backpressure_probability=params["backpressure"], rng=random)
+    scratch_writes = StreamSink(
+        dut, "read_data", dut.clk, backpressure_probability=params["backpressure"], rng=random
+    )
+    fetches = StreamSink(
+        dut, "write_fetch", dut.clk, backpressure_probability=params["backpressure"], rng=random
+    )
     fetched = StreamDriver(dut, "write_fetched", dut.clk, idle_probability=params["idle"], rng=random)
     await reset(dut)
 
@@ -86,11 +109,15 @@ async def concurrent_descriptors_against_axi_ram(dut):
     expected_scratch = {}
     for descriptor in reads:
         for offset, address in enumerate(_box_addresses(descriptor, beat)):
-            expected_scratch[descriptor["scratch"] + offset] = int.from_bytes(image[address:address + beat], "little")
+            expected_scratch[descriptor["scratch"] + offset] = int.from_bytes(
+                image[address : address + beat], "little"
+            )
     expected_image = bytearray(image)
     for descriptor in writes:
         for offset, address in enumerate(_box_addresses(descriptor, beat)):
-            expected_image[address:address + beat] = scratch_image[descriptor["scratch"] + offset].to_bytes(beat, "little")
+            expected_image[address : address + beat] = scratch_image[descriptor["scratch"] + offset].to_bytes(
+                beat, "little"
+            )
 
     async def serve_fetches():
         # The scratchpad side of the write channel: answer each fetch with its word, in order.
@@ -103,10 +130,15 @@ async def concurrent_descriptors_against_axi_ram(dut):
     write_commands.extend(dma.pack_descriptor(**descriptor) for descriptor in writes)
 
     address_bits = dma.scratch_width
-    received = await scratch_writes.receive_many(len(expected_scratch), timeout_cycles=400 * (len(expected_scratch) + 10))
+    received = await scratch_writes.receive_many(
+        len(expected_scratch), timeout_cycles=400 * (len(expected_scratch) + 10)
+    )
     got = [(word & ((1 << address_bits) - 1), word >> address_bits) for word in received]
     want = [(address, expected_scratch[address]) for address in sorted(expected_scratch)]
-    assert got == want, f"scratchpad writes differ from the box walk; first at {next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)}"
+    assert got == want, (
+        "scratchpad writes differ from the box walk; first at "
+        f"{next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)}"
+    )
 
     await read_commands.wait_idle()
     await write_commands.wait_idle()
@@ -121,29 +153,50 @@ async def concurrent_descriptors_against_axi_ram(dut):
     await ReadOnly()
 
     monitor.check()
-    expected_reads = [burst for descriptor in reads
-                      for burst in descriptor_bursts(**{k: v for k, v in descriptor.items() if k != "scratch"},
-                                                     beat_bytes=beat, max_burst=dma.max_burst)]
-    expected_writes = [burst for descriptor in writes
-                       for burst in descriptor_bursts(**{k: v for k, v in descriptor.items() if k != "scratch"},
-                                                      beat_bytes=beat, max_burst=dma.max_burst)]
+    expected_reads = [
+        burst
+        for descriptor in reads
+        for burst in descriptor_bursts(
+            **{k: v for k, v in descriptor.items() if k != "scratch"},
+            beat_bytes=beat,
+            max_burst=dma.max_burst,
+        )
+    ]
+    expected_writes = [
+        burst
+        for descriptor in writes
+        for burst in descriptor_bursts(
+            **{k: v for k, v in descriptor.items() if k != "scratch"},
+            beat_bytes=beat,
+            max_burst=dma.max_burst,
+        )
+    ]
     assert monitor.read_bursts == expected_reads, "AR bursts differ from the reference split"
     assert monitor.write_bursts == expected_writes, "AW bursts differ from the reference split"
     predicted_read = sum(descriptor_bytes(**descriptor, beat_bytes=beat) for descriptor in reads)
     predicted_written = sum(descriptor_bytes(**descriptor, beat_bytes=beat) for descriptor in writes)
     assert int(dut.bytes_read.value) == monitor.bytes_read == predicted_read, (
-        f"bytes read: counter {int(dut.bytes_read.value)}, monitor {monitor.bytes_read}, predicted {predicted_read}")
+        f"bytes read: counter {int(dut.bytes_read.value)}, monitor {monitor.bytes_read}, "
+        f"predicted {predicted_read}"
+    )
     assert int(dut.bytes_written.value) == monitor.bytes_written == predicted_written, (
         f"bytes written: counter {int(dut.bytes_written.value)}, monitor {monitor.bytes_written}, "
-        f"predicted {predicted_written}")
+        f"predicted {predicted_written}"
+    )
     final = ram.read(0, _RAM_SIZE)
     assert final == bytes(expected_image), "DRAM after the write channel differs from the model"
-    dut._log.info("peak outstanding: read %d, write %d (limit %d)", monitor.peak_read_outstanding,
-                  monitor.peak_write_outstanding, dma.max_outstanding)
+    dut._log.info(
+        "peak outstanding: read %d, write %d (limit %d)",
+        monitor.peak_read_outstanding,
+        monitor.peak_write_outstanding,
+        dma.max_outstanding,
+    )
 
     await RisingEdge(dut.clk)
     dut.clear_counters.value = 1
     await RisingEdge(dut.clk)
     dut.clear_counters.value = 0
     await ReadOnly()
-    assert int(dut.bytes_read.value) == 0 and int(dut.bytes_written.value) == 0, "clear_counters did not clear"
+    assert int(dut.bytes_read.value) == 0 and int(dut.bytes_written.value) == 0, (
+        "clear_counters did not clear"
+    )

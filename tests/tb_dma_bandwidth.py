@@ -58,12 +58,18 @@ async def bandwidth(dut):
     if direction in ("read", "both"):
         read_commands.append(dma.pack_descriptor(address=0, length=words, count1=1, count2=1, scratch=0))
     if direction in ("write", "both"):
-        write_commands.append(dma.pack_descriptor(address=destination, length=words, count1=1, count2=1,
-                                                  scratch=0))
+        write_commands.append(
+            dma.pack_descriptor(address=destination, length=words, count1=1, count2=1, scratch=0)
+        )
     for _ in range(50 * words + 1000):
         await RisingEdge(dut.clk)
         await ReadOnly()
-        if int(dut.read_idle.value) and int(dut.write_idle.value) and read_commands.idle and write_commands.idle:
+        if (
+            int(dut.read_idle.value)
+            and int(dut.write_idle.value)
+            and read_commands.idle
+            and write_commands.idle
+        ):
             break
     else:
         raise AssertionError("transfer did not finish")
@@ -73,11 +79,13 @@ async def bandwidth(dut):
     if direction in ("read", "both"):
         received = list(scratch_writes.received)
         got = [word >> dma.scratch_width for word in received]
-        want = [int.from_bytes(source[i * beat:(i + 1) * beat], "little") for i in range(words)]
+        want = [int.from_bytes(source[i * beat : (i + 1) * beat], "little") for i in range(words)]
         assert got == want, "read data differ"
     if direction in ("write", "both"):
         written = read_ram(destination, words * beat)
-        assert written == b"".join(word.to_bytes(beat, "little") for word in scratch_image), "written data differ"
+        assert written == b"".join(word.to_bytes(beat, "little") for word in scratch_image), (
+            "written data differ"
+        )
     beats = monitor.read_beats + monitor.write_beats
     channels = 2 if direction == "both" else 1
     steady = monitor.last_beat_cycle - monitor.first_beat_cycle + 1

@@ -59,7 +59,9 @@ def _coefficient(random, fmt: IntFormat, scale_bits: int) -> int:
         return int(random.choice([fmt.min, fmt.max, 0, -1]))
     if draw < 0.4:
         shift = _TIE_SHIFT[0]
-        return int(random.integers(-(1 << max(scale_bits - shift, 1)), 1 << max(scale_bits - shift, 1))) << shift
+        return (
+            int(random.integers(-(1 << max(scale_bits - shift, 1)), 1 << max(scale_bits - shift, 1))) << shift
+        )
     return int(random.integers(-(1 << scale_bits), 1 << scale_bits))
 
 
@@ -74,16 +76,24 @@ async def affine_relu_with_padding(dut):
     unit = NormAffine(arithmetic=arithmetic, lanes=lanes, sets=sets)
     a = [[_coefficient(random, arithmetic.coefficient, 11) for _ in range(lanes)] for _ in range(sets)]
     c = [[_coefficient(random, arithmetic.bias, 22) for _ in range(lanes)] for _ in range(sets)]
-    await _load_coefficients(dut, unit.coefficients.payload.shape(),
-                             [[{"a": a[s][lane], "c": c[s][lane]} for lane in range(lanes)] for s in range(sets)], random)
+    await _load_coefficients(
+        dut,
+        unit.coefficients.payload.shape(),
+        [[{"a": a[s][lane], "c": c[s][lane]} for lane in range(lanes)] for s in range(sets)],
+        random,
+    )
     driver, sink = _stream_pair(dut, params, random)
     expected = []
     for _ in range(beats):
         set_index = int(random.integers(0, sets))
         x = arithmetic.activation.random(random, lanes)
         pad = random.random(lanes) < 0.2
-        driver.append(pack(unit.input_layout, {"set": set_index, "pad": int(sum(1 << i for i in range(lanes) if pad[i])),
-                                               "data": list(x)}))
+        driver.append(
+            pack(
+                unit.input_layout,
+                {"set": set_index, "pad": int(sum(1 << i for i in range(lanes) if pad[i])), "data": list(x)},
+            )
+        )
         z = arithmetic.affine_relu(x, np.array(a[set_index]), np.array(c[set_index]))
         expected.append([0 if pad[lane] else int(z[lane]) for lane in range(lanes)])
     received = await sink.receive_many(beats, timeout_cycles=20 * beats + 100)
@@ -121,8 +131,11 @@ async def statistics_on_write(dut):
     groups = lanes // group_lanes
     for set_index, word in enumerate(readout):
         got = unpack(unit.sums_layout, word)
-        block = np.array(values[set_index]).reshape(-1, groups, group_lanes) if values[set_index] else \
-            np.zeros((1, groups, group_lanes), dtype=np.int64)
+        block = (
+            np.array(values[set_index]).reshape(-1, groups, group_lanes)
+            if values[set_index]
+            else np.zeros((1, groups, group_lanes), dtype=np.int64)
+        )
         s1, s2 = arithmetic.statistics(block, (0, 2))
         assert got["s1"] == [int(v) for v in s1], f"set {set_index}: S1 {got['s1']} != golden {list(s1)}"
         assert got["s2"] == [int(v) for v in s2], f"set {set_index}: S2 {got['s2']} != golden {list(s2)}"
@@ -147,8 +160,12 @@ async def backward_reductions_with_recomputed_mask(dut):
     dut.clear.value = 0
     a = [[_coefficient(random, arithmetic.coefficient, 11) for _ in range(lanes)] for _ in range(sets)]
     c = [[_coefficient(random, arithmetic.bias, 22) for _ in range(lanes)] for _ in range(sets)]
-    await _load_coefficients(dut, unit.coefficients.payload.shape(),
-                             [[{"a": a[s][lane], "c": c[s][lane]} for lane in range(lanes)] for s in range(sets)], random)
+    await _load_coefficients(
+        dut,
+        unit.coefficients.payload.shape(),
+        [[{"a": a[s][lane], "c": c[s][lane]} for lane in range(lanes)] for s in range(sets)],
+        random,
+    )
     driver, sink = _stream_pair(dut, params, random)
     requests = StreamDriver(dut, "read_set", dut.clk, rng=random)
     sums = StreamSink(dut, "sums", dut.clk, backpressure_probability=params["backpressure"], rng=random)
@@ -173,12 +190,17 @@ async def backward_reductions_with_recomputed_mask(dut):
         result = unpack(unit.sums_layout, word)
         dz, x = by_set[set_index]
         if dz:
-            _, r1, r2 = arithmetic.backward_reductions(np.array(dz), np.array(x), np.array(a[set_index]),
-                                                       np.array(c[set_index]), 0)
+            _, r1, r2 = arithmetic.backward_reductions(
+                np.array(dz), np.array(x), np.array(a[set_index]), np.array(c[set_index]), 0
+            )
         else:
             r1 = r2 = np.zeros(lanes, dtype=np.int64)
-        assert result["r1"] == [int(v) for v in r1], f"set {set_index}: r1 {result['r1']} != golden {list(r1)}"
-        assert result["r2"] == [int(v) for v in r2], f"set {set_index}: r2 {result['r2']} != golden {list(r2)}"
+        assert result["r1"] == [int(v) for v in r1], (
+            f"set {set_index}: r1 {result['r1']} != golden {list(r1)}"
+        )
+        assert result["r2"] == [int(v) for v in r2], (
+            f"set {set_index}: r2 {result['r2']} != golden {list(r2)}"
+        )
 
 
 @cocotb.test()
@@ -190,8 +212,17 @@ async def two_stream_dx(dut):
     from hdl.norm_dx import NormDx
 
     unit = NormDx(arithmetic=arithmetic, lanes=lanes, sets=sets)
-    k = [[{"k1": _coefficient(random, arithmetic.coefficient, 10), "k2": _coefficient(random, arithmetic.coefficient, 10),
-           "k3": _coefficient(random, arithmetic.bias, 24)} for _ in range(lanes)] for _ in range(sets)]
+    k = [
+        [
+            {
+                "k1": _coefficient(random, arithmetic.coefficient, 10),
+                "k2": _coefficient(random, arithmetic.coefficient, 10),
+                "k3": _coefficient(random, arithmetic.bias, 24),
+            }
+            for _ in range(lanes)
+        ]
+        for _ in range(sets)
+    ]
     await _load_coefficients(dut, unit.coefficients.payload.shape(), k, random)
     driver, sink = _stream_pair(dut, params, random)
     expected = []
@@ -201,8 +232,13 @@ async def two_stream_dx(dut):
         dy = arithmetic.gradient.random(random, lanes)
         driver.append(pack(unit.input_layout, {"set": set_index, "dy": list(dy), "x": list(x)}))
         row = k[set_index]
-        dx = arithmetic.dx(dy, x, np.array([e["k1"] for e in row]), np.array([e["k2"] for e in row]),
-                           np.array([e["k3"] for e in row]))
+        dx = arithmetic.dx(
+            dy,
+            x,
+            np.array([e["k1"] for e in row]),
+            np.array([e["k2"] for e in row]),
+            np.array([e["k3"] for e in row]),
+        )
         expected.append([int(v) for v in dx])
     received = await sink.receive_many(beats, timeout_cycles=20 * beats + 100)
     got = [unpack(unit.output.payload.shape(), word) for word in received]
@@ -214,8 +250,14 @@ def _random_statistics(random, arithmetic, count):
     """(S1, S2) of ``count`` random activations: typical data, constant data (zero variance) or extremes."""
     kind = random.integers(0, 3)
     if kind == 0:
-        x = np.clip(np.rint(random.normal(random.uniform(-3, 3), random.uniform(0.1, 4), count)
-                            * 2 ** arithmetic.activation_frac), arithmetic.activation.min, arithmetic.activation.max)
+        x = np.clip(
+            np.rint(
+                random.normal(random.uniform(-3, 3), random.uniform(0.1, 4), count)
+                * 2**arithmetic.activation_frac
+            ),
+            arithmetic.activation.min,
+            arithmetic.activation.max,
+        )
     elif kind == 1:
         x = np.full(count, int(random.integers(arithmetic.activation.min, arithmetic.activation.max)))
     else:
@@ -231,8 +273,9 @@ async def scalar_unit_matches_golden(dut):
     random = await _start(dut, params)
     from hdl.norm_scalar import NormScalar, ScalarMode
 
-    unit = NormScalar(arithmetic=arithmetic, param_width=params["param_width"],
-                      weighted_width=params["weighted_width"])
+    unit = NormScalar(
+        arithmetic=arithmetic, param_width=params["param_width"], weighted_width=params["weighted_width"]
+    )
     driver = StreamDriver(dut, "command", dut.clk, idle_probability=params["idle"], rng=random)
     sink = StreamSink(dut, "result", dut.clk, backpressure_probability=params["backpressure"], rng=random)
     param = IntFormat(params["param_width"])
@@ -244,8 +287,20 @@ async def scalar_unit_matches_golden(dut):
         beta = int(param.random(random, 1, extreme_fraction=0.2)[0])
         eps = int(random.choice([1, arithmetic.eps_fixed(1e-5), 1 << 20]))
         forward = arithmetic.forward_constants(s1, s2, count, gamma, beta, eps)
-        driver.append(pack(unit.command_layout, {"mode": ScalarMode.FORWARD.value, "s1": s1, "s2": s2,
-                                                 "count": count, "gamma": gamma, "beta": beta, "eps": eps}))
+        driver.append(
+            pack(
+                unit.command_layout,
+                {
+                    "mode": ScalarMode.FORWARD.value,
+                    "s1": s1,
+                    "s2": s2,
+                    "count": count,
+                    "gamma": gamma,
+                    "beta": beta,
+                    "eps": eps,
+                },
+            )
+        )
         expected.append(("forward", {"rstd": forward["rstd"], "a": forward["a"], "c": forward["c"]}))
         # Backward: weighted reductions of a random channel group.
         channels = int(random.integers(1, 5))
@@ -255,16 +310,40 @@ async def scalar_unit_matches_golden(dut):
         w1 = sum(g * r for g, r in zip(gammas, r1))
         w2 = sum(g * r for g, r in zip(gammas, r2))
         backward = arithmetic.backward_constants(s1, count, forward["rstd"], forward["a"], w1, w2)
-        driver.append(pack(unit.command_layout, {"mode": ScalarMode.BACKWARD.value, "s1": s1, "count": count,
-                                                 "rstd": forward["rstd"], "w1": w1, "w2": w2}))
+        driver.append(
+            pack(
+                unit.command_layout,
+                {
+                    "mode": ScalarMode.BACKWARD.value,
+                    "s1": s1,
+                    "count": count,
+                    "rstd": forward["rstd"],
+                    "w1": w1,
+                    "w2": w2,
+                },
+            )
+        )
         expected.append(("backward", {"k2": backward["k2"], "k3": backward["k3"]}))
         dgamma = arithmetic.dgamma(s1, count, forward["rstd"], r1[0], r2[0])
-        driver.append(pack(unit.command_layout, {"mode": ScalarMode.DGAMMA.value, "s1": s1, "count": count,
-                                                 "rstd": forward["rstd"], "r1": r1[0], "r2": r2[0]}))
+        driver.append(
+            pack(
+                unit.command_layout,
+                {
+                    "mode": ScalarMode.DGAMMA.value,
+                    "s1": s1,
+                    "count": count,
+                    "rstd": forward["rstd"],
+                    "r1": r1[0],
+                    "r2": r2[0],
+                },
+            )
+        )
         expected.append(("dgamma", {"dgamma": dgamma}))
     budget = sum(unit.worst_case_cycles(mode) for mode in ScalarMode) * params["commands"] * 3 + 1000
     received = await sink.receive_many(len(expected), timeout_cycles=budget)
     for index, (word, (mode, want)) in enumerate(zip(received, expected)):
         got = unpack(unit.result_layout, word)
         for name, value in want.items():
-            assert got[name] == int(value), f"command {index} ({mode}): {name} = {got[name]}, golden {int(value)}"
+            assert got[name] == int(value), (
+                f"command {index} ({mode}): {name} = {got[name]}, golden {int(value)}"
+            )

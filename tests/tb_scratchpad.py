@@ -42,13 +42,20 @@ async def producer_consumer_tiles(dut):
     start_clock(dut)
     for name in ("fill_acquire", "fill_release", "drain_acquire", "drain_release"):
         getattr(dut, name).value = 0
-    writers = [StreamDriver(dut, f"write__{bank}", dut.clk, idle_probability=params["idle"], rng=random)
-               for bank in range(banks)]
-    requests = [StreamDriver(dut, f"read_address__{bank}", dut.clk, idle_probability=params["idle"], rng=random)
-                for bank in range(banks)]
-    responses = [StreamSink(dut, f"read_data__{bank}", dut.clk,
-                            backpressure_probability=params["backpressure"], rng=random)
-                 for bank in range(banks)]
+    writers = [
+        StreamDriver(dut, f"write__{bank}", dut.clk, idle_probability=params["idle"], rng=random)
+        for bank in range(banks)
+    ]
+    requests = [
+        StreamDriver(dut, f"read_address__{bank}", dut.clk, idle_probability=params["idle"], rng=random)
+        for bank in range(banks)
+    ]
+    responses = [
+        StreamSink(
+            dut, f"read_data__{bank}", dut.clk, backpressure_probability=params["backpressure"], rng=random
+        )
+        for bank in range(banks)
+    ]
     await reset(dut)
     written: list = []
     regions_filled: list[int] = []
@@ -62,8 +69,9 @@ async def producer_consumer_tiles(dut):
             for bank in range(banks):
                 order = random.permutation(region_depth)
                 # StructLayout({"address", "data"}): address in the low bits.
-                writers[bank].extend(int(address) | (int(tile[bank, address]) << address_bits)
-                                     for address in order)
+                writers[bank].extend(
+                    int(address) | (int(tile[bank, address]) << address_bits) for address in order
+                )
             for writer in writers:
                 await writer.wait_idle()
             for _ in range(int(random.integers(0, 4))):
@@ -73,7 +81,9 @@ async def producer_consumer_tiles(dut):
     async def consumer():
         for index in range(tiles):
             region = await _acquire(dut, "drain")
-            assert region == regions_filled[index], f"tile {index}: drained region {region}, filled {regions_filled[index]}"
+            assert region == regions_filled[index], (
+                f"tile {index}: drained region {region}, filled {regions_filled[index]}"
+            )
             orders = [random.permutation(region_depth) for _ in range(banks)]
             for bank in range(banks):
                 requests[bank].extend(int(address) for address in orders[bank])

@@ -54,6 +54,14 @@ def test_overlapped_convention_never_exceeds_scalesim(dataflow, side, gemm, expe
     assert ideal <= overlapped <= expected
 
 
+def test_overlapped_convention_by_hand():
+    # os: folds = ceil(8/4) * ceil(8/4) = 4 streams of K = 5, plus one fill/drain 4 + 4 - 2 = 6
+    assert gemm_cycles(8, 5, 8, rows=4, cols=4, dataflow="os", convention="overlapped") == 4 * 5 + 6
+    # ws: folds = ceil(8/4) * ceil(4/4) = 2; a weight load (4 rows) cannot hide behind a 2-row stream
+    assert gemm_cycles(2, 8, 4, rows=4, cols=4, dataflow="ws", convention="overlapped") == 2 * 4 + 6
+    assert gemm_cycles(9, 8, 4, rows=4, cols=4, dataflow="ws", convention="overlapped") == 2 * 9 + 6
+
+
 def test_conv_gemm_shapes_of_resnet50_stem():
     network = load_network("resnet50")
     gemms = layer_gemms(network.layer("conv1"), 2)

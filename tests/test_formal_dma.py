@@ -29,10 +29,15 @@ class DmaHarness(wiring.Component):
 
     def __init__(self, dma: Dma):
         self.dma = dma
-        self._inputs = [(path, member, value) for path, member, value in dma.signature.flatten(dma)
-                        if member.flow == In]
-        super().__init__({"__".join(map(str, path)): In(Shape.cast(member.shape).width)
-                          for path, member, _ in self._inputs})
+        self._inputs = [
+            (path, member, value) for path, member, value in dma.signature.flatten(dma) if member.flow == In
+        ]
+        super().__init__(
+            {
+                "__".join(map(str, path)): In(Shape.cast(member.shape).width)
+                for path, member, _ in self._inputs
+            }
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -40,12 +45,14 @@ class DmaHarness(wiring.Component):
         for path, _, value in self._inputs:
             m.d.comb += Value.cast(value).eq(getattr(self, "__".join(map(str, path))))
         axi = dma.axi
-        reads = Signal(8)    # AR handshakes minus last-R handshakes
-        writes = Signal(8)   # AW handshakes minus B handshakes
+        reads = Signal(8)  # AR handshakes minus last-R handshakes
+        writes = Signal(8)  # AW handshakes minus B handshakes
         read_done = axi.rvalid & axi.rready & axi.rlast
         write_done = axi.bvalid & axi.bready
-        m.d.sync += [reads.eq(reads + (axi.arvalid & axi.arready) - read_done),
-                     writes.eq(writes + (axi.awvalid & axi.awready) - write_done)]
+        m.d.sync += [
+            reads.eq(reads + (axi.arvalid & axi.arready) - read_done),
+            writes.eq(writes + (axi.awvalid & axi.awready) - write_done),
+        ]
         # The subordinate only answers transactions it was given.
         m.d.comb += [Assume(~axi.rvalid | (reads != 0)), Assume(~axi.bvalid | (writes != 0))]
 
@@ -53,8 +60,10 @@ class DmaHarness(wiring.Component):
             address = getattr(axi, f"{channel}addr")[:12]
             beats = getattr(axi, f"{channel}len") + 1
             with m.If(getattr(axi, f"{channel}valid")):
-                m.d.comb += Assert(address + beats * dma.beat_bytes <= 4096,
-                                   f"{channel.upper()} burst crosses a 4 KiB boundary")
+                m.d.comb += Assert(
+                    address + beats * dma.beat_bytes <= 4096,
+                    f"{channel.upper()} burst crosses a 4 KiB boundary",
+                )
         m.d.comb += [
             Assert(reads <= dma.max_outstanding, "too many read bursts outstanding"),
             Assert(writes <= dma.max_outstanding, "too many write bursts outstanding"),
@@ -89,10 +98,13 @@ def test_dma_never_crosses_4k_nor_exceeds_outstanding_limit(max_burst, max_outst
     assert result.status == "PASS", result.log[-3000:]
 
 
-@pytest.mark.parametrize(("mutant", "message"), [
-    (_BoundaryBlindDma, "<= 4096"),
-    (_OffByOneCreditDma, "too many"),
-])
+@pytest.mark.parametrize(
+    ("mutant", "message"),
+    [
+        (_BoundaryBlindDma, "<= 4096"),
+        (_OffByOneCreditDma, "too many"),
+    ],
+)
 def test_dma_proof_fails_on_seeded_bug(mutant, message, tmp_path):
     dma = mutant(max_burst=256, max_outstanding=2, **_SMALL)
     result = run_sby(DmaHarness(dma), workdir=tmp_path, mode="prove", depth=6)

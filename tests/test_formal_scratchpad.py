@@ -29,8 +29,9 @@ class PingPongHarness(wiring.Component):
 
     def __init__(self, controller: PingPongController):
         self.controller = controller
-        super().__init__({name: In(1) for name in
-                          ("fill_acquire", "fill_release", "drain_acquire", "drain_release")})
+        super().__init__(
+            {name: In(1) for name in ("fill_acquire", "fill_release", "drain_acquire", "drain_release")}
+        )
 
     def elaborate(self, platform):
         m = Module()
@@ -46,14 +47,19 @@ class PingPongHarness(wiring.Component):
         fill_done = dut.fill_owned & self.fill_release
         drain_done = dut.drain_owned & self.drain_release
         with m.If(fill_done):
-            m.d.sync += [holds_data[dut.fill_region].eq(1), sequence[dut.fill_region].eq(fills),
-                         fills.eq(fills + 1)]
+            m.d.sync += [
+                holds_data[dut.fill_region].eq(1),
+                sequence[dut.fill_region].eq(fills),
+                fills.eq(fills + 1),
+            ]
         with m.If(drain_done):
             m.d.sync += [holds_data[dut.drain_region].eq(0), drains.eq(drains + 1)]
 
         # The properties.
-        m.d.comb += Assert(~(dut.fill_owned & dut.drain_owned & (dut.fill_region == dut.drain_region)),
-                           "region owned by producer and consumer at once")
+        m.d.comb += Assert(
+            ~(dut.fill_owned & dut.drain_owned & (dut.fill_region == dut.drain_region)),
+            "region owned by producer and consumer at once",
+        )
         with m.If(dut.fill_owned):
             m.d.comb += Assert(~holds_data[dut.fill_region], "producer granted a region not yet drained")
         with m.If(dut.drain_owned):
@@ -72,8 +78,9 @@ class PingPongHarness(wiring.Component):
             distance = Signal(range(regions), name=f"distance{index}")
             m.d.comb += distance.eq(((index + regions) - dut.drain_region) % regions)
             with m.If(full):
-                m.d.comb += Assert(sequence[index] == (drains + distance)[:_SEQUENCE_WIDTH],
-                                   "ghost order invariant")
+                m.d.comb += Assert(
+                    sequence[index] == (drains + distance)[:_SEQUENCE_WIDTH], "ghost order invariant"
+                )
             with m.If(state == RegionState.FILLING):
                 m.d.comb += Assert(dut.fill_region == index, "filling region is not the fill pointer")
             with m.If(state == RegionState.DRAINING):
@@ -104,15 +111,19 @@ class _SharingController(PingPongController):
 
 @pytest.mark.parametrize("regions", [2, 3])
 def test_pingpong_controller_never_shares_drops_or_duplicates_a_region(regions, tmp_path):
-    result = run_sby(PingPongHarness(PingPongController(regions=regions)), workdir=tmp_path,
-                     mode="prove", depth=6)
+    result = run_sby(
+        PingPongHarness(PingPongController(regions=regions)), workdir=tmp_path, mode="prove", depth=6
+    )
     assert result.status == "PASS", result.log[-3000:]
 
 
-@pytest.mark.parametrize(("mutant", "message"), [
-    (_OverwritingController, "producer granted a region not yet drained"),
-    (_SharingController, "producer granted a region not yet drained"),
-])
+@pytest.mark.parametrize(
+    ("mutant", "message"),
+    [
+        (_OverwritingController, "producer granted a region not yet drained"),
+        (_SharingController, "producer granted a region not yet drained"),
+    ],
+)
 def test_pingpong_proof_fails_on_seeded_bug(mutant, message, tmp_path):
     result = run_sby(PingPongHarness(mutant(regions=2)), workdir=tmp_path, mode="prove", depth=6)
     assert result.status == "FAIL", result.log[-3000:]

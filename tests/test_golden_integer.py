@@ -90,6 +90,67 @@ def test_integer_mode_converges_to_float_as_bits_grow():
     assert errors[1] < errors[0] / 8 and errors[1] < 0.02
 
 
+def _divide_by_count_reference(total: int, count: int, reciprocal_frac: int, lo: int, hi: int) -> int:
+    """docs/golden.md "Integer mode": a power-of-two count is a shift, any other count multiplies by
+    round(2**R / count) and shifts by R; both round half to even, then saturate (Python integers)."""
+    if count & (count - 1) == 0:
+        numerator, shift = total, count.bit_length() - 1
+    else:
+        reciprocal, remainder = divmod(2**reciprocal_frac, count)
+        reciprocal += 2 * remainder >= count  # round(2**R / count); never a tie for an odd count
+        numerator, shift = total * reciprocal, reciprocal_frac
+    quotient, remainder = divmod(numerator, 2**shift)
+    if 2 * remainder > 2**shift or (2 * remainder == 2**shift and quotient % 2):
+        quotient += 1
+    return min(hi, max(lo, quotient))
+
+
+@pytest.mark.parametrize(("kernel", "size"), [(3, 6), (3, 9), (2, 4)])
+def test_integer_average_pools_divide_by_the_documented_reciprocal(kernel, size):
+    from golden.integer import IntegerKernels
+    from golden.network import NetworkBuilder
+
+    builder = NetworkBuilder("pools", (2, size, size), num_classes=2, norm="none")
+    builder.avgpool("pool", kernel)
+    builder.global_avgpool("gap")
+    network = builder.build()
+    numerics = IntegerTraining(
+        mac=MacArithmetic(in_width=8, acc_width=24, signed=True, overflow="saturate"),
+        activation_frac=4,
+        reciprocal_frac=5,  # 2**5 / 9 = 3.56: a truncated reciprocal (3) would differ from the rounded (4)
+    )
+    kernels = IntegerKernels(numerics)
+    x = numerics.operand.random(np.random.default_rng(3), (2, 2, size, size), 0.9)
+    pooled = kernels.avgpool_forward(network.layer("pool"), x)
+    squeezed = kernels.global_avgpool_forward(network.layer("gap"), pooled)
+    lo, hi, out = -128, 127, size // kernel
+    for n in range(2):
+        for c in range(2):
+            for i in range(out):
+                for j in range(out):
+                    window = x[n, c, i * kernel : (i + 1) * kernel, j * kernel : (j + 1) * kernel]
+                    expected = _divide_by_count_reference(int(window.sum()), kernel * kernel, 5, lo, hi)
+                    assert pooled[n, c, i, j] == expected, (n, c, i, j)
+            expected = _divide_by_count_reference(int(pooled[n, c].sum()), out * out, 5, lo, hi)
+            assert squeezed[n, c, 0, 0] == expected
+
+
+@pytest.mark.parametrize(
+    ("rounding", "expected"),
+    [  # x / 16 = 1.5, 2.5, -1.5, 0.5, -0.5, 1.4375, -1.5625, 18.75 and 250 (saturates to int8's 127)
+        ("floor", [1, 2, -2, 0, -1, 1, -2, 18, 127]),
+        ("half_up", [2, 3, -1, 1, 0, 1, -2, 19, 127]),
+        ("half_even", [2, 2, -2, 0, 0, 1, -2, 19, 127]),
+        ("half_away_from_zero", [2, 3, -2, 1, -1, 1, -2, 19, 127]),
+    ],
+)
+def test_requantize_rounding_modes_on_ties_by_hand(rounding, expected):
+    from golden.numerics import IntFormat
+
+    values = np.array([24, 40, -24, 8, -8, 23, -25, 300, 4000])
+    assert requantize(values, 4, IntFormat(8), rounding).tolist() == expected
+
+
 def test_requantize_used_by_integer_mode_rounds_half_even():
     from golden.numerics import IntFormat
 

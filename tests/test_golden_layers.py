@@ -213,6 +213,9 @@ def test_relu_and_relu6_match_torch(max_value):
         (3, 2, 0, True, 10),
         (3, 1, 1, True, 5),
         (2, 2, 0, True, 7),
+        # the last ceil-mode window would start exactly at size + padding: PyTorch drops it
+        (2, 2, 1, True, 5),
+        (1, 2, 0, True, 4),
     ],
 )
 def test_maxpool_matches_torch(kernel, stride, padding, ceil_mode, size):

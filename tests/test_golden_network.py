@@ -160,6 +160,32 @@ def test_layer_properties_for_planner():
     assert net.consumers("pool1") == ["conv2_1a", "conv2_1_down"]
 
 
+def test_input_rows_invert_the_window_along_the_height():
+    # output row r of a k/s/p window reads input rows r*s - p .. r*s - p + k - 1 (padding unclipped)
+    resnet = load_network("resnet50")
+    assert resnet.layer("conv1").input_rows(0, 1) == (-3, 5)  # 7x7, stride 2, padding 3
+    assert resnet.layer("pool1").input_rows(55, 55) == (109, 111)  # 3x3, stride 2, padding 1
+    vgg = load_network("vgg16")
+    assert vgg.layer("conv1_1").input_rows(0, 0) == (-1, 1)  # 3x3, stride 1, padding 1
+    assert vgg.layer("pool1").input_rows(3, 4) == (6, 9)  # 2x2, stride 2
+    message = "layer 'relu1_1': input_rows needs a conv2d or pool layer, not relu"
+    with pytest.raises(ValueError, match=message):
+        vgg.layer("relu1_1").input_rows(0, 0)
+
+
+def test_base_tensors_resolve_views_to_the_stored_tensors():
+    net = load_network("tiny_resnet", norm="bn")
+    base = net.base_tensors(("batchnorm", "relu", "flatten"))
+    assert base["stem_relu"] == ("stem",)
+    assert base["res1_relu"] == ("res1_add",)  # the add is stored; the ReLU after it is a view
+    assert base["res2_add"] == ("res2_add",)
+    assert base["flatten"] == ("gap",)
+    assert base["input"] == ("input",)
+    with_add_as_view = net.base_tensors(("batchnorm", "relu", "add"))
+    assert with_add_as_view["res1_relu"] == ("res1b", "stem")  # operand order, no repeats
+    assert net.layer("loss").out_elements == 0 and net.layer("fc").out_elements == 10
+
+
 _GOOD = """
 name: t
 input: {name: input, shape: [3, 8, 8]}
@@ -196,6 +222,11 @@ def test_good_yaml_loads():
             "layer 'r1': inputs names unknown layer",
         ),
         ("{name: r1, op: relu}", "{name: r1, op: relu, inputs: [gap]}", "layer 'r1': inputs form a cycle"),
+        (
+            "{name: r1, op: relu}",
+            "{name: r1, op: relu, inputs: [r1]}",
+            "layer 'r1': inputs names the layer itself (cycle)",
+        ),
         (
             "{name: gap, op: global_avgpool}",
             "{name: gap, op: add, inputs: [c1, input]}",

@@ -95,6 +95,22 @@ def test_tiny_networks_step_match_torch_float64(name):
 
 
 @pytest.mark.torch
+def test_input_gradient_is_computed_only_when_asked_and_matches_torch():
+    from golden_torch import torch_step
+
+    net = load_network("tiny_resnet", norm="bn")
+    x, labels = data(net, 4)
+    params, state = init_params(net, seed=1), init_state(net)
+    plain = train_step(net, params, state, x, labels, optimizer=OPTIMIZER)
+    assert "input" not in plain.input_grads  # training never needs it: not computed, not stored
+    asked = train_step(net, params, state, x, labels, optimizer=OPTIMIZER, input_grad=True)
+    reference = torch_step(
+        net, params, state, x, labels, lr=0.1, momentum=0.9, weight_decay=1e-4, input_grad=True
+    )
+    assert relative(asked.input_grads["input"], reference["input_grads"]["input"]) <= 1e-10
+
+
+@pytest.mark.torch
 def test_float32_step_matches_torch_float32():
     # Both sides round differently (im2col GEMM vs torch's kernels); 1e-4 relative per tensor allows
     # ~40 chained ops each contributing a few ulps amplified by BN's 1/sigma (measured: ~1e-5).

@@ -89,19 +89,70 @@ def test_train_loss_falls_on_a_fixed_batch(capsys):
         (["--norm", "ln"], "--norm must be one of bn, gn, none, not 'ln'"),
         (["--check", "torch"], "--check must be 'baseline', not 'torch'"),
         (["--steps", "x"], "argument --steps: invalid int value: 'x'"),
+        (["--batch", "-1"], "--batch must be a positive integer, not -1"),
+        (["--lr", "-1"], "--lr must be a finite number >= 0, not -1.0"),
+        (["--momentum", "nan"], "--momentum must be a finite number >= 0, not nan"),
+        (["--weight-decay", "inf"], "--weight-decay must be a finite number >= 0, not inf"),
+        (["--gn-groups", "0"], "--gn-groups must be a positive integer, not 0"),
     ],
 )
 def test_bad_arguments_give_one_line_and_status_2(args, message, capsys):
-    with pytest.raises(SystemExit) if args[0] == "--steps" else _no_exit():
-        status = main(["train", *args])
-        assert status == 2
+    assert _status(["train", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and message in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+
+
+def _status(argv):
+    """Exit status of the CLI, whether argparse exits or a command returns."""
+    try:
+        return main(argv)
+    except SystemExit as exit_:
+        return exit_.code
+
+
+# A network file for each way a YAML can be wrong, and the one-line message naming the field.
+BAD_NETWORK_FILES = [
+    ("malformed.yaml", "name: x\ninput: [\n", "network YAML is not valid YAML at line 3"),
+    ("empty.yaml", "", "network: the YAML document must be a mapping with name, input, layers"),
+    (
+        "cycle.yaml",
+        "name: cyc\ninput: {name: input, shape: [3, 8, 8]}\nnum_classes: 10\nlayers:\n"
+        "  - {name: a, op: relu, inputs: [b]}\n  - {name: b, op: relu, inputs: [a]}\n"
+        "  - {name: f, op: flatten}\n  - {name: fc, op: linear, out_features: num_classes}\n"
+        "  - {name: loss, op: loss}\n",
+        "layer 'a': inputs form a cycle",
+    ),
+    (
+        "field.yaml",
+        "name: x\ninput: {name: input, shape: [3, 8, 8]}\nnum_classes: 10\nlayers:\n"
+        "  - {name: c, op: conv2d, out_channels: 0, kernel: 3}\n",
+        "layer 'c': out_channels must be an integer >= 1, not 0",
+    ),
+    (
+        "op.yaml",
+        "name: x\ninput: {name: input, shape: [3, 8, 8]}\nnum_classes: 10\nlayers:\n"
+        "  - {name: c, op: conv9d}\n",
+        "layer 'c': op must be one of conv2d, linear,",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("filename", "text", "message"), BAD_NETWORK_FILES, ids=[name for name, _, _ in BAD_NETWORK_FILES]
+)
+def test_bad_network_files_give_one_line_naming_the_field(tmp_path, capsys, filename, text, message):
+    path = tmp_path / filename
+    path.write_text(text)
+    assert _status(["train", "--network", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and f"--network: {message}" in captured.err
+    assert captured.out == ""
+
+
+def test_missing_network_file_names_the_path(tmp_path, capsys):
+    missing = tmp_path / "absent.yaml"
+    assert _status(["train", "--network", str(missing)]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
-
-
-class _no_exit:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    expected = f"--network: network file {str(missing)!r} cannot be read: No such file or directory"
+    assert err == f"wavecore train: error: {expected}\n"

@@ -62,8 +62,11 @@ def test_norm_arithmetic_rejects_bad_parameters_with_exact_message():
         NormArithmetic(eps_frac=7)
     with pytest.raises(ValueError, match=r"^max_count must be an integer between 1 and 1073741824, not 0$"):
         NormArithmetic(max_count=0)
-    with pytest.raises(ValueError, match=r"^rounding must be one of floor, half_up, half_even, "
-                                         r"half_away_from_zero, not 'up'$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^rounding must be one of floor, half_up, half_even, "
+        r"half_away_from_zero, not 'up'$",
+    ):
         NormArithmetic(rounding="up")
 
 
@@ -92,8 +95,15 @@ def test_batchnorm_forward_and_backward_match_float_reference_within_quantisatio
     m = x.shape[0] * x.shape[2] * x.shape[3]
     rstd = 1 / np.sqrt(var + EPS)
     dxh = dy * g
-    dx_real = rstd / m * (m * dxh - dxh.sum(axis=(0, 2, 3), keepdims=True)
-                          - xh * (dxh * xh).sum(axis=(0, 2, 3), keepdims=True))
+    dx_real = (
+        rstd
+        / m
+        * (
+            m * dxh
+            - dxh.sum(axis=(0, 2, 3), keepdims=True)
+            - xh * (dxh * xh).sum(axis=(0, 2, 3), keepdims=True)
+        )
+    )
     assert np.max(np.abs(backward["dx"] / 4096.0 - dx_real)) <= 4.0 / 4096
     dgamma_real = (dy * xh).sum(axis=(0, 2, 3))
     assert np.allclose(backward["dgamma"].astype(float) / 2.0**24, dgamma_real, atol=2e-3, rtol=2e-3)
@@ -117,8 +127,16 @@ def test_groupnorm_forward_and_backward_match_float_reference_within_quantisatio
     dxh = (dy * g).reshape(n, groups, c // groups, h, w)
     m = (c // groups) * h * w
     rstd = 1 / np.sqrt(var + EPS)
-    dx_real = (rstd / m * (m * dxh - dxh.sum(axis=(2, 3, 4), keepdims=True)
-                           - xh_g * (dxh * xh_g).sum(axis=(2, 3, 4), keepdims=True))).reshape(n, c, h, w)
+    dx_real = (
+        rstd
+        / m
+        * (
+            m * dxh
+            - dxh.sum(axis=(2, 3, 4), keepdims=True)
+            - xh_g * (dxh * xh_g).sum(axis=(2, 3, 4), keepdims=True)
+        )
+    ).reshape(n, c, h, w)
     assert np.max(np.abs(backward["dx"] / 4096.0 - dx_real)) <= 4.0 / 4096
-    assert np.allclose(backward["dgamma"].astype(float) / 2.0**24, (dy * xh).sum(axis=(0, 2, 3)),
-                       atol=2e-3, rtol=2e-3)
+    assert np.allclose(
+        backward["dgamma"].astype(float) / 2.0**24, (dy * xh).sum(axis=(0, 2, 3)), atol=2e-3, rtol=2e-3
+    )

@@ -1,5 +1,7 @@
 """Occam multi-FPGA pipeline: partition, golden boundaries, and the RTL chain simulated on Verilator."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,13 @@ def test_unsupported_ops_are_refused_with_the_layer_name():
         plan_pipeline(load_pipeline_network("tiny_chain"), get_target("ulx3s-85f"), chips=0)
 
 
-@pytest.mark.parametrize(("capacity", "stall"), [(800, 0.3), (1200, 0.0)], ids=["3stages-stalls", "2stages"])
+@pytest.mark.parametrize(
+    ("capacity", "stall"),
+    [
+        pytest.param(800, 0.3, id="3stages-stalls"),
+        pytest.param(1200, 0.0, id="2stages", marks=pytest.mark.slow),
+    ],
+)
 def test_rtl_chain_matches_golden_at_every_stage_boundary(capacity, stall):
     network = load_pipeline_network("tiny_chain")
     plan = plan_pipeline(network, get_target("ulx3s-85f"), chips=len(network.layers), capacity_bytes=capacity)
@@ -80,7 +88,7 @@ def test_rtl_chain_matches_golden_at_every_stage_boundary(capacity, stall):
     )
 
 
-@pytest.mark.parametrize("replicas", [1, 2])
+@pytest.mark.parametrize("replicas", [pytest.param(1, marks=pytest.mark.slow), 2])
 def test_stap_replicas_keep_frame_order_and_multiply_throughput(replicas):
     network = load_pipeline_network("tiny_chain")
     plan = plan_pipeline(network, get_target("ulx3s-85f"), chips=3, capacity_bytes=1200)
@@ -118,3 +126,51 @@ def test_stap_replicas_keep_frame_order_and_multiply_throughput(replicas):
             "cycle_bounds": bounds,
         },
     )
+
+
+@pytest.mark.fpga
+def test_pipeline_cli_builds_one_bitstream_per_stage_with_a_report(tmp_path):
+    from scripts.cli import main
+
+    out = tmp_path / "pipe"
+    assert (
+        main(
+            [
+                "pipeline",
+                "--network",
+                "tiny_chain",
+                "--target",
+                "ulx3s-85f",
+                "--chips",
+                "3",
+                "--capacity",
+                "800",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    summary = json.loads((out / "pipeline.json").read_text())
+    assert summary["distinct_bitstreams"] == 3
+    for row in summary["stages"]:
+        assert row["status"] in ("ok", "timing_failed")
+        assert (out / row["bitstream"]).exists()
+        assert row["fmax_mhz"] > 0 and row["images_per_second"] > 0
+        assert row["link_available_mbit_s"] == pytest.approx(16 * row["fmax_mhz"], rel=1e-2)
+    assert summary["images_per_second"] == min(row["images_per_second"] for row in summary["stages"])
+
+
+def test_link_budget_is_pixels_times_words_times_lane_at_the_stage_rate():
+    from boards.pipeline import link_budget
+
+    plan = plan_pipeline(
+        load_pipeline_network("tiny_chain"), get_target("ulx3s-85f"), chips=3, capacity_bytes=800
+    )
+    stage = plan.stages[0]  # conv1: 8 channels of 8x8 out; a pixel is 8*8 + 3 + 8 = 75 bits = 5 words of 16
+    budget = link_budget(plan, stage, fmax_mhz=80.0, link_mhz=80.0)
+    images = 80e6 / stage.cycles_per_frame
+    assert budget["images_per_second"] == pytest.approx(images, abs=0.1)
+    assert budget["link_needed_mbit_s"] == pytest.approx(images * 64 * 5 * 16 / 1e6, abs=0.01)
+    assert budget["link_available_mbit_s"] == pytest.approx(16 * 80.0)
+    assert budget["link_ok"]

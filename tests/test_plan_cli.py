@@ -98,10 +98,68 @@ def test_plan_occam_and_lrcnn_tables(tmp_path, capsys):
             "--schedule must be one of all, baseline, mbs, bnff, occam, lrcnn, not 'fast'",
         ),
         (["--dtype", "fp8"], "--dtype must be one of int8, int16, bf16, fp16, fp32, not 'fp8'"),
+        (["--buffer", "10XB"], "--buffer must be a positive size such as 10MiB or 512KiB, not '10XB'"),
+        (["--buffer", "0MiB"], "--buffer must be a positive size such as 10MiB or 512KiB, not '0MiB'"),
+        (["--array", "0x4"], "--array must be ROWSxCOLS with positive integers, e.g. 128x128, not '0x4'"),
+        (["--batch", "-1"], "--batch must be a positive integer, not -1"),
+        (["--batch", "x"], "argument --batch: invalid int value: 'x'"),
+        (["--schedule", "nonsense"], "--schedule must be one of all, baseline, mbs, bnff, occam, lrcnn"),
+        (["--dataflow", "is"], "--dataflow must be one of os, ws, not 'is'"),
+        (["--chips", "0"], "--chips must be a positive integer, not 0"),
+        (["--stash", "some"], "--stash must be one of minimal, all, not 'some'"),
+        (["--min-sub-batch", "0"], "--min-sub-batch must be an integer >= 1, not 0"),
+        (["--memory-model", "cache"], "--memory-model must be one of line_buffer, closure, not 'cache'"),
+        (["--last-layer", "conv99"], "--last-layer must name a layer of tiny_resnet, not 'conv99'"),
+        (["--network", "resnet19"], "--network: network must be one of resnet18, resnet50"),
     ],
 )
 def test_bad_values_are_one_line_errors(tmp_path, capsys, argv, message):
-    assert main(["plan", "--network", "tiny_resnet", "--out", str(tmp_path), *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
-    assert not (tmp_path / "report.md").exists()
+    out = tmp_path / "plan"
+    try:
+        status = main(["plan", "--network", "tiny_resnet", "--out", str(out), *argv])
+    except SystemExit as exit_:  # argparse's own checks
+        status = exit_.code
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.err.count("\n") == 1 and message in captured.err
+    assert "Traceback" not in captured.err and captured.out == ""
+    assert not out.exists()  # nothing written, not even the directory
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("name: x\ninput: [\n", "--network: network YAML is not valid YAML at line 3"),
+        (
+            "name: cyc\ninput: {name: input, shape: [3, 8, 8]}\nnum_classes: 10\nlayers:\n"
+            "  - {name: a, op: relu, inputs: [b]}\n  - {name: b, op: relu, inputs: [a]}\n",
+            "--network: layer 'a': inputs form a cycle",
+        ),
+    ],
+    ids=["malformed", "cycle"],
+)
+def test_bad_network_yaml_is_a_one_line_error(tmp_path, capsys, text, message):
+    path = tmp_path / "net.yaml"
+    path.write_text(text)
+    out = tmp_path / "plan"
+    assert main(["plan", "--network", str(path), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == f"wavecore plan: error: {message}\n" and captured.out == ""
+    assert not out.exists()
+
+
+def test_lrcnn_on_a_network_without_row_local_layers_is_a_one_line_error(tmp_path, capsys):
+    path = tmp_path / "mlp.yaml"
+    path.write_text(
+        "name: mlp\ninput: {name: input, shape: [3, 4, 4]}\nnum_classes: 10\nlayers:\n"
+        "  - {name: f, op: flatten}\n  - {name: fc, op: linear, out_features: num_classes}\n"
+        "  - {name: loss, op: loss}\n"
+    )
+    out = tmp_path / "plan"
+    assert main(["plan", "--network", str(path), "--schedule", "lrcnn", "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err == (
+        "wavecore plan: error: --schedule lrcnn needs conv/pool layers after the input: "
+        "network 'mlp' has no row-local layers for row blocks\n"
+    )
+    assert captured.out == "" and not out.exists()

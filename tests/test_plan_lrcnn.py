@@ -87,6 +87,14 @@ def test_one_sided_receptive_field_of_pool5_rows(vgg16):
     # rowplan.py: input rows needed for pool5 rows 0..2 end at 121, 153, 185 (head block = 122 rows)
     ends = [required_rows(vgg16, "pool5", r, r, one_sided=True)["input"][1] for r in range(3)]
     assert ends == [121, 153, 185]
+    # one-sided: every tensor below the region end from its first row (a 2PS block holds what earlier
+    # blocks computed)
+    one_sided = required_rows(vgg16, "pool5", 2, 2, one_sided=True)
+    assert one_sided.pop("pool5") == (2, 2)
+    assert {lo for lo, _ in one_sided.values()} == {0}
+    two_sided = required_rows(vgg16, "pool5", 2, 2)
+    assert two_sided["relu5_3"] == (4, 5)  # the 2x2/2 pool reads rows 4..5
+    assert two_sided["conv5_2"] == (3, 6)  # which the 3x3/1 pad-1 conv5_3 computes from rows 3..6
 
 
 @pytest.mark.parametrize(

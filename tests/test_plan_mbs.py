@@ -62,6 +62,18 @@ def test_optimal_is_never_worse_than_greedy(name, mib):
     assert optimal.traffic.total <= greedy.traffic.total <= baseline.traffic.total
 
 
+@pytest.mark.parametrize("name", ["tiny_resnet", "tiny_concat", "tiny_mobilenet"])
+def test_greedy_merges_everything_when_the_whole_network_fits(name):
+    # section 1.3 step 2: a group grows while that costs less than running the next unit apart; with a
+    # buffer holding the whole batch of every layer, one group at full batch is optimal
+    network = load_network(name, norm="gn")
+    greedy = plan_greedy(network, 8, 1 << 30)
+    assert [len(names) for names, _ in greedy.groups] == [len(network.layers)]
+    assert greedy.groups[0][1] == 8 and not greedy.tiled
+    assert greedy.traffic.total == plan_optimal(network, 8, 1 << 30).traffic.total
+    assert greedy.traffic.total < plan_baseline(network, 8).traffic.total
+
+
 def test_sub_batch_grows_with_depth_on_resnet50(resnet50):
     # mbs_bn.md §1.3: the per-sample live set halves per stage, so the feasible sub-batch roughly doubles
     plan = plan_optimal(resnet50, 32, 10 * MIB)

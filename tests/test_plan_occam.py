@@ -1,7 +1,7 @@
 """Occam: closures, the chain/DAG DP against brute force, the notes' VGG-16 table, STAP, partition API."""
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from golden.network import NetworkBuilder, load_network
@@ -54,6 +54,15 @@ def test_dp_matches_brute_force_on_vgg16_conv_part(vgg16, memory_model, mib):
     assert dp_partition(model, mib * MIB)[0] == brute_force_partition(model, mib * MIB)[0]
 
 
+@pytest.mark.parametrize(("memory_model", "mib", "stages"), [("closure", 20, 2), ("line_buffer", 12, 3)])
+def test_stage_budget_dp_matches_brute_force_on_vgg16_conv_part(vgg16, memory_model, mib, stages):
+    # one stage fewer than the unbounded optimum: the 2-D DP must find the cheapest cover within the budget
+    model = OccamModel(vgg16, memory_model=memory_model, last_layer="pool5")
+    bounded = dp_partition(model, mib * MIB, max_stages=stages)
+    assert bounded == brute_force_partition(model, mib * MIB, max_stages=stages)
+    assert bounded[0] > dp_partition(model, mib * MIB)[0]
+
+
 def random_chain(kernels, channels, size):
     builder = NetworkBuilder("chain", (2, size, size), num_classes=2, norm="none")
     for i, (kernel, width) in enumerate(zip(kernels, channels)):
@@ -72,15 +81,46 @@ def random_chain(kernels, channels, size):
     memory_model=st.sampled_from(["closure", "line_buffer"]),
     oversized=st.sampled_from(["error", "stream_filters"]),
 )
+# found by mutation testing: a stage-budget choice that ignores the cut's cost, and equal-traffic covers
+# where the tie must go to fewer stages
+@example(layers=[(0, 5), (0, 8), (5, 8), (5, 4)], capacity=968, memory_model="closure", oversized="error")
+@example(
+    layers=[(3, 2), (5, 6), (5, 4), (0, 1), (0, 3)],
+    capacity=1590,
+    memory_model="line_buffer",
+    oversized="error",
+)
+@example(
+    layers=[(5, 1), (3, 8), (5, 6), (1, 4), (5, 4), (1, 3), (5, 4), (3, 8)],
+    capacity=2066,
+    memory_model="closure",
+    oversized="error",
+)
 def test_dp_matches_brute_force_on_random_chains(layers, capacity, memory_model, oversized):
     pools = sum(1 for k, _ in layers if k == 0)
-    network = random_chain([k for k, _ in layers], [c for _, c in layers], 2 ** min(pools, 4) * 4)
+    assume(pools <= 4)  # the map (2**pools * 4 rows) must stay at least 2 rows high for the last pool
+    network = random_chain([k for k, _ in layers], [c for _, c in layers], 2**pools * 4)
     model = OccamModel(network, memory_model=memory_model, dtype_bytes=1)
-    dp = dp_partition(model, capacity, oversized=oversized)
-    brute = brute_force_partition(model, capacity, oversized=oversized)
-    assert (dp is None) == (brute is None)
-    if dp is not None:
-        assert dp[0] == brute[0]
+    # unbounded (the 1-D DP) and with a stage budget (the 2-D DP); ties go to fewer stages in both
+    for max_stages in (None, 1, 2, 3):
+        dp = dp_partition(model, capacity, max_stages=max_stages, oversized=oversized)
+        brute = brute_force_partition(model, capacity, max_stages=max_stages, oversized=oversized)
+        assert (dp is None) == (brute is None), max_stages
+        if dp is not None:
+            assert dp[0] == brute[0], max_stages
+            assert len(dp[1]) == len(brute[1]), max_stages
+
+
+def test_closure_rows_of_a_residual_merge_by_hand():
+    # c1 -> c2 -> add(c2, c1) -> c3, all 3x3 pad 1: one row of c3 needs 3 rows of the add, so 3 rows of
+    # both add inputs (a row-aligned merge); c2's 3 rows need 5 rows of c1, and c1's 5 rows 7 input rows
+    builder = NetworkBuilder("merge", (2, 16, 16), num_classes=2, norm="none")
+    builder.conv("c1", 2, 3, padding=1)
+    builder.conv("c2", 2, 3, padding=1)
+    builder.add("sum", ["c2", "c1"])
+    builder.conv("c3", 2, 3, padding=1)
+    model = OccamModel(builder.build())
+    assert model.closure_rows(0, model.count - 1) == {"sum": 3, "c2": 3, "c1": 5, "input": 7}
 
 
 def test_dag_cut_inside_a_residual_block_carries_both_tensors():

@@ -182,3 +182,22 @@ def test_arithmetic_object_sets_the_port_widths():
     os_array = SystolicArray(rows=2, cols=3, in_width=4, acc_width=10, signed=False)
     assert os_array.a.payload.shape().size == 2 * 4 + 1 and os_array.b.payload.shape().size == 3 * 4
     assert not hasattr(os_array, "w") and not hasattr(os_array, "psum")
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_multiplier_latency_is_read_from_the_factory_or_a_built_multiplier():
+    import functools
+
+    # A bare partial has no `latency`: the array builds one multiplier to read it (skews depend on it).
+    array = SystolicArray(rows=2, cols=2, dataflow="weight_stationary",
+                          multiplier=functools.partial(_TwoStageMultiplier))
+    assert array.latency == 2 and array.result_latency == 2 + 2 + 2 + 1
+
+    def liar(**shapes):
+        return _TwoStageMultiplier(**shapes)
+
+    liar.latency = 1
+    from amaranth.back import verilog
+
+    with pytest.raises(ValueError, match="the multiplier factory says latency 1 but builds latency 2"):
+        verilog.convert(SystolicArray(rows=1, cols=1, multiplier=liar))

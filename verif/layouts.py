@@ -17,7 +17,9 @@ __all__ = ["pack", "unpack"]
 def pack(layout, value) -> int:
     if isinstance(layout, data.ArrayLayout):
         element_width = Shape.cast(layout.elem_shape).width
-        return sum(pack(layout.elem_shape, item) << (index * element_width) for index, item in enumerate(value))
+        return sum(
+            pack(layout.elem_shape, item) << (index * element_width) for index, item in enumerate(value)
+        )
     if isinstance(layout, data.Layout):
         unknown = set(value) - {name for name, _ in layout}
         if unknown:

@@ -40,6 +40,8 @@ __all__ = [
 
 _SPATIAL = ("conv2d", "maxpool", "avgpool")
 _ROWWISE = ("batchnorm", "groupnorm", "relu", "add", "concat")
+# Applied in place on a stored tensor (no rows of their own to carry between blocks).
+_IN_PLACE = ("batchnorm", "groupnorm", "relu")
 
 
 def region_layers(network, region_end: str) -> list:
@@ -58,8 +60,11 @@ def _height(layer):
     return layer.out_shape[1]
 
 
-def _window(layer):
-    return layer.params["kernel"][0], layer.params["stride"][0], layer.params["padding"][0]
+def _last_complete_output(layer, last_input_row):
+    """Last output row of a conv/pool whose whole window ends at or before ``last_input_row`` (the inverse
+    of :meth:`golden.network.Layer.input_rows`: a cut is not a border, so no padding below it)."""
+    kernel, stride, padding = (layer.params[key][0] for key in ("kernel", "stride", "padding"))
+    return (last_input_row + padding - kernel + 1) // stride
 
 
 def required_rows(network, region_end: str, first: int, last: int, *, one_sided: bool = False) -> dict:
@@ -74,8 +79,7 @@ def required_rows(network, region_end: str, first: int, last: int, *, one_sided:
         for source in layer.inputs:
             height = _height(network.layer(source))
             if layer.op in _SPATIAL:
-                k, s, p = _window(layer)
-                lo, hi = a * s - p, b * s - p + k - 1
+                lo, hi = layer.input_rows(a, b)
             else:
                 lo, hi = a, b
             lo, hi = max(lo, 0), min(hi, height - 1)
@@ -123,7 +127,6 @@ def two_phase_sharing_cuts(network, region_end: str, output_rows) -> list[tuple[
     _check_ranges(network, region_end, output_rows)
     input_name = network.layers[0].name
     first = _first_spatial(network, region_end)
-    k, s, p = _window(first)
     cuts = []
     previous_end = None
     for a, b in output_rows:
@@ -133,8 +136,8 @@ def two_phase_sharing_cuts(network, region_end: str, output_rows) -> list[tuple[
         else:
             # first output row of the first spatial layer this block computes anew: the previous block
             # could complete windows ending at its last input row previous_end - 1
-            done = (previous_end - 1 + p - k + 1) // s
-            start = max((done + 1) * s - p, 0)
+            done = _last_complete_output(first, previous_end - 1)
+            start = max(first.input_rows(done + 1, done + 1)[0], 0)
         cuts.append((start, stop))
         previous_end = stop
     return cuts
@@ -217,27 +220,17 @@ def activation_memory(
     return RowBlockMemory(schedule, tuple(per_block), carried, region_out, rest, peak, baseline)
 
 
-def _base_of(network, name):
-    layer = network.layer(name)
-    while layer.op in ("batchnorm", "groupnorm", "relu"):
-        layer = network.layer(layer.inputs[0])
-    return layer.name
-
-
 def _carried_elements(network, region_end, done, need, row_elems):
     """Rows (as elements) of each stored tensor that this block's new rows read but an earlier block made."""
     reused: dict[str, int] = {}
+    bases = network.base_tensors(_IN_PLACE)
     for layer in region_layers(network, region_end)[1:]:
-        new_first = done.get(layer.name, -1) + 1
-        if new_first > need[layer.name][1]:
+        produced_upto = done.get(layer.name, -1)
+        if produced_upto + 1 > need[layer.name][1]:
             continue
+        first_needed = _first_needed(layer, produced_upto)
         for source in layer.inputs:
-            if layer.op in _SPATIAL:
-                k, s, p = _window(layer)
-                first_needed = max(new_first * s - p, 0)
-            else:
-                first_needed = new_first
-            base = _base_of(network, source)
+            base = bases[source][0]
             if base not in row_elems or base == network.layers[0].name:
                 continue  # the input slices themselves overlap; nothing is carried for them
             rows = done.get(source, -1) - first_needed + 1
@@ -328,8 +321,7 @@ def row_block_forward(
 def _first_needed(consumer, produced_upto):
     """First input row the consumer's next new output row reads."""
     if consumer.op in _SPATIAL:
-        _, s, p = _window(consumer)
-        return max((produced_upto + 1) * s - p, 0)
+        return max(consumer.input_rows(produced_upto + 1, produced_upto + 1)[0], 0)
     return produced_upto + 1
 
 
@@ -337,16 +329,19 @@ def _run_rows(network, layer, sources, params, forward):
     """Compute every output row of ``layer`` whose window lies in the given input rows (+ image borders)."""
     if layer.op in _SPATIAL:
         ((first, data),) = sources
-        k, s, p = _window(layer)
+        stride, padding = layer.params["stride"][0], layer.params["padding"][0]
         height_in = network.layer(layer.inputs[0]).out_shape[1]
         height_out = layer.out_shape[1]
         last = first + data.shape[2] - 1
         # output row r reads input rows [r*s - p, r*s - p + k - 1]; rows outside the map are padding
-        lo = 0 if first == 0 else math.ceil((first + p) / s)
-        hi = height_out - 1 if last >= height_in - 1 else min((last + p - k + 1) // s, height_out - 1)
+        lo = 0 if first == 0 else math.ceil((first + padding) / stride)
+        if last >= height_in - 1:
+            hi = height_out - 1
+        else:
+            hi = min(_last_complete_output(layer, last), height_out - 1)
         if hi < lo or data.shape[2] == 0:
             return lo, data[:, :, :0]
-        top_virtual, bottom_virtual = lo * s - p, hi * s - p + k - 1
+        top_virtual, bottom_virtual = layer.input_rows(lo, hi)
         top, bottom = max(0, -top_virtual), max(0, bottom_virtual - (height_in - 1))
         piece = data[:, :, max(top_virtual, 0) - first : min(bottom_virtual, height_in - 1) - first + 1]
         piece = _pad_rows(piece, top, bottom, -np.inf if layer.op == "maxpool" else 0.0)
@@ -433,9 +428,8 @@ def row_block_backward(network, params, x, region_end: str, output_rows, dy):
             lo, hi = need[layer.name]
             if layer.op in _SPATIAL:
                 source = layer.inputs[0]
-                k, s, p = _window(layer)
                 height_in = network.layer(source).out_shape[1]
-                top_virtual, bottom_virtual = lo * s - p, hi * s - p + k - 1
+                top_virtual, bottom_virtual = layer.input_rows(lo, hi)
                 top, bottom = max(0, -top_virtual), max(0, bottom_virtual - (height_in - 1))
                 first = need[source][0]
                 piece = rows[source][
@@ -480,8 +474,7 @@ def row_block_backward(network, params, x, region_end: str, output_rows, dy):
                         g, piece, kernel=p["kernel"], stride=p["stride"], padding=(0, p["padding"][1])
                     )
                 d_piece = d_piece[:, :, top : d_piece.shape[2] - bottom]
-                k, s, pad = _window(layer)
-                _accumulate(grad, rows, need, layer.inputs[0], max(lo * s - pad, 0), d_piece)
+                _accumulate(grad, rows, need, layer.inputs[0], max(layer.input_rows(lo, lo)[0], 0), d_piece)
             elif layer.op == "relu":
                 source = layer.inputs[0]
                 x_rows = rows[source][:, :, lo - need[source][0] : lo - need[source][0] + g.shape[2]]

@@ -99,16 +99,7 @@ class OccamModel:
         stop = len(layers) if last_layer is None else network.index(last_layer) + 1
         self.layers = layers[:stop]
         position = {layer.name: i for i, layer in enumerate(self.layers)}
-        # base tensor of each layer: views resolve to their inputs' bases
-        base: dict[str, tuple[str, ...]] = {}
-        for layer in self.layers:
-            if layer.op in _VIEWS and layer.op != "input":
-                merged = []
-                for source in layer.inputs:
-                    merged.extend(b for b in base[source] if b not in merged)
-                base[layer.name] = tuple(merged)
-            else:
-                base[layer.name] = (layer.name,)
+        base = network.base_tensors(_VIEWS)
         self.ops = [layer for layer in self.layers if layer.op not in _VIEWS]
         if not self.ops:
             raise ValueError(f"network {network.name!r} has no compute layer to partition")
@@ -116,7 +107,7 @@ class OccamModel:
         self.input_name = layers[0].name
         self.reads = [tuple(dict.fromkeys(b for s in op.inputs for b in base[s])) for op in self.ops]
         self.shape = {layer.name: layer.out_shape for layer in self.layers}
-        self.tensor_bytes = {name: math.prod(shape) * dtype_bytes for name, shape in self.shape.items()}
+        self.tensor_bytes = {layer.name: layer.out_elements * dtype_bytes for layer in self.layers}
         self.readers: dict[str, list[int]] = {}
         for i, reads in enumerate(self.reads):
             for t in reads:
@@ -155,8 +146,8 @@ class OccamModel:
     def _need_rows(self, op, rows_out, tensor):
         height = self.shape[tensor][1] if len(self.shape[tensor]) == 3 else 1
         if op.op in _SPATIAL:
-            kernel, stride = op.params["kernel"][0], op.params["stride"][0]
-            return min((rows_out - 1) * stride + kernel, height)
+            first, last = op.input_rows(0, rows_out - 1)
+            return min(last - first + 1, height)
         if op.op in _GLOBAL:
             return height
         return min(rows_out, height)  # add: row-aligned merge
@@ -261,6 +252,18 @@ def _feasible_memory(model, i, j, capacity, oversized):
     return False, 0
 
 
+def _partitions_ending_at(model, j, capacity, oversized):
+    """``(i, streamed_filter_bytes)`` for every feasible partition of ops ``i..j-1``, shortest first."""
+    for i in range(j - 1, -1, -1):
+        ok, extra = _feasible_memory(model, i, j - 1, capacity, oversized)
+        if not ok:
+            if model.memory(i, j - 1) > capacity and i < j - 1:
+                # a longer partition only needs more memory (closures and filters only grow)
+                break
+            continue
+        yield i, extra
+
+
 def dp_partition(
     model: OccamModel, capacity: int, *, max_stages: int | None = None, oversized: str = "error"
 ) -> tuple[int, list[int]] | None:
@@ -279,12 +282,7 @@ def dp_partition(
         back1 = [None] * (n + 1)
         best1[0] = (0, 0)
         for j in range(1, n + 1):
-            for i in range(j - 1, -1, -1):
-                ok, extra = _feasible_memory(model, i, j - 1, capacity, oversized)
-                if not ok:
-                    if model.memory(i, j - 1) > capacity and i < j - 1:
-                        break
-                    continue
+            for i, extra in _partitions_ending_at(model, j, capacity, oversized):
                 cost, stages = best1[i]
                 candidate = (cost + extra + (model.cut_cost(j) if j < n else 0), stages + 1)
                 if candidate < best1[j]:
@@ -302,13 +300,7 @@ def dp_partition(
     back = [[None] * (n + 1) for _ in range(limit + 1)]
     best[0][0] = 0
     for j in range(1, n + 1):
-        for i in range(j - 1, -1, -1):
-            ok, extra = _feasible_memory(model, i, j - 1, capacity, oversized)
-            if not ok:
-                if model.memory(i, j - 1) > capacity and i < j - 1:
-                    # a longer partition only needs more memory (closures and filters only grow)
-                    break
-                continue
+        for i, extra in _partitions_ending_at(model, j, capacity, oversized):
             edge = extra + (model.cut_cost(j) if j < n else 0)
             for p in range(1, limit + 1):
                 if best[p - 1][i] + edge < best[p][j]:
@@ -326,14 +318,19 @@ def dp_partition(
     return int(best[p_best][n]), sorted(cuts)
 
 
-def brute_force_partition(model: OccamModel, capacity: int, *, oversized: str = "error"):
-    """Exhaustive search over all cut sets (``N <= 18`` ops); same return value as :func:`dp_partition`."""
+def brute_force_partition(
+    model: OccamModel, capacity: int, *, max_stages: int | None = None, oversized: str = "error"
+):
+    """Exhaustive search over all cut sets (``N <= 18`` ops); same arguments and return value as
+    :func:`dp_partition` (ties go to fewer stages)."""
     n = model.count
     if n > 18:
         raise ValueError(f"brute force is limited to 18 ops, not {n}")
     best = None
     for mask in range(1 << (n - 1)):
         cuts = [c for c in range(1, n) if mask >> (c - 1) & 1]
+        if max_stages is not None and len(cuts) + 1 > max_stages:
+            continue
         bounds = [0, *cuts, n]
         cost = 0
         for a, b in itertools.pairwise(bounds):

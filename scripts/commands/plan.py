@@ -9,11 +9,15 @@ import re
 import sys
 from pathlib import Path
 
+from golden.config import DTYPE_BYTES as _DTYPES
+from golden.config import ConfigError, parse_size
+
+__all__ = ["HELP", "NAME", "SCHEDULES", "add_arguments", "run"]
+
 NAME = "plan"
 HELP = "plan MBS/BNFF/Occam/LR-CNN schedules and report DRAM traffic, memory and cycles"
 
 SCHEDULES = ("all", "baseline", "mbs", "bnff", "occam", "lrcnn")
-_DTYPES = {"int8": 1, "int16": 2, "bf16": 2, "fp16": 2, "fp32": 4}
 
 
 def add_arguments(parser):
@@ -51,30 +55,15 @@ def add_arguments(parser):
     parser.add_argument("--no-report", action="store_true", help="do not write report.md")
 
 
-def _parse_size(text):
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*", str(text))
-    if not match:
-        return None
-    scale = {
-        "B": 1,
-        None: 1,
-        "KiB": 1 << 10,
-        "MiB": 1 << 20,
-        "GiB": 1 << 30,
-        "KB": 10**3,
-        "MB": 10**6,
-        "GB": 10**9,
-    }[match.group(2)]
-    value = int(float(match.group(1)) * scale)
-    return value if value > 0 else None
-
-
 def run(args) -> int:
     from scripts.cli import UsageError
 
-    capacity = _parse_size(args.buffer)
-    if capacity is None:
-        raise UsageError(f"--buffer must be a positive size such as 10MiB or 512KiB, not {args.buffer!r}")
+    try:
+        capacity = parse_size(args.buffer, "--buffer")  # the accelerator config's size rule
+    except ConfigError:
+        raise UsageError(
+            f"--buffer must be a positive size such as 10MiB or 512KiB, not {args.buffer!r}"
+        ) from None
     if args.dtype not in _DTYPES:
         raise UsageError(f"--dtype must be one of {', '.join(_DTYPES)}, not {args.dtype!r}")
     match = re.fullmatch(r"(\d+)x(\d+)", args.array)
@@ -150,7 +139,10 @@ def run(args) -> int:
             raise UsageError(f"--buffer/--chips: {error}") from None
     elif args.schedule == "lrcnn":
         kind = "lrcnn"
-        rows_out = report.lrcnn_rows(network)
+        try:
+            rows_out = report.lrcnn_rows(network)
+        except ValueError as error:
+            raise UsageError(f"--schedule lrcnn needs conv/pool layers after the input: {error}") from None
     else:
         kind = "mbs"
         names = {

@@ -11,12 +11,10 @@ JSON or the same keys in YAML; options on the command line override it). The bui
 from __future__ import annotations
 
 import argparse
-import inspect
 from pathlib import Path
 
 NAME = "synth"
 HELP = "build a generated block for an FPGA board (bitstream, report.json, report.md)"
-MULTIPLIERS = ("auto", "generic", "ecp5_dsp", "ice40_mixed")
 
 
 def add_arguments(parser):
@@ -38,6 +36,8 @@ def add_arguments(parser):
         default=Path("build/synth"),
         help="output directory (default: build/synth)",
     )
+    from boards.synth import MULTIPLIERS
+
     parser.add_argument(
         "--multiplier",
         choices=MULTIPLIERS,
@@ -85,25 +85,11 @@ def _load_config(path: Path) -> dict:
     return dict(loaded)
 
 
-def _multiplier_factory(choice: str, target, simulation: bool):
-    from hdl.ecp5_mult import ecp5_multiplier
-    from hdl.ice40_mult import ice40_multipliers
-    from hdl.multiplier import RegisteredMultiplier
-
-    if choice == "auto":
-        choice = "ecp5_dsp" if target.family == "ecp5" else "ice40_mixed"
-    if choice == "ecp5_dsp":
-        return ecp5_multiplier("behavioural" if simulation else "primitive")
-    if choice == "ice40_mixed":
-        return ice40_multipliers(target.dsps)
-    return RegisteredMultiplier
-
-
 def run(args) -> int:
     from boards.flow import BuildFailed
-    from boards.synth import DEFAULT_BIST_CYCLES, synth_block
+    from boards.synth import DEFAULT_BIST_CYCLES, registry_factories, synth_block
     from boards.targets import ToolMissing, get_target
-    from hdl.registry import BLOCKS, full_config
+    from hdl.registry import BLOCKS
     from scripts.cli import UsageError
 
     config = _load_config(args.config) if args.config is not None else {}
@@ -117,49 +103,22 @@ def run(args) -> int:
         if key.startswith("param_") and value is not None:
             config[key.removeprefix("param_")] = value
     target = get_target(args.target)
-    if args.multiplier in ("ecp5_dsp",) and target.family != "ecp5":
-        raise UsageError(f"--multiplier ecp5_dsp needs an ECP5 target, not {args.target}")
     cycles = DEFAULT_BIST_CYCLES if args.bist_cycles is None else args.bist_cycles
     if cycles < 1:
         raise UsageError(f"--bist-cycles must be a positive integer, not {cycles}")
     try:
-        full = full_config(config["block"], {k: v for k, v in config.items() if k != "block"})
+        factory, reference, parameters = registry_factories(config, target, args.multiplier)
     except (TypeError, ValueError) as error:
         raise UsageError(_option_message(str(error))) from None
-    name = full.pop("block")
-    component = BLOCKS[name].component
-    takes_multiplier = "multiplier" in inspect.signature(component).parameters
-
-    def make(simulation: bool):
-        def factory():
-            extra = (
-                {"multiplier": _multiplier_factory(args.multiplier, target, simulation)}
-                if takes_multiplier
-                else {}
-            )
-            return component(**full, **extra)
-
-        return factory
-
-    try:
-        make(True)()  # every parameter checked before any file is written
-    except (TypeError, ValueError) as error:
-        raise UsageError(_option_message(str(error))) from None
-    parameters = dict(full)
-    if takes_multiplier:
-        parameters["multiplier"] = (
-            args.multiplier
-            if args.multiplier != "auto"
-            else ("ecp5_dsp" if target.family == "ecp5" else "ice40_mixed")
-        )
+    name = parameters.pop("block")
     try:
         report = synth_block(
-            make(False),
+            factory,
             target,
             args.output,
             design=name,
             parameters=parameters,
-            reference_factory=make(True),
+            reference_factory=reference,
             cycles=cycles,
             seed=args.seed,
         )

@@ -16,6 +16,8 @@ from golden.numerics import FLOAT_MODES, INTEGER_PRESETS, IntegerTraining
 from golden.schedule import Schedule, ScheduleError
 from golden.train import SGD, Trainer, init_params, init_state
 
+__all__ = ["HELP", "NAME", "NUMERICS", "SCHEDULES", "add_arguments", "run"]
+
 NAME = "train"
 HELP = "run training steps of a network in the golden model (float or hardware-exact integer)"
 
@@ -76,8 +78,10 @@ def run(args) -> int:
         raise UsageError(f"--check must be 'baseline', not {args.check!r}")
     if args.sub_batch is not None and args.sub_batch > args.batch:
         raise UsageError(f"--sub-batch must be at most --batch ({args.batch}), not {args.sub_batch}")
-    if args.lr < 0 or args.momentum < 0 or args.weight_decay < 0:
-        raise UsageError("--lr, --momentum and --weight-decay must be >= 0")
+    rates = (("--lr", args.lr), ("--momentum", args.momentum), ("--weight-decay", args.weight_decay))
+    for name, value in rates:
+        if not 0 <= value < float("inf"):  # also refuses nan and inf
+            raise UsageError(f"{name} must be a finite number >= 0, not {value}")
     try:
         network = load_network(args.network, norm=args.norm, gn_groups=args.gn_groups, input_size=args.input)
     except NetworkError as error:

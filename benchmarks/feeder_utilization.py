@@ -1,0 +1,92 @@
+"""Benchmark: beats per cycle of the im2col feeder (hdl/feeder.py) once started, no stalls.
+
+3x3 convolutions, stride 1 and 2, padding 1, on a 4 x 16 x 16 int16 tensor (256 and 64 output positions),
+``lanes`` output positions per beat read from ``banks`` banks. The scratchpad side answers every request
+the next cycle (the timing of ``Scratchpad``'s read ports); the beat sink never stalls. The figure is
+beats / cycles from the first to the last beat; the array consumes one beat per cycle, so this is the
+upper bound the feeder puts on array utilization. Every beat is also checked against golden im2col.
+
+    .venv/bin/python benchmarks/feeder_utilization.py [--simulator icarus|verilator]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+from hdl.feeder import Im2colFeeder  # noqa: E402
+from verif.runner import build  # noqa: E402
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"))
+    parser.add_argument(
+        "--output", type=Path, default=ROOT / "build" / "benchmarks" / "feeder_utilization.json"
+    )
+    args = parser.parse_args(argv)
+    rows = []
+    for lanes, banks in ((8, 16), (4, 8)):
+        settings = {"lanes": lanes, "banks": banks, "bank_depth": 1024, "width": 16, "dimension_width": 8}
+        design = build(Im2colFeeder(**settings), toplevel="feeder", simulator=args.simulator)
+        for stride in (1, 2):
+            layer = {
+                "channels": 4,
+                "height": 16,
+                "width": 16,
+                "kernel": 3,
+                "stride": stride,
+                "padding": 1,
+                "base": 0,
+            }
+            with tempfile.TemporaryDirectory() as directory:
+                result_file = Path(directory) / "result.json"
+                design.run(
+                    "tb_feeder",
+                    testcase="im2col_beats_match_golden",
+                    seed=1,
+                    test_name=f"utilization_{lanes}_{stride}",
+                    params={
+                        "feeder": settings,
+                        "layer": layer,
+                        "stall": 0.0,
+                        "backpressure": 0.0,
+                        "result_file": str(result_file),
+                    },
+                )
+                result = json.loads(result_file.read_text())
+            positions = ((16 + 2 - 3) // stride + 1) ** 2
+            row = {
+                "lanes": lanes,
+                "banks": banks,
+                "stride": stride,
+                "output_positions": positions,
+                **result,
+                "beats_per_cycle": result["beats"] / result["first_to_last"],
+            }
+            print(json.dumps(row), flush=True)
+            rows.append(row)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.output.with_suffix(".tmp")
+    temporary.write_text(json.dumps(rows, indent=1))
+    os.replace(temporary, args.output)
+    print("\n| lanes | banks | 3x3 stride | output positions | beats | cycles first->last | beats/cycle |")
+    print("|---|---|---|---|---|---|---|")
+    for row in rows:
+        print(
+            f"| {row['lanes']} | {row['banks']} | {row['stride']} | {row['output_positions']} | "
+            f"{row['beats']} | "
+            f"{row['first_to_last']} | {row['beats_per_cycle']:.3f} |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
