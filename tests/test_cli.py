@@ -5,7 +5,7 @@ import sys
 
 from scripts.cli import build_parser, main
 
-EXPECTED_COMMANDS = {"generate", "run"}
+EXPECTED_COMMANDS = {"generate", "run", "train", "plan", "synth", "pipeline"}
 
 
 def _wavecore(*args):

@@ -1,0 +1,39 @@
+"""``wavecore run [--config FILE]``: the main job on one accelerator configuration (``verif.main_job``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+__all__ = ["HELP", "NAME", "add_arguments", "run"]
+
+NAME = "run"
+HELP = "generate the configured array, verify it on a simulator, plan and train the workload, print a summary"
+SIMULATORS = ("verilator", "icarus")
+
+
+def add_arguments(parser):
+    parser.add_argument("--config", default=None,
+                        help="accelerator YAML (default: the embedded configs/default.yaml)")
+    parser.add_argument("--simulator", default="verilator", help="one of " + ", ".join(SIMULATORS))
+    parser.add_argument("-o", "--output", default="build/run", help="output directory (default build/run)")
+
+
+def run(args) -> int:
+    from golden.config import ConfigError, load_config
+    from scripts.cli import UsageError
+    from verif.main_job import run_main_job
+
+    if args.simulator not in SIMULATORS:
+        raise UsageError(f"--simulator must be one of {', '.join(SIMULATORS)}, not {args.simulator!r}")
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        raise UsageError(f"--config: {error}") from None
+
+    def progress(message: str) -> None:
+        print(message, flush=True)
+
+    summary = run_main_job(config, Path(args.output), simulator=args.simulator, progress=progress)
+    sys.stdout.write("\n" + summary.text() + "\n")
+    return 0 if summary.ok else 1
