@@ -21,7 +21,9 @@ async def affine_under_stalls(dut):
     driver.extend(values)
     received = await sink.receive_many(count, timeout_cycles=50 * count)
     expected = [(3 * int(value) + 1) % (1 << width) for value in values]
-    assert received == expected, f"first mismatch at {next(i for i, (r, e) in enumerate(zip(received, expected)) if r != e)}"
+    if received != expected:
+        first = next(i for i, (got, want) in enumerate(zip(received, expected)) if got != want)
+        raise AssertionError(f"first mismatch at payload {first}: got {received[first]}, expected {expected[first]}")
 
 
 @cocotb.test()
