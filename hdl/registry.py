@@ -102,6 +102,20 @@ BLOCKS: dict[str, Block] = {
                     Parameter("scratch_width", int, 16, "bits of a scratchpad word address (1-32)"),
                     Parameter("counter_width", int, 48, "bits of each byte counter (8-64)")),
     ),
+    "writer": Block(
+        name="writer", component_path="hdl.writer:ResultWriter",
+        help="result writer: array rows into an owned bank, overwrite/accumulate or requantize-on-write",
+        parameters=(Parameter("cols", int, 16, "elements per row (1-256)"),
+                    Parameter("depth", int, 256, "rows in the bank (2-65536)"),
+                    Parameter("acc_width", int, 32, "accumulator bits (4-62)"),
+                    Parameter("signed", bool, True, "two's complement elements"),
+                    Parameter("overflow", str, "wrap", "accumulate overflow rule", ("wrap", "saturate")),
+                    Parameter("requantize", bool, False, "store requantized elements (no accumulate)"),
+                    Parameter("shift", int, 0, "requantize right shift (-62-62)"),
+                    Parameter("out_width", int, 8, "requantized element bits (2-32)"),
+                    Parameter("rounding", str, "half_even", "requantize rounding",
+                              ("floor", "half_up", "half_even", "half_away_from_zero"))),
+    ),
 }
 
 
