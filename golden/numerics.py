@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = [
+    "check_int",
     "FLOAT_MODES",
     "INTEGER_PRESETS",
     "IntegerTraining",
@@ -46,7 +47,12 @@ ROUNDING_MODES = ("floor", "half_up", "half_even", "half_away_from_zero")
 _MAX_WIDTH = 62
 
 
-def _check_positive_int(name: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
+def check_int(name: str, value: object, minimum: int = 1, maximum: int | None = None) -> int:
+    """Return ``value`` if it is an ``int`` (not ``bool``) in ``[minimum, maximum]``, else raise (one line).
+
+    The one parameter validator of the project: ``hdl/`` constructors use it too, so every "must be an
+    integer" message has the same wording (tests assert it verbatim).
+    """
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"{name} must be an integer, not {value!r}")
     if value < minimum or (maximum is not None and value > maximum):
@@ -71,7 +77,7 @@ class IntFormat:
     signed: bool = True
 
     def __post_init__(self) -> None:
-        _check_positive_int("width", self.width, 1, _MAX_WIDTH)
+        check_int("width", self.width, 1, _MAX_WIDTH)
         if not isinstance(self.signed, bool):
             raise TypeError(f"signed must be a bool, not {self.signed!r}")
 
@@ -155,8 +161,8 @@ class MacArithmetic:
     overflow: str = "wrap"
 
     def __post_init__(self) -> None:
-        _check_positive_int("in_width", self.in_width, 2, 18)
-        _check_positive_int("acc_width", self.acc_width, 1, _MAX_WIDTH)
+        check_int("in_width", self.in_width, 2, 18)
+        check_int("acc_width", self.acc_width, 1, _MAX_WIDTH)
         if self.acc_width < 2 * self.in_width:
             raise ValueError(
                 f"acc_width must be at least 2 * in_width = {2 * self.in_width}, not {self.acc_width}"
@@ -287,7 +293,7 @@ class IntegerTraining:
             raise ValueError("mac must be signed for training (gradients are signed)")
         for name in ("activation_frac", "weight_frac", "grad_frac", "weight_grad_frac", "scalar_frac",
                      "reciprocal_frac"):
-            _check_positive_int(name, getattr(self, name), 0, 30)
+            check_int(name, getattr(self, name), 0, 30)
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {self.rounding!r}")
 
@@ -447,13 +453,13 @@ class NormArithmetic:
                 raise TypeError(f"{name} must be a signed IntFormat, not {getattr(self, name)!r}")
         for name in ("activation_frac", "grad_frac", "param_frac", "param_grad_frac", "scalar_frac",
                      "reciprocal_frac", "eps_frac"):
-            _check_positive_int(name, getattr(self, name), 0, 30)
+            check_int(name, getattr(self, name), 0, 30)
         if self.eps_frac % 2:
             raise ValueError(f"eps_frac must be even, not {self.eps_frac}")
-        _check_positive_int("max_count", self.max_count, 1, 1 << 30)
-        _check_positive_int("coefficient_width", self.coefficient_width, 2, 48)
-        _check_positive_int("bias_width", self.bias_width, 2, 56)
-        _check_positive_int("rstd_width", self.rstd_width, 2, 48)
+        check_int("max_count", self.max_count, 1, 1 << 30)
+        check_int("coefficient_width", self.coefficient_width, 2, 48)
+        check_int("bias_width", self.bias_width, 2, 56)
+        check_int("rstd_width", self.rstd_width, 2, 48)
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {self.rounding!r}")
         if self.param_frac + self.reciprocal_frac < self.scalar_frac:

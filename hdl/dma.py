@@ -23,19 +23,12 @@ from amaranth.hdl import Shape
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.numerics import check_int
+
 __all__ = ["Dma", "axi4_signature", "descriptor_layout"]
 
 _PAGE_BYTES = 4096
 _BURST_INCR = 1
-
-
-def _check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be an integer {allowed}, not {value}")
-    return value
 
 
 def axi4_signature(*, address_width: int, data_width: int, id_width: int = 1) -> wiring.Signature:
@@ -238,15 +231,15 @@ class Dma(wiring.Component):
         scratch_width: int = 16,
         counter_width: int = 48,
     ):
-        self.address_width = _check_int("address_width", address_width, 12, 64)
-        self.data_width = _check_int("data_width", data_width, 8, 1024)
+        self.address_width = check_int("address_width", address_width, 12, 64)
+        self.data_width = check_int("data_width", data_width, 8, 1024)
         if data_width & (data_width - 1):
             raise ValueError(f"data_width must be a power of two between 8 and 1024, not {data_width}")
-        self.max_burst = _check_int("max_burst", max_burst, 1, 256)
-        self.max_outstanding = _check_int("max_outstanding", max_outstanding, 1, 64)
-        self.count_width = _check_int("count_width", count_width, 1, 32)
-        self.scratch_width = _check_int("scratch_width", scratch_width, 1, 32)
-        self.counter_width = _check_int("counter_width", counter_width, 8, 64)
+        self.max_burst = check_int("max_burst", max_burst, 1, 256)
+        self.max_outstanding = check_int("max_outstanding", max_outstanding, 1, 64)
+        self.count_width = check_int("count_width", count_width, 1, 32)
+        self.scratch_width = check_int("scratch_width", scratch_width, 1, 32)
+        self.counter_width = check_int("counter_width", counter_width, 8, 64)
         self.beat_bytes = data_width // 8
         self.word_shift = self.beat_bytes.bit_length() - 1
         self.descriptor = descriptor_layout(

@@ -19,26 +19,19 @@ from amaranth import Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from golden.numerics import check_int
+
 __all__ = ["BATCH_BITS", "LinkReceiver", "LinkTransmitter", "link_words", "pixel_layout"]
 
 #: Width of the mini-batch id carried with every pixel.
 BATCH_BITS = 8
 
 
-def _check(name, value, minimum, maximum=None):
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be an integer {allowed}, not {value}")
-    return value
-
-
 def pixel_layout(channels: int, element_width: int = 8, signed_elements: bool = True) -> data.StructLayout:
     """A row-stream beat: ``data`` (``channels`` elements), ``first``, ``row_end``, ``frame_end``, ``batch``.
     """
-    _check("channels", channels, 1, 4096)
-    _check("element_width", element_width, 1, 32)
+    check_int("channels", channels, 1, 4096)
+    check_int("element_width", element_width, 1, 32)
     element = signed(element_width) if signed_elements else unsigned(element_width)
     return data.StructLayout(
         {
@@ -77,7 +70,7 @@ class LinkTransmitter(wiring.Component):
     """
 
     def __init__(self, *, layout, lane_width: int):
-        _check("lane_width", lane_width, 1, 256)
+        check_int("lane_width", lane_width, 1, 256)
         self.layout = layout
         self.lane_width = lane_width
         self.words = link_words(layout, lane_width)
@@ -121,7 +114,7 @@ class LinkReceiver(wiring.Component):
     """
 
     def __init__(self, *, layout, lane_width: int):
-        _check("lane_width", lane_width, 1, 256)
+        check_int("lane_width", lane_width, 1, 256)
         self.layout = layout
         self.lane_width = lane_width
         self.words = link_words(layout, lane_width)

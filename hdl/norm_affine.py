@@ -14,10 +14,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.norm_common import (
-    CoefficientStore,
-    StreamPipeline,
-    check_arithmetic,
-    check_int,
+    affine_coefficient_layout,
+    check_unit,
+    coefficient_pipeline,
+    coefficient_port,
     index_shape,
     requantize_value,
 )
@@ -49,29 +49,15 @@ class NormAffine(wiring.Component):
     """
 
     def __init__(self, *, arithmetic, lanes: int, sets: int):
-        self.arithmetic = check_arithmetic(arithmetic)
-        self.lanes = check_int("lanes", lanes, 1, 64)
-        self.sets = check_int("sets", sets, 1, 4096)
+        self.arithmetic, self.lanes, self.sets = check_unit(arithmetic, lanes, sets, 4096)
         activation = signed(arithmetic.activation.width)
-        self.coefficient_layout = data.StructLayout(
-            {"a": signed(arithmetic.coefficient_width), "c": signed(arithmetic.bias_width)}
-        )
+        self.coefficient_layout = affine_coefficient_layout(arithmetic)
         self.input_layout = data.StructLayout(
             {"set": index_shape(sets), "pad": lanes, "data": data.ArrayLayout(activation, lanes)}
         )
         super().__init__(
             {
-                "coefficients": In(
-                    stream.Signature(
-                        data.StructLayout(
-                            {
-                                "set": index_shape(sets),
-                                "lane": index_shape(lanes),
-                                "value": self.coefficient_layout,
-                            }
-                        )
-                    )
-                ),
+                "coefficients": coefficient_port(lanes=lanes, sets=sets, layout=self.coefficient_layout),
                 "input": In(stream.Signature(self.input_layout)),
                 "output": Out(stream.Signature(data.ArrayLayout(activation, lanes))),
             }
@@ -80,10 +66,7 @@ class NormAffine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         arithmetic = self.arithmetic
-        pipeline = StreamPipeline(3, "affine")
-        pipeline.elaborate(m, self.input, self.output)
-        store = CoefficientStore(lanes=self.lanes, sets=self.sets, layout=self.coefficient_layout)
-        coefficients = store.elaborate(m, self.coefficients, self.input.payload.set, pipeline.advance)
+        pipeline, coefficients = coefficient_pipeline(m, self, 3, "affine")
 
         # Stage 1: coefficients read (memory), x and pad registered alongside.
         x = Signal(data.ArrayLayout(signed(arithmetic.activation.width), self.lanes))

@@ -13,11 +13,12 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.norm_common import (
-    CoefficientStore,
-    StreamPipeline,
-    check_arithmetic,
-    check_int,
-    index_shape,
+    affine_coefficient_layout,
+    check_unit,
+    coefficient_pipeline,
+    coefficient_port,
+    gradient_x_layout,
+    reduction_ports,
     requantize_value,
 )
 
@@ -53,21 +54,10 @@ class NormBackwardReduce(wiring.Component):
     """
 
     def __init__(self, *, arithmetic, lanes: int, sets: int):
-        self.arithmetic = check_arithmetic(arithmetic)
-        self.lanes = check_int("lanes", lanes, 1, 64)
-        self.sets = check_int("sets", sets, 1, 256)
+        self.arithmetic, self.lanes, self.sets = check_unit(arithmetic, lanes, sets, 256)
         gradient = signed(arithmetic.gradient.width)
-        activation = signed(arithmetic.activation.width)
-        self.coefficient_layout = data.StructLayout(
-            {"a": signed(arithmetic.coefficient_width), "c": signed(arithmetic.bias_width)}
-        )
-        self.input_layout = data.StructLayout(
-            {
-                "set": index_shape(sets),
-                "dz": data.ArrayLayout(gradient, lanes),
-                "x": data.ArrayLayout(activation, lanes),
-            }
-        )
+        self.coefficient_layout = affine_coefficient_layout(arithmetic)
+        self.input_layout = gradient_x_layout(arithmetic, lanes=lanes, sets=sets, gradient="dz")
         self.sums_layout = data.StructLayout(
             {
                 "r1": data.ArrayLayout(signed(arithmetic.grad_sum_format.width), lanes),
@@ -76,32 +66,17 @@ class NormBackwardReduce(wiring.Component):
         )
         super().__init__(
             {
-                "coefficients": In(
-                    stream.Signature(
-                        data.StructLayout(
-                            {
-                                "set": index_shape(sets),
-                                "lane": index_shape(lanes),
-                                "value": self.coefficient_layout,
-                            }
-                        )
-                    )
-                ),
+                "coefficients": coefficient_port(lanes=lanes, sets=sets, layout=self.coefficient_layout),
                 "input": In(stream.Signature(self.input_layout)),
                 "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
-                "clear": In(1),
-                "read_set": In(stream.Signature(index_shape(sets))),
-                "sums": Out(stream.Signature(self.sums_layout)),
+                **reduction_ports(sets=sets, sums_layout=self.sums_layout),
             }
         )
 
     def elaborate(self, platform):
         m = Module()
         arithmetic = self.arithmetic
-        pipeline = StreamPipeline(3, "backward")
-        pipeline.elaborate(m, self.input, self.output)
-        store = CoefficientStore(lanes=self.lanes, sets=self.sets, layout=self.coefficient_layout)
-        coefficients = store.elaborate(m, self.coefficients, self.input.payload.set, pipeline.advance)
+        pipeline, coefficients = coefficient_pipeline(m, self, 3, "backward")
 
         beat = [Signal(self.input_layout, name=f"beat{stage}") for stage in range(3)]
         products = [

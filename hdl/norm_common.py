@@ -8,27 +8,26 @@ against it by the norm testbenches.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal
+from amaranth import Const, Module, Mux, Signal, signed
+from amaranth.lib import data, stream
+from amaranth.lib.wiring import In, Out
 
-from golden.numerics import NormArithmetic
+from golden.numerics import NormArithmetic, check_int
 
 __all__ = [
     "CoefficientStore",
     "index_shape",
     "StreamPipeline",
+    "affine_coefficient_layout",
     "check_arithmetic",
     "check_int",
+    "check_unit",
+    "coefficient_pipeline",
+    "coefficient_port",
+    "gradient_x_layout",
+    "reduction_ports",
     "requantize_value",
 ]
-
-
-def check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be an integer {allowed}, not {value}")
-    return value
 
 
 def index_shape(count: int) -> range:
@@ -40,6 +39,45 @@ def check_arithmetic(arithmetic) -> NormArithmetic:
     if not isinstance(arithmetic, NormArithmetic):
         raise TypeError(f"arithmetic must be a golden.numerics.NormArithmetic, not {arithmetic!r}")
     return arithmetic
+
+
+def check_unit(arithmetic, lanes, sets, max_sets: int) -> tuple[NormArithmetic, int, int]:
+    """The constructor checks every norm unit starts with: ``(arithmetic, lanes 1..64, sets 1..max_sets)``."""
+    return check_arithmetic(arithmetic), check_int("lanes", lanes, 1, 64), check_int("sets", sets, 1, max_sets)
+
+
+def affine_coefficient_layout(arithmetic: NormArithmetic) -> data.StructLayout:
+    """The forward constants A (``coefficient``) and C (``bias``) of one (set, lane)."""
+    return data.StructLayout({"a": signed(arithmetic.coefficient_width), "c": signed(arithmetic.bias_width)})
+
+
+def coefficient_port(*, lanes: int, sets: int, layout) -> In:
+    """The ``coefficients`` load port of a unit with a :class:`CoefficientStore`: ``{set, lane, value}``."""
+    return In(
+        stream.Signature(
+            data.StructLayout({"set": index_shape(sets), "lane": index_shape(lanes), "value": layout})
+        )
+    )
+
+
+def gradient_x_layout(arithmetic: NormArithmetic, *, lanes: int, sets: int, gradient: str) -> data.StructLayout:
+    """A backward-path beat: ``set``, a gradient vector named ``gradient`` and the element-aligned x vector."""
+    return data.StructLayout(
+        {
+            "set": index_shape(sets),
+            gradient: data.ArrayLayout(signed(arithmetic.gradient.width), lanes),
+            "x": data.ArrayLayout(signed(arithmetic.activation.width), lanes),
+        }
+    )
+
+
+def reduction_ports(*, sets: int, sums_layout) -> dict:
+    """``clear``, ``read_set`` and ``sums``: the accumulator ports of the statistics and backward units."""
+    return {
+        "clear": In(1),
+        "read_set": In(stream.Signature(index_shape(sets))),
+        "sums": Out(stream.Signature(sums_layout)),
+    }
 
 
 def requantize_value(value, shift: int, out, rounding: str):
@@ -125,3 +163,17 @@ class CoefficientStore:
             ]
             views.append(read_port.data)  # a View of ``layout``
         return views
+
+
+def coefficient_pipeline(m: Module, unit, stages: int, name: str) -> tuple[StreamPipeline, list]:
+    """A :class:`StreamPipeline` from ``unit.input`` to ``unit.output`` plus ``unit``'s coefficient store.
+
+    ``unit`` has ``lanes``, ``sets``, ``coefficient_layout`` and the ports ``coefficients``, ``input``
+    (with a ``set`` field) and ``output``. Returns the pipeline and, per lane, the coefficients of the
+    input beat's set, valid in the first stage (read when the pipeline advances).
+    """
+    pipeline = StreamPipeline(stages, name)
+    pipeline.elaborate(m, unit.input, unit.output)
+    store = CoefficientStore(lanes=unit.lanes, sets=unit.sets, layout=unit.coefficient_layout)
+    coefficients = store.elaborate(m, unit.coefficients, unit.input.payload.set, pipeline.advance)
+    return pipeline, coefficients

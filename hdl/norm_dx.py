@@ -12,11 +12,10 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.norm_common import (
-    CoefficientStore,
-    StreamPipeline,
-    check_arithmetic,
-    check_int,
-    index_shape,
+    check_unit,
+    coefficient_pipeline,
+    coefficient_port,
+    gradient_x_layout,
     requantize_value,
 )
 
@@ -46,11 +45,8 @@ class NormDx(wiring.Component):
     """
 
     def __init__(self, *, arithmetic, lanes: int, sets: int):
-        self.arithmetic = check_arithmetic(arithmetic)
-        self.lanes = check_int("lanes", lanes, 1, 64)
-        self.sets = check_int("sets", sets, 1, 4096)
+        self.arithmetic, self.lanes, self.sets = check_unit(arithmetic, lanes, sets, 4096)
         gradient = signed(arithmetic.gradient.width)
-        activation = signed(arithmetic.activation.width)
         self.coefficient_layout = data.StructLayout(
             {
                 "k1": signed(arithmetic.coefficient_width),
@@ -58,26 +54,10 @@ class NormDx(wiring.Component):
                 "k3": signed(arithmetic.bias_width),
             }
         )
-        self.input_layout = data.StructLayout(
-            {
-                "set": index_shape(sets),
-                "dy": data.ArrayLayout(gradient, lanes),
-                "x": data.ArrayLayout(activation, lanes),
-            }
-        )
+        self.input_layout = gradient_x_layout(arithmetic, lanes=lanes, sets=sets, gradient="dy")
         super().__init__(
             {
-                "coefficients": In(
-                    stream.Signature(
-                        data.StructLayout(
-                            {
-                                "set": index_shape(sets),
-                                "lane": index_shape(lanes),
-                                "value": self.coefficient_layout,
-                            }
-                        )
-                    )
-                ),
+                "coefficients": coefficient_port(lanes=lanes, sets=sets, layout=self.coefficient_layout),
                 "input": In(stream.Signature(self.input_layout)),
                 "output": Out(stream.Signature(data.ArrayLayout(gradient, lanes))),
             }
@@ -86,10 +66,7 @@ class NormDx(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         arithmetic = self.arithmetic
-        pipeline = StreamPipeline(3, "dx")
-        pipeline.elaborate(m, self.input, self.output)
-        store = CoefficientStore(lanes=self.lanes, sets=self.sets, layout=self.coefficient_layout)
-        coefficients = store.elaborate(m, self.coefficients, self.input.payload.set, pipeline.advance)
+        pipeline, coefficients = coefficient_pipeline(m, self, 3, "dx")
 
         beat = Signal(self.input_layout)
         width = arithmetic.coefficient_width + max(arithmetic.gradient.width, arithmetic.activation.width)

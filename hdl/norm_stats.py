@@ -15,7 +15,7 @@ from amaranth import Array, Module, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.norm_common import check_arithmetic, check_int, index_shape
+from hdl.norm_common import check_int, check_unit, index_shape, reduction_ports
 
 __all__ = ["NormStatistics"]
 
@@ -50,9 +50,7 @@ class NormStatistics(wiring.Component):
     """
 
     def __init__(self, *, arithmetic, lanes: int, sets: int, group_lanes: int = 1):
-        self.arithmetic = check_arithmetic(arithmetic)
-        self.lanes = check_int("lanes", lanes, 1, 64)
-        self.sets = check_int("sets", sets, 1, 256)
+        self.arithmetic, self.lanes, self.sets = check_unit(arithmetic, lanes, sets, 256)
         self.group_lanes = check_int("group_lanes", group_lanes, 1, lanes)
         if lanes % group_lanes:
             raise ValueError(f"group_lanes must divide lanes ({lanes}), not {group_lanes}")
@@ -70,9 +68,7 @@ class NormStatistics(wiring.Component):
             {
                 "input": In(stream.Signature(self.beat_layout)),
                 "output": Out(stream.Signature(self.beat_layout)),
-                "clear": In(1),
-                "read_set": In(stream.Signature(index_shape(sets))),
-                "sums": Out(stream.Signature(self.sums_layout)),
+                **reduction_ports(sets=sets, sums_layout=self.sums_layout),
             }
         )
 

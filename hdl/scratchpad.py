@@ -23,16 +23,24 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from golden.numerics import check_int
+
 __all__ = ["PingPongController", "RegionState", "Scratchpad"]
 
 
-def _check_int(name: str, value, minimum: int, maximum: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if value < minimum or (maximum is not None and value > maximum):
-        allowed = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        raise ValueError(f"{name} must be an integer {allowed}, not {value}")
-    return value
+def _handshake_ports(regions: int) -> dict:
+    """The producer/consumer region handshake, shared by the controller and the scratchpad that wraps it."""
+    return {
+        "fill_acquire": In(1),
+        "fill_owned": Out(1),
+        "fill_region": Out(range(regions)),
+        "fill_release": In(1),
+        "drain_acquire": In(1),
+        "drain_owned": Out(1),
+        "drain_region": Out(range(regions)),
+        "drain_release": In(1),
+        "filled": Out(range(regions + 1)),
+    }
 
 
 class RegionState(enum.Enum, shape=2):
@@ -72,19 +80,10 @@ class PingPongController(wiring.Component):
     """
 
     def __init__(self, *, regions: int = 2):
-        self.regions = _check_int("regions", regions, 2, 16)
-        region_shape = range(regions)
+        self.regions = check_int("regions", regions, 2, 16)
         super().__init__(
             {
-                "fill_acquire": In(1),
-                "fill_owned": Out(1),
-                "fill_region": Out(region_shape),
-                "fill_release": In(1),
-                "drain_acquire": In(1),
-                "drain_owned": Out(1),
-                "drain_region": Out(region_shape),
-                "drain_release": In(1),
-                "filled": Out(range(regions + 1)),
+                **_handshake_ports(regions),
             }
         )
         # Exposed for the formal harness's strengthening invariants.
@@ -177,26 +176,17 @@ class Scratchpad(wiring.Component):
     """
 
     def __init__(self, *, banks: int, depth: int, width: int, regions: int = 2):
-        self.banks = _check_int("banks", banks, 1, 64)
-        self.depth = _check_int("depth", depth, 2, 1 << 20)
-        self.width = _check_int("width", width, 1, 1024)
-        self.regions = _check_int("regions", regions, 2, 16)
+        self.banks = check_int("banks", banks, 1, 64)
+        self.depth = check_int("depth", depth, 2, 1 << 20)
+        self.width = check_int("width", width, 1, 1024)
+        self.regions = check_int("regions", regions, 2, 16)
         if depth % regions:
             raise ValueError(f"depth must be a multiple of regions ({regions}), not {depth}")
         self.region_depth = depth // regions
         self.write_layout = data.StructLayout({"address": range(self.region_depth), "data": width})
-        region_shape = range(regions)
         super().__init__(
             {
-                "fill_acquire": In(1),
-                "fill_owned": Out(1),
-                "fill_region": Out(region_shape),
-                "fill_release": In(1),
-                "drain_acquire": In(1),
-                "drain_owned": Out(1),
-                "drain_region": Out(region_shape),
-                "drain_release": In(1),
-                "filled": Out(range(regions + 1)),
+                **_handshake_ports(regions),
                 "write": In(stream.Signature(self.write_layout)).array(banks),
                 "read_address": In(stream.Signature(range(self.region_depth))).array(banks),
                 "read_data": Out(stream.Signature(width)).array(banks),

@@ -21,19 +21,11 @@ from amaranth import signed as signed_shape
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from golden.numerics import OVERFLOW_MODES, ROUNDING_MODES, MacArithmetic
+from golden.numerics import OVERFLOW_MODES, ROUNDING_MODES, MacArithmetic, check_int
 
 __all__ = ["MAX_DEPTH", "ResultWriter"]
 
 MAX_DEPTH = 65536
-
-
-def _check_int(name: str, value, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"{name} must be an integer, not {value!r}")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be an integer between {low} and {high}, not {value}")
-    return value
 
 
 class ResultWriter(wiring.Component):
@@ -78,17 +70,17 @@ class ResultWriter(wiring.Component):
 
     def __init__(self, *, cols, depth, acc_width=32, signed=True, overflow="wrap", requantize=False,
                  shift=0, out_width=8, rounding="half_even"):
-        self.cols = _check_int("cols", cols, 1, 256)
-        self.depth = _check_int("depth", depth, 2, MAX_DEPTH)
+        self.cols = check_int("cols", cols, 1, 256)
+        self.depth = check_int("depth", depth, 2, MAX_DEPTH)
         if overflow not in OVERFLOW_MODES:
             raise ValueError(f"overflow must be one of {', '.join(OVERFLOW_MODES)}, not {overflow!r}")
-        self.arithmetic = MacArithmetic(in_width=2, acc_width=_check_int("acc_width", acc_width, 4, 62),
+        self.arithmetic = MacArithmetic(in_width=2, acc_width=check_int("acc_width", acc_width, 4, 62),
                                         signed=signed, overflow=overflow)
         if not isinstance(requantize, bool):
             raise TypeError(f"requantize must be a bool, not {requantize!r}")
         self.requantize = requantize
-        self.shift = _check_int("shift", shift, -62, 62)
-        self.out_width = _check_int("out_width", out_width, 2, 32)
+        self.shift = check_int("shift", shift, -62, 62)
+        self.out_width = check_int("out_width", out_width, 2, 32)
         if rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
         self.rounding = rounding
