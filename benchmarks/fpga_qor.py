@@ -5,7 +5,8 @@ int8 array with backpressure (``hdl.systolic.SystolicArray``), Fmax = median of 
 one after another), harness overhead measured with a trivial core of the same port widths and subtracted
 in the per-PE columns. Multiplier variants: ``generic`` (``a * b`` with a registered product; Yosys maps it
 to MULT18X18D / SB_MAC16 without packing registers), ``ecp5_dsp`` (:mod:`hdl.ecp5_mult`, MULT18X18D with
-its input and output registers), ``ice40_mixed`` (:mod:`hdl.ice40_mult`: 8 SB_MAC16 + LUT multipliers).
+its input and output registers), ``ecp5_dsp_fabric`` (the same plus one fabric register after the DSP,
+multiplier latency 3), ``ice40_mixed`` (:mod:`hdl.ice40_mult`: 8 SB_MAC16 + LUT multipliers).
 
     .venv/bin/python benchmarks/fpga_qor.py [--sizes 4 8] [--families ecp5 ice40] [--seeds 1 2 3]
 
@@ -41,13 +42,14 @@ PEERS = {
     ): "axis-systolic-array 93.7 MHz, 101.8 COMB/PE; DSP-register reference 142.8 MHz, 68.2 COMB/PE",
     ("ice40", 4): "axis-systolic-array 36.6 MHz, 4882 LC (LUT multipliers only)",
 }
-VARIANTS = {"ecp5": ("generic", "ecp5_dsp"), "ice40": ("ice40_mixed",)}
+VARIANTS = {"ecp5": ("generic", "ecp5_dsp", "ecp5_dsp_fabric"), "ice40": ("ice40_mixed",)}
 
 
 def _array(size: int, variant: str) -> SystolicArray:
     multiplier = {
         "generic": lambda: RegisteredMultiplier,
         "ecp5_dsp": lambda: ecp5_multiplier("primitive"),
+        "ecp5_dsp_fabric": lambda: ecp5_multiplier("primitive", fabric_register=True),
         "ice40_mixed": lambda: ice40_multipliers(8),
     }[variant]()
     return SystolicArray(rows=size, cols=size, in_width=8, acc_width=32, multiplier=multiplier)

@@ -54,16 +54,21 @@ class Ecp5Multiplier(wiring.Component):
         Operands, sampled at a rising edge where ``enable`` is high.
     enable : In(1)
         Clock enable of both register stages (tie to "not stalled").
+    fabric_register : bool
+        Add a third register stage in the fabric after the DSP's output register (``latency = 3``). The
+        DSP columns are far from most of the logic they feed (2-3 ns of routing at speed 6); this register
+        lets the placer put that route and the accumulator's carry chain in separate cycles.
     product : Out(product_shape)
-        Product of the operands sampled two enabled edges earlier; holds while ``enable`` is low.
-        Reset (synchronous) clears both stages to zero.
+        Product of the operands sampled ``latency`` enabled edges earlier; holds while ``enable`` is low.
+        Reset (synchronous) clears the DSP stages to zero.
     latency : int
-        2 (the input and the output register).
+        2 (the input and the output register), or 3 with ``fabric_register``.
     """
 
     latency = 2
 
-    def __init__(self, *, operand_shape, product_shape, implementation: str = "primitive"):
+    def __init__(self, *, operand_shape, product_shape, implementation: str = "primitive",
+                 fabric_register: bool = False):
         operand_shape = Shape.cast(operand_shape)
         product_shape = Shape.cast(product_shape)
         limit = _DSP_WIDTH if operand_shape.signed else _DSP_WIDTH - 1
@@ -84,6 +89,10 @@ class Ecp5Multiplier(wiring.Component):
         self.in_width = operand_shape.width
         self.signed = operand_shape.signed
         self.implementation = implementation
+        if not isinstance(fabric_register, bool):
+            raise TypeError(f"fabric_register must be a bool, not {fabric_register!r}")
+        self.fabric_register = fabric_register
+        self.latency = 3 if fabric_register else 2
         super().__init__(
             {
                 "a": In(operand_shape),
@@ -95,6 +104,16 @@ class Ecp5Multiplier(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        product = self.product
+        if self.fabric_register:
+            # reset-less: a datapath register (the array's tags say when the product is valid)
+            product = Signal(self.product.shape(), name="dsp_product", reset_less=True)
+            with m.If(self.enable):
+                m.d.sync += self.product.eq(product)
+        self._elaborate_stages(m, product)
+        return m
+
+    def _elaborate_stages(self, m, product):
         if self.implementation == "behavioural":
             operand = _shape(self.in_width, self.signed)
             a_register = Signal(operand)
@@ -103,9 +122,9 @@ class Ecp5Multiplier(wiring.Component):
                 m.d.sync += [
                     a_register.eq(self.a),
                     b_register.eq(self.b),
-                    self.product.eq(a_register * b_register),
+                    product.eq(a_register * b_register),
                 ]
-            return m
+            return
 
         # The DSP takes 18-bit operands; extend ours the way SIGNEDA/SIGNEDB interpret them.
         a_wide = Signal(_DSP_WIDTH)
@@ -158,18 +177,19 @@ class Ecp5Multiplier(wiring.Component):
             **ports,
         )
         full = p_wide[: 2 * self.in_width]
-        m.d.comb += self.product.eq(full.as_signed() if self.signed else full)
-        return m
+        m.d.comb += product.eq(full.as_signed() if self.signed else full)
 
 
-def ecp5_multiplier(implementation: str = "primitive"):
+def ecp5_multiplier(implementation: str = "primitive", *, fabric_register: bool = False):
     """A multiplier factory for :class:`hdl.pe.ProcessingElement` that builds :class:`Ecp5Multiplier`."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
             f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, not {implementation!r}"
         )
-    factory = partial(Ecp5Multiplier, implementation=implementation)
-    factory.latency = Ecp5Multiplier.latency  # the array reads the latency from the factory
+    if not isinstance(fabric_register, bool):
+        raise TypeError(f"fabric_register must be a bool, not {fabric_register!r}")
+    factory = partial(Ecp5Multiplier, implementation=implementation, fabric_register=fabric_register)
+    factory.latency = 3 if fabric_register else 2  # the array reads the latency from the factory
     return factory
 
 

@@ -12,7 +12,7 @@ The arithmetic (operand range, accumulator width, wrap or saturation after every
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, ResetSignal, Shape, Signal, signed, unsigned
+from amaranth import Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -110,6 +110,9 @@ class ProcessingElement(wiring.Component):
         applied) to the south, ``latency + 1`` enabled edges after the ``a`` beat is in ``a_out``.
     psum_valid_out : Out(1)
         *Weight-stationary only.* ``psum_out`` belongs to a valid beat.
+    psum_valid_next : Out(1)
+        *Weight-stationary only.* The value ``psum_valid_out`` takes at the coming edge (the array computes
+        its registered stall from it).
     weight_load, weight_transpose : In(1)
         *Weight-stationary only.* At an edge where ``weight_load`` is high (independent of ``advance``),
         the shadow weight loads ``weight_from_right`` if ``weight_transpose`` else ``weight_from_below``.
@@ -144,6 +147,7 @@ class ProcessingElement(wiring.Component):
             members.update({
                 "a_switch_in": In(1), "a_switch_out": Out(1),
                 "psum_in": In(accumulator), "psum_out": Out(accumulator), "psum_valid_out": Out(1),
+                "psum_valid_next": Out(1),
                 "weight_load": In(1), "weight_transpose": In(1),
                 "weight_from_below": In(operand), "weight_from_right": In(operand),
                 "weight_shadow": Out(operand),
@@ -206,16 +210,19 @@ class ProcessingElement(wiring.Component):
             multiplier.enable.eq(self.advance),
         ]
         product_valid = self._delayed(m, self.a_valid_out, latency, "product_valid")
-        product_last = self._delayed(m, self.a_last_out, latency, "product_last")
+        # The tile's last valid product, as one registered tag: `capture` (the accumulator clear, the
+        # result load and the drain sequencer's start) is then a single gate after flip-flops.
+        product_end = self._delayed(m, self.a_valid_out & self.a_last_out, latency, "product_end")
 
         # The accumulator is cleared by the edge that moves a tile's finished sum into `result` (and by
-        # `rst`): a synchronous reset, which FPGA flip-flops do for free, so the next tile's first product
-        # is added to 0 with no mux in front of the adder.
-        accumulator = Signal(accumulator_shape(arithmetic), reset_less=True)
+        # the domain's reset, if it has one; otherwise by its initial value): a synchronous reset, which
+        # FPGA flip-flops do for free, so the next tile's first product is added to 0 with no mux in
+        # front of the adder.
+        accumulator = Signal(accumulator_shape(arithmetic))
         total = Signal(accumulator_shape(arithmetic))
         m.d.comb += total.eq(accumulate(arithmetic, accumulator, multiplier.product))
-        m.d.comb += self.capture.eq(self.advance & product_valid & product_last)
-        with m.If(self.capture | ResetSignal(allow_reset_less=True)):
+        m.d.comb += self.capture.eq(self.advance & product_end)
+        with m.If(self.capture):
             m.d.sync += accumulator.eq(0)
         with m.Elif(self.advance & product_valid):
             m.d.sync += accumulator.eq(total)
@@ -250,3 +257,4 @@ class ProcessingElement(wiring.Component):
                 psum.eq(accumulate(arithmetic, self.psum_in, multiplier.product)),
                 self.psum_valid_out.eq(product_valid),
             ]
+        m.d.comb += self.psum_valid_next.eq(Mux(self.advance, product_valid, self.psum_valid_out))

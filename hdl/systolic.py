@@ -13,8 +13,9 @@ cycle counts (``research/peer_qor.md`` section 4, which models neither):
   next pass copies shadow to active in each PE exactly when that beat arrives.
 
 Everything except the weight preload is clock-enabled by one global ``advance`` signal, which is low only
-when a result is ready to leave and the two-entry output buffer is full (both are registers, so the stall
-has no combinational path through the array).
+when a result is ready to leave and the two-entry output buffer is full. ``advance`` is a register loaded
+with that condition's next-cycle value (computed from the next values of the buffer count and the emit
+flag), so the stall reaches the array straight from a flip-flop, with no logic level in between.
 """
 
 from __future__ import annotations
@@ -213,27 +214,34 @@ class SystolicArray(wiring.Component):
             for j in range(cols):
                 m.submodules[f"pe_{p}_{j}"] = grid[p][j]
 
-        # --- output buffer: two registers, so the stall below is computed from registers only ----------
-        advance = Signal()
+        # --- output buffer and stall -------------------------------------------------------------------
+        # `advance` is itself a register, loaded with the value `~(emit & buffer_full)` will have in the
+        # next cycle (both are registers, so their next values are known a cycle early): the global clock
+        # enable leaves a flip-flop instead of a LUT, which takes the logic level off the array's widest
+        # net. It is the same value cycle for cycle, so stalls and latencies are unchanged.
+        advance = Signal(init=1)
         emit = Signal()                 # a result row is ready to leave the array this cycle
+        emit_next = Signal()            # the value `emit` takes at the coming edge
         emit_row = Signal(self.c_layout)
-        buffer_full = self._output_buffer(m, advance, emit, emit_row)
-        m.d.comb += advance.eq(~(emit & buffer_full))
+        full_next = self._output_buffer(m, advance, emit, emit_row)
+        m.d.sync += advance.eq(~(emit_next & full_next))
         for p in range(rows):
             for j in range(cols):
                 m.d.comb += grid[p][j].advance.eq(advance)
 
         if self.dataflow == "output_stationary":
-            self._elaborate_output_stationary(m, grid, advance, emit, emit_row)
+            self._elaborate_output_stationary(m, grid, advance, emit, emit_next, emit_row)
         else:
-            self._elaborate_weight_stationary(m, grid, advance, emit, emit_row)
+            self._elaborate_weight_stationary(m, grid, advance, emit, emit_next, emit_row)
         return m
 
     def _output_buffer(self, m, advance, emit, emit_row):
-        """A two-entry FIFO in registers between the array and ``c``; returns its ``full`` flag."""
+        """A two-entry FIFO in registers between the array and ``c``; returns whether it will be full after
+        the coming edge."""
         head = Signal(self.c_layout, reset_less=True)
         tail = Signal(self.c_layout, reset_less=True)
         count = Signal(range(3))
+        count_next = Signal(range(3))
         push = Signal()
         pop = Signal()
         m.d.comb += [
@@ -248,11 +256,13 @@ class SystolicArray(wiring.Component):
             m.d.sync += head.eq(Mux(count == 2, tail, emit_row))
         with m.If(push & (count == 1) & ~pop):
             m.d.sync += tail.eq(emit_row)
+        m.d.comb += count_next.eq(count)
         with m.If(push & ~pop):
-            m.d.sync += count.eq(count + 1)
+            m.d.comb += count_next.eq(count + 1)
         with m.Elif(pop & ~push):
-            m.d.sync += count.eq(count - 1)
-        return count == 2
+            m.d.comb += count_next.eq(count - 1)
+        m.d.sync += count.eq(count_next)
+        return count_next == 2
 
     def _skewed(self, m, advance, value, delay: int, name: str, *, data: bool = True):
         """``value`` through ``delay`` registers clock-enabled by ``advance`` (reset-less for data)."""
@@ -263,7 +273,7 @@ class SystolicArray(wiring.Component):
             value = register
         return value
 
-    def _elaborate_output_stationary(self, m, grid, advance, emit, emit_row):
+    def _elaborate_output_stationary(self, m, grid, advance, emit, emit_next, emit_row):
         rows, cols = self.rows, self.cols
         a, b = self.a, self.b
 
@@ -314,25 +324,29 @@ class SystolicArray(wiring.Component):
         # for `rows` cycles. At drain beat s, physical row p loads from row p-1 only if p >= s+1 (the rows
         # above hold values already passed down), which frees row p for the next tile's capture early.
         draining = Signal()
+        draining_next = Signal()
         beat = Signal(range(max(rows, 2)))  # never zero bits wide (Verilog has no empty vectors)
         shift_mask = Signal(rows)  # bit p: row p loads from the row above at the coming drain beat
+        m.d.comb += draining_next.eq(draining)
         with m.If(advance):
             with m.If(draining):
                 m.d.sync += [beat.eq(beat + 1), shift_mask.eq(shift_mask << 1)]
                 with m.If(beat == rows - 1):
-                    m.d.sync += draining.eq(0)
+                    m.d.comb += draining_next.eq(0)
             with m.If(grid[rows - 1][cols - 1].capture):
-                m.d.sync += [draining.eq(1), beat.eq(0),
-                             shift_mask.eq(Const(((1 << rows) - 1) & ~1, rows))]
+                m.d.comb += draining_next.eq(1)
+                m.d.sync += [beat.eq(0), shift_mask.eq(Const(((1 << rows) - 1) & ~1, rows))]
+        m.d.sync += draining.eq(draining_next)
         for p in range(rows):
             for j in range(cols):
                 m.d.comb += grid[p][j].drain_shift.eq(shift_mask[p])
         m.d.comb += [
             emit.eq(draining),
+            emit_next.eq(draining_next),
             emit_row.eq(Cat(grid[rows - 1][j].result for j in range(cols))),
         ]
 
-    def _elaborate_weight_stationary(self, m, grid, advance, emit, emit_row):
+    def _elaborate_weight_stationary(self, m, grid, advance, emit, emit_next, emit_row):
         rows, cols = self.rows, self.cols
         a, psum, w = self.a, self.psum, self.w
 
@@ -402,6 +416,7 @@ class SystolicArray(wiring.Component):
         bottom = grid[rows - 1]
         m.d.comb += [
             emit.eq(bottom[cols - 1].psum_valid_out),
+            emit_next.eq(bottom[cols - 1].psum_valid_next),
             emit_row.eq(Cat(self._skewed(m, advance, bottom[j].psum_out, cols - 1 - j, f"c{j}")
                             for j in range(cols))),
         ]

@@ -100,3 +100,58 @@ def test_primitive_maps_to_one_registered_mult18x18d_with_the_stall_as_clock_ena
     assert all(connections[f"A{i}"] == [ports["a"]["bits"][7]] for i in range(8, 18))
     assert [connections[f"P{i}"][0] for i in range(16)] == ports["product"]["bits"]
     assert np.all([connections[s] == ["1"] for s in ("SIGNEDA", "SIGNEDB")])
+
+
+@pytest.mark.parametrize("is_signed", [True, False])
+def test_fabric_register_adds_one_enabled_stage(is_signed):
+    from amaranth.sim import Simulator as _Simulator
+
+    shape = signed(8) if is_signed else unsigned(8)
+    dut = Ecp5Multiplier(operand_shape=shape, product_shape=signed(16) if is_signed else unsigned(16),
+                         implementation="behavioural", fabric_register=True)
+    random = rng("ecp5_mult_fabric")
+    low, high = (-128, 127) if is_signed else (0, 255)
+    a = random.integers(low, high, size=200, endpoint=True)
+    b = random.integers(low, high, size=200, endpoint=True)
+    enable = random.random(200) < 0.7
+    mismatches = []
+
+    async def testbench(ctx):
+        accepted = [0, 0, 0]  # the product three enabled edges back (zero before that)
+        for step in range(200):
+            ctx.set(dut.a, int(a[step]))
+            ctx.set(dut.b, int(b[step]))
+            ctx.set(dut.enable, int(enable[step]))
+            if ctx.get(dut.product) != accepted[-3]:
+                mismatches.append((step, ctx.get(dut.product), accepted[-3]))
+            await ctx.tick()
+            if enable[step]:
+                accepted.append(int(a[step]) * int(b[step]))
+
+    simulator = _Simulator(dut)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert not mismatches, mismatches[:5]
+    assert dut.latency == 3 and ecp5_multiplier("behavioural", fabric_register=True).latency == 3
+    with pytest.raises(TypeError, match="fabric_register must be a bool, not 1"):
+        ecp5_multiplier(fabric_register=1)
+
+
+def test_array_with_fabric_register_multiplier_matches_golden_matmul():
+    from systolic_gemm_sim import os_tiles
+
+    from golden.numerics import MacArithmetic
+    from hdl.systolic import SystolicArray
+
+    array = SystolicArray(rows=3, cols=2, multiplier=ecp5_multiplier("behavioural", fabric_register=True))
+    assert array.result_latency == 3 + 2 + 3 + 1
+    arithmetic = MacArithmetic(in_width=8, acc_width=32)
+    random = rng("ecp5_fabric_gemm")
+    tiles = [
+        (arithmetic.operand.random(random, (3, k)), arithmetic.operand.random(random, (k, 2)))
+        for k in (6, 1, 9)
+    ]
+    results = os_tiles(array, tiles, random, stall=0.3)
+    for (a, b), c in zip(tiles, results):
+        np.testing.assert_array_equal(c, arithmetic.matmul(a, b))

@@ -230,3 +230,42 @@ def test_bad_pe_parameters_are_rejected_with_exact_messages(kwargs, error, messa
     with pytest.raises(error) as raised:
         ProcessingElement(**kwargs)
     assert str(raised.value) == message
+
+
+def test_output_stationary_pe_works_in_a_reset_less_domain():
+    # Board tops without a reset button have a reset-less `sync` domain: the accumulator must start from
+    # its initial value (0) and the clear must not need `rst`.
+    from amaranth import ClockDomain
+
+    arithmetic = MacArithmetic(in_width=8, acc_width=32)
+    pe = ProcessingElement(arithmetic=arithmetic, dataflow="output_stationary")
+    top = Module()
+    top.domains.sync = ClockDomain(reset_less=True)
+    top.submodules.pe = pe
+    a = [17, -128, 127, 5, -3]
+    b = [-9, -128, 127, 44, 2]
+    results = []
+
+    async def testbench(ctx):
+        ctx.set(pe.advance, 1)
+        for tile in range(2):
+            for k in range(len(a)):
+                ctx.set(pe.a_in, a[k] if tile == 0 else a[::-1][k])
+                ctx.set(pe.b_in, b[k])
+                ctx.set(pe.a_valid_in, 1)
+                ctx.set(pe.a_last_in, int(k == len(a) - 1))
+                await ctx.tick()
+            ctx.set(pe.a_valid_in, 0)
+            ctx.set(pe.a_last_in, 0)
+            for _ in range(4):
+                captured = ctx.get(pe.capture)
+                await ctx.tick()
+                if captured:
+                    results.append(ctx.get(pe.result))
+
+    simulator = Simulator(top)
+    simulator.add_clock(1e-6)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    expected = [int(np.dot(a, b)), int(np.dot(a[::-1], b))]  # no int32 wrap here
+    assert results == expected
