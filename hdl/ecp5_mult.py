@@ -24,7 +24,8 @@ from functools import partial
 
 from amaranth import ClockSignal, Const, Instance, Module, ResetSignal, Shape, Signal, signed, unsigned
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+
+from hdl.multiplier import multiplier_signature
 
 __all__ = ["IMPLEMENTATIONS", "Ecp5Multiplier", "ecp5_multiplier"]
 
@@ -93,14 +94,7 @@ class Ecp5Multiplier(wiring.Component):
             raise TypeError(f"fabric_register must be a bool, not {fabric_register!r}")
         self.fabric_register = fabric_register
         self.latency = 3 if fabric_register else 2
-        super().__init__(
-            {
-                "a": In(operand_shape),
-                "b": In(operand_shape),
-                "enable": In(1),
-                "product": Out(product_shape),
-            }
-        )
+        super().__init__(multiplier_signature(operand_shape, product_shape))
 
     def elaborate(self, platform):
         m = Module()

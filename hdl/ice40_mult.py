@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from amaranth import Const, Module, Mux, Shape, Signal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
-from hdl.multiplier import RegisteredMultiplier
+from hdl.multiplier import RegisteredMultiplier, multiplier_signature
 
 __all__ = ["DspMultiplier", "LutMultiplier", "ice40_multipliers"]
 
@@ -63,14 +62,7 @@ class LutMultiplier(wiring.Component):
             raise ValueError(f"latency must be 1 or 2, not {latency!r}")
         self.operand_shape = operand_shape
         self.latency = latency
-        super().__init__(
-            {
-                "a": In(operand_shape),
-                "b": In(operand_shape),
-                "enable": In(1),
-                "product": Out(product_shape),
-            }
-        )
+        super().__init__(multiplier_signature(operand_shape, product_shape))
 
     def elaborate(self, platform):
         m = Module()
@@ -114,14 +106,7 @@ class DspMultiplier(wiring.Component):
             raise ValueError(f"latency must be 1 or 2, not {latency!r}")
         self.latency = latency
         self._inner = RegisteredMultiplier(operand_shape=operand_shape, product_shape=product_shape)
-        super().__init__(
-            {
-                "a": In(operand_shape),
-                "b": In(operand_shape),
-                "enable": In(1),
-                "product": Out(product_shape),
-            }
-        )
+        super().__init__(multiplier_signature(operand_shape, product_shape))
 
     def elaborate(self, platform):
         m = Module()

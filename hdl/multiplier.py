@@ -20,8 +20,18 @@ from amaranth import Module, Shape, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["RegisteredMultiplier"]
+__all__ = ["RegisteredMultiplier", "multiplier_signature"]
 
+
+
+def multiplier_signature(operand_shape, product_shape) -> wiring.Signature:
+    """The ports every multiplier behind the PE's hook has: ``a``, ``b``, ``enable`` in, ``product`` out."""
+    return wiring.Signature({
+        "a": In(operand_shape),
+        "b": In(operand_shape),
+        "enable": In(1),
+        "product": Out(product_shape),
+    })
 
 class RegisteredMultiplier(wiring.Component):
     """``product`` is ``a * b`` one enabled clock edge later (a registered product, latency 1).
@@ -56,12 +66,7 @@ class RegisteredMultiplier(wiring.Component):
         if product_shape.width < 2 * operand_shape.width:
             raise ValueError(f"product_shape must be at least {2 * operand_shape.width} bits wide, "
                              f"not {product_shape.width}")
-        super().__init__({
-            "a": In(operand_shape),
-            "b": In(operand_shape),
-            "enable": In(1),
-            "product": Out(product_shape),
-        })
+        super().__init__(multiplier_signature(operand_shape, product_shape))
 
     def elaborate(self, platform):
         m = Module()
