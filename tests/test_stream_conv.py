@@ -1,12 +1,14 @@
-"""Streaming conv engine against an independent NumPy conv + golden.numerics requantization."""
+"""Streaming conv engine against an independent NumPy conv + requantization, and against golden.integer."""
+
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from amaranth.sim import Simulator
+from stream_sim import single
 
-from golden.numerics import IntFormat, MacArithmetic, requantize
+from golden.integer import IntegerKernels
+from golden.numerics import IntegerTraining, IntFormat, MacArithmetic, requantize
 from hdl.stream_conv import StreamConv2d, stream_conv_cycles
-from verif.packing import pack, unpack
 from verif.seed import rng
 
 
@@ -26,85 +28,6 @@ def numpy_conv(x, weights, stride, padding, arithmetic):
             patches[oy * out_w + ox] = window.transpose(1, 2, 0).reshape(-1)
     filters = weights.transpose(2, 3, 1, 0).reshape(kh * kw * channels, out_channels)
     return arithmetic.matmul(patches, filters).reshape(out_h, out_w, out_channels).transpose(2, 0, 1)
-
-
-def run_engine(engine, frames, batches, random=None, idle=0.0, backpressure=0.0):
-    """Stream frames (C, H, W) through ``engine``; return output frames, their batch ids, and cycles."""
-    layout_bits = engine.in_layout.size
-    del layout_bits
-    beats = []
-    for frame, batch in zip(frames, batches):
-        _, height, width = frame.shape
-        for y in range(height):
-            for x in range(width):
-                beats.append(
-                    (
-                        frame[:, y, x],
-                        x == 0 and y == 0,
-                        x == width - 1,
-                        x == width - 1 and y == height - 1,
-                        batch,
-                    )
-                )
-    expected_pixels = len(frames) * engine.out_height * engine.out_width
-    received = []
-    cycles = {"n": 0}
-
-    async def testbench(ctx):
-        index = 0
-        while len(received) < expected_pixels:
-            offer = index < len(beats) and not (random is not None and random.random() < idle)
-            ctx.set(engine.i.valid, offer)
-            if offer:
-                data, first, row_end, frame_end, batch = beats[index]
-                ctx.set(engine.i.payload.data.as_value(), pack(data, engine.arithmetic.in_width))
-                ctx.set(engine.i.payload.first, first)
-                ctx.set(engine.i.payload.row_end, row_end)
-                ctx.set(engine.i.payload.frame_end, frame_end)
-                ctx.set(engine.i.payload.batch, batch)
-            ready = not (random is not None and random.random() < backpressure)
-            ctx.set(engine.o.ready, ready)
-            if offer and ctx.get(engine.i.ready):
-                index += 1
-            if ready and ctx.get(engine.o.valid):
-                payload = engine.o.payload
-                received.append(
-                    (
-                        unpack(
-                            ctx.get(payload.data.as_value()),
-                            engine.out_format.width,
-                            engine.out_channels,
-                            True,
-                        ),
-                        ctx.get(payload.first),
-                        ctx.get(payload.row_end),
-                        ctx.get(payload.frame_end),
-                        ctx.get(payload.batch),
-                    )
-                )
-            await ctx.tick()
-            cycles["n"] += 1
-            assert cycles["n"] < 200_000, "engine stuck"
-
-    simulator = Simulator(engine)
-    simulator.add_clock(1e-6)
-    simulator.add_testbench(testbench)
-    simulator.run()
-    out_frames, out_batches = [], []
-    per_frame = engine.out_height * engine.out_width
-    for f in range(len(frames)):
-        pixels = received[f * per_frame : (f + 1) * per_frame]
-        frame = np.stack([p[0] for p in pixels]).T.reshape(
-            engine.out_channels, engine.out_height, engine.out_width
-        )
-        out_frames.append(frame)
-        out_batches.append({p[4] for p in pixels})
-        for index, (_, first, row_end, frame_end, _) in enumerate(pixels):
-            y, x = divmod(index, engine.out_width)
-            assert first == (index == 0)
-            assert row_end == (x == engine.out_width - 1)
-            assert frame_end == (index == per_frame - 1)
-    return out_frames, out_batches, cycles["n"]
 
 
 CASES = [
@@ -135,15 +58,15 @@ def test_engine_matches_numpy_conv_and_requantize(case):
         relu=relu,
         arithmetic=arithmetic,
     )
-    outputs, batches, _ = run_engine(engine, frames, [5, 6], random, idle=0.2, backpressure=0.3)
-    for frame, output, batch, expected_batch in zip(frames, outputs, batches, (5, 6)):
+    outputs, _ = single(engine, frames, [5, 6], random=random, idle=0.2, backpressure=0.3)
+    for frame, (output, batch), expected_batch in zip(frames, outputs, (5, 6)):
         expected = requantize(
             numpy_conv(frame, weights, stride, padding, arithmetic), shift, IntFormat(8), rounding
         )
         if relu:
             expected = np.maximum(expected, 0)
         np.testing.assert_array_equal(output, expected)
-        assert batch == {expected_batch}
+        assert batch == expected_batch
 
 
 def test_cycles_per_frame_match_the_formula_without_stalls():
@@ -154,7 +77,7 @@ def test_cycles_per_frame_match_the_formula_without_stalls():
         weights=weights, height=6, width=6, stride=1, padding=1, shift=6, arithmetic=arithmetic
     )
     frames = [arithmetic.operand.random(random, (3, 6, 6)) for _ in range(3)]
-    _, _, cycles = run_engine(engine, frames, [0, 1, 2])
+    _, cycles = single(engine, frames, [0, 1, 2])
     per_frame = stream_conv_cycles(height=6, width=6, kernel=(3, 3), stride=1, padding=1, in_channels=3)
     assert abs(cycles - 3 * per_frame) <= 3 * 3  # a few transition cycles per frame
 
@@ -167,3 +90,87 @@ def test_parameters_are_validated():
         StreamConv2d(weights=weights, height=4, width=4, shift=32)
     with pytest.raises(ValueError, match="weights has values outside the int8 range"):
         StreamConv2d(weights=weights + 200, height=4, width=4)
+
+
+# --- grouped / depthwise convs, bias, ReLU6, saturating accumulators: against golden.integer ------------------
+GOLDEN_CASES = [
+    # (in_channels, out_channels, groups, kernel, size, stride, padding, bias, max_value, acc_width)
+    (4, 4, 4, 3, 5, 1, 1, True, 6, 16),  # depthwise + ReLU6 (tiny_mobilenet block_dw)
+    (4, 6, 2, 3, 6, 2, 1, False, None, 16),  # grouped, strided, saturating 16-bit accumulator
+    (3, 4, 1, 3, 5, 1, 1, True, None, 16),  # bias + ReLU, heavy saturation: tap order matters
+    (6, 5, 1, 1, 1, 1, 0, True, False, 32),  # linear layer as a 1x1 conv on a 1x1 frame
+]
+
+
+def _golden_numerics(acc_width):
+    return IntegerTraining(
+        mac=MacArithmetic(in_width=8, acc_width=acc_width, signed=True, overflow="saturate"),
+        activation_frac=4,
+        weight_frac=6,
+    )
+
+
+@pytest.mark.parametrize("case", GOLDEN_CASES, ids=[f"c{c[0]}o{c[1]}g{c[2]}k{c[3]}s{c[5]}" for c in GOLDEN_CASES])
+def test_engine_matches_golden_integer_kernels(case):
+    cin, cout, groups, kernel, size, stride, padding, has_bias, max_value, acc_width = case
+    random = rng("stream_conv_golden")
+    numerics = _golden_numerics(acc_width)
+    kernels = IntegerKernels(numerics)
+    fmt = numerics.operand
+    weights = fmt.random(random, (cout, cin // groups, kernel, kernel))
+    bias_q = fmt.random(random, (cout,)) if has_bias else None
+    frames = [fmt.random(random, (cin, size, size)) for _ in range(2)]
+    relu = max_value is not False
+    relu_max = kernels._relu_limit(max_value) if relu and max_value is not None else None
+    engine = StreamConv2d(
+        weights=weights,
+        height=size,
+        width=size,
+        stride=stride,
+        padding=padding,
+        shift=numerics.weight_frac,
+        rounding=numerics.rounding,
+        relu=relu,
+        relu_max=relu_max,
+        arithmetic=numerics.mac,
+        out_width=fmt.width,
+        groups=groups,
+        bias=None if bias_q is None else bias_q << numerics.activation_frac,
+    )
+    outputs, _ = single(engine, frames, [3, 4], random=random, idle=0.2, backpressure=0.3)
+    conv = SimpleNamespace(params={"stride": stride, "padding": padding, "groups": groups})
+    expected = kernels.conv_forward(conv, np.stack(frames), weights, bias_q)
+    if relu:
+        expected = kernels.relu_forward(SimpleNamespace(params={"max_value": max_value}), expected)
+    for index, (output, batch) in enumerate(outputs):
+        np.testing.assert_array_equal(output, expected[index])
+        assert batch == 3 + index
+
+
+def test_grouped_cycles_per_frame_match_the_formula_without_stalls():
+    random = rng("stream_conv_grouped_cycles")
+    numerics = _golden_numerics(32)
+    weights = numerics.operand.random(random, (8, 1, 3, 3))
+    engine = StreamConv2d(weights=weights, height=6, width=6, padding=1, groups=8, arithmetic=numerics.mac)
+    frames = [numerics.operand.random(random, (8, 6, 6)) for _ in range(3)]
+    _, cycles = single(engine, frames, [0, 1, 2])
+    per_frame = stream_conv_cycles(height=6, width=6, kernel=(3, 3), stride=1, padding=1, in_channels=8, groups=8)
+    assert per_frame == 36 + 6 * (6 * (9 + 2) + 1)
+    assert engine.cycles_per_frame() == per_frame
+    assert abs(cycles - 3 * per_frame) <= 3 * 3
+
+
+def test_new_parameters_are_validated():
+    weights = np.zeros((4, 1, 3, 3), dtype=np.int64)
+    with pytest.raises(ValueError, match=r"^groups must be an integer >= 1, not 0$"):
+        StreamConv2d(weights=weights, height=4, width=4, groups=0)
+    with pytest.raises(ValueError, match=r"^groups must divide out_channels 4, not 3$"):
+        StreamConv2d(weights=weights, height=4, width=4, groups=3)
+    with pytest.raises(ValueError, match=r"^bias must be an integer array of shape \(4,\), not \(3,\)$"):
+        StreamConv2d(weights=weights, height=4, width=4, groups=4, bias=np.zeros(3, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"^bias has values outside the int32 range"):
+        StreamConv2d(weights=weights, height=4, width=4, groups=4, bias=np.full(4, 1 << 31))
+    with pytest.raises(ValueError, match=r"^relu_max needs relu=True$"):
+        StreamConv2d(weights=weights, height=4, width=4, groups=4, relu_max=6)
+    with pytest.raises(ValueError, match=r"^relu_max must be an integer between 0 and 127, not 128$"):
+        StreamConv2d(weights=weights, height=4, width=4, groups=4, relu=True, relu_max=128)
