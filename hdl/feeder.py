@@ -1,14 +1,28 @@
 """im2col feeder: turns a tensor in the banked scratchpad into the array's activation operand stream.
 
-Implements implication (ii) of ``research/mbs_bn.md`` §1.8: the lowered matrix ``Xcol[K x P]`` (K = Cin*kh*kw
-ordered (c, i, j), P = output positions) is never stored; the feeder computes, per beat, the addresses of
-``lanes`` output positions of one row of ``Xcol`` and reads them from ``banks`` scratchpad banks in parallel.
+Implements implications (ii) and (iv) of ``research/mbs_bn.md`` §1.8: the lowered matrix ``Xcol[K x P]``
+(K = C*kh*kw ordered (c, i, j), P = output positions) is never stored; the feeder computes, per beat, the
+addresses of ``lanes`` output positions of one row of ``Xcol`` and reads them from ``banks`` scratchpad
+banks in parallel (:class:`hdl.bank_reader.BankReader`).
 
-Layout in the scratchpad (one sample): element ``x[c, h, w]`` lives in bank ``w mod banks`` at word
-``base + (c * height + h) * row_words + w // banks``. The lanes of a beat are consecutive output columns
-``ow0 .. ow0 + lanes - 1`` of one output row, so their input columns ``ow * stride + j - padding`` are
-``stride`` apart and fall into distinct banks whenever ``stride * lanes <= banks``: every beat is one
-conflict-free parallel read and the feeder issues one beat per cycle.
+Layout in the scratchpad (one sample): element ``x[c, h, w]`` has the element address
+``a = base * banks + c * channel_pitch + h * row_pitch + w``; it lives in bank ``a mod banks`` at word
+``a // banks``. With ``row_pitch = row_words * banks`` and ``channel_pitch = height * row_pitch`` this is
+the plain layout (bank ``w mod banks``, word ``base + (c*H + h)*row_words + w // banks``); pitches that are
+not multiples of ``banks`` skew the rows so the same tensor can also be read position-major by
+``hdl/position_feeder.py`` (backward-weight) without bank conflicts. The lanes of a beat are consecutive
+output columns of one output row, so their input columns are ``stride`` apart and fall into distinct banks
+whenever ``stride * lanes <= banks``: every beat is one conflict-free parallel read, one beat per cycle.
+
+Backward-data as a transposed convolution (§1.8, "a transposed convolution with 180°-rotated filters and
+swapped Cin/Cout avoids col2im"): ``dx = conv(dilate(dy, s), W', stride 1, padding k-1-p)`` where
+``dilate`` puts ``s - 1`` zeros between the elements of ``dy`` and ``W'`` comes from
+``hdl/weight_feeder.py`` (transposed). The feeder reads ``dy`` itself: with ``dilation = s`` the input is
+the virtual ``((H-1)*s + 1) x ((W-1)*s + 1)`` dilated tensor, and a tap at a virtual row or column that is
+not a multiple of ``s`` is a zero flagged like padding (not read). The output size is given by
+``output_padding`` (the remainder ``(H_x + 2p - k) mod s`` of the forward conv, which the forward conv
+dropped): :meth:`Im2colFeeder.check_backward_data_command` derives it from the forward geometry. ``s`` must
+be a power of two (the hardware divides by shifting); other strides are refused.
 
 Padding taps (and lanes past the last output column) are not read: they are flagged in ``pad`` and carry
 0, and the affine+ReLU unit downstream (``hdl/norm_affine.py``) zeroes them *after* the affine transform
@@ -17,15 +31,16 @@ Padding taps (and lanes past the last output column) are not read: they are flag
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth import Const, Module, Signal, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.norm_common import check_int, index_shape
+from hdl.bank_reader import BankReader
+from hdl.norm_common import check_int
 
-__all__ = ["Im2colFeeder"]
+__all__ = ["MAX_DILATION_SHIFT", "Im2colFeeder"]
 
-_IN_FLIGHT = 6  # beats whose reads are issued but not yet delivered
+MAX_DILATION_SHIFT = 7
 
 
 class Im2colFeeder(wiring.Component):
@@ -52,9 +67,12 @@ class Im2colFeeder(wiring.Component):
 
     Attributes
     ----------
-    command : In(stream.Signature(StructLayout({"base", "row_words", "channels", "height", "width",
-    "kernel_h", "kernel_w", "stride", "padding", "out_height", "out_width"})))
-        One layer; accepted when idle.
+    command : In(stream.Signature(StructLayout({"base", "row_pitch", "channel_pitch", "channels", "height",
+    "width", "kernel_h", "kernel_w", "stride", "padding", "dilation_shift", "out_height", "out_width"})))
+        One layer; accepted when idle or together with the previous command's final beat request
+        (back-to-back commands run without a bubble). Build it with :meth:`check_command` (forward) or
+        :meth:`check_backward_data_command`. ``base`` is a word address, the pitches are in elements,
+        ``dilation_shift`` is log2 of the input dilation (0 for a forward conv).
     read_address : list of Out(stream.Signature(range(bank_depth)))
         Per-bank read requests (connect to ``Scratchpad.read_address``).
     read_data : list of In(stream.Signature(width))
@@ -76,12 +94,13 @@ class Im2colFeeder(wiring.Component):
         self.width = check_int("width", width, 2, 32)
         self.dimension_width = check_int("dimension_width", dimension_width, 2, 16)
         self.bank_bits = banks.bit_length() - 1
-        address = range(bank_depth)
+        self.elements = bank_depth * banks
         dimension = dimension_width
         self.command_layout = data.StructLayout(
             {
-                "base": address,
-                "row_words": address,
+                "base": range(bank_depth),
+                "row_pitch": range(self.elements),
+                "channel_pitch": range(self.elements),
                 "channels": dimension,
                 "height": dimension,
                 "width": dimension,
@@ -89,6 +108,7 @@ class Im2colFeeder(wiring.Component):
                 "kernel_w": dimension,
                 "stride": dimension,
                 "padding": dimension,
+                "dilation_shift": range(MAX_DILATION_SHIFT + 1),
                 "out_height": dimension,
                 "out_width": dimension,
             }
@@ -101,32 +121,78 @@ class Im2colFeeder(wiring.Component):
                 "channel": dimension_width,
             }
         )
+        self._tag_layout = data.StructLayout({"last": 1, "channel": dimension_width})
         super().__init__(
             {
                 "command": In(stream.Signature(self.command_layout)),
-                "read_address": Out(stream.Signature(address)).array(banks),
+                "read_address": Out(stream.Signature(range(bank_depth))).array(banks),
                 "read_data": In(stream.Signature(width)).array(banks),
                 "operand": Out(stream.Signature(self.operand_layout)),
                 "idle": Out(1),
             }
         )
 
-    def check_command(self, *, channels, height, width, kernel_h, kernel_w, stride, padding, base, row_words):
-        """Host-side check of a layer before it is sent; returns the command fields (with Ho, Wo)."""
-        out_height = (height + 2 * padding - kernel_h) // stride + 1
-        out_width = (width + 2 * padding - kernel_w) // stride + 1
+    # -- host side --------------------------------------------------------------------------------------
+    def check_command(
+        self,
+        *,
+        channels,
+        height,
+        width,
+        kernel_h,
+        kernel_w,
+        stride,
+        padding,
+        base,
+        row_words=None,
+        row_pitch=None,
+        channel_pitch=None,
+        dilation=1,
+        output_padding=0,
+    ):
+        """Host-side check of a layer before it is sent; returns the command fields (with Ho, Wo).
+
+        Give the layout either as ``row_words`` (plain layout) or as ``row_pitch`` and ``channel_pitch``
+        (elements). With ``dilation`` > 1 the input is dilated (zeros between elements, not stored) and
+        the output grows by ``output_padding`` (an int or (rows, columns), each 0 to dilation - 1).
+        """
+        if (row_words is None) == (row_pitch is None):
+            raise ValueError("give either row_words or row_pitch (with channel_pitch)")
+        if row_words is not None:
+            if row_words * self.banks < width:
+                raise ValueError(
+                    f"row_words must be at least ceil(width / banks) = {-(-width // self.banks)}, not {row_words}"
+                )
+            row_pitch = row_words * self.banks
+            channel_pitch = height * row_pitch
+        elif channel_pitch is None:
+            raise ValueError("channel_pitch must be given with row_pitch")
+        if row_pitch < width:
+            raise ValueError(f"row_pitch must be at least width ({width}), not {row_pitch}")
+        if channel_pitch < (height - 1) * row_pitch + width:
+            raise ValueError(
+                f"channel_pitch must be at least (height - 1) * row_pitch + width = "
+                f"{(height - 1) * row_pitch + width}, not {channel_pitch}"
+            )
+        if dilation < 1 or dilation & (dilation - 1) or dilation > 1 << MAX_DILATION_SHIFT:
+            raise ValueError(f"dilation must be a power of two from 1 to {1 << MAX_DILATION_SHIFT}, not {dilation}")
+        if dilation > 1 and stride != 1:
+            raise ValueError(f"stride must be 1 with an input dilation, not {stride}")
+        pad_h, pad_w = (output_padding, output_padding) if isinstance(output_padding, int) else output_padding
+        for extra in (pad_h, pad_w):
+            if not 0 <= extra < dilation:
+                raise ValueError(f"output_padding must be in [0, dilation = {dilation}), not {extra}")
         if stride * self.lanes > self.banks:
             raise ValueError(
                 f"stride must be at most banks / lanes = {self.banks // self.lanes}, not {stride}"
             )
-        if row_words * self.banks < width:
+        virtual_height, virtual_width = (height - 1) * dilation + 1, (width - 1) * dilation + 1
+        out_height = (virtual_height + 2 * padding - kernel_h) // stride + 1 + pad_h
+        out_width = (virtual_width + 2 * padding - kernel_w) // stride + 1 + pad_w
+        end = base * self.banks + (channels - 1) * channel_pitch + (height - 1) * row_pitch + width
+        if -(-end // self.banks) > self.bank_depth:
             raise ValueError(
-                f"row_words must be at least ceil(width / banks) = {-(-width // self.banks)}, not {row_words}"
-            )
-        if base + channels * height * row_words > self.bank_depth:
-            raise ValueError(
-                f"the tensor needs {base + channels * height * row_words} words per bank, "
-                f"bank_depth is {self.bank_depth}"
+                f"the tensor needs {-(-end // self.banks)} words per bank, bank_depth is {self.bank_depth}"
             )
         if out_height < 1 or out_width < 1:
             raise ValueError("kernel_h/kernel_w must not exceed the padded input")
@@ -138,43 +204,73 @@ class Im2colFeeder(wiring.Component):
             "kernel_w": kernel_w,
             "stride": stride,
             "padding": padding,
+            "dilation_shift": dilation.bit_length() - 1,
             "out_height": out_height,
             "out_width": out_width,
             "base": base,
-            "row_words": row_words,
+            "row_pitch": row_pitch,
+            "channel_pitch": channel_pitch,
         }
         for name, value in fields.items():
-            limit = self.bank_depth if name in ("base", "row_words") else 1 << self.dimension_width
+            if name == "base":
+                limit = self.bank_depth
+            elif name in ("row_pitch", "channel_pitch"):
+                limit = self.elements
+            elif name == "dilation_shift":
+                limit = MAX_DILATION_SHIFT + 1
+            else:
+                limit = 1 << self.dimension_width
             if not 0 <= value < limit:
                 raise ValueError(f"{name} must be in [0, {limit}), not {value}")
         return fields
 
+    def check_backward_data_command(
+        self, *, out_channels, height, width, kernel_h, kernel_w, stride, padding, base, row_pitch, channel_pitch
+    ):
+        """The command reading ``dy`` (``out_channels`` x Ho x Wo) for the backward-data transposed conv of a
+        forward conv of an ``height x width`` input with (kernel, ``stride``, ``padding``).
+
+        The result has exactly ``height x width`` positions: dilation ``stride``, padding ``k - 1 - p``
+        and ``output_padding = (height + 2p - k) mod stride`` (the rows and columns the forward conv did
+        not reach, whose gradient comes only from the right/bottom taps).
+        """
+        if padding > min(kernel_h, kernel_w) - 1:
+            raise ValueError(
+                f"padding must be at most kernel - 1 = {min(kernel_h, kernel_w) - 1} for backward-data, "
+                f"not {padding}"
+            )
+        out_h = (height + 2 * padding - kernel_h) // stride + 1
+        out_w = (width + 2 * padding - kernel_w) // stride + 1
+        if kernel_h != kernel_w:
+            raise ValueError(f"kernel_w must equal kernel_h for backward-data (one padding field), not {kernel_w}")
+        remainder = ((height + 2 * padding - kernel_h) % stride, (width + 2 * padding - kernel_w) % stride)
+        fields = self.check_command(
+            channels=out_channels,
+            height=out_h,
+            width=out_w,
+            kernel_h=kernel_h,
+            kernel_w=kernel_w,
+            stride=1,
+            padding=kernel_h - 1 - padding,
+            base=base,
+            row_pitch=row_pitch,
+            channel_pitch=channel_pitch,
+            dilation=stride,
+            output_padding=remainder,
+        )
+        assert (fields["out_height"], fields["out_width"]) == (height, width)
+        return fields
+
+    # -- gateware ---------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
-        lanes, banks = self.lanes, self.banks
-        bank_index = index_shape(banks)
-        entry_layout = data.StructLayout(
-            {
-                "bank": data.ArrayLayout(bank_index, lanes),
-                "pad": lanes,
-                "last": 1,
-                "channel": self.dimension_width,
-            }
+        lanes = self.lanes
+        m.submodules.reader = reader = BankReader(
+            lanes=lanes, banks=self.banks, bank_depth=self.bank_depth, width=self.width, tag_layout=self._tag_layout
         )
-        m.submodules.in_flight = in_flight = fifo.SyncFIFOBuffered(width=entry_layout.size, depth=_IN_FLIGHT)
-        # Every response is taken at once into a per-bank queue, so a bank's read port never waits for the
-        # beat that needs its word (with stride > 1 consecutive beats use different banks, and a held
-        # response would block the bank's next request). A bank has at most one request per beat in flight.
-        queues = []
-        for bank in range(banks):
-            queue = fifo.SyncFIFO(width=self.width, depth=_IN_FLIGHT + 2)
-            m.submodules[f"responses{bank}"] = queue
-            m.d.comb += [
-                queue.w_data.eq(self.read_data[bank].payload),
-                queue.w_en.eq(self.read_data[bank].valid),
-                self.read_data[bank].ready.eq(queue.w_rdy),
-            ]
-            queues.append(queue)
+        for bank in range(self.banks):
+            wiring.connect(m, reader.read_address[bank], wiring.flipped(self.read_address[bank]))
+            wiring.connect(m, wiring.flipped(self.read_data[bank]), reader.read_data[bank])
 
         # -- address generation -------------------------------------------------------------------------
         layer = Signal(self.command_layout)
@@ -184,84 +280,59 @@ class Im2colFeeder(wiring.Component):
         channel = Signal(self.dimension_width)
         kernel_row = Signal(self.dimension_width)
         kernel_column = Signal(self.dimension_width)
-        accepted = Signal(banks)
-        m.d.comb += self.command.ready.eq(~active)
-        with m.If(self.command.valid & self.command.ready):
-            m.d.sync += [
-                layer.eq(self.command.payload),
-                out_row.eq(0),
-                out_column.eq(0),
-                channel.eq(0),
-                kernel_row.eq(0),
-                kernel_column.eq(0),
-                accepted.eq(0),
-                active.eq(
-                    (self.command.payload.out_height != 0)
-                    & (self.command.payload.out_width != 0)
-                    & (self.command.payload.channels != 0)
-                ),
-            ]
 
+        # Virtual coordinates index the (dilated, padded) input; a virtual coordinate that is not a multiple
+        # of the dilation is one of the inserted zeros.
         coordinate = signed(2 * self.dimension_width + 2)
+        dilation_mask = Signal(MAX_DILATION_SHIFT)
+        m.d.comb += dilation_mask.eq((Const(1, MAX_DILATION_SHIFT + 1) << layer.dilation_shift) - 1)
+        virtual_row = Signal(coordinate)
         input_row = Signal(coordinate)
-        m.d.comb += input_row.eq(out_row * layer.stride + kernel_row - layer.padding)
-        row_word = Signal(range(self.bank_depth * 2))
-        m.d.comb += row_word.eq(layer.base + (channel * layer.height + input_row) * layer.row_words)
-        lane_bank = []
-        lane_pad = []
-        lane_word = []
+        m.d.comb += [
+            virtual_row.eq(out_row * layer.stride + kernel_row - layer.padding),
+            input_row.eq(virtual_row >> layer.dilation_shift),
+        ]
+        row_pad = (
+            (virtual_row < 0) | ((virtual_row.as_unsigned() & dilation_mask) != 0) | (input_row >= layer.height)
+        )
+        element = signed(len(Signal(range(self.elements))) + 2 * self.dimension_width + 4)
+        row_address = Signal(element)
+        m.d.comb += row_address.eq(
+            (layer.base << self.bank_bits) + channel * layer.channel_pitch + input_row * layer.row_pitch
+        )
+        request = reader.request.payload
         for lane in range(lanes):
             column = Signal(coordinate, name=f"out_column{lane}")
+            virtual_column = Signal(coordinate, name=f"virtual_column{lane}")
             input_column = Signal(coordinate, name=f"input_column{lane}")
+            address = Signal(element, name=f"address{lane}")
             m.d.comb += [
                 column.eq(out_column + lane),
-                input_column.eq(column * layer.stride + kernel_column - layer.padding),
+                virtual_column.eq(column * layer.stride + kernel_column - layer.padding),
+                input_column.eq(virtual_column >> layer.dilation_shift),
+                address.eq(row_address + input_column),
+                request.pad[lane].eq(
+                    row_pad
+                    | (column >= layer.out_width)
+                    | (virtual_column < 0)
+                    | ((virtual_column.as_unsigned() & dilation_mask) != 0)
+                    | (input_column >= layer.width)
+                ),
+                request.bank[lane].eq(address.as_unsigned()[: self.bank_bits] if self.bank_bits else 0),
+                request.word[lane].eq(address.as_unsigned() >> self.bank_bits),
             ]
-            pad = (
-                (column >= layer.out_width)
-                | (input_row < 0)
-                | (input_row >= layer.height)
-                | (input_column < 0)
-                | (input_column >= layer.width)
-            )
-            lane_pad.append(pad)
-            lane_bank.append(input_column.as_unsigned()[: self.bank_bits] if self.bank_bits else 0)
-            lane_word.append(row_word + (input_column >> self.bank_bits))
-
-        issuing = active & in_flight.w_rdy
-        done_banks = []
-        for bank in range(banks):
-            request = self.read_address[bank]
-            wanted = 0
-            address = 0
-            for lane in range(lanes):
-                hit = ~lane_pad[lane] & (lane_bank[lane] == bank)
-                wanted = wanted | hit
-                address = Mux(hit, lane_word[lane], address)
-            m.d.comb += [request.valid.eq(issuing & wanted & ~accepted[bank]), request.payload.eq(address)]
-            done_banks.append(~wanted | accepted[bank] | (request.valid & request.ready))
-        beat_issued = Signal()
-        all_done = 1
-        for done in done_banks:
-            all_done = all_done & done
-        m.d.comb += beat_issued.eq(issuing & all_done)
-        for bank in range(banks):
-            request = self.read_address[bank]
-            with m.If(beat_issued):
-                m.d.sync += accepted[bank].eq(0)
-            with m.Elif(request.valid & request.ready):
-                m.d.sync += accepted[bank].eq(1)
 
         last_kernel = (
             (kernel_column + 1 == layer.kernel_w)
             & (kernel_row + 1 == layer.kernel_h)
             & (channel + 1 == layer.channels)
         )
-        entry = data.View(entry_layout, in_flight.w_data)
-        for lane in range(lanes):
-            m.d.comb += [entry.bank[lane].eq(lane_bank[lane]), entry.pad[lane].eq(lane_pad[lane])]
-        m.d.comb += [entry.last.eq(last_kernel), entry.channel.eq(channel), in_flight.w_en.eq(beat_issued)]
-        with m.If(beat_issued):
+        m.d.comb += [
+            reader.request.valid.eq(active),
+            request.tag.last.eq(last_kernel),
+            request.tag.channel.eq(channel),
+        ]
+        with m.If(reader.request.valid & reader.request.ready):
             with m.If(kernel_column + 1 != layer.kernel_w):
                 m.d.sync += kernel_column.eq(kernel_column + 1)
             with m.Else():
@@ -283,37 +354,33 @@ class Im2colFeeder(wiring.Component):
                             with m.Else():
                                 m.d.sync += active.eq(0)
 
-        # -- response collection --------------------------------------------------------------------------
-        head = data.View(entry_layout, in_flight.r_data)
-        captured = Signal(lanes)
-        held = [Signal(signed(self.width), name=f"held{lane}") for lane in range(lanes)]
-        have_all = in_flight.r_rdy
-        for lane in range(lanes):
-            response_valid = 0
-            response_data = 0
-            for bank in range(banks):
-                here = head.bank[lane] == bank
-                response_valid = response_valid | (here & queues[bank].r_rdy)
-                response_data = Mux(here, queues[bank].r_data, response_data)
-            have_all = have_all & (head.pad[lane] | captured[lane] | response_valid)
-            m.d.comb += self.operand.payload.data[lane].eq(
-                Mux(head.pad[lane], 0, Mux(captured[lane], held[lane], response_data))
-            )
-            with m.If(self.operand.valid & self.operand.ready):
-                m.d.sync += captured[lane].eq(0)
-            with m.Elif(in_flight.r_rdy & ~head.pad[lane] & ~captured[lane] & response_valid):
-                m.d.sync += [captured[lane].eq(1), held[lane].eq(response_data)]
-        for bank in range(banks):
-            needed = 0
-            for lane in range(lanes):
-                needed = needed | (~head.pad[lane] & ~captured[lane] & (head.bank[lane] == bank))
-            m.d.comb += queues[bank].r_en.eq(in_flight.r_rdy & needed)
+        # -- delivery -------------------------------------------------------------------------------------
+        # The next command is taken with the final beat's request, so back-to-back commands (one per
+        # block of the other operand) leave no bubble; its assignments come last and win.
+        final = last_kernel & (out_column + lanes >= layer.out_width) & (out_row + 1 == layer.out_height)
+        m.d.comb += self.command.ready.eq(~active | (reader.request.valid & reader.request.ready & final))
+        with m.If(self.command.valid & self.command.ready):
+            m.d.sync += [
+                layer.eq(self.command.payload),
+                out_row.eq(0),
+                out_column.eq(0),
+                channel.eq(0),
+                kernel_row.eq(0),
+                kernel_column.eq(0),
+                active.eq(
+                    (self.command.payload.out_height != 0)
+                    & (self.command.payload.out_width != 0)
+                    & (self.command.payload.channels != 0)
+                ),
+            ]
+
         m.d.comb += [
-            self.operand.valid.eq(have_all),
-            self.operand.payload.pad.eq(head.pad),
-            self.operand.payload.last.eq(head.last),
-            self.operand.payload.channel.eq(head.channel),
-            in_flight.r_en.eq(self.operand.valid & self.operand.ready),
-            self.idle.eq(~active & (in_flight.level == 0)),
+            self.operand.valid.eq(reader.beat.valid),
+            self.operand.payload.data.eq(reader.beat.payload.data),
+            self.operand.payload.pad.eq(reader.beat.payload.pad),
+            self.operand.payload.last.eq(reader.beat.payload.tag.last),
+            self.operand.payload.channel.eq(reader.beat.payload.tag.channel),
+            reader.beat.ready.eq(self.operand.ready),
+            self.idle.eq(~active & reader.empty),
         ]
         return m

@@ -116,6 +116,35 @@ BLOCKS: dict[str, Block] = {
                     Parameter("rounding", str, "half_even", "requantize rounding",
                               ("floor", "half_up", "half_even", "half_away_from_zero"))),
     ),
+    "feeder": Block(
+        name="feeder", component_path="hdl.feeder:Im2colFeeder",
+        help="im2col activation feeder (forward, and dilated dy for backward-data), lanes positions per beat",
+        parameters=(Parameter("lanes", int, 8, "output positions per beat (1-64)"),
+                    Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
+                    Parameter("bank_depth", int, 1024, "words per bank region (2-2**20)"),
+                    Parameter("width", int, 16, "bits per element (2-32)"),
+                    Parameter("dimension_width", int, 10, "bits of the shape fields (2-16)")),
+    ),
+    "weight_feeder": Block(
+        name="weight_feeder", component_path="hdl.weight_feeder:WeightFeeder",
+        help="conv weight feeder: W (forward) or transposed, 180-degree-rotated W (backward-data)",
+        parameters=(Parameter("lanes", int, 8, "matrix rows per beat (1-64)"),
+                    Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
+                    Parameter("bank_depth", int, 1024, "words per bank region (2-2**20)"),
+                    Parameter("width", int, 16, "bits per weight (2-32)"),
+                    Parameter("dimension_width", int, 10, "bits of the channel and kernel fields (2-16)"),
+                    Parameter("repeat_width", int, 16, "bits of the tile repeat count (1-24)")),
+    ),
+    "position_feeder": Block(
+        name="position_feeder", component_path="hdl.position_feeder:PositionFeeder",
+        help="backward-weight feeder: Xcol^T (or dY^T), one output position and lanes consecutive k per beat",
+        parameters=(Parameter("lanes", int, 8, "k values per beat (1-64)"),
+                    Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
+                    Parameter("bank_depth", int, 1024, "words per bank region (2-2**20)"),
+                    Parameter("width", int, 16, "bits per element (2-32)"),
+                    Parameter("dimension_width", int, 10, "bits of the shape fields (2-16)"),
+                    Parameter("repeat_width", int, 16, "bits of the tile repeat count (1-24)")),
+    ),
 }
 
 

@@ -1,20 +1,56 @@
 """cocotb testbench for hdl/feeder.py: im2col beats against golden.layers.im2col.
 
-The testbench plays the banked scratchpad: each bank answers its read requests in order with random
-request backpressure and random response gaps. The expected beats come from the golden model's
-``im2col`` of the same tensor (padding as 0 with the ``pad`` flag set, lanes past the last output column
-padded).
+The testbench plays the banked scratchpad (tests/feeder_banks.py): each bank answers its read requests in
+order with random request backpressure and random response gaps. The expected beats come from the golden
+model's ``im2col`` of the same tensor, built explicitly: for a dilated input (backward-data, ``dilation``
+> 1) the zeros are inserted and the padding (``padding`` before, ``padding + output_padding`` after) is
+added in NumPy, and a tap is ``pad`` where that tensor holds an inserted or padding zero (lanes past the
+last output column are padded too).
 """
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+import numpy as np
+from feeder_banks import BankModel, beats_of, wait_idle
 
 from golden.layers import im2col
 from hdl.feeder import Im2colFeeder
-from verif.layouts import pack, unpack
+from verif.layouts import pack
 from verif.runner import tb_params
 from verif.seed import rng
 from verif.stream import StreamDriver, StreamSink, reset, start_clock
+
+
+def dilated_padded(x, dilation, padding, output_padding):
+    """``x`` (C, H, W) with ``dilation - 1`` zeros between elements, ``padding`` zeros before and
+    ``padding + output_padding`` after, and the mask of the elements that came from ``x``."""
+    channels, height, width = x.shape
+    size = ((height - 1) * dilation + 1, (width - 1) * dilation + 1)
+    values, real = np.zeros((channels, *size), dtype=np.int64), np.zeros((channels, *size), dtype=np.int64)
+    values[:, ::dilation, ::dilation] = x
+    real[:, ::dilation, ::dilation] = 1
+    widths = ((0, 0), (padding, padding + output_padding), (padding, padding + output_padding))
+    return np.pad(values, widths), np.pad(real, widths)
+
+
+def expected_im2col_beats(x, *, kernel, stride, padding, dilation, output_padding, out_height, out_width, lanes):
+    """The beats the feeder must produce for ``x`` (C, H, W), in its documented order."""
+    values, real = dilated_padded(x, dilation, padding, output_padding)
+    cols = im2col(values[None], kernel, stride, 0)[0]
+    present = im2col(real[None], kernel, stride, 0)[0]
+    assert cols.shape[1] == out_height * out_width, "feeder and golden disagree on the output size"
+    k_total = cols.shape[0]
+    beats = []
+    for oh in range(out_height):
+        for ow0 in range(0, out_width, lanes):
+            for k in range(k_total):
+                data, pad = [], 0
+                for lane in range(lanes):
+                    ow = ow0 + lane
+                    inside = ow < out_width and present[k, oh * out_width + ow]
+                    data.append(int(cols[k, oh * out_width + ow]) if inside else 0)
+                    pad |= (not inside) << lane
+                beats.append({"data": data, "pad": pad, "last": int(k == k_total - 1), "channel": k // kernel**2})
+    return beats
 
 
 @cocotb.test()
@@ -24,26 +60,22 @@ async def im2col_beats_match_golden(dut):
     lanes, banks = feeder.lanes, feeder.banks
     random = rng("feeder")
     start_clock(dut)
-    requests = [
-        StreamSink(
-            dut, f"read_address__{bank}", dut.clk, backpressure_probability=params["stall"], rng=random
-        )
-        for bank in range(banks)
-    ]
-    responses = [
-        StreamDriver(dut, f"read_data__{bank}", dut.clk, idle_probability=params["stall"], rng=random)
-        for bank in range(banks)
-    ]
+    memory = BankModel(dut, prefix="", banks=banks, width=feeder.width, stall=params["stall"], rng=random)
     commands = StreamDriver(dut, "command", dut.clk)
     beats = StreamSink(dut, "operand", dut.clk, backpressure_probability=params["backpressure"], rng=random)
     await reset(dut)
 
     layer = params["layer"]
     channels, height, width = layer["channels"], layer["height"], layer["width"]
-    x = random.integers(
-        -(1 << (feeder.width - 1)), 1 << (feeder.width - 1), size=(1, channels, height, width)
-    )
-    row_words = -(-width // banks) + layer.get("row_slack", 0)
+    dilation, output_padding = layer.get("dilation", 1), layer.get("output_padding", 0)
+    x = random.integers(-(1 << (feeder.width - 1)), 1 << (feeder.width - 1), size=(channels, height, width))
+    if "row_pitch" in layer:
+        layout = {"row_pitch": layer["row_pitch"], "channel_pitch": layer["channel_pitch"]}
+        pitches = (layer["channel_pitch"], layer["row_pitch"], 1)
+    else:
+        row_words = -(-width // banks) + layer.get("row_slack", 0)
+        layout = {"row_words": row_words}
+        pitches = (height * row_words * banks, row_words * banks, 1)
     fields = feeder.check_command(
         channels=channels,
         height=height,
@@ -53,62 +85,31 @@ async def im2col_beats_match_golden(dut):
         stride=layer["stride"],
         padding=layer["padding"],
         base=layer["base"],
-        row_words=row_words,
+        dilation=dilation,
+        output_padding=output_padding,
+        **layout,
     )
-    memory = [dict() for _ in range(banks)]
-    for c in range(channels):
-        for h in range(height):
-            for w in range(width):
-                memory[w % banks][layer["base"] + (c * height + h) * row_words + w // banks] = int(
-                    x[0, c, h, w]
-                )
-
-    async def serve(bank):
-        while True:
-            address = await requests[bank].receive(timeout_cycles=10**9)
-            assert address in memory[bank], f"bank {bank}: read of unwritten word {address}"
-            responses[bank].append(memory[bank][address] & ((1 << feeder.width) - 1))
-
-    for bank in range(banks):
-        cocotb.start_soon(serve(bank))
+    memory.place_tensor(x, layer["base"] * banks, pitches)
     commands.append(pack(feeder.command_layout, fields))
 
-    cols = im2col(x, layer["kernel"], layer["stride"], layer["padding"])[0]  # (K, Ho*Wo)
-    ho, wo = fields["out_height"], fields["out_width"]
-    k_total = channels * layer["kernel"] ** 2
-    expected = []
-    for oh in range(ho):
-        for ow0 in range(0, wo, lanes):
-            for k in range(k_total):
-                data, pad = [], 0
-                for lane in range(lanes):
-                    ow = ow0 + lane
-                    value = int(cols[k, oh * wo + ow]) if ow < wo else 0
-                    ih = oh * layer["stride"] + (k // layer["kernel"]) % layer["kernel"] - layer["padding"]
-                    iw = ow * layer["stride"] + k % layer["kernel"] - layer["padding"]
-                    if ow >= wo or not (0 <= ih < height and 0 <= iw < width):
-                        pad |= 1 << lane
-                    data.append(value)
-                expected.append(
-                    {
-                        "data": data,
-                        "pad": pad,
-                        "last": int(k == k_total - 1),
-                        "channel": k // layer["kernel"] ** 2,
-                    }
-                )
+    expected = expected_im2col_beats(
+        x,
+        kernel=layer["kernel"],
+        stride=layer["stride"],
+        padding=layer["padding"],
+        dilation=dilation,
+        output_padding=output_padding,
+        out_height=fields["out_height"],
+        out_width=fields["out_width"],
+        lanes=lanes,
+    )
     start = beats.cycle
     received = await beats.receive_many(len(expected), timeout_cycles=30 * len(expected) + 200)
-    for index, (word, want) in enumerate(zip(received, expected)):
-        got = unpack(feeder.operand_layout, word)
+    for index, (got, want) in enumerate(zip(beats_of(feeder.operand_layout, received), expected)):
         assert got == want, f"beat {index}: got {got}, golden {want}"
-    for _ in range(20):
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if int(dut.idle.value):
-            break
-    else:
-        raise AssertionError("feeder not idle after the last beat")
+    await wait_idle(dut, "idle")
+    reads = sum(bin(~beat["pad"] & ((1 << lanes) - 1)).count("1") for beat in expected)
+    assert memory.reads == reads, f"{memory.reads} bank reads, {reads} non-padding taps"
     first, last = beats.transfers[0][0], beats.transfers[-1][0]
     dut._log.info(
         "feeder: %d beats in %d cycles from first to last (%.3f beats/cycle), %d cycles from start",

@@ -1,0 +1,40 @@
+"""Glue for the operand-feeder GEMM tests (tests/test_weight_feeder.py, tests/test_position_feeder.py).
+
+Two feeders side by side, one per operand port of the output-stationary array (``hdl/systolic.py``: ``a``
+carries a column of A with ``last``, ``b`` a row of B), each with its own banks, so one testbench collects
+both operand streams of a training GEMM and multiplies them. Not a wavecore block: every port of feeder
+``a`` appears as ``a_<port>``, every port of ``b`` as ``b_<port>``.
+"""
+
+from amaranth import Module
+from amaranth.lib import wiring
+
+
+class FeederPair(wiring.Component):
+    """Feeders ``a`` and ``b`` with their ports re-exported under the prefixes ``a_`` and ``b_``."""
+
+    def __init__(self, *, a, b):
+        self.a, self.b = a, b
+        members = {}
+        for prefix, feeder in (("a", a), ("b", b)):
+            for name, member in feeder.signature.members.items():
+                members[f"{prefix}_{name}"] = member
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.a, m.submodules.b = self.a, self.b
+        for prefix, feeder in (("a", self.a), ("b", self.b)):
+            for name, member in feeder.signature.members.items():
+                outer, inner = getattr(self, f"{prefix}_{name}"), getattr(feeder, name)
+                if member.is_port:
+                    if member.flow == wiring.Out:
+                        m.d.comb += outer.eq(inner)
+                    else:
+                        m.d.comb += inner.eq(outer)
+                elif member.dimensions:
+                    for index in range(member.dimensions[0]):
+                        wiring.connect(m, wiring.flipped(outer[index]), inner[index])
+                else:
+                    wiring.connect(m, wiring.flipped(outer), inner)
+        return m
