@@ -34,7 +34,10 @@ def _blocks():
     from hdl.norm_dx import NormDx
     from hdl.norm_scalar import NormScalar
     from hdl.norm_stats import NormStatistics
+    from hdl.position_feeder import PositionFeeder
     from hdl.scratchpad import Scratchpad
+    from hdl.weight_feeder import WeightFeeder
+    from hdl.writer import ResultWriter
 
     arithmetic = NormArithmetic(max_count=1 << 16)  # int16 activations/gradients, the default training mode
     return {
@@ -53,6 +56,18 @@ def _blocks():
         "feeder": (
             "lanes=8, banks=16, bank_depth=1024, int16",
             lambda: Im2colFeeder(lanes=8, banks=16, bank_depth=1024, width=16),
+        ),
+        "weight_feeder": (
+            "lanes=8, banks=16, bank_depth=1024, int16",
+            lambda: WeightFeeder(lanes=8, banks=16, bank_depth=1024, width=16),
+        ),
+        "position_feeder": (
+            "lanes=8, banks=16, bank_depth=1024, int16",
+            lambda: PositionFeeder(lanes=8, banks=16, bank_depth=1024, width=16),
+        ),
+        "writer": (
+            "cols=8, depth=1024, int32 wrap, accumulate",
+            lambda: ResultWriter(cols=8, depth=1024, acc_width=32, overflow="wrap"),
         ),
         "norm_stats": (
             "int16, lanes=8, sets=8 (64 channels)",

@@ -62,6 +62,8 @@ class ResultWriter(wiring.Component):
     idle : Out(1)
         No row in the write pipeline (a row accepted in cycle ``t`` is in the bank, and visible to
         ``read_address``, from cycle ``t + 2``).
+    write_pointer : Signal(range(depth))
+        State, not a port: the bank row the next accepted ``c`` row goes to (read by the formal proof).
 
     Timing: a row is read from the bank the cycle it is accepted and written back the next cycle. With
     ``depth >= 2`` a row's address is read again at the earliest the cycle after its write-back; the RMW
@@ -100,6 +102,7 @@ class ResultWriter(wiring.Component):
         if not requantize:
             members["accumulate"] = In(1)
         super().__init__(members)
+        self.write_pointer = Signal(range(self.depth))
 
     # -- element arithmetic (combinational) --------------------------------------------------------
     @staticmethod
@@ -108,6 +111,10 @@ class ResultWriter(wiring.Component):
         low = Const(shape.signed and -(1 << (shape.width - 1)) or 0, signed_shape(shape.width + 1))
         high = Const((1 << (shape.width - (1 if shape.signed else 0))) - 1, signed_shape(shape.width + 1))
         return Mux(value < low, low, Mux(value > high, high, value))[:shape.width]
+
+    def _next_address(self, address):
+        """The bank row after ``address``, wrapping at ``depth``."""
+        return Mux(address == self.depth - 1, 0, address + 1)
 
     def _add(self, old, new):
         total = old + new
@@ -142,7 +149,7 @@ class ResultWriter(wiring.Component):
         host = bank.read_port()
 
         # Stage 0: accept a row, read its bank row. Stage 1: combine, write back.
-        address = Signal(range(self.depth))
+        address = self.write_pointer
         m.d.comb += self.c.ready.eq(1)
         m.d.comb += [rmw.addr.eq(address), rmw.en.eq(1)]
         valid1 = Signal()
@@ -154,7 +161,7 @@ class ResultWriter(wiring.Component):
             m.d.sync += [address1.eq(address), row1.eq(self.c.payload)]
             if not self.requantize:
                 m.d.sync += accumulate1.eq(self.accumulate)
-            m.d.sync += address.eq(Mux(address == self.depth - 1, 0, address + 1))
+            m.d.sync += address.eq(self._next_address(address))
 
         m.d.comb += [write.addr.eq(address1), write.en.eq(valid1)]
         for j in range(self.cols):
