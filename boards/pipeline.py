@@ -1,22 +1,32 @@
-"""Occam multi-FPGA pipelines: partition, per-stage engines, golden boundary tensors, one bitstream per stage.
+"""Occam multi-FPGA pipelines of DAG networks: partition, per-stage engine graphs, golden boundaries, bitstreams.
 
 ``research/occam_lrcnn_caterpillar.md`` section 5(c):
 
-1. **Partition** with the Occam DP (:func:`golden.plan.occam.partition`, memory model M2 "line_buffer",
-   int8 elements, no oversized layer allowed) for the target's usable on-chip memory: the block RAM of
-   the device (:attr:`boards.targets.Target.bram_bytes`) minus :data:`LINK_RESERVE_BLOCKS` block RAMs per
-   chip kept for link and FIFO buffering.
-2. **Size each stage**: one :class:`hdl.stream_conv.StreamConv2d` per conv layer (its ReLU fused), stage
-   time = the slowest engine's cycles per frame (:func:`hdl.stream_conv.stream_conv_cycles`; the engines of a
-   stage overlap through their streams). **STAP** replicas ``r_i = ceil(t_i / tau)`` from
-   :func:`golden.plan.occam.stap` with the chip budget.
-3. **Generate** :class:`hdl.pipeline_stage.PipelineStage` per stage (filters as ROM, line buffers, links)
-   and build one bitstream per *distinct* stage (replicas share theirs).
-4. **Verify**: :func:`golden_boundaries` computes every stage-boundary tensor with the golden model's
-   layers and numerics; the cocotb test compares the RTL's link traffic with it bit for bit.
-
-The streaming engine implements conv2d (``groups = 1``, no bias) with an optional following ReLU; any
-other op in the partitioned part of the network is refused with a one-line error naming the layer.
+1. **Network**: a zoo name (``tiny_resnet``, ``tiny_concat``, ``tiny_mobilenet``, ...) loaded with its norm
+   layers removed (``norm: none``), a ``configs/pipelines/<name>.yaml`` (``tiny_chain``) or a YAML path.
+   Occam is an inference pipeline: a BatchNorm at inference is an affine map folded into the preceding
+   conv's weights, and a GroupNorm needs whole-frame per-sample statistics, which a row stream cannot have
+   before the frame's last row; a network that still has norm layers is refused.
+2. **Partition** with the Occam DP (:func:`golden.plan.occam.partition`, memory model M2 ``line_buffer``,
+   int8 elements, no oversized layer) for the target's usable on-chip memory: the device's block RAM
+   (:attr:`boards.targets.Target.bram_bytes`) minus :data:`LINK_RESERVE_BLOCKS` block RAMs per chip for link
+   and FIFO buffering, or an explicit capacity. Cuts only where exactly one tensor is live
+   (``cuts="single_tensor"``): a stage boundary is then one tensor on one link; a residual shortcut or a
+   concat's branches never cross a chip boundary.
+3. **Stage = a graph of engines** (:class:`NodePlan`, :func:`stage_component`): conv2d and linear (a 1x1
+   conv on the 1x1 frame after a global pool; flatten is then free) on :class:`hdl.stream_conv.StreamConv2d`
+   with a following ReLU/ReLU6 fused, max/avg pools on ``StreamPool2d``, global average pool on
+   ``StreamGlobalAvgPool``, add (+ReLU) on ``StreamAdd``, concat on ``StreamConcat``, any other ReLU on
+   ``StreamReLU``; a tensor with several readers goes through a ``StreamFork`` whose skip FIFOs are sized by
+   :func:`hdl.stream_fork.skip_fifo_depth` (inside :class:`hdl.pipeline_stage.PipelineStage`). Stage time
+   = the slowest engine's cycles per frame (the engines overlap through their streams). **STAP** replicas
+   ``r_i = ceil(t_i / tau)`` from :func:`golden.plan.occam.stap` with the chip budget.
+4. **Numerics**: the golden model's int8 integer mode (:data:`PIPELINE_NUMERICS`,
+   ``golden.numerics.INTEGER_PRESETS["int8"]``). Filters are seeded random int8 tensors on the
+   ``Q.weight_frac`` grid (He-uniform range, so activations neither vanish nor saturate);
+   :func:`golden_boundaries` runs the network forward with :class:`golden.integer.IntegerKernels` and returns
+   every stage-boundary tensor, which the cocotb test compares with the RTL's link traffic bit for bit.
+5. **Build** one bitstream per *distinct* stage (replicas share theirs) with a report.
 """
 
 from __future__ import annotations
@@ -32,20 +42,24 @@ from amaranth import Elaboratable, Module
 from amaranth.build import Pins, Resource, Subsignal
 
 from boards.targets import Target
-from golden.numerics import IntFormat, MacArithmetic, requantize
+from golden.numerics import INTEGER_PRESETS, IntegerTraining
 from hdl.link import link_words, pixel_layout
-from hdl.stream_conv import StreamConv2d, conv_output_size, stream_conv_cycles
 
 __all__ = [
+    "LINK",
     "LINK_RESERVE_BLOCKS",
     "PIPELINE_NETWORK_DIR",
-    "LayerPlan",
+    "PIPELINE_NUMERICS",
+    "NodePlan",
     "PipelineError",
     "PipelinePlan",
     "StageBoardTop",
     "StagePlan",
     "build_pipeline",
+    "golden_activations",
     "golden_boundaries",
+    "init_integer_params",
+    "link_budget",
     "load_pipeline_network",
     "plan_pipeline",
     "stage_component",
@@ -55,92 +69,132 @@ __all__ = [
 #: Block RAMs per chip kept free of the partition for link/FIFO buffering.
 LINK_RESERVE_BLOCKS = 2
 PIPELINE_NETWORK_DIR = Path(__file__).resolve().parent.parent / "configs" / "pipelines"
-_ROUNDING = "half_even"
+#: The arithmetic of every pipeline: int8 operands, int32 saturating accumulator, Q.4 activations, Q.6 weights.
+PIPELINE_NUMERICS: IntegerTraining = INTEGER_PRESETS["int8"]
+#: Source name of a stage's input link in :attr:`NodePlan.sources`.
+LINK = "link"
+_OPS = ("conv2d", "linear", "maxpool", "avgpool", "global_avgpool", "add", "concat", "relu", "flatten")
 
 
 class PipelineError(ValueError):
-    """The network or the request cannot be mapped onto a pipeline; one line naming the cause."""
+    """The network or the request cannot be mapped onto a pipeline; one line naming the cause.
+
+    ``option`` names the command-line option the problem comes from (``network``, ``capacity``, ``chips``).
+    """
+
+    def __init__(self, message: str, option: str = "network"):
+        super().__init__(message)
+        self.option = option
+
+
+def _frame(shape) -> tuple[int, int, int]:
+    """A tensor shape as a row-stream frame ``(C, H, W)``: a flat ``(C,)`` vector is a 1x1 frame."""
+    shape = tuple(shape)
+    return shape if len(shape) == 3 else (math.prod(shape), 1, 1)
 
 
 @dataclass(frozen=True)
-class LayerPlan:
-    """One conv layer of a stage (with its fused ReLU)."""
+class NodePlan:
+    """One engine of a stage.
+
+    ``kind`` is ``conv`` (conv2d or linear), ``maxpool``, ``avgpool``, ``global_avgpool``, ``add``,
+    ``concat`` or ``relu``; ``layers`` the network layers it computes (the op, then a fused ReLU and any
+    flatten); ``sources`` the engines (or :data:`LINK`) it reads, in operand order. ``params`` holds the
+    engine's parameters: ``weights``/``bias``/``stride``/``padding``/``groups`` (conv), ``kernel``/
+    ``stride``/``padding`` (pools), ``relu`` (``None``, ``"relu"``) and ``relu_max`` (an int clamp or
+    ``None``).
+    """
 
     name: str
-    relu: str | None
-    weights: np.ndarray
-    stride: int
-    padding: int
-    shift: int
-    in_shape: tuple[int, int, int]
+    kind: str
+    layers: tuple[str, ...]
+    sources: tuple[str, ...]
+    in_shapes: tuple[tuple[int, int, int], ...]
     out_shape: tuple[int, int, int]
+    params: dict = field(default_factory=dict, compare=False)
 
     @property
     def cycles(self) -> int:
-        _, height, width = self.in_shape
-        return stream_conv_cycles(
-            height=height,
-            width=width,
-            kernel=self.weights.shape[2:],
-            stride=self.stride,
-            padding=self.padding,
-            in_channels=self.in_shape[0],
-        )
+        """Cycles per frame of the engine with input always available and output always ready."""
+        channels, height, width = self.in_shapes[0]
+        p = self.params
+        if self.kind == "conv":
+            from hdl.stream_conv import stream_conv_cycles
+
+            weights = p["weights"]
+            return stream_conv_cycles(
+                height=height,
+                width=width,
+                kernel=weights.shape[2:],
+                stride=p["stride"],
+                padding=p["padding"],
+                in_channels=channels,
+                groups=p["groups"],
+            )
+        if self.kind in ("maxpool", "avgpool"):
+            from hdl.stream_pool import stream_pool_cycles
+
+            return stream_pool_cycles(
+                height=height, width=width, kernel=p["kernel"], stride=p["stride"], padding=p["padding"]
+            )
+        if self.kind == "global_avgpool":
+            from hdl.stream_global_pool import stream_global_pool_cycles
+
+            return stream_global_pool_cycles(height=height, width=width)
+        return height * width  # add, concat, relu: one pixel per cycle
+
+    def signature(self) -> tuple:
+        """Everything that determines the engine's hardware (weights by their digest)."""
+        items = []
+        for key in sorted(self.params):
+            value = self.params[key]
+            if isinstance(value, np.ndarray):
+                value = (value.shape, hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest())
+            items.append((key, value))
+        return (self.kind, self.sources, self.in_shapes, self.out_shape, tuple(items))
 
 
 @dataclass
 class StagePlan:
-    """One pipeline stage: its layers, memory footprint (from the planner), cycles, STAP replicas."""
+    """One pipeline stage: its layers, engines, memory footprint (from the planner), STAP replicas."""
 
     index: int
-    layers: list[LayerPlan]
     layer_names: tuple[str, ...]
+    nodes: list[NodePlan]
+    input_layer: str
+    output_layer: str
+    in_shape: tuple[int, int, int]
+    out_shape: tuple[int, int, int]
     footprint_bytes: int
     replicas: int = 1
 
     @property
-    def in_shape(self) -> tuple[int, int, int]:
-        return self.layers[0].in_shape
-
-    @property
-    def out_shape(self) -> tuple[int, int, int]:
-        return self.layers[-1].out_shape
-
-    @property
     def cycles_per_frame(self) -> int:
-        return max(layer.cycles for layer in self.layers)
+        return max(node.cycles for node in self.nodes)
 
     @property
     def key(self) -> str:
         """Identifies the stage's hardware: identical keys share one bitstream."""
-        digest = hashlib.sha256()
-        for layer in self.layers:
-            digest.update(
-                repr(
-                    (
-                        layer.stride,
-                        layer.padding,
-                        layer.shift,
-                        layer.relu is not None,
-                        layer.in_shape,
-                        layer.weights.shape,
-                    )
-                ).encode()
-            )
-            digest.update(np.ascontiguousarray(layer.weights).tobytes())
+        digest = hashlib.sha256(repr([node.signature() for node in self.nodes]).encode())
         return digest.hexdigest()[:12]
 
 
 @dataclass
 class PipelinePlan:
-    """The partitioned network, ready to generate and build."""
+    """The partitioned network, ready to generate, simulate and build."""
 
     network: str
     target: str
     capacity_bytes: int
     lane_width: int
     stages: list[StagePlan]
-    arithmetic: MacArithmetic = field(default_factory=MacArithmetic)
+    numerics: IntegerTraining = PIPELINE_NUMERICS
+    params: dict = field(default_factory=dict, repr=False)
+    source: object = field(default=None, repr=False)  # the golden.network.Network
+
+    @property
+    def arithmetic(self):
+        return self.numerics.mac
 
     @property
     def chips(self) -> int:
@@ -152,11 +206,13 @@ class PipelinePlan:
             "target": self.target,
             "capacity_bytes": self.capacity_bytes,
             "lane_width": self.lane_width,
+            "numerics": self.numerics.describe(),
             "chips": self.chips,
             "stages": [
                 {
                     "index": s.index,
                     "layers": list(s.layer_names),
+                    "engines": [f"{node.kind}:{node.name}" for node in s.nodes],
                     "footprint_bytes": s.footprint_bytes,
                     "replicas": s.replicas,
                     "cycles_per_frame": s.cycles_per_frame,
@@ -170,7 +226,7 @@ class PipelinePlan:
 
 
 def load_pipeline_network(name: str):
-    """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path (norms removed)."""
+    """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path, with norms removed."""
     from golden.network import NetworkError, load_network
 
     local = PIPELINE_NETWORK_DIR / f"{name}.yaml"
@@ -185,47 +241,135 @@ def usable_capacity(target: Target) -> int:
     return target.bram_bytes - LINK_RESERVE_BLOCKS * target.bram_bits // 8
 
 
-def _conv_chain(network) -> list[tuple]:
-    """``[(conv layer, relu layer or None)]`` in order; refuses ops the streaming engine lacks."""
-    chain = []
-    layers = [layer for layer in network.layers if layer.op != "input"]
-    index = 0
-    while index < len(layers):
-        layer = layers[index]
-        if layer.op != "conv2d":
-            raise PipelineError(
-                f"layer {layer.name!r}: op {layer.op} is not supported by the streaming engine "
-                "(conv2d with an optional following relu only)"
-            )
-        params = layer.params
-        if params["groups"] != 1 or params["bias"]:
-            raise PipelineError(
-                f"layer {layer.name!r}: only groups=1 and bias=false convolutions are supported"
-            )
-        if params["stride"][0] != params["stride"][1] or params["padding"][0] != params["padding"][1]:
+def _check_network(network) -> None:
+    norms = [layer.name for layer in network.norm_layers()]
+    if norms:
+        raise PipelineError(
+            f"network {network.name!r} has norm layers ({', '.join(norms)}): an inference pipeline folds "
+            "batchnorm into the conv weights and a row stream cannot compute groupnorm's whole-frame "
+            "statistics; use norm: none"
+        )
+    for layer in network.layers:
+        if layer.op in ("input", "loss"):
+            continue
+        if layer.op not in _OPS:
+            raise PipelineError(f"layer {layer.name!r}: op {layer.op} has no streaming engine")
+        p = layer.params
+        square = layer.op not in ("conv2d", "maxpool", "avgpool") or (
+            p["stride"][0] == p["stride"][1] and p["padding"][0] == p["padding"][1]
+        )
+        if not square:
             raise PipelineError(f"layer {layer.name!r}: stride and padding must be equal on both axes")
-        relu = None
-        if index + 1 < len(layers) and layers[index + 1].op == "relu":
-            candidate = layers[index + 1]
-            if candidate.params.get("max_value") is not None:
-                raise PipelineError(f"layer {candidate.name!r}: relu with max_value is not supported")
-            relu = candidate
-            index += 1
-        chain.append((layer, relu))
-        index += 1
-    if not chain:
-        raise PipelineError(f"network {network.name!r} has no conv2d layer")
-    return chain
+        if layer.op == "maxpool" and p["ceil_mode"]:
+            raise PipelineError(f"layer {layer.name!r}: maxpool with ceil_mode is not supported")
+        if layer.op in ("linear", "flatten") and _frame(layer.in_shapes[0])[1:] != (1, 1):
+            raise PipelineError(
+                f"layer {layer.name!r}: {layer.op} needs a 1x1 frame (a global pool before it), "
+                f"not {'x'.join(map(str, layer.in_shapes[0]))}"
+            )
 
 
-def _shift_for(fan_in: int, arithmetic: MacArithmetic) -> int:
-    """Requantization shift that maps a typical accumulator (random int8 data) back into int8.
+def init_integer_params(network, numerics: IntegerTraining = PIPELINE_NUMERICS, *, seed: int = 0) -> dict:
+    """Seeded random integer filters ``{layer: {"weight", "bias"}}`` on the ``Q.weight_frac`` grid.
 
-    A dot product of ``fan_in`` uniform int8 pairs has a standard deviation of about ``74**2 *
-    sqrt(fan_in)``; shifting by ``log2`` of that over 32 keeps most outputs within +-127.
+    Uniform in ``+-round(sqrt(6 / fan_in) * 2**weight_frac)`` (He-uniform: the activations keep their
+    spread through a ReLU network), clipped to the operand range; biases uniform in a quarter of that.
     """
-    spread = (arithmetic.operand.max / math.sqrt(3)) ** 2 * math.sqrt(fan_in)
-    return max(0, min(arithmetic.acc_width - 1, round(math.log2(spread / 32))))
+    random = np.random.default_rng(seed)
+    fmt = numerics.operand
+    params = {}
+    for layer in network.layers:
+        if layer.op not in ("conv2d", "linear"):
+            continue
+        fan_in = math.prod(layer.weight_shape[1:])
+        bound = min(fmt.max, max(1, round(math.sqrt(6 / fan_in) * 2**numerics.weight_frac)))
+        entry = {"weight": random.integers(-bound, bound + 1, layer.weight_shape).astype(np.int64)}
+        if layer.bias_shape is not None:
+            entry["bias"] = random.integers(-(bound // 4), bound // 4 + 1, layer.bias_shape).astype(np.int64)
+        params[layer.name] = entry
+    return params
+
+
+def _stage_nodes(network, layer_names, input_layer, numerics, params) -> list[NodePlan]:
+    """The engine graph of one stage's layers; ``input_layer`` arrives on the link."""
+    from golden.integer import IntegerKernels
+
+    kernels = IntegerKernels(numerics)
+    nodes: dict[str, dict] = {}
+    alias = {input_layer: LINK}  # layer -> engine producing its output
+    for name in layer_names:
+        layer = network.layer(name)
+        if layer.op in ("input", "loss"):
+            continue
+        sources = []
+        for source in layer.inputs:
+            if source not in alias:
+                raise PipelineError(f"layer {name!r}: input {source!r} is neither in the stage nor its input")
+            sources.append(alias[source])
+        shapes = tuple(_frame(shape) for shape in layer.in_shapes)
+        p = layer.params
+        if layer.op == "flatten":
+            alias[name] = sources[0]
+            if sources[0] != LINK:
+                nodes[sources[0]]["layers"].append(name)
+            continue
+        if layer.op == "relu":
+            producer = nodes.get(sources[0])
+            limit = kernels._relu_limit(p["max_value"])
+            producer_layer = network.layer(producer["layers"][-1]) if producer else None
+            if (
+                producer is not None
+                and producer["kind"] in ("conv", "add")
+                and producer["params"].get("relu") is None
+                and network.consumers(producer_layer.name) == [name]
+            ):
+                producer["params"].update(relu="relu", relu_max=None if limit is None else int(limit))
+                producer["layers"].append(name)
+                alias[name] = sources[0]
+                continue
+            kind, node_params = "relu", {"relu": "relu", "relu_max": None if limit is None else int(limit)}
+        elif layer.op in ("conv2d", "linear"):
+            weights = params[name]["weight"]
+            if layer.op == "linear":
+                weights = weights[:, :, None, None]
+            node_params = {
+                "weights": weights,
+                "bias": params[name].get("bias"),
+                "stride": p["stride"][0] if layer.op == "conv2d" else 1,
+                "padding": p["padding"][0] if layer.op == "conv2d" else 0,
+                "groups": p["groups"] if layer.op == "conv2d" else 1,
+                "relu": None,
+                "relu_max": None,
+            }
+            kind = "conv"
+        elif layer.op in ("maxpool", "avgpool"):
+            kind = layer.op
+            node_params = {"kernel": p["kernel"], "stride": p["stride"][0], "padding": p["padding"][0]}
+        elif layer.op == "add":
+            kind, node_params = "add", {"relu": None, "relu_max": None}
+        else:  # global_avgpool, concat
+            kind, node_params = layer.op, {}
+        nodes[name] = {
+            "kind": kind,
+            "layers": [name],
+            "sources": tuple(sources),
+            "in_shapes": shapes,
+            "out_shape": _frame(layer.out_shape),
+            "params": node_params,
+        }
+        alias[name] = name
+    return [
+        NodePlan(
+            name=name,
+            kind=entry["kind"],
+            layers=tuple(entry["layers"]),
+            sources=entry["sources"],
+            in_shapes=entry["in_shapes"],
+            out_shape=entry["out_shape"],
+            params=entry["params"],
+        )
+        for name, entry in nodes.items()
+    ]
 
 
 def plan_pipeline(
@@ -235,65 +379,58 @@ def plan_pipeline(
     chips: int,
     capacity_bytes: int | None = None,
     seed: int = 0,
-    arithmetic: MacArithmetic | None = None,
+    numerics: IntegerTraining = PIPELINE_NUMERICS,
 ) -> PipelinePlan:
     """Partition ``network`` for ``chips`` chips of ``target`` (see the module docstring).
 
     ``capacity_bytes`` overrides the target's usable memory (to force more stages on a small network).
     Filters are seeded random int8 tensors (``seed``); the same ones go to the RTL and the golden model.
     """
-    from golden.plan.occam import partition, stap
+    from golden.plan.occam import OccamModel, partition, stap
 
-    arithmetic = MacArithmetic() if arithmetic is None else arithmetic
     if not isinstance(chips, int) or isinstance(chips, bool) or chips < 1:
-        raise PipelineError(f"chips must be a positive integer, not {chips!r}")
+        raise PipelineError(f"chips must be a positive integer, not {chips!r}", "chips")
     capacity = usable_capacity(target) if capacity_bytes is None else capacity_bytes
-    if not isinstance(capacity, int) or capacity < 1:
-        raise PipelineError(f"capacity must be a positive number of bytes, not {capacity!r}")
-    chain = _conv_chain(network)
+    if not isinstance(capacity, int) or isinstance(capacity, bool) or capacity < 1:
+        raise PipelineError(f"capacity must be a positive number of bytes, not {capacity!r}", "capacity")
+    _check_network(network)
+    dtype_bytes = -(-numerics.mac.in_width // 8)
     try:
         found = partition(
             network,
             capacity,
             memory_model="line_buffer",
             chips=chips,
-            dtype_bytes=arithmetic.in_width // 8 or 1,
+            dtype_bytes=dtype_bytes,
             oversized="error",
+            cuts="single_tensor",
         )
-    except ValueError as error:
-        raise PipelineError(str(error)) from None
-    random = np.random.default_rng(seed)
-    by_conv = {}
-    for conv, relu in chain:
-        channels, height, width = conv.in_shapes[0]
-        out_channels = conv.params["out_channels"]
-        kernel = conv.params["kernel"]
-        weights = arithmetic.operand.random(random, (out_channels, channels, *kernel))
-        stride, padding = conv.params["stride"][0], conv.params["padding"][0]
-        by_conv[conv.name] = LayerPlan(
-            name=conv.name,
-            relu=relu.name if relu else None,
-            weights=weights,
-            stride=stride,
-            padding=padding,
-            shift=_shift_for(channels * kernel[0] * kernel[1], arithmetic),
-            in_shape=(channels, height, width),
-            out_shape=(
-                out_channels,
-                conv_output_size(height, kernel[0], stride, padding),
-                conv_output_size(width, kernel[1], stride, padding),
-            ),
-        )
+    except ValueError:
+        raise PipelineError(
+            f"{capacity} B per chip is too small for {network.name!r} in at most {chips} stage(s) "
+            "(cuts only where one tensor is live)",
+            "chips" if capacity_bytes is None else "capacity",
+        ) from None
+    model = OccamModel(network, dtype_bytes=dtype_bytes, memory_model="line_buffer")
+    output_layer = [layer.name for layer in network.layers if layer.op != "loss"][-1]
+    boundaries = [network.layers[0].name]
+    boundaries += [model.crossing_layers[cut][0] for cut in found.cuts]
+    boundaries.append(output_layer)
+    params = init_integer_params(network, numerics, seed=seed)
     stages = []
     for index, stage in enumerate(found.stages):
-        layers = [by_conv[name] for name in stage.layers if name in by_conv]
-        if not layers:
-            raise PipelineError(f"stage {index} ({', '.join(stage.layers)}) has no conv layer")
+        nodes = _stage_nodes(network, stage.layers, boundaries[index], numerics, params)
+        if not nodes:
+            raise PipelineError(f"stage {index} ({', '.join(stage.layers)}) has no engine")
         stages.append(
             StagePlan(
                 index=index,
-                layers=layers,
                 layer_names=tuple(stage.layers),
+                nodes=nodes,
+                input_layer=boundaries[index],
+                output_layer=boundaries[index + 1],
+                in_shape=_frame(network.layer(boundaries[index]).out_shape),
+                out_shape=_frame(network.layer(boundaries[index + 1]).out_shape),
                 footprint_bytes=stage.footprint_bytes,
             )
         )
@@ -301,66 +438,149 @@ def plan_pipeline(
         spread = stap([stage.cycles_per_frame for stage in stages], chips=chips)
         for stage, replicas in zip(stages, spread.replicas):
             stage.replicas = replicas
-    lane_width = target.link_lane_width
     return PipelinePlan(
         network=network.name,
         target=target.name,
         capacity_bytes=capacity,
-        lane_width=lane_width,
+        lane_width=target.link_lane_width,
         stages=stages,
-        arithmetic=arithmetic,
+        numerics=numerics,
+        params=params,
+        source=network,
     )
 
 
-def engine_for(layer: LayerPlan, arithmetic: MacArithmetic) -> StreamConv2d:
-    _, height, width = layer.in_shape
-    return StreamConv2d(
-        weights=layer.weights,
-        height=height,
-        width=width,
-        stride=layer.stride,
-        padding=layer.padding,
-        shift=layer.shift,
-        rounding=_ROUNDING,
-        relu=layer.relu is not None,
-        arithmetic=arithmetic,
-        out_width=arithmetic.in_width,
-    )
+def engine_for(node: NodePlan, numerics: IntegerTraining = PIPELINE_NUMERICS):
+    """The streaming engine (an Amaranth component) of ``node`` (interface: docs/fpga.md, hdl/stream_*.py)."""
+    channels, height, width = node.in_shapes[0]
+    fmt = numerics.operand
+    p = node.params
+    if node.kind == "conv":
+        from hdl.stream_conv import StreamConv2d
+
+        bias = p["bias"]
+        return StreamConv2d(
+            weights=p["weights"],
+            height=height,
+            width=width,
+            stride=p["stride"],
+            padding=p["padding"],
+            groups=p["groups"],
+            bias=None if bias is None else bias.astype(np.int64) << numerics.activation_frac,
+            shift=numerics.weight_frac,
+            rounding=numerics.rounding,
+            relu=p["relu"] is not None,
+            relu_max=p["relu_max"],
+            arithmetic=numerics.mac,
+            out_width=numerics.mac.in_width,
+        )
+    if node.kind in ("maxpool", "avgpool"):
+        from hdl.stream_pool import StreamPool2d
+
+        return StreamPool2d(
+            mode="max" if node.kind == "maxpool" else "avg",
+            channels=channels,
+            height=height,
+            width=width,
+            kernel=tuple(p["kernel"]),
+            stride=p["stride"],
+            padding=p["padding"],
+            fmt=fmt,
+            reciprocal_frac=numerics.reciprocal_frac,
+            rounding=numerics.rounding,
+        )
+    if node.kind == "global_avgpool":
+        from hdl.stream_global_pool import StreamGlobalAvgPool
+
+        return StreamGlobalAvgPool(
+            channels=channels,
+            height=height,
+            width=width,
+            fmt=fmt,
+            reciprocal_frac=numerics.reciprocal_frac,
+            rounding=numerics.rounding,
+        )
+    if node.kind == "add":
+        from hdl.stream_add import StreamAdd
+
+        return StreamAdd(
+            channels=channels,
+            count=len(node.sources),
+            fmt=fmt,
+            relu=p["relu"] is not None,
+            relu_max=p["relu_max"],
+        )
+    if node.kind == "concat":
+        from hdl.stream_concat import StreamConcat
+
+        return StreamConcat(channels=[shape[0] for shape in node.in_shapes], fmt=fmt)
+    if node.kind == "relu":
+        from hdl.stream_relu import StreamReLU
+
+        return StreamReLU(channels=channels, fmt=fmt, relu_max=p["relu_max"])
+    raise AssertionError(node.kind)
 
 
 def stage_component(stage: StagePlan, plan: PipelinePlan):
-    """The :class:`hdl.pipeline_stage.PipelineStage` of ``stage``."""
+    """The :class:`hdl.pipeline_stage.PipelineStage` of ``stage``: its engine graph between two links."""
     from hdl.pipeline_stage import PipelineStage
 
+    index = {node.name: position for position, node in enumerate(stage.nodes)}
     return PipelineStage(
-        engines=[engine_for(layer, plan.arithmetic) for layer in stage.layers], lane_width=plan.lane_width
+        engines=[engine_for(node, plan.numerics) for node in stage.nodes],
+        sources=[tuple(-1 if s == LINK else index[s] for s in node.sources) for node in stage.nodes],
+        names=[node.name for node in stage.nodes],
+        lane_width=plan.lane_width,
+        frame=stage.in_shape[1:],
     )
 
 
-def golden_boundaries(plan: PipelinePlan, images) -> list[np.ndarray]:
-    """Every stage's output tensor (N, C, H, W) for ``images`` (N, C, H, W) in the operand format.
+def golden_activations(network, params, images, numerics: IntegerTraining = PIPELINE_NUMERICS) -> dict:
+    """Every layer's output ``{layer: (N, ...)}`` of ``network`` on integer ``images`` (N, C, H, W).
 
-    Uses :func:`golden.layers.conv2d_forward` on exact integers, the accumulator's overflow rule
-    (wrap: modular, so the summation order is irrelevant), :func:`golden.numerics.requantize` and ReLU.
+    The forward pass of :class:`golden.train.Trainer` in integer mode: the same
+    :class:`golden.integer.IntegerKernels` methods, layer by layer in topological order (this also runs
+    networks without a loss layer, which ``train_step`` refuses).
     """
-    from golden.layers import conv2d_forward
+    from golden.train import Trainer
 
-    arithmetic = plan.arithmetic
-    if arithmetic.overflow != "wrap":
-        raise PipelineError("golden_boundaries needs overflow='wrap' (saturation depends on the order)")
-    tensor = arithmetic.operand.check(np.asarray(images), "images")
-    out_format = IntFormat(arithmetic.in_width, arithmetic.signed)
-    boundaries = []
-    for stage in plan.stages:
-        for layer in stage.layers:
-            exact = conv2d_forward(
-                tensor, layer.weights.astype(np.int64), stride=layer.stride, padding=layer.padding
-            )
-            tensor = requantize(arithmetic.accumulator.wrap(exact), layer.shift, out_format, _ROUNDING)
-            if layer.relu is not None:
-                tensor = np.maximum(tensor, 0)
-        boundaries.append(tensor)
-    return boundaries
+    kernels = Trainer(network, numerics=numerics).kernels
+    params = kernels.prepare_params(params)
+    acts = {network.layers[0].name: kernels.cast(images)}
+    for layer in network.layers[1:]:
+        if layer.op == "loss":
+            continue
+        inputs = [acts[name] for name in layer.inputs]
+        p = params.get(layer.name, {})
+        if layer.op == "conv2d":
+            y = kernels.conv_forward(layer, inputs[0], p["weight"], p.get("bias"))
+        elif layer.op == "linear":
+            y = kernels.linear_forward(layer, inputs[0], p["weight"], p.get("bias"))
+        elif layer.op == "relu":
+            y = kernels.relu_forward(layer, inputs[0])
+        elif layer.op == "maxpool":
+            y = kernels.maxpool_forward(layer, inputs[0])
+        elif layer.op == "avgpool":
+            y = kernels.avgpool_forward(layer, inputs[0])
+        elif layer.op == "global_avgpool":
+            y = kernels.global_avgpool_forward(layer, inputs[0])
+        elif layer.op == "add":
+            y = kernels.add_forward(layer, inputs)
+        elif layer.op == "concat":
+            y = np.concatenate(inputs, axis=1)
+        elif layer.op == "flatten":
+            y = inputs[0].reshape(inputs[0].shape[0], -1)
+        else:
+            raise PipelineError(f"layer {layer.name!r}: op {layer.op} has no streaming engine")
+        acts[layer.name] = y
+    return acts
+
+
+def golden_boundaries(plan: PipelinePlan, images) -> list[np.ndarray]:
+    """Every stage's output tensor ``(N, C, H, W)`` for ``images`` (N, C, H, W) in the operand format."""
+    images = plan.numerics.operand.check(np.asarray(images), "images")
+    acts = golden_activations(plan.source, plan.params, images, plan.numerics)
+    return [acts[stage.output_layer].reshape(len(images), *stage.out_shape) for stage in plan.stages]
 
 
 def link_budget(plan: PipelinePlan, stage: StagePlan, fmax_mhz: float, link_mhz: float) -> dict:
@@ -474,6 +694,8 @@ def build_pipeline(plan: PipelinePlan, target: Target, out_dir: Path, *, seed: i
         row = {
             "stage": stage.index,
             "layers": list(stage.layer_names),
+            "engines": [f"{node.kind}:{node.name}" for node in stage.nodes],
+            "output": f"{stage.output_layer} {'x'.join(map(str, stage.out_shape))}",
             "replicas": stage.replicas,
             "bitstream": f"{entry['directory']}/{report.bitstream}" if report.bitstream else None,
             "status": report.status,

@@ -5,7 +5,7 @@
 :func:`boards.pipeline.golden_boundaries`, bit for bit.
 """
 
-from amaranth import Module
+from amaranth import Cat, Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -16,7 +16,8 @@ __all__ = ["PipelineChain", "StapGroup", "simulate_pipeline", "stage_params"]
 
 
 class PipelineChain(wiring.Component):
-    """All ``stages`` side by side; stage ``k``'s links are the top-level streams ``s{k}_in`` / ``s{k}_out``.
+    """All ``stages`` side by side; stage ``k``'s links are the top-level streams ``s{k}_in`` / ``s{k}_out``,
+    ``error`` the OR of the stages' sticky join errors.
 
     The testbench is the wire between chips: it moves lane words from ``s{k}_out`` to ``s{k+1}_in``
     (with random stalls), so every stage-boundary tensor is visible to it.
@@ -28,6 +29,7 @@ class PipelineChain(wiring.Component):
         for index, stage in enumerate(self.stages):
             members[f"s{index}_in"] = In(stream.Signature(stage.lane_width))
             members[f"s{index}_out"] = Out(stream.Signature(stage.lane_width))
+        members["error"] = Out(1)
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -36,6 +38,7 @@ class PipelineChain(wiring.Component):
             m.submodules[f"stage{index}"] = stage
             wiring.connect(m, wiring.flipped(getattr(self, f"s{index}_in")), stage.link_in)
             wiring.connect(m, stage.link_out, wiring.flipped(getattr(self, f"s{index}_out")))
+        m.d.comb += self.error.eq(Cat(*(stage.error for stage in self.stages)).any())
         return m
 
 
@@ -55,12 +58,13 @@ class StapGroup(wiring.Component):
         self.replicas = [stage_factory() for _ in range(replicas)]
         first = self.replicas[0]
         self.lane_width = first.lane_width
-        self.in_layout = first.engines[0].in_layout
-        self.out_layout = first.engines[-1].out_layout
+        self.in_layout = first.in_layout
+        self.out_layout = first.out_layout
         super().__init__(
             {
                 "link_in": In(stream.Signature(self.lane_width)),
                 "link_out": Out(stream.Signature(self.lane_width)),
+                "error": Out(1),
             }
         )
 
@@ -81,8 +85,7 @@ class StapGroup(wiring.Component):
             m.submodules[f"from_replica{index}"] = from_replica = LinkReceiver(
                 layout=self.out_layout, lane_width=lane
             )
-            height, width = stage.engines[0].height, stage.engines[0].width
-            queue = fifo.SyncFIFOBuffered(width=self.in_layout.size, depth=height * width)
+            queue = fifo.SyncFIFOBuffered(width=self.in_layout.size, depth=stage.in_height * stage.in_width)
             m.submodules[f"queue{index}"] = queue
             m.d.comb += [
                 queue.w_data.eq(dispatcher.o[index].payload.as_value()),
@@ -94,9 +97,8 @@ class StapGroup(wiring.Component):
             ]
             wiring.connect(m, to_replica.o, stage.link_in)
             wiring.connect(m, stage.link_out, from_replica.i)
-            last = stage.engines[-1]
             out_queue = fifo.SyncFIFOBuffered(
-                width=self.out_layout.size, depth=last.out_height * last.out_width
+                width=self.out_layout.size, depth=max(3, stage.out_height * stage.out_width)
             )
             m.submodules[f"out_queue{index}"] = out_queue
             m.d.comb += [
@@ -107,6 +109,7 @@ class StapGroup(wiring.Component):
                 merger.i[index].valid.eq(out_queue.r_rdy),
                 out_queue.r_en.eq(merger.i[index].ready),
             ]
+        m.d.comb += self.error.eq(Cat(*(stage.error for stage in self.replicas)).any())
         wiring.connect(m, merger.o, transmitter.i)
         wiring.connect(m, transmitter.o, wiring.flipped(self.link_out))
         return m
@@ -134,8 +137,12 @@ def simulate_pipeline(
     """Chain every stage of ``plan`` in RTL simulation, random images, random link stalls.
 
     Raises :class:`verif.runner.SimulationFailed` when any boundary tensor differs from the golden model.
-    Returns the path of the results file.
+    Returns ``{"frames": N, "cycles": C}``: cycles from the first input word to the last output word.
     """
+    import json
+    import tempfile
+    from pathlib import Path
+
     import numpy as np
 
     from boards.pipeline import golden_boundaries, stage_component
@@ -149,19 +156,23 @@ def simulate_pipeline(
         toplevel="pipeline_chain",
         simulator=simulator,
     )
-    return design.run(
-        "tb_pipeline",
-        testcase="chain_matches_golden_at_every_boundary",
-        test_name="pipeline_cli",
-        seed=seed,
-        params={
-            "lane_width": plan.lane_width,
-            "stages": stage_params(plan),
-            "images": images.tolist(),
-            "batches": list(range(frames)),
-            "expected": [b.tolist() for b in boundaries],
-            "idle": stall,
-            "backpressure": stall,
-            "timeout_cycles": 400_000 * frames,
-        },
-    )
+    with tempfile.TemporaryDirectory(prefix="pipeline_sim_") as directory:
+        report = Path(directory) / "cycles.json"
+        design.run(
+            "tb_pipeline",
+            testcase="chain_matches_golden_at_every_boundary",
+            test_name="pipeline_cli",
+            seed=seed,
+            params={
+                "lane_width": plan.lane_width,
+                "stages": stage_params(plan),
+                "images": images.tolist(),
+                "batches": list(range(frames)),
+                "expected": [b.tolist() for b in boundaries],
+                "idle": stall,
+                "backpressure": stall,
+                "timeout_cycles": 400_000 * frames,
+                "report": str(report),
+            },
+        )
+        return json.loads(report.read_text())

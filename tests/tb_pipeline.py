@@ -1,4 +1,13 @@
-"""cocotb testbench: a multi-stage Occam pipeline chained through link models, checked at every boundary."""
+"""cocotb testbench: a multi-stage Occam pipeline chained through link models, checked at every boundary.
+
+Parameters (``verif.runner.tb_params``): ``lane_width``; ``stages`` (per stage ``in_words``, ``out_words``,
+``out_channels``, ``out_pixels``); ``images`` [N][C][H][W] and ``batches`` (ids); ``expected`` (per stage the
+golden output [N][C][H][W]); ``idle``/``backpressure`` stall probabilities; ``timeout_cycles``; optional
+``cycle_bounds`` (low, high) and ``report`` (a path: the cycle count is written there as JSON).
+"""
+
+import json
+from pathlib import Path
 
 import cocotb
 from cocotb.triggers import RisingEdge
@@ -108,9 +117,12 @@ async def chain_matches_golden_at_every_boundary(dut):
         assert cycles < params["timeout_cycles"], (
             f"timeout: words per stage {[len(c) for c in captured]} of {expected_words}"
         )
+    assert int(dut.error.value) == 0, "a join (add/concat) combined pixels with different markers"
     for k, stage in enumerate(stages):
         pixels = decode_words(captured[k], stage["out_channels"], lane, stage["out_words"])
         check_stage(k, pixels, params["expected"][k], params["batches"])
     dut._log.info(f"{len(params['batches'])} frames through {len(stages)} stages in {cycles} cycles")
+    if params.get("report"):
+        Path(params["report"]).write_text(json.dumps({"frames": len(params["batches"]), "cycles": cycles}))
     low, high = params.get("cycle_bounds", (0, params["timeout_cycles"]))
     assert low <= cycles <= high, f"{cycles} cycles, expected between {low} and {high}"

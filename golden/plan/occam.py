@@ -26,6 +26,9 @@ stream through it, so per image it only reads the tensors crossing into it and w
   ``oversized="stream_filters"`` it runs alone, streaming its filters once per image (charged as traffic).
 * :func:`stap` (staggered asynchronous pipelines) replicates slow stages: ``r_i = ceil(t_i / tau)``,
   throughput ``1 / max(t_i / r_i)``, chips ``sum(r_i)``; with a chip budget the smallest feasible ``tau``.
+* ``cuts="single_tensor"`` restricts the cut positions to those where exactly one layer output (views
+  included, the image excluded) is read across the cut: the stage boundary is then one tensor on one link
+  (the multi-FPGA pipelines of ``boards/pipeline.py``). ``cuts="any"`` (default) allows every position.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ __all__ = [
 MEMORY_MODELS = ("line_buffer", "closure")
 CUT_COSTS = ("write_read", "read")
 OVERSIZED = ("error", "stream_filters")
+CUT_RULES = ("any", "single_tensor")
 _VIEWS = ("batchnorm", "groupnorm", "relu", "flatten", "concat", "loss", "input")
 _SPATIAL = ("conv2d", "maxpool", "avgpool")
 _GLOBAL = ("linear", "global_avgpool")
@@ -141,6 +145,17 @@ class OccamModel:
                     crossing += 0  # the image is read from DRAM by whichever stage needs it (charged once)
             self.cut_bytes[c] = crossing
         self._mem_cache: dict[tuple[int, int], int] = {}
+        # layer outputs (views included) read across each cut; the image counts as produced before op 0
+        inside = {layer.name for layer in self.layers}
+        produced_by = {name: (-1 if name == self.input_name else op) for name, op in self.owner.items()}
+        self.crossing_layers: list[tuple[str, ...]] = [()] * (self.count + 1)
+        for c in range(1, self.count):
+            self.crossing_layers[c] = tuple(
+                layer.name
+                for layer in self.layers
+                if produced_by[layer.name] < c
+                and any(self.owner[r] >= c for r in network.consumers(layer.name) if r in inside)
+            )
 
     # -- geometry ------------------------------------------------------------------------------------------
     def _need_rows(self, op, rows_out, tensor):
@@ -200,6 +215,13 @@ class OccamModel:
                 total += new - contribution.get(t, 0)
                 contribution[t] = new
             self._mem_cache[(k, j)] = total
+
+    def cut_allowed(self, c: int, cuts: str = "any") -> bool:
+        """Whether a cut before op ``c`` (``1 <= c < count``) is allowed under the rule ``cuts``."""
+        if cuts == "any":
+            return True
+        crossing = self.crossing_layers[c]
+        return len(crossing) == 1 and crossing[0] != self.input_name
 
     def cut_cost(self, c: int) -> int:
         """Traffic per image of a cut before op ``c``."""
@@ -265,15 +287,22 @@ def _partitions_ending_at(model, j, capacity, oversized):
 
 
 def dp_partition(
-    model: OccamModel, capacity: int, *, max_stages: int | None = None, oversized: str = "error"
+    model: OccamModel,
+    capacity: int,
+    *,
+    max_stages: int | None = None,
+    oversized: str = "error",
+    cuts: str = "any",
 ) -> tuple[int, list[int]] | None:
     """Minimum interior cut traffic per image and the cut positions, or ``None`` if infeasible.
 
     ``best[p][j]`` = cheapest cover of ops ``0..j-1`` by ``p`` partitions; cost of a partition ending before
-    op ``j < N`` is the cut's traffic plus any streamed filters.
+    op ``j < N`` is the cut's traffic plus any streamed filters. Only cuts ``model.cut_allowed(j, cuts)``.
     """
     if oversized not in OVERSIZED:
         raise ValueError(f"oversized must be one of {', '.join(OVERSIZED)}, not {oversized!r}")
+    if cuts not in CUT_RULES:
+        raise ValueError(f"cuts must be one of {', '.join(CUT_RULES)}, not {cuts!r}")
     n = model.count
     inf = float("inf")
     if max_stages is None:
@@ -282,6 +311,8 @@ def dp_partition(
         back1 = [None] * (n + 1)
         best1[0] = (0, 0)
         for j in range(1, n + 1):
+            if j < n and not model.cut_allowed(j, cuts):
+                continue
             for i, extra in _partitions_ending_at(model, j, capacity, oversized):
                 cost, stages = best1[i]
                 candidate = (cost + extra + (model.cut_cost(j) if j < n else 0), stages + 1)
@@ -300,6 +331,8 @@ def dp_partition(
     back = [[None] * (n + 1) for _ in range(limit + 1)]
     best[0][0] = 0
     for j in range(1, n + 1):
+        if j < n and not model.cut_allowed(j, cuts):
+            continue
         for i, extra in _partitions_ending_at(model, j, capacity, oversized):
             edge = extra + (model.cut_cost(j) if j < n else 0)
             for p in range(1, limit + 1):
@@ -400,18 +433,20 @@ def partition(
     last_layer: str | None = None,
     oversized: str = "stream_filters",
     array: tuple[int, int] = (128, 128),
+    cuts: str = "any",
 ) -> Partition:
     """Split ``network`` into pipeline stages that fit ``capacity_bytes`` each, minimising boundary traffic.
 
     With ``chips``, at most ``chips`` stages are used and the remaining chips replicate bottleneck stages
     (STAP); stage times are forward MACs per image divided by the ``array`` size (compute-bound). Raises
     ``ValueError`` when no partition fits. Stages list every layer name (views ride with their producer).
+    ``cuts`` restricts the cut positions (:data:`CUT_RULES`, see the module docstring).
     """
     _positive_int("capacity_bytes", capacity_bytes)
     model = OccamModel(
         network, dtype_bytes=dtype_bytes, memory_model=memory_model, cut_cost=cut_cost, last_layer=last_layer
     )
-    found = dp_partition(model, capacity_bytes, max_stages=chips, oversized=oversized)
+    found = dp_partition(model, capacity_bytes, max_stages=chips, oversized=oversized, cuts=cuts)
     if found is None:
         within = f" in {chips} stages" if chips else ""
         raise ValueError(

@@ -19,7 +19,10 @@ def add_arguments(parser):
     from boards.targets import TARGETS
 
     parser.add_argument(
-        "--network", required=True, help="configs/pipelines/<name>.yaml, a zoo name or a network YAML path"
+        "--network",
+        required=True,
+        help="configs/pipelines/<name>.yaml, a zoo name (tiny_resnet, tiny_concat, tiny_mobilenet) or a network "
+        "YAML path; loaded with norm: none",
     )
     parser.add_argument("--target", required=True, choices=tuple(TARGETS), help="board of every stage")
     parser.add_argument("--chips", type=int, required=True, help="chips available (stages + STAP replicas)")
@@ -44,6 +47,12 @@ def add_arguments(parser):
     )
     parser.add_argument("--no-build", action="store_true", help="plan (and simulate) only, no bitstreams")
     parser.add_argument("--frames", type=int, default=2, help="frames to simulate (default: 2)")
+    parser.add_argument(
+        "--stall",
+        type=float,
+        default=0.3,
+        help="probability of an idle cycle on the input and of backpressure on every link (default: 0.3)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="seed of the filters and the simulated images")
 
 
@@ -62,6 +71,8 @@ def run(args) -> int:
         raise UsageError(f"--chips must be a positive integer, not {args.chips}")
     if args.capacity is not None and args.capacity < 1:
         raise UsageError(f"--capacity must be a positive number of bytes, not {args.capacity}")
+    if not 0.0 <= args.stall < 1.0:
+        raise UsageError(f"--stall must be a probability in [0, 1), not {args.stall}")
     if args.frames < 1:
         raise UsageError(f"--frames must be a positive integer, not {args.frames}")
     target = get_target(args.target)
@@ -69,18 +80,24 @@ def run(args) -> int:
         network = load_pipeline_network(args.network)
         plan = plan_pipeline(network, target, chips=args.chips, capacity_bytes=args.capacity, seed=args.seed)
     except PipelineError as error:
-        raise UsageError(f"--network {args.network}: {error}") from None
+        value = {"network": args.network, "chips": args.chips, "capacity": args.capacity}[error.option]
+        raise UsageError(f"--{error.option} {value}: {error}") from None
     write_plan(plan, args.output / "plan.json")
     for stage in plan.stages:
         print(
             f"stage {stage.index}: {', '.join(stage.layer_names)}  {stage.footprint_bytes} B on chip, "
-            f"{stage.cycles_per_frame} cycles/frame, {stage.replicas} replica(s)"
+            f"{len(stage.nodes)} engine(s), {stage.cycles_per_frame} cycles/frame, {stage.replicas} replica(s); "
+            f"{stage.input_layer} {'x'.join(map(str, stage.in_shape))} -> "
+            f"{stage.output_layer} {'x'.join(map(str, stage.out_shape))}"
         )
     if args.simulate:
         from boards.pipeline_sim import simulate_pipeline
 
-        simulate_pipeline(plan, frames=args.frames, seed=args.seed)
-        print(f"simulation: {args.frames} frames through {len(plan.stages)} stages match the golden model")
+        measured = simulate_pipeline(plan, frames=args.frames, seed=args.seed, stall=args.stall)
+        print(
+            f"simulation: {args.frames} frame(s) through {len(plan.stages)} stages match the golden model "
+            f"at every boundary; {measured['cycles']} cycles"
+        )
     if not args.no_build:
         summary = build_pipeline(plan, target, args.output)
         print(
