@@ -37,6 +37,7 @@ the current layer reads.
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field, fields, replace
 
 __all__ = [
@@ -51,6 +52,7 @@ __all__ = [
     "TrafficOptions",
     "compulsory_traffic",
     "evaluate",
+    "transfer_bytes",
 ]
 
 TRAFFIC_CLASSES = ("activations", "stash", "weights", "weight_grads", "activation_grads", "norm_passes")
@@ -74,6 +76,28 @@ _VIEW_OPS = ("batchnorm", "groupnorm", "relu", "flatten")
 _NORM_OPS = ("batchnorm", "groupnorm")
 # Layers whose backward pass reads their (base) input activations.
 _NEEDS_INPUT = ("conv2d", "linear", "maxpool", "loss")
+
+
+def transfer_bytes(shape, element_bytes: int) -> int:
+    """DRAM bytes of one transfer of a dense tensor (tile): ``prod(shape) * element_bytes``.
+
+    ``shape`` is a tuple of extents or an element count. The unit of every byte this model charges (each
+    tensor, weight and gradient pass is one such transfer), and what a DMA descriptor moving that tile one
+    element per bus word of ``element_bytes`` must count, so the RTL byte counters are checked against it.
+    """
+    extents = tuple(shape) if isinstance(shape, tuple | list) else (shape,)
+    for extent in extents:
+        _nonneg_int("shape", extent if isinstance(extent, bool) else _as_int(extent))
+    _nonneg_int("element_bytes", element_bytes, 1)
+    return math.prod(_as_int(extent) for extent in extents) * element_bytes
+
+
+def _as_int(value):
+    """Python ints and NumPy integers as int (anything else is returned for the check to refuse)."""
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value
 
 
 def _choice(name, value, allowed):
@@ -172,9 +196,9 @@ class NetworkModel:
         view_ops = _VIEW_OPS + (("concat",) if opts.concat == "view" else ())
         self.is_view = [layer.op in view_ops for layer in layers]
         self.op = [layer.op for layer in layers]
-        self.bytes = [layer.out_elements * opts.dtype_bytes for layer in layers]
-        self.weight_bytes = [layer.param_count * opts.dtype_bytes for layer in layers]
-        self.grad_bytes = [layer.param_count * opts.grad_bytes for layer in layers]
+        self.bytes = [transfer_bytes(layer.out_elements, opts.dtype_bytes) for layer in layers]
+        self.weight_bytes = [transfer_bytes(layer.param_count, opts.dtype_bytes) for layer in layers]
+        self.grad_bytes = [transfer_bytes(layer.param_count, opts.grad_bytes) for layer in layers]
         # base tensors each layer resolves to (a view resolves to the bases of its inputs)
         base_names = network.base_tensors(view_ops)
         base = [tuple(self.position[b] for b in base_names[layer.name]) for layer in layers]

@@ -7,13 +7,15 @@ The model walks each descriptor box word by word in Python; the checks are
 * DRAM after the write channel equals the initial image with each box overwritten from the scratchpad
   image (nothing else touched);
 * the bursts on AR/AW equal :func:`verif.axi.descriptor_bursts` (greedy split at max_burst and 4 KiB);
-* the DMA's byte counters equal the bytes the AXI monitor saw and :func:`verif.axi.descriptor_bytes`;
+* the DMA's byte counters equal the bytes the AXI monitor saw and the bytes ``golden.traffic.transfer_bytes``
+  predicts for each descriptor's box (which :func:`verif.axi.descriptor_bytes` must agree with);
 * the monitor saw no 4 KiB crossing and never more than ``max_outstanding`` bursts in flight.
 """
 
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from golden.traffic import transfer_bytes
 from hdl.dma import Dma
 from verif.axi import AxiMonitor, attach_axi_ram, descriptor_bursts, descriptor_bytes
 from verif.runner import tb_params
@@ -173,8 +175,11 @@ async def concurrent_descriptors_against_axi_ram(dut):
     ]
     assert monitor.read_bursts == expected_reads, "AR bursts differ from the reference split"
     assert monitor.write_bursts == expected_writes, "AW bursts differ from the reference split"
-    predicted_read = sum(descriptor_bytes(**descriptor, beat_bytes=beat) for descriptor in reads)
-    predicted_written = sum(descriptor_bytes(**descriptor, beat_bytes=beat) for descriptor in writes)
+    # golden.traffic's per-transfer bytes of each descriptor's box (count2 x count1 x length bus words).
+    predicted_read = sum(transfer_bytes((d["count2"], d["count1"], d["length"]), beat) for d in reads)
+    predicted_written = sum(transfer_bytes((d["count2"], d["count1"], d["length"]), beat) for d in writes)
+    assert predicted_read == sum(descriptor_bytes(**d, beat_bytes=beat) for d in reads)
+    assert predicted_written == sum(descriptor_bytes(**d, beat_bytes=beat) for d in writes)
     assert int(dut.bytes_read.value) == monitor.bytes_read == predicted_read, (
         f"bytes read: counter {int(dut.bytes_read.value)}, monitor {monitor.bytes_read}, "
         f"predicted {predicted_read}"

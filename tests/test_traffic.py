@@ -178,3 +178,23 @@ def test_stash_all_and_dram_accumulation_only_add_traffic():
     )
     assert stash_all.per_class["stash"] > minimal.per_class["stash"]
     assert dram.per_class["weight_grads"] == (2 * 4 - 1) * minimal.per_class["weight_grads"]
+
+
+def test_transfer_bytes_is_elements_times_element_bytes_and_drives_the_model():
+    import numpy as np
+
+    from golden.traffic import transfer_bytes
+
+    assert transfer_bytes((8, 64), 2) == 1024
+    assert transfer_bytes((np.int64(2), 3, 4), 4) == 96
+    assert transfer_bytes(10, 1) == 10
+    assert transfer_bytes((), 2) == 2  # a scalar
+    with pytest.raises(ValueError, match=r"^shape must be an integer >= 0, not -1$"):
+        transfer_bytes((4, -1), 2)
+    with pytest.raises(ValueError, match=r"^element_bytes must be an integer >= 1, not 0$"):
+        transfer_bytes((4,), 0)
+    network = chain()
+    model = NetworkModel(network, TrafficOptions(dtype_bytes=2, grad_bytes=4))
+    for layer, size, weights, grads in zip(network.layers, model.bytes, model.weight_bytes, model.grad_bytes):
+        assert size == transfer_bytes(layer.out_elements, 2)
+        assert weights == transfer_bytes(layer.param_count, 2) and grads == transfer_bytes(layer.param_count, 4)
