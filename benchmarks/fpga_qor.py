@@ -9,6 +9,7 @@ its input and output registers), ``ecp5_dsp_fabric`` (the same plus one fabric r
 multiplier latency 3), ``ice40_mixed`` (:mod:`hdl.ice40_mult`: 8 SB_MAC16 + LUT multipliers).
 
     .venv/bin/python benchmarks/fpga_qor.py [--sizes 4 8] [--families ecp5 ice40] [--seeds 1 2 3]
+                                            [--variants generic ecp5_dsp ...]
 
 Writes ``build/benchmarks/fpga_qor.json`` and prints the Markdown table of ``docs/benchmarks.md`` (## FPGA).
 """
@@ -48,7 +49,7 @@ VARIANTS = {"ecp5": ("generic", "ecp5_dsp", "ecp5_dsp_fabric"), "ice40": ("ice40
 def _array(size: int, variant: str) -> SystolicArray:
     multiplier = {
         "generic": lambda: RegisteredMultiplier,
-        "ecp5_dsp": lambda: ecp5_multiplier("primitive"),
+        "ecp5_dsp": lambda: ecp5_multiplier("primitive", fabric_register=False),
         "ecp5_dsp_fabric": lambda: ecp5_multiplier("primitive", fabric_register=True),
         "ice40_mixed": lambda: ice40_multipliers(8),
     }[variant]()
@@ -66,7 +67,7 @@ def _source_digest() -> str:
     return digest.hexdigest()[:12]
 
 
-def run(sizes, families, seeds, out: Path) -> list[dict]:
+def run(sizes, families, seeds, out: Path, variants=None) -> list[dict]:
     rows = []
     sources = _source_digest()
     for family in families:
@@ -85,6 +86,8 @@ def run(sizes, families, seeds, out: Path) -> list[dict]:
             harness_lut = trivial.resources["lut"]["used"] - (wout if family == "ice40" else 0)
             harness_ff = trivial.resources["ff"]["used"] - wout
             for variant in VARIANTS[family]:
+                if variants and variant not in variants:
+                    continue
                 began = time.monotonic()
                 result = measure(
                     QorHarness(_array(size, variant)), family, work / variant, seeds=seeds, design=variant
@@ -157,9 +160,11 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[4, 8])
     parser.add_argument("--families", nargs="+", default=["ecp5", "ice40"], choices=["ecp5", "ice40"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    parser.add_argument("--variants", nargs="+", choices=[v for vs in VARIANTS.values() for v in vs],
+                        help="only these multiplier variants (default: all of each family)")
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "benchmarks" / "fpga_qor.json")
     args = parser.parse_args(argv)
-    rows = run(args.sizes, args.families, tuple(args.seeds), args.out)
+    rows = run(args.sizes, args.families, tuple(args.seeds), args.out, args.variants)
     print(markdown(rows))
     return 0
 

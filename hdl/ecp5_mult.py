@@ -6,15 +6,15 @@ each multiply is fabric FF -> DSP (3.9 ns, combinational) -> fabric. Instantiati
 registers turned on moves both register stages into the DSP block; the same array then runs at ~170 MHz
 (4x4) instead of ~97 MHz (``peer_qor.md`` section 0, "DSP-register reference").
 
-The behaviour is the same two-stage pipeline as the generic multiplier of the processing element:
-registered operands, then a registered product, both stages advancing only while ``enable`` is high (the
-array's stall); a synchronous reset clears both stages. The ``behavioural`` implementation describes
-exactly that in Amaranth and is what simulation runs; the ``primitive`` implementation is the
-``MULT18X18D`` instance with the register settings of the Lattice sysDSP user guide (FPGA-TN-02205,
-"MULT18X18D":
-``REG_INPUTA_CLK/REG_INPUTB_CLK/REG_OUTPUT_CLK = CLK0``, clock enable ``CE0``, reset ``RST0``,
-``RESETMODE = SYNC``). Yosys ships no simulation model of ``MULT18X18D``, so the two are checked against
-each other structurally (``tests/test_ecp5_mult.py``: cell parameters and the CE/RST/CLK nets after
+The behaviour is a two-stage pipeline: registered operands, then a registered product, both stages
+advancing only while ``enable`` is high (the array's stall); a synchronous reset clears both stages. By
+default a third, fabric register follows the DSP (``fabric_register``, see :class:`Ecp5Multiplier`). The
+``behavioural`` implementation describes exactly that in Amaranth and is what simulation runs; the
+``primitive`` implementation is the ``MULT18X18D`` instance with the register settings of the Lattice
+sysDSP user guide (FPGA-TN-02205, "MULT18X18D": ``REG_INPUTA_CLK/REG_INPUTB_CLK/REG_OUTPUT_CLK = CLK0``,
+clock enable ``CE0``, reset ``RST0``, ``RESETMODE = SYNC``). Yosys ships no simulation model of
+``MULT18X18D``, so the two are checked against each other structurally (``tests/test_ecp5_mult.py``: cell
+parameters and the CE/RST/CLK nets after
 synthesis) and the behavioural one against NumPy in simulation.
 """
 
@@ -34,9 +34,9 @@ _DSP_WIDTH = 18
 
 
 class Ecp5Multiplier(wiring.Component):
-    """``product = a * b`` two cycles after the operands, in one ECP5 sysDSP slice.
+    """``product = a * b`` three (or two) enabled cycles after the operands, in one ECP5 sysDSP slice.
 
-    Follows the multiplier contract of :mod:`hdl.multiplier` (``latency = 2``), so it plugs into
+    Follows the multiplier contract of :mod:`hdl.multiplier`, so it plugs into
     :class:`hdl.pe.ProcessingElement` through its ``multiplier`` factory (see :func:`ecp5_multiplier`).
 
     Parameters
@@ -48,28 +48,24 @@ class Ecp5Multiplier(wiring.Component):
     implementation : {"behavioural", "primitive"}
         ``"primitive"`` instantiates ``MULT18X18D`` (synthesis for ECP5 only); ``"behavioural"`` is the
         same pipeline in Amaranth (simulation, other families).
+    fabric_register : bool
+        Add a third register stage in the fabric after the DSP's output register (``latency = 3``; the
+        default). The DSP columns are far from most of the logic they feed (2-3 ns of routing at speed 6);
+        this register lets the placer put that route and the accumulator's carry chain in separate cycles
+        (4x4 int8 array on ECP5-85F: 180.4 MHz with it, 157.4 MHz without, +0.5 LUT and +17 FF per PE;
+        ``docs/benchmarks.md``, FPGA section).
 
     Attributes
     ----------
-    a, b : In(operand_shape)
-        Operands, sampled at a rising edge where ``enable`` is high.
-    enable : In(1)
-        Clock enable of both register stages (tie to "not stalled").
-    fabric_register : bool
-        Add a third register stage in the fabric after the DSP's output register (``latency = 3``). The
-        DSP columns are far from most of the logic they feed (2-3 ns of routing at speed 6); this register
-        lets the placer put that route and the accumulator's carry chain in separate cycles.
-    product : Out(product_shape)
-        Product of the operands sampled ``latency`` enabled edges earlier; holds while ``enable`` is low.
-        Reset (synchronous) clears the DSP stages to zero.
+    a, b, enable, product
+        The ports of :func:`hdl.multiplier.multiplier_signature`. A synchronous reset clears the DSP
+        stages to zero (the fabric register is reset-less).
     latency : int
-        2 (the input and the output register), or 3 with ``fabric_register``.
+        3 (DSP input register, DSP output register, fabric register), or 2 without ``fabric_register``.
     """
 
-    latency = 2
-
     def __init__(self, *, operand_shape, product_shape, implementation: str = "primitive",
-                 fabric_register: bool = False):
+                 fabric_register: bool = True):
         operand_shape = Shape.cast(operand_shape)
         product_shape = Shape.cast(product_shape)
         limit = _DSP_WIDTH if operand_shape.signed else _DSP_WIDTH - 1
@@ -174,8 +170,12 @@ class Ecp5Multiplier(wiring.Component):
         m.d.comb += product.eq(full.as_signed() if self.signed else full)
 
 
-def ecp5_multiplier(implementation: str = "primitive", *, fabric_register: bool = False):
-    """A multiplier factory for :class:`hdl.pe.ProcessingElement` that builds :class:`Ecp5Multiplier`."""
+def ecp5_multiplier(implementation: str = "primitive", *, fabric_register: bool = True):
+    """A multiplier factory for :class:`hdl.pe.ProcessingElement` that builds :class:`Ecp5Multiplier`.
+
+    ``fabric_register`` defaults to on (latency 3) because it is the faster array on every ECP5 size
+    measured; the ECP5 board flows (``boards/synth.py``, multiplier ``ecp5_dsp``) use this default.
+    """
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(
             f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, not {implementation!r}"

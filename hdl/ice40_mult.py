@@ -38,12 +38,8 @@ class LutMultiplier(wiring.Component):
 
     Attributes
     ----------
-    a, b : In(operand_shape)
-        Operands, sampled at an edge where ``enable`` is high.
-    enable : In(1)
-        Clock enable.
-    product : Out(product_shape)
-        Registered ``a * b``.
+    a, b, enable, product
+        The ports of :func:`hdl.multiplier.multiplier_signature`.
     latency : int
         Register stages (the constructor's ``latency``).
     """
@@ -98,7 +94,7 @@ class DspMultiplier(wiring.Component):
 
     The first register is the product register Yosys' ``ice40_dsp`` pass packs into the ``SB_MAC16``;
     a second one (``latency = 2``) keeps the DSP PEs in step with pipelined :class:`LutMultiplier` PEs.
-    Ports and contract as :class:`LutMultiplier`.
+    Ports: :func:`hdl.multiplier.multiplier_signature`; parameters as :class:`LutMultiplier`.
     """
 
     def __init__(self, *, operand_shape, product_shape, latency: int = 1):

@@ -1,15 +1,13 @@
-"""The multiplier of a processing element, as a replaceable piece.
+"""The multiplier of a processing element, as a replaceable piece, and the port signature all variants share.
 
-The PE (:mod:`hdl.pe`) asks a *multiplier factory* for its multiplier, so a target-specific variant (an
-ECP5 ``MULT18X18D`` with its input/output registers enabled, planned in ``hdl/ecp5_mult.py``) can be
-swapped in without touching the array. Any factory works if it is called as
-``factory(operand_shape=..., product_shape=...)`` and returns a component with
-
-* ``a``, ``b``: ``In(operand_shape)``, the operands;
-* ``enable``: ``In(1)``, the clock enable (the array's global stall; when low nothing inside may change);
-* ``product``: ``Out(product_shape)``, ``a * b``, exact;
-* a ``latency`` attribute: the number of enabled clock edges from operands to ``product`` (at least 1,
-  so the product is always registered, as ``research/peer_qor.md`` section 6 recommends for Fmax).
+The PE (:mod:`hdl.pe`) asks a *multiplier factory* for its multiplier, so a target-specific variant
+(:mod:`hdl.ecp5_mult`: an ECP5 ``MULT18X18D`` with its own registers; :mod:`hdl.ice40_mult`: SB_MAC16 and
+LUT multipliers) can be swapped in without touching the array. Any factory works if it is called as
+``factory(operand_shape=..., product_shape=...)`` and returns a component whose signature is
+:func:`multiplier_signature` (the ports are described there, once, for every variant) and which has a
+``latency`` attribute: the number of enabled clock edges from operands to ``product`` (at least 1, so the
+product is always registered, as ``research/peer_qor.md`` section 6 recommends for Fmax). A factory may
+carry ``latency`` itself; the array reads it to compute its documented latencies.
 
 The PE delays its valid/last tags by ``latency`` so the rest of the array is independent of it.
 """
@@ -23,15 +21,26 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["RegisteredMultiplier", "multiplier_signature"]
 
 
-
 def multiplier_signature(operand_shape, product_shape) -> wiring.Signature:
-    """The ports every multiplier behind the PE's hook has: ``a``, ``b``, ``enable`` in, ``product`` out."""
+    """The ports of every multiplier behind the PE's hook (generic, ECP5 and iCE40 variants).
+
+    Attributes
+    ----------
+    a, b : In(operand_shape)
+        Operands, sampled at a rising edge where ``enable`` is high.
+    enable : In(1)
+        Clock enable of every register stage (the array's "not stalled"); while it is low nothing inside
+        changes and ``product`` holds.
+    product : Out(product_shape)
+        ``a * b``, exact, of the operands sampled ``latency`` enabled edges earlier.
+    """
     return wiring.Signature({
         "a": In(operand_shape),
         "b": In(operand_shape),
         "enable": In(1),
         "product": Out(product_shape),
     })
+
 
 class RegisteredMultiplier(wiring.Component):
     """``product`` is ``a * b`` one enabled clock edge later (a registered product, latency 1).
@@ -48,12 +57,8 @@ class RegisteredMultiplier(wiring.Component):
 
     Attributes
     ----------
-    a, b : In(operand_shape)
-        Operands, sampled at an edge where ``enable`` is high.
-    enable : In(1)
-        Clock enable.
-    product : Out(product_shape)
-        Registered ``a * b``.
+    a, b, enable, product
+        The ports of :func:`multiplier_signature`.
     latency : int
         1.
     """

@@ -2,7 +2,8 @@
 
 Every stream runs under random valid gaps and random backpressure; operands include the format extremes,
 so rounding ties and saturation are exercised. The oracle for every beat is the golden model's function
-(``affine_relu``, ``statistics``, ``backward_reductions``, ``dx``), never the RTL's own output.
+(``affine_relu``, ``statistics``, ``backward_reductions``, ``dx``; for the scalar unit
+``forward_constants``, ``backward_constants``, ``dgamma``), never the RTL's own output.
 """
 
 import cocotb
@@ -266,6 +267,56 @@ def _random_statistics(random, arithmetic, count):
     return int(x.sum()), int((x * x).sum())
 
 
+def scalar_unit_cases(arithmetic, param_width, random, commands):
+    """``commands`` statistic sets, each as a forward, a backward and a dgamma command of the scalar unit:
+    a list of ``(mode, command fields, golden result fields)``, the oracle being ``forward_constants``,
+    ``backward_constants`` and ``dgamma`` of the golden model. Shared by the cocotb bench below and the
+    exact-latency test in ``tests/test_norm.py``."""
+    from hdl.norm_scalar import ScalarMode
+
+    param = IntFormat(param_width)
+    cases = []
+    for _ in range(commands):
+        count = int(random.choice([1, 2, 3, 49, 100, arithmetic.max_count]))
+        s1, s2 = _random_statistics(random, arithmetic, count)
+        gamma = int(param.random(random, 1, extreme_fraction=0.2)[0])
+        beta = int(param.random(random, 1, extreme_fraction=0.2)[0])
+        eps = int(random.choice([1, arithmetic.eps_fixed(1e-5), 1 << 20]))
+        forward = arithmetic.forward_constants(s1, s2, count, gamma, beta, eps)
+        rstd = int(forward["rstd"])
+        cases.append(
+            (
+                ScalarMode.FORWARD,
+                {"s1": s1, "s2": s2, "count": count, "gamma": gamma, "beta": beta, "eps": eps},
+                {"rstd": rstd, "a": int(forward["a"]), "c": int(forward["c"])},
+            )
+        )
+        # Backward: weighted reductions of a random channel group.
+        channels = int(random.integers(1, 5))
+        r1 = [int(v) for v in arithmetic.grad_sum_format.random(random, channels)]
+        r2 = [int(v) for v in arithmetic.grad_product_sum_format.random(random, channels)]
+        gammas = [int(v) for v in param.random(random, channels)]
+        w1 = sum(g * r for g, r in zip(gammas, r1))
+        w2 = sum(g * r for g, r in zip(gammas, r2))
+        backward = arithmetic.backward_constants(s1, count, rstd, forward["a"], w1, w2)
+        cases.append(
+            (
+                ScalarMode.BACKWARD,
+                {"s1": s1, "count": count, "rstd": rstd, "w1": w1, "w2": w2},
+                {"k2": int(backward["k2"]), "k3": int(backward["k3"])},
+            )
+        )
+        dgamma = arithmetic.dgamma(s1, count, rstd, r1[0], r2[0])
+        cases.append(
+            (
+                ScalarMode.DGAMMA,
+                {"s1": s1, "count": count, "rstd": rstd, "r1": r1[0], "r2": r2[0]},
+                {"dgamma": int(dgamma)},
+            )
+        )
+    return cases
+
+
 @cocotb.test()
 async def scalar_unit_matches_golden(dut):
     params = tb_params()
@@ -278,72 +329,13 @@ async def scalar_unit_matches_golden(dut):
     )
     driver = StreamDriver(dut, "command", dut.clk, idle_probability=params["idle"], rng=random)
     sink = StreamSink(dut, "result", dut.clk, backpressure_probability=params["backpressure"], rng=random)
-    param = IntFormat(params["param_width"])
-    expected = []
-    for _ in range(params["commands"]):
-        count = int(random.choice([1, 2, 3, 49, 100, arithmetic.max_count]))
-        s1, s2 = _random_statistics(random, arithmetic, count)
-        gamma = int(param.random(random, 1, extreme_fraction=0.2)[0])
-        beta = int(param.random(random, 1, extreme_fraction=0.2)[0])
-        eps = int(random.choice([1, arithmetic.eps_fixed(1e-5), 1 << 20]))
-        forward = arithmetic.forward_constants(s1, s2, count, gamma, beta, eps)
-        driver.append(
-            pack(
-                unit.command_layout,
-                {
-                    "mode": ScalarMode.FORWARD.value,
-                    "s1": s1,
-                    "s2": s2,
-                    "count": count,
-                    "gamma": gamma,
-                    "beta": beta,
-                    "eps": eps,
-                },
-            )
-        )
-        expected.append(("forward", {"rstd": forward["rstd"], "a": forward["a"], "c": forward["c"]}))
-        # Backward: weighted reductions of a random channel group.
-        channels = int(random.integers(1, 5))
-        r1 = [int(v) for v in arithmetic.grad_sum_format.random(random, channels)]
-        r2 = [int(v) for v in arithmetic.grad_product_sum_format.random(random, channels)]
-        gammas = [int(v) for v in param.random(random, channels)]
-        w1 = sum(g * r for g, r in zip(gammas, r1))
-        w2 = sum(g * r for g, r in zip(gammas, r2))
-        backward = arithmetic.backward_constants(s1, count, forward["rstd"], forward["a"], w1, w2)
-        driver.append(
-            pack(
-                unit.command_layout,
-                {
-                    "mode": ScalarMode.BACKWARD.value,
-                    "s1": s1,
-                    "count": count,
-                    "rstd": forward["rstd"],
-                    "w1": w1,
-                    "w2": w2,
-                },
-            )
-        )
-        expected.append(("backward", {"k2": backward["k2"], "k3": backward["k3"]}))
-        dgamma = arithmetic.dgamma(s1, count, forward["rstd"], r1[0], r2[0])
-        driver.append(
-            pack(
-                unit.command_layout,
-                {
-                    "mode": ScalarMode.DGAMMA.value,
-                    "s1": s1,
-                    "count": count,
-                    "rstd": forward["rstd"],
-                    "r1": r1[0],
-                    "r2": r2[0],
-                },
-            )
-        )
-        expected.append(("dgamma", {"dgamma": dgamma}))
+    cases = scalar_unit_cases(arithmetic, params["param_width"], random, params["commands"])
+    for mode, fields, _ in cases:
+        driver.append(pack(unit.command_layout, {"mode": mode.value, **fields}))
     budget = sum(unit.worst_case_cycles(mode) for mode in ScalarMode) * params["commands"] * 3 + 1000
-    received = await sink.receive_many(len(expected), timeout_cycles=budget)
-    for index, (word, (mode, want)) in enumerate(zip(received, expected)):
+    received = await sink.receive_many(len(cases), timeout_cycles=budget)
+    for index, (word, (mode, _, want)) in enumerate(zip(received, cases)):
         got = unpack(unit.result_layout, word)
-        for name, value in want.items():
-            assert got[name] == int(value), (
-                f"command {index} ({mode}): {name} = {got[name]}, golden {int(value)}"
-            )
+        for name in unit.result_layout.members:
+            value = want.get(name, 0)  # the fields a mode does not produce are 0
+            assert got[name] == value, f"command {index} ({mode.name}): {name} = {got[name]}, golden {value}"
