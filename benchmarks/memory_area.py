@@ -34,6 +34,7 @@ def _blocks():
     from hdl.norm_dx import NormDx
     from hdl.norm_scalar import NormScalar
     from hdl.norm_stats import NormStatistics
+    from hdl.norm_weighting import NormGroupWeighting
     from hdl.position_feeder import PositionFeeder
     from hdl.scratchpad import Scratchpad
     from hdl.weight_feeder import WeightFeeder
@@ -82,8 +83,12 @@ def _blocks():
             lambda: NormBackwardReduce(arithmetic=arithmetic, lanes=8, sets=8),
         ),
         "norm_dx": ("int16, lanes=8, sets=64", lambda: NormDx(arithmetic=arithmetic, lanes=8, sets=64)),
+        "norm_weighting": (
+            "int16, lanes=8, sets=8, channels=64",
+            lambda: NormGroupWeighting(arithmetic=arithmetic, lanes=8, sets=8, channels=64),
+        ),
         "norm_scalar": (
-            "int16, max_count=65536 (bit-serial)",
+            "int16, max_count=65536 (micro-programmed)",
             lambda: NormScalar(arithmetic=arithmetic, param_width=16, weighted_width=96),
         ),
     }

@@ -501,6 +501,18 @@ class NormArithmetic:
         largest = (1 << (self.gradient.width - 1)) * (1 << (self.activation.width - 1))
         return IntFormat((self.max_count * largest).bit_length() + 1, True)
 
+    def weighted_width(self, param_width: int) -> int:
+        """Signed width of W1 = sum gamma_c * r1_c and W2 = sum gamma_c * r2_c over a statistic set's channels.
+
+        Every element of a statistic set lies in exactly one channel, so the |dy*x| (and |dy|) terms of all
+        the set's r2_c (r1_c) add up to at most ``max_count`` times the largest product; times |gamma| <=
+        ``2**(param_width - 1)``. W2's bound is the larger, and the scalar unit takes both in one width. A
+        plain int, not an :class:`IntFormat`: it may exceed the 62 bits an int64 array holds.
+        """
+        largest = ((1 << (self.gradient.width - 1)) * (1 << (self.activation.width - 1))
+                   << (check_int("param_width", param_width, 2, 32) - 1))
+        return (self.max_count * largest).bit_length() + 1
+
     @property
     def coefficient(self) -> IntFormat:
         return IntFormat(self.coefficient_width, True)
@@ -593,6 +605,23 @@ class NormArithmetic:
         self.grad_sum_format.check(r1, "r1")
         self.grad_product_sum_format.check(r2, "r2")
         return dy, r1, r2
+
+    def weighted_reductions(self, gamma, r1, r2, param_width: int) -> tuple[np.ndarray, np.ndarray]:
+        """(W1, W2) = (sum gamma*r1, sum gamma*r2) over the last axis (a statistic set's channels), exact.
+
+        ``gamma`` (``param_width`` bits) broadcasts against ``r1``/``r2``: BN passes channels as sets of one
+        (shape (C, 1)), GN (N, G, C/G) sums with gamma of shape (G, C/G). Checks the results fit
+        :meth:`weighted_width`.
+        """
+        gamma = IntFormat(check_int("param_width", param_width, 2, 32)).check(gamma, "gamma").astype(object)
+        w1 = (gamma * self.grad_sum_format.check(r1, "r1").astype(object)).sum(axis=-1)
+        w2 = (gamma * self.grad_product_sum_format.check(r2, "r2").astype(object)).sum(axis=-1)
+        bound = 1 << (self.weighted_width(param_width) - 1)
+        for name, values in (("W1", w1), ("W2", w2)):
+            if np.any(np.asarray(values < -bound, dtype=bool) | np.asarray(values >= bound, dtype=bool)):
+                raise ValueError(f"{name} does not fit int{self.weighted_width(param_width)}: "
+                                 "a set has more than max_count elements")
+        return w1, w2
 
     def backward_constants(self, s1, count: int, rstd, a, w1, w2) -> dict:
         """(K1, K2, K3) per statistic set from the weighted reductions W1, W2 (see the section comment)."""

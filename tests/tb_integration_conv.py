@@ -391,11 +391,12 @@ async def forward_layer_and_normalized_read_match_golden(dut):
 # ==========================================================================================================
 @cocotb.test()
 async def norm_backward_step_matches_golden(dut):
-    """(dz, x) -> reductions (dy, r1, r2) -> scalar unit (K2, K3, dgamma) -> dx unit, for BN or GN, against
-    ``IntegerKernels.fused_relu_mask_backward`` / ``fused_backward`` and ``NormArithmetic``'s formulas.
+    """(dz, x) -> reductions (dy, r1, r2) -> weighting (W1, W2 per statistic set) -> scalar unit (K2, K3,
+    dgamma) -> dx unit, for BN or GN, against ``IntegerKernels.fused_relu_mask_backward`` / ``fused_backward``
+    and ``NormArithmetic``'s formulas.
 
-    Host work between the units: it moves numbers, and forms W1 = sum gamma_c r1_c and W2 = sum gamma_c r2_c
-    over a statistic set's channels (BN: one channel) for the scalar unit's backward command."""
+    Host work between the units: it only moves numbers (dy; W1, W2, r1, r2 from the weighting unit, S1 and
+    rstd from the forward pass into the scalar unit's commands; K2, K3 into the dx unit)."""
     params = tb_params()
     training = IntegerTraining()
     kernels = IntegerKernels(training)
@@ -409,8 +410,12 @@ async def norm_backward_step_matches_golden(dut):
     reduce_output = StreamSink(
         dut, "reduce_output", dut.clk, backpressure_probability=params["stall"], rng=random
     )
-    reduce_requests = StreamDriver(dut, "reduce_read_set", dut.clk)
-    reduce_sums = StreamSink(dut, "reduce_sums", dut.clk)
+    weighting_gamma = StreamDriver(dut, "weighting_gamma", dut.clk)
+    weighting_commands = StreamDriver(dut, "weighting_command", dut.clk, idle_probability=params["stall"], rng=random)
+    channel_sums = StreamSink(
+        dut, "weighting_channel_sums", dut.clk, backpressure_probability=params["stall"], rng=random
+    )
+    weighted_sums = StreamSink(dut, "weighting_weighted", dut.clk, backpressure_probability=params["stall"], rng=random)
     scalar_commands = StreamDriver(dut, "scalar_command", dut.clk)
     scalar_results = StreamSink(dut, "scalar_result", dut.clk)
     dx_coefficients = StreamDriver(dut, "dx_coefficients", dut.clk)
@@ -453,7 +458,12 @@ async def norm_backward_step_matches_golden(dut):
                     design.reduce.coefficients.payload.shape(), {"set": set_of(n, c), "lane": 0, "value": value}
                 )
             )
+    for c in range(channels):
+        weighting_gamma.append(
+            pack(design.weighting.gamma.payload.shape(), {"set": c, "lane": 0, "value": int(gamma[c])})
+        )
     await reduce_coefficients.wait_idle()
+    await weighting_gamma.wait_idle()
 
     # 1. Backward reductions: dy out, r1 and r2 per set.
     order = [(n, c, h, w) for n in range(batch) for c in range(channels) for h in range(size) for w in range(size)]
@@ -466,31 +476,40 @@ async def norm_backward_step_matches_golden(dut):
         dy[n, c, h, w] = unpack(design.reduce.output.payload.shape(), word)[0]
     mismatch = np.argwhere(dy != dy_golden)
     assert not len(mismatch), f"dy differs from golden fused_relu_mask_backward at {mismatch[:5].tolist()}"
-    reduce_requests.extend(range(sets))
-    sums = [unpack(design.reduce.sums_layout, word) for word in await reduce_sums.receive_many(sets)]
-    r1 = np.array([s["r1"][0] for s in sums], dtype=object)
-    r2 = np.array([s["r2"][0] for s in sums], dtype=object)
+
+    # 2. Weighting: per statistic set (BN: a channel; GN: a (sample, group)) the unit reads its channels'
+    # (r1, r2) from the reduction unit, passes them on and returns (W1, W2).
+    samples = 1 if params["norm"] == "batchnorm" else batch
+    statistic_sets = [(n, g) for n in range(samples) for g in range(groups)]
+    for n, g in statistic_sets:
+        weighting_commands.append(pack(design.weighting.command_layout, {
+            "first": set_of(n, g * per_group), "channel": g * per_group, "members": per_group}))
+    beats = [unpack(design.weighting.channel_sums_layout, word) for word in await channel_sums.receive_many(sets)]
+    weighted = [unpack(design.weighting.weighted_layout, word)
+                for word in await weighted_sums.receive_many(len(statistic_sets))]
+    r1 = np.array([beat["r1"][0] for beat in beats], dtype=np.int64)  # sets in order: statistic sets cover them
+    r2 = np.array([beat["r2"][0] for beat in beats], dtype=np.int64)
     axes = (0, 2, 3) if params["norm"] == "batchnorm" else (2, 3)
     r1_golden = dy_golden.sum(axis=axes).ravel()
     r2_golden = (dy_golden * x).sum(axis=axes).ravel()
     assert list(r1) == list(r1_golden), f"r1 {list(r1)} differs from golden {list(r1_golden)}"
     assert list(r2) == list(r2_golden), f"r2 {list(r2)} differs from golden {list(r2_golden)}"
+    lasts = [beat["last"] for beat in beats]
+    assert lasts == [int(c % per_group == per_group - 1) for c in range(sets)], f"channel-sum last flags {lasts}"
+    w1_golden, w2_golden = arithmetic.weighted_reductions(
+        gamma.reshape(groups, per_group), r1_golden.reshape(samples, groups, per_group),
+        r2_golden.reshape(samples, groups, per_group), design.weighting.param_width)
+    for (n, g), result in zip(statistic_sets, weighted):
+        want = {"w1": int(w1_golden[n, g]), "w2": int(w2_golden[n, g])}
+        assert result == want, f"set ({n}, {g}): weighting unit {result}, golden weighted_reductions {want}"
 
-    # 2. Scalar unit: (K2, K3) per statistic set, dgamma per channel (and sample, for GN).
-    samples = 1 if params["norm"] == "batchnorm" else batch
+    # 3. Scalar unit: (K2, K3) per statistic set, dgamma per channel (and sample, for GN).
     s1_sets = np.asarray(constants["s1"], dtype=object).reshape(samples, -1)
     rstd_channel = np.asarray(constants["rstd"], dtype=object).reshape(samples, channels)
-    gamma_object = gamma.astype(object)
-    statistic_sets = [(n, g) for n in range(samples) for g in range(groups)]
-    weighted = {}
-    for n, g in statistic_sets:
-        members = range(g * per_group, (g + 1) * per_group)
-        w1 = sum(gamma_object[c] * r1[set_of(n, c)] for c in members)
-        w2 = sum(gamma_object[c] * r2[set_of(n, c)] for c in members)
-        weighted[n, g] = (w1, w2)
+    for (n, g), result in zip(statistic_sets, weighted):
         scalar_commands.append(pack(design.scalar.command_layout, {
             "mode": ScalarMode.BACKWARD.value, "s1": int(s1_sets[n, g]), "count": count,
-            "rstd": int(rstd_channel[n, g * per_group]), "w1": int(w1), "w2": int(w2)}))
+            "rstd": int(rstd_channel[n, g * per_group]), "w1": result["w1"], "w2": result["w2"]}))
     for n in range(samples):
         for c in range(channels):
             scalar_commands.append(pack(design.scalar.command_layout, {
@@ -505,8 +524,8 @@ async def norm_backward_step_matches_golden(dut):
         count,
         rstd_channel[:, ::per_group],
         np.asarray(constants["a"]).reshape(samples, channels)[:, ::per_group],
-        np.array([[weighted[n, g][0] for g in range(groups)] for n in range(samples)], dtype=object),
-        np.array([[weighted[n, g][1] for g in range(groups)] for n in range(samples)], dtype=object),
+        w1_golden,
+        w2_golden,
     )
     k2 = {}
     k3 = {}
@@ -521,7 +540,7 @@ async def norm_backward_step_matches_golden(dut):
     assert list(dgamma) == [int(v) for v in dgamma_golden], f"dgamma {list(dgamma)}, golden {list(dgamma_golden)}"
     assert list(r1.reshape(samples, channels).sum(axis=0)) == [int(v) for v in dbeta_golden], "dbeta differs"
 
-    # 3. dx unit: K1 = A, K2 and K3 of the channel's statistic set.
+    # 4. dx unit: K1 = A, K2 and K3 of the channel's statistic set.
     for n in range(samples):
         for c in range(channels):
             value = {"k1": int(per_channel(constants["a"], n, c)), "k2": k2[n, c // per_group],

@@ -6,7 +6,8 @@
   requantizing writer -> statistics on write -> DMA -> DRAM for one conv layer, then the scalar unit and the
   next layer's read through affine+ReLU (run as a second conv), with BN and with GN; stride 1 and stride 2;
   array utilization >= 0.9 (the issue's target).
-* Backward (tests/integration_backward_design.py): backward reductions -> scalar unit -> dx unit, BN and GN.
+* Backward (tests/integration_backward_design.py): backward reductions -> gamma weighting (W1, W2) -> scalar
+  unit -> dx unit, BN and GN.
 """
 
 import pytest
@@ -80,11 +81,12 @@ def test_conv_forward_then_normalized_read_matches_golden(simulator, norm, group
     simulator_cases([("batchnorm", 1, 0.2), ("groupnorm", 2, 0.0)]),
 )
 def test_norm_backward_step_matches_golden(simulator, norm, groups, stall):
-    """Backward reductions (dy, r1, r2 with the ReLU mask recomputed from x) -> scalar unit (K2, K3,
-    dgamma) -> dx unit, bit-exact against golden.integer.IntegerKernels.fused_backward for BN and GN."""
+    """Backward reductions (dy, r1, r2 with the ReLU mask recomputed from x) -> gamma weighting (W1, W2 per
+    statistic set, read from the reductions in hardware) -> scalar unit (K2, K3, dgamma) -> dx unit,
+    bit-exact against golden.integer.IntegerKernels.fused_backward for BN and GN."""
     batch, channels = 2, 4
     sets = channels if norm == "batchnorm" else batch * channels
-    design = {"lanes": 1, "sets": sets}
+    design = {"lanes": 1, "sets": sets, "channels": channels}
     arithmetic = NormArithmetic.from_training(IntegerTraining(), max_count=_MAX_COUNT)
     chain = build(lambda: NormBackwardChain(arithmetic=arithmetic, **design), toplevel="norm_backward_chain",
                   simulator=simulator)
