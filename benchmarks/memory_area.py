@@ -74,6 +74,10 @@ def _blocks():
             "int16, lanes=8, sets=8 (64 channels)",
             lambda: NormStatistics(arithmetic=arithmetic, lanes=8, sets=8),
         ),
+        "norm_stats_64": (
+            "int16, lanes=8, sets=64 (512 channels)",
+            lambda: NormStatistics(arithmetic=arithmetic, lanes=8, sets=64),
+        ),
         "norm_affine": (
             "int16, lanes=8, sets=64",
             lambda: NormAffine(arithmetic=arithmetic, lanes=8, sets=64),
@@ -81,6 +85,10 @@ def _blocks():
         "norm_backward": (
             "int16, lanes=8, sets=8",
             lambda: NormBackwardReduce(arithmetic=arithmetic, lanes=8, sets=8),
+        ),
+        "norm_backward_64": (
+            "int16, lanes=8, sets=64",
+            lambda: NormBackwardReduce(arithmetic=arithmetic, lanes=8, sets=64),
         ),
         "norm_dx": ("int16, lanes=8, sets=64", lambda: NormDx(arithmetic=arithmetic, lanes=8, sets=64)),
         "norm_weighting": (

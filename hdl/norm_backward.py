@@ -3,16 +3,19 @@
 While the next layer's backward-data GEMM produces dz, x is streamed alongside; this unit recomputes the
 ReLU mask from x and the forward constants (A, C) -- no mask is ever stored -- emits ``dy = dz * mask``
 (the tensor written back) and accumulates per (set, lane) ``r1 = sum dy`` and ``r2 = sum dy*x``, exactly
-:meth:`golden.numerics.NormArithmetic.backward_reductions`.
+:meth:`golden.numerics.NormArithmetic.backward_reductions`. The accumulators are in one memory per lane
+(:class:`hdl.norm_common.AccumulatorStore`: read-modify-write with forwarding at one beat per cycle, a valid
+bit per set for a one-cycle clear), as in :class:`hdl.norm_stats.NormStatistics`.
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hdl.norm_common import (
+    AccumulatorStore,
     affine_coefficient_layout,
     check_unit,
     coefficient_pipeline,
@@ -46,11 +49,13 @@ class NormBackwardReduce(wiring.Component):
     output : Out(stream.Signature(ArrayLayout(gradient, lanes)))
         dy, 3 cycles after the input under no backpressure.
     clear : In(1)
-        Zeroes r1 and r2 at the next edge.
+        Zeroes r1 and r2 at the next edge (a beat leaving in the same cycle is not counted), in one cycle
+        whatever ``sets`` is.
     read_set : In(stream.Signature(index_shape(sets)))
     sums : Out(stream.Signature(StructLayout({"r1": ArrayLayout(grad_sum, lanes), "r2": ArrayLayout(
     grad_product_sum, lanes)})))
-        Per-lane sums of the requested set, one cycle later. A beat is counted when its dy leaves.
+        Per-lane sums of the requested set, one cycle later. A beat is counted when its dy leaves; a read
+        includes every beat counted before its request's cycle (since the last clear before it).
     """
 
     def __init__(self, *, arithmetic, lanes: int, sets: int):
@@ -58,6 +63,12 @@ class NormBackwardReduce(wiring.Component):
         gradient = signed(arithmetic.gradient.width)
         self.coefficient_layout = affine_coefficient_layout(arithmetic)
         self.input_layout = gradient_x_layout(arithmetic, lanes=lanes, sets=sets, gradient="dz")
+        self.accumulator_layout = data.StructLayout(
+            {
+                "r1": signed(arithmetic.grad_sum_format.width),
+                "r2": signed(arithmetic.grad_product_sum_format.width),
+            }
+        )
         self.sums_layout = data.StructLayout(
             {
                 "r1": data.ArrayLayout(signed(arithmetic.grad_sum_format.width), lanes),
@@ -101,41 +112,24 @@ class NormBackwardReduce(wiring.Component):
                 m.d.sync += self.output.payload[lane].eq(Mux(y > 0, beat[1].dz[lane], 0))
             m.d.sync += [beat[2].set.eq(beat[1].set), beat[2].x.eq(beat[1].x)]
 
-        # Accumulate the beat that leaves.
-        r1 = [
-            Array(
-                Signal(signed(arithmetic.grad_sum_format.width), name=f"r1_{lane}_{index}")
-                for index in range(self.sets)
-            )
+        # Accumulate the beat that leaves (dy and beat[2].x are registers, so is the product after it).
+        store = AccumulatorStore(lanes=self.lanes, sets=self.sets, layout=self.accumulator_layout, name="reduce")
+        increments = [
+            {"r1": self.output.payload[lane], "r2": self.output.payload[lane] * beat[2].x[lane]}
             for lane in range(self.lanes)
         ]
-        r2 = [
-            Array(
-                Signal(signed(arithmetic.grad_product_sum_format.width), name=f"r2_{lane}_{index}")
-                for index in range(self.sets)
-            )
-            for lane in range(self.lanes)
-        ]
-        leaving = self.output.valid & self.output.ready
+        accumulators = store.elaborate(
+            m,
+            count=self.output.valid & self.output.ready,
+            set_index=beat[2].set,
+            increments=increments,
+            clear=self.clear,
+            read_stream=self.read_set,
+            sums_stream=self.sums,
+        )
         for lane in range(self.lanes):
-            dy = self.output.payload[lane]
-            with m.If(self.clear):
-                for index in range(self.sets):
-                    m.d.sync += [r1[lane][index].eq(0), r2[lane][index].eq(0)]
-            with m.Elif(leaving):
-                m.d.sync += [
-                    r1[lane][beat[2].set].eq(r1[lane][beat[2].set] + dy),
-                    r2[lane][beat[2].set].eq(r2[lane][beat[2].set] + dy * beat[2].x[lane]),
-                ]
-
-        m.d.comb += self.read_set.ready.eq(~self.sums.valid | self.sums.ready)
-        with m.If(self.read_set.valid & self.read_set.ready):
-            m.d.sync += self.sums.valid.eq(1)
-            for lane in range(self.lanes):
-                m.d.sync += [
-                    self.sums.payload.r1[lane].eq(r1[lane][self.read_set.payload]),
-                    self.sums.payload.r2[lane].eq(r2[lane][self.read_set.payload]),
-                ]
-        with m.Elif(self.sums.ready):
-            m.d.sync += self.sums.valid.eq(0)
+            m.d.comb += [
+                self.sums.payload.r1[lane].eq(accumulators[lane].r1),
+                self.sums.payload.r2[lane].eq(accumulators[lane].r2),
+            ]
         return m

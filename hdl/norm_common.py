@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 from golden.numerics import NormArithmetic, check_int
 
 __all__ = [
+    "AccumulatorStore",
     "CoefficientStore",
     "index_shape",
     "StreamPipeline",
@@ -177,3 +178,89 @@ def coefficient_pipeline(m: Module, unit, stages: int, name: str) -> tuple[Strea
     store = CoefficientStore(lanes=unit.lanes, sets=unit.sets, layout=unit.coefficient_layout)
     coefficients = store.elaborate(m, unit.coefficients, unit.input.payload.set, pipeline.advance)
     return pipeline, coefficients
+
+
+class AccumulatorStore:
+    """Per-(set, lane) accumulators in memory, with a read-modify-write pipeline, O(1) clear and a read-out.
+
+    The accumulate/clear/read-out behaviour of the statistics and backward units (``reduction_ports``):
+    lane ``i``'s accumulators (a ``layout`` struct of integer fields per set) live in their own
+    ``lib.memory.Memory`` of depth ``sets`` with one write port and two synchronous read ports (one for the
+    read-modify-write, one for the read-out), so they map to LUT RAM or block RAM instead of registers.
+
+    * Accumulate, one beat per cycle on any sequence of sets: in the cycle ``count`` is high the increments
+      are registered and the beat's set is read; the next cycle adds them to the old value and writes the
+      sum back. The update read port is transparent to the write port: a read in the cycle the previous
+      beat's sum is written to the same set returns that sum (forwarding; on an FPGA, Yosys builds the
+      bypass -- the write data registered, an address compare and a mux -- around the RAM). So back-to-back
+      beats on one set are exact.
+    * Clear: a ``live`` bit per set (``sets`` flip-flops) says whether the set has been written since the
+      last clear; ``clear`` zeroes all of them at the next edge and a set that is not live reads as 0, so a
+      clear takes one cycle whatever ``sets`` is (the sums in memory are left stale, never read).
+    * Read-out: the read-out port is transparent to the write port too, so a request sees the write of its
+      own cycle, i.e. every beat counted before the request cycle: the timing of a register file, exactly.
+    """
+
+    def __init__(self, *, lanes: int, sets: int, layout: data.StructLayout, name: str = "acc"):
+        self.lanes = lanes
+        self.sets = sets
+        self.layout = layout
+        self.name = name
+
+    def elaborate(self, m: Module, *, count, set_index, increments, clear, read_stream, sums_stream) -> list:
+        """Accumulate ``increments[lane][field]`` (values valid in the cycle ``count`` is high) into set
+        ``set_index``; drive ``read_stream.ready``, ``sums_stream.valid`` and return, per lane, a value of
+        ``layout`` holding the requested set's sums while ``sums_stream.valid`` (the caller drives the
+        payload from it)."""
+        from amaranth.lib.memory import Memory
+
+        name, layout, fields = self.name, self.layout, list(self.layout.members)
+        depth = max(self.sets, 2)
+        live = Signal(depth, name=f"{name}_live")
+        pending_valid = Signal(name=f"{name}_pending_valid")  # a beat whose sum is formed and written now
+        pending_set = Signal(index_shape(self.sets), name=f"{name}_pending_set")
+        read_live = Signal(name=f"{name}_read_live")
+        request = read_stream.valid & read_stream.ready
+        m.d.sync += pending_set.eq(set_index)
+        # If/Else rather than an expression: in a 4-state simulator an undriven (X) handshake is "no beat".
+        with m.If(count & ~clear):
+            m.d.sync += pending_valid.eq(1)
+        with m.Else():
+            m.d.sync += pending_valid.eq(0)
+        with m.If(clear):
+            m.d.sync += live.eq(0)
+        with m.Elif(pending_valid):
+            m.d.sync += live.bit_select(pending_set, 1).eq(1)
+        old_live = live.bit_select(pending_set, 1)
+
+        views = []
+        for lane in range(self.lanes):
+            memory = Memory(shape=layout, depth=depth, init=[])
+            m.submodules[f"{name}{lane}"] = memory
+            write_port = memory.write_port()
+            update_port = memory.read_port(domain="sync", transparent_for=(write_port,))
+            readout_port = memory.read_port(domain="sync", transparent_for=(write_port,))
+            increment = Signal(layout, name=f"{name}_increment{lane}")
+            for field in fields:
+                m.d.sync += increment[field].eq(increments[lane][field])
+            m.d.comb += [
+                update_port.addr.eq(set_index),  # always enabled: read every cycle, used when a beat counts
+                write_port.addr.eq(pending_set),
+                write_port.en.eq(pending_valid),
+            ]
+            for field in fields:
+                m.d.comb += write_port.data[field].eq(Mux(old_live, update_port.data[field], 0) + increment[field])
+            m.d.comb += [readout_port.addr.eq(read_stream.payload), readout_port.en.eq(request)]
+            response = Signal(layout, name=f"{name}_response{lane}")
+            for field in fields:
+                m.d.comb += response[field].eq(Mux(read_live, readout_port.data[field], 0))
+            views.append(response)
+
+        m.d.comb += read_stream.ready.eq(~sums_stream.valid | sums_stream.ready)
+        with m.If(request):
+            # live as of the end of this cycle's write (a clear in this cycle acts after the read)
+            written_now = pending_valid & (pending_set == read_stream.payload)
+            m.d.sync += [sums_stream.valid.eq(1), read_live.eq(live.bit_select(read_stream.payload, 1) | written_now)]
+        with m.Elif(sums_stream.ready):
+            m.d.sync += sums_stream.valid.eq(0)
+        return views

@@ -2,20 +2,22 @@
 implication 6).
 
 It sits on the stream that writes x (the conv output, already requantized) to the scratchpad, passes every
-beat through unchanged, and accumulates per (set, lane) ``S1 = sum x`` and ``S2 = sum x*x`` in registers
-sized by :attr:`golden.numerics.NormArithmetic.sum_format` / ``sumsq_format`` so they never overflow for
-``max_count`` values. A read-out port returns the sums of one set with ``group_lanes`` adjacent lanes added
-(GN: the lanes of a channel group; BN: ``group_lanes=1``), i.e. exactly
-:meth:`golden.numerics.NormArithmetic.statistics` over the right axes.
+beat through unchanged, and accumulates per (set, lane) ``S1 = sum x`` and ``S2 = sum x*x``, sized by
+:attr:`golden.numerics.NormArithmetic.sum_format` / ``sumsq_format`` so they never overflow for ``max_count``
+values, in one memory per lane (:class:`hdl.norm_common.AccumulatorStore`: a read-modify-write pipeline with
+forwarding, so any sequence of sets runs at one beat per cycle, and a valid bit per set for a one-cycle
+clear; LUT RAM or block RAM on an FPGA, so hundreds of sets cost memory, not flip-flops). A read-out port
+returns the sums of one set with ``group_lanes`` adjacent lanes added (GN: the lanes of a channel group; BN:
+``group_lanes=1``), i.e. exactly :meth:`golden.numerics.NormArithmetic.statistics` over the right axes.
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Module, Signal, signed, unsigned
+from amaranth import Module, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.norm_common import check_int, check_unit, index_shape, reduction_ports
+from hdl.norm_common import AccumulatorStore, check_int, check_unit, index_shape, reduction_ports
 
 __all__ = ["NormStatistics"]
 
@@ -39,14 +41,16 @@ class NormStatistics(wiring.Component):
     input : In(stream.Signature(StructLayout({"set", "data": ArrayLayout(activation, lanes)})))
     output : Out(stream.Signature(same layout))
         ``input`` passed through combinationally (``ready`` flows back); a beat is counted when it
-        transfers on ``output``.
+        transfers on ``output`` (its sum is written to memory the cycle after; reads see it already).
     clear : In(1)
-        Zeroes every accumulator at the next edge (a beat in the same cycle is not counted).
+        Zeroes every accumulator at the next edge (a beat in the same cycle is not counted), in one cycle
+        whatever ``sets`` is: it clears the per-set valid bits.
     read_set : In(stream.Signature(index_shape(sets)))
         Read-out request.
     sums : Out(stream.Signature(StructLayout({"s1": ArrayLayout(sum, groups), "s2": ArrayLayout(sumsq,
     groups)})))
-        Sums of the requested set, one cycle later, ``groups = lanes // group_lanes``.
+        Sums of the requested set, one cycle later, ``groups = lanes // group_lanes``: every beat counted
+        before the request's cycle (since the last clear before it) is included.
     """
 
     def __init__(self, *, arithmetic, lanes: int, sets: int, group_lanes: int = 1):
@@ -57,6 +61,9 @@ class NormStatistics(wiring.Component):
         self.groups = lanes // group_lanes
         self.beat_layout = data.StructLayout(
             {"set": index_shape(sets), "data": data.ArrayLayout(signed(arithmetic.activation.width), lanes)}
+        )
+        self.accumulator_layout = data.StructLayout(
+            {"s1": signed(arithmetic.sum_format.width), "s2": unsigned(arithmetic.sumsq_format.width)}
         )
         self.sums_layout = data.StructLayout(
             {
@@ -74,46 +81,31 @@ class NormStatistics(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        arithmetic = self.arithmetic
         m.d.comb += [
             self.output.payload.eq(self.input.payload),
             self.output.valid.eq(self.input.valid),
             self.input.ready.eq(self.output.ready),
         ]
         counted = self.output.valid & self.output.ready
-        sum_shape = signed(arithmetic.sum_format.width)
-        sumsq_shape = unsigned(arithmetic.sumsq_format.width)
-        s1 = [
-            Array(Signal(sum_shape, name=f"s1_{lane}_{index}") for index in range(self.sets))
-            for lane in range(self.lanes)
-        ]
-        s2 = [
-            Array(Signal(sumsq_shape, name=f"s2_{lane}_{index}") for index in range(self.sets))
-            for lane in range(self.lanes)
-        ]
-        beat_set = self.input.payload.set
+        store = AccumulatorStore(lanes=self.lanes, sets=self.sets, layout=self.accumulator_layout, name="stats")
+        increments = []
         for lane in range(self.lanes):
             x = self.input.payload.data[lane]
-            with m.If(self.clear):
-                for index in range(self.sets):
-                    m.d.sync += [s1[lane][index].eq(0), s2[lane][index].eq(0)]
-            with m.Elif(counted):
-                m.d.sync += [
-                    s1[lane][beat_set].eq(s1[lane][beat_set] + x),
-                    s2[lane][beat_set].eq(s2[lane][beat_set] + (x * x).as_unsigned()),
-                ]
-
-        # Read-out: one request per cycle, the response register frees when taken.
-        m.d.comb += self.read_set.ready.eq(~self.sums.valid | self.sums.ready)
-        with m.If(self.read_set.valid & self.read_set.ready):
-            m.d.sync += self.sums.valid.eq(1)
-            chosen = self.read_set.payload
-            for group in range(self.groups):
-                lanes = range(group * self.group_lanes, (group + 1) * self.group_lanes)
-                m.d.sync += [
-                    self.sums.payload.s1[group].eq(sum(s1[lane][chosen] for lane in lanes)),
-                    self.sums.payload.s2[group].eq(sum(s2[lane][chosen] for lane in lanes)),
-                ]
-        with m.Elif(self.sums.ready):
-            m.d.sync += self.sums.valid.eq(0)
+            increments.append({"s1": x, "s2": (x * x).as_unsigned()})
+        accumulators = store.elaborate(
+            m,
+            count=counted,
+            set_index=self.input.payload.set,
+            increments=increments,
+            clear=self.clear,
+            read_stream=self.read_set,
+            sums_stream=self.sums,
+        )
+        # Read-out: the lanes of a group added after the memory's read register.
+        for group in range(self.groups):
+            lanes = range(group * self.group_lanes, (group + 1) * self.group_lanes)
+            m.d.comb += [
+                self.sums.payload.s1[group].eq(sum(accumulators[lane].s1 for lane in lanes)),
+                self.sums.payload.s2[group].eq(sum(accumulators[lane].s2 for lane in lanes)),
+            ]
         return m

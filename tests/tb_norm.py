@@ -8,13 +8,13 @@ so rounding ties and saturation are exercised. The oracle for every beat is the 
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from golden.numerics import IntFormat, NormArithmetic
 from verif.layouts import pack, unpack
 from verif.runner import tb_params
 from verif.seed import rng
-from verif.stream import StreamDriver, StreamSink, reset, start_clock
+from verif.stream import StreamDriver, StreamMonitor, StreamSink, reset, start_clock
 
 
 def arithmetic_from(params) -> NormArithmetic:
@@ -159,6 +159,10 @@ async def backward_reductions_with_recomputed_mask(dut):
 
     unit = NormBackwardReduce(arithmetic=arithmetic, lanes=lanes, sets=sets)
     dut.clear.value = 0
+    # every input driven from the start (an undriven read_set.valid is X while the coefficients load)
+    requests = StreamDriver(dut, "read_set", dut.clk, rng=random)
+    sums = StreamSink(dut, "sums", dut.clk, backpressure_probability=params["backpressure"], rng=random)
+    driver, sink = _stream_pair(dut, params, random)
     a = [[_coefficient(random, arithmetic.coefficient, 11) for _ in range(lanes)] for _ in range(sets)]
     c = [[_coefficient(random, arithmetic.bias, 22) for _ in range(lanes)] for _ in range(sets)]
     await _load_coefficients(
@@ -167,9 +171,6 @@ async def backward_reductions_with_recomputed_mask(dut):
         [[{"a": a[s][lane], "c": c[s][lane]} for lane in range(lanes)] for s in range(sets)],
         random,
     )
-    driver, sink = _stream_pair(dut, params, random)
-    requests = StreamDriver(dut, "read_set", dut.clk, rng=random)
-    sums = StreamSink(dut, "sums", dut.clk, backpressure_probability=params["backpressure"], rng=random)
     expected = []
     by_set = {s: ([], []) for s in range(sets)}
     for _ in range(beats):
@@ -202,6 +203,143 @@ async def backward_reductions_with_recomputed_mask(dut):
         assert result["r2"] == [int(v) for v in r2], (
             f"set {set_index}: r2 {result['r2']} != golden {list(r2)}"
         )
+
+
+def _set_sequence(random, sets: int, beats: int, pattern: str) -> list[int]:
+    """The sets of a beat stream: ``runs`` (1 to 12 consecutive beats on one set, the forwarding case),
+    ``alternate`` (two sets in turn, a write read back two beats later) or ``random``."""
+    if pattern == "runs":
+        sequence = []
+        while len(sequence) < beats:
+            sequence += [int(random.integers(0, sets))] * int(random.integers(1, 13))
+        return sequence[:beats]
+    if pattern == "alternate":
+        pair = [0, min(1, sets - 1)]
+        return [pair[index % 2] if random.random() < 0.9 else int(random.integers(0, sets)) for index in range(beats)]
+    return [int(random.integers(0, sets)) for _ in range(beats)]
+
+
+async def _pulse_clears(dut, probability: float, random, cycles: list):
+    """Raise ``clear`` for single cycles at random, counting cycles as the verif.stream endpoints do (the
+    same numbering as their ``transfers``), and record the cycles it was high in ``cycles``."""
+    cycle = 0
+    while True:
+        await RisingEdge(dut.clk)
+        cycle += 1
+        high = probability > 0 and random.random() < probability
+        dut.clear.value = int(high)
+        if high:
+            cycles.append(cycle)
+
+
+def _counted_before(read_cycle: int, clears: list, counted: list) -> list:
+    """Indices of the beats in the sums a read requested in ``read_cycle`` returns (docstring timing): beats
+    counted after the last clear cycle before the request and before the request cycle (a beat counted in
+    a clear's cycle is not counted, a clear in the request's cycle acts after the read)."""
+    last_clear = max((cycle for cycle in clears if cycle < read_cycle), default=0)
+    return [index for index, cycle in enumerate(counted) if last_clear < cycle < read_cycle]
+
+
+async def _accumulate_with_reads_and_clears(dut, params, random, beats_words, read_count):
+    """Stream ``beats_words`` through input/output while ``read_count`` random reads go to ``read_set`` and
+    ``clear`` pulses at random; returns the output transfers, the read requests (cycle, set), the clear
+    cycles and the sums words. Every endpoint starts in the same cycle, so their cycle numbers agree."""
+    driver, sink = _stream_pair(dut, params, random)
+    requests = StreamDriver(dut, "read_set", dut.clk, idle_probability=0.8, rng=random)
+    request_log = StreamMonitor(dut, "read_set", dut.clk)
+    sums = StreamSink(dut, "sums", dut.clk, backpressure_probability=params["backpressure"], rng=random)
+    clears = []
+    pulses = cocotb.start_soon(_pulse_clears(dut, params["clear_probability"], random, clears))
+    driver.extend(beats_words)
+    requests.extend(int(random.integers(0, params["sets"])) for _ in range(read_count))
+    await sink.receive_many(len(beats_words), timeout_cycles=20 * len(beats_words) + 100)
+    responses = await sums.receive_many(read_count, timeout_cycles=50 * read_count + 100)
+    pulses.cancel()
+    dut.clear.value = 0
+    return sink.transfers, request_log.transfers, clears, responses
+
+
+@cocotb.test()
+async def statistics_forwarding_reads_and_clears(dut):
+    """Back-to-back beats on one set (forwarding), alternating sets, random stalls, reads during the stream
+    and clears with beats in flight: every read equals the golden statistics of the beats it covers."""
+    params = tb_params()
+    arithmetic = arithmetic_from(params)
+    lanes, sets, beats, group_lanes = params["lanes"], params["sets"], params["beats"], params["group_lanes"]
+    random = await _start(dut, params)
+    from hdl.norm_stats import NormStatistics
+
+    unit = NormStatistics(arithmetic=arithmetic, lanes=lanes, sets=sets, group_lanes=group_lanes)
+    dut.clear.value = 0
+    sequence = _set_sequence(random, sets, beats, params["pattern"])
+    values = [arithmetic.activation.random(random, lanes, extreme_fraction=0.3) for _ in range(beats)]
+    words = [pack(unit.beat_layout, {"set": s, "data": list(x)}) for s, x in zip(sequence, values)]
+    transfers, reads, clears, responses = await _accumulate_with_reads_and_clears(
+        dut, params, random, words, params["reads"]
+    )
+    assert [word for _, word in transfers] == words, "pass-through altered or reordered beats"
+    counted = [cycle for cycle, _ in transfers]
+    groups = lanes // group_lanes
+    for index, ((read_cycle, set_index), word) in enumerate(zip(reads, responses)):
+        covered = [b for b in _counted_before(read_cycle, clears, counted) if sequence[b] == set_index]
+        block = np.array([values[b] for b in covered] or [np.zeros(lanes, dtype=np.int64)])
+        s1, s2 = arithmetic.statistics(block.reshape(-1, groups, group_lanes), (0, 2))
+        got = unpack(unit.sums_layout, word)
+        assert (got["s1"], got["s2"]) == ([int(v) for v in s1], [int(v) for v in s2]), (
+            f"read {index} (cycle {read_cycle}, set {set_index}, {len(covered)} beats, clears {clears[-3:]}): "
+            f"{got} != golden S1 {list(s1)} S2 {list(s2)}"
+        )
+    assert len(reads) == len(responses) == params["reads"], f"{len(reads)} reads logged for {len(responses)} sums"
+    assert clears or not params["clear_probability"], "no clear happened"
+
+
+@cocotb.test()
+async def backward_forwarding_reads_and_clears(dut):
+    """As :func:`statistics_forwarding_reads_and_clears` for r1/r2 of the backward unit (a beat counts when
+    its dy leaves)."""
+    params = tb_params()
+    arithmetic = arithmetic_from(params)
+    lanes, sets, beats = params["lanes"], params["sets"], params["beats"]
+    random = await _start(dut, params)
+    from hdl.norm_backward import NormBackwardReduce
+
+    unit = NormBackwardReduce(arithmetic=arithmetic, lanes=lanes, sets=sets)
+    dut.clear.value = 0
+    a = [[_coefficient(random, arithmetic.coefficient, 11) for _ in range(lanes)] for _ in range(sets)]
+    c = [[_coefficient(random, arithmetic.bias, 22) for _ in range(lanes)] for _ in range(sets)]
+    await _load_coefficients(
+        dut,
+        unit.coefficients.payload.shape(),
+        [[{"a": a[s][lane], "c": c[s][lane]} for lane in range(lanes)] for s in range(sets)],
+        random,
+    )
+    sequence = _set_sequence(random, sets, beats, params["pattern"])
+    x = [arithmetic.activation.random(random, lanes) for _ in range(beats)]
+    dz = [arithmetic.gradient.random(random, lanes) for _ in range(beats)]
+    words = [pack(unit.input_layout, {"set": s, "dz": list(g), "x": list(v)}) for s, g, v in zip(sequence, dz, x)]
+    transfers, reads, clears, responses = await _accumulate_with_reads_and_clears(
+        dut, params, random, words, params["reads"]
+    )
+    counted = [cycle for cycle, _ in transfers]
+    assert len(reads) == len(responses) == params["reads"], f"{len(reads)} reads logged for {len(responses)} sums"
+    for index, ((read_cycle, set_index), word) in enumerate(zip(reads, responses)):
+        covered = [b for b in _counted_before(read_cycle, clears, counted) if sequence[b] == set_index]
+        if covered:
+            _, r1, r2 = arithmetic.backward_reductions(
+                np.array([dz[b] for b in covered]),
+                np.array([x[b] for b in covered]),
+                np.array(a[set_index]),
+                np.array(c[set_index]),
+                0,
+            )
+        else:
+            r1 = r2 = np.zeros(lanes, dtype=np.int64)
+        got = unpack(unit.sums_layout, word)
+        assert (got["r1"], got["r2"]) == ([int(v) for v in r1], [int(v) for v in r2]), (
+            f"read {index} (cycle {read_cycle}, set {set_index}, {len(covered)} beats): {got} != golden "
+            f"r1 {list(r1)} r2 {list(r2)}"
+        )
+    assert clears or not params["clear_probability"], "no clear happened"
 
 
 @cocotb.test()
