@@ -19,7 +19,9 @@
    ``StreamGlobalAvgPool``, add (+ReLU) on ``StreamAdd``, concat on ``StreamConcat``, any other ReLU on
    ``StreamReLU``; a tensor with several readers goes through a ``StreamFork`` whose skip FIFOs are sized by
    :func:`hdl.stream_fork.skip_fifo_depth` (inside :class:`hdl.pipeline_stage.PipelineStage`). Stage time
-   = the slowest engine's cycles per frame (the engines overlap through their streams). **STAP** replicas
+   = the slowest engine's cycles per frame or the link's lane words per frame if larger (the engines overlap
+   through their streams; :func:`hdl.pipeline_stage.stage_cycles`, checked against Verilator in
+   ``tests/test_pipeline.py``). **STAP** replicas
    ``r_i = ceil(t_i / tau)`` from :func:`golden.plan.occam.stap` with the chip budget.
 4. **Numerics**: the golden model's int8 integer mode (:data:`PIPELINE_NUMERICS`,
    ``golden.numerics.INTEGER_PRESETS["int8"]``). Filters are seeded random int8 tensors on the
@@ -167,10 +169,23 @@ class StagePlan:
     out_shape: tuple[int, int, int]
     footprint_bytes: int
     replicas: int = 1
+    lane_width: int = 16
+
+    @property
+    def link_words_per_frame(self) -> tuple[int, int]:
+        """Lane words per frame on the input and the output link (one word per cycle at most)."""
+        (c_in, h_in, w_in), (c_out, h_out, w_out) = self.in_shape, self.out_shape
+        return (
+            h_in * w_in * link_words(pixel_layout(c_in), self.lane_width),
+            h_out * w_out * link_words(pixel_layout(c_out), self.lane_width),
+        )
 
     @property
     def cycles_per_frame(self) -> int:
-        return max(node.cycles for node in self.nodes)
+        """Steady-state cycles per frame: the slowest engine or link (:func:`hdl.pipeline_stage.stage_cycles`)."""
+        from hdl.pipeline_stage import stage_cycles
+
+        return stage_cycles([node.cycles for node in self.nodes], *self.link_words_per_frame)
 
     @property
     def key(self) -> str:
@@ -432,6 +447,7 @@ def plan_pipeline(
                 in_shape=_frame(network.layer(boundaries[index]).out_shape),
                 out_shape=_frame(network.layer(boundaries[index + 1]).out_shape),
                 footprint_bytes=stage.footprint_bytes,
+                lane_width=target.link_lane_width,
             )
         )
     if chips > len(stages):

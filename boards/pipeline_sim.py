@@ -137,7 +137,9 @@ def simulate_pipeline(
     """Chain every stage of ``plan`` in RTL simulation, random images, random link stalls.
 
     Raises :class:`verif.runner.SimulationFailed` when any boundary tensor differs from the golden model.
-    Returns ``{"frames": N, "cycles": C}``: cycles from the first input word to the last output word.
+    Returns ``{"frames": N, "cycles": C, "frame_ends": [...]}``: cycles from the first input word to the last
+    output word, and the cycle each frame's last word left the last stage (their differences are the
+    steady-state cycles per frame, :attr:`boards.pipeline.StagePlan.cycles_per_frame` of the slowest stage).
     """
     import json
     import tempfile

@@ -8,11 +8,13 @@ filters read from off-chip once), and the input is kept in a *line buffer* of ``
 (a window of ``k`` input rows per output row; rows are overwritten once no later output row needs them).
 
 Schedule per frame, in order: accept input rows until every row the next output row needs has arrived
-(``FILL``), then compute that output row pixel by pixel (``COMPUTE``: issue the taps; ``FINISH``: the
-last tap's multiply-accumulate; ``EMIT``: hand the requantized pixel out). A pixel is
+(``FILL``), then compute that output row pixel by pixel (``COMPUTE``: issue the taps; ``FINISH``: two
+cycles, the last tap's multiply, then its accumulate; ``EMIT``: hand the requantized pixel out). A pixel is
 ``kernel_height * kernel_width * in_channels / groups`` taps, one per cycle; a tap reads one input pixel
 (all channels) from the line buffer and multiplies, for every output channel in parallel
-(``out_channels`` multipliers), the element of that channel's group with the tap's weight. Input rows that
+(``out_channels`` multipliers), the element of that channel's group with the tap's weight, into a product
+register that the accumulator adds one cycle later (a two-stage MAC pipeline: the operand select, the
+multiplier and the 32-bit saturating add were one 21 ns path on ECP5). Input rows that
 no output needs (bottom rows of a strided layer) are consumed and dropped (``DRAIN``). The line buffer and
 this schedule are :func:`hdl.stream_window.window_scan`, shared with :class:`hdl.stream_pool.StreamPool2d`.
 
@@ -37,7 +39,10 @@ from hdl.link import pixel_layout
 from hdl.pe import accumulate
 from hdl.stream_window import requantize, select_element, window_scan, windowed_cycles
 
-__all__ = ["StreamConv2d", "conv_output_size", "stream_conv_cycles"]
+__all__ = ["MAC_LATENCY", "StreamConv2d", "conv_output_size", "stream_conv_cycles"]
+
+#: Cycles from a tap's operands (line buffer and ROM read data) to its accumulator: multiply, accumulate.
+MAC_LATENCY = 2
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -56,13 +61,17 @@ def stream_conv_cycles(
 ) -> int:
     """Cycles per frame of one :class:`StreamConv2d` with input always available and output always ready.
 
-    Each input pixel takes one cycle, each output pixel ``taps + 2`` (issue, last MAC, emit) with
-    ``taps = kh * kw * in_channels / groups``, each output row one more cycle for the FILL decision.
+    Each input pixel takes one cycle, each output pixel ``taps + 3`` (issue, last multiply, last
+    accumulate, emit) with ``taps = kh * kw * in_channels / groups``, each output row one more cycle for
+    the FILL decision, each frame one for the DRAIN decision (:func:`hdl.stream_window.windowed_cycles`
+    with ``latency`` :data:`MAC_LATENCY`).
     """
     out_h = conv_output_size(height, kernel[0], stride, padding)
     out_w = conv_output_size(width, kernel[1], stride, padding)
     taps = kernel[0] * kernel[1] * (in_channels // groups)
-    return windowed_cycles(height=height, width=width, out_height=out_h, out_width=out_w, taps=taps)
+    return windowed_cycles(
+        height=height, width=width, out_height=out_h, out_width=out_w, taps=taps, latency=MAC_LATENCY
+    )
 
 
 class StreamConv2d(wiring.Component):
@@ -249,11 +258,13 @@ class StreamConv2d(wiring.Component):
             element_bits=self.in_channels * in_width,
             out_height=self.out_height,
             out_width=self.out_width,
+            latency=MAC_LATENCY,
         )
         m.d.comb += rom_read.addr.eq(scan.tap)
 
-        # MAC stage: data from the read ports is for the tap issued in the previous cycle; one element per
-        # group (channel stage_step of the group; a plain wire for a depthwise conv)
+        # MAC stage 1 (multiply): data from the read ports is for the tap issued in the previous cycle; one
+        # element per group (channel stage_step of the group; a plain wire for a depthwise conv) times the
+        # tap's weight of every output channel, into the product registers. Stage 2 (accumulate) adds them.
         accumulators = [
             Signal(
                 signed(arithmetic.acc_width) if arithmetic.signed else unsigned(arithmetic.acc_width),
@@ -270,13 +281,21 @@ class StreamConv2d(wiring.Component):
                 Mux(scan.stage_pad, 0, selected.as_signed() if arithmetic.signed else selected)
             )
             elements.append(element)
+        product_shape = signed(2 * in_width) if arithmetic.signed else unsigned(2 * in_width)
+        products = [Signal(product_shape, name=f"product_{co}") for co in range(cout)]
+        product_valid = Signal()
+        product_first = Signal()
+        m.d.sync += [product_valid.eq(scan.stage_valid), product_first.eq(scan.stage_first)]
         with m.If(scan.stage_valid):
             for co in range(cout):
                 weight = rom_read.data[co * in_width : (co + 1) * in_width]
                 weight = weight.as_signed() if arithmetic.signed else weight
+                m.d.sync += products[co].eq(elements[co // per_group] * weight)
+        with m.If(product_valid):
+            for co in range(cout):
                 start = 0 if self.bias is None else int(self.bias[co])
-                base = Mux(scan.stage_first, start, accumulators[co])
-                m.d.sync += accumulators[co].eq(accumulate(arithmetic, base, elements[co // per_group] * weight))
+                base = Mux(product_first, start, accumulators[co])
+                m.d.sync += accumulators[co].eq(accumulate(arithmetic, base, products[co]))
 
         # --- requantization + ReLU of the finished pixel (combinational from the accumulators)
         low = 0 if self.relu else None

@@ -45,7 +45,7 @@ def _kernel_pair(kernel) -> tuple[int, int]:
 
 def stream_pool_cycles(*, height: int, width: int, kernel, stride: int | None = None, padding: int = 0) -> int:
     """Cycles per frame of one :class:`StreamPool2d` with input always available and output always ready:
-    ``H*W + out_h * (out_w * (kh*kw + 2) + 1)``."""
+    ``H*W + out_h * (out_w * (kh*kw + 2) + 1) + 1``."""
     kernel_height, kernel_width = _kernel_pair(kernel)
     if stride is None:
         stride = kernel_height

@@ -3,10 +3,11 @@
 :func:`window_scan` builds the line buffer and the per-frame schedule both engines run on a pixel row
 stream (:func:`hdl.link.pixel_layout`): ``FILL`` accepts input rows until every row the next output row
 needs has arrived (one cycle to decide per output row), ``COMPUTE`` issues one window tap per cycle,
-``FINISH`` is the cycle of the last tap's operation, ``EMIT`` holds the output pixel until ``o.ready``, and
-``DRAIN`` consumes the input rows no output needs (bottom rows of a strided layer). The caller adds the
-per-tap datapath (the "MAC stage", one cycle after a tap is issued, when the line buffer's synchronous
-read data is there) and drives ``o.payload.data``.
+``FINISH`` lasts ``latency`` cycles, until the last tap's operation is done, ``EMIT`` holds the output
+pixel until ``o.ready``, and ``DRAIN`` consumes the input rows no output needs (bottom rows of a strided
+layer; one cycle to decide per frame). The caller adds the per-tap datapath (the "MAC stage", one cycle
+after a tap is issued, when the line buffer's synchronous read data is there; ``latency`` cycles deep)
+and drives ``o.payload.data``.
 
 :func:`requantize` and :func:`divide` are the hardware forms of :func:`golden.numerics.requantize` and of
 ``golden.integer.IntegerKernels._divide``.
@@ -25,11 +26,14 @@ from golden.numerics import IntFormat
 __all__ = ["divide", "divide_plan", "requantize", "select_element", "window_scan", "windowed_cycles"]
 
 
-def windowed_cycles(*, height: int, width: int, out_height: int, out_width: int, taps: int) -> int:
+def windowed_cycles(
+    *, height: int, width: int, out_height: int, out_width: int, taps: int, latency: int = 1
+) -> int:
     """Cycles per frame of a :func:`window_scan` engine with input always valid and output always ready:
-    one per input pixel, ``taps + 2`` per output pixel (issue, last operation, emit), one per output row
-    (the FILL decision)."""
-    return height * width + out_height * (out_width * (taps + 2) + 1)
+    one per input pixel, ``taps + latency + 1`` per output pixel (issue, the datapath's ``latency`` cycles
+    after the last tap, emit), one per output row (the FILL decision) and one per frame (the DRAIN
+    decision)."""
+    return height * width + out_height * (out_width * (taps + latency + 1) + 1) + 1
 
 
 def select_element(word, index, count: int, width: int):
@@ -93,6 +97,7 @@ def window_scan(
     element_bits: int,
     out_height: int,
     out_width: int,
+    latency: int = 1,
 ):
     """Line buffer, input side, tap issue and output handshake of a windowed engine (see module docstring).
 
@@ -101,7 +106,8 @@ def window_scan(
     ROM address), and for the MAC stage ``stage_valid``, ``stage_pad`` (tap outside the frame),
     ``stage_step``, ``stage_first``, ``stage_last`` and ``pixel`` (the line buffer's read data: all
     channels of the tap's input pixel). The caller drives ``o.payload.data``; ``o.valid`` is raised in
-    ``EMIT`` once the MAC stage has seen ``stage_last``.
+    ``EMIT``, ``latency`` cycles after the MAC stage has seen ``stage_last`` (``latency`` 1: the MAC stage's
+    registers are the result; 2: one more register stage behind it, e.g. a product register).
     """
     kh, kw = kernel
     # (at least two entries: Verilator rejects the zero-width address of a one-entry memory)
@@ -149,8 +155,14 @@ def window_scan(
     result_ready = Signal()  # the MAC stage holds a finished pixel
     m.d.comb += line_read.addr.eq(slot * width + col[: max(1, (width - 1).bit_length())])
     m.d.sync += stage_valid.eq(0)
-    with m.If(stage_valid & stage_last):
+    done = stage_valid & stage_last
+    for index in range(latency - 1):  # the last tap travels through the datapath's further register stages
+        delayed = Signal(name=f"done_{index + 1}")
+        m.d.sync += delayed.eq(done)
+        done = delayed
+    with m.If(done):
         m.d.sync += result_ready.eq(1)
+    finish = Signal(range(max(latency, 2)))
 
     last_col = out_x == out_width - 1
     last_row = out_y == out_height - 1
@@ -206,8 +218,12 @@ def window_scan(
                         m.d.sync += ky.eq(ky + 1)
                 with m.Else():
                     m.d.sync += kx.eq(kx + 1)
-        with m.State("FINISH"):  # the last tap's operation happens in this cycle
-            m.next = "EMIT"
+        with m.State("FINISH"):  # the last tap's operation (and ``latency - 1`` register stages) in these cycles
+            with m.If(finish == latency - 1):
+                m.d.sync += finish.eq(0)
+                m.next = "EMIT"
+            with m.Else():
+                m.d.sync += finish.eq(finish + 1)
         with m.State("EMIT"):
             m.d.comb += o.valid.eq(result_ready)
             with m.If(o.ready):

@@ -3,7 +3,9 @@
 Parameters (``verif.runner.tb_params``): ``lane_width``; ``stages`` (per stage ``in_words``, ``out_words``,
 ``out_channels``, ``out_pixels``); ``images`` [N][C][H][W] and ``batches`` (ids); ``expected`` (per stage the
 golden output [N][C][H][W]); ``idle``/``backpressure`` stall probabilities; ``timeout_cycles``; optional
-``cycle_bounds`` (low, high) and ``report`` (a path: the cycle count is written there as JSON).
+``cycle_bounds`` (low, high) and ``report`` (a path: written there as JSON are the cycle count and
+``frame_ends``, the cycle at which each frame's last word left the last stage: their differences are the
+pipeline's steady-state cycles per frame).
 """
 
 import json
@@ -104,6 +106,8 @@ async def chain_matches_golden_at_every_boundary(dut):
     drivers[0].extend(encode_frames(params["images"], params["batches"], lane, stages[0]["in_words"]))
     captured = [[] for _ in stages]
     expected_words = [len(params["batches"]) * s["out_pixels"] * s["out_words"] for s in stages]
+    frame_words = stages[-1]["out_pixels"] * stages[-1]["out_words"]
+    frame_ends = []
     cycles = 0
     while len(captured[-1]) < expected_words[-1]:
         await RisingEdge(dut.clk)
@@ -114,6 +118,8 @@ async def chain_matches_golden_at_every_boundary(dut):
                 captured[k].append(word)
                 if k + 1 < len(stages):
                     drivers[k + 1].append(word)  # the link between chip k and chip k+1
+                elif len(captured[k]) % frame_words == 0:
+                    frame_ends.append(cycles)
         assert cycles < params["timeout_cycles"], (
             f"timeout: words per stage {[len(c) for c in captured]} of {expected_words}"
         )
@@ -123,6 +129,7 @@ async def chain_matches_golden_at_every_boundary(dut):
         check_stage(k, pixels, params["expected"][k], params["batches"])
     dut._log.info(f"{len(params['batches'])} frames through {len(stages)} stages in {cycles} cycles")
     if params.get("report"):
-        Path(params["report"]).write_text(json.dumps({"frames": len(params["batches"]), "cycles": cycles}))
+        report = {"frames": len(params["batches"]), "cycles": cycles, "frame_ends": frame_ends}
+        Path(params["report"]).write_text(json.dumps(report))
     low, high = params.get("cycle_bounds", (0, params["timeout_cycles"]))
     assert low <= cycles <= high, f"{cycles} cycles, expected between {low} and {high}"

@@ -155,7 +155,8 @@ def test_grouped_cycles_per_frame_match_the_formula_without_stalls():
     frames = [numerics.operand.random(random, (8, 6, 6)) for _ in range(3)]
     _, cycles = single(engine, frames, [0, 1, 2])
     per_frame = stream_conv_cycles(height=6, width=6, kernel=(3, 3), stride=1, padding=1, in_channels=8, groups=8)
-    assert per_frame == 36 + 6 * (6 * (9 + 2) + 1)
+    # per output pixel 9 taps + multiply + accumulate + emit, per row the FILL decision, per frame DRAIN
+    assert per_frame == 36 + 6 * (6 * (9 + 3) + 1) + 1
     assert engine.cycles_per_frame() == per_frame
     assert abs(cycles - 3 * per_frame) <= 3 * 3
 
