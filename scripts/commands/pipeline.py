@@ -94,9 +94,15 @@ def run(args) -> int:
         from boards.pipeline_sim import simulate_pipeline
 
         measured = simulate_pipeline(plan, frames=args.frames, seed=args.seed, stall=args.stall)
+        ends = measured["frame_ends"]
+        steady = ""
+        if len(ends) >= 2:
+            interval = (ends[-1] - ends[0]) / (len(ends) - 1)
+            model = max(stage.cycles_per_frame for stage in plan.stages)
+            steady = f"; {interval:.0f} cycles/frame after the first frame (model without stalls: {model})"
         print(
             f"simulation: {args.frames} frame(s) through {len(plan.stages)} stages match the golden model "
-            f"at every boundary; {measured['cycles']} cycles"
+            f"at every boundary; {measured['cycles']} cycles{steady}"
         )
     if not args.no_build:
         summary = build_pipeline(plan, target, args.output)
