@@ -60,7 +60,8 @@ def registry_factories(config: dict, target: Target, multiplier: str = "auto"):
 
     full = full_config(config["block"], {key: value for key, value in config.items() if key != "block"})
     name = full.pop("block")
-    component = BLOCKS[name].component
+    spec = BLOCKS[name]
+    component = spec.component
     takes_multiplier = "multiplier" in inspect.signature(component).parameters
 
     def make(simulation: bool):
@@ -68,7 +69,7 @@ def registry_factories(config: dict, target: Target, multiplier: str = "auto"):
             extra = {}
             if takes_multiplier:
                 extra["multiplier"] = multiplier_factory(multiplier, target, simulation=simulation)
-            return component(**full, **extra)
+            return spec.build(**full, **extra)  # through the block's adapter (norm units: preset -> arithmetic)
 
         return factory
 

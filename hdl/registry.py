@@ -5,8 +5,16 @@ The CLI builds its options from :data:`BLOCKS` (``wavecore generate NAME --param
 by ``wavecore generate``, or a YAML section). Every error is one line naming the parameter and what is
 allowed; the values themselves are checked by the component's constructor, so there is one set of rules.
 
-To add a block, append a :class:`Block` to :data:`BLOCKS` (``importer`` returns the component class; it is
-imported lazily so a broken block does not break the others).
+To add a block, append a :class:`Block` to :data:`BLOCKS` (``component_path`` names the component class; it
+is imported lazily so a broken block does not break the others).
+
+Most components take int/str/bool keywords and are listed with exactly those. A component that takes an
+object gives its block an ``arguments`` adapter from the registry parameters to the constructor keywords:
+the BN/GN norm units (``norm_stats``, ``norm_affine``, ``norm_backward``, ``norm_weighting``, ``norm_dx``,
+``norm_scalar``) take ``preset`` (an integer training mode of :data:`golden.numerics.INTEGER_PRESETS`: ``int8``
+or ``int16``, the accelerator's operand type) and ``max_count`` (the largest element count of one statistic:
+BN N*H*W, GN C/G*H*W), which become ``arithmetic=NormArithmetic.from_training(INTEGER_PRESETS[preset],
+max_count=max_count)``, the arithmetic the golden model's integer training uses for that mode.
 """
 
 from __future__ import annotations
@@ -18,6 +26,7 @@ from dataclasses import dataclass
 __all__ = [
     "BLOCKS",
     "Block",
+    "NORM_PRESETS",
     "Parameter",
     "block",
     "describe_ports",
@@ -54,17 +63,52 @@ class Block:
     component_path: str  # "package.module:ClassName"
     parameters: tuple[Parameter, ...]
     help: str
+    # Registry parameters -> the constructor's keywords, for components that take an object (default: as is).
+    arguments: Callable[[dict], dict] | None = None
 
     @property
     def component(self) -> Callable:
         module_name, class_name = self.component_path.split(":")
         return getattr(importlib.import_module(module_name), class_name)
 
+    def build(self, **parameters):
+        """The component for these parameters (a :func:`full_config` without ``block``; extra keywords such
+        as a multiplier factory pass through to the constructor)."""
+        keywords = self.arguments(dict(parameters)) if self.arguments is not None else parameters
+        return self.component(**keywords)
+
     def parameter(self, name: str) -> Parameter:
         for parameter in self.parameters:
             if parameter.name == name:
                 return parameter
         raise KeyError(name)
+
+
+#: The integer training modes a norm block can be generated for (the keys of golden.numerics.INTEGER_PRESETS,
+#: spelled out so listing the blocks does not import NumPy; tests/test_registry.py checks they agree).
+NORM_PRESETS = ("int8", "int16")
+
+
+def _norm_arguments(parameters: dict) -> dict:
+    """``preset`` and ``max_count`` -> ``arithmetic`` (:class:`golden.numerics.NormArithmetic` checks
+    ``max_count``); the other parameters pass through."""
+    from golden.numerics import INTEGER_PRESETS, NormArithmetic
+
+    preset = parameters.pop("preset")
+    if preset not in NORM_PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(NORM_PRESETS)}, not {preset!r}")
+    max_count = parameters.pop("max_count")
+    parameters["arithmetic"] = NormArithmetic.from_training(INTEGER_PRESETS[preset], max_count=max_count)
+    return parameters
+
+
+def _norm_parameters(*parameters: Parameter) -> tuple[Parameter, ...]:
+    return (
+        Parameter("preset", str, "int8", "integer training mode: operand formats, grids and rounding", NORM_PRESETS),
+        Parameter("max_count", int, 1 << 16, "largest element count of one statistic, BN N*H*W, GN C/G*H*W "
+                  "(1-2**30); sizes the accumulators"),
+        *parameters,
+    )
 
 
 BLOCKS: dict[str, Block] = {
@@ -145,6 +189,48 @@ BLOCKS: dict[str, Block] = {
                     Parameter("dimension_width", int, 10, "bits of the shape fields (2-16)"),
                     Parameter("repeat_width", int, 16, "bits of the tile repeat count (1-24)")),
     ),
+    "norm_stats": Block(
+        name="norm_stats", component_path="hdl.norm_stats:NormStatistics", arguments=_norm_arguments,
+        help="BN/GN statistics on write: x passed through, S1 = sum x and S2 = sum x^2 per (set, lane)",
+        parameters=_norm_parameters(
+            Parameter("lanes", int, 8, "elements per beat (1-64)"),
+            Parameter("sets", int, 8, "accumulator sets: channel blocks (BN) or (sample, block) (GN) (1-256)"),
+            Parameter("group_lanes", int, 1, "lanes added on read-out: 1 for BN, C/G for GN (divides lanes)")),
+    ),
+    "norm_affine": Block(
+        name="norm_affine", component_path="hdl.norm_affine:NormAffine", arguments=_norm_arguments,
+        help="BN/GN affine + ReLU on read: z = max(0, requantize(A*x + C)), padding lanes forced to 0",
+        parameters=_norm_parameters(Parameter("lanes", int, 8, "elements per beat (1-64)"),
+                                    Parameter("sets", int, 64, "coefficient sets (1-4096)")),
+    ),
+    "norm_backward": Block(
+        name="norm_backward", component_path="hdl.norm_backward:NormBackwardReduce", arguments=_norm_arguments,
+        help="BN/GN backward reductions: dy = dz * mask (recomputed from x), r1 = sum dy, r2 = sum dy*x",
+        parameters=_norm_parameters(Parameter("lanes", int, 8, "elements per beat (1-64)"),
+                                    Parameter("sets", int, 8, "accumulator and coefficient sets (1-256)")),
+    ),
+    "norm_dx": Block(
+        name="norm_dx", component_path="hdl.norm_dx:NormDx", arguments=_norm_arguments,
+        help="BN/GN two-stream dx unit: dx = requantize(K1*dy + K2*x + K3)",
+        parameters=_norm_parameters(Parameter("lanes", int, 8, "elements per beat (1-64)"),
+                                    Parameter("sets", int, 64, "coefficient sets (1-4096)")),
+    ),
+    "norm_scalar": Block(
+        name="norm_scalar", component_path="hdl.norm_scalar:NormScalar", arguments=_norm_arguments,
+        help="BN/GN per-set scalar unit (sequencer): rstd, A, C forward; K2, K3 backward; dgamma",
+        parameters=_norm_parameters(Parameter("param_width", int, 16, "bits of gamma and beta (2-32)"),
+                                    Parameter("weighted_width", int, 96, "bits of W1, W2 (2-128)")),
+    ),
+    "norm_weighting": Block(
+        name="norm_weighting", component_path="hdl.norm_weighting:NormGroupWeighting", arguments=_norm_arguments,
+        help="BN/GN gamma-weighted reductions W1 = sum gamma*r1, W2 = sum gamma*r2 per statistic set",
+        parameters=_norm_parameters(
+            Parameter("lanes", int, 8, "lanes of a sums beat (1-64)"),
+            Parameter("sets", int, 8, "sets of the reduction unit it reads (1-4096)"),
+            Parameter("channels", int, 8, "gamma entries per lane (1-4096)"),
+            Parameter("param_width", int, 16, "bits of gamma and beta (2-32)"),
+            Parameter("weighted_width", int, 96, "bits of W1, W2: the scalar unit's (preset's minimum to 128)")),
+    ),
 }
 
 
@@ -193,7 +279,7 @@ def from_config(config: Mapping):
     parameters = {key: value for key, value in config.items() if key != "block"}
     full = full_config(config["block"], parameters)
     name = full.pop("block")
-    return block(name).component(**full)
+    return block(name).build(**full)
 
 
 def describe_ports(component) -> dict:
