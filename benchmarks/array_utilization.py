@@ -15,11 +15,8 @@ with at least 64 output positions.
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,38 +24,28 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from test_integration_conv import forward_chain, forward_params  # noqa: E402
 
+from benchmarks.feeder_utilization import benchmark_arguments, run_for_result, write_rows  # noqa: E402
+
 TARGET = 0.9
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"))
-    parser.add_argument(
-        "--output", type=Path, default=ROOT / "build" / "benchmarks" / "array_utilization.json"
-    )
-    args = parser.parse_args(argv)
+    args = benchmark_arguments(__doc__, "array_utilization", argv)
     rows = []
     for cols, stride in ((4, 1), (4, 2), (8, 1), (8, 2)):
         chain = forward_chain(args.simulator, cols)
-        with tempfile.TemporaryDirectory() as directory:
-            result_file = Path(directory) / "result.json"
-            chain.run(
-                "tb_integration_conv",
-                testcase="forward_layer_and_normalized_read_match_golden",
-                seed=1,
-                test_name=f"array_utilization_cols{cols}_stride{stride}",
-                params=forward_params(norm="batchnorm", groups=1, stride=stride, cols=cols,
-                                      result_file=str(result_file)),
-            )
-            layers = json.loads(result_file.read_text())
+        layers = run_for_result(
+            chain,
+            "tb_integration_conv",
+            testcase="forward_layer_and_normalized_read_match_golden",
+            test_name=f"array_utilization_cols{cols}_stride{stride}",
+            params=forward_params(norm="batchnorm", groups=1, stride=stride, cols=cols),
+        )
         for index, layer in enumerate(layers, 1):
             row = {"array": f"8 x {cols}", "run_stride": stride, "layer": index, "positions": 64, **layer}
             print(json.dumps(row), flush=True)
             rows.append(row)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".tmp")
-    temporary.write_text(json.dumps(rows, indent=1))
-    os.replace(temporary, args.output)
+    write_rows(rows, args.output)
     print(
         "\n| array | layer | 3x3 stride | Cin | K (beats/tile) | output positions | operand beats "
         "| cycles first->last | utilization |"

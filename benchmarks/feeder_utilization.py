@@ -25,13 +25,34 @@ from hdl.feeder import Im2colFeeder  # noqa: E402
 from verif.runner import build  # noqa: E402
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def benchmark_arguments(doc: str, name: str, argv=None) -> argparse.Namespace:
+    """``--simulator`` (icarus or verilator, default icarus) and ``--output`` (default build/benchmarks/<name>.json)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"))
-    parser.add_argument(
-        "--output", type=Path, default=ROOT / "build" / "benchmarks" / "feeder_utilization.json"
-    )
-    args = parser.parse_args(argv)
+    parser.add_argument("--output", type=Path, default=ROOT / "build" / "benchmarks" / f"{name}.json")
+    return parser.parse_args(argv)
+
+
+def write_rows(rows: list, output: Path) -> None:
+    """Write ``rows`` as JSON to ``output`` atomically (via a temporary file beside it)."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    temporary = output.with_suffix(".tmp")
+    temporary.write_text(json.dumps(rows, indent=1))
+    os.replace(temporary, output)
+
+
+def run_for_result(design, testbench: str, *, testcase: str, test_name: str, params: dict):
+    """Run ``testcase`` of ``testbench`` on the built ``design`` (seed 1) with ``params`` plus ``result_file``
+    (a path in a temporary directory) and return the JSON the testbench wrote there."""
+    with tempfile.TemporaryDirectory() as directory:
+        result_file = Path(directory) / "result.json"
+        params = {**params, "result_file": str(result_file)}
+        design.run(testbench, testcase=testcase, seed=1, test_name=test_name, params=params)
+        return json.loads(result_file.read_text())
+
+
+def main(argv=None) -> int:
+    args = benchmark_arguments(__doc__, "feeder_utilization", argv)
     rows = []
     for lanes, banks in ((8, 16), (4, 8)):
         settings = {"lanes": lanes, "banks": banks, "bank_depth": 1024, "width": 16, "dimension_width": 8}
@@ -46,22 +67,13 @@ def main(argv=None) -> int:
                 "padding": 1,
                 "base": 0,
             }
-            with tempfile.TemporaryDirectory() as directory:
-                result_file = Path(directory) / "result.json"
-                design.run(
-                    "tb_feeder",
-                    testcase="im2col_beats_match_golden",
-                    seed=1,
-                    test_name=f"utilization_{lanes}_{stride}",
-                    params={
-                        "feeder": settings,
-                        "layer": layer,
-                        "stall": 0.0,
-                        "backpressure": 0.0,
-                        "result_file": str(result_file),
-                    },
-                )
-                result = json.loads(result_file.read_text())
+            result = run_for_result(
+                design,
+                "tb_feeder",
+                testcase="im2col_beats_match_golden",
+                test_name=f"utilization_{lanes}_{stride}",
+                params={"feeder": settings, "layer": layer, "stall": 0.0, "backpressure": 0.0},
+            )
             positions = ((16 + 2 - 3) // stride + 1) ** 2
             row = {
                 "lanes": lanes,
@@ -73,10 +85,7 @@ def main(argv=None) -> int:
             }
             print(json.dumps(row), flush=True)
             rows.append(row)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.output.with_suffix(".tmp")
-    temporary.write_text(json.dumps(rows, indent=1))
-    os.replace(temporary, args.output)
+    write_rows(rows, args.output)
     print("\n| lanes | banks | 3x3 stride | output positions | beats | cycles first->last | beats/cycle |")
     print("|---|---|---|---|---|---|---|")
     for row in rows:

@@ -5,6 +5,10 @@ transposed) and ``hdl/position_feeder.py`` (backward-weight orientation) compute
 address per lane; this block issues those reads to the banks in parallel, collects the responses in order
 and emits the beat (``research/mbs_bn.md`` §1.8, implications (i)-(iv); the generators only differ in the
 order of addresses they produce). Lanes flagged ``pad`` are not read and carry 0.
+
+:func:`check_geometry` validates the banked-read parameters shared by this block and the feeders, and
+:class:`BankedFeeder` is the feeders' common base: parameter checks, interface, the embedded
+:class:`BankReader` and its wiring, so each generator only adds its command layout and address walk.
 """
 
 from __future__ import annotations
@@ -15,7 +19,21 @@ from amaranth.lib.wiring import In, Out
 
 from hdl.norm_common import check_int, index_shape
 
-__all__ = ["BankReader"]
+__all__ = ["BankReader", "BankedFeeder", "check_geometry"]
+
+
+def check_geometry(owner, *, lanes: int, banks: int, bank_depth: int, width: int) -> None:
+    """Check the banked-read geometry and store it on ``owner`` (``lanes``, ``banks``, ``bank_depth``, ``width``).
+
+    ``lanes`` 1 to 64; ``banks`` a power of two >= lanes, up to 128; ``bank_depth`` 2 to 2**20; ``width`` 2 to 32.
+    Raises ``ValueError`` naming the first parameter out of range.
+    """
+    owner.lanes = check_int("lanes", lanes, 1, 64)
+    owner.banks = check_int("banks", banks, 1, 128)
+    if banks & (banks - 1) or banks < lanes:
+        raise ValueError(f"banks must be a power of two at least lanes ({lanes}), not {banks}")
+    owner.bank_depth = check_int("bank_depth", bank_depth, 2, 1 << 20)
+    owner.width = check_int("width", width, 2, 32)
 
 
 class BankReader(wiring.Component):
@@ -59,12 +77,7 @@ class BankReader(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, banks: int, bank_depth: int, width: int, tag_layout, in_flight: int = 6):
-        self.lanes = check_int("lanes", lanes, 1, 64)
-        self.banks = check_int("banks", banks, 1, 128)
-        if banks & (banks - 1) or banks < lanes:
-            raise ValueError(f"banks must be a power of two at least lanes ({lanes}), not {banks}")
-        self.bank_depth = check_int("bank_depth", bank_depth, 2, 1 << 20)
-        self.width = check_int("width", width, 2, 32)
+        check_geometry(self, lanes=lanes, banks=banks, bank_depth=bank_depth, width=width)
         self.in_flight = check_int("in_flight", in_flight, 2, 16)
         self.tag_layout = tag_layout
         self.request_layout = data.StructLayout(
@@ -171,3 +184,66 @@ class BankReader(wiring.Component):
             self.empty.eq(in_flight.level == 0),
         ]
         return m
+
+
+class BankedFeeder(wiring.Component):
+    """Common base of the feeders (``hdl/feeder.py``, ``hdl/weight_feeder.py``, ``hdl/position_feeder.py``).
+
+    A subclass calls :meth:`_check_feeder` first (validates ``lanes``, ``banks``, ``bank_depth``, ``width``
+    as :func:`check_geometry` and ``dimension_width`` 2 to 16; sets ``bank_bits = log2(banks)`` and
+    ``elements = bank_depth * banks``), builds its command layout, then calls ``super().__init__`` with the
+    command layout and the tag fields beside ``data`` and ``pad`` in the operand (e.g. ``{"last": 1}``).
+    In ``elaborate`` it calls :meth:`_reader` to get the wired :class:`BankReader`, drives
+    ``reader.request`` itself and ends with :meth:`_deliver`.
+
+    Interface: ``command`` In(stream.Signature(command_layout)); ``read_address`` / ``read_data`` per bank
+    (``Scratchpad.read_address`` / ``read_data``); ``operand`` Out(stream.Signature(StructLayout({"data":
+    ArrayLayout(signed(width), lanes), "pad": lanes, **tag_fields}))); ``idle`` Out(1). Timing as
+    :class:`BankReader` (the beat is passed through combinationally).
+    """
+
+    def _check_feeder(self, *, lanes: int, banks: int, bank_depth: int, width: int, dimension_width: int) -> None:
+        check_geometry(self, lanes=lanes, banks=banks, bank_depth=bank_depth, width=width)
+        self.dimension_width = check_int("dimension_width", dimension_width, 2, 16)
+        self.bank_bits = banks.bit_length() - 1
+        self.elements = bank_depth * banks
+
+    def __init__(self, command_layout, tag_fields: dict):
+        self.command_layout = command_layout
+        self.operand_layout = data.StructLayout(
+            {"data": data.ArrayLayout(signed(self.width), self.lanes), "pad": self.lanes, **tag_fields}
+        )
+        self._tag_layout = data.StructLayout(tag_fields)
+        super().__init__(
+            {
+                "command": In(stream.Signature(command_layout)),
+                "read_address": Out(stream.Signature(range(self.bank_depth))).array(self.banks),
+                "read_data": In(stream.Signature(self.width)).array(self.banks),
+                "operand": Out(stream.Signature(self.operand_layout)),
+                "idle": Out(1),
+            }
+        )
+
+    def _reader(self, m: Module) -> BankReader:
+        """Add the :class:`BankReader` to ``m`` and connect its bank ports to this feeder's."""
+        m.submodules.reader = reader = BankReader(
+            lanes=self.lanes, banks=self.banks, bank_depth=self.bank_depth, width=self.width,
+            tag_layout=self._tag_layout,
+        )
+        for bank in range(self.banks):
+            wiring.connect(m, reader.read_address[bank], wiring.flipped(self.read_address[bank]))
+            wiring.connect(m, wiring.flipped(self.read_data[bank]), reader.read_data[bank])
+        return reader
+
+    def _deliver(self, m: Module, reader: BankReader, active) -> None:
+        """Pass the reader's beats to ``operand`` (tag fields by name); ``idle`` when not ``active`` and empty."""
+        beat = reader.beat
+        m.d.comb += [
+            self.operand.valid.eq(beat.valid),
+            self.operand.payload.data.eq(beat.payload.data),
+            self.operand.payload.pad.eq(beat.payload.pad),
+            reader.beat.ready.eq(self.operand.ready),
+            self.idle.eq(~active & reader.empty),
+        ]
+        for name, _ in self._tag_layout:
+            m.d.comb += self.operand.payload[name].eq(beat.payload.tag[name])

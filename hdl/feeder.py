@@ -32,18 +32,16 @@ Padding taps (and lanes past the last output column) are not read: they are flag
 from __future__ import annotations
 
 from amaranth import Const, Module, Signal, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from hdl.bank_reader import BankReader
-from hdl.norm_common import check_int
+from hdl.bank_reader import BankedFeeder
 
 __all__ = ["MAX_DILATION_SHIFT", "Im2colFeeder"]
 
 MAX_DILATION_SHIFT = 7
 
 
-class Im2colFeeder(wiring.Component):
+class Im2colFeeder(BankedFeeder):
     """Stream the rows of ``Xcol`` for one conv layer, ``lanes`` output positions per beat.
 
     Beat order: for each output row ``oh``, for each block of ``lanes`` output columns, for ``k`` in
@@ -86,17 +84,11 @@ class Im2colFeeder(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, banks: int, bank_depth: int, width: int, dimension_width: int = 10):
-        self.lanes = check_int("lanes", lanes, 1, 64)
-        self.banks = check_int("banks", banks, 1, 128)
-        if banks & (banks - 1) or banks < lanes:
-            raise ValueError(f"banks must be a power of two at least lanes ({lanes}), not {banks}")
-        self.bank_depth = check_int("bank_depth", bank_depth, 2, 1 << 20)
-        self.width = check_int("width", width, 2, 32)
-        self.dimension_width = check_int("dimension_width", dimension_width, 2, 16)
-        self.bank_bits = banks.bit_length() - 1
-        self.elements = bank_depth * banks
+        self._check_feeder(
+            lanes=lanes, banks=banks, bank_depth=bank_depth, width=width, dimension_width=dimension_width
+        )
         dimension = dimension_width
-        self.command_layout = data.StructLayout(
+        command_layout = data.StructLayout(
             {
                 "base": range(bank_depth),
                 "row_pitch": range(self.elements),
@@ -113,24 +105,7 @@ class Im2colFeeder(wiring.Component):
                 "out_width": dimension,
             }
         )
-        self.operand_layout = data.StructLayout(
-            {
-                "data": data.ArrayLayout(signed(width), lanes),
-                "pad": lanes,
-                "last": 1,
-                "channel": dimension_width,
-            }
-        )
-        self._tag_layout = data.StructLayout({"last": 1, "channel": dimension_width})
-        super().__init__(
-            {
-                "command": In(stream.Signature(self.command_layout)),
-                "read_address": Out(stream.Signature(range(bank_depth))).array(banks),
-                "read_data": In(stream.Signature(width)).array(banks),
-                "operand": Out(stream.Signature(self.operand_layout)),
-                "idle": Out(1),
-            }
-        )
+        super().__init__(command_layout, {"last": 1, "channel": dimension_width})
 
     # -- host side --------------------------------------------------------------------------------------
     def check_command(
@@ -265,12 +240,7 @@ class Im2colFeeder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes = self.lanes
-        m.submodules.reader = reader = BankReader(
-            lanes=lanes, banks=self.banks, bank_depth=self.bank_depth, width=self.width, tag_layout=self._tag_layout
-        )
-        for bank in range(self.banks):
-            wiring.connect(m, reader.read_address[bank], wiring.flipped(self.read_address[bank]))
-            wiring.connect(m, wiring.flipped(self.read_data[bank]), reader.read_data[bank])
+        reader = self._reader(m)
 
         # -- address generation -------------------------------------------------------------------------
         layer = Signal(self.command_layout)
@@ -374,13 +344,5 @@ class Im2colFeeder(wiring.Component):
                 ),
             ]
 
-        m.d.comb += [
-            self.operand.valid.eq(reader.beat.valid),
-            self.operand.payload.data.eq(reader.beat.payload.data),
-            self.operand.payload.pad.eq(reader.beat.payload.pad),
-            self.operand.payload.last.eq(reader.beat.payload.tag.last),
-            self.operand.payload.channel.eq(reader.beat.payload.tag.channel),
-            reader.beat.ready.eq(self.operand.ready),
-            self.idle.eq(~active & reader.empty),
-        ]
+        self._deliver(m, reader, active)
         return m

@@ -8,11 +8,12 @@ against it by the norm testbenches.
 
 from __future__ import annotations
 
-from amaranth import Const, Module, Mux, Signal, signed
+from amaranth import Module, Mux, Signal, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from golden.numerics import NormArithmetic, check_int
+from hdl.stream_window import round_shift
 
 __all__ = [
     "AccumulatorStore",
@@ -90,20 +91,7 @@ def requantize_value(value, shift: int, out, rounding: str):
     if shift <= 0:
         scaled = value << -shift
     else:
-        floor = value >> shift
-        remainder = value.as_unsigned()[:shift]
-        half = 1 << (shift - 1)
-        if rounding == "floor":
-            up = Const(0, 1)
-        elif rounding == "half_up":
-            up = remainder >= half
-        elif rounding == "half_even":
-            up = (remainder > half) | ((remainder == half) & floor[0])
-        elif rounding == "half_away_from_zero":
-            up = (remainder > half) | ((remainder == half) & ~value[-1])
-        else:
-            raise ValueError(f"unknown rounding {rounding!r}")
-        scaled = floor + up
+        scaled = round_shift(value, shift, rounding, signed=True)
     return Mux(scaled > out.max, out.max, Mux(scaled < out.min, out.min, scaled))
 
 

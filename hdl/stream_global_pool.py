@@ -10,11 +10,9 @@ saturating as :func:`golden.numerics.requantize`). The result is a ``1 x 1`` fra
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
 
-from golden.numerics import ROUNDING_MODES, IntFormat, check_int
-from hdl.link import pixel_layout
+from golden.numerics import IntFormat
+from hdl.stream_pool import PixelPool, check_average, check_pool_frame
 from hdl.stream_window import divide
 
 __all__ = ["StreamGlobalAvgPool", "stream_global_pool_cycles"]
@@ -25,7 +23,7 @@ def stream_global_pool_cycles(*, height: int, width: int) -> int:
     return height * width + 1
 
 
-class StreamGlobalAvgPool(wiring.Component):
+class StreamGlobalAvgPool(PixelPool):
     """Per-channel average over each frame; one ``1 x 1`` output pixel per frame.
 
     Parameters
@@ -65,28 +63,12 @@ class StreamGlobalAvgPool(wiring.Component):
         reciprocal_frac: int = 16,
         rounding: str = "half_even",
     ):
-        fmt = IntFormat(8) if fmt is None else fmt
-        if not isinstance(fmt, IntFormat):
-            raise TypeError(f"fmt must be a golden.numerics.IntFormat, not {fmt!r}")
-        check_int("channels", channels, 1, 4096)
-        check_int("height", height, 1)
-        check_int("width", width, 1)
-        check_int("reciprocal_frac", reciprocal_frac, 0, 30)
-        if rounding not in ROUNDING_MODES:
-            raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
-        self.channels, self.height, self.width = channels, height, width
-        self.fmt, self.reciprocal_frac, self.rounding = fmt, reciprocal_frac, rounding
+        fmt = check_pool_frame(fmt, channels, height, width)
+        check_average(reciprocal_frac, rounding)
         self.out_height = self.out_width = 1
-        self.in_layout = self.out_layout = pixel_layout(channels, fmt.width, fmt.signed)
-        super().__init__({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
-
-    @property
-    def in_channels(self) -> int:
-        return self.channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.channels
+        super().__init__(
+            channels=channels, height=height, width=width, fmt=fmt, reciprocal_frac=reciprocal_frac, rounding=rounding
+        )
 
     def cycles_per_frame(self) -> int:
         return stream_global_pool_cycles(height=self.height, width=self.width)

@@ -26,10 +26,50 @@ from hdl.link import pixel_layout
 from hdl.stream_conv import conv_output_size
 from hdl.stream_window import divide, window_scan, windowed_cycles
 
-__all__ = ["POOL_MODES", "StreamPool2d", "stream_pool_cycles"]
+__all__ = ["POOL_MODES", "PixelPool", "StreamPool2d", "check_average", "check_pool_frame", "stream_pool_cycles"]
 
 #: Pooling modes of :class:`StreamPool2d`.
 POOL_MODES = ("max", "avg")
+
+
+def check_pool_frame(fmt: IntFormat | None, channels: int, height: int, width: int) -> IntFormat:
+    """Check a pool's frame parameters and return ``fmt`` (default int8): ``fmt`` an
+    :class:`golden.numerics.IntFormat`, ``channels`` 1 to 4096, ``height`` and ``width`` >= 1."""
+    fmt = IntFormat(8) if fmt is None else fmt
+    if not isinstance(fmt, IntFormat):
+        raise TypeError(f"fmt must be a golden.numerics.IntFormat, not {fmt!r}")
+    check_int("channels", channels, 1, 4096)
+    check_int("height", height, 1)
+    check_int("width", width, 1)
+    return fmt
+
+
+def check_average(reciprocal_frac: int, rounding: str) -> None:
+    """Check the average's ``reciprocal_frac`` (0 to 30) and ``rounding`` (:data:`golden.numerics.ROUNDING_MODES`)."""
+    check_int("reciprocal_frac", reciprocal_frac, 0, 30)
+    if rounding not in ROUNDING_MODES:
+        raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
+
+
+class PixelPool(wiring.Component):
+    """Common base of the pools (:class:`StreamPool2d`, :class:`hdl.stream_global_pool.StreamGlobalAvgPool`):
+    stores the (already checked) frame and average parameters and declares the channel-preserving interface
+    ``i`` / ``o``: stream.Signature(pixel_layout(channels, fmt.width, fmt.signed)), ``in_channels ==
+    out_channels == channels``."""
+
+    def __init__(self, *, channels: int, height: int, width: int, fmt: IntFormat, reciprocal_frac: int, rounding: str):
+        self.channels, self.height, self.width = channels, height, width
+        self.fmt, self.reciprocal_frac, self.rounding = fmt, reciprocal_frac, rounding
+        self.in_layout = self.out_layout = pixel_layout(channels, fmt.width, fmt.signed)
+        super().__init__({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
+
+    @property
+    def in_channels(self) -> int:
+        return self.channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels
 
 
 def _kernel_pair(kernel) -> tuple[int, int]:
@@ -58,7 +98,7 @@ def stream_pool_cycles(*, height: int, width: int, kernel, stride: int | None = 
     )
 
 
-class StreamPool2d(wiring.Component):
+class StreamPool2d(PixelPool):
     """Max or average pooling on a pixel row stream with a ``kernel_height``-row line buffer.
 
     Parameters
@@ -112,12 +152,7 @@ class StreamPool2d(wiring.Component):
     ):
         if mode not in POOL_MODES:
             raise ValueError(f"mode must be one of {', '.join(POOL_MODES)}, not {mode!r}")
-        fmt = IntFormat(8) if fmt is None else fmt
-        if not isinstance(fmt, IntFormat):
-            raise TypeError(f"fmt must be a golden.numerics.IntFormat, not {fmt!r}")
-        check_int("channels", channels, 1, 4096)
-        check_int("height", height, 1)
-        check_int("width", width, 1)
+        fmt = check_pool_frame(fmt, channels, height, width)
         self.kernel_height, self.kernel_width = _kernel_pair(kernel)
         if stride is None:
             if self.kernel_height != self.kernel_width:
@@ -125,28 +160,17 @@ class StreamPool2d(wiring.Component):
             stride = self.kernel_height
         check_int("stride", stride, 1)
         check_int("padding", padding, 0, min(self.kernel_height, self.kernel_width) // 2)
-        check_int("reciprocal_frac", reciprocal_frac, 0, 30)
-        if rounding not in ROUNDING_MODES:
-            raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
+        check_average(reciprocal_frac, rounding)
         if self.kernel_height > height + 2 * padding or self.kernel_width > width + 2 * padding:
             raise ValueError(
                 f"kernel {(self.kernel_height, self.kernel_width)} is larger than the padded input {height}x{width}"
             )
-        self.mode, self.channels, self.height, self.width = mode, channels, height, width
-        self.stride, self.padding = stride, padding
-        self.fmt, self.reciprocal_frac, self.rounding = fmt, reciprocal_frac, rounding
+        self.mode, self.stride, self.padding = mode, stride, padding
         self.out_height = conv_output_size(height, self.kernel_height, stride, padding)
         self.out_width = conv_output_size(width, self.kernel_width, stride, padding)
-        self.in_layout = self.out_layout = pixel_layout(channels, fmt.width, fmt.signed)
-        super().__init__({"i": In(stream.Signature(self.in_layout)), "o": Out(stream.Signature(self.out_layout))})
-
-    @property
-    def in_channels(self) -> int:
-        return self.channels
-
-    @property
-    def out_channels(self) -> int:
-        return self.channels
+        super().__init__(
+            channels=channels, height=height, width=width, fmt=fmt, reciprocal_frac=reciprocal_frac, rounding=rounding
+        )
 
     @property
     def taps(self) -> int:

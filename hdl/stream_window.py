@@ -9,7 +9,8 @@ layer; one cycle to decide per frame). The caller adds the per-tap datapath (the
 after a tap is issued, when the line buffer's synchronous read data is there; ``latency`` cycles deep)
 and drives ``o.payload.data``.
 
-:func:`requantize` and :func:`divide` are the hardware forms of :func:`golden.numerics.requantize` and of
+:func:`requantize` (on :func:`round_shift`, shared with :func:`hdl.norm_common.requantize_value`) and
+:func:`divide` are the hardware forms of :func:`golden.numerics.requantize` and of
 ``golden.integer.IntegerKernels._divide``.
 """
 
@@ -23,7 +24,9 @@ from amaranth.lib.memory import Memory
 
 from golden.numerics import IntFormat
 
-__all__ = ["divide", "divide_plan", "requantize", "select_element", "window_scan", "windowed_cycles"]
+__all__ = [
+    "divide", "divide_plan", "requantize", "round_shift", "select_element", "window_scan", "windowed_cycles"
+]
 
 
 def windowed_cycles(
@@ -43,25 +46,35 @@ def select_element(word, index, count: int, width: int):
     return word.word_select(index, width)
 
 
+def round_shift(value, shift: int, rounding: str, *, signed: bool):
+    """``value / 2**shift`` (``shift >= 1``) rounded as :func:`golden.numerics.requantize` does, not saturated.
+
+    ``value`` is read as signed (arithmetic shift, sign for ``half_away_from_zero``) when ``signed``, else as
+    unsigned; ``rounding`` one of :data:`golden.numerics.ROUNDING_MODES`. Combinational.
+    """
+    floor = value >> shift
+    if signed:
+        floor = floor.as_signed()
+    remainder = value[:shift]
+    half = 1 << (shift - 1)
+    if rounding == "floor":
+        up = Const(0, 1)
+    elif rounding == "half_up":
+        up = remainder >= half
+    elif rounding == "half_even":
+        up = (remainder > half) | ((remainder == half) & floor[0])
+    elif rounding == "half_away_from_zero":
+        negative = value[-1] if signed else Const(0, 1)
+        up = (remainder > half) | ((remainder == half) & ~negative)
+    else:
+        raise ValueError(f"unknown rounding {rounding!r}")
+    return floor + up
+
+
 def requantize(value, shift: int, rounding: str, out: IntFormat, *, low: int | None = None, high: int | None = None):
     """:func:`golden.numerics.requantize` of ``value`` (signed when ``out.signed``) by ``shift >= 0`` bits,
     then clamped to ``[low, high]`` (default the range of ``out``); returns the ``out.width`` low bits."""
-    if shift == 0:
-        rounded = value
-    else:
-        floor = value >> shift  # arithmetic for signed values
-        remainder = value[:shift]
-        half = 1 << (shift - 1)
-        if rounding == "floor":
-            up = Const(0, 1)
-        elif rounding == "half_up":
-            up = remainder >= half
-        elif rounding == "half_even":
-            up = (remainder > half) | ((remainder == half) & floor[0])
-        else:  # half_away_from_zero
-            negative = value[-1] if out.signed else Const(0, 1)
-            up = (remainder > half) | ((remainder == half) & ~negative)
-        rounded = floor.as_signed() + up if out.signed else floor + up
+    rounded = value if shift == 0 else round_shift(value, shift, rounding, signed=out.signed)
     low = out.min if low is None else low
     high = out.max if high is None else high
     clamped = Mux(rounded > high, high, Mux(rounded < low, low, rounded))

@@ -25,10 +25,9 @@ one element per output channel (e.g. 577 instead of 576 for Cin = 64, 3x3).
 from __future__ import annotations
 
 from amaranth import Module, Mux, Signal, signed
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data
 
-from hdl.bank_reader import BankReader
+from hdl.bank_reader import BankedFeeder
 from hdl.norm_common import check_int
 
 __all__ = ["WeightFeeder"]
@@ -39,7 +38,7 @@ def _conflict_free(pitch: int, lanes: int, banks: int) -> bool:
     return len({(lane * pitch) % banks for lane in range(lanes)}) == lanes
 
 
-class WeightFeeder(wiring.Component):
+class WeightFeeder(BankedFeeder):
     """Stream a conv layer's weight matrix, forward or transposed, ``lanes`` matrix rows per beat.
 
     Beat order: for each block of ``lanes`` rows (output channels forward, input channels transposed), the
@@ -83,17 +82,11 @@ class WeightFeeder(wiring.Component):
 
     def __init__(self, *, lanes: int, banks: int, bank_depth: int, width: int, dimension_width: int = 10,
                  repeat_width: int = 16):
-        self.lanes = check_int("lanes", lanes, 1, 64)
-        self.banks = check_int("banks", banks, 1, 128)
-        if banks & (banks - 1) or banks < lanes:
-            raise ValueError(f"banks must be a power of two at least lanes ({lanes}), not {banks}")
-        self.bank_depth = check_int("bank_depth", bank_depth, 2, 1 << 20)
-        self.width = check_int("width", width, 2, 32)
-        self.dimension_width = check_int("dimension_width", dimension_width, 2, 16)
+        self._check_feeder(
+            lanes=lanes, banks=banks, bank_depth=bank_depth, width=width, dimension_width=dimension_width
+        )
         self.repeat_width = check_int("repeat_width", repeat_width, 1, 24)
-        self.bank_bits = banks.bit_length() - 1
-        self.elements = bank_depth * banks
-        self.command_layout = data.StructLayout(
+        command_layout = data.StructLayout(
             {
                 "base": range(bank_depth),
                 "out_pitch": range(self.elements),
@@ -106,19 +99,7 @@ class WeightFeeder(wiring.Component):
                 "repeat": repeat_width,
             }
         )
-        self.operand_layout = data.StructLayout(
-            {"data": data.ArrayLayout(signed(width), lanes), "pad": lanes, "last": 1}
-        )
-        self._tag_layout = data.StructLayout({"last": 1})
-        super().__init__(
-            {
-                "command": In(stream.Signature(self.command_layout)),
-                "read_address": Out(stream.Signature(range(bank_depth))).array(banks),
-                "read_data": In(stream.Signature(width)).array(banks),
-                "operand": Out(stream.Signature(self.operand_layout)),
-                "idle": Out(1),
-            }
-        )
+        super().__init__(command_layout, {"last": 1})
 
     # -- host side --------------------------------------------------------------------------------------
     def check_command(self, *, out_channels, in_channels, kernel_h, kernel_w, base, in_pitch, out_pitch,
@@ -181,12 +162,7 @@ class WeightFeeder(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes = self.lanes
-        m.submodules.reader = reader = BankReader(
-            lanes=lanes, banks=self.banks, bank_depth=self.bank_depth, width=self.width, tag_layout=self._tag_layout
-        )
-        for bank in range(self.banks):
-            wiring.connect(m, reader.read_address[bank], wiring.flipped(self.read_address[bank]))
-            wiring.connect(m, wiring.flipped(self.read_data[bank]), reader.read_data[bank])
+        reader = self._reader(m)
 
         command = self.command.payload
         address_bits = len(Signal(range(self.elements)))
@@ -273,12 +249,5 @@ class WeightFeeder(wiring.Component):
                 kernel_step.eq(0),
             ]
 
-        m.d.comb += [
-            self.operand.valid.eq(reader.beat.valid),
-            self.operand.payload.data.eq(reader.beat.payload.data),
-            self.operand.payload.pad.eq(reader.beat.payload.pad),
-            self.operand.payload.last.eq(reader.beat.payload.tag.last),
-            reader.beat.ready.eq(self.operand.ready),
-            self.idle.eq(~active & reader.empty),
-        ]
+        self._deliver(m, reader, active)
         return m

@@ -9,6 +9,8 @@ both operand streams of a training GEMM and multiplies them. Not a wavecore bloc
 from amaranth import Module
 from amaranth.lib import wiring
 
+from verif.runner import build
+
 
 class FeederPair(wiring.Component):
     """Feeders ``a`` and ``b`` with their ports re-exported under the prefixes ``a_`` and ``b_``."""
@@ -38,3 +40,13 @@ class FeederPair(wiring.Component):
                 else:
                     wiring.connect(m, wiring.flipped(outer), inner)
         return m
+
+
+def run_feeder_pair(simulator, *, a, b, settings, toplevel, testcase, params):
+    """Build ``FeederPair(a=a(**settings), b=b(**settings))`` and run ``testcase`` of tests/tb_weight_feeder.py
+    with the feeders' settings as ``params["a"]`` and ``params["b"]`` beside ``params``."""
+    feeders = {"a": settings, "b": settings}
+    design = FeederPair(a=a(**settings), b=b(**settings))
+    build(design, toplevel=toplevel, simulator=simulator).run(
+        "tb_weight_feeder", testcase=testcase, params={**feeders, **params}
+    )

@@ -389,6 +389,20 @@ async def forward_layer_and_normalized_read_match_golden(dut):
 # ==========================================================================================================
 # One backward step through the norm units (tests/integration_backward_design.py)
 # ==========================================================================================================
+async def _elementwise_pass(unit, driver, sink, order, set_of, operands):
+    """Stream one single-lane beat per element ``(n, c, h, w)`` of ``order`` through a norm unit (``set`` =
+    ``set_of(n, c)``, one field per tensor of ``operands``, which include ``x``) and return its outputs as a
+    tensor shaped like ``x``."""
+    for n, c, h, w in order:
+        beat = {"set": set_of(n, c), **{name: [int(tensor[n, c, h, w])] for name, tensor in operands.items()}}
+        driver.append(pack(unit.input_layout, beat))
+    words = await sink.receive_many(len(order), timeout_cycles=20 * len(order) + 1000)
+    result = np.zeros_like(operands["x"])
+    for (n, c, h, w), word in zip(order, words):
+        result[n, c, h, w] = unpack(unit.output.payload.shape(), word)[0]
+    return result
+
+
 @cocotb.test()
 async def norm_backward_step_matches_golden(dut):
     """(dz, x) -> reductions (dy, r1, r2) -> weighting (W1, W2 per statistic set) -> scalar unit (K2, K3,
@@ -467,13 +481,7 @@ async def norm_backward_step_matches_golden(dut):
 
     # 1. Backward reductions: dy out, r1 and r2 per set.
     order = [(n, c, h, w) for n in range(batch) for c in range(channels) for h in range(size) for w in range(size)]
-    for n, c, h, w in order:
-        beat = {"set": set_of(n, c), "dz": [int(dz[n, c, h, w])], "x": [int(x[n, c, h, w])]}
-        reduce_input.append(pack(design.reduce.input_layout, beat))
-    dy_words = await reduce_output.receive_many(len(order), timeout_cycles=20 * len(order) + 1000)
-    dy = np.zeros_like(x)
-    for (n, c, h, w), word in zip(order, dy_words):
-        dy[n, c, h, w] = unpack(design.reduce.output.payload.shape(), word)[0]
+    dy = await _elementwise_pass(design.reduce, reduce_input, reduce_output, order, set_of, {"dz": dz, "x": x})
     mismatch = np.argwhere(dy != dy_golden)
     assert not len(mismatch), f"dy differs from golden fused_relu_mask_backward at {mismatch[:5].tolist()}"
 
@@ -549,12 +557,6 @@ async def norm_backward_step_matches_golden(dut):
                 pack(design.dx.coefficients.payload.shape(), {"set": set_of(n, c), "lane": 0, "value": value})
             )
     await dx_coefficients.wait_idle()
-    for n, c, h, w in order:
-        beat = {"set": set_of(n, c), "dy": [int(dy[n, c, h, w])], "x": [int(x[n, c, h, w])]}
-        dx_input.append(pack(design.dx.input_layout, beat))
-    dx_words = await dx_output.receive_many(len(order), timeout_cycles=20 * len(order) + 1000)
-    dx = np.zeros_like(x)
-    for (n, c, h, w), word in zip(order, dx_words):
-        dx[n, c, h, w] = unpack(design.dx.output.payload.shape(), word)[0]
+    dx = await _elementwise_pass(design.dx, dx_input, dx_output, order, set_of, {"dy": dy, "x": x})
     mismatch = np.argwhere(dx != dx_golden)
     assert not len(mismatch), f"dx differs from golden fused_backward at {mismatch[:5].tolist()}"

@@ -33,6 +33,27 @@ async def _start(dut, params):
     return random
 
 
+async def _start_accumulator(dut, kind):
+    """Clock, reset and ``clear`` low for an accumulating unit's testbench: ``kind`` ``"statistics"``
+    (``NormStatistics``) or ``"backward"`` (``NormBackwardReduce``); returns ``(params, arithmetic, unit,
+    random)``."""
+    params = tb_params()
+    arithmetic = arithmetic_from(params)
+    random = await _start(dut, params)
+    if kind == "statistics":
+        from hdl.norm_stats import NormStatistics
+
+        unit = NormStatistics(
+            arithmetic=arithmetic, lanes=params["lanes"], sets=params["sets"], group_lanes=params["group_lanes"]
+        )
+    else:
+        from hdl.norm_backward import NormBackwardReduce
+
+        unit = NormBackwardReduce(arithmetic=arithmetic, lanes=params["lanes"], sets=params["sets"])
+    dut.clear.value = 0
+    return params, arithmetic, unit, random
+
+
 def _stream_pair(dut, params, random, input_name="input", output_name="output"):
     driver = StreamDriver(dut, input_name, dut.clk, idle_probability=params["idle"], rng=random)
     sink = StreamSink(dut, output_name, dut.clk, backpressure_probability=params["backpressure"], rng=random)
@@ -105,14 +126,8 @@ async def affine_relu_with_padding(dut):
 
 @cocotb.test()
 async def statistics_on_write(dut):
-    params = tb_params()
-    arithmetic = arithmetic_from(params)
+    params, arithmetic, unit, random = await _start_accumulator(dut, "statistics")
     lanes, sets, beats, group_lanes = params["lanes"], params["sets"], params["beats"], params["group_lanes"]
-    random = await _start(dut, params)
-    from hdl.norm_stats import NormStatistics
-
-    unit = NormStatistics(arithmetic=arithmetic, lanes=lanes, sets=sets, group_lanes=group_lanes)
-    dut.clear.value = 0
     driver, sink = _stream_pair(dut, params, random)
     requests = StreamDriver(dut, "read_set", dut.clk, idle_probability=params["idle"], rng=random)
     sums = StreamSink(dut, "sums", dut.clk, backpressure_probability=params["backpressure"], rng=random)
@@ -151,14 +166,8 @@ async def statistics_on_write(dut):
 
 @cocotb.test()
 async def backward_reductions_with_recomputed_mask(dut):
-    params = tb_params()
-    arithmetic = arithmetic_from(params)
+    params, arithmetic, unit, random = await _start_accumulator(dut, "backward")
     lanes, sets, beats = params["lanes"], params["sets"], params["beats"]
-    random = await _start(dut, params)
-    from hdl.norm_backward import NormBackwardReduce
-
-    unit = NormBackwardReduce(arithmetic=arithmetic, lanes=lanes, sets=sets)
-    dut.clear.value = 0
     # every input driven from the start (an undriven read_set.valid is X while the coefficients load)
     requests = StreamDriver(dut, "read_set", dut.clk, rng=random)
     sums = StreamSink(dut, "sums", dut.clk, backpressure_probability=params["backpressure"], rng=random)
@@ -263,14 +272,8 @@ async def _accumulate_with_reads_and_clears(dut, params, random, beats_words, re
 async def statistics_forwarding_reads_and_clears(dut):
     """Back-to-back beats on one set (forwarding), alternating sets, random stalls, reads during the stream
     and clears with beats in flight: every read equals the golden statistics of the beats it covers."""
-    params = tb_params()
-    arithmetic = arithmetic_from(params)
+    params, arithmetic, unit, random = await _start_accumulator(dut, "statistics")
     lanes, sets, beats, group_lanes = params["lanes"], params["sets"], params["beats"], params["group_lanes"]
-    random = await _start(dut, params)
-    from hdl.norm_stats import NormStatistics
-
-    unit = NormStatistics(arithmetic=arithmetic, lanes=lanes, sets=sets, group_lanes=group_lanes)
-    dut.clear.value = 0
     sequence = _set_sequence(random, sets, beats, params["pattern"])
     values = [arithmetic.activation.random(random, lanes, extreme_fraction=0.3) for _ in range(beats)]
     words = [pack(unit.beat_layout, {"set": s, "data": list(x)}) for s, x in zip(sequence, values)]
@@ -297,14 +300,8 @@ async def statistics_forwarding_reads_and_clears(dut):
 async def backward_forwarding_reads_and_clears(dut):
     """As :func:`statistics_forwarding_reads_and_clears` for r1/r2 of the backward unit (a beat counts when
     its dy leaves)."""
-    params = tb_params()
-    arithmetic = arithmetic_from(params)
+    params, arithmetic, unit, random = await _start_accumulator(dut, "backward")
     lanes, sets, beats = params["lanes"], params["sets"], params["beats"]
-    random = await _start(dut, params)
-    from hdl.norm_backward import NormBackwardReduce
-
-    unit = NormBackwardReduce(arithmetic=arithmetic, lanes=lanes, sets=sets)
-    dut.clear.value = 0
     a = [[_coefficient(random, arithmetic.coefficient, 11) for _ in range(lanes)] for _ in range(sets)]
     c = [[_coefficient(random, arithmetic.bias, 22) for _ in range(lanes)] for _ in range(sets)]
     await _load_coefficients(

@@ -8,11 +8,10 @@ accumulator.
 """
 
 import pytest
-from feeder_pair_design import FeederPair
+from feeder_pair_design import run_feeder_pair
 from sim_matrix import simulator_cases
 
 from hdl.position_feeder import PositionFeeder
-from verif.runner import build
 
 
 @pytest.mark.parametrize(
@@ -82,13 +81,12 @@ CONVS = {
     simulator_cases([("3x3_s2_p1", 0.3, 0.3), ("3x3_s1_p1", 0.2, 0.2), ("1x1_s2_p0", 0.0, 0.0)]),
 )
 def test_position_streams_multiply_to_golden_weight_gradient(simulator, conv, stall, backpressure):
-    feeders = {
-        "a": {"lanes": 4, "banks": 8, "bank_depth": 128, "width": 8, "dimension_width": 8},
-        "b": {"lanes": 4, "banks": 8, "bank_depth": 128, "width": 8, "dimension_width": 8},
-    }
-    design = FeederPair(a=PositionFeeder(**feeders["a"]), b=PositionFeeder(**feeders["b"]))
-    build(design, toplevel="position_feeder_pair", simulator=simulator).run(
-        "tb_weight_feeder",
+    run_feeder_pair(
+        simulator,
+        a=PositionFeeder,
+        b=PositionFeeder,
+        settings={"lanes": 4, "banks": 8, "bank_depth": 128, "width": 8, "dimension_width": 8},
+        toplevel="position_feeder_pair",
         testcase="backward_weight_gemm_matches_golden",
-        params={**feeders, "conv": CONVS[conv], "stall": stall, "backpressure": backpressure},
+        params={"conv": CONVS[conv], "stall": stall, "backpressure": backpressure},
     )

@@ -7,12 +7,11 @@ backward-data runs as a transposed convolution of the dilated dy with the transp
 """
 
 import pytest
-from feeder_pair_design import FeederPair
+from feeder_pair_design import run_feeder_pair
 from sim_matrix import simulator_cases
 
 from hdl.feeder import Im2colFeeder
 from hdl.weight_feeder import WeightFeeder
-from verif.runner import build
 
 
 @pytest.mark.parametrize(
@@ -83,13 +82,12 @@ CONVS = {
     ),
 )
 def test_weight_and_im2col_streams_multiply_to_golden_conv(simulator, mode, conv, stall, backpressure):
-    feeders = {
-        "a": {"lanes": 4, "banks": 8, "bank_depth": 64, "width": 8, "dimension_width": 8},
-        "b": {"lanes": 4, "banks": 8, "bank_depth": 64, "width": 8, "dimension_width": 8},
-    }
-    design = FeederPair(a=Im2colFeeder(**feeders["a"]), b=WeightFeeder(**feeders["b"]))
-    build(design, toplevel="weight_feeder_pair", simulator=simulator).run(
-        "tb_weight_feeder",
+    run_feeder_pair(
+        simulator,
+        a=Im2colFeeder,
+        b=WeightFeeder,
+        settings={"lanes": 4, "banks": 8, "bank_depth": 64, "width": 8, "dimension_width": 8},
+        toplevel="weight_feeder_pair",
         testcase="conv_gemm_matches_golden",
-        params={**feeders, "mode": mode, "conv": CONVS[conv], "stall": stall, "backpressure": backpressure},
+        params={"mode": mode, "conv": CONVS[conv], "stall": stall, "backpressure": backpressure},
     )
