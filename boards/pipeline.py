@@ -242,9 +242,12 @@ class PipelinePlan:
 
 def load_pipeline_network(name: str):
     """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path, with norms removed."""
-    from golden.network import NetworkError, load_network
+    from golden.network import ZOO, NetworkError, load_network
 
     local = PIPELINE_NETWORK_DIR / f"{name}.yaml"
+    if not local.exists() and name not in ZOO and not Path(name).is_file():
+        known = [*ZOO, *sorted(path.stem for path in PIPELINE_NETWORK_DIR.glob("*.yaml"))]
+        raise PipelineError(f"network must be one of {', '.join(known)} or a YAML path, not {name!r}")
     try:
         return load_network(local if local.exists() else name, norm="none")
     except NetworkError as error:

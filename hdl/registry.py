@@ -111,6 +111,18 @@ def _norm_parameters(*parameters: Parameter) -> tuple[Parameter, ...]:
     )
 
 
+def _feeder_parameters(lanes_help: str, width_help: str, dimension_help: str, *, repeat: bool):
+    """The parameters of the banked feeders (hdl.bank_reader.BankedFeeder) in constructor order."""
+    return (
+        Parameter("lanes", int, 8, f"{lanes_help} per beat (1-64)"),
+        Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
+        Parameter("bank_depth", int, 1024, "words per bank region (2-2**20)"),
+        Parameter("width", int, 16, f"bits per {width_help} (2-32)"),
+        Parameter("dimension_width", int, 10, f"bits of the {dimension_help} fields (2-16)"),
+        *((Parameter("repeat_width", int, 16, "bits of the tile repeat count (1-24)"),) if repeat else ()),
+    )
+
+
 BLOCKS: dict[str, Block] = {
     "systolic": Block(
         name="systolic",
@@ -163,31 +175,17 @@ BLOCKS: dict[str, Block] = {
     "feeder": Block(
         name="feeder", component_path="hdl.feeder:Im2colFeeder",
         help="im2col activation feeder (forward, and dilated dy for backward-data), lanes positions per beat",
-        parameters=(Parameter("lanes", int, 8, "output positions per beat (1-64)"),
-                    Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
-                    Parameter("bank_depth", int, 1024, "words per bank region (2-2**20)"),
-                    Parameter("width", int, 16, "bits per element (2-32)"),
-                    Parameter("dimension_width", int, 10, "bits of the shape fields (2-16)")),
+        parameters=_feeder_parameters("output positions", "element", "shape", repeat=False),
     ),
     "weight_feeder": Block(
         name="weight_feeder", component_path="hdl.weight_feeder:WeightFeeder",
         help="conv weight feeder: W (forward) or transposed, 180-degree-rotated W (backward-data)",
-        parameters=(Parameter("lanes", int, 8, "matrix rows per beat (1-64)"),
-                    Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
-                    Parameter("bank_depth", int, 1024, "words per bank region (2-2**20)"),
-                    Parameter("width", int, 16, "bits per weight (2-32)"),
-                    Parameter("dimension_width", int, 10, "bits of the channel and kernel fields (2-16)"),
-                    Parameter("repeat_width", int, 16, "bits of the tile repeat count (1-24)")),
+        parameters=_feeder_parameters("matrix rows", "weight", "channel and kernel", repeat=True),
     ),
     "position_feeder": Block(
         name="position_feeder", component_path="hdl.position_feeder:PositionFeeder",
         help="backward-weight feeder: Xcol^T (or dY^T), one output position and lanes consecutive k per beat",
-        parameters=(Parameter("lanes", int, 8, "k values per beat (1-64)"),
-                    Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
-                    Parameter("bank_depth", int, 1024, "words per bank region (2-2**20)"),
-                    Parameter("width", int, 16, "bits per element (2-32)"),
-                    Parameter("dimension_width", int, 10, "bits of the shape fields (2-16)"),
-                    Parameter("repeat_width", int, 16, "bits of the tile repeat count (1-24)")),
+        parameters=_feeder_parameters("k values", "element", "shape", repeat=True),
     ),
     "norm_stats": Block(
         name="norm_stats", component_path="hdl.norm_stats:NormStatistics", arguments=_norm_arguments,

@@ -57,7 +57,9 @@ def test_pipeline_bad_input_is_one_line_naming_the_option(tmp_path):
     cases = [
         (["--network", "tiny_resnet", "--chips", "3", "--capacity", "600"],
          "--capacity 600: 600 B per chip is too small for 'tiny_resnet' in at most 3 stage(s)"),
-        (["--network", "nosuch", "--chips", "2"], "--network nosuch: network must be one of"),
+        (["--network", "nosuch", "--chips", "2"],
+         "--network nosuch: network must be one of resnet18, resnet50, vgg16, densenet121, googlenet, "
+         "mobilenet_v2, tiny_resnet, tiny_concat, tiny_mobilenet, tiny_chain or a YAML path, not 'nosuch'"),
         (["--network", "vgg16", "--chips", "2"], "--network vgg16: layer 'flatten': flatten needs a 1x1 frame"),
         (["--network", "tiny_resnet", "--chips", "0"], "--chips must be a positive integer, not 0"),
     ]
