@@ -1,13 +1,13 @@
 """Benchmark: systolic-array utilization in the forward integration chain (DMA -> scratchpad -> im2col
 feeder -> affine+ReLU -> output-stationary array <- weight feeder; -> writer), 3x3 convs, stride 1 and 2.
 
-Runs the forward integration test (tests/test_integration_conv.py: 8 x C array, 8 output positions per
+Runs the forward integration test (tests/hdl/integration/test_integration_conv.py: 8 x C array, 8 output positions per
 beat, C = 4 (the default test's size) and 8 output channels, 16 banks, int16, BN, N = 2) with an AxiRam
 without stalls (both operands come from the scratchpads), and reports for each layer: operand beats
 accepted by the array / cycles from its first to its last operand beat (first sample). Layer 1 is the 3x3
 conv with the given stride (4 -> C channels, 64 output positions); layer 2 is a 3x3 stride-1 conv (C -> C
 channels, 64 output positions) reading layer 1's output through the BN constants the hardware computed.
-Every beat and tensor is checked against the golden model on the way. Target (issue 5): >= 0.9 for a layer
+Every beat and tensor is checked against the golden model on the way. Target: >= 0.9 for a layer
 with at least 64 output positions.
 
     .venv/bin/python benchmarks/array_utilization.py [--simulator icarus|verilator]

@@ -1,7 +1,7 @@
-"""Benchmark: sustained AXI data-bus utilisation of the DMA (hdl/dma.py).
+"""Benchmark: sustained AXI data-bus utilisation of the DMA (hdl/memory/dma.py).
 
 For bursts of 16 and 256 beats, outstanding limits 1..8 and DRAM latencies 0 and 20 cycles, one
-4096-word (32 KiB at 64-bit) transfer per channel runs against ``verif.axi.PipelinedAxiRam`` (fixed
+4096-word (32 KiB at 64-bit) transfer per channel runs against ``wavecore.verif.axi.PipelinedAxiRam`` (fixed
 latency, overlapping bursts, never stalls) and, for latency 0, against cocotbext-axi's ``AxiRam``.
 Reports the fraction of bus cycles carrying a beat, from the first to the last beat ("steady") and from
 the descriptor to the end ("total", includes the start-up latency).
@@ -23,8 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from hdl.dma import Dma  # noqa: E402
-from verif.runner import build  # noqa: E402
+from wavecore.hdl.memory.dma import Dma  # noqa: E402
+from wavecore.verif.runner import build  # noqa: E402
 
 CASES = [  # (max_burst, max_outstanding, latency, ram, direction)
     *[(burst, outstanding, 0, "pipelined", "read") for burst in (16, 256) for outstanding in (1, 2)],

@@ -1,4 +1,4 @@
-"""Benchmark: beats per cycle of the im2col feeder (hdl/feeder.py) once started, no stalls.
+"""Benchmark: beats per cycle of the im2col feeder (hdl/memory/feeder.py) once started, no stalls.
 
 3x3 convolutions, stride 1 and 2, padding 1, on a 4 x 16 x 16 int16 tensor (256 and 64 output positions),
 ``lanes`` output positions per beat read from ``banks`` banks. The scratchpad side answers every request
@@ -21,8 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from hdl.feeder import Im2colFeeder  # noqa: E402
-from verif.runner import build  # noqa: E402
+from wavecore.hdl.memory.feeder import Im2colFeeder  # noqa: E402
+from wavecore.verif.runner import build  # noqa: E402
 
 
 def benchmark_arguments(doc: str, name: str, argv=None) -> argparse.Namespace:

@@ -1,12 +1,13 @@
-"""QoR of the generated systolic array on ECP5-85F (speed 6) and iCE40UP5K, measured like peer_qor.md.
+"""QoR of the generated systolic array on ECP5-85F (speed 6) and iCE40UP5K, measured like the peer arrays.
 
-The 4-pin harness of ``research/peer_qor.md`` section 3 (:mod:`boards.qor`) around the output-stationary
-int8 array with backpressure (``hdl.systolic.SystolicArray``), Fmax = median of placer seeds 1, 2, 3 (run
+The 4-pin harness the peer arrays of ``docs/benchmarks.md`` ("FPGA") were measured in (:mod:`wavecore.boards.qor`)
+around the output-stationary
+int8 array with backpressure (``wavecore.hdl.array.systolic.SystolicArray``), Fmax = median of placer seeds 1, 2, 3 (run
 one after another), harness overhead measured with a trivial core of the same port widths and subtracted
 in the per-PE columns. Multiplier variants: ``generic`` (``a * b`` with a registered product; Yosys maps it
-to MULT18X18D / SB_MAC16 without packing registers), ``ecp5_dsp`` (:mod:`hdl.ecp5_mult`, MULT18X18D with
+to MULT18X18D / SB_MAC16 without packing registers), ``ecp5_dsp`` (:mod:`wavecore.hdl.array.ecp5_mult`, MULT18X18D with
 its input and output registers), ``ecp5_dsp_fabric`` (the same plus one fabric register after the DSP,
-multiplier latency 3), ``ice40_mixed`` (:mod:`hdl.ice40_mult`: 8 SB_MAC16 + LUT multipliers).
+multiplier latency 3), ``ice40_mixed`` (:mod:`wavecore.hdl.array.ice40_mult`: 8 SB_MAC16 + LUT multipliers).
 
     .venv/bin/python benchmarks/fpga_qor.py [--sizes 4 8] [--families ecp5 ice40] [--seeds 1 2 3]
                                             [--variants generic ecp5_dsp ...]
@@ -25,13 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from boards.qor import QorHarness, TrivialCore, measure  # noqa: E402
-from hdl.ecp5_mult import ecp5_multiplier  # noqa: E402
-from hdl.ice40_mult import ice40_multipliers  # noqa: E402
-from hdl.multiplier import RegisteredMultiplier  # noqa: E402
-from hdl.systolic import SystolicArray  # noqa: E402
+from wavecore.boards.qor import QorHarness, TrivialCore, measure  # noqa: E402
+from wavecore.hdl.array.ecp5_mult import ecp5_multiplier  # noqa: E402
+from wavecore.hdl.array.ice40_mult import ice40_multipliers  # noqa: E402
+from wavecore.hdl.array.multiplier import RegisteredMultiplier  # noqa: E402
+from wavecore.hdl.array.systolic import SystolicArray  # noqa: E402
 
-#: Best peer and the DSP-register reference from peer_qor.md section 2 (ECP5 median Fmax, COMB/PE).
+#: Best peer and the DSP-register reference of the peer measurement (2026-11-22, Yosys 0.70 / nextpnr 0.11.1,
+#: same harness and flow; ECP5 median Fmax, COMB/PE); the peers are listed in ``docs/benchmarks.md``.
 PEERS = {
     (
         "ecp5",
@@ -61,7 +63,7 @@ def _source_digest() -> str:
     import hashlib
 
     digest = hashlib.sha256()
-    sources = ("hdl/pe.py", "hdl/systolic.py", "hdl/multiplier.py", "hdl/ecp5_mult.py", "hdl/ice40_mult.py")
+    sources = tuple(f"hdl/array/{name}.py" for name in ("pe", "systolic", "multiplier", "ecp5_mult", "ice40_mult"))
     for name in sources:
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()[:12]
@@ -73,7 +75,7 @@ def run(sizes, families, seeds, out: Path, variants=None) -> list[dict]:
     for family in families:
         for size in sizes:
             if family == "ice40" and size > 4:
-                continue  # no 8x8 int8 array fits 5280 LCs (peer_qor.md: 15,960 LUT4 for the naive one)
+                continue  # no 8x8 int8 array fits 5280 LCs (a naive one needs 15,960 LUT4)
             work = ROOT / "build" / "benchmarks" / "fpga_qor" / f"{family}_{size}x{size}"
             trivial = measure(
                 QorHarness(TrivialCore(_array(size, "generic"))),
@@ -133,7 +135,7 @@ def run(sizes, families, seeds, out: Path, variants=None) -> list[dict]:
 def markdown(rows: list[dict]) -> str:
     lines = [
         "| target | array | multiplier | LUT/LC | FF | DSP | Fmax MHz median (seeds) | LUT/PE | FF/PE "
-        "| DSP/PE | peak GMAC/s | synth s | PnR s per seed | best peer (peer_qor.md) |",
+        "| DSP/PE | peak GMAC/s | synth s | PnR s per seed | best peer (peer table above) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:

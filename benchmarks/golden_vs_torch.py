@@ -1,4 +1,4 @@
-"""One training step of ResNet-18 at 32x32, batch 8, float32: golden model vs PyTorch CPU (issue 3).
+"""One training step of ResNet-18 at 32x32, batch 8, float32: golden model vs PyTorch CPU.
 
 Both run in the same process on the same thread count (``--threads``, default 1: OpenBLAS via
 ``OPENBLAS_NUM_THREADS`` set before NumPy loads, torch via ``torch.set_num_threads``). Each side does
@@ -40,8 +40,8 @@ def main(argv=None) -> int:
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
     from golden_torch import _forward
 
-    from golden.network import load_network
-    from golden.train import SGD, Trainer, init_params, init_state
+    from wavecore.golden.network import load_network
+    from wavecore.golden.train import SGD, Trainer, init_params, init_state
 
     torch.set_num_threads(args.threads)
     net = load_network(args.network, norm=args.norm, input_size=args.input)

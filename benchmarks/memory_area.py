@@ -26,19 +26,19 @@ sys.path.insert(0, str(ROOT))
 
 
 def _blocks():
-    from golden.numerics import NormArithmetic
-    from hdl.dma import Dma
-    from hdl.feeder import Im2colFeeder
-    from hdl.norm_affine import NormAffine
-    from hdl.norm_backward import NormBackwardReduce
-    from hdl.norm_dx import NormDx
-    from hdl.norm_scalar import NormScalar
-    from hdl.norm_stats import NormStatistics
-    from hdl.norm_weighting import NormGroupWeighting
-    from hdl.position_feeder import PositionFeeder
-    from hdl.scratchpad import Scratchpad
-    from hdl.weight_feeder import WeightFeeder
-    from hdl.writer import ResultWriter
+    from wavecore.golden.numerics import NormArithmetic
+    from wavecore.hdl.memory.dma import Dma
+    from wavecore.hdl.memory.feeder import Im2colFeeder
+    from wavecore.hdl.memory.position_feeder import PositionFeeder
+    from wavecore.hdl.memory.scratchpad import Scratchpad
+    from wavecore.hdl.memory.weight_feeder import WeightFeeder
+    from wavecore.hdl.memory.writer import ResultWriter
+    from wavecore.hdl.norm.affine import NormAffine
+    from wavecore.hdl.norm.backward import NormBackwardReduce
+    from wavecore.hdl.norm.dx import NormDx
+    from wavecore.hdl.norm.scalar import NormScalar
+    from wavecore.hdl.norm.stats import NormStatistics
+    from wavecore.hdl.norm.weighting import NormGroupWeighting
 
     arithmetic = NormArithmetic(max_count=1 << 16)  # int16 activations/gradients, the default training mode
     return {

@@ -1,13 +1,13 @@
 """Occam pipelines of the tiny zoo nets: measured vs. modelled cycles/frame, images/s, links, bitstreams.
 
 For each net (``tiny_resnet``, ``tiny_concat``, ``tiny_mobilenet``, loaded with ``norm: none``, partitioned
-for ULX3S-85F chips at the per-chip capacity below, :func:`boards.pipeline.plan_pipeline`):
+for ULX3S-85F chips at the per-chip capacity below, :func:`wavecore.boards.pipeline.plan_pipeline`):
 
-* **measured** steady-state cycles/frame: the whole chain on Verilator (:func:`boards.pipeline_sim.
+* **measured** steady-state cycles/frame: the whole chain on Verilator (:func:`wavecore.boards.pipeline_sim.
   simulate_pipeline`, no stalls, every boundary checked bit for bit against the golden model), the mean
   of the intervals between the last stage's frame ends after the first frame;
-* **model**: the slowest stage's :attr:`boards.pipeline.StagePlan.cycles_per_frame` (engine cycle
-  functions and link words, :func:`hdl.pipeline_stage.stage_cycles`), an independent prediction;
+* **model**: the slowest stage's :attr:`wavecore.boards.pipeline.StagePlan.cycles_per_frame` (engine cycle
+  functions and link words, :func:`wavecore.hdl.stream.pipeline_stage.stage_cycles`), an independent prediction;
 * with ``--reports DIR`` (the ``-o`` directories of ``wavecore pipeline ... -o DIR/<net>``, or built here
   with ``--build``): per stage LUT4/FF/DSP/DP16KD, post-route Fmax and flow seconds from ``pipeline.json``;
   predicted images/s = min over stages of replicas x Fmax / cycles; the link after each stage needs
@@ -29,12 +29,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from boards.pipeline import build_pipeline, load_pipeline_network, plan_pipeline
-from boards.pipeline_sim import simulate_pipeline
-from boards.targets import get_target
+from wavecore.boards.pipeline import build_pipeline, load_pipeline_network, plan_pipeline
+from wavecore.boards.pipeline_sim import simulate_pipeline
+from wavecore.boards.targets import get_target
 
 TARGET = "ulx3s-85f"
-#: net -> (bytes per chip, chips): splits each net into 2-3 stages (tests/test_pipeline.py ZOO_PIPELINES).
+#: net -> (bytes per chip, chips): splits each net into 2-3 stages (tests/boards/test_pipeline.py ZOO_PIPELINES).
 NETS = {"tiny_resnet": (6000, 3), "tiny_concat": (1500, 3), "tiny_mobilenet": (1500, 2)}
 OUT = Path(__file__).resolve().parent.parent / "build" / "benchmarks" / "pipeline_figures.json"
 

@@ -1,4 +1,4 @@
-"""Reproduce the planner figures of ``docs/results.md`` (issue 4 targets).
+"""Reproduce the planner figures of ``docs/results.md``.
 
 Run: ``.venv/bin/python benchmarks/plan_results.py [--section mbs|bnff|occam|lrcnn|caterpillar]``.
 """
@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 
-from golden.network import load_network
-from golden.plan import caterpillar, occam
-from golden.plan.bnff import fusion_saving, site_passes
-from golden.plan.mbs import plan_baseline, plan_greedy, plan_optimal
-from golden.plan.report import lrcnn_rows
-from golden.traffic import NetworkModel, TrafficOptions
+from wavecore.golden.network import load_network
+from wavecore.golden.plan import caterpillar, occam
+from wavecore.golden.plan.bnff import fusion_saving, site_passes
+from wavecore.golden.plan.mbs import plan_baseline, plan_greedy, plan_optimal
+from wavecore.golden.plan.report import lrcnn_rows
+from wavecore.golden.plan.traffic import NetworkModel, TrafficOptions
 
 MIB = 1 << 20
 

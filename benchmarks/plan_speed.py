@@ -1,4 +1,4 @@
-"""Time planning all MBS schedules of a network (issue 4 target: ResNet-50 under 2 s).
+"""Time planning all MBS schedules of a network (target: ResNet-50 under 2 s).
 
 Run: ``.venv/bin/python benchmarks/plan_speed.py [--network resnet50] [--repeat 3]``. Prints the best wall
 time of ``plan_mbs_family`` (baseline, baseline+BNFF, MBS greedy, MBS optimal, MBS optimal+BNFF, including
@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from golden.network import load_network
-from golden.plan.report import MBS_SCHEDULES, mbs_rows, plan_mbs_family
-from golden.traffic import TrafficOptions
+from wavecore.golden.network import load_network
+from wavecore.golden.plan.report import MBS_SCHEDULES, mbs_rows, plan_mbs_family
+from wavecore.golden.plan.traffic import TrafficOptions
 
 
 def main() -> int:

@@ -1,4 +1,4 @@
-"""ECP5 synthesis cell counts of the streaming engines (hdl/stream_*.py) in tiny-net configurations.
+"""ECP5 synthesis cell counts of the streaming engines (hdl/stream/*.py) in tiny-net configurations.
 
 Each engine is converted to Verilog (``amaranth.back.verilog``) and synthesised alone with the Yosys wheel
 (``synth_ecp5``, synthesis only, no place and route), int8 operands and the int8 preset's 32-bit saturating
@@ -21,14 +21,14 @@ from amaranth.back import verilog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from golden.numerics import INTEGER_PRESETS
-from hdl.stream_add import StreamAdd
-from hdl.stream_concat import StreamConcat
-from hdl.stream_conv import StreamConv2d
-from hdl.stream_fork import StreamFork
-from hdl.stream_global_pool import StreamGlobalAvgPool
-from hdl.stream_pool import StreamPool2d
-from hdl.stream_relu import StreamReLU
+from wavecore.golden.numerics import INTEGER_PRESETS
+from wavecore.hdl.stream.add import StreamAdd
+from wavecore.hdl.stream.concat import StreamConcat
+from wavecore.hdl.stream.conv import StreamConv2d
+from wavecore.hdl.stream.fork import StreamFork
+from wavecore.hdl.stream.global_pool import StreamGlobalAvgPool
+from wavecore.hdl.stream.pool import StreamPool2d
+from wavecore.hdl.stream.relu import StreamReLU
 
 NUMERICS = INTEGER_PRESETS["int8"]
 CELLS = ("LUT4", "PFUMX", "L6MUX21", "CCU2C", "TRELLIS_FF", "TRELLIS_DPR16X4", "DP16KD", "MULT18X18D")

@@ -4,11 +4,11 @@
     .venv/bin/python benchmarks/systolic_cycles.py --sizes 8 --gemms 64,64,64
 
 For each GEMM ``(M, K, N)``, array ``R x R`` and dataflow: the RTL cycles measured in simulation from the
-first input beat accepted to the last result row accepted (no stalls injected; ``tests/tb_systolic.py``
+first input beat accepted to the last result row accepted (no stalls injected; ``verif/tb_systolic.py``
 ``measure_cycles``, which also checks every result bit for bit), the ideal ``M*K*N / (R*R)``, the
 utilisation ideal / RTL, and SCALE-Sim 3.0.0's count for the same GEMM and dataflow
-(:func:`verif.scalesim.scalesim_gemm_cycles`; if SCALE-Sim cannot run, the reference counts of
-``research/peer_qor.md`` section 4, from the same SCALE-Sim, are used and marked). Then the simulated
+(:func:`wavecore.verif.scalesim.scalesim_gemm_cycles`; if SCALE-Sim cannot run, counts recorded from an earlier
+run of the same SCALE-Sim 3.0.0 with the same configuration are used and marked). Then the simulated
 cycles per second of the 8x8 array under cocotb on each simulator.
 
 Writes ``build/benchmarks/systolic_cycles.json`` and prints Markdown tables for ``docs/benchmarks.md``.
@@ -27,16 +27,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from hdl.systolic import SystolicArray  # noqa: E402
-from verif.runner import build  # noqa: E402
+from wavecore.hdl.array.systolic import SystolicArray  # noqa: E402
+from wavecore.verif.runner import build  # noqa: E402
 
 GEMMS = [(64, 64, 64), (128, 128, 128), (256, 64, 32), (49, 1152, 128)]
 SIZES = [4, 8, 16]
 DATAFLOWS = {"output_stationary": "os", "weight_stationary": "ws"}
-CLOCK_NS = 10  # verif.stream.start_clock's default period
+CLOCK_NS = 10  # wavecore.verif.stream.start_clock's default period
 
-# research/peer_qor.md section 4 (SCALE-Sim 3.0.0 total cycles), the fallback when SCALE-Sim cannot run.
-PEER_QOR_SCALESIM = {
+# SCALE-Sim 3.0.0 "total cycles" recorded on 2026-11-22 (GEMM mode, square arrays, 8 MiB SRAMs,
+# InterfaceBandwidth = CALC), the fallback when SCALE-Sim cannot run.
+RECORDED_SCALESIM_CYCLES = {
     ("os", 4): [17919, 137215, 35839, 481727],
     ("os", 8): [4991, 36351, 9983, 130591],
     ("os", 16): [1503, 10111, 3007, 37823],
@@ -48,14 +49,14 @@ PEER_QOR_SCALESIM = {
 
 def scalesim_cycles(gemms, size, dataflow):
     try:
-        from verif.scalesim import scalesim_gemm_cycles
+        from wavecore.verif.scalesim import scalesim_gemm_cycles
 
         return scalesim_gemm_cycles(gemms, size, size, dataflow), "SCALE-Sim 3.0.0 (run)"
     except Exception as error:  # no venv / no network: fall back to the recorded counts
-        reference = dict(zip(GEMMS, PEER_QOR_SCALESIM[(dataflow, size)]))
+        reference = dict(zip(GEMMS, RECORDED_SCALESIM_CYCLES[(dataflow, size)]))
         if all(gemm in reference for gemm in gemms):
-            print(f"SCALE-Sim unavailable ({error}); using peer_qor.md section 4", file=sys.stderr)
-            return [reference[gemm] for gemm in gemms], "peer_qor.md section 4"
+            print(f"SCALE-Sim unavailable ({error}); using the recorded SCALE-Sim 3.0.0 counts", file=sys.stderr)
+            return [reference[gemm] for gemm in gemms], "recorded SCALE-Sim 3.0.0 counts"
         raise
 
 
@@ -65,7 +66,7 @@ def measure(size, dataflow, gemms, simulator, out_dir):
     output = out_dir / f"cycles_{simulator}_{size}_{DATAFLOWS[dataflow]}.json"
     started = time.perf_counter()
     results_file = design.run(
-        "tb_systolic",
+        "wavecore.verif.tb_systolic",
         testcase="measure_cycles",
         test_name=output.stem,
         params={"config": array.parameters, "shapes": [list(g) for g in gemms], "output": str(output)},

@@ -10,7 +10,7 @@ simulation of the block alone, and the outputs it produces are folded by the sam
 
 The LFSRs advance every other cycle. A block register whose input is an LFSR bit would otherwise have
 the same D input as the next LFSR stage and Yosys would merge the two, hiding part of the block
-(``peer_qor.md`` section 3 measured this on a harness of the same kind).
+(in a harness of the same kind without the enable, Yosys' ``opt_merge`` folded 192 of a 4x4 array's 779 FFs).
 """
 
 from __future__ import annotations

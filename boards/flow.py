@@ -4,8 +4,8 @@ The flow is Amaranth's own platform build (``platform.prepare`` writes ``top.il`
 constraints and ``build_top.sh``); we then run the script's tool steps one by one, so that each step is
 timed, a missed timing target is reported instead of failing (``--timing-allow-fail``), and a design that
 does not fit gives a report with status ``does_not_fit`` rather than a traceback. All tool paths are
-relative to the build directory, because YoWASP cannot see absolute host paths under ``/tmp``
-(``toolchain.md`` section 4).
+relative to the build directory, because YoWASP maps the guest's ``/tmp`` to a private directory,
+so absolute host paths under ``/tmp`` are invisible to the tools ("File ... not found").
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 import zlib
 from pathlib import Path
 
-from boards.report import (
+from wavecore.boards.report import (
     BuildReport,
     ReportError,
     parse_nextpnr_log,
@@ -27,7 +27,8 @@ from boards.report import (
     parse_yosys_stat,
     resources_from,
 )
-from boards.targets import Target, tool_environment, tool_versions
+from wavecore.boards.targets import Target, tool_environment, tool_versions
+from wavecore.files import write_atomic
 
 __all__ = ["BuildFailed", "append_dfu_suffix", "build"]
 
@@ -67,9 +68,7 @@ def append_dfu_suffix(path: Path, vendor: int, product: int, device: int = 0xFFF
         + bytes([16])
     )
     crc = (~zlib.crc32(data + suffix)) & 0xFFFFFFFF
-    temporary = Path(path).with_suffix(".dfu.tmp")
-    temporary.write_bytes(data + suffix + crc.to_bytes(4, "little"))
-    os.replace(temporary, path)
+    write_atomic(path, data + suffix + crc.to_bytes(4, "little"))
 
 
 def _tool_steps(script: str, environment: dict[str, str]) -> list[tuple[str, list[str]]]:
@@ -172,8 +171,7 @@ def build(
         if target.name.startswith("orangecrab"):
             append_dfu_suffix(bitstream, *_DFU_IDS)
         final = out_dir / bitstream.name
-        shutil.copyfile(bitstream, final.with_suffix(".part"))
-        os.replace(final.with_suffix(".part"), final)
+        write_atomic(final, bitstream.read_bytes())
         report.bitstream = final.name
         report.status = "ok" if all(f.get("met", True) for f in report.fmax.values()) else "timing_failed"
     report.seconds["total"] = round(time.monotonic() - started, 2)

@@ -1,32 +1,33 @@
 """Occam multi-FPGA pipelines of DAG networks: partition, per-stage engine graphs, golden boundaries, bitstreams.
 
-``research/occam_lrcnn_caterpillar.md`` section 5(c):
+Occam (Gondimalla et al., "Occam: Optimal Data Reuse for Convolutional Neural Networks", arXiv 2106.14138)
+built for FPGAs, one chip per partition:
 
 1. **Network**: a zoo name (``tiny_resnet``, ``tiny_concat``, ``tiny_mobilenet``, ...) loaded with its norm
    layers removed (``norm: none``), a ``configs/pipelines/<name>.yaml`` (``tiny_chain``) or a YAML path.
    Occam is an inference pipeline: a BatchNorm at inference is an affine map folded into the preceding
    conv's weights, and a GroupNorm needs whole-frame per-sample statistics, which a row stream cannot have
    before the frame's last row; a network that still has norm layers is refused.
-2. **Partition** with the Occam DP (:func:`golden.plan.occam.partition`, memory model M2 ``line_buffer``,
+2. **Partition** with the Occam DP (:func:`wavecore.golden.plan.occam.partition`, memory model M2 ``line_buffer``,
    int8 elements, no oversized layer) for the target's usable on-chip memory: the device's block RAM
-   (:attr:`boards.targets.Target.bram_bytes`) minus :data:`LINK_RESERVE_BLOCKS` block RAMs per chip for link
+   (:attr:`wavecore.boards.targets.Target.bram_bytes`) minus :data:`LINK_RESERVE_BLOCKS` block RAMs per chip for link
    and FIFO buffering, or an explicit capacity. Cuts only where exactly one tensor is live
    (``cuts="single_tensor"``): a stage boundary is then one tensor on one link; a residual shortcut or a
    concat's branches never cross a chip boundary.
 3. **Stage = a graph of engines** (:class:`NodePlan`, :func:`stage_component`): conv2d and linear (a 1x1
-   conv on the 1x1 frame after a global pool; flatten is then free) on :class:`hdl.stream_conv.StreamConv2d`
+   conv on the 1x1 frame after a global pool; flatten is then free) on :class:`wavecore.hdl.stream.conv.StreamConv2d`
    with a following ReLU/ReLU6 fused, max/avg pools on ``StreamPool2d``, global average pool on
    ``StreamGlobalAvgPool``, add (+ReLU) on ``StreamAdd``, concat on ``StreamConcat``, any other ReLU on
    ``StreamReLU``; a tensor with several readers goes through a ``StreamFork`` whose skip FIFOs are sized by
-   :func:`hdl.stream_fork.skip_fifo_depth` (inside :class:`hdl.pipeline_stage.PipelineStage`). Stage time
+   :func:`hdl.stream.fork.skip_fifo_depth` (inside :class:`hdl.stream.pipeline_stage.PipelineStage`). Stage time
    = the slowest engine's cycles per frame or the link's lane words per frame if larger (the engines overlap
-   through their streams; :func:`hdl.pipeline_stage.stage_cycles`, checked against Verilator in
-   ``tests/test_pipeline.py``). **STAP** replicas
-   ``r_i = ceil(t_i / tau)`` from :func:`golden.plan.occam.stap` with the chip budget.
+   through their streams; :func:`wavecore.hdl.stream.pipeline_stage.stage_cycles`, checked against Verilator in
+   ``tests/boards/test_pipeline.py``). **STAP** replicas
+   ``r_i = ceil(t_i / tau)`` from :func:`wavecore.golden.plan.occam.stap` with the chip budget.
 4. **Numerics**: the golden model's int8 integer mode (:data:`PIPELINE_NUMERICS`,
-   ``golden.numerics.INTEGER_PRESETS["int8"]``). Filters are seeded random int8 tensors on the
+   ``wavecore.golden.numerics.INTEGER_PRESETS["int8"]``). Filters are seeded random int8 tensors on the
    ``Q.weight_frac`` grid (He-uniform range, so activations neither vanish nor saturate);
-   :func:`golden_boundaries` runs the network forward with :class:`golden.integer.IntegerKernels` and returns
+   :func:`golden_boundaries` runs the network forward with :class:`wavecore.golden.integer.IntegerKernels` and returns
    every stage-boundary tensor, which the cocotb test compares with the RTL's link traffic bit for bit.
 5. **Build** one bitstream per *distinct* stage (replicas share theirs) with a report.
 """
@@ -43,9 +44,10 @@ import numpy as np
 from amaranth import Elaboratable, Module
 from amaranth.build import Pins, Resource, Subsignal
 
-from boards.targets import Target
-from golden.numerics import INTEGER_PRESETS, IntegerTraining
-from hdl.link import link_words, pixel_layout
+from wavecore.boards.targets import Target
+from wavecore.golden.numerics import INTEGER_PRESETS, IntegerTraining
+from wavecore.hdl.stream.link import link_words, pixel_layout
+from wavecore.paths import configs_dir
 
 __all__ = [
     "LINK",
@@ -70,7 +72,7 @@ __all__ = [
 
 #: Block RAMs per chip kept free of the partition for link/FIFO buffering.
 LINK_RESERVE_BLOCKS = 2
-PIPELINE_NETWORK_DIR = Path(__file__).resolve().parent.parent / "configs" / "pipelines"
+PIPELINE_NETWORK_DIR = configs_dir() / "pipelines"
 #: The arithmetic of every pipeline: int8 operands, int32 saturating accumulator, Q.4 activations, Q.6 weights.
 PIPELINE_NUMERICS: IntegerTraining = INTEGER_PRESETS["int8"]
 #: Source name of a stage's input link in :attr:`NodePlan.sources`.
@@ -121,7 +123,7 @@ class NodePlan:
         channels, height, width = self.in_shapes[0]
         p = self.params
         if self.kind == "conv":
-            from hdl.stream_conv import stream_conv_cycles
+            from wavecore.hdl.stream.conv import stream_conv_cycles
 
             weights = p["weights"]
             return stream_conv_cycles(
@@ -134,13 +136,13 @@ class NodePlan:
                 groups=p["groups"],
             )
         if self.kind in ("maxpool", "avgpool"):
-            from hdl.stream_pool import stream_pool_cycles
+            from wavecore.hdl.stream.pool import stream_pool_cycles
 
             return stream_pool_cycles(
                 height=height, width=width, kernel=p["kernel"], stride=p["stride"], padding=p["padding"]
             )
         if self.kind == "global_avgpool":
-            from hdl.stream_global_pool import stream_global_pool_cycles
+            from wavecore.hdl.stream.global_pool import stream_global_pool_cycles
 
             return stream_global_pool_cycles(height=height, width=width)
         return height * width  # add, concat, relu: one pixel per cycle
@@ -182,8 +184,11 @@ class StagePlan:
 
     @property
     def cycles_per_frame(self) -> int:
-        """Steady-state cycles per frame: the slowest engine or link (:func:`hdl.pipeline_stage.stage_cycles`)."""
-        from hdl.pipeline_stage import stage_cycles
+        """Steady-state cycles per frame: the slowest engine or link.
+
+        From :func:`wavecore.hdl.stream.pipeline_stage.stage_cycles`.
+        """
+        from wavecore.hdl.stream.pipeline_stage import stage_cycles
 
         return stage_cycles([node.cycles for node in self.nodes], *self.link_words_per_frame)
 
@@ -205,7 +210,7 @@ class PipelinePlan:
     stages: list[StagePlan]
     numerics: IntegerTraining = PIPELINE_NUMERICS
     params: dict = field(default_factory=dict, repr=False)
-    source: object = field(default=None, repr=False)  # the golden.network.Network
+    source: object = field(default=None, repr=False)  # the wavecore.golden.network.Network
 
     @property
     def arithmetic(self):
@@ -242,7 +247,7 @@ class PipelinePlan:
 
 def load_pipeline_network(name: str):
     """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path, with norms removed."""
-    from golden.network import ZOO, NetworkError, load_network
+    from wavecore.golden.network import ZOO, NetworkError, load_network
 
     local = PIPELINE_NETWORK_DIR / f"{name}.yaml"
     if not local.exists() and name not in ZOO and not Path(name).is_file():
@@ -310,7 +315,7 @@ def init_integer_params(network, numerics: IntegerTraining = PIPELINE_NUMERICS, 
 
 def _stage_nodes(network, layer_names, input_layer, numerics, params) -> list[NodePlan]:
     """The engine graph of one stage's layers; ``input_layer`` arrives on the link."""
-    from golden.integer import IntegerKernels
+    from wavecore.golden.integer import IntegerKernels
 
     kernels = IntegerKernels(numerics)
     nodes: dict[str, dict] = {}
@@ -404,7 +409,7 @@ def plan_pipeline(
     ``capacity_bytes`` overrides the target's usable memory (to force more stages on a small network).
     Filters are seeded random int8 tensors (``seed``); the same ones go to the RTL and the golden model.
     """
-    from golden.plan.occam import OccamModel, partition, stap
+    from wavecore.golden.plan.occam import OccamModel, partition, stap
 
     if not isinstance(chips, int) or isinstance(chips, bool) or chips < 1:
         raise PipelineError(f"chips must be a positive integer, not {chips!r}", "chips")
@@ -470,12 +475,12 @@ def plan_pipeline(
 
 
 def engine_for(node: NodePlan, numerics: IntegerTraining = PIPELINE_NUMERICS):
-    """The streaming engine (an Amaranth component) of ``node`` (interface: docs/fpga.md, hdl/stream_*.py)."""
+    """The streaming engine (an Amaranth component) of ``node`` (interface: docs/fpga.md, hdl/stream/*.py)."""
     channels, height, width = node.in_shapes[0]
     fmt = numerics.operand
     p = node.params
     if node.kind == "conv":
-        from hdl.stream_conv import StreamConv2d
+        from wavecore.hdl.stream.conv import StreamConv2d
 
         bias = p["bias"]
         return StreamConv2d(
@@ -494,7 +499,7 @@ def engine_for(node: NodePlan, numerics: IntegerTraining = PIPELINE_NUMERICS):
             out_width=numerics.mac.in_width,
         )
     if node.kind in ("maxpool", "avgpool"):
-        from hdl.stream_pool import StreamPool2d
+        from wavecore.hdl.stream.pool import StreamPool2d
 
         return StreamPool2d(
             mode="max" if node.kind == "maxpool" else "avg",
@@ -509,7 +514,7 @@ def engine_for(node: NodePlan, numerics: IntegerTraining = PIPELINE_NUMERICS):
             rounding=numerics.rounding,
         )
     if node.kind == "global_avgpool":
-        from hdl.stream_global_pool import StreamGlobalAvgPool
+        from wavecore.hdl.stream.global_pool import StreamGlobalAvgPool
 
         return StreamGlobalAvgPool(
             channels=channels,
@@ -520,7 +525,7 @@ def engine_for(node: NodePlan, numerics: IntegerTraining = PIPELINE_NUMERICS):
             rounding=numerics.rounding,
         )
     if node.kind == "add":
-        from hdl.stream_add import StreamAdd
+        from wavecore.hdl.stream.add import StreamAdd
 
         return StreamAdd(
             channels=channels,
@@ -530,19 +535,19 @@ def engine_for(node: NodePlan, numerics: IntegerTraining = PIPELINE_NUMERICS):
             relu_max=p["relu_max"],
         )
     if node.kind == "concat":
-        from hdl.stream_concat import StreamConcat
+        from wavecore.hdl.stream.concat import StreamConcat
 
         return StreamConcat(channels=[shape[0] for shape in node.in_shapes], fmt=fmt)
     if node.kind == "relu":
-        from hdl.stream_relu import StreamReLU
+        from wavecore.hdl.stream.relu import StreamReLU
 
         return StreamReLU(channels=channels, fmt=fmt, relu_max=p["relu_max"])
     raise AssertionError(node.kind)
 
 
 def stage_component(stage: StagePlan, plan: PipelinePlan):
-    """The :class:`hdl.pipeline_stage.PipelineStage` of ``stage``: its engine graph between two links."""
-    from hdl.pipeline_stage import PipelineStage
+    """The :class:`hdl.stream.pipeline_stage.PipelineStage` of ``stage``: its engine graph between two links."""
+    from wavecore.hdl.stream.pipeline_stage import PipelineStage
 
     index = {node.name: position for position, node in enumerate(stage.nodes)}
     return PipelineStage(
@@ -557,11 +562,11 @@ def stage_component(stage: StagePlan, plan: PipelinePlan):
 def golden_activations(network, params, images, numerics: IntegerTraining = PIPELINE_NUMERICS) -> dict:
     """Every layer's output ``{layer: (N, ...)}`` of ``network`` on integer ``images`` (N, C, H, W).
 
-    The forward pass of :class:`golden.train.Trainer` in integer mode: the same
-    :class:`golden.integer.IntegerKernels` methods, layer by layer in topological order (this also runs
+    The forward pass of :class:`wavecore.golden.train.Trainer` in integer mode: the same
+    :class:`wavecore.golden.integer.IntegerKernels` methods, layer by layer in topological order (this also runs
     networks without a loss layer, which ``train_step`` refuses).
     """
-    from golden.train import Trainer
+    from wavecore.golden.train import Trainer
 
     kernels = Trainer(network, numerics=numerics).kernels
     params = kernels.prepare_params(params)
@@ -618,13 +623,13 @@ def link_budget(plan: PipelinePlan, stage: StagePlan, fmax_mhz: float, link_mhz:
 
 
 def write_plan(plan: PipelinePlan, path: Path) -> None:
-    from boards.report import write_atomic
+    from wavecore.boards.report import write_atomic
 
     write_atomic(path, json.dumps(plan.summary(), indent=2) + "\n")
 
 
 class StageBoardTop(Elaboratable):
-    """A pipeline stage on a board: both links on the target's header pins (:class:`boards.targets.Target`).
+    """A pipeline stage on a board: both links on the target's header pins (:class:`wavecore.boards.targets.Target`).
 
     Input link pins: ``lane`` data + valid (inputs), ready (output); output link: data + valid (outputs),
     ready (input), in the order of :attr:`Target.link_pins`.
@@ -635,7 +640,7 @@ class StageBoardTop(Elaboratable):
         self.target = target
 
     def elaborate(self, platform):
-        from boards.bist import add_board_clock
+        from wavecore.boards.bist import add_board_clock
 
         m = Module()
         m.submodules.stage = stage = self.stage
@@ -690,8 +695,8 @@ def build_pipeline(plan: PipelinePlan, target: Target, out_dir: Path, *, seed: i
     (replicas x Fmax / cycles) and the output link's bandwidth need vs. what ``lane_width`` bits per cycle
     at Fmax offer. The pipeline's throughput is the slowest stage's.
     """
-    from boards.flow import build
-    from boards.report import write_atomic
+    from wavecore.boards.flow import build
+    from wavecore.boards.report import write_atomic
 
     out_dir = Path(out_dir).resolve()
     built: dict[str, dict] = {}

@@ -1,16 +1,16 @@
 """Simulation tops for Occam pipelines: stages chained through link models, STAP replica groups.
 
-:func:`simulate_pipeline` runs the cocotb testbench ``tests/tb_pipeline.py`` (Verilator) on a
+:func:`simulate_pipeline` runs the cocotb testbench ``verif/tb_pipeline.py`` (Verilator) on a
 :class:`PipelineChain` of all stages of a plan and compares every stage-boundary tensor with
-:func:`boards.pipeline.golden_boundaries`, bit for bit.
+:func:`wavecore.boards.pipeline.golden_boundaries`, bit for bit.
 """
 
 from amaranth import Cat, Module
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from hdl.link import LinkReceiver, LinkTransmitter, link_words, pixel_layout
-from hdl.stap import StapDispatcher, StapMerger
+from wavecore.hdl.stream.link import LinkReceiver, LinkTransmitter, link_words, pixel_layout
+from wavecore.hdl.stream.stap import StapDispatcher, StapMerger
 
 __all__ = ["PipelineChain", "StapGroup", "simulate_pipeline", "stage_params"]
 
@@ -136,10 +136,10 @@ def simulate_pipeline(
 ):
     """Chain every stage of ``plan`` in RTL simulation, random images, random link stalls.
 
-    Raises :class:`verif.runner.SimulationFailed` when any boundary tensor differs from the golden model.
+    Raises :class:`wavecore.verif.runner.SimulationFailed` when any boundary tensor differs from the golden model.
     Returns ``{"frames": N, "cycles": C, "frame_ends": [...]}``: cycles from the first input word to the last
     output word, and the cycle each frame's last word left the last stage (their differences are the
-    steady-state cycles per frame, :attr:`boards.pipeline.StagePlan.cycles_per_frame` of the slowest stage).
+    steady-state cycles per frame, :attr:`wavecore.boards.pipeline.StagePlan.cycles_per_frame` of the slowest stage).
     """
     import json
     import tempfile
@@ -147,8 +147,8 @@ def simulate_pipeline(
 
     import numpy as np
 
-    from boards.pipeline import golden_boundaries, stage_component
-    from verif.runner import build
+    from wavecore.boards.pipeline import golden_boundaries, stage_component
+    from wavecore.verif.runner import build
 
     random = np.random.default_rng(seed)
     images = plan.arithmetic.operand.random(random, (frames, *plan.stages[0].in_shape))
@@ -161,7 +161,7 @@ def simulate_pipeline(
     with tempfile.TemporaryDirectory(prefix="pipeline_sim_") as directory:
         report = Path(directory) / "cycles.json"
         design.run(
-            "tb_pipeline",
+            "wavecore.verif.tb_pipeline",
             testcase="chain_matches_golden_at_every_boundary",
             test_name="pipeline_cli",
             seed=seed,

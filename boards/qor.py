@@ -1,4 +1,5 @@
-"""Quality-of-results measurement with the 4-pin harness of ``research/peer_qor.md`` section 3.
+"""Quality-of-results measurement with a 4-pin harness, the one the peer arrays of ``docs/benchmarks.md`` were
+measured in.
 
 Every core is wrapped into the same top: ``clk``, ``din``, ``rst`` (Amaranth's synchronous reset) and
 ``dout``.
@@ -12,7 +13,7 @@ Every core is wrapped into the same top: ``clk``, ``din``, ``rst`` (Amaranth's s
   widths, whose outputs are a WOUT-bit shift register continuing the input chain (WOUT FFs, no LUTs):
   harness FFs = its FFs - WOUT, harness LUTs = its LUTs (ECP5) or LCs - WOUT (iCE40).
 
-Flow commands are those of ``peer_qor.md`` section 5: ``synth_ecp5`` / ``synth_ice40 [-dsp]``, nextpnr with
+Flow commands are those of that peer measurement: ``synth_ecp5`` / ``synth_ice40 [-dsp]``, nextpnr with
 ``--freq 200`` (ECP5-85F, CABGA381, speed 6) or ``--freq 48`` (UP5K SG48), ``--timing-allow-fail``, seeds
 1, 2, 3, run one after another; Fmax is the median of the seeds' post-route figures.
 """
@@ -31,9 +32,9 @@ from amaranth import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from boards.bist import input_ports, output_ports
-from boards.report import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, resources_from
-from boards.targets import get_target, tool_environment
+from wavecore.boards.bist import input_ports, output_ports
+from wavecore.boards.report import parse_nextpnr_log, parse_nextpnr_report, parse_yosys_stat, resources_from
+from wavecore.boards.targets import get_target, tool_environment
 
 __all__ = ["FAMILY_SETTINGS", "QorHarness", "QorResult", "TrivialCore", "measure"]
 
@@ -79,7 +80,7 @@ class QorHarness(wiring.Component):
     core : wiring.Component
         Design under measurement, ``sync`` domain.
     xor_group : int
-        Output bits per first-stage XOR FF (64 as in ``peer_qor.md``; 16 lifts the harness ceiling).
+        Output bits per first-stage XOR FF (64 as in the peer measurement; 16 lifts the harness ceiling).
 
     Attributes
     ----------
@@ -158,7 +159,7 @@ def measure(
     """Synthesise ``harness`` for ``family`` and place-and-route it once per seed, one run at a time.
 
     iCE40 place-and-route is skipped (status ``does_not_fit``) when Yosys maps more than
-    ``max_ice40_dsps`` SB_MAC16 or more than 1.05 x 5280 LUTs/FFs, as in ``peer_qor.md`` section 5.
+    ``max_ice40_dsps`` SB_MAC16 or more than 1.05 x 5280 LUTs/FFs, as in the peer measurement.
     """
     from amaranth.back import verilog
 

@@ -1,17 +1,18 @@
 """Read what Yosys and nextpnr wrote, and write ``report.json`` / ``report.md`` for a build.
 
-Sources (``toolchain.md`` section 4): nextpnr's ``--report`` JSON (utilisation per BEL type, post-route Fmax
-per clock), the ``.tim`` log as a fallback, and Yosys' ``stat -json`` (cell counts; the only flip-flop
-count on iCE40, where nextpnr counts logic cells, not FFs).
+Sources (nextpnr 0.11.1 and Yosys 0.70 of the pinned YoWASP wheels): nextpnr's ``--report`` JSON (utilisation per
+BEL type, post-route Fmax per clock), the ``.tim`` log as a fallback, and Yosys' ``stat -json`` (cell counts; the
+only flip-flop count on iCE40, where nextpnr counts logic cells, not FFs).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from wavecore import files
 
 __all__ = [
     "BuildReport",
@@ -209,9 +210,5 @@ class BuildReport:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
+    """Write ``text`` to ``path`` atomically with the user's umask (:func:`wavecore.files.write_atomic`)."""
+    files.write_atomic(path, text)

@@ -1,10 +1,10 @@
 """Single-chip build of any generated block: BIST board top, bitstream, ``report.json`` / ``report.md``.
 
-``synth_block`` is what ``wavecore synth`` calls: it wraps the block in :class:`boards.bist.BistBoardTop`
-with the signature a correct block gives (computed by :func:`boards.bist.reference_signature`), runs the
-flow of :mod:`boards.flow` for the target and returns the report. On ECP5 targets a systolic array uses
-the DSP-register multiplier of :mod:`hdl.ecp5_mult` and on the iCE40UP5K the 8 ``SB_MAC16`` + LUT
-multipliers of :mod:`hdl.ice40_mult`, unless the caller gives its own factory.
+``synth_block`` is what ``wavecore synth`` calls: it wraps the block in :class:`wavecore.boards.bist.BistBoardTop`
+with the signature a correct block gives (computed by :func:`wavecore.boards.bist.reference_signature`), runs the
+flow of :mod:`wavecore.boards.flow` for the target and returns the report. On ECP5 targets a systolic array uses
+the DSP-register multiplier of :mod:`wavecore.hdl.array.ecp5_mult` and on the iCE40UP5K the 8 ``SB_MAC16`` + LUT
+multipliers of :mod:`wavecore.hdl.array.ice40_mult`, unless the caller gives its own factory.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from boards.bist import BistBoardTop, reference_signature
-from boards.flow import build
-from boards.report import BuildReport
-from boards.targets import Target
+from wavecore.boards.bist import BistBoardTop, reference_signature
+from wavecore.boards.flow import build
+from wavecore.boards.report import BuildReport
+from wavecore.boards.targets import Target
 
 __all__ = ["DEFAULT_BIST_CYCLES", "MULTIPLIERS", "multiplier_factory", "registry_factories", "synth_block"]
 
@@ -31,9 +31,9 @@ def multiplier_factory(choice: str, target: Target, *, simulation: bool = False)
     ``auto`` is ``ecp5_dsp`` on ECP5 and ``ice40_mixed`` on iCE40. With ``simulation`` the ECP5 DSP is its
     behavioural twin (Yosys has no simulation model of ``MULT18X18D``).
     """
-    from hdl.ecp5_mult import ecp5_multiplier
-    from hdl.ice40_mult import ice40_multipliers
-    from hdl.multiplier import RegisteredMultiplier
+    from wavecore.hdl.array.ecp5_mult import ecp5_multiplier
+    from wavecore.hdl.array.ice40_mult import ice40_multipliers
+    from wavecore.hdl.array.multiplier import RegisteredMultiplier
 
     if choice not in MULTIPLIERS:
         raise ValueError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, not {choice!r}")
@@ -56,7 +56,7 @@ def registry_factories(config: dict, target: Target, multiplier: str = "auto"):
     """
     import inspect
 
-    from hdl.registry import BLOCKS, full_config
+    from wavecore.hdl.registry import BLOCKS, full_config
 
     full = full_config(config["block"], {key: value for key, value in config.items() if key != "block"})
     name = full.pop("block")

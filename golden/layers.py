@@ -4,12 +4,12 @@ The functions are vectorised (im2col with ``sliding_window_view`` plus ``np.matm
 only over kernel offsets, never over pixels or samples) and keep the dtype of their inputs (float32 or
 float64). Convolutions and linear layers compute **each sample with its own GEMM** (``np.matmul`` over a
 leading batch axis), so a sample's output does not depend on how many samples share the call: this is
-what makes mini-batch serialisation bit-identical to the layer-by-layer run (``mbs_bn.md`` §1.5).
+what makes mini-batch serialisation bit-identical to the layer-by-layer run with GroupNorm.
 Reductions across samples (weight gradients, BatchNorm statistics) are the only results whose rounding
 depends on the batch split.
 
 Signatures are stable; the planner's row-block executor calls the forward functions on row slices.
-The BN/GN fission-and-fusion formulas of ``mbs_bn.md`` §2.3 (statistics on the producer's write,
+The BN/GN fission-and-fusion formulas (after Jung et al., arXiv 1807.01702: statistics on the producer's write,
 affine+ReLU on the consumer's read, ``dx = k1*dy + k2*x + k3``) are the ``fused_norm_*`` functions.
 """
 
@@ -274,13 +274,13 @@ def groupnorm_backward(dy, x, gamma, *, groups, eps=1e-5):
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Normalisation, fission-and-fusion form (mbs_bn.md §2.3; GN per sample, §3)
+# Normalisation, fission-and-fusion form (Jung et al., arXiv 1807.01702; GN applies it per sample)
 # ---------------------------------------------------------------------------------------------------------
 class NormMoments:
     """Per-channel (BN) or per-(sample, group) (GN) statistics accumulated on the producer's write.
 
     Chunks (sub-batches or tiles, in any order) are merged with Chan's (count, mean, M2) update, which
-    is what ``mbs_bn.md`` §2.6 recommends over the cancelling one-pass E[x^2] - E[x]^2.
+    stays accurate where the one-pass E[x^2] - E[x]^2 cancels catastrophically (|mean| >> std).
     """
 
     def __init__(self, kind: str, groups: int | None = None):
@@ -361,7 +361,7 @@ def fused_norm_backward_reductions(
     ``r1 = sum dy`` and ``r2 = sum dy*(x - mean)`` per channel over (n, H, W) for BN, per (n, channel) over
     (H, W) for GN (merged into groups by :func:`fused_norm_backward_constants`). ``mean`` is the forward
     statistic (known before the backward pass), so centring costs one subtraction on the write path; it
-    avoids the cancellation of the raw ``sum dy*x - mean*sum dy`` of ``mbs_bn.md`` §2.3, which loses
+    avoids the cancellation of the raw ``sum dy*x - mean*sum dy``, which loses
     ~1e-11 relative when dgamma is small against ``mean * sum dy``.
     """
     if relu:

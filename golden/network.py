@@ -20,13 +20,14 @@ import copy
 import heapq
 import io
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from golden.layers import conv_output_size
+from wavecore.files import write_atomic
+from wavecore.golden.layers import conv_output_size
+from wavecore.paths import configs_dir
 
 __all__ = [
     "NORM_CHOICES",
@@ -73,7 +74,7 @@ ZOO = {
     "tiny_mobilenet": "tiny_mobilenet.yaml",
 }
 
-_CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "networks"
+_CONFIG_DIR = configs_dir() / "networks"
 
 # Allowed hyper-parameters per op (YAML keys besides name/op/inputs) with their defaults.
 _PARAM_DEFAULTS: dict[str, dict[str, object]] = {
@@ -219,7 +220,7 @@ class Layer:
         """Input rows ``(lo, hi)`` read by output rows ``first..last`` of a conv2d, maxpool or avgpool.
 
         The receptive-field inversion along the height that Occam's closures and LR-CNN's row blocks share
-        (``research/occam_lrcnn_caterpillar.md`` sections 1.2 and 2): output row ``r`` reads input rows
+        (:mod:`wavecore.golden.plan.occam`, :mod:`wavecore.golden.plan.lrcnn`): output row ``r`` reads input rows
         ``r*s - p .. r*s - p + k - 1``. Not clipped: rows below 0 or past the map are padding.
         """
         if self.op not in _WINDOW_OPS:
@@ -446,10 +447,7 @@ class Network:
 
     def write_yaml(self, path) -> None:
         """Write :meth:`to_yaml` atomically."""
-        path = Path(path)
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(self.to_yaml())
-        os.replace(temporary, path)
+        write_atomic(path, self.to_yaml())
 
 
 # ----------------------------------------------------------------------------------------------------------

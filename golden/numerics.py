@@ -1,8 +1,7 @@
 """The arithmetic the hardware implements, defined once.
 
 Every generator in ``hdl/`` takes its widths and overflow rules from the objects here, and the golden
-model uses the same objects to compute what the hardware must produce, so the two cannot drift apart
-(``DESIGN.md``, "numerics").
+model uses the same objects to compute what the hardware must produce, so the two cannot drift apart.
 
 Integer rules
 -------------
@@ -247,7 +246,7 @@ def requantize(values, shift: int, out: IntFormat, rounding: str = "half_even") 
 
 
 # ==========================================================================================================
-# Training numerics selector (golden model, issue 3): float modes and the hardware-exact integer mode.
+# Training numerics selector of the golden model: float modes and the hardware-exact integer mode.
 # The integer rules are written once here and documented in docs/golden.md ("Integer mode"); the kernels
 # that apply them to each layer are in golden/integer.py.
 # ==========================================================================================================
@@ -339,8 +338,9 @@ def resolve_numerics(numerics):
 
 
 # --- Normalization datapath arithmetic ---
-# Issue 5 (memory system and normalization datapaths). The exact integer arithmetic of the BN/GN
-# fission-fusion units of research/mbs_bn.md §2.3 and §6 (implications 6-10): statistics on write,
+# The exact integer arithmetic of the BN/GN fission-fusion units (Jung et al., "Restructuring Batch
+# Normalization to Accelerate CNN Training", arXiv 1807.01702; the paper's body was not available, so the
+# backward split below is derived from the BN/GN gradient and checked numerically): statistics on write,
 # affine+ReLU on read, backward reductions, the two-stream dx unit and the per-channel scalar unit with
 # its fixed-point reciprocal square root. hdl/norm*.py take every width from NormArithmetic and the RTL
 # is checked bit for bit against these functions.

@@ -1,8 +1,9 @@
 """Execution orders over the same training math: the schedule objects the planner builds and
-:mod:`golden.train` runs (``mbs_bn.md`` §1.4, §1.5, §2.3).
+:mod:`wavecore.golden.train` runs: mini-batch serialization (Lym et al., arXiv 1810.00307) and BN fission-fusion
+(Jung et al., arXiv 1807.01702).
 
 A :class:`Schedule` is a sequence of :class:`Group` objects, each a contiguous run of whole blocks
-(:meth:`golden.network.Network.blocks`) with its own sub-batch size. Forward runs every sub-batch of a
+(:meth:`wavecore.golden.network.Network.blocks`) with its own sub-batch size. Forward runs every sub-batch of a
 group through all of its layers before the next group starts; backward runs the groups in reverse, sub-batch
 by sub-batch, accumulating weight gradients. The layer-by-layer baseline is the schedule whose every group
 has ``sub_batch == batch``.
@@ -77,7 +78,7 @@ class Schedule:
     groups : tuple of Group
         Cover the network in topological order.
     norm_fusion : bool
-        BN/GN fission and fusion (``mbs_bn.md`` §2.3): statistics on the producer's write, affine+ReLU on
+        BN/GN fission and fusion (Jung et al., arXiv 1807.01702): statistics on the producer's write, affine+ReLU on
         the consumer's read, backward reductions on the gradient write, ``dx = k1*dy + k2*x + k3``.
     sub_batch_bn : bool
         Allow BN inside a serialised group with per-sub-batch statistics (NOT equivalent to the baseline).

@@ -1,8 +1,8 @@
-"""One SGD training step over a network DAG, in any execution order (``mbs_bn.md`` §1.4-1.5, §2.3, §6).
+"""One SGD training step over a network DAG, in any execution order (:mod:`wavecore.golden.schedule`).
 
-:func:`train_step` runs forward, loss, backward and the SGD update of a :class:`~golden.network.Network`
-under a :class:`~golden.schedule.Schedule` (baseline, mini-batch serialisation, BN/GN fission-and-fusion)
-and a numerics mode (``float64``, ``float32`` or :class:`~golden.numerics.IntegerTraining`). The API is
+:func:`train_step` runs forward, loss, backward and the SGD update of a :class:`~wavecore.golden.network.Network`
+under a :class:`~wavecore.golden.schedule.Schedule` (baseline, mini-batch serialisation, BN/GN fission-and-fusion)
+and a numerics mode (``float64``, ``float32`` or :class:`~wavecore.golden.numerics.IntegerTraining`). The API is
 documented in ``docs/golden.md`` ("Training step").
 
 Activations and gradients live in whole-mini-batch arrays (the golden model's "DRAM"); a group writes its
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden import layers as L
-from golden.integer import ExactKernels, IntegerKernels
-from golden.network import Network
-from golden.numerics import IntegerTraining, resolve_numerics
-from golden.schedule import Schedule
+from wavecore.golden import layers as L
+from wavecore.golden.integer import ExactKernels, IntegerKernels
+from wavecore.golden.network import Network
+from wavecore.golden.numerics import IntegerTraining, resolve_numerics
+from wavecore.golden.schedule import Schedule
 
 __all__ = ["SGD", "StepResult", "Trainer", "init_params", "init_state", "train_step"]
 
@@ -121,7 +121,7 @@ def init_state(network: Network, *, dtype=np.float64) -> dict:
 
 
 class _FloatKernels(ExactKernels):
-    """The float (float32/float64) arithmetic: straight calls into :mod:`golden.layers`."""
+    """The float (float32/float64) arithmetic: straight calls into :mod:`wavecore.golden.layers`."""
 
     integer = False
 
@@ -262,7 +262,7 @@ class Trainer:
     schedule : Schedule or None
         ``None`` means the baseline for the batch of each step.
     numerics : str or IntegerTraining
-        ``"float64"`` (default), ``"float32"`` or an :class:`~golden.numerics.IntegerTraining`.
+        ``"float64"`` (default), ``"float32"`` or an :class:`~wavecore.golden.numerics.IntegerTraining`.
     optimizer : SGD
     """
 
@@ -334,7 +334,7 @@ class _Step:
     # -- planning ------------------------------------------------------------------------------------------
     def _plan_fusion(self):
         """Fused norms never materialise their output; a ReLU that is a fused norm's only consumer is
-        applied on read too (``mbs_bn.md`` §2.3)."""
+        applied on read too."""
         self.virtual: dict[str, tuple[str, bool, object]] = {}  # tensor -> (norm, relu?, max_value)
         if not self.fusion:
             return
@@ -468,7 +468,7 @@ class _Step:
             if self.fusion:
                 # Statistics over the whole tensor in one pass (a BN here always sees the whole batch), so
                 # MBS with a boundary at the BN stays bit-exact; the chunked on-write merge the hardware does
-                # is layers.NormMoments, checked against this in tests/test_golden_layers.py.
+                # is layers.NormMoments, checked against this in tests/golden/test_layers.py.
                 constants = k.fused_constants(layer, k.moments(layer, x), p["weight"], p["bias"])
                 self.constants.setdefault(layer.name, []).append(((start, stop), constants))
                 if op == "batchnorm":

@@ -11,7 +11,7 @@ is imported lazily so a broken block does not break the others).
 Most components take int/str/bool keywords and are listed with exactly those. A component that takes an
 object gives its block an ``arguments`` adapter from the registry parameters to the constructor keywords:
 the BN/GN norm units (``norm_stats``, ``norm_affine``, ``norm_backward``, ``norm_weighting``, ``norm_dx``,
-``norm_scalar``) take ``preset`` (an integer training mode of :data:`golden.numerics.INTEGER_PRESETS`: ``int8``
+``norm_scalar``) take ``preset`` (an integer training mode of :data:`wavecore.golden.numerics.INTEGER_PRESETS`: ``int8``
 or ``int16``, the accelerator's operand type) and ``max_count`` (the largest element count of one statistic:
 BN N*H*W, GN C/G*H*W), which become ``arithmetic=NormArithmetic.from_training(INTEGER_PRESETS[preset],
 max_count=max_count)``, the arithmetic the golden model's integer training uses for that mode.
@@ -22,6 +22,8 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+
+from wavecore.files import write_atomic_many
 
 __all__ = [
     "BLOCKS",
@@ -84,15 +86,15 @@ class Block:
         raise KeyError(name)
 
 
-#: The integer training modes a norm block can be generated for (the keys of golden.numerics.INTEGER_PRESETS,
-#: spelled out so listing the blocks does not import NumPy; tests/test_registry.py checks they agree).
+#: The integer training modes a norm block can be generated for (the keys of wavecore.golden.numerics.INTEGER_PRESETS,
+#: spelled out so listing the blocks does not import NumPy; tests/hdl/test_registry.py checks they agree).
 NORM_PRESETS = ("int8", "int16")
 
 
 def _norm_arguments(parameters: dict) -> dict:
-    """``preset`` and ``max_count`` -> ``arithmetic`` (:class:`golden.numerics.NormArithmetic` checks
+    """``preset`` and ``max_count`` -> ``arithmetic`` (:class:`wavecore.golden.numerics.NormArithmetic` checks
     ``max_count``); the other parameters pass through."""
-    from golden.numerics import INTEGER_PRESETS, NormArithmetic
+    from wavecore.golden.numerics import INTEGER_PRESETS, NormArithmetic
 
     preset = parameters.pop("preset")
     if preset not in NORM_PRESETS:
@@ -112,7 +114,7 @@ def _norm_parameters(*parameters: Parameter) -> tuple[Parameter, ...]:
 
 
 def _feeder_parameters(lanes_help: str, width_help: str, dimension_help: str, *, repeat: bool):
-    """The parameters of the banked feeders (hdl.bank_reader.BankedFeeder) in constructor order."""
+    """The parameters of the banked feeders (wavecore.hdl.memory.bank_reader.BankedFeeder) in constructor order."""
     return (
         Parameter("lanes", int, 8, f"{lanes_help} per beat (1-64)"),
         Parameter("banks", int, 16, "scratchpad banks, power of two >= lanes (up to 128)"),
@@ -126,7 +128,7 @@ def _feeder_parameters(lanes_help: str, width_help: str, dimension_help: str, *,
 BLOCKS: dict[str, Block] = {
     "systolic": Block(
         name="systolic",
-        component_path="hdl.systolic:SystolicArray",
+        component_path="wavecore.hdl.array.systolic:SystolicArray",
         help="rows x cols systolic MAC array, output- or weight-stationary, with stream ports",
         parameters=(
             Parameter("rows", int, 8, "PE rows (1-256)"),
@@ -140,7 +142,7 @@ BLOCKS: dict[str, Block] = {
         ),
     ),
     "scratchpad": Block(
-        name="scratchpad", component_path="hdl.scratchpad:Scratchpad",
+        name="scratchpad", component_path="wavecore.hdl.memory.scratchpad:Scratchpad",
         help="banked on-chip SRAM with ping-pong regions and an ownership handshake",
         parameters=(Parameter("banks", int, 4, "independently addressed banks (1-64)"),
                     Parameter("depth", int, 1024, "words per bank (multiple of regions)"),
@@ -148,7 +150,7 @@ BLOCKS: dict[str, Block] = {
                     Parameter("regions", int, 2, "buffer regions per bank (2-16)")),
     ),
     "dma": Block(
-        name="dma", component_path="hdl.dma:Dma",
+        name="dma", component_path="wavecore.hdl.memory.dma:Dma",
         help="two-channel AXI4 DMA (DRAM <-> scratchpad), 3-D descriptors, byte counters",
         parameters=(Parameter("address_width", int, 32, "AXI address bits (12-64)"),
                     Parameter("data_width", int, 64, "AXI data bits (power of two, 8-1024)"),
@@ -159,7 +161,7 @@ BLOCKS: dict[str, Block] = {
                     Parameter("counter_width", int, 48, "bits of each byte counter (8-64)")),
     ),
     "writer": Block(
-        name="writer", component_path="hdl.writer:ResultWriter",
+        name="writer", component_path="wavecore.hdl.memory.writer:ResultWriter",
         help="result writer: array rows into an owned bank, overwrite/accumulate or requantize-on-write",
         parameters=(Parameter("cols", int, 16, "elements per row (1-256)"),
                     Parameter("depth", int, 256, "rows in the bank (2-65536)"),
@@ -173,22 +175,22 @@ BLOCKS: dict[str, Block] = {
                               ("floor", "half_up", "half_even", "half_away_from_zero"))),
     ),
     "feeder": Block(
-        name="feeder", component_path="hdl.feeder:Im2colFeeder",
+        name="feeder", component_path="wavecore.hdl.memory.feeder:Im2colFeeder",
         help="im2col activation feeder (forward, and dilated dy for backward-data), lanes positions per beat",
         parameters=_feeder_parameters("output positions", "element", "shape", repeat=False),
     ),
     "weight_feeder": Block(
-        name="weight_feeder", component_path="hdl.weight_feeder:WeightFeeder",
+        name="weight_feeder", component_path="wavecore.hdl.memory.weight_feeder:WeightFeeder",
         help="conv weight feeder: W (forward) or transposed, 180-degree-rotated W (backward-data)",
         parameters=_feeder_parameters("matrix rows", "weight", "channel and kernel", repeat=True),
     ),
     "position_feeder": Block(
-        name="position_feeder", component_path="hdl.position_feeder:PositionFeeder",
+        name="position_feeder", component_path="wavecore.hdl.memory.position_feeder:PositionFeeder",
         help="backward-weight feeder: Xcol^T (or dY^T), one output position and lanes consecutive k per beat",
         parameters=_feeder_parameters("k values", "element", "shape", repeat=True),
     ),
     "norm_stats": Block(
-        name="norm_stats", component_path="hdl.norm_stats:NormStatistics", arguments=_norm_arguments,
+        name="norm_stats", component_path="wavecore.hdl.norm.stats:NormStatistics", arguments=_norm_arguments,
         help="BN/GN statistics on write: x passed through, S1 = sum x and S2 = sum x^2 per (set, lane)",
         parameters=_norm_parameters(
             Parameter("lanes", int, 8, "elements per beat (1-64)"),
@@ -196,31 +198,31 @@ BLOCKS: dict[str, Block] = {
             Parameter("group_lanes", int, 1, "lanes added on read-out: 1 for BN, C/G for GN (divides lanes)")),
     ),
     "norm_affine": Block(
-        name="norm_affine", component_path="hdl.norm_affine:NormAffine", arguments=_norm_arguments,
+        name="norm_affine", component_path="wavecore.hdl.norm.affine:NormAffine", arguments=_norm_arguments,
         help="BN/GN affine + ReLU on read: z = max(0, requantize(A*x + C)), padding lanes forced to 0",
         parameters=_norm_parameters(Parameter("lanes", int, 8, "elements per beat (1-64)"),
                                     Parameter("sets", int, 64, "coefficient sets (1-4096)")),
     ),
     "norm_backward": Block(
-        name="norm_backward", component_path="hdl.norm_backward:NormBackwardReduce", arguments=_norm_arguments,
+        name="norm_backward", component_path="wavecore.hdl.norm.backward:NormBackwardReduce", arguments=_norm_arguments,
         help="BN/GN backward reductions: dy = dz * mask (recomputed from x), r1 = sum dy, r2 = sum dy*x",
         parameters=_norm_parameters(Parameter("lanes", int, 8, "elements per beat (1-64)"),
                                     Parameter("sets", int, 8, "accumulator and coefficient sets (1-256)")),
     ),
     "norm_dx": Block(
-        name="norm_dx", component_path="hdl.norm_dx:NormDx", arguments=_norm_arguments,
+        name="norm_dx", component_path="wavecore.hdl.norm.dx:NormDx", arguments=_norm_arguments,
         help="BN/GN two-stream dx unit: dx = requantize(K1*dy + K2*x + K3)",
         parameters=_norm_parameters(Parameter("lanes", int, 8, "elements per beat (1-64)"),
                                     Parameter("sets", int, 64, "coefficient sets (1-4096)")),
     ),
     "norm_scalar": Block(
-        name="norm_scalar", component_path="hdl.norm_scalar:NormScalar", arguments=_norm_arguments,
+        name="norm_scalar", component_path="wavecore.hdl.norm.scalar:NormScalar", arguments=_norm_arguments,
         help="BN/GN per-set scalar unit (sequencer): rstd, A, C forward; K2, K3 backward; dgamma",
         parameters=_norm_parameters(Parameter("param_width", int, 16, "bits of gamma and beta (2-32)"),
                                     Parameter("weighted_width", int, 96, "bits of W1, W2 (2-128)")),
     ),
     "norm_weighting": Block(
-        name="norm_weighting", component_path="hdl.norm_weighting:NormGroupWeighting", arguments=_norm_arguments,
+        name="norm_weighting", component_path="hdl.norm.weighting:NormGroupWeighting", arguments=_norm_arguments,
         help="BN/GN gamma-weighted reductions W1 = sum gamma*r1, W2 = sum gamma*r2 per statistic set",
         parameters=_norm_parameters(
             Parameter("lanes", int, 8, "lanes of a sums beat (1-64)"),
@@ -280,8 +282,31 @@ def from_config(config: Mapping):
     return block(name).build(**full)
 
 
+def packed_fields(shape, prefix: str = "", offset: int = 0) -> list[dict]:
+    """The leaves of a packed payload: ``{"name", "offset", "width"}`` with bit offsets from bit 0.
+
+    Struct members are named ``data``, ``last``, ...; array elements ``data[0]``, ``data[1]``, ... (bit 0 is
+    element 0). A plain shape is one field named ``prefix`` (or ``""`` at the top).
+    """
+    from amaranth import Shape
+    from amaranth.lib import data
+
+    if not isinstance(shape, data.Layout):
+        return [{"name": prefix, "offset": offset, "width": Shape.cast(shape).width}]
+    fields = []
+    for key, field in shape:
+        name = f"{prefix}[{key}]" if isinstance(key, int) else (f"{prefix}.{key}" if prefix else key)
+        fields += packed_fields(field.shape, name, offset + field.offset)
+    return fields
+
+
 def describe_ports(component) -> dict:
-    """Each port of ``component``: direction, and payload bits for streams / width for plain signals."""
+    """Each port of ``component``: direction, its Verilog names, and for streams the payload's packed fields.
+
+    Streams: ``payload_bits`` and ``fields`` (every packed leaf with name, bit offset and width, see
+    :func:`packed_fields`), and ``verilog`` (the port names Amaranth gives: ``<port>__payload``,
+    ``<port>__valid``, ``<port>__ready``). Plain signals: ``bits`` and ``verilog``.
+    """
     from amaranth import Shape
     from amaranth.lib import stream, wiring
 
@@ -289,10 +314,13 @@ def describe_ports(component) -> dict:
     for name, member in component.signature.members.items():
         direction = "in" if member.flow == wiring.In else "out"
         if member.is_signature and isinstance(member.signature, stream.Signature):
-            payload = Shape.cast(member.signature.members["payload"].shape).width
-            ports[name] = {"kind": "stream", "direction": direction, "payload_bits": payload}
+            shape = member.signature.members["payload"].shape
+            ports[name] = {"kind": "stream", "direction": direction, "payload_bits": Shape.cast(shape).width,
+                           "fields": packed_fields(shape),
+                           "verilog": {part: f"{name}__{part}" for part in ("payload", "valid", "ready")}}
         elif member.is_port:
-            ports[name] = {"kind": "signal", "direction": direction, "bits": Shape.cast(member.shape).width}
+            ports[name] = {"kind": "signal", "direction": direction, "bits": Shape.cast(member.shape).width,
+                           "verilog": name}
         else:
             ports[name] = {"kind": "interface", "direction": direction}
     return ports
@@ -306,9 +334,7 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -
     """
     import hashlib
     import json
-    import os
     import re
-    import tempfile
     from pathlib import Path
 
     from amaranth.back import verilog
@@ -332,20 +358,5 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -
     if hasattr(component, "timing"):
         record["timing"] = component.timing
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    targets = [(directory / f"{name}.v", text),
-               (directory / f"{name}.json", json.dumps(record, indent=2) + "\n")]
-    temporaries = []
-    try:
-        for target, content in targets:
-            handle, temporary = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-            with os.fdopen(handle, "w") as file:
-                file.write(content)
-            temporaries.append((temporary, target))
-        for temporary, target in temporaries:
-            os.replace(temporary, target)
-    finally:
-        for temporary, _ in temporaries:
-            if os.path.exists(temporary):
-                os.unlink(temporary)
-    return tuple(target for target, _ in targets)
+    return write_atomic_many([(directory / f"{name}.v", text),
+                              (directory / f"{name}.json", json.dumps(record, indent=2) + "\n")])

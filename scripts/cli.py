@@ -1,7 +1,7 @@
 """The ``wavecore`` command line.
 
-Each command is a module in :mod:`scripts.commands` defining ``NAME``, ``HELP``, ``add_arguments(parser)``
-and ``run(args) -> int``. The CLI only parses arguments and calls the library (``STYLE.md``, "Layers").
+Each command is a module in :mod:`wavecore.commands` defining ``NAME``, ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``. The CLI only parses arguments and calls the library.
 
 Errors in the user's input are one line on stderr and exit status 2: argparse errors, and any
 :class:`UsageError` a command raises after parsing (a bad value that argparse cannot check alone).
@@ -14,7 +14,7 @@ import importlib
 import pkgutil
 import sys
 
-from scripts import commands
+from wavecore import __version__, commands
 
 __all__ = ["UsageError", "build_parser", "main"]
 
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wavecore",
         description="RTL generator and verification framework for CNN training accelerators.",
     )
+    parser.add_argument("--version", action="version", version=f"wavecore {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for module in _command_modules():
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)

@@ -1,9 +1,13 @@
-"""Shared pytest set-up: the repo root on sys.path, markers, and the simulator parameter."""
+"""Shared pytest set-up: the shared test helpers (``tests/support``) on sys.path.
+
+Test folders mirror the source tree and have no ``__init__.py`` (pytest puts each test file's folder on
+``sys.path``), so every test file name is unique. The repository root is deliberately not put on
+``sys.path``: the code under test is imported as the installed ``wavecore`` package only.
+"""
 
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-for entry in (ROOT, ROOT / "tests"):
-    if str(entry) not in sys.path:
-        sys.path.insert(0, str(entry))
+SUPPORT = Path(__file__).resolve().parent / "support"
+if str(SUPPORT) not in sys.path:
+    sys.path.insert(0, str(SUPPORT))

@@ -10,7 +10,7 @@
   (strobes included), checks every AR/AW against the 4 KiB rule and the outstanding-burst limit, and
   records the bursts it saw.
 * :func:`descriptor_bursts` and :func:`descriptor_bytes` are the reference for what a DMA descriptor
-  must put on the bus (written from the AXI4 rules, independently of ``hdl/dma.py``).
+  must put on the bus (written from the AXI4 rules, independently of ``hdl/memory/dma.py``).
 
 The AXI port is found as ``<prefix>awaddr`` etc.; Amaranth flattens a member ``axi`` with AMBA-named
 fields into ``axi__awaddr``, i.e. ``prefix="axi__"``.

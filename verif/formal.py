@@ -3,7 +3,7 @@
 A harness is a ``wiring.Component`` (or any elaboratable with ``ports``) whose ``elaborate`` instantiates
 the design under proof and states ``Assert``/``Assume``/``Cover`` from ``amaranth.hdl``. Its input ports
 are free variables for the solver (an undriven internal ``Signal`` would be a constant, not a free
-variable: toolchain.md §5). :func:`run_sby` writes the RTLIL and a ``.sby`` file into a work directory,
+variable: Amaranth keeps its init value). :func:`run_sby` writes the RTLIL and a ``.sby`` file into a work directory,
 runs ``yowasp-sby`` there with relative paths (YoWASP cannot see absolute host paths under ``/tmp``) and
 returns ``PASS``, ``FAIL`` or ``UNKNOWN`` with the log.
 """
@@ -62,7 +62,7 @@ def _tool(name: str) -> str:
 
 
 def sby_environment() -> dict:
-    """Environment for ``yowasp-sby``: it otherwise calls plain ``yosys`` (toolchain.md §5)."""
+    """Environment for ``yowasp-sby``: it otherwise calls plain ``yosys`` and fails with ``COMMAND NOT FOUND``."""
     environment = dict(os.environ)
     environment.update(
         {

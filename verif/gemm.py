@@ -1,9 +1,9 @@
-"""Host-side tiled-GEMM driver for the systolic array, and the reference it is checked against (issue 2).
+"""Host-side tiled-GEMM driver for the systolic array, and the reference it is checked against.
 
 :class:`GemmSchedule` turns an arbitrary ``M x K x N`` integer GEMM ``C = A @ B`` into the beats the array's
-streams take (``hdl/systolic.py`` documents them) and puts the result rows back together; it has no
+streams take (``hdl/array/systolic.py`` documents them) and puts the result rows back together; it has no
 simulator dependency, so a board driver can reuse it. :class:`GemmHarness` runs schedules on a cocotb
-design through :mod:`verif.stream`.
+design through :mod:`wavecore.verif.stream`.
 
 Tiling
 ------
@@ -21,7 +21,7 @@ Why :func:`reference_gemm` is bit-exact for the tiled hardware: both dataflows a
 output in ascending ``k`` with the overflow rule after every addition (OS keeps accumulating over the whole
 ``K`` inside a tile; WS chains ``K`` tiles through ``psum`` and adds down a column in ascending ``k``), and
 the zero padding only adds products equal to 0, which change neither a wrapped nor a saturated sum. That is
-exactly :meth:`golden.numerics.MacArithmetic.matmul` on the untiled operands.
+exactly :meth:`wavecore.golden.numerics.MacArithmetic.matmul` on the untiled operands.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from golden.numerics import MacArithmetic
-from verif.packing import pack, unpack
+from wavecore.golden.numerics import MacArithmetic
+from wavecore.verif.packing import pack, unpack
 
 __all__ = ["ArraySpec", "GemmHarness", "GemmRun", "GemmSchedule", "numpy_gemm_wrapped", "reference_gemm"]
 
@@ -247,7 +247,7 @@ class GemmHarness:
     """
 
     def __init__(self, dut, spec: ArraySpec, *, idle: float = 0.0, backpressure: float = 0.0, rng=None):
-        from verif.stream import StreamDriver, StreamMonitor, StreamSink
+        from wavecore.verif.stream import StreamDriver, StreamMonitor, StreamSink
 
         self.dut = dut
         self.spec = spec

@@ -5,9 +5,9 @@ Steps, each reported as it finishes:
 1. **generate** the configured systolic array (Verilog + JSON configuration, written atomically);
 2. **verify** it with cocotb on a simulator: random GEMMs (``K = 1``, ragged edges, several tiles, extreme
    operands) under random input gaps and output backpressure, bit-exact against
-   :meth:`golden.numerics.MacArithmetic.matmul`, then an unstalled GEMM whose cycles give the utilization;
+   :meth:`wavecore.golden.numerics.MacArithmetic.matmul`, then an unstalled GEMM whose cycles give the utilization;
 3. **plan** the configured workload: DRAM traffic of the layer-by-layer baseline and of the optimal MBS
-   grouping for the configured buffer (``golden.plan``);
+   grouping for the configured buffer (``wavecore.golden.plan``);
 4. **train** one step of the workload in the golden model under that planned MBS schedule and under the
    baseline, and report their largest difference (zero in the hardware-exact integer mode).
 
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import AcceleratorConfig
+from wavecore.golden.config import AcceleratorConfig
 
 __all__ = ["MainJobSummary", "StepResult", "run_main_job"]
 
@@ -97,8 +97,8 @@ def run_main_job(
     progress: Callable[[str], None] = print,
 ) -> MainJobSummary:
     """Run the four steps for ``config``, writing into ``output``; never raises on a failed check."""
-    from hdl.registry import generate_files
-    from verif.runner import build
+    from wavecore.hdl.registry import generate_files
+    from wavecore.verif.runner import build
 
     output = Path(output).resolve()  # the simulator runs in its own directory
     output.mkdir(parents=True, exist_ok=True)
@@ -114,15 +114,15 @@ def run_main_job(
     summary.steps.append(_timed("generate", generate, progress))
 
     def verify() -> str:
-        from hdl.systolic import SystolicArray
+        from wavecore.hdl.array.systolic import SystolicArray
 
         design = build(SystolicArray(**parameters), toplevel="systolic", simulator=simulator)
         shapes = _gemm_shapes(config.array.rows, config.array.cols)
-        design.run("tb_systolic", testcase="random_gemms", test_name="main_job_random_gemms",
+        design.run("wavecore.verif.tb_systolic", testcase="random_gemms", test_name="main_job_random_gemms",
                    params={"config": parameters, "shapes": shapes, "idle": 0.3, "backpressure": 0.4})
         size = 8 * max(config.array.rows, config.array.cols)
         cycles_file = output / "cycles.json"
-        design.run("tb_systolic", testcase="measure_cycles", test_name="main_job_cycles",
+        design.run("wavecore.verif.tb_systolic", testcase="measure_cycles", test_name="main_job_cycles",
                    params={"config": parameters, "shapes": [[size, size, size]], "output": str(cycles_file)})
         cycles = json.loads(cycles_file.read_text())[f"{size},{size},{size}"]["cycles"]
         ideal = size**3 / (config.array.rows * config.array.cols)
@@ -134,9 +134,9 @@ def run_main_job(
     plans = {}
 
     def plan() -> str:
-        from golden.network import load_network
-        from golden.plan.report import plan_mbs_family
-        from golden.traffic import TrafficOptions
+        from wavecore.golden.network import load_network
+        from wavecore.golden.plan.report import plan_mbs_family
+        from wavecore.golden.plan.traffic import TrafficOptions
 
         workload = config.workload
         network = load_network(workload.network, norm=workload.norm, input_size=workload.input_size)
@@ -153,9 +153,9 @@ def run_main_job(
     summary.steps.append(_timed("plan", plan, progress))
 
     def train() -> str:
-        from golden.numerics import INTEGER_PRESETS
-        from golden.schedule import Schedule
-        from golden.train import SGD, Trainer, init_params, init_state
+        from wavecore.golden.numerics import INTEGER_PRESETS
+        from wavecore.golden.schedule import Schedule
+        from wavecore.golden.train import SGD, Trainer, init_params, init_state
 
         if "network" not in plans:
             raise AssertionError("no plan to run (the plan step failed)")

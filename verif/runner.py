@@ -2,7 +2,7 @@
 
 Used from pytest::
 
-    from verif.runner import build, simulator_params
+    from wavecore.verif.runner import build, simulator_params
 
     @pytest.mark.parametrize("simulator", simulator_params())
     def test_something(simulator):
@@ -11,9 +11,11 @@ Used from pytest::
 
 Builds are cached under ``build/sim/<toplevel>/<simulator>-<hash>`` where the hash covers the generated
 Verilog, the simulator, the build options and whether waves are on. A file lock makes the cache safe
-between pytest-xdist workers, and a finished build is reused by later pytest sessions. Testbench modules
-live in ``tests/`` and are not named ``test_*`` (pytest would collect them); they read the parameters
-passed to :meth:`Build.run` with :func:`tb_params`.
+between pytest-xdist workers, and a finished build is reused by later pytest sessions. A testbench module is
+named ``tb_*`` (pytest would collect ``test_*``) and sits beside the pytest file that runs it under ``tests/``
+(found there by name, e.g. ``"tb_dma"``), or ships in the package when a command uses it (a dotted name,
+e.g. ``"wavecore.verif.tb_systolic"``); it reads the parameters passed to :meth:`Build.run` with
+:func:`tb_params`.
 
 Environment
 -----------
@@ -21,12 +23,12 @@ Environment
     Record a waveform per test in that test's directory (VCD on Verilator, FST on Icarus). The path
     is printed when a test fails.
 ``WAVECORE_SEED=<int>``
-    Fix the random seed of every testbench (see :mod:`verif.seed`); otherwise a fresh seed is drawn
+    Fix the random seed of every testbench (see :mod:`wavecore.verif.seed`); otherwise a fresh seed is drawn
     and printed.
 ``WAVECORE_SIM=icarus|verilator``
     Restrict :func:`simulator_params` to one simulator.
 ``WAVECORE_BUILD_DIR``
-    Where builds go (default ``<repo>/build``).
+    Where builds go (default: :func:`wavecore.paths.build_root`, ``build/`` of the checkout).
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from verif import seed as seed_module
+from wavecore.files import write_atomic
+from wavecore.paths import build_root, source_root
+from wavecore.verif import seed as seed_module
 
 __all__ = [
     "SIMULATORS",
@@ -72,8 +76,6 @@ VERILATOR_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE")
 TIMESCALE = ("1ns", "1ps")
 _HARNESS_VERSION = "1"  # bump to invalidate every cached build when this file's build recipe changes
 _PARAMS_VARIABLE = "WAVECORE_TB_PARAMS"
-_REPO = Path(__file__).resolve().parent.parent
-_TESTS = _REPO / "tests"
 
 
 def _prepare_environment() -> None:
@@ -106,7 +108,22 @@ _prepare_environment()
 
 
 def build_dir_root() -> Path:
-    return Path(os.environ.get("WAVECORE_BUILD_DIR", _REPO / "build")).resolve()
+    return build_root()
+
+
+def _testbench_module(test_module: str) -> str:
+    """The importable name of ``test_module``; a bare ``tb_*`` name is looked up under the checkout's tests/."""
+    if "." in test_module:
+        return test_module
+    root = source_root()
+    matches = sorted((root / "tests").rglob(f"{test_module}.py")) if root is not None else []
+    if len(matches) != 1:
+        where = ", ".join(str(m) for m in matches) if matches else "nowhere under tests/"
+        raise ValueError(f"testbench {test_module!r} must be one file under tests/, found {where}")
+    directory = str(matches[0].parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)  # the cocotb runner forwards sys.path as PYTHONPATH
+    return test_module
 
 
 def _waves_enabled() -> bool:
@@ -138,10 +155,7 @@ def verilog_for(design, toplevel: str) -> str:
 def _write_if_changed(path: Path, text: str) -> Path:
     # Stable mtimes let Icarus and Verilator skip recompiling an unchanged design.
     if not path.exists() or path.read_text() != text:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(path.suffix + ".tmp")
-        temporary.write_text(text)
-        os.replace(temporary, path)
+        write_atomic(path, text)
     return path
 
 
@@ -175,8 +189,7 @@ class Build:
         """
         from cocotb_tools.runner import get_runner
 
-        if str(_TESTS) not in sys.path:
-            sys.path.insert(0, str(_TESTS))  # the runner forwards sys.path as PYTHONPATH
+        test_module = _testbench_module(test_module)
         name = test_name or _current_test_name() or (testcase if isinstance(testcase, str) else "test")
         test_dir = self.build_dir / "tests" / _safe(name)
         test_dir.mkdir(parents=True, exist_ok=True)

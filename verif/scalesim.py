@@ -1,12 +1,14 @@
 """SCALE-Sim 3.0.0 GEMM cycle counts, run in a private virtual environment.
 
-``scalesim==3.0.0`` needs ``numpy<2.4`` (with NumPy 2.4 its double-buffered scratchpad raises a
-``TypeError``; ``research/peer_qor.md`` section 4), while the project's venv has NumPy 2.4. So SCALE-Sim runs
-in its own venv, ``build/scalesim-venv``, created on first use with ``python3 -m venv`` and pip, and is driven
-through a subprocess. Results are cached in ``build/scalesim-cache.json``; a file lock makes concurrent
-test processes (and the systolic-array benchmark, which reuses this module) share the venv and cache safely.
+``scalesim==3.0.0`` needs ``numpy<2.4`` (with NumPy 2.4.6 ``double_buffered_scratchpad_mem.py:307`` raises
+``TypeError: only 0-dimensional arrays can be converted to Python scalars``; 2.3.5 works), while the project's venv
+has NumPy 2.4. So SCALE-Sim runs in its own venv, ``build/scalesim-venv``, created on first use with
+``python3 -m venv`` and pip, and is driven through a subprocess. Results are cached in
+``build/scalesim-cache.json``; a file lock makes concurrent test processes (and the systolic-array benchmark, which
+reuses this module) share the venv and cache safely.
 
-Conventions (``peer_qor.md`` section 4, checked against SCALE-Sim's code): a user GEMM
+Conventions (read from SCALE-Sim's ``topology_utils.load_arrays_gemm`` and ``calc_spatio_temporal_params`` and
+checked with probe runs): a user GEMM
 ``C[M, N] = A[M, K] @ B[K, N]`` is written as the topology row ``name, M, N, K,``; the
 configuration uses 8 MiB SRAMs and ``InterfaceBandwidth = CALC`` so there are no stall cycles, and the
 count returned is SCALE-Sim's per-layer compute "total cycles" (not the column with DRAM prefetch).
@@ -15,21 +17,21 @@ count returned is SCALE-Sim's per-layer compute "total cycles" (not the column w
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from filelock import FileLock
+
+from wavecore.files import write_atomic
+from wavecore.paths import build_root
 
 __all__ = ["DATAFLOWS", "SCALESIM_REQUIREMENTS", "scalesim_gemm_cycles", "scalesim_python"]
 
 DATAFLOWS = ("os", "ws")
 SCALESIM_REQUIREMENTS = ("scalesim==3.0.0", "numpy<2.4")
 
-_ROOT = Path(__file__).resolve().parent.parent
-_BUILD = _ROOT / "build"
+_BUILD = build_root()
 _VENV = _BUILD / "scalesim-venv"
 _CACHE = _BUILD / "scalesim-cache.json"
 _LOCK = _BUILD / "scalesim.lock"
@@ -172,8 +174,5 @@ def scalesim_gemm_cycles(gemms, rows: int, cols: int, dataflow: str) -> list[int
                 raise RuntimeError(f"SCALE-Sim failed: {tail[0]}")
             for gemm, cycles in zip(missing, json.loads(result.stdout.strip().splitlines()[-1])):
                 cache[key(gemm)] = cycles
-            handle, temporary = tempfile.mkstemp(dir=_BUILD, suffix=".json")
-            with os.fdopen(handle, "w") as stream:
-                json.dump(cache, stream, indent=0, sort_keys=True)
-            os.replace(temporary, _CACHE)
+            write_atomic(_CACHE, json.dumps(cache, indent=0, sort_keys=True))
         return [cache[key(gemm)] for gemm in gemms]

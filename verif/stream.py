@@ -3,7 +3,7 @@
 Amaranth flattens a stream member ``name`` of a component's signature into the Verilog ports
 ``name__payload``, ``name__valid`` and ``name__ready`` (``__ready`` is absent when the signature is
 ``always_ready``). Payloads are plain integers: the bit pattern of the payload; use
-:mod:`verif.packing` for array layouts.
+:mod:`wavecore.verif.packing` for array layouts.
 
 Sampling rule (the same on Icarus and Verilator): outputs are driven right after a rising edge, and
 handshakes are sampled in the read-only phase of the same cycle, i.e. after everything has settled and

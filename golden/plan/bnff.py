@@ -1,18 +1,19 @@
 """BN/GN fission and fusion (BNFF) as a rewrite of any schedule's cost: per-site pass counts and savings.
 
-``research/mbs_bn.md`` sections 2.3-2.4 [D]. Every BN/GN layer (with the ReLU that follows it) and every ReLU
-on its own is a *site*; its extra main-memory passes, in units of F (one feature map of the site's input,
-whole mini-batch), are :data:`golden.traffic.SITE_PASSES`: BN-ReLU 14F with two-pass statistics, 13F with
-one-pass statistics, 2F fused (statistics on the producer's write, affine+ReLU on the consumer's read,
-backward reductions on the gradient write, ``dx = k1*dy + k2*x + k3`` on the read). Applying fusion to a
-schedule only changes ``TrafficOptions.norm_variant``; the groups stay.
+After Jung et al., "Restructuring Batch Normalization to Accelerate CNN Training" (arXiv 1807.01702); the paper's
+body was not available, so the pass counts are derived here (and tested). Every BN/GN layer (with the ReLU that
+follows it) and every ReLU on its own is a *site*; its extra main-memory passes, in units of F (one feature map of
+the site's input, whole mini-batch), are :data:`wavecore.golden.plan.traffic.SITE_PASSES`: BN-ReLU 14F with two-pass
+statistics, 13F with one-pass statistics, 2F fused (statistics on the producer's write, affine+ReLU on the
+consumer's read, backward reductions on the gradient write, ``dx = k1*dy + k2*x + k3`` on the read). Applying fusion
+to a schedule only changes ``TrafficOptions.norm_variant``; the groups stay.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from golden.traffic import NORM_VARIANTS, NetworkModel, TrafficOptions
+from wavecore.golden.plan.traffic import NORM_VARIANTS, NetworkModel, TrafficOptions
 
 __all__ = ["SitePasses", "fusion_saving", "site_passes"]
 
@@ -46,7 +47,7 @@ def site_passes(network, batch: int, *, options: TrafficOptions | None = None) -
 def fusion_saving(plan_function, network, batch: int, *, options: TrafficOptions | None = None, **kwargs):
     """Traffic of a planner's schedule without and with fusion: ``(unfused_plan, fused_plan)``.
 
-    ``plan_function(network, batch, ..., options=...)`` is any planner of :mod:`golden.plan`; the unfused
+    ``plan_function(network, batch, ..., options=...)`` is any planner of :mod:`wavecore.golden.plan`; the unfused
     variant is ``options.norm_variant`` (two-pass by default) unless that is already ``fused``.
     """
     base = options or TrafficOptions()

@@ -1,21 +1,22 @@
 """CATERPILLAR cost kit: MLP training by SGD, mini-batch GD, DFA and continuous propagation (CP).
 
-``research/occam_lrcnn_caterpillar.md`` section 3 (full text read [TEXT]; area fit and energy composition
-[DERIVED]). Per-epoch formulas (``K`` samples, layer ``i`` is ``m_i x n_i`` = inputs x outputs, ``L`` layers,
+Li and Pedram, "CATERPILLAR: Coarse Grain Reconfigurable Architecture for Accelerating the Training of Deep
+Neural Networks" (ASAP 2017, arXiv 1706.00517), sections 3-4; the area fit and the energy composition are
+ours. Per-epoch formulas (``K`` samples, layer ``i`` is ``m_i x n_i`` = inputs x outputs, ``L`` layers,
 ``b`` the batch):
 
 * MACs: ``3 K sum(m_i n_i)`` (forward, backward, gradient); DFA replaces the backward term by
-  ``K sum_{hidden i} m_i n_L`` (the notes' formula, summed over the hidden layers ``i < L``);
+  ``K sum_{hidden i} m_i n_L`` (the paper's formula, summed over the hidden layers ``i < L``);
 * weight accesses: SGD ``2 K sum(mn)``, MBGD ``(2K/b) sum(mn)``, DFA MBGD's plus ``(K/b) sum m_i n_L`` (the
   feedback matrices), CP/MBCP ``(K/b) sum(mn)`` (one access serves forward and backward);
 * energy (Table 1): 2.63 pJ per FP16 FLOP (2 per MAC), 3.5 pJ per 2-byte local-SRAM access, 16 pJ per 2-byte
-  off-core SPAD access. Convention [DERIVED]: every MAC reads one operand from its PE's local SRAM; the
+  off-core SPAD access. Our convention: every MAC reads one operand from its PE's local SRAM; the
   weight accesses above are served by local SRAM when the network fits on chip and by the SPAD otherwise;
   activation traffic is neglected (the paper's own statement);
-* memory fit [DERIVED convention]: the weights once plus ``(L - i + 1)`` in-flight activation vectors per
+* memory fit (our convention): the weights once plus ``(L - i + 1)`` in-flight activation vectors per
   layer
   (``fit="weights_once"``, which reproduces Table 2's fits/does-not-fit cases) against the PEs' 16 KB local
-  SRAMs; ``fit="as_written"`` applies the notes' ``(L-i+1)`` factor to the weights too;
+  SRAMs; ``fit="as_written"`` applies the paper's ``(L-i+1)`` factor to the weights too;
 * area: ``0.0798 * N_PE + 1.948 * N_core`` mm^2 (exact fit to 103.2 and 178.9 mm^2);
 * collectives: a GEMV reduction costs ``n_r - 1`` cycles (``log2(n_r) - 1`` with neighbour links);
   ring all-gather / reduce-scatter ``(n b - n b / c) / n_r`` cycles.

@@ -1,9 +1,11 @@
 """LR-CNN row-centric schedules: 2PS and OverL row blocks, their activation-memory estimate, and a row-block
 forward executor on the golden layers.
 
-``research/occam_lrcnn_caterpillar.md`` section 2 (mechanics read from the authors' code [CODE]; memory
-model [DERIVED]). A *row region* is the run of layers from the network input to ``region_end``; a *row block*
-is a horizontal slice of the input image pushed through the whole region before the next block starts.
+Wang et al., "LR-CNN: Lightweight Row-centric Convolutional Neural Network Training for Memory Reduction" (arXiv
+2401.11471). The mechanics are read from the authors' PyTorch code (``GreenMountain-XY/LRCNN``, commit 38bc6be),
+since the paper's body was not available; the memory model is ours. A *row region* is the run of layers from the
+network input to ``region_end``; a *row block* is a horizontal slice of the input image pushed through the whole
+region before the next block starts.
 
 * Receptive-field inversion (:func:`required_rows`): output rows ``[a, b]`` of a conv/pool with kernel ``k``,
   stride ``s``, padding ``p`` need input rows ``[a*s - p, b*s - p + k - 1]`` clipped to the map (border
@@ -62,7 +64,7 @@ def _height(layer):
 
 def _last_complete_output(layer, last_input_row):
     """Last output row of a conv/pool whose whole window ends at or before ``last_input_row`` (the inverse
-    of :meth:`golden.network.Layer.input_rows`: a cut is not a border, so no padding below it)."""
+    of :meth:`wavecore.golden.network.Layer.input_rows`: a cut is not a border, so no padding below it)."""
     kernel, stride, padding = (layer.params[key][0] for key in ("kernel", "stride", "padding"))
     return (last_input_row + padding - kernel + 1) // stride
 
@@ -145,7 +147,7 @@ def two_phase_sharing_cuts(network, region_end: str, output_rows) -> list[tuple[
 
 @dataclass(frozen=True)
 class RowBlockMemory:
-    """Activation-memory estimate of a row-block schedule, elements per image (``research`` section 2.3)."""
+    """Activation-memory estimate of a row-block schedule, elements per image."""
 
     schedule: str
     per_block: tuple[int, ...]  # live activations of each block (new rows of every tensor + its input slice)
@@ -176,8 +178,7 @@ def activation_memory(
     schedule over ``[input, region_end]`` followed by layer-by-layer execution up to ``last_layer``.
 
     Peak = full input + carried boundary rows + the concatenated region output + later tensors + the
-    largest block's live rows, against a baseline that stores every tensor up to ``last_layer``
-    (the ``lrmem.py`` accounting).
+    largest block's live rows, against a baseline that stores every tensor up to ``last_layer``.
     """
     if schedule not in ("2ps", "overl"):
         raise ValueError(f"schedule must be one of 2ps, overl, not {schedule!r}")
@@ -358,7 +359,7 @@ def _run_rows(network, layer, sources, params, forward):
 
 def _golden_layer_forward(layer, inputs, params):
     """One layer on whole row slices with the golden float kernels; rows are already padded by the caller."""
-    from golden import layers as golden_layers
+    from wavecore.golden import layers as golden_layers
 
     p = layer.params
     if layer.op == "conv2d":
@@ -406,7 +407,7 @@ def row_block_backward(network, params, x, region_end: str, output_rows, dy):
     w.r.t. ``region_end``'s output.
     Returns ``(grads, dx)`` with ``grads = {layer: {"weight": ..., "bias": ...}}`` for the region's convs.
     """
-    from golden import layers as golden_layers
+    from wavecore.golden import layers as golden_layers
 
     _check_ranges(network, region_end, output_rows)
     layers = region_layers(network, region_end)

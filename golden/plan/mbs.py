@@ -1,10 +1,12 @@
 """Mini-batch serialization (MBS) planning: greedy and optimal grouping with a sub-batch size per group.
 
-``research/mbs_bn.md`` section 1.3 (formalisation [D]). The network is cut into *units*: the blocks of
-:meth:`golden.network.Network.blocks` (residual, Inception and dense modules are never split), further cut
-before every ``batchnorm`` layer because BN needs whole-mini-batch statistics (section 1.5; GN does not). A
-group is a contiguous run of units; its cost is :meth:`golden.traffic.NetworkModel.group_traffic` at the
-cheapest feasible sub-batch, whose footprint honours both the forward and the backward live set.
+After Lym et al., "Mini-batch Serialization: CNN Training with Inter-layer Data Reuse" (SysML 2019, arXiv
+1810.00307), whose search is greedy over layer groups; the formalisation below is ours. The network is cut into
+*units*: the blocks of :meth:`wavecore.golden.network.Network.blocks` (residual, Inception and dense modules are
+never split), further cut before every ``batchnorm`` layer because BN needs whole-mini-batch statistics (GN does
+not, which is why MBS trains with GroupNorm). A group is a contiguous run of units; its cost is
+:meth:`wavecore.golden.plan.traffic.NetworkModel.group_traffic` at the cheapest feasible sub-batch, whose footprint
+honours both the forward and the backward live set.
 
 * :func:`plan_greedy` walks the units and extends the current group while its largest feasible sub-batch stays
   at or above ``options.min_sub_batch`` and the modelled traffic does not grow (extending costs no more than
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from golden.traffic import NetworkModel, ScheduleTraffic, TrafficOptions, evaluate
+from wavecore.golden.plan.traffic import NetworkModel, ScheduleTraffic, TrafficOptions, evaluate
 
 __all__ = ["Plan", "plan_baseline", "plan_greedy", "plan_optimal", "units"]
 
@@ -38,13 +40,13 @@ class Plan:
     traffic: ScheduleTraffic | None = None
 
     def to_schedule(self, **schedule_options):
-        """The plan as a :class:`golden.schedule.Schedule` runnable by the golden executor.
+        """The plan as a :class:`wavecore.golden.schedule.Schedule` runnable by the golden executor.
 
         The schedule's ``norm_fusion``, ``stash`` and ``weight_grad_accumulation`` follow the traffic options
         the plan was made with (``auto`` maps to ``dram`` if any group accumulates ``dW`` in DRAM, else
         ``on_chip``); keyword arguments override them.
         """
-        from golden.schedule import Schedule
+        from wavecore.golden.schedule import Schedule
 
         options = self.traffic.options if self.traffic is not None else None
         if options is not None:
@@ -97,7 +99,7 @@ class _Coster:
         self.units = units(network, model)
         self.cache = {}
         # BN forces a group boundary: a batchnorm can only be the first layer of a serialised group
-        # (golden.schedule's rule); a unit with a batchnorm inside can only run whole-batch (tiled)
+        # (wavecore.golden.schedule's rule); a unit with a batchnorm inside can only run whole-batch (tiled)
         self.opens_group = [model.op[start] == "batchnorm" for start, _ in self.units]
         self.inner_bn = [
             any(model.op[p] == "batchnorm" for p in range(start + 1, stop)) for start, stop in self.units
@@ -140,7 +142,7 @@ def _finish(name, network, batch, capacity, model, segments, coster):
     for i, j, sub_batch in segments:
         start, stop = coster.units[i][0], coster.units[j][1]
         if start == 1:
-            start = 0  # the input layer rides with the first group (golden.schedule covers every layer)
+            start = 0  # the input layer rides with the first group (wavecore.golden.schedule covers every layer)
         if sub_batch is None:  # whole-batch unit executed layer by layer (tiled)
             tiled.add(len(groups))
             sub_batch = batch

@@ -1,7 +1,8 @@
 """Occam: partition an inference network into pipeline stages with full on-chip reuse, and STAP replication.
 
-``research/occam_lrcnn_caterpillar.md`` section 1.2 (the paper's body was not available: closures, DP and
-STAP are the notes' reconstruction [RECALL/DERIVED]; every open convention is an option here).
+Gondimalla et al., "Occam: Optimal Data Reuse for Convolutional Neural Networks" (arXiv 2106.14138; ACM TACO
+2022). Only the abstracts were available: closures, DP and STAP are reconstructed from them, and every open
+convention is an option here.
 
 Model. The network's compute ops are its non-view layers (``batchnorm``/``groupnorm``/``relu``/``flatten``/
 ``concat`` are applied in the stream of the tensor they read and cost nothing on their own). A partition is a
@@ -17,7 +18,7 @@ stream through it, so per image it only reads the tensors crossing into it and w
   a tensor with one consumer holds ``kernel`` rows; a tensor read by several ops in the partition (a fork
   waiting for its merge) keeps its closure rows. Filters are on chip in both.
 * Cost per image: the image read once, the result written once, and ``cut_cost`` per crossing tensor at each
-  cut (``"write_read"``: 2 x bytes, as the notes; ``"read"``: 1 x). For a DAG a cut's cost is the sum over
+  cut (``"write_read"``: 2 x bytes, a write and a read-back; ``"read"``: 1 x). For a DAG a cut's cost is the sum over
   *all* live tensors crossing it (a residual shortcut crosses too).
 * :func:`dp_partition` is the O(N^2 P) dynamic program over cut positions (exact: the cost is additive over
   cuts and a partition's feasibility depends only on its own ops); :func:`brute_force_partition`
@@ -69,7 +70,7 @@ class OccamModel:
 
     Parameters
     ----------
-    network : golden.network.Network
+    network : wavecore.golden.network.Network
     dtype_bytes : int
         Bytes per element of activations and filters.
     memory_model : {"line_buffer", "closure"}

@@ -7,15 +7,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-from golden.cycles import gemm_cycles, layer_gemms, network_cycles
-from golden.plan import lrcnn, occam
-from golden.plan.mbs import plan_baseline, plan_greedy, plan_optimal
-from golden.traffic import TRAFFIC_CLASSES, NetworkModel, TrafficOptions
+from wavecore.files import atomic_path, write_atomic
+from wavecore.golden.plan import lrcnn, occam
+from wavecore.golden.plan.cycles import gemm_cycles, layer_gemms, network_cycles
+from wavecore.golden.plan.mbs import plan_baseline, plan_greedy, plan_optimal
+from wavecore.golden.plan.traffic import TRAFFIC_CLASSES, NetworkModel, TrafficOptions
 
 __all__ = [
     "MBS_SCHEDULES",
@@ -178,7 +177,8 @@ def occam_rows(
 
 
 def lrcnn_schedules(network):
-    """Row-block schedules for ``network``: the notes' VGG-16 ones, else a generic set (docs/planner.md)."""
+    """Row-block schedules for ``network``: for VGG-16 the cuts of the LR-CNN authors' code, else a generic set
+    (docs/planner.md)."""
     names = {layer.name for layer in network.layers}
     if {"conv1_1", "pool2", "pool3", "conv5_3", "pool5"} <= names and network.input_shape[1] == 224:
         return [
@@ -253,7 +253,7 @@ def lrcnn_rows(network) -> list[dict]:
 
 
 def _cycle_table(network, header):
-    """Per-layer GEMM cycles of the whole-batch step for both dataflows (``golden.cycles``)."""
+    """Per-layer GEMM cycles of the whole-batch step for both dataflows (``wavecore.golden.plan.cycles``)."""
     rows, cols = header["array"]
     per_flow = {
         flow: network_cycles(network, header["batch"], rows=rows, cols=cols, dataflow=flow)
@@ -371,16 +371,7 @@ def _sub_batch_summary(row):
 
 
 def _atomic_write(path: Path, data: bytes):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
+    write_atomic(path, data)
 
 
 def write_json(document: dict) -> str:
@@ -508,11 +499,9 @@ def write_report(
         axis.legend(fontsize=7)
         figures.append(("row_blocks.png", figure))
     for filename, figure in figures:
-        handle, temporary = tempfile.mkstemp(dir=out, prefix=f".{filename}.", suffix=".png")
-        os.close(handle)
-        figure.savefig(temporary, dpi=110, bbox_inches="tight")
+        with atomic_path(out / filename, suffix=".png") as temporary:
+            figure.savefig(temporary, dpi=110, bbox_inches="tight")
         plt.close(figure)
-        os.replace(temporary, out / filename)
         lines += [f"![{filename}]({filename})", ""]
     path = out / "report.md"
     _atomic_write(path, "\n".join(lines).encode())

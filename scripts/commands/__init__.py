@@ -1,1 +1,1 @@
-"""One module per ``wavecore`` command; :mod:`scripts.cli` discovers them."""
+"""One module per ``wavecore`` command; :mod:`wavecore.cli` discovers them."""

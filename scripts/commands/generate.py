@@ -1,7 +1,7 @@
 """``wavecore generate BLOCK [--param value ...] -o DIR``: write a block's Verilog and its configuration.
 
-The options of each block come from :data:`hdl.registry.BLOCKS`; the files are written by
-:func:`hdl.registry.generate_files` (both or neither). A bad value is one line naming the option, exit 2.
+The options of each block come from :data:`wavecore.hdl.registry.BLOCKS`; the files are written by
+:func:`wavecore.hdl.registry.generate_files` (both or neither). A bad value is one line naming the option, exit 2.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ HELP = "write the Verilog of a block and a JSON file with its full configuration
 
 
 def add_arguments(parser):
-    from hdl.registry import BLOCKS
+    from wavecore.hdl.registry import BLOCKS
 
     blocks = parser.add_subparsers(dest="block", metavar="BLOCK", parser_class=type(parser), required=True)
     for spec in BLOCKS.values():
@@ -45,8 +45,8 @@ def _option_message(spec, message: str) -> str:
 
 
 def run(args) -> int:
-    from hdl.registry import block, generate_files
-    from scripts.cli import UsageError
+    from wavecore.cli import UsageError
+    from wavecore.hdl.registry import block, generate_files
 
     spec = block(args.block)
     config = {"block": spec.name}

@@ -4,7 +4,7 @@ Partitions the network with the Occam DP for the target's usable on-chip memory 
 writes ``plan.json``, optionally chains all stages in RTL simulation against the golden model
 (``--simulate``, Verilator), and builds one bitstream per distinct stage with ``pipeline.json`` /
 ``pipeline.md`` (per stage resources, Fmax, predicted images/s, link bandwidth). The library is
-:mod:`boards.pipeline` and :mod:`boards.pipeline_sim`.
+:mod:`wavecore.boards.pipeline` and :mod:`wavecore.boards.pipeline_sim`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ HELP = "partition a network over several FPGAs (Occam), simulate the stage chain
 
 
 def add_arguments(parser):
-    from boards.targets import TARGETS
+    from wavecore.boards.targets import TARGETS
 
     parser.add_argument(
         "--network",
@@ -57,15 +57,15 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from boards.pipeline import (
+    from wavecore.boards.pipeline import (
         PipelineError,
         build_pipeline,
         load_pipeline_network,
         plan_pipeline,
         write_plan,
     )
-    from boards.targets import get_target
-    from scripts.cli import UsageError
+    from wavecore.boards.targets import get_target
+    from wavecore.cli import UsageError
 
     if args.chips < 1:
         raise UsageError(f"--chips must be a positive integer, not {args.chips}")
@@ -91,7 +91,7 @@ def run(args) -> int:
             f"{stage.output_layer} {'x'.join(map(str, stage.out_shape))}"
         )
     if args.simulate:
-        from boards.pipeline_sim import simulate_pipeline
+        from wavecore.boards.pipeline_sim import simulate_pipeline
 
         measured = simulate_pipeline(plan, frames=args.frames, seed=args.seed, stall=args.stall)
         ends = measured["frame_ends"]

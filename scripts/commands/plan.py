@@ -1,6 +1,6 @@
 """``wavecore plan``: DRAM traffic, on-chip footprint and cycles of a training step under each schedule.
 
-Only parses arguments and calls :mod:`golden.plan.report`; options and JSON fields: ``docs/planner.md``.
+Only parses arguments and calls :mod:`wavecore.golden.plan.report`; options and JSON fields: ``docs/planner.md``.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import re
 import sys
 from pathlib import Path
 
-from golden.config import DTYPE_BYTES as _DTYPES
-from golden.config import ConfigError, parse_size
+from wavecore.golden.config import DTYPE_BYTES as _DTYPES
+from wavecore.golden.config import ConfigError, parse_size
 
 __all__ = ["HELP", "NAME", "SCHEDULES", "add_arguments", "run"]
 
@@ -50,13 +50,13 @@ def add_arguments(parser):
     parser.add_argument("--min-sub-batch", type=int, default=1, help="greedy MBS floor (default 1)")
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     parser.add_argument(
-        "--out", default="build/plan", help="directory for report.md and plots (default build/plan)"
+        "-o", "--out", default="build/plan", help="directory for report.md and plots (default build/plan)"
     )
     parser.add_argument("--no-report", action="store_true", help="do not write report.md")
 
 
 def run(args) -> int:
-    from scripts.cli import UsageError
+    from wavecore.cli import UsageError
 
     try:
         capacity = parse_size(args.buffer, "--buffer")  # the accelerator config's size rule
@@ -87,9 +87,9 @@ def run(args) -> int:
     if args.norm_variant not in ("two_pass", "one_pass"):
         raise UsageError(f"--norm-variant must be one of two_pass, one_pass, not {args.norm_variant!r}")
 
-    from golden.network import NetworkError, load_network
-    from golden.plan import report
-    from golden.traffic import TrafficOptions
+    from wavecore.golden.network import NetworkError, load_network
+    from wavecore.golden.plan import report
+    from wavecore.golden.plan.traffic import TrafficOptions
 
     try:
         network = load_network(args.network, norm=args.norm)

@@ -1,4 +1,4 @@
-"""``wavecore run [--config FILE]``: the main job on one accelerator configuration (``verif.main_job``)."""
+"""``wavecore run [--config FILE]``: the main job on one accelerator configuration (``wavecore.verif.main_job``)."""
 
 from __future__ import annotations
 
@@ -20,9 +20,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from golden.config import ConfigError, load_config
-    from scripts.cli import UsageError
-    from verif.main_job import run_main_job
+    from wavecore.cli import UsageError
+    from wavecore.golden.config import ConfigError, load_config
+    from wavecore.verif.main_job import run_main_job
 
     if args.simulator not in SIMULATORS:
         raise UsageError(f"--simulator must be one of {', '.join(SIMULATORS)}, not {args.simulator!r}")

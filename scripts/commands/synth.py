@@ -1,9 +1,9 @@
 """``wavecore synth --target T --block NAME [--param value ...] | --config FILE -o DIR``: bitstream + report.
 
-The block and its parameters come from :data:`hdl.registry.BLOCKS` (the options of every block are
+The block and its parameters come from :data:`wavecore.hdl.registry.BLOCKS` (the options of every block are
 accepted; each must belong to the chosen block) or from a configuration file (``wavecore generate``'s
 JSON or the same keys in YAML; options on the command line override it). The build itself is
-:func:`boards.synth.synth_block`: a self-checking BIST board top, the YoWASP flow of the target, and
+:func:`wavecore.boards.synth.synth_block`: a self-checking BIST board top, the YoWASP flow of the target, and
 ``report.json`` / ``report.md`` in the output directory. A missed timing target is reported (status
 ``timing_failed``, exit 0); a design that does not fit gives status ``does_not_fit`` and exit 1.
 """
@@ -18,8 +18,8 @@ HELP = "build a generated block for an FPGA board (bitstream, report.json, repor
 
 
 def add_arguments(parser):
-    from boards.targets import TARGETS
-    from hdl.registry import BLOCKS
+    from wavecore.boards.targets import TARGETS
+    from wavecore.hdl.registry import BLOCKS
 
     parser.add_argument("--target", required=True, choices=tuple(TARGETS), help="board to build for")
     parser.add_argument("--block", default=None, help=f"block to build ({', '.join(BLOCKS)})")
@@ -36,7 +36,7 @@ def add_arguments(parser):
         default=Path("build/synth"),
         help="output directory (default: build/synth)",
     )
-    from boards.synth import MULTIPLIERS
+    from wavecore.boards.synth import MULTIPLIERS
 
     parser.add_argument(
         "--multiplier",
@@ -70,7 +70,7 @@ def add_arguments(parser):
 def _load_config(path: Path) -> dict:
     import yaml
 
-    from scripts.cli import UsageError
+    from wavecore.cli import UsageError
 
     try:
         loaded = yaml.safe_load(path.read_text())
@@ -86,11 +86,11 @@ def _load_config(path: Path) -> dict:
 
 
 def run(args) -> int:
-    from boards.flow import BuildFailed
-    from boards.synth import DEFAULT_BIST_CYCLES, registry_factories, synth_block
-    from boards.targets import ToolMissing, get_target
-    from hdl.registry import BLOCKS
-    from scripts.cli import UsageError
+    from wavecore.boards.flow import BuildFailed
+    from wavecore.boards.synth import DEFAULT_BIST_CYCLES, registry_factories, synth_block
+    from wavecore.boards.targets import ToolMissing, get_target
+    from wavecore.cli import UsageError
+    from wavecore.hdl.registry import BLOCKS
 
     config = _load_config(args.config) if args.config is not None else {}
     if args.block is not None:

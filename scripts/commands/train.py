@@ -1,6 +1,6 @@
-"""``wavecore train``: run SGD training steps in the golden model (issue 3; ``docs/golden.md``).
+"""``wavecore train``: run SGD training steps in the golden model (``docs/golden.md``).
 
-Only parses arguments and calls :mod:`golden.train`. The data are a fixed random batch (seeded), so the
+Only parses arguments and calls :mod:`wavecore.golden.train`. The data are a fixed random batch (seeded), so the
 loss falls from step to step; ``--check baseline`` runs the layer-by-layer schedule beside the chosen one
 from the same parameters and prints the largest difference after each step.
 """
@@ -11,10 +11,10 @@ import sys
 
 import numpy as np
 
-from golden.network import NetworkError, load_network
-from golden.numerics import FLOAT_MODES, INTEGER_PRESETS, IntegerTraining
-from golden.schedule import Schedule, ScheduleError
-from golden.train import SGD, Trainer, init_params, init_state
+from wavecore.golden.network import NetworkError, load_network
+from wavecore.golden.numerics import FLOAT_MODES, INTEGER_PRESETS, IntegerTraining
+from wavecore.golden.schedule import Schedule, ScheduleError
+from wavecore.golden.train import SGD, Trainer, init_params, init_state
 
 __all__ = ["HELP", "NAME", "NUMERICS", "SCHEDULES", "add_arguments", "run"]
 
@@ -51,14 +51,14 @@ def add_arguments(parser):
 
 
 def _positive(name, value):
-    from scripts.cli import UsageError
+    from wavecore.cli import UsageError
 
     if value is not None and value < 1:
         raise UsageError(f"{name} must be a positive integer, not {value}")
 
 
 def run(args) -> int:
-    from scripts.cli import UsageError
+    from wavecore.cli import UsageError
 
     for name, value in (
         ("--batch", args.batch),

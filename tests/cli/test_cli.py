@@ -1,0 +1,79 @@
+"""The `wavecore` command shell: every command listed, one-line errors with status 2."""
+
+import subprocess
+import sys
+
+from wavecore.cli import build_parser, main
+
+EXPECTED_COMMANDS = {"generate", "run", "train", "plan", "synth", "pipeline"}
+
+
+def _wavecore(*args):
+    return subprocess.run([sys.executable, "-m", "scripts", *args], capture_output=True, text=True, check=False)
+
+
+def test_help_lists_every_command_module():
+    import pkgutil
+
+    from wavecore import commands
+
+    modules = {m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_")}
+    help_text = build_parser().format_help()
+    for module in modules:
+        name = __import__(f"wavecore.commands.{module}", fromlist=["NAME"]).NAME
+        assert name in help_text
+    assert {
+        __import__(f"wavecore.commands.{module}", fromlist=["NAME"]).NAME for module in modules
+    } >= EXPECTED_COMMANDS
+
+
+def test_unknown_command_is_one_line_status_2():
+    result = _wavecore("frobnicate")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "invalid choice: 'frobnicate'" in result.stderr
+
+
+def test_no_command_prints_help_and_status_2(capsys):
+    assert main([]) == 2
+    assert "COMMAND" in capsys.readouterr().out
+
+
+def test_pipeline_plans_a_dag_network_into_stages(tmp_path):
+    import json
+
+    out = tmp_path / "pipe"
+    result = _wavecore(
+        "pipeline", "--network", "tiny_resnet", "--target", "ulx3s-85f", "--chips", "3", "--capacity", "6000",
+        "--no-build", "-o", str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    plan = json.loads((out / "plan.json").read_text())
+    assert [stage["out_shape"] for stage in plan["stages"]] == [[8, 16, 16], [16, 4, 4], [10, 1, 1]]
+    assert "stage 2: gap, flatten, fc, loss" in result.stdout
+
+
+def test_pipeline_bad_input_is_one_line_naming_the_option(tmp_path):
+    cases = [
+        (["--network", "tiny_resnet", "--chips", "3", "--capacity", "600"],
+         "--capacity 600: 600 B per chip is too small for 'tiny_resnet' in at most 3 stage(s)"),
+        (["--network", "nosuch", "--chips", "2"],
+         "--network nosuch: network must be one of resnet18, resnet50, vgg16, densenet121, googlenet, "
+         "mobilenet_v2, tiny_resnet, tiny_concat, tiny_mobilenet, tiny_chain or a YAML path, not 'nosuch'"),
+        (["--network", "vgg16", "--chips", "2"], "--network vgg16: layer 'flatten': flatten needs a 1x1 frame"),
+        (["--network", "tiny_resnet", "--chips", "0"], "--chips must be a positive integer, not 0"),
+    ]
+    for arguments, message in cases:
+        result = _wavecore("pipeline", "--target", "ulx3s-85f", "--no-build", "-o", str(tmp_path), *arguments)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+
+
+def test_pipeline_simulate_checks_every_boundary_of_a_zoo_net(tmp_path):
+    # same plan (seed 0) as tests/boards/test_pipeline.py's tiny_resnet chain: the Verilator build is shared
+    result = _wavecore(
+        "pipeline", "--network", "tiny_resnet", "--target", "ulx3s-85f", "--chips", "3", "--capacity", "6000",
+        "--simulate", "--frames", "1", "--no-build", "-o", str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "simulation: 1 frame(s) through 3 stages match the golden model at every boundary" in result.stdout

@@ -1,0 +1,37 @@
+"""The main job (`wavecore run`): every step runs and its figures are the checked ones."""
+
+import subprocess
+import sys
+
+from wavecore.golden.config import AcceleratorConfig
+from wavecore.verif.main_job import run_main_job
+
+
+def test_main_job_on_a_small_weight_stationary_config_passes_every_step(tmp_path):
+    config = AcceleratorConfig.from_dict({
+        "name": "small", "array": {"rows": 2, "cols": 3, "dataflow": "weight_stationary"},
+        "numerics": {"in_width": 8, "acc_width": 20, "overflow": "saturate"},
+        "workload": {"network": "tiny_concat", "batch": 4},
+    })
+    messages = []
+    summary = run_main_job(config, tmp_path, simulator="icarus", progress=messages.append)
+    assert [step.name for step in summary.steps] == ["generate", "verify", "plan", "train"]
+    assert summary.ok, summary.text()
+    assert (tmp_path / "systolic.v").exists() and (tmp_path / "systolic.json").exists()
+    verify = summary.steps[1].detail
+    assert "bit-exact" in verify and "utilization" in verify
+    # int8 integer mode: a planned schedule must give the baseline's bits
+    assert "activations 0, updated parameters 0" in summary.steps[3].detail
+    assert "overall: PASS" in (tmp_path / "summary.txt").read_text()
+    assert any(message.startswith("[verify] ok") for message in messages)
+
+
+def test_run_rejects_bad_config_in_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("numerics: {overflow: clamp}\n")
+    result = subprocess.run([sys.executable, "-m", "scripts", "run", "--config", str(bad), "-o", str(tmp_path / "o")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2
+    assert result.stderr == (
+        "wavecore run: error: --config: numerics.overflow must be one of wrap, saturate, not 'clamp'\n")
+    assert not (tmp_path / "o").exists()

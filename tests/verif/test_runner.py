@@ -1,0 +1,52 @@
+"""The verification harness: builds, caching, parameters, seeds, stalls and failure reports."""
+
+import pytest
+from stream_fifo_design import AffineFifo
+
+from wavecore.verif.runner import SimulationFailed, build, simulator_params
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+@pytest.mark.parametrize(("idle", "backpressure"), [(0.0, 0.0), (0.4, 0.5)])
+def test_stream_driver_and_sink_pass_every_value_under_stalls(simulator, idle, backpressure):
+    design = build(AffineFifo(width=16), toplevel="affine_fifo", simulator=simulator)
+    design.run("tb_stream_fifo", testcase="affine_under_stalls",
+               params={"width": 16, "count": 300, "idle": idle, "backpressure": backpressure})
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+def test_identical_design_reuses_the_cached_build(simulator):
+    first = build(AffineFifo(width=12), toplevel="affine_fifo", simulator=simulator)
+    marker = first.build_dir / ".built"
+    stamp = marker.stat().st_mtime_ns
+    second = build(AffineFifo(width=12), toplevel="affine_fifo", simulator=simulator)
+    assert second.build_dir == first.build_dir
+    assert marker.stat().st_mtime_ns == stamp
+    other = build(AffineFifo(width=13), toplevel="affine_fifo", simulator=simulator)
+    assert other.build_dir != first.build_dir
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+def test_failure_names_testcase_seed_log_and_waveform_hint(simulator, monkeypatch):
+    monkeypatch.setenv("WAVECORE_SEED", "1234")
+    design = build(AffineFifo(width=16), toplevel="affine_fifo", simulator=simulator)
+    with pytest.raises(SimulationFailed) as failure:
+        design.run("tb_stream_fifo", testcase="deliberately_wrong", test_name="deliberately_wrong")
+    message = str(failure.value)
+    assert "deliberately_wrong" in message
+    assert "seed: 1234 (rerun with WAVECORE_SEED=1234)" in message
+    assert "log: " in message
+    assert "WAVES=1" in message
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+def test_waves_are_written_per_test(simulator, monkeypatch, tmp_path):
+    monkeypatch.setenv("WAVES", "1")
+    monkeypatch.setenv("WAVECORE_BUILD_DIR", str(tmp_path))
+    design = build(AffineFifo(width=8), toplevel="affine_fifo", simulator=simulator)
+    design.run("tb_stream_fifo", testcase="affine_under_stalls", test_name="waves_probe",
+               params={"width": 8, "count": 20, "idle": 0.2, "backpressure": 0.2})
+    wave = design.build_dir / "tests" / "waves_probe" / ("dump.vcd" if simulator == "verilator" else "affine_fifo.fst")
+    assert wave.exists() and wave.stat().st_size > 100
+    with pytest.raises(SimulationFailed, match="waveform: .*"):
+        design.run("tb_stream_fifo", testcase="deliberately_wrong", test_name="waves_fail")
