@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "hdl" / "integration"), str(ROOT / "tests" / "support")]
 
 from test_integration_conv import forward_chain, forward_params  # noqa: E402
 

@@ -37,7 +37,7 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
     from golden_torch import _forward
 
     from wavecore.golden.network import load_network

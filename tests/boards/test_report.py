@@ -14,7 +14,7 @@ from wavecore.boards.report import (
     resources_from,
 )
 
-DATA = Path(__file__).parent / "data" / "boards"
+DATA = Path(__file__).parent / "data"
 
 
 def test_ecp5_report_gives_post_route_fmax_and_utilisation():

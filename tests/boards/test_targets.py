@@ -8,7 +8,7 @@ import pytest
 from wavecore.boards.report import parse_nextpnr_report
 from wavecore.boards.targets import TARGETS, get_target, tool_environment, tool_versions
 
-DATA = Path(__file__).parent / "data" / "boards"
+DATA = Path(__file__).parent / "data"
 
 
 def test_the_three_boards_are_named_targets():

@@ -76,7 +76,8 @@ def test_no_module_imports_the_old_top_level_names():
 def _fresh_venv(tmp_path: Path) -> Path:
     """A new virtual environment that sees this environment's dependencies but not its wavecore."""
     venv = tmp_path / "venv"
-    result = _run([sys.executable, "-m", "venv", str(venv)], cwd=tmp_path)
+    # without its own pip/setuptools: this environment's (current) ones come in through the .pth below
+    result = _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     python = venv / "bin" / "python"
     site = _run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path)

@@ -258,7 +258,7 @@ def test_scalar_unit_is_a_lutram_register_file_one_rom_block_and_one_adder(tmp_p
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parent.parent / "benchmarks" / "memory_area.py"
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "memory_area.py"
     spec = importlib.util.spec_from_file_location("memory_area", path)
     memory_area = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(memory_area)
