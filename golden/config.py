@@ -46,6 +46,7 @@ from golden.numerics import OVERFLOW_MODES, MacArithmetic
 
 __all__ = [
     "DATAFLOWS",
+    "DATAFLOW_SHORT",
     "DTYPE_BYTES",
     "AcceleratorConfig",
     "ArrayConfig",
@@ -59,6 +60,8 @@ __all__ = [
 ]
 
 DATAFLOWS = ("output_stationary", "weight_stationary")
+#: The short names the planner and the cycle model use (``golden.cycles.DATAFLOWS``).
+DATAFLOW_SHORT = {"output_stationary": "os", "weight_stationary": "ws"}
 DTYPE_BYTES = {"int8": 1, "int16": 2, "bf16": 2, "fp16": 2, "fp32": 4}
 NORMS = ("bn", "gn")
 _SIZE_UNITS = {"": 1, "B": 1, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "KB": 1000, "MB": 10**6, "GB": 10**9}

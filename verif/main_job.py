@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from golden.config import AcceleratorConfig
+from golden.config import DATAFLOW_SHORT, AcceleratorConfig
 
 __all__ = ["MainJobSummary", "StepResult", "run_main_job"]
 
@@ -140,7 +140,8 @@ def run_main_job(
 
         workload = config.workload
         network = load_network(workload.network, norm=workload.norm, input_size=workload.input_size)
-        options = TrafficOptions(dtype_bytes=config.element_bytes)
+        options = TrafficOptions(dtype_bytes=config.element_bytes, array_rows=config.array.rows,
+                                 array_cols=config.array.cols, dataflow=DATAFLOW_SHORT[config.array.dataflow])
         plans.update(plan_mbs_family(network, workload.batch, config.memory.buffer, options,
                                      schedules=("baseline", "mbs_optimal")))
         plans["network"] = network

@@ -48,6 +48,12 @@ def add_arguments(parser):
         "--norm-variant", default="two_pass", help="unfused BN/GN passes: two_pass or one_pass"
     )
     parser.add_argument("--min-sub-batch", type=int, default=1, help="greedy MBS floor (default 1)")
+    parser.add_argument(
+        "--weight-buffer",
+        default="auto",
+        help="on-chip reserve for double-buffered weight tiles: auto (sized per group from the array and its "
+        "layers) or a size such as 512KiB (default auto)",
+    )
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     parser.add_argument(
         "--out", default="build/plan", help="directory for report.md and plots (default build/plan)"
@@ -86,6 +92,14 @@ def run(args) -> int:
         raise UsageError(f"--memory-model must be one of line_buffer, closure, not {args.memory_model!r}")
     if args.norm_variant not in ("two_pass", "one_pass"):
         raise UsageError(f"--norm-variant must be one of two_pass, one_pass, not {args.norm_variant!r}")
+    weight_buffer = args.weight_buffer
+    if weight_buffer != "auto":
+        try:
+            weight_buffer = parse_size(weight_buffer, "--weight-buffer")
+        except ConfigError:
+            raise UsageError(
+                f"--weight-buffer must be auto or a size such as 512KiB, not {args.weight_buffer!r}"
+            ) from None
 
     from golden.network import NetworkError, load_network
     from golden.plan import report
@@ -104,6 +118,10 @@ def run(args) -> int:
             stash=args.stash,
             weight_grad_accumulation=args.weight_grad_accumulation,
             min_sub_batch=args.min_sub_batch,
+            weight_buffer_bytes=weight_buffer,
+            array_rows=rows,
+            array_cols=cols,
+            dataflow=args.dataflow,
         )
     except ValueError as error:
         raise UsageError(
