@@ -240,8 +240,12 @@ class PipelinePlan:
         }
 
 
-def load_pipeline_network(name: str):
-    """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path, with norms removed."""
+def load_pipeline_network(name: str, norm: str | None = "none"):
+    """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path, with norms removed.
+
+    ``norm`` overrides the file's norm (default ``"none"``: an inference pipeline folds BN into the conv
+    weights); ``None`` keeps the file's own, which :func:`plan_pipeline` refuses if it leaves norm layers.
+    """
     from golden.network import ZOO, NetworkError, load_network
 
     local = PIPELINE_NETWORK_DIR / f"{name}.yaml"
@@ -249,7 +253,7 @@ def load_pipeline_network(name: str):
         known = [*ZOO, *sorted(path.stem for path in PIPELINE_NETWORK_DIR.glob("*.yaml"))]
         raise PipelineError(f"network must be one of {', '.join(known)} or a YAML path, not {name!r}")
     try:
-        return load_network(local if local.exists() else name, norm="none")
+        return load_network(local if local.exists() else name, norm=norm)
     except NetworkError as error:
         raise PipelineError(str(error)) from None
 

@@ -41,7 +41,7 @@ def test_parse_size(text, expected):
     ({"numerics": {"signed": "yes"}}, "numerics.signed must be true or false, not 'yes'"),
     ({"memory": {"buffer": "10XB"}}, "memory.buffer must be a size such as 4096, 512KiB, 10MiB or 1GiB, not '10XB'"),
     ({"memory": {"buffer": 0}}, "memory.buffer must be positive, not 0"),
-    ({"workload": {"norm": "ln"}}, "workload.norm must be one of bn, gn, not 'ln'"),
+    ({"workload": {"norm": "ln"}}, "workload.norm must be one of bn, gn, none or null, not 'ln'"),
     ({"workload": {"dtype": "fp64"}}, "workload.dtype must be one of int8, int16, bf16, fp16, fp32, not 'fp64'"),
     ({"clock_mhz": -5}, "clock_mhz must be a positive number, not -5"),
     ([1, 2], "the configuration must be a mapping, not list"),

@@ -44,6 +44,7 @@ class MainJobSummary:
     config: AcceleratorConfig
     output: Path
     steps: list[StepResult] = field(default_factory=list)
+    norm: str | None = None  # the norm the loaded network actually has (workload.norm null: its own)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +59,8 @@ class MainJobSummary:
             f"  array {config.array.rows}x{config.array.cols} {config.array.dataflow}, "
             f"{kind}{arithmetic.in_width} x {kind}{arithmetic.in_width} -> {kind}{arithmetic.acc_width} "
             f"({arithmetic.overflow}), buffer {config.memory.buffer / _MIB:g} MiB, {config.clock_mhz:g} MHz",
-            f"  workload {config.workload.network}, batch {config.workload.batch}, norm {config.workload.norm}, "
+            f"  workload {config.workload.network}, batch {config.workload.batch}, "
+            f"norm {self.norm or config.workload.norm or 'as in the network file'}, "
             f"dtype {config.workload.dtype}",
             "",
             f"  {'step':<10}{'result':<8}{'time':>8}  detail",
@@ -145,6 +147,7 @@ def run_main_job(
         plans.update(plan_mbs_family(network, workload.batch, config.memory.buffer, options,
                                      schedules=("baseline", "mbs_optimal")))
         plans["network"] = network
+        summary.norm = network.norm
         base, best = plans["baseline"].traffic.total, plans["mbs_optimal"].traffic.total
         sub_batches = sorted({b for _, b in plans["mbs_optimal"].groups})
         return (f"{network.name}: baseline {base / _MIB:,.2f} MiB, MBS {best / _MIB:,.2f} MiB "

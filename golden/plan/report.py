@@ -91,8 +91,14 @@ def plan_mbs_family(network, batch: int, capacity: int, options: TrafficOptions,
     return plans
 
 
-def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dict]:
-    """One JSON-ready row per plan (see ``docs/planner.md``, "plan JSON")."""
+def mbs_rows(
+    network, plans, *, rows: int, cols: int, dataflow: str, clock_mhz=None, dram_bytes_per_cycle=None
+) -> list[dict]:
+    """One JSON-ready row per plan (see ``docs/planner.md``, "plan JSON").
+
+    With ``clock_mhz`` (and ``dram_bytes_per_cycle``) each row also has ``compute_ms`` (GEMM cycles at the
+    clock) and ``dram_ms`` (the DRAM bytes at that bandwidth), else both are ``None``.
+    """
     baseline = plans.get("baseline")
     base_total = baseline.traffic.total if baseline else None
     result = []
@@ -101,6 +107,7 @@ def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dic
         serial = [
             b for (names, b), index in zip(plan.groups, range(len(plan.groups))) if index not in plan.tiled
         ]
+        cycles = schedule_cycles(network, plan, rows=rows, cols=cols, dataflow=dataflow)
         result.append(
             {
                 "schedule": name,
@@ -115,7 +122,11 @@ def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dic
                 "group_first_layers": [names[0] for names, _ in plan.groups],
                 "tiled_groups": sorted(plan.tiled),
                 "peak_footprint_bytes": traffic.peak_footprint,
-                "cycles": schedule_cycles(network, plan, rows=rows, cols=cols, dataflow=dataflow),
+                "cycles": cycles,
+                "compute_ms": None if clock_mhz is None else cycles / clock_mhz / 1e3,
+                "dram_ms": None
+                if clock_mhz is None or dram_bytes_per_cycle is None
+                else traffic.total / dram_bytes_per_cycle / clock_mhz / 1e3,
                 "per_group": [
                     {
                         "first_layer": names[0],
@@ -302,9 +313,12 @@ def _table_unit(rows) -> tuple[str, int]:
 def text_table(header: dict, rows: list[dict], kind: str) -> str:
     """The table printed by ``wavecore plan``."""
     lines = [
-        f"# {header['network']}  batch {header['batch']}  buffer {_fmt_size(header['buffer_bytes'])}  "
-        f"dtype {header['dtype']}  array {header['array'][0]}x{header['array'][1]} {header['dataflow']}"
+        f"# {header['network']}  norm {header['norm']}  batch {header['batch']}  "
+        f"buffer {_fmt_size(header['buffer_bytes'])}  dtype {header['dtype']}  "
+        f"array {header['array'][0]}x{header['array'][1]} {header['dataflow']}"
+        + (f"  config {header['config']}" if header.get("config") else "")
     ]
+    timed = kind == "mbs" and header.get("clock_mhz") is not None
     if kind == "mbs":
         unit_name, unit = _table_unit(rows)
         reserve = header.get("options", {}).get("weight_buffer_bytes", "auto")
@@ -313,6 +327,11 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
             f"# compulsory lower bound {_fmt_bytes(header['lower_bound_bytes'], unit)} {unit_name}; "
             f"weight-tile reserve {reserve}; traffic and footprint in {unit_name}"
         )
+        if timed:
+            lines.append(
+                f"# clock {header['clock_mhz']:g} MHz, DRAM {header['dram_bytes_per_cycle']} B/cycle: "
+                "compute_ms = cycles at the clock, dram_ms = traffic at the bandwidth"
+            )
         columns = [
             "schedule",
             "total",
@@ -323,6 +342,7 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
             "sub_batches",
             "footprint",
             "cycles",
+            *(("compute_ms", "dram_ms") if timed else ()),
         ]
         table = [columns]
         for row in rows:
@@ -338,6 +358,7 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
                     _sub_batch_summary(row),
                     _fmt_bytes(row["peak_footprint_bytes"], unit),
                     f"{row['cycles']:,}",
+                    *((f"{row['compute_ms']:,.3f}", f"{row['dram_ms']:,.3f}") if timed else ()),
                 ]
             )
     elif kind == "occam":
