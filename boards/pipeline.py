@@ -218,6 +218,7 @@ class PipelinePlan:
     def summary(self) -> dict:
         return {
             "network": self.network,
+            "norm": getattr(self.source, "norm", None),  # what the loaded network has (a pipeline needs none)
             "target": self.target,
             "capacity_bytes": self.capacity_bytes,
             "lane_width": self.lane_width,
@@ -747,7 +748,8 @@ def _pipeline_markdown(summary: dict) -> str:
     lines = [
         f"# {summary['network']} on {summary['chips']} x {summary['target']}",
         "",
-        f"Partition capacity {summary['capacity_bytes']} B per chip, link lane {summary['lane_width']} bits, "
+        f"Norm {summary['norm']}, numerics {summary['numerics']}; partition capacity {summary['capacity_bytes']} B "
+        f"per chip, link lane {summary['lane_width']} bits, "
         f"{summary['distinct_bitstreams']} distinct bitstream(s); pipeline throughput "
         f"**{summary['images_per_second']:.0f} images/s** (slowest stage).",
         "",

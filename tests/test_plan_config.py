@@ -94,3 +94,14 @@ def test_run_summary_states_the_norm_used():
     summary = MainJobSummary(config, output=".", norm="gn")
     assert "norm gn, dtype int8" in summary.text()
     assert "norm as in the network file" in MainJobSummary(config, output=".").text()
+
+
+def test_pipeline_plan_states_the_norm():
+    from boards.pipeline import _pipeline_markdown, load_pipeline_network, plan_pipeline
+    from boards.targets import get_target
+
+    plan = plan_pipeline(load_pipeline_network("tiny_resnet"), get_target("ulx3s-85f"), chips=3, capacity_bytes=6000)
+    summary = plan.summary()
+    assert summary["norm"] == "none"
+    summary.update(chips=3, distinct_bitstreams=0, images_per_second=0.0, stages=[])
+    assert "Norm none, numerics int8 " in _pipeline_markdown(summary)
