@@ -343,7 +343,8 @@ class AcceleratorConfig:
             raise ConfigError(f"unknown configuration key {sorted(unknown)[0]!r} (allowed: {allowed})")
         kwargs = {key: data[key] for key in scalars if key in data}
         for key, section in sections.items():
-            value = data.get(key) or {}
+            value = data.get(key)
+            value = {} if value is None else value  # an empty section (``array:``) is all defaults
             if not isinstance(value, dict):
                 raise ConfigError(f"{key} must be a mapping, not {value!r}")
             known = {k.name for k in SECTION_KEYS[key]}

@@ -127,7 +127,7 @@ def _positive_float(layer: str, name: str, value, upper: float | None = None) ->
     return float(value)
 
 
-PARAM_KINDS = ("count", "pair", "flag", "positive", "fraction", "choice", "text", "shape")
+PARAM_KINDS = ("count", "pair", "flag", "positive", "fraction", "choice", "text", "string", "shape", "mapping", "list")
 
 
 @dataclass(frozen=True)
@@ -138,9 +138,10 @@ class Param:
     top-level fields' defaults and allowed values from :data:`NETWORK_FIELDS`; :func:`golden.schema.network_schema`
     turns the same entries into JSON Schema. ``kind``: ``count`` (integer >= ``minimum``), ``pair`` (such an
     integer or a ``[height, width]`` pair of them), ``flag``, ``positive`` (number > 0), ``fraction`` (number in
-    (0, 1]), ``choice`` (one of ``choices``), ``text`` (non-empty string), ``shape`` (``[C, H, W]`` of positive
-    integers). ``nullable``: null is allowed (and means "derived", see ``doc``); ``literals``: strings accepted
-    besides the kind (``out_features: num_classes``).
+    (0, 1]), ``choice`` (one of ``choices``), ``text`` (non-empty string), ``string`` (any string), ``shape``
+    (``[C, H, W]`` of positive integers), ``mapping`` and ``list`` (non-empty; their contents are described by
+    :data:`INPUT_FIELDS` and :data:`LAYER_PARAMS`). ``nullable``: null is allowed (and means "derived", see
+    ``doc``); ``literals``: strings accepted besides the kind (``out_features: num_classes``).
     """
 
     kind: str
@@ -181,6 +182,9 @@ class Param:
             "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
             "choice": {"enum": list(self.choices)},
             "text": {"type": "string", "minLength": 1},
+            "string": {"type": "string"},
+            "mapping": {"type": "object"},
+            "list": {"type": "array", "minItems": 1},
             "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 3},
         }[self.kind]
         alternatives = [schema] + [{"const": literal} for literal in self.literals]
@@ -245,13 +249,13 @@ _PARAM_DEFAULTS: dict[str, dict[str, object]] = {
 #: :data:`INPUT_FIELDS`).
 NETWORK_FIELDS: dict[str, Param] = {
     "name": Param("text", None, "network name", required=True),
-    "description": Param("text", None, "free text"),
-    "input": Param("text", None, "the input layer: {name, shape}", required=True),
+    "description": Param("string", None, "free text"),
+    "input": Param("mapping", None, "the input layer: {name, shape}", required=True),
     "num_classes": Param("count", None, "classes of the loss (out_features: num_classes refers to it)",
                          required=True),
     "norm": Param("choice", "bn", "what every `op: norm` layer becomes", choices=NORM_CHOICES),
     "gn_groups": Param("count", 32, "GroupNorm groups of a norm layer without groups: gcd(gn_groups, channels)"),
-    "layers": Param("text", None, "the layers in order (inputs default to the previous layer)", required=True),
+    "layers": Param("list", None, "the layers in order (inputs default to the previous layer)", required=True),
 }
 INPUT_FIELDS: dict[str, Param] = {
     "name": Param("text", "input", "name of the input layer"),
@@ -601,6 +605,8 @@ def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise NetworkError(f"network: field 'name' must be a non-empty string, not {name!r}")
+    if not isinstance(spec.get("description", ""), str):
+        raise NetworkError(f"network: field 'description' must be a string, not {spec['description']!r}")
 
     def check_norm(value):
         if value not in NETWORK_FIELDS["norm"].choices:

@@ -90,17 +90,14 @@ def network_schema() -> dict:
     for name, field in NETWORK_FIELDS.items():
         if name == "input":
             properties[name] = {
-                "type": "object",
-                "description": field.doc,
+                **field.json_schema(),
                 "properties": {key: param.json_schema() for key, param in INPUT_FIELDS.items()},
                 "required": [key for key, param in INPUT_FIELDS.items() if param.required],
                 "additionalProperties": False,
             }
         elif name == "layers":
             properties[name] = {
-                "type": "array",
-                "minItems": 1,
-                "description": field.doc,
+                **field.json_schema(),
                 "items": {
                     "type": "object",
                     "properties": {"op": {"enum": ops, "description": "the layer's operation"}},

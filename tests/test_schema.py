@@ -73,6 +73,8 @@ BAD_CONFIGS = [
     ({"clock_mhz": -5}, "clock_mhz must be a positive number, not -5"),
     ({"clock_mhz": 0}, "clock_mhz must be a positive number, not 0"),
     ({"name": 7}, "name must be a non-empty string, not 7"),
+    ({"array": []}, "array must be a mapping, not []"),
+    ({"array": None, "memory": None}, None),
     ([1, 2], "the configuration must be a mapping, not list"),
 ]
 
@@ -117,6 +119,8 @@ BAD_NETWORKS = [
     (_tiny(top={"gn_groups": 0}), "network: field 'gn_groups' must be an integer >= 1, not 0"),
     (_tiny(top={"colour": "red"}), "network: unknown field 'colour'"),
     (_tiny(top={"layers": []}), "network: field 'layers' must be a non-empty list"),
+    (_tiny(top={"description": 5}), "network: field 'description' must be a string, not 5"),
+    (_tiny(top={"input": {"name": "x", "shape": [3, 16]}}), "layer 'x': shape must be [C, H, W] of positive"),
     (_tiny(res1_add={"inputs": ["res1b_norm"]}), "layer 'res1_add': inputs of add must name at least 2 layers"),
     (_tiny(fc={"out_features": 10}), None),  # accepted by both
     (_tiny(stem={"kernel": [3, 1], "padding": [1, 0]}), None),
