@@ -105,6 +105,17 @@ def test_footprints_fit_and_traffic_falls(name, kib):
     assert plan.traffic.total < baseline.traffic.total
 
 
+@pytest.mark.parametrize("kib", [8, 16, 32])
+def test_dp_stays_exact_with_per_group_reserves(tiny_resnet, kib):
+    # the DP stops extending a group once it is infeasible; per-group reserves only grow with the group, so the
+    # optimum over every cut set is still found
+    from test_plan_mbs import brute_force
+
+    model = NetworkModel(tiny_resnet, TrafficOptions(dtype_bytes=1, array_rows=8, array_cols=8))
+    optimal = plan_optimal(tiny_resnet, 8, kib * KIB, model=model)
+    assert optimal.traffic.total == brute_force(tiny_resnet, 8, kib * KIB, model)
+
+
 def test_the_old_fixed_reserve_gives_an_all_tiled_plan(tiny_resnet):
     # the 512 KiB reserve of before leaves nothing of a 256 KiB buffer: MBS degenerates to the baseline
     baseline, plan = _small_plan(tiny_resnet, 256, weight_buffer_bytes=512 * KIB)
