@@ -493,6 +493,7 @@ def write_report(
             sweep_rows.append((name, values))
             axis.plot(sweep, values, marker="o", label=name)
         axis.set_xscale("log", base=2)
+        axis.set_xticks(sweep, [f"{size:g}" for size in sweep])  # plain sizes, not powers of two
         axis.set_xlabel(f"on-chip buffer ({step_name})")
         axis.set_ylabel(f"DRAM {unit_name} per iteration")
         axis.axhline(header["lower_bound_bytes"] / unit, color="k", linestyle=":", label="compulsory bound")
