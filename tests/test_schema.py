@@ -180,3 +180,22 @@ def test_schema_command(capsys, tmp_path):
     assert main(["schema", "nosuch"]) == 2
     captured = capsys.readouterr()
     assert captured.err == "wavecore schema: error: schema must be one of accelerator, network, not 'nosuch'\n"
+
+
+def test_config_dataclasses_have_exactly_the_defined_keys():
+    from dataclasses import fields
+
+    from golden.config import (
+        SECTION_KEYS,
+        TOP_KEYS,
+        AcceleratorConfig,
+        ArrayConfig,
+        MemoryConfig,
+        NumericsConfig,
+        WorkloadConfig,
+    )
+
+    classes = {"array": ArrayConfig, "numerics": NumericsConfig, "memory": MemoryConfig, "workload": WorkloadConfig}
+    for section, cls in classes.items():
+        assert [f.name for f in fields(cls)] == [key.name for key in SECTION_KEYS[section]]
+    assert {f.name for f in fields(AcceleratorConfig)} == {key.name for key in TOP_KEYS} | set(classes)
