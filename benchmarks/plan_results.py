@@ -1,6 +1,6 @@
 """Reproduce the planner figures of ``docs/results.md``.
 
-Run: ``.venv/bin/python benchmarks/plan_results.py [--section mbs|bnff|occam|lrcnn|caterpillar]``.
+Run: ``.venv/bin/python benchmarks/plan_results.py [--section mbs|small|bnff|occam|lrcnn|caterpillar]``.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from wavecore.golden.network import load_network
 from wavecore.golden.plan import caterpillar, occam
 from wavecore.golden.plan.bnff import fusion_saving, site_passes
 from wavecore.golden.plan.mbs import plan_baseline, plan_greedy, plan_optimal
-from wavecore.golden.plan.report import lrcnn_rows
+from wavecore.golden.plan.report import MBS_SCHEDULES, lrcnn_rows, plan_mbs_family
 from wavecore.golden.plan.traffic import NetworkModel, TrafficOptions
 
 MIB = 1 << 20
@@ -38,6 +38,70 @@ def mbs():
             f"{100 * (1 - optimal.traffic.total / base.total):.1f}% | {serial} | "
             f"{base.lower_bound / MIB:,.0f} |"
         )
+    mbs_details()
+
+
+def _reduction(plan, baseline):
+    return 100 * (1 - plan.traffic.total / baseline.traffic.total)
+
+
+def mbs_details():
+    """The other MBS figures of docs/results.md: MBS's share against a fused baseline, BN, the bound, the sweep."""
+    print("\nMBS against a baseline that fuses its norm passes too (norm_variant='fused' for both):")
+    for name in ("resnet50", "googlenet", "densenet121"):
+        model = NetworkModel(load_network(name, norm="gn"), TrafficOptions(norm_variant="fused"))
+        network = model.network
+        base = plan_baseline(network, 32, model=model)
+        optimal = plan_optimal(network, 32, 10 * MIB, model=model)
+        greedy = plan_greedy(network, 32, 10 * MIB, model=model)
+        print(f"  {name}: optimal {_reduction(optimal, base):.1f} %, greedy {_reduction(greedy, base):.1f} %")
+    print("With BatchNorm (--norm bn), optimal MBS vs baseline:")
+    for name in ("resnet50", "densenet121"):
+        network = load_network(name, norm="bn")
+        model = NetworkModel(network, TrafficOptions())
+        base = plan_baseline(network, 32, model=model)
+        print(f"  {name}: {_reduction(plan_optimal(network, 32, 10 * MIB, model=model), base):.1f} %")
+    network = load_network("resnet50", norm="gn")
+    model = NetworkModel(network, TrafficOptions())
+    optimal = plan_optimal(network, 32, 10 * MIB, model=model).traffic
+    print(
+        f"resnet50 optimal: {optimal.total / optimal.lower_bound:.1f}x the compulsory bound; stash "
+        f"{optimal.per_class['stash'] / (1 << 30):.1f} GiB of {optimal.total / (1 << 30):.1f} GiB, weight grads "
+        f"{optimal.per_class['weight_grads'] / (1 << 30):.2f} GiB"
+    )
+    sweep = (1, 2, 4, 8, 16, 32, 64)
+    print("\nTraffic vs buffer (resnet50, MiB per iteration)")
+    print("| schedule | " + " | ".join(f"{m} MiB" for m in sweep) + " |")
+    print("|---|" + "---|" * len(sweep))
+    for schedule in MBS_SCHEDULES:
+        values = [
+            plan_mbs_family(network, 32, m * MIB, TrafficOptions(), (schedule,))[schedule].traffic.total
+            for m in sweep
+        ]
+        print(f"| {schedule} | " + " | ".join(f"{v / MIB:,.0f}" for v in values) + " |")
+
+
+def small_buffers():
+    """FPGA-size buffers: the tiny nets at batch 8, int8, 8x8 os array, weight-tile reserve sized per group."""
+    print("## Small buffers: batch 8, int8, 8x8 os array, GN, TrafficOptions(dtype_bytes=1, array 8x8)")
+    print("| network | buffer | baseline B | optimal B | cut | groups | sub-batches | peak footprint B | reserve B |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for name in ("tiny_resnet", "tiny_concat", "tiny_mobilenet"):
+        network = load_network(name)
+        options = TrafficOptions(dtype_bytes=1, array_rows=8, array_cols=8)
+        model = NetworkModel(network, options)
+        base = plan_baseline(network, 8, model=model)
+        for kib in (16, 32, 64, 128, 256, 512):
+            optimal = plan_optimal(network, 8, kib * 1024, model=model)
+            traffic = optimal.traffic
+            reserves = sorted({g.weight_buffer for g in traffic.groups if not g.tiled})
+            print(
+                f"| {name} | {kib} KiB | {base.traffic.total:,} | {traffic.total:,} | "
+                f"{_reduction(optimal, base):.1f}% | {len(optimal.groups)} | "
+                f"{[b if i not in optimal.tiled else 'tiled' for i, (_, b) in enumerate(optimal.groups)]} | "
+                f"{traffic.peak_footprint if traffic.peak_footprint is not None else '-':,} | "
+                f"{', '.join(f'{r:,}' for r in reserves)} |"
+            )
 
 
 def bnff():
@@ -131,6 +195,7 @@ def caterpillar_section():
 
 SECTIONS = {
     "mbs": mbs,
+    "small": small_buffers,
     "bnff": bnff,
     "occam": occam_section,
     "lrcnn": lrcnn_section,

@@ -223,6 +223,7 @@ class PipelinePlan:
     def summary(self) -> dict:
         return {
             "network": self.network,
+            "norm": getattr(self.source, "norm", None),  # what the loaded network has (a pipeline needs none)
             "target": self.target,
             "capacity_bytes": self.capacity_bytes,
             "lane_width": self.lane_width,
@@ -245,8 +246,12 @@ class PipelinePlan:
         }
 
 
-def load_pipeline_network(name: str):
-    """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path, with norms removed."""
+def load_pipeline_network(name: str, norm: str | None = "none"):
+    """``configs/pipelines/<name>.yaml`` if it exists, else a zoo name or YAML path, with norms removed.
+
+    ``norm`` overrides the file's norm (default ``"none"``: an inference pipeline folds BN into the conv
+    weights); ``None`` keeps the file's own, which :func:`plan_pipeline` refuses if it leaves norm layers.
+    """
     from wavecore.golden.network import ZOO, NetworkError, load_network
 
     local = PIPELINE_NETWORK_DIR / f"{name}.yaml"
@@ -254,7 +259,7 @@ def load_pipeline_network(name: str):
         known = [*ZOO, *sorted(path.stem for path in PIPELINE_NETWORK_DIR.glob("*.yaml"))]
         raise PipelineError(f"network must be one of {', '.join(known)} or a YAML path, not {name!r}")
     try:
-        return load_network(local if local.exists() else name, norm="none")
+        return load_network(local if local.exists() else name, norm=norm)
     except NetworkError as error:
         raise PipelineError(str(error)) from None
 
@@ -748,7 +753,8 @@ def _pipeline_markdown(summary: dict) -> str:
     lines = [
         f"# {summary['network']} on {summary['chips']} x {summary['target']}",
         "",
-        f"Partition capacity {summary['capacity_bytes']} B per chip, link lane {summary['lane_width']} bits, "
+        f"Norm {summary['norm']}, numerics {summary['numerics']}; partition capacity {summary['capacity_bytes']} B "
+        f"per chip, link lane {summary['lane_width']} bits, "
         f"{summary['distinct_bitstreams']} distinct bitstream(s); pipeline throughput "
         f"**{summary['images_per_second']:.0f} images/s** (slowest stage).",
         "",

@@ -4,29 +4,10 @@ The same object parameterizes the Verilog generators (array shape, dataflow, num
 model (the :class:`~wavecore.golden.numerics.MacArithmetic` it checks against), the planner (buffer size, element
 size, array shape) and the report header, so hardware, model and report cannot disagree.
 
-YAML format (every key optional; defaults shown in ``configs/default.yaml``)::
-
-    name: wavecore-default
-    array:
-      rows: 8
-      cols: 8
-      dataflow: output_stationary      # or weight_stationary
-    numerics:
-      in_width: 8                      # operand bits
-      acc_width: 32                    # accumulator bits
-      signed: true
-      overflow: wrap                   # or saturate
-    memory:
-      buffer: 10MiB                    # on-chip buffer capacity (B, KiB, MiB, GiB suffixes)
-      dram_bytes_per_cycle: 16         # DRAM bandwidth at the accelerator clock
-    clock_mhz: 200
-    workload:
-      network: tiny_resnet             # zoo name or YAML path
-      batch: 8
-      input_size: null                 # override the network's input height/width
-      norm: gn                         # bn or gn
-      dtype: int8                      # element type for traffic figures: int8, bf16, fp16, fp32
-      seed: 0
+YAML format: every key optional, described key by key (type, default, allowed values, meaning) by
+:data:`TOP_KEYS` and :data:`SECTION_KEYS`, the one definition the loader validates with, the JSON Schema
+(``wavecore schema accelerator``, :mod:`golden.schema`) is generated from and ``docs/config.md`` lists;
+``configs/default.yaml`` shows every default.
 
 Errors are :class:`ConfigError` (a ``ValueError``) with one line naming the field, e.g.
 ``array.rows must be a positive integer, not 0``.
@@ -45,10 +26,16 @@ from wavecore.golden.numerics import OVERFLOW_MODES, MacArithmetic
 
 __all__ = [
     "DATAFLOWS",
+    "DATAFLOW_SHORT",
     "DTYPE_BYTES",
+    "SECTION_DOCS",
+    "SECTION_KEYS",
+    "SIZE_PATTERN",
+    "TOP_KEYS",
     "AcceleratorConfig",
     "ArrayConfig",
     "ConfigError",
+    "Key",
     "MemoryConfig",
     "NumericsConfig",
     "WorkloadConfig",
@@ -58,8 +45,10 @@ __all__ = [
 ]
 
 DATAFLOWS = ("output_stationary", "weight_stationary")
+#: The short names the planner and the cycle model use (``wavecore.golden.plan.cycles.DATAFLOWS``).
+DATAFLOW_SHORT = {"output_stationary": "os", "weight_stationary": "ws"}
 DTYPE_BYTES = {"int8": 1, "int16": 2, "bf16": 2, "fp16": 2, "fp32": 4}
-NORMS = ("bn", "gn")
+NORMS = ("bn", "gn", "none")
 _SIZE_UNITS = {"": 1, "B": 1, "KIB": 1 << 10, "MIB": 1 << 20, "GIB": 1 << 30, "KB": 1000, "MB": 10**6, "GB": 10**9}
 
 
@@ -87,51 +76,189 @@ def parse_size(text: str | int, field_name: str = "size") -> int:
     return value
 
 
-def _positive_int(path: str, value, maximum: int | None = None) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or (maximum and value > maximum):
-        limit = f" no larger than {maximum}" if maximum else ""
-        raise ConfigError(f"{path} must be a positive integer{limit}, not {value!r}")
-    return value
+SIZE_PATTERN = (
+    r"^\s*(?=[0-9.]*[1-9])[0-9]+(\.[0-9]+)?\s*("
+    + "|".join(
+        "".join(f"[{c.upper()}{c.lower()}]" for c in unit) for unit in sorted(_SIZE_UNITS, key=len, reverse=True)
+    )
+    + r")\s*$"
+)
+"""The sizes :func:`parse_size` accepts, as a regular expression (JSON Schema ``pattern``, ECMA-262 compatible;
+the loader additionally refuses a fractional size that is not a whole number of bytes)."""
+
+KINDS = ("count", "natural", "choice", "flag", "size", "positive", "text")
 
 
-def _choice(path: str, value, allowed) -> str:
-    if value not in allowed:
-        raise ConfigError(f"{path} must be one of {', '.join(map(str, allowed))}, not {value!r}")
-    return value
+@dataclass(frozen=True)
+class Key:
+    """One key of the accelerator YAML: type, default, allowed values and meaning, defined once.
+
+    The loader validates with :meth:`check` (the one-line messages), :func:`golden.schema.accelerator_schema`
+    turns every key into JSON Schema with :meth:`json_schema`, and ``docs/config.md`` is generated from the
+    same keys, so the three cannot disagree.
+
+    ``kind`` is one of :data:`KINDS`: ``count`` (integer >= 1, at most ``maximum``), ``natural`` (integer >= 0),
+    ``choice`` (one of ``choices``), ``flag`` (true/false), ``size`` (bytes, :func:`parse_size`), ``positive``
+    (number > 0), ``text`` (non-empty string; ``expected`` words the message). ``nullable`` also allows null.
+    """
+
+    name: str
+    kind: str
+    default: object
+    doc: str
+    choices: tuple = ()
+    maximum: int | None = None
+    minimum: int = 1
+    nullable: bool = False
+    expected: str = "a non-empty string"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {', '.join(KINDS)}, not {self.kind!r}")
+
+    def check(self, path: str, value):
+        """The validated (and normalised) value, or :class:`ConfigError` naming ``path``."""
+        if value is None and self.nullable:
+            return None
+        integer = isinstance(value, int) and not isinstance(value, bool)
+        if self.kind == "count":
+            if not integer or value < self.minimum or (self.maximum and value > self.maximum):
+                if self.minimum > 1:
+                    raise ConfigError(f"{path} must be an integer from {self.minimum} to {self.maximum}, not {value!r}")
+                limit = f" no larger than {self.maximum}" if self.maximum else ""
+                raise ConfigError(f"{path} must be a positive integer{limit}, not {value!r}")
+        elif self.kind == "natural":
+            if not integer or value < 0:
+                raise ConfigError(f"{path} must be a non-negative integer, not {value!r}")
+        elif self.kind == "choice":
+            if value not in self.choices:
+                null = " or null" if self.nullable else ""
+                raise ConfigError(f"{path} must be one of {', '.join(map(str, self.choices))}{null}, not {value!r}")
+        elif self.kind == "flag":
+            if not isinstance(value, bool):
+                raise ConfigError(f"{path} must be true or false, not {value!r}")
+        elif self.kind == "size":
+            return parse_size(value, path)
+        elif self.kind == "positive":
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"{path} must be a positive number, not {value!r}")
+        elif not isinstance(value, str) or not value:  # text
+            raise ConfigError(f"{path} must be {self.expected}, not {value!r}")
+        return value
+
+    def json_schema(self) -> dict:
+        """This key as JSON Schema (draft 2020-12), with its default and description."""
+        kind = self.kind
+        if kind == "count":
+            schema = {"type": "integer", "minimum": self.minimum}
+            if self.maximum:
+                schema["maximum"] = self.maximum
+        elif kind == "natural":
+            schema = {"type": "integer", "minimum": 0}
+        elif kind == "choice":
+            schema = {"enum": list(self.choices)}
+        elif kind == "flag":
+            schema = {"type": "boolean"}
+        elif kind == "size":
+            schema = {"anyOf": [{"type": "integer", "minimum": 1}, {"type": "string", "pattern": SIZE_PATTERN}]}
+        elif kind == "positive":
+            schema = {"type": "number", "exclusiveMinimum": 0}
+        else:
+            schema = {"type": "string", "minLength": 1}
+        if self.nullable:
+            schema = {"anyOf": [schema, {"type": "null"}]}
+        return {**schema, "default": self.default, "description": self.doc}
+
+    def type_text(self) -> str:
+        """The type and allowed values in words (``docs/config.md``)."""
+        text = {
+            "count": f"integer >= {self.minimum}" + (f", <= {self.maximum}" if self.maximum else ""),
+            "natural": "integer >= 0",
+            "choice": " \\| ".join(f"`{c}`" for c in self.choices),
+            "flag": "`true` \\| `false`",
+            "size": "size: bytes, or a number with B, KiB, MiB, GiB, KB, MB, GB (case-insensitive)",
+            "positive": "number > 0",
+            "text": "non-empty string",
+        }[self.kind]
+        return text + (" or `null`" if self.nullable else "")
 
 
-def _bool(path: str, value) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(f"{path} must be true or false, not {value!r}")
-    return value
+#: Top-level scalar keys of the accelerator YAML.
+TOP_KEYS = (
+    Key("name", "text", "wavecore-default", "name of the configuration (reports, summary)"),
+    Key("clock_mhz", "positive", 200, "accelerator clock in MHz (converts cycles to time in reports)"),
+)
+#: Sections of the accelerator YAML, each a mapping of :class:`Key`; ``SECTION_DOCS`` says what each holds.
+SECTION_KEYS = {
+    "array": (
+        Key("rows", "count", 8, "systolic array rows", maximum=256),
+        Key("cols", "count", 8, "systolic array columns", maximum=256),
+        Key("dataflow", "choice", "output_stationary", "array dataflow (os / ws in the planner and cycle model)",
+            choices=DATAFLOWS),
+    ),
+    "numerics": (
+        Key("in_width", "count", 8, "operand bits", minimum=2, maximum=18),
+        Key("acc_width", "count", 32, "accumulator bits, at least 2 * in_width (checked by the loader only); "
+            "`wavecore plan --config` takes its bytes as the weight-gradient element size", maximum=62),
+        Key("signed", "flag", True, "two's complement operands and accumulator"),
+        Key("overflow", "choice", "wrap", "accumulator overflow: wrap modulo 2**acc_width or saturate",
+            choices=OVERFLOW_MODES),
+    ),
+    "memory": (
+        Key("buffer", "size", "10MiB", "on-chip buffer capacity (the planner's buffer)"),
+        Key("dram_bytes_per_cycle", "count", 16, "DRAM bandwidth in bytes per accelerator clock cycle"),
+    ),
+    "workload": (
+        Key("network", "text", "tiny_resnet", "network to plan and train: a zoo name or a network YAML path",
+            expected="a zoo name or a YAML path"),
+        Key("batch", "count", 8, "mini-batch size"),
+        Key("input_size", "count", None, "input height = width (null: the network's own)", nullable=True),
+        Key("norm", "choice", None, "normalisation of every `op: norm` layer (null: the network's own)",
+            choices=NORMS, nullable=True),
+        Key("dtype", "choice", "int8", "element type of the traffic figures (bytes per activation and weight)",
+            choices=tuple(DTYPE_BYTES)),
+        Key("seed", "natural", 0, "seed of the parameters and data"),
+    ),
+}
+SECTION_DOCS = {
+    "array": "the systolic array the generators build and the planner sizes tiles for",
+    "numerics": "the MAC arithmetic of the array and the golden integer model",
+    "memory": "on-chip buffer and DRAM bandwidth",
+    "workload": "what `wavecore run` plans and trains (a workload section applies to its own network only: "
+    "`wavecore plan --config FILE --network NET` keeps NET's own norm and input size)",
+}
+
+
+def _default(section: str, name: str):
+    return next(key.default for key in SECTION_KEYS[section] if key.name == name)
+
+
+def _check_section(config, section: str) -> None:
+    for key in SECTION_KEYS[section]:
+        object.__setattr__(config, key.name, key.check(f"{section}.{key.name}", getattr(config, key.name)))
 
 
 @dataclass(frozen=True)
 class ArrayConfig:
-    rows: int = 8
-    cols: int = 8
-    dataflow: str = "output_stationary"
+    rows: int = _default("array", "rows")
+    cols: int = _default("array", "cols")
+    dataflow: str = _default("array", "dataflow")
 
     def __post_init__(self):
-        _positive_int("array.rows", self.rows, 256)
-        _positive_int("array.cols", self.cols, 256)
-        _choice("array.dataflow", self.dataflow, DATAFLOWS)
+        _check_section(self, "array")
 
 
 @dataclass(frozen=True)
 class NumericsConfig:
-    in_width: int = 8
-    acc_width: int = 32
-    signed: bool = True
-    overflow: str = "wrap"
+    in_width: int = _default("numerics", "in_width")
+    acc_width: int = _default("numerics", "acc_width")
+    signed: bool = _default("numerics", "signed")
+    overflow: str = _default("numerics", "overflow")
 
     def __post_init__(self):
-        _positive_int("numerics.in_width", self.in_width)
-        _positive_int("numerics.acc_width", self.acc_width)
-        _bool("numerics.signed", self.signed)
-        _choice("numerics.overflow", self.overflow, OVERFLOW_MODES)
+        _check_section(self, "numerics")
         try:
-            self.arithmetic  # noqa: B018 - validates the combination once
+            self.arithmetic  # noqa: B018 - validates the combination once (not expressible in the schema)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"numerics.{error}") from None
 
@@ -142,51 +269,40 @@ class NumericsConfig:
 
 @dataclass(frozen=True)
 class MemoryConfig:
-    buffer: int = 10 << 20
-    dram_bytes_per_cycle: int = 16
+    buffer: int = _default("memory", "buffer")
+    dram_bytes_per_cycle: int = _default("memory", "dram_bytes_per_cycle")
 
     def __post_init__(self):
-        object.__setattr__(self, "buffer", parse_size(self.buffer, "memory.buffer"))
-        _positive_int("memory.dram_bytes_per_cycle", self.dram_bytes_per_cycle)
+        _check_section(self, "memory")
 
 
 @dataclass(frozen=True)
 class WorkloadConfig:
-    network: str = "tiny_resnet"
-    batch: int = 8
-    input_size: int | None = None
-    norm: str = "gn"
-    dtype: str = "int8"
-    seed: int = 0
+    network: str = _default("workload", "network")
+    batch: int = _default("workload", "batch")
+    input_size: int | None = _default("workload", "input_size")
+    norm: str | None = _default("workload", "norm")
+    dtype: str = _default("workload", "dtype")
+    seed: int = _default("workload", "seed")
 
     def __post_init__(self):
-        if not isinstance(self.network, str) or not self.network:
-            raise ConfigError(f"workload.network must be a zoo name or a YAML path, not {self.network!r}")
-        _positive_int("workload.batch", self.batch)
-        if self.input_size is not None:
-            _positive_int("workload.input_size", self.input_size)
-        _choice("workload.norm", self.norm, NORMS)
-        _choice("workload.dtype", self.dtype, tuple(DTYPE_BYTES))
-        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ConfigError(f"workload.seed must be a non-negative integer, not {self.seed!r}")
+        _check_section(self, "workload")
 
 
 @dataclass(frozen=True)
 class AcceleratorConfig:
     """A whole accelerator configuration (see the module docstring for the YAML format)."""
 
-    name: str = "wavecore-default"
+    name: str = TOP_KEYS[0].default
     array: ArrayConfig = field(default_factory=ArrayConfig)
     numerics: NumericsConfig = field(default_factory=NumericsConfig)
     memory: MemoryConfig = field(default_factory=MemoryConfig)
-    clock_mhz: float = 200.0
+    clock_mhz: float = TOP_KEYS[1].default
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
 
     def __post_init__(self):
-        if not isinstance(self.name, str) or not self.name:
-            raise ConfigError(f"name must be a non-empty string, not {self.name!r}")
-        if not isinstance(self.clock_mhz, int | float) or isinstance(self.clock_mhz, bool) or self.clock_mhz <= 0:
-            raise ConfigError(f"clock_mhz must be a positive number, not {self.clock_mhz!r}")
+        for key in TOP_KEYS:
+            key.check(key.name, getattr(self, key.name))
 
     @property
     def arithmetic(self) -> MacArithmetic:
@@ -219,17 +335,18 @@ class AcceleratorConfig:
             raise ConfigError(f"the configuration must be a mapping, not {type(data).__name__}")
         sections = {"array": ArrayConfig, "numerics": NumericsConfig, "memory": MemoryConfig,
                     "workload": WorkloadConfig}
-        scalars = {"name", "clock_mhz"}
+        scalars = {key.name for key in TOP_KEYS}
         unknown = set(data) - set(sections) - scalars
         if unknown:
             allowed = ", ".join(sorted(set(sections) | scalars))
             raise ConfigError(f"unknown configuration key {sorted(unknown)[0]!r} (allowed: {allowed})")
         kwargs = {key: data[key] for key in scalars if key in data}
         for key, section in sections.items():
-            value = data.get(key) or {}
+            value = data.get(key)
+            value = {} if value is None else value  # an empty section (``array:``) is all defaults
             if not isinstance(value, dict):
                 raise ConfigError(f"{key} must be a mapping, not {value!r}")
-            known = set(section.__dataclass_fields__)
+            known = {k.name for k in SECTION_KEYS[key]}
             extra = set(value) - known
             if extra:
                 raise ConfigError(

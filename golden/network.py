@@ -30,8 +30,13 @@ from wavecore.golden.layers import conv_output_size
 from wavecore.paths import configs_dir
 
 __all__ = [
+    "INPUT_FIELDS",
+    "LAYER_PARAMS",
+    "MULTI_INPUT_OPS",
+    "NETWORK_FIELDS",
     "NORM_CHOICES",
     "OPS",
+    "Param",
     "Block",
     "Layer",
     "Network",
@@ -76,24 +81,9 @@ ZOO = {
 
 _CONFIG_DIR = configs_dir() / "networks"
 
-# Allowed hyper-parameters per op (YAML keys besides name/op/inputs) with their defaults.
-_PARAM_DEFAULTS: dict[str, dict[str, object]] = {
-    "input": {},
-    "conv2d": {"out_channels": None, "kernel": None, "stride": 1, "padding": 0, "groups": 1, "bias": False},
-    "linear": {"out_features": None, "bias": True},
-    "batchnorm": {"eps": 1e-5, "momentum": 0.1},
-    "groupnorm": {"groups": None, "eps": 1e-5},
-    "norm": {"eps": 1e-5, "momentum": 0.1, "groups": None},
-    "relu": {"max_value": None},
-    "maxpool": {"kernel": None, "stride": None, "padding": 0, "ceil_mode": False},
-    "avgpool": {"kernel": None, "stride": None, "padding": 0},
-    "global_avgpool": {},
-    "add": {},
-    "concat": {},
-    "flatten": {},
-    "loss": {},
-}
-_MULTI_INPUT = ("add", "concat")
+#: Ops that take two or more inputs (every other op takes exactly one).
+MULTI_INPUT_OPS = ("add", "concat")
+_MULTI_INPUT = MULTI_INPUT_OPS
 # Ops that slide a window over H and W (receptive-field geometry in Layer.input_rows).
 _WINDOW_OPS = ("conv2d", "maxpool", "avgpool")
 
@@ -136,6 +126,146 @@ def _positive_float(layer: str, name: str, value, upper: float | None = None) ->
     if upper is not None and value > upper:
         raise _fail(layer, name, f"must be a number in (0, {upper}], not {value!r}")
     return float(value)
+
+
+PARAM_KINDS = ("count", "pair", "flag", "positive", "fraction", "choice", "text", "string", "shape", "mapping", "list")
+
+
+@dataclass(frozen=True)
+class Param:
+    """One field of the network YAML (a layer hyper-parameter or a top-level field), defined once.
+
+    The loader validates layer hyper-parameters with :meth:`check` (its one-line messages) and takes the
+    top-level fields' defaults and allowed values from :data:`NETWORK_FIELDS`; :func:`golden.schema.network_schema`
+    turns the same entries into JSON Schema. ``kind``: ``count`` (integer >= ``minimum``), ``pair`` (such an
+    integer or a ``[height, width]`` pair of them), ``flag``, ``positive`` (number > 0), ``fraction`` (number in
+    (0, 1]), ``choice`` (one of ``choices``), ``text`` (non-empty string), ``string`` (any string), ``shape``
+    (``[C, H, W]`` of positive integers), ``mapping`` and ``list`` (non-empty; their contents are described by
+    :data:`INPUT_FIELDS` and :data:`LAYER_PARAMS`). ``nullable``: null is allowed (and means "derived", see
+    ``doc``); ``literals``: strings accepted besides the kind (``out_features: num_classes``).
+    """
+
+    kind: str
+    default: object
+    doc: str
+    minimum: int = 1
+    required: bool = False
+    nullable: bool = False
+    choices: tuple = ()
+    literals: tuple = ()
+
+    def check(self, layer: str, name: str, value):
+        """The validated, normalised value of a layer hyper-parameter (pairs as tuples, numbers as float)."""
+        if value is None and self.nullable:
+            return None
+        if isinstance(value, str) and value in self.literals:
+            return value
+        if self.kind == "count":
+            return _positive_int(layer, name, value, self.minimum)
+        if self.kind == "pair":
+            return _pair(layer, name, value, self.minimum)
+        if self.kind == "flag":
+            return _bool(layer, name, value)
+        if self.kind == "positive":
+            return _positive_float(layer, name, value)
+        if self.kind == "fraction":
+            return _positive_float(layer, name, value, 1.0)
+        raise AssertionError(self.kind)
+
+    def json_schema(self) -> dict:
+        """This field as JSON Schema (draft 2020-12), with its default (when it has one) and description."""
+        integer = {"type": "integer", "minimum": self.minimum}
+        schema = {
+            "count": integer,
+            "pair": {"anyOf": [integer, {"type": "array", "items": integer, "minItems": 2, "maxItems": 2}]},
+            "flag": {"type": "boolean"},
+            "positive": {"type": "number", "exclusiveMinimum": 0},
+            "fraction": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+            "choice": {"enum": list(self.choices)},
+            "text": {"type": "string", "minLength": 1},
+            "string": {"type": "string"},
+            "mapping": {"type": "object"},
+            "list": {"type": "array", "minItems": 1},
+            "shape": {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 3, "maxItems": 3},
+        }[self.kind]
+        alternatives = [schema] + [{"const": literal} for literal in self.literals]
+        if self.nullable:
+            alternatives.append({"type": "null"})
+        result = {"anyOf": alternatives} if len(alternatives) > 1 else dict(schema)
+        if self.default is not None:
+            result["default"] = self.default
+        result["description"] = self.doc
+        return result
+
+
+_EPS = Param("positive", 1e-5, "added to the variance before the square root")
+_MOMENTUM = Param("fraction", 0.1, "running-statistics update factor (PyTorch convention)")
+_GN_GROUPS = Param("count", None, "GroupNorm groups (null: gcd(gn_groups, channels))", nullable=True)
+_KERNEL = Param("pair", None, "window height and width (an integer: square)", required=True)
+_PADDING = Param("pair", 0, "zero padding on each side (height, width)", minimum=0)
+
+#: Hyper-parameters per op (YAML keys besides name/op/inputs): type, default and meaning. ``norm`` becomes
+#: ``batchnorm`` or ``groupnorm`` (or disappears) at load time, per the file's or the caller's ``norm``.
+LAYER_PARAMS: dict[str, dict[str, Param]] = {
+    "input": {},
+    "conv2d": {
+        "out_channels": Param("count", None, "output channels", required=True),
+        "kernel": _KERNEL,
+        "stride": Param("pair", 1, "stride (height, width)"),
+        "padding": _PADDING,
+        "groups": Param("count", 1, "convolution groups (must divide the input and output channels)"),
+        "bias": Param("flag", False, "add a per-channel bias"),
+    },
+    "linear": {
+        "out_features": Param("count", None, "output features (num_classes: the network's)", required=True,
+                              literals=("num_classes",)),
+        "bias": Param("flag", True, "add a bias"),
+    },
+    "batchnorm": {"eps": _EPS, "momentum": _MOMENTUM},
+    "groupnorm": {"groups": _GN_GROUPS, "eps": _EPS},
+    "norm": {"eps": _EPS, "momentum": _MOMENTUM, "groups": _GN_GROUPS},
+    "relu": {"max_value": Param("positive", None, "clip value (6: ReLU6; null: no clip)", nullable=True)},
+    "maxpool": {
+        "kernel": _KERNEL,
+        "stride": Param("pair", None, "stride (null: the kernel)", nullable=True),
+        "padding": _PADDING,
+        "ceil_mode": Param("flag", False, "round the output size up (PyTorch ceil_mode)"),
+    },
+    "avgpool": {
+        "kernel": _KERNEL,
+        "stride": Param("pair", None, "stride (null: the kernel)", nullable=True),
+        "padding": _PADDING,
+    },
+    "global_avgpool": {},
+    "add": {},
+    "concat": {},
+    "flatten": {},
+    "loss": {},
+}
+_PARAM_DEFAULTS: dict[str, dict[str, object]] = {
+    op: {key: param.default for key, param in params.items()} for op, params in LAYER_PARAMS.items()
+}
+
+#: Top-level fields of the network YAML (``layers`` is the list of layer mappings; ``input`` a mapping of
+#: :data:`INPUT_FIELDS`).
+NETWORK_FIELDS: dict[str, Param] = {
+    "name": Param("text", None, "network name", required=True),
+    "description": Param("string", None, "free text"),
+    "input": Param("mapping", None, "the input layer: {name, shape}", required=True),
+    "num_classes": Param("count", None, "classes of the loss (out_features: num_classes refers to it)",
+                         required=True),
+    "norm": Param("choice", "bn", "what every `op: norm` layer becomes", choices=NORM_CHOICES),
+    "gn_groups": Param("count", 32, "GroupNorm groups of a norm layer without groups: gcd(gn_groups, channels)"),
+    "layers": Param("list", None, "the layers in order (inputs default to the previous layer)", required=True),
+}
+INPUT_FIELDS: dict[str, Param] = {
+    "name": Param("text", "input", "name of the input layer"),
+    "shape": Param("shape", None, "per-sample shape [C, H, W]", required=True),
+}
+
+
+def _param(layer: str, op: str, key: str, value):
+    return LAYER_PARAMS[op][key].check(layer, key, value)
 
 
 @dataclass(frozen=True, eq=True)
@@ -464,7 +594,7 @@ def _top_level(spec, key, check, default=None):
 def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
     if not isinstance(spec, dict):
         raise NetworkError("network: the YAML document must be a mapping with name, input, layers")
-    unknown = set(spec) - {"name", "input", "num_classes", "norm", "gn_groups", "layers", "description"}
+    unknown = set(spec) - set(NETWORK_FIELDS)
     if unknown:
         raise NetworkError(
             f"network: unknown field {sorted(unknown)[0]!r} (allowed: name, input, num_classes, "
@@ -473,10 +603,13 @@ def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
     name = spec.get("name")
     if not isinstance(name, str) or not name:
         raise NetworkError(f"network: field 'name' must be a non-empty string, not {name!r}")
+    if not isinstance(spec.get("description", ""), str):
+        raise NetworkError(f"network: field 'description' must be a string, not {spec['description']!r}")
 
     def check_norm(value):
-        if value not in NORM_CHOICES:
-            raise NetworkError(f"network: field 'norm' must be one of bn, gn, none, not {value!r}")
+        if value not in NETWORK_FIELDS["norm"].choices:
+            allowed = ", ".join(NETWORK_FIELDS["norm"].choices)
+            raise NetworkError(f"network: field 'norm' must be one of {allowed}, not {value!r}")
         return value
 
     def check_groups(value):
@@ -489,9 +622,13 @@ def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
             raise NetworkError(f"network: field 'num_classes' must be an integer >= 1, not {value!r}")
         return value
 
-    norm = check_norm(norm) if norm is not None else _top_level(spec, "norm", check_norm, "bn")
+    norm = (
+        check_norm(norm) if norm is not None else _top_level(spec, "norm", check_norm, NETWORK_FIELDS["norm"].default)
+    )
     gn_groups = (
-        check_groups(gn_groups) if gn_groups is not None else _top_level(spec, "gn_groups", check_groups, 32)
+        check_groups(gn_groups)
+        if gn_groups is not None
+        else _top_level(spec, "gn_groups", check_groups, NETWORK_FIELDS["gn_groups"].default)
     )
     num_classes = (
         check_classes(num_classes)
@@ -502,7 +639,7 @@ def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
     input_spec = spec.get("input")
     if not isinstance(input_spec, dict) or "shape" not in input_spec:
         raise NetworkError("network: field 'input' must be a mapping {name: ..., shape: [C, H, W]}")
-    input_name = input_spec.get("name", "input")
+    input_name = input_spec.get("name", INPUT_FIELDS["name"].default)
     shape = input_spec["shape"]
     if (
         not isinstance(shape, list | tuple)
@@ -535,8 +672,8 @@ def _build(spec, *, norm, gn_groups, input_size, num_classes) -> Network:
             raise _fail(layer_name, "name", "is used by an earlier layer")
         seen.add(layer_name)
         op = raw.get("op")
-        if op not in _PARAM_DEFAULTS or op == "input":
-            allowed = ", ".join(o for o in _PARAM_DEFAULTS if o != "input")
+        if op not in LAYER_PARAMS or op == "input":
+            allowed = ", ".join(o for o in LAYER_PARAMS if o != "input")
             raise _fail(layer_name, "op", f"must be one of {allowed}, not {op!r}")
         inputs = raw.get("inputs", [previous])
         if isinstance(inputs, str):
@@ -642,20 +779,18 @@ def _infer(name, op, raw, in_shapes, num_classes, gn_groups):
     """Validate hyper-parameters against the input shapes; return (normalised params, out shape)."""
     params = dict(_PARAM_DEFAULTS[op])
     params.update(raw)
+    for key, spec in LAYER_PARAMS[op].items():
+        if spec.required and params[key] is None:
+            raise _fail(name, key, f"is required for {op}")
     first = in_shapes[0]
     spatial_ops = ("conv2d", "batchnorm", "groupnorm", "maxpool", "avgpool", "global_avgpool")
     if op in spatial_ops and len(first) != 3:
         raise _fail(name, "inputs", f"{op} needs a (C, H, W) input, not shape {first}")
     if op == "conv2d":
-        for key in ("out_channels", "kernel"):
-            if params[key] is None:
-                raise _fail(name, key, "is required for conv2d")
-        out_channels = _positive_int(name, "out_channels", params["out_channels"])
-        kernel = _pair(name, "kernel", params["kernel"], 1)
-        stride = _pair(name, "stride", params["stride"], 1)
-        padding = _pair(name, "padding", params["padding"], 0)
-        groups = _positive_int(name, "groups", params["groups"])
-        bias = _bool(name, "bias", params["bias"])
+        out_channels, kernel, stride, padding, groups, bias = (
+            _param(name, op, key, params[key])
+            for key in ("out_channels", "kernel", "stride", "padding", "groups", "bias")
+        )
         c_in = first[0]
         if c_in % groups or out_channels % groups:
             raise _fail(
@@ -682,37 +817,33 @@ def _infer(name, op, raw, in_shapes, num_classes, gn_groups):
             features = num_classes
         if features is None:
             raise _fail(name, "out_features", "is required for linear")
-        features = _positive_int(name, "out_features", features)
-        bias = _bool(name, "bias", params["bias"])
+        features = _param(name, op, "out_features", features)
+        bias = _param(name, op, "bias", params["bias"])
         if len(first) != 1:
             raise _fail(name, "inputs", f"linear needs a flat (F,) input (add a flatten), not shape {first}")
         return {"out_features": features, "bias": bias}, (features,)
     if op == "batchnorm":
-        eps = _positive_float(name, "eps", params["eps"])
-        momentum = _positive_float(name, "momentum", params["momentum"], 1.0)
+        eps = _param(name, op, "eps", params["eps"])
+        momentum = _param(name, op, "momentum", params["momentum"])
         return {"eps": eps, "momentum": momentum}, first
     if op == "groupnorm":
         channels = first[0]
         groups = params["groups"]
-        groups = math.gcd(gn_groups, channels) if groups is None else _positive_int(name, "groups", groups)
+        groups = math.gcd(gn_groups, channels) if groups is None else _param(name, op, "groups", groups)
         if channels % groups:
             raise _fail(name, "groups", f"{groups} must divide the channels {channels}")
-        eps = _positive_float(name, "eps", params["eps"])
+        eps = _param(name, op, "eps", params["eps"])
         return {"groups": groups, "eps": eps}, first
     if op == "relu":
-        limit = params["max_value"]
-        if limit is not None:
-            limit = _positive_float(name, "max_value", limit)
+        limit = _param(name, op, "max_value", params["max_value"])
         return {"max_value": limit}, first
     if op in ("maxpool", "avgpool"):
-        if params["kernel"] is None:
-            raise _fail(name, "kernel", f"is required for {op}")
-        kernel = _pair(name, "kernel", params["kernel"], 1)
-        stride = kernel if params["stride"] is None else _pair(name, "stride", params["stride"], 1)
-        padding = _pair(name, "padding", params["padding"], 0)
+        kernel = _param(name, op, "kernel", params["kernel"])
+        stride = _param(name, op, "stride", params["stride"]) or kernel
+        padding = _param(name, op, "padding", params["padding"])
         if padding[0] * 2 > kernel[0] or padding[1] * 2 > kernel[1]:
             raise _fail(name, "padding", f"{padding} must be at most half the kernel {kernel}")
-        ceil_mode = _bool(name, "ceil_mode", params.get("ceil_mode", False))
+        ceil_mode = _param(name, "maxpool", "ceil_mode", params.get("ceil_mode", False))
         height = _window_out(name, first[1], kernel[0], stride[0], padding[0], ceil_mode)
         width = _window_out(name, first[2], kernel[1], stride[1], padding[1], ceil_mode)
         normalised = {"kernel": kernel, "stride": stride, "padding": padding}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wavecore.golden.config import AcceleratorConfig
+from wavecore.golden.config import DATAFLOW_SHORT, AcceleratorConfig
 
 __all__ = ["MainJobSummary", "StepResult", "run_main_job"]
 
@@ -44,6 +44,7 @@ class MainJobSummary:
     config: AcceleratorConfig
     output: Path
     steps: list[StepResult] = field(default_factory=list)
+    norm: str | None = None  # the norm the loaded network actually has (workload.norm null: its own)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +59,8 @@ class MainJobSummary:
             f"  array {config.array.rows}x{config.array.cols} {config.array.dataflow}, "
             f"{kind}{arithmetic.in_width} x {kind}{arithmetic.in_width} -> {kind}{arithmetic.acc_width} "
             f"({arithmetic.overflow}), buffer {config.memory.buffer / _MIB:g} MiB, {config.clock_mhz:g} MHz",
-            f"  workload {config.workload.network}, batch {config.workload.batch}, norm {config.workload.norm}, "
+            f"  workload {config.workload.network}, batch {config.workload.batch}, "
+            f"norm {self.norm or config.workload.norm or 'as in the network file'}, "
             f"dtype {config.workload.dtype}",
             "",
             f"  {'step':<10}{'result':<8}{'time':>8}  detail",
@@ -140,10 +142,12 @@ def run_main_job(
 
         workload = config.workload
         network = load_network(workload.network, norm=workload.norm, input_size=workload.input_size)
-        options = TrafficOptions(dtype_bytes=config.element_bytes)
+        options = TrafficOptions(dtype_bytes=config.element_bytes, array_rows=config.array.rows,
+                                 array_cols=config.array.cols, dataflow=DATAFLOW_SHORT[config.array.dataflow])
         plans.update(plan_mbs_family(network, workload.batch, config.memory.buffer, options,
                                      schedules=("baseline", "mbs_optimal")))
         plans["network"] = network
+        summary.norm = network.norm
         base, best = plans["baseline"].traffic.total, plans["mbs_optimal"].traffic.total
         sub_batches = sorted({b for _, b in plans["mbs_optimal"].groups})
         return (f"{network.name}: baseline {base / _MIB:,.2f} MiB, MBS {best / _MIB:,.2f} MiB "

@@ -31,7 +31,10 @@ __all__ = [
 
 MBS_SCHEDULES = ("baseline", "baseline_bnff", "mbs_greedy", "mbs_optimal", "mbs_optimal_bnff")
 SWEEP_MIB = (1, 2, 4, 8, 16, 32, 64)
+#: The sweep of ``report.md`` for buffers below 1 MiB (FPGA block RAM sizes), in KiB.
+SWEEP_KIB = (16, 32, 64, 128, 256, 512, 1024)
 MIB = 1 << 20
+KIB = 1 << 10
 
 
 def schedule_cycles(network, plan, *, rows: int, cols: int, dataflow: str) -> int:
@@ -87,8 +90,14 @@ def plan_mbs_family(network, batch: int, capacity: int, options: TrafficOptions,
     return plans
 
 
-def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dict]:
-    """One JSON-ready row per plan (see ``docs/planner.md``, "plan JSON")."""
+def mbs_rows(
+    network, plans, *, rows: int, cols: int, dataflow: str, clock_mhz=None, dram_bytes_per_cycle=None
+) -> list[dict]:
+    """One JSON-ready row per plan (see ``docs/planner.md``, "plan JSON").
+
+    With ``clock_mhz`` (and ``dram_bytes_per_cycle``) each row also has ``compute_ms`` (GEMM cycles at the
+    clock) and ``dram_ms`` (the DRAM bytes at that bandwidth), else both are ``None``.
+    """
     baseline = plans.get("baseline")
     base_total = baseline.traffic.total if baseline else None
     result = []
@@ -97,6 +106,7 @@ def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dic
         serial = [
             b for (names, b), index in zip(plan.groups, range(len(plan.groups))) if index not in plan.tiled
         ]
+        cycles = schedule_cycles(network, plan, rows=rows, cols=cols, dataflow=dataflow)
         result.append(
             {
                 "schedule": name,
@@ -111,7 +121,11 @@ def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dic
                 "group_first_layers": [names[0] for names, _ in plan.groups],
                 "tiled_groups": sorted(plan.tiled),
                 "peak_footprint_bytes": traffic.peak_footprint,
-                "cycles": schedule_cycles(network, plan, rows=rows, cols=cols, dataflow=dataflow),
+                "cycles": cycles,
+                "compute_ms": None if clock_mhz is None else cycles / clock_mhz / 1e3,
+                "dram_ms": None
+                if clock_mhz is None or dram_bytes_per_cycle is None
+                else traffic.total / dram_bytes_per_cycle / clock_mhz / 1e3,
                 "per_group": [
                     {
                         "first_layer": names[0],
@@ -121,6 +135,7 @@ def mbs_rows(network, plans, *, rows: int, cols: int, dataflow: str) -> list[dic
                         "total_bytes": group.total,
                         "traffic_bytes": dict(group.per_class),
                         "footprint_bytes": None if group.tiled else group.footprint,
+                        "weight_buffer_bytes": None if group.tiled else group.weight_buffer,
                         "weights_resident": group.weights_resident,
                         "weight_grads_on_chip": group.weight_grads_on_chip,
                     }
@@ -275,22 +290,48 @@ def _cycle_table(network, header):
     return lines
 
 
-def _fmt_bytes(value):
+def _fmt_bytes(value, unit=MIB):
     if value is None:
         return "-"
-    return f"{value / MIB:,.1f}"
+    return f"{value / unit:,.1f}"
+
+
+def _fmt_size(value: int) -> str:
+    """A byte count in the largest binary unit that keeps it readable (``32 KiB``, ``10 MiB``, ``1.5 MiB``)."""
+    for name, unit in (("GiB", 1 << 30), ("MiB", MIB), ("KiB", KIB)):
+        if value >= unit:
+            return f"{value / unit:,.4g} {name}"
+    return f"{value} B"
+
+
+def _table_unit(rows) -> tuple[str, int]:
+    """KiB for small workloads (largest total under 10 MiB), else MiB."""
+    largest = max((row["total_bytes"] for row in rows), default=0)
+    return ("KiB", KIB) if largest < 10 * MIB else ("MiB", MIB)
 
 
 def text_table(header: dict, rows: list[dict], kind: str) -> str:
     """The table printed by ``wavecore plan``."""
     lines = [
-        f"# {header['network']}  batch {header['batch']}  buffer {header['buffer_bytes'] / MIB:g} MiB  "
-        f"dtype {header['dtype']}  array {header['array'][0]}x{header['array'][1]} {header['dataflow']}"
+        f"# {header['network']}  norm {header['norm']}  batch {header['batch']}  "
+        f"buffer {_fmt_size(header['buffer_bytes'])}  dtype {header['dtype']}  "
+        f"array {header['array'][0]}x{header['array'][1]} {header['dataflow']}"
+        + (f"  config {header['config']}" if header.get("config") else "")
     ]
+    timed = kind == "mbs" and header.get("clock_mhz") is not None
     if kind == "mbs":
+        unit_name, unit = _table_unit(rows)
+        reserve = header.get("options", {}).get("weight_buffer_bytes", "auto")
+        reserve = "sized per group" if reserve == "auto" else _fmt_size(reserve)
         lines.append(
-            f"# compulsory lower bound {_fmt_bytes(header['lower_bound_bytes'])} MiB; traffic in MiB"
+            f"# compulsory lower bound {_fmt_bytes(header['lower_bound_bytes'], unit)} {unit_name}; "
+            f"weight-tile reserve {reserve}; traffic and footprint in {unit_name}"
         )
+        if timed:
+            lines.append(
+                f"# clock {header['clock_mhz']:g} MHz, DRAM {header['dram_bytes_per_cycle']} B/cycle: "
+                "compute_ms = cycles at the clock, dram_ms = traffic at the bandwidth"
+            )
         columns = [
             "schedule",
             "total",
@@ -301,6 +342,7 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
             "sub_batches",
             "footprint",
             "cycles",
+            *(("compute_ms", "dram_ms") if timed else ()),
         ]
         table = [columns]
         for row in rows:
@@ -308,14 +350,15 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
             table.append(
                 [
                     row["schedule"],
-                    _fmt_bytes(row["total_bytes"]),
-                    *[_fmt_bytes(row["traffic_bytes"][c]) for c in TRAFFIC_CLASSES],
+                    _fmt_bytes(row["total_bytes"], unit),
+                    *[_fmt_bytes(row["traffic_bytes"][c], unit) for c in TRAFFIC_CLASSES],
                     "-" if reduction is None else f"{-100 * reduction:+.1f}%",
                     f"{row['distance_to_lower_bound']:.1f}",
                     str(row["groups"]),
                     _sub_batch_summary(row),
-                    _fmt_bytes(row["peak_footprint_bytes"]),
+                    _fmt_bytes(row["peak_footprint_bytes"], unit),
                     f"{row['cycles']:,}",
+                    *((f"{row['compute_ms']:,.3f}", f"{row['dram_ms']:,.3f}") if timed else ()),
                 ]
             )
     elif kind == "occam":
@@ -387,7 +430,7 @@ def write_report(
     network,
     plans=None,
     options=None,
-    sweep=SWEEP_MIB,
+    sweep=None,
     chips=None,
     memory_model="line_buffer",
     last_layer=None,
@@ -400,10 +443,15 @@ def write_report(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if sweep is None:  # MiB sizes, or KiB sizes around a buffer below 1 MiB (MBS only; Occam keeps MiB)
+        sweep = SWEEP_KIB if kind == "mbs" and header["buffer_bytes"] < MIB else SWEEP_MIB
+    step = KIB if sweep is SWEEP_KIB else MIB
+    step_name = "KiB" if step == KIB else "MiB"
     lines = [f"# Planner report: {header['network']}", "", "```", text_table(header, rows, kind), "```", ""]
     lines += ["Settings: " + ", ".join(f"{k}={v}" for k, v in header.get("options", {}).items()), ""]
     figures = []
     if kind == "mbs" and plans:
+        unit_name, unit = _table_unit(rows)
         # per-layer traffic per schedule; norm/ReLU/flatten views are folded into the layer they follow
         figure, axis = plt.subplots(figsize=(11, 4))
         owners, owner = [], None
@@ -417,10 +465,10 @@ def write_report(
             for layer, owner in zip(network.layers, owners):
                 folded[owner] += sum(plan.traffic.per_layer.get(layer.name, {}).values())
             axis.step(
-                range(len(compute)), [folded[n] / MIB for n in compute], where="mid", label=name, linewidth=1
+                range(len(compute)), [folded[n] / unit for n in compute], where="mid", label=name, linewidth=1
             )
         axis.set_xlabel("layer (topological order; norm/ReLU folded into their producer)")
-        axis.set_ylabel("DRAM MiB per iteration")
+        axis.set_ylabel(f"DRAM {unit_name} per iteration")
         axis.set_yscale("symlog", linthresh=1)
         axis.legend(fontsize=7)
         axis.set_title(f"{header['network']}: per-layer DRAM traffic")
@@ -430,22 +478,24 @@ def write_report(
         sweep_rows = []
         for name in plans:
             values = []
-            for mib in sweep:
-                swept = plan_mbs_family(network, header["batch"], mib * MIB, options, (name,))[name]
-                values.append(swept.traffic.total / MIB)
+            for size in sweep:
+                swept = plan_mbs_family(network, header["batch"], size * step, options, (name,))[name]
+                values.append(swept.traffic.total / unit)
             sweep_rows.append((name, values))
             axis.plot(sweep, values, marker="o", label=name)
         axis.set_xscale("log", base=2)
-        axis.set_xlabel("on-chip buffer (MiB)")
-        axis.set_ylabel("DRAM MiB per iteration")
-        axis.axhline(header["lower_bound_bytes"] / MIB, color="k", linestyle=":", label="compulsory bound")
+        axis.set_xticks(sweep, [f"{size:g}" for size in sweep])  # plain sizes, not powers of two
+        axis.set_xlabel(f"on-chip buffer ({step_name})")
+        axis.set_ylabel(f"DRAM {unit_name} per iteration")
+        axis.axhline(header["lower_bound_bytes"] / unit, color="k", linestyle=":", label="compulsory bound")
+        axis.axvline(header["buffer_bytes"] / step, color="grey", linestyle="--", label="chosen buffer")
         axis.legend(fontsize=7)
         axis.set_title(f"{header['network']}: traffic vs buffer")
         figures.append(("traffic_vs_buffer.png", figure))
         lines += [
-            "## Traffic vs buffer (MiB per iteration)",
+            f"## Traffic vs buffer ({unit_name} per iteration)",
             "",
-            "| schedule | " + " | ".join(f"{m} MiB" for m in sweep) + " |",
+            "| schedule | " + " | ".join(f"{m} {step_name}" for m in sweep) + " |",
             "|---|" + "---|" * len(sweep),
         ]
         lines += [

@@ -28,8 +28,10 @@ applied on write/read of their base tensor, their extra DRAM passes are charged 
   trip); a GN or ReLU site is charged only if it is split across groups (otherwise it runs on chip, per
   sample).
 
-The on-chip footprint of a group is ``b * max(LIVE_fwd, LIVE_bwd) + weight_buffer_bytes`` plus the resident
-weights and on-chip ``dW`` accumulators when those are chosen. LIVE are per-sample peaks over the group's
+The on-chip footprint of a group is ``b * max(LIVE_fwd, LIVE_bwd) + R`` plus the resident weights and on-chip
+``dW`` accumulators when those are chosen. ``R`` is the weight-tile reserve: by default (``weight_buffer_bytes=
+"auto"``) the largest :func:`weight_tile_bytes` of the group's layers on the configured array (only one layer
+executes at a time), else the fixed ``weight_buffer_bytes``. LIVE are per-sample peaks over the group's
 steps of the base tensors alive: group inputs until their last use, produced tensors until their last use in
 the group (tensors waiting for a merge included), and in backward the gradients in flight plus the activations
 the current layer reads.
@@ -40,6 +42,8 @@ from __future__ import annotations
 import math
 import operator
 from dataclasses import dataclass, field, fields, replace
+
+from wavecore.golden.plan.cycles import DATAFLOWS, layer_gemms
 
 __all__ = [
     "NORM_VARIANTS",
@@ -54,6 +58,7 @@ __all__ = [
     "compulsory_traffic",
     "evaluate",
     "transfer_bytes",
+    "weight_tile_bytes",
 ]
 
 TRAFFIC_CLASSES = ("activations", "stash", "weights", "weight_grads", "activation_grads", "norm_passes")
@@ -94,6 +99,39 @@ def transfer_bytes(shape, element_bytes: int) -> int:
     return math.prod(_as_int(extent) for extent in extents) * element_bytes
 
 
+def weight_tile_bytes(layer, *, rows: int, cols: int, dataflow: str, dtype_bytes: int) -> int:
+    """On-chip bytes of the double-buffered weight tiles a ``conv2d``/``linear`` layer needs while it executes.
+
+    The GEMMs are :func:`~wavecore.golden.plan.cycles.layer_gemms`' (one per convolution group, one after another);
+    the weight operand ``B[K, N]`` is ``W[K, Cout]`` in forward and ``W^T[Cout, K]`` in backward-data
+    (backward-weight reads no weights: its operands are activations and gradients, its ``dW`` output is the
+    ``weight_grads`` accumulator). One tile is what the array must hold so each weight is fetched once per pass:
+
+    * ``os`` (rows <- M, cols <- N, time <- K): the column slab ``B[:, n:n+cols]`` of ``K * min(cols, N)``
+      elements, reused by every M fold of that column tile; in forward plus ``min(cols, N)`` bias elements;
+    * ``ws`` (rows <- K, cols <- N): the stationary block of ``min(rows, K) * min(cols, N)`` elements (plus
+      ``min(cols, N)`` bias elements in forward).
+
+    The reserve is two tiles (one computing, the next loading) of the larger pass, times ``dtype_bytes``;
+    0 for a layer without weights. Example: a 3x3 conv 8 -> 16 channels without bias on an 8x8 os array holds
+    ``K = 72`` by ``min(8, 16) = 8`` in forward and ``16 x 8`` in backward-data, so ``2 * 576 = 1,152`` int8 bytes.
+    """
+    _nonneg_int("rows", rows, 1)
+    _nonneg_int("cols", cols, 1)
+    _choice("dataflow", dataflow, DATAFLOWS)
+    _nonneg_int("dtype_bytes", dtype_bytes, 1)
+    gemms = layer_gemms(layer, 1)
+    if not gemms:
+        return 0
+    bias = 1 if layer.params.get("bias") else 0
+    tile = 0
+    for name, extra in (("forward", bias), ("backward_data", 0)):
+        _, k, n = gemms[name][0]
+        held = k if dataflow == "os" else min(rows, k)
+        tile = max(tile, (held + extra) * min(cols, n))
+    return 2 * tile * dtype_bytes
+
+
 def _as_int(value):
     """Python ints and NumPy integers as int (anything else is returned for the check to refuse)."""
     try:
@@ -130,8 +168,14 @@ class TrafficOptions:
     weight_grad_accumulation : {"auto", "on_chip", "dram"}
         Where ``dW`` sums across sub-batches: ``auto`` picks the cheaper feasible one per group, ``on_chip``
         uses on-chip accumulators whenever they fit (else DRAM), ``dram`` always read-modify-writes.
-    weight_buffer_bytes : int
-        On-chip bytes reserved for double-buffered weight tiles of the executing layer.
+    weight_buffer_bytes : int or "auto"
+        On-chip bytes reserved for the double-buffered weight tiles of the executing layer. ``"auto"`` sizes it
+        per group: the largest :func:`weight_tile_bytes` of the group's layers on an ``array_rows`` x
+        ``array_cols`` array with ``dataflow``; an integer reserves that many bytes for every group.
+    array_rows, array_cols : int
+        The systolic array the weight tiles are sized for (``"auto"`` reserve only).
+    dataflow : {"os", "ws"}
+        The array's dataflow (output or weight stationary), which sets the tile shape.
     concat : {"view", "copy"}
         ``view``: producers write into slices of the concatenated buffer (no copy); ``copy``: concat is a
         layer that reads its inputs and writes its output.
@@ -149,7 +193,10 @@ class TrafficOptions:
     norm_variant: str = "two_pass"
     stash: str = "minimal"
     weight_grad_accumulation: str = "auto"
-    weight_buffer_bytes: int = 512 * 1024
+    weight_buffer_bytes: int | str = "auto"
+    array_rows: int = 128
+    array_cols: int = 128
+    dataflow: str = "os"
     concat: str = "view"
     sub_batch_rounding: str = "divisor"
     min_sub_batch: int = 1
@@ -161,7 +208,12 @@ class TrafficOptions:
         _choice("norm_variant", self.norm_variant, NORM_VARIANTS)
         _choice("stash", self.stash, STASH_POLICIES)
         _choice("weight_grad_accumulation", self.weight_grad_accumulation, WEIGHT_GRAD_POLICIES)
-        _nonneg_int("weight_buffer_bytes", self.weight_buffer_bytes)
+        reserve = self.weight_buffer_bytes
+        if reserve != "auto" and (not isinstance(reserve, int) or isinstance(reserve, bool) or reserve < 0):
+            raise ValueError(f"weight_buffer_bytes must be 'auto' or an integer >= 0, not {reserve!r}")
+        _nonneg_int("array_rows", self.array_rows, 1)
+        _nonneg_int("array_cols", self.array_cols, 1)
+        _choice("dataflow", self.dataflow, DATAFLOWS)
         _choice("concat", self.concat, CONCAT_POLICIES)
         _choice("sub_batch_rounding", self.sub_batch_rounding, SUB_BATCH_ROUNDING)
         _nonneg_int("min_sub_batch", self.min_sub_batch, 1)
@@ -201,6 +253,11 @@ class NetworkModel:
         self.bytes = [transfer_bytes(layer.out_elements, opts.dtype_bytes) for layer in layers]
         self.weight_bytes = [transfer_bytes(layer.param_count, opts.dtype_bytes) for layer in layers]
         self.grad_bytes = [transfer_bytes(layer.param_count, opts.grad_bytes) for layer in layers]
+        self.tile_bytes = [
+            weight_tile_bytes(layer, rows=opts.array_rows, cols=opts.array_cols, dataflow=opts.dataflow,
+                              dtype_bytes=opts.dtype_bytes)
+            for layer in layers
+        ]
         # base tensors each layer resolves to (a view resolves to the bases of its inputs)
         base_names = network.base_tensors(view_ops)
         base = [tuple(self.position[b] for b in base_names[layer.name]) for layer in layers]
@@ -350,6 +407,10 @@ class NetworkModel:
         live_bwd = _peak(grad_intervals + needs, last)
         weights = sum(self.weight_bytes[p] for p in positions)
         grads = sum(self.grad_bytes[p] for p in positions)
+        if self.options.weight_buffer_bytes == "auto":
+            reserve = max((self.tile_bytes[p] for p in positions), default=0)
+        else:
+            reserve = self.options.weight_buffer_bytes
         return GroupProfile(
             start,
             stop,
@@ -362,6 +423,7 @@ class NetworkModel:
             weights,
             grads,
             site_bytes,
+            reserve,
         )
 
     def divisors(self, batch: int) -> list[int]:
@@ -376,7 +438,7 @@ class NetworkModel:
         opts = self.options
         sub_batches = math.ceil(batch / sub_batch)
         live = max(profile.live_fwd, profile.live_bwd)
-        base_footprint = sub_batch * live + opts.weight_buffer_bytes
+        base_footprint = sub_batch * live + profile.weight_buffer
         feasible = capacity is None or base_footprint <= capacity
         resident = capacity is None or base_footprint + profile.weights <= capacity
         if sub_batches == 1:
@@ -430,6 +492,7 @@ class NetworkModel:
             resident,
             dw_on_chip,
             capacity is None,
+            profile.weight_buffer,
         )
 
     def best_sub_batch(self, profile: GroupProfile, batch: int, capacity: int) -> GroupTraffic | None:
@@ -512,6 +575,7 @@ class GroupProfile:
     weights: int
     grads: int
     site_bytes: dict
+    weight_buffer: int  # the weight-tile reserve R of the footprint (bytes, not per sample)
 
 
 @dataclass(frozen=True)
@@ -527,6 +591,7 @@ class GroupTraffic:
     weights_resident: bool
     weight_grads_on_chip: bool
     tiled: bool = False
+    weight_buffer: int = 0  # the weight-tile reserve included in footprint
 
     @property
     def total(self) -> int:

@@ -22,7 +22,13 @@ def add_arguments(parser):
         "--network",
         required=True,
         help="configs/pipelines/<name>.yaml, a zoo name (tiny_resnet, tiny_concat, tiny_mobilenet) or a network "
-        "YAML path; loaded with norm: none",
+        "YAML path",
+    )
+    parser.add_argument(
+        "--norm",
+        default=None,
+        help="bn, gn or none (default: the network file's own); the stage engines have no norm unit, so a "
+        "network with norm layers needs --norm none (an inference pipeline folds BN into the conv weights)",
     )
     parser.add_argument("--target", required=True, choices=tuple(TARGETS), help="board of every stage")
     parser.add_argument("--chips", type=int, required=True, help="chips available (stages + STAP replicas)")
@@ -75,14 +81,26 @@ def run(args) -> int:
         raise UsageError(f"--stall must be a probability in [0, 1), not {args.stall}")
     if args.frames < 1:
         raise UsageError(f"--frames must be a positive integer, not {args.frames}")
+    if args.norm is not None and args.norm not in ("bn", "gn", "none"):
+        raise UsageError(f"--norm must be one of bn, gn, none, not {args.norm!r}")
     target = get_target(args.target)
     try:
-        network = load_pipeline_network(args.network)
+        network = load_pipeline_network(args.network, norm=args.norm)
+        norms = [layer.name for layer in network.norm_layers()]
+        if norms:
+            raise UsageError(
+                f"--norm: {network.name} has {network.norm} layers ({', '.join(norms[:3])}"
+                f"{', ...' if len(norms) > 3 else ''}) and the stage engines have no norm unit; pass --norm none"
+            )
         plan = plan_pipeline(network, target, chips=args.chips, capacity_bytes=args.capacity, seed=args.seed)
     except PipelineError as error:
         value = {"network": args.network, "chips": args.chips, "capacity": args.capacity}[error.option]
         raise UsageError(f"--{error.option} {value}: {error}") from None
     write_plan(plan, args.output / "plan.json")
+    print(
+        f"# {network.name}  norm {network.norm}  dtype int{plan.arithmetic.in_width}  target {plan.target}  "
+        f"chips {args.chips}  buffer {plan.capacity_bytes} B per chip"
+    )
     for stage in plan.stages:
         print(
             f"stage {stage.index}: {', '.join(stage.layer_names)}  {stage.footprint_bytes} B on chip, "

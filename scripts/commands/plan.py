@@ -20,22 +20,40 @@ HELP = "plan MBS/BNFF/Occam/LR-CNN schedules and report DRAM traffic, memory and
 SCHEDULES = ("all", "baseline", "mbs", "bnff", "occam", "lrcnn")
 
 
+#: Defaults without ``--config`` (with it, the file's values; explicit flags win over both).
+DEFAULTS = {"network": "resnet50", "batch": 32, "buffer": "10MiB", "dtype": "bf16", "array": "128x128",
+            "dataflow": "os"}
+
+
 def add_arguments(parser):
     parser.add_argument(
-        "--network", default="resnet50", help="zoo name or network YAML path (default resnet50)"
+        "--config",
+        default=None,
+        help="accelerator YAML (docs/config.md): array, dataflow, buffer, widths, clock and workload; "
+        "explicit flags override it",
     )
-    parser.add_argument("--batch", type=int, default=32, help="mini-batch size (default 32)")
     parser.add_argument(
-        "--buffer", default="10MiB", help="on-chip buffer / per-chip capacity (default 10MiB)"
+        "--network", default=None, help="zoo name or network YAML path (default: the config's workload, else resnet50)"
+    )
+    parser.add_argument("--batch", type=int, default=None, help="mini-batch size (default: the config's, else 32)")
+    parser.add_argument(
+        "--buffer", default=None, help="on-chip buffer / per-chip capacity (default: the config's, else 10MiB)"
     )
     parser.add_argument(
-        "--dtype", default="bf16", help="element type: " + ", ".join(_DTYPES) + " (default bf16)"
+        "--dtype", default=None, help="element type: " + ", ".join(_DTYPES) + " (default: the config's, else bf16)"
     )
-    parser.add_argument("--array", default="128x128", help="systolic array ROWSxCOLS (default 128x128)")
-    parser.add_argument("--dataflow", default="os", help="array dataflow for cycles: os or ws (default os)")
+    parser.add_argument(
+        "--array", default=None, help="systolic array ROWSxCOLS (default: the config's, else 128x128)"
+    )
+    parser.add_argument(
+        "--dataflow", default=None, help="array dataflow: os or ws (default: the config's, else os)"
+    )
     parser.add_argument("--schedule", default="all", help="one of " + ", ".join(SCHEDULES) + " (default all)")
     parser.add_argument(
-        "--norm", default="gn", help="normalisation of the network: bn, gn or none (default gn)"
+        "--norm",
+        default=None,
+        help="normalisation of the network: bn, gn or none (default: the config workload's for its network, "
+        "else the network file's own)",
     )
     parser.add_argument("--chips", type=int, default=None, help="Occam: chip budget (STAP replicas)")
     parser.add_argument("--memory-model", default="line_buffer", help="Occam: line_buffer or closure")
@@ -48,6 +66,12 @@ def add_arguments(parser):
         "--norm-variant", default="two_pass", help="unfused BN/GN passes: two_pass or one_pass"
     )
     parser.add_argument("--min-sub-batch", type=int, default=1, help="greedy MBS floor (default 1)")
+    parser.add_argument(
+        "--weight-buffer",
+        default="auto",
+        help="on-chip reserve for double-buffered weight tiles: auto (sized per group from the array and its "
+        "layers) or a size such as 512KiB (default auto)",
+    )
     parser.add_argument("--json", action="store_true", help="print the table as JSON")
     parser.add_argument(
         "-o", "--out", default="build/plan", help="directory for report.md and plots (default build/plan)"
@@ -55,9 +79,40 @@ def add_arguments(parser):
     parser.add_argument("--no-report", action="store_true", help="do not write report.md")
 
 
+def _settings(args):
+    """The effective settings: explicit flags, else the ``--config`` file, else :data:`DEFAULTS`."""
+    from wavecore.cli import UsageError
+    from wavecore.golden.config import DATAFLOW_SHORT, load_config
+
+    settings = dict(DEFAULTS, norm=None, input_size=None, grad_bytes=None, clock_mhz=None,
+                    dram_bytes_per_cycle=None, config=args.config)
+    if args.config is not None:
+        try:
+            config = load_config(args.config)
+        except ConfigError as error:
+            raise UsageError(f"--config: {error}") from None
+        workload = config.workload
+        settings.update(
+            network=workload.network, batch=workload.batch, buffer=config.memory.buffer, dtype=workload.dtype,
+            array=f"{config.array.rows}x{config.array.cols}", dataflow=DATAFLOW_SHORT[config.array.dataflow],
+            grad_bytes=-(-config.numerics.acc_width // 8), clock_mhz=config.clock_mhz,
+            dram_bytes_per_cycle=config.memory.dram_bytes_per_cycle,
+        )
+        # the workload's norm and input size belong to the workload's network, not to another --network
+        if args.network is None or args.network == workload.network:
+            settings.update(norm=workload.norm, input_size=workload.input_size)
+    for name in ("network", "batch", "buffer", "dtype", "array", "dataflow", "norm"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    return settings
+
+
 def run(args) -> int:
     from wavecore.cli import UsageError
 
+    settings = _settings(args)
+    for name in ("network", "batch", "buffer", "dtype", "array", "dataflow", "norm"):
+        setattr(args, name, settings[name])
     try:
         capacity = parse_size(args.buffer, "--buffer")  # the accelerator config's size rule
     except ConfigError:
@@ -80,19 +135,27 @@ def run(args) -> int:
         raise UsageError(f"--batch must be a positive integer, not {args.batch}")
     if args.chips is not None and args.chips < 1:
         raise UsageError(f"--chips must be a positive integer, not {args.chips}")
-    if args.norm not in ("bn", "gn", "none"):
+    if args.norm is not None and args.norm not in ("bn", "gn", "none"):
         raise UsageError(f"--norm must be one of bn, gn, none, not {args.norm!r}")
     if args.memory_model not in ("line_buffer", "closure"):
         raise UsageError(f"--memory-model must be one of line_buffer, closure, not {args.memory_model!r}")
     if args.norm_variant not in ("two_pass", "one_pass"):
         raise UsageError(f"--norm-variant must be one of two_pass, one_pass, not {args.norm_variant!r}")
+    weight_buffer = args.weight_buffer
+    if weight_buffer != "auto":
+        try:
+            weight_buffer = parse_size(weight_buffer, "--weight-buffer")
+        except ConfigError:
+            raise UsageError(
+                f"--weight-buffer must be auto or a size such as 512KiB, not {args.weight_buffer!r}"
+            ) from None
 
     from wavecore.golden.network import NetworkError, load_network
     from wavecore.golden.plan import report
     from wavecore.golden.plan.traffic import TrafficOptions
 
     try:
-        network = load_network(args.network, norm=args.norm)
+        network = load_network(args.network, norm=args.norm, input_size=settings["input_size"])
     except (NetworkError, OSError) as error:
         raise UsageError(f"--network: {error}") from None
     if args.last_layer is not None and args.last_layer not in network:
@@ -104,6 +167,11 @@ def run(args) -> int:
             stash=args.stash,
             weight_grad_accumulation=args.weight_grad_accumulation,
             min_sub_batch=args.min_sub_batch,
+            **({} if settings["grad_bytes"] is None else {"grad_bytes": settings["grad_bytes"]}),
+            weight_buffer_bytes=weight_buffer,
+            array_rows=rows,
+            array_cols=cols,
+            dataflow=args.dataflow,
         )
     except ValueError as error:
         raise UsageError(
@@ -117,7 +185,10 @@ def run(args) -> int:
         "dtype_bytes": _DTYPES[args.dtype],
         "array": [rows, cols],
         "dataflow": args.dataflow,
-        "norm": args.norm,
+        "norm": network.norm,
+        "config": settings["config"],
+        "clock_mhz": settings["clock_mhz"],
+        "dram_bytes_per_cycle": settings["dram_bytes_per_cycle"],
         "options": options.to_dict(),
     }
     plans = None
@@ -152,7 +223,10 @@ def run(args) -> int:
             "bnff": ("baseline", "baseline_bnff", "mbs_optimal", "mbs_optimal_bnff"),
         }[args.schedule]
         plans = report.plan_mbs_family(network, args.batch, capacity, options, names)
-        rows_out = report.mbs_rows(network, plans, rows=rows, cols=cols, dataflow=args.dataflow)
+        rows_out = report.mbs_rows(
+            network, plans, rows=rows, cols=cols, dataflow=args.dataflow, clock_mhz=settings["clock_mhz"],
+            dram_bytes_per_cycle=settings["dram_bytes_per_cycle"],
+        )
         header["lower_bound_bytes"] = rows_out[0]["lower_bound_bytes"]
     document = dict(header, kind=kind, schedules=rows_out)
     if args.json:

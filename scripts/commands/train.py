@@ -113,8 +113,8 @@ def run(args) -> int:
     check_params, check_state = params, state
     out = sys.stdout
     out.write(
-        f"{network.name}: input {network.input_shape}, batch {args.batch}, {network.param_count():,} "
-        f"parameters, numerics {args.numerics}\n"
+        f"{network.name}: norm {network.norm}, input {network.input_shape}, batch {args.batch}, "
+        f"{network.param_count():,} parameters, numerics {args.numerics}\n"
     )
     out.write(
         f"schedule {args.schedule}: {len(schedule.groups)} groups, sub-batches "

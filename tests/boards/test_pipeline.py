@@ -289,7 +289,7 @@ def test_pipeline_cli_builds_one_bitstream_per_stage_with_a_report(tmp_path):
 
     out = tmp_path / "pipe"
     capacity, boundaries = ZOO_PIPELINES["tiny_mobilenet"]
-    arguments = ["pipeline", "--network", "tiny_mobilenet", "--target", "ulx3s-85f", "--chips"]
+    arguments = ["pipeline", "--network", "tiny_mobilenet", "--norm", "none", "--target", "ulx3s-85f", "--chips"]
     assert main([*arguments, str(len(boundaries) - 1), "--capacity", str(capacity), "-o", str(out)]) == 0
     summary = json.loads((out / "pipeline.json").read_text())
     assert summary["distinct_bitstreams"] == len(boundaries) - 1

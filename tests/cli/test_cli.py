@@ -5,7 +5,7 @@ import sys
 
 from wavecore.cli import build_parser, main
 
-EXPECTED_COMMANDS = {"generate", "run", "train", "plan", "synth", "pipeline"}
+EXPECTED_COMMANDS = {"generate", "run", "train", "plan", "synth", "pipeline", "schema"}
 
 
 def _wavecore(*args):
@@ -44,7 +44,8 @@ def test_pipeline_plans_a_dag_network_into_stages(tmp_path):
 
     out = tmp_path / "pipe"
     result = _wavecore(
-        "pipeline", "--network", "tiny_resnet", "--target", "ulx3s-85f", "--chips", "3", "--capacity", "6000",
+        "pipeline", "--network", "tiny_resnet", "--norm", "none", "--target", "ulx3s-85f", "--chips", "3",
+        "--capacity", "6000",
         "--no-build", "-o", str(out),
     )
     assert result.returncode == 0, result.stderr
@@ -55,13 +56,17 @@ def test_pipeline_plans_a_dag_network_into_stages(tmp_path):
 
 def test_pipeline_bad_input_is_one_line_naming_the_option(tmp_path):
     cases = [
-        (["--network", "tiny_resnet", "--chips", "3", "--capacity", "600"],
+        (["--network", "tiny_resnet", "--norm", "none", "--chips", "3", "--capacity", "600"],
          "--capacity 600: 600 B per chip is too small for 'tiny_resnet' in at most 3 stage(s)"),
         (["--network", "nosuch", "--chips", "2"],
          "--network nosuch: network must be one of resnet18, resnet50, vgg16, densenet121, googlenet, "
          "mobilenet_v2, tiny_resnet, tiny_concat, tiny_mobilenet, tiny_chain or a YAML path, not 'nosuch'"),
         (["--network", "vgg16", "--chips", "2"], "--network vgg16: layer 'flatten': flatten needs a 1x1 frame"),
         (["--network", "tiny_resnet", "--chips", "0"], "--chips must be a positive integer, not 0"),
+        # the network's own norm is kept: tiny_resnet's GN layers have no streaming engine
+        (["--network", "tiny_resnet", "--chips", "3"],
+         "--norm: tiny_resnet has gn layers (stem_norm, res1a_norm, res1b_norm, ...) and the stage engines have "
+         "no norm unit; pass --norm none"),
     ]
     for arguments, message in cases:
         result = _wavecore("pipeline", "--target", "ulx3s-85f", "--no-build", "-o", str(tmp_path), *arguments)
@@ -72,7 +77,8 @@ def test_pipeline_bad_input_is_one_line_naming_the_option(tmp_path):
 def test_pipeline_simulate_checks_every_boundary_of_a_zoo_net(tmp_path):
     # same plan (seed 0) as tests/boards/test_pipeline.py's tiny_resnet chain: the Verilator build is shared
     result = _wavecore(
-        "pipeline", "--network", "tiny_resnet", "--target", "ulx3s-85f", "--chips", "3", "--capacity", "6000",
+        "pipeline", "--network", "tiny_resnet", "--norm", "none", "--target", "ulx3s-85f", "--chips", "3",
+        "--capacity", "6000",
         "--simulate", "--frames", "1", "--no-build", "-o", str(tmp_path),
     )
     assert result.returncode == 0, result.stderr[-2000:]
