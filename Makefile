@@ -17,12 +17,13 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AMARANTH_USE_YOSYS := builtin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-all lint setup system-deps clean help
+.PHONY: run test test-all mutation lint setup system-deps clean help
 
 help:
 	@echo "make run       generate the default accelerator, run a short regression, print a summary"
 	@echo "make test      the test suite (under 25 min on 2 cores; slow/fpga tiers excluded)"
 	@echo "make test-all  everything, including the slow sweeps and FPGA builds"
+	@echo "make mutation  the full mutation run of the array, memory and norm generators (hours; resumable)"
 	@echo "make lint      ruff"
 
 setup: system-deps $(INSTALLED) $(WARMED)
@@ -35,6 +36,11 @@ test: setup
 
 test-all: setup
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/wavecore mutate -o build/mutation
+
+# Resumable: results accumulate in build/mutation/results.jsonl; report in build/mutation/report.md.
+mutation: setup
+	$(BIN)/wavecore mutate -o build/mutation
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

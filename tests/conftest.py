@@ -11,3 +11,9 @@ from pathlib import Path
 SUPPORT = Path(__file__).resolve().parent / "support"
 if str(SUPPORT) not in sys.path:
     sys.path.insert(0, str(SUPPORT))
+
+# A mutation run (``wavecore mutate``) names the mutant to test in WAVECORE_MUTANT: serve it before any test
+# module imports the generator.
+from wavecore.verif.mutate import install_from_environment  # noqa: E402
+
+install_from_environment()

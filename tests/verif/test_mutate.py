@@ -1,0 +1,133 @@
+"""wavecore.verif.mutate: mutant listing, the import hook, the equivalence check, reports, and a sampled run.
+
+The sampled run is the default tier's guard that a weakened test is noticed: a few mutants of the processing
+element, drawn with a printed seed (``WAVECORE_SEED`` replays it), must each be set aside as unchanged or
+proven equivalent, or be killed by the PE's tests. The full run is ``make mutation`` (``docs/benchmarks.md``).
+"""
+
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wavecore.verif import mutate
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SAMPLE_MODULE = '''
+def check_width(width):
+    return width > 0          # construction-time check: never mutated
+
+
+class Block:
+    def __init__(self, width):
+        self.width = width + 1  # constructor: never mutated
+
+    def elaborate(self, platform):
+        total = self.a + self.b
+        shifted = total << 2
+        small = total <= 3
+        flag = ~self.c
+        return total, shifted, small, flag, True
+'''
+
+
+def _sample_root(tmp_path):
+    (tmp_path / "hdl").mkdir()
+    (tmp_path / "hdl" / "sample.py").write_text(SAMPLE_MODULE)
+    return tmp_path
+
+
+def test_mutants_are_listed_by_position_then_replacement_with_exact_changes(tmp_path):
+    mutants = mutate.list_mutants("hdl/sample.py", root=_sample_root(tmp_path))
+    changes = [(m.line, m.original, m.replacement, m.kind) for m in mutants]
+    assert changes == [
+        (11, "+", "-", "operator"),
+        (12, "<<", ">>", "operator"),
+        (12, "2", "1", "constant"),
+        (12, "2", "3", "constant"),
+        (13, "<=", "<", "compare"),
+        (13, "3", "2", "constant"),
+        (13, "3", "4", "constant"),
+        (14, "~self.c", "self.c", "invert"),
+        (15, "True", "False", "boolean"),
+    ]
+    for mutant in mutants:  # one line changed, the rest of the file as it was
+        diff = mutant.diff(SAMPLE_MODULE)
+        assert sum(1 for line in diff.splitlines() if line.startswith("-") and not line.startswith("---")) == 1
+    assert len({m.identifier for m in mutants}) == len(mutants)
+    assert mutants[0].identifier == mutate.list_mutants("hdl/sample.py", root=tmp_path)[0].identifier
+
+
+def test_every_subsystem_module_has_mutants_and_existing_tests():
+    for subsystem in mutate.SUBSYSTEMS.values():
+        for module, tests in subsystem.tests.items():
+            assert mutate.list_mutants(module, subsystem=subsystem.name), module
+            assert all((ROOT / test).is_file() for test in tests), module
+
+
+def test_a_served_mutant_changes_the_generated_verilog_and_the_original_stays(tmp_path):
+    (mutant,) = [m for m in mutate.list_mutants("hdl/array/pe.py", subsystem="array")
+                 if m.original == "&" and m.replacement == "|"][:1]
+    mutant_file = tmp_path / "mutant.json"
+    mutant_file.write_text(json.dumps({"module": mutant.module, "source": mutant.source,
+                                       "filename": str(ROOT / mutant.path)}))
+    configuration = [{"block": "systolic", "rows": 2, "cols": 2}]
+    original = mutate._verilog(configuration, None, tmp_path)
+    mutated = mutate._verilog(configuration, mutant_file, tmp_path)
+    assert original != mutated
+    assert mutate._verilog(configuration, None, tmp_path) == original
+
+
+def test_installing_after_the_import_is_refused(tmp_path):
+    import wavecore.hdl.array.pe  # noqa: F401
+
+    mutant_file = tmp_path / "mutant.json"
+    mutant_file.write_text(json.dumps({"module": "wavecore.hdl.array.pe", "source": "", "filename": "pe.py"}))
+    with pytest.raises(RuntimeError, match="imported before the mutant"):
+        mutate.install(mutant_file)
+
+
+@pytest.mark.parametrize(("gate", "equivalent"), [
+    ("assign y = b & a;", True),                      # commuted: same function
+    ("assign y = (a > 4'd7) ? 4'd7 : a & b;", False),  # different function
+    ("assign y = a | b;", False),
+])
+def test_equivalence_check_proves_only_equal_netlists(tmp_path, gate, equivalent):
+    template = "module top(input [3:0] a, input [3:0] b, output [3:0] y);\n{}\nendmodule\n"
+    assert mutate._equivalent(template.format("assign y = a & b;"), template.format(gate), tmp_path, 120) \
+        is equivalent
+
+
+def test_report_scores_and_lists_survivors(tmp_path):
+    def record(status, subsystem="array", line=1):
+        return {"id": f"{status}{line}", "subsystem": subsystem, "status": status, "path": "hdl/array/pe.py",
+                "line": line, "original": "+", "replacement": "-", "tests": ["tests/hdl/array/test_pe.py"],
+                "diff": "-a + b\n+a - b\n"}
+
+    records = [record("killed"), record("killed", line=2), record("timeout"), record("survived"),
+               record("unchanged"), record("equivalent"), record("killed", "norm")]
+    mutate.write_report(records, tmp_path)
+    table = json.loads((tmp_path / "report.json").read_text())["subsystems"]
+    assert table["array"]["score"] == 0.75 and table["array"]["mutants"] == 6
+    assert table["norm"]["score"] == 1.0
+    text = (tmp_path / "report.md").read_text()
+    assert "| array | 6 | 1 | 1 | 2 | 1 | 1 | 0 | 75.0 % |" in text
+    assert "## Survivors" in text and "## Timeouts" in text and "-a + b" in text
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--module", "hdl/nothing.py"], "--module must be one of"),
+    (["--sample", "0"], "--sample must be a positive integer, not 0"),
+    (["--subsystem", "cpu"], "argument --subsystem: invalid choice: 'cpu'"),
+])
+def test_cli_refuses_bad_options_in_one_line(tmp_path, args, message):
+    result = subprocess.run([sys.executable, "-m", "wavecore", "mutate", "--list", "-o", str(tmp_path / "m"), *args],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
