@@ -1,0 +1,64 @@
+"""``wavecore import MODEL -o net.yaml``: a PyTorch module or an ONNX file as a network YAML and its weights.
+
+Only parses arguments and calls :mod:`wavecore.golden.importer` (``docs/import.md``). ``MODEL`` is
+``FILE.py:ClassName`` (the class is built without arguments and traced with ``torch.fx``; ``--input CxHxW`` is
+required) or ``FILE.onnx``. Writes the YAML and the weight sidecar (``net.weights.npz`` beside it, or
+``--weights``); both or neither.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+NAME = "import"
+HELP = "import a PyTorch module (FILE.py:Class, traced with torch.fx) or an ONNX file as a network YAML + weights"
+
+
+def add_arguments(parser):
+    parser.add_argument("model", metavar="MODEL", help="FILE.py:ClassName or FILE.onnx")
+    parser.add_argument("-o", "--output", required=True, help="network YAML to write (e.g. net.yaml)")
+    parser.add_argument("--input", default=None, help="per-sample input CxHxW, e.g. 3x32x32 (required for .py)")
+    parser.add_argument("--name", default=None, help="network name (default: the output file's stem)")
+    parser.add_argument(
+        "--weights", default=None, help="weight file to write (default: <output stem>.weights.npz beside it)"
+    )
+
+
+def run(args) -> int:
+    from wavecore.cli import UsageError
+    from wavecore.golden.importer import ModelImportError, from_onnx, from_torch, load_module_class, require
+    from wavecore.golden.weights import weights_path_for
+
+    output = Path(args.output)
+    if output.suffix not in (".yaml", ".yml"):
+        raise UsageError(f"-o must name a .yaml file, not {args.output!r}")
+    name = args.name or output.stem
+    try:
+        if args.model.endswith(".onnx"):
+            require("onnx")
+            imported = from_onnx(args.model, name=name, input_shape=args.input)
+        elif ":" in args.model and args.model.rpartition(":")[0].endswith(".py"):
+            if args.input is None:
+                raise UsageError("--input CxHxW is required to trace a PyTorch module (e.g. --input 3x32x32)")
+            require("torch")
+            cls = load_module_class(args.model)
+            try:
+                module = cls()
+            except Exception as error:
+                raise UsageError(f"MODEL: {cls.__name__}() failed: {type(error).__name__}: {error}") from None
+            imported = from_torch(module, args.input, name=name)
+        else:
+            raise UsageError(f"MODEL must be FILE.py:ClassName or FILE.onnx, not {args.model!r}")
+    except ModuleNotFoundError as error:
+        raise UsageError(str(error)) from None
+    except ModelImportError as error:
+        raise UsageError(f"MODEL: {error}") from None
+    weights = Path(args.weights) if args.weights else weights_path_for(output)
+    yaml_path, weights_path = imported.write(output, weights)
+    network = imported.network
+    sys.stdout.write(
+        f"{network.name}: {len(network.layers)} layers, input {network.input_shape}, {network.num_classes} "
+        f"classes, {network.param_count():,} parameters\nwrote {yaml_path} and {weights_path}\n"
+    )
+    return 0

@@ -1,0 +1,168 @@
+"""wavecore.golden.importer: PyTorch (torch.fx) and ONNX models as networks, checked by training them in PyTorch.
+
+The oracle is PyTorch itself: the original module, given the imported weights, takes one SGD step in float64;
+the golden model's step on the imported network must give the same loss and the same parameters and BN
+running statistics (1e-9 relative). The ONNX export of each module must import to the identical YAML.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+import torch
+import torch_models
+from golden_helpers import relative
+
+from wavecore.golden.importer import (
+    ONNX_SUPPORTED,
+    TORCH_SUPPORTED,
+    ModelImportError,
+    from_onnx,
+    from_torch,
+    parse_input_shape,
+)
+from wavecore.golden.train import SGD, train_step
+
+pytestmark = pytest.mark.torch
+
+LR, MOMENTUM, WEIGHT_DECAY = 0.1, 0.9, 1e-4
+
+
+def _model(name, seed=0):
+    torch.manual_seed(seed)
+    model = torch_models.MODELS[name]()
+    with torch.no_grad():  # BN starts from non-trivial running statistics and affine parameters
+        for module in model.modules():
+            if isinstance(module, torch.nn.BatchNorm2d | torch.nn.GroupNorm):
+                module.weight.uniform_(0.5, 1.5)
+                module.bias.uniform_(-0.5, 0.5)
+            if isinstance(module, torch.nn.BatchNorm2d):
+                module.running_mean.uniform_(-0.5, 0.5)
+                module.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+@pytest.mark.parametrize("name", sorted(torch_models.MODELS))
+def test_imported_network_trains_like_the_original_module(name):
+    model = _model(name).double()
+    imported = from_torch(model, model.INPUT, name=name)
+    network = imported.network
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, *model.INPUT))
+    labels = rng.integers(0, network.num_classes, 4)
+
+    result = train_step(
+        network,
+        imported.params,
+        imported.state,
+        x,
+        labels,
+        numerics="float64",
+        optimizer=SGD(lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY),
+    )
+
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY)
+    loss = torch.nn.functional.cross_entropy(model(torch.from_numpy(x)), torch.from_numpy(labels))
+    loss.backward()
+    optimizer.step()
+
+    assert abs(result.loss - float(loss)) <= 1e-9 * abs(float(loss))
+    torch_tensors = dict(model.named_parameters()) | dict(model.named_buffers())
+    compared = set()
+    for layer, entry in result.params.items():
+        for key, value in entry.items():
+            reference = torch_tensors[f"{imported.origins[layer]}.{key}"].detach().numpy()
+            assert relative(value, reference) <= 1e-9, (layer, key)
+            compared.add(f"{imported.origins[layer]}.{key}")
+    for layer, entry in result.state["running"].items():
+        for key in ("running_mean", "running_var"):
+            reference = torch_tensors[f"{imported.origins[layer]}.{key}"].numpy()
+            assert relative(entry[key], reference) <= 1e-9, (layer, key)
+    assert compared == set(dict(model.named_parameters()))  # every parameter of the module was imported
+
+
+@pytest.mark.parametrize("name", sorted(torch_models.MODELS))
+def test_onnx_export_imports_to_the_identical_yaml_and_weights(name, tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    model = _model(name)
+    imported = from_torch(model, model.INPUT, name=name)
+    path = tmp_path / f"{name}.onnx"
+    # optimize=False: the exporter's optimizer folds BatchNorm into the convolution (nothing left to train)
+    torch.onnx.export(model.train(), (torch.zeros(2, *model.INPUT),), str(path), dynamo=True, optimize=False)
+    from_file = from_onnx(path, name=name)
+    assert from_file.network.to_yaml() == imported.network.to_yaml()
+    assert from_file.params.keys() == imported.params.keys()
+    for layer, entry in imported.params.items():
+        for key, value in entry.items():
+            np.testing.assert_array_equal(from_file.params[layer][key], value, err_msg=f"{layer}.{key}")
+    for layer, entry in imported.state["running"].items():
+        for key in ("running_mean", "running_var"):
+            np.testing.assert_array_equal(from_file.state["running"][layer][key], entry[key])
+
+
+def test_layer_names_follow_module_paths():
+    imported = from_torch(_model("resnet_block"), (3, 8, 8), name="resnet_block")
+    names = [layer.name for layer in imported.network.layers]
+    assert names[:5] == ["x", "conv1", "bn1", "relu", "maxpool"]
+    # the block's ReLU module is called twice; `out += identity` is the block's only op of its own
+    assert names[7:12] == ["layer1_0_relu", "layer1_0_conv2", "layer1_0_bn2", "layer1_0", "layer1_0_relu_1"]
+    assert imported.network.layer("layer1_0").op == "add"
+    assert names[-4:] == ["avgpool", "flatten", "fc", "loss"]
+    assert imported.origins["layer1_1_downsample_0"] == "layer1.1.downsample.0"
+
+
+def test_unsupported_module_is_refused_in_one_line():
+    with pytest.raises(ModelImportError) as error:
+        from_torch(torch_models.WithSigmoid(), (3, 4, 4))
+    assert str(error.value) == f"node 'act' (Sigmoid) is not supported; wavecore imports {TORCH_SUPPORTED}"
+
+
+@pytest.mark.parametrize(
+    "forward,features,message",
+    [
+        (lambda x: torch.sigmoid(x), 48, "node 'sigmoid' (torch.sigmoid) is not supported"),
+        (lambda x: x * 2, 48, "node 'mul' (operator.mul) is not supported"),
+        (lambda x: torch.cat([x, x], 2), 96, "node 'cat' (torch.cat) is not supported (only along the channels"),
+        (lambda x: x.mean(1), 16, "node 'mean' (Tensor.mean) is not supported (only the mean over H and W"),
+    ],
+    ids=["sigmoid", "scale", "cat_height", "mean_channels"],
+)
+def test_unsupported_functions_are_refused_naming_node_and_op(forward, features, message):
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(features, 10)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(forward(x), 1))
+
+    with pytest.raises(ModelImportError) as error:
+        from_torch(Model(), "3x4x4")
+    assert str(error.value).startswith(message)
+    assert "\n" not in str(error.value)
+
+
+def test_unsupported_onnx_node_is_refused_in_one_line(tmp_path):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    path = tmp_path / "sigmoid.onnx"
+    torch.onnx.export(torch_models.WithSigmoid(), (torch.zeros(2, 3, 4, 4),), str(path), dynamo=True, optimize=False)
+    with pytest.raises(ModelImportError) as error:
+        from_onnx(path)
+    assert str(error.value) == f"node 'node_sigmoid' (Sigmoid) is not supported; wavecore imports {ONNX_SUPPORTED}"
+
+
+def test_output_must_be_logits_and_input_shape_is_checked():
+    with pytest.raises(ModelImportError, match=r"output 'conv' has per-sample shape \(4, 4, 4\); the cross-entropy"):
+        from_torch(torch.nn.Sequential(OrderedDict(conv=torch.nn.Conv2d(3, 4, 3, padding=1))), (3, 4, 4))
+    for bad in ("3x32", "0x4x4", "axbxc", (3, 4)):
+        with pytest.raises(ModelImportError, match="input shape must be CxHxW"):
+            parse_input_shape(bad)
+    assert parse_input_shape("3X32x16") == (3, 32, 16)
