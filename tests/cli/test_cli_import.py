@@ -79,13 +79,15 @@ def test_import_without_the_optional_package_says_what_to_install(package, model
     monkeypatch.setitem(sys.modules, package, None)  # import of it now fails as if it were not installed
     assert main(["import", model, "--input", "3x8x8", "-o", str(tmp_path / "net.yaml")]) == 2
     assert _error_line(capsys) == (
-        f"wavecore import: error: {package} is not installed: pip install 'wavecore[{package}]' (or pip install {package})"
+        f"wavecore import: error: {package} is not installed: "
+        f"pip install 'wavecore[{package}]' (or pip install {package})"
     )
 
 
 def test_export_refuses_other_file_types(tmp_path, capsys):
     assert main(["export", "tiny_resnet", "--torch", "-o", str(tmp_path / "model.txt")]) == 2
-    assert _error_line(capsys) == f"wavecore export: error: -o must name a .py file, not {str(tmp_path / 'model.txt')!r}"
+    target = str(tmp_path / "model.txt")
+    assert _error_line(capsys) == f"wavecore export: error: -o must name a .py file, not {target!r}"
 
 
 def _weights(tmp_path, change):
