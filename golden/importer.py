@@ -182,6 +182,16 @@ class _Builder:
     def finish(self, network_name, input_name, input_shape, output: int) -> ImportedModel:
         if output < 0:
             raise ModelImportError("the model returns its input unchanged: there is no layer to import")
+        live = {output}
+        for index in range(len(self.entries) - 1, -1, -1):  # drop what does not reach the logits (dead code)
+            if index in live:
+                live.update(self.entries[index].inputs)
+        renumber = {old: new for new, old in enumerate(sorted(i for i in live if i >= 0))}
+        renumber[-1] = -1
+        self.entries = [self.entries[old] for old in sorted(i for i in live if i >= 0)]
+        for entry in self.entries:
+            entry.inputs = [renumber[i] for i in entry.inputs]
+        output = renumber[output]
         input_name = _sanitize(input_name) or "input"
         self._names(input_name)
         names = {-1: input_name, **{i: e.name for i, e in enumerate(self.entries)}}
@@ -198,13 +208,11 @@ class _Builder:
                 f"the model's output {names[output]!r} has per-sample shape {logits}; the cross-entropy head "
                 "needs (classes,) logits (end the model with a Linear or a flatten)"
             )
-        loss = "loss" if "loss" not in names.values() else f"loss_{len(layers)}"
+        loss, count = "loss", 0
+        while loss in names.values():
+            count += 1
+            loss = f"loss_{count}"
         layers.append({"name": loss, "op": "loss", "inputs": [names[output]]})
-        reachable = {names[output]}
-        for entry in reversed(layers[:-1]):  # drop branches that do not reach the logits (dead code)
-            if entry["name"] in reachable:
-                reachable.update(entry["inputs"])
-        spec["layers"] = [e for e in layers if e["name"] in reachable or e["op"] == "loss"]
         try:
             network = Network.from_spec({**spec, "num_classes": logits[0]})
         except NetworkError as error:

@@ -8,6 +8,7 @@ running statistics (1e-9 relative). The ONNX export of each module must import t
 from __future__ import annotations
 
 from collections import OrderedDict
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -47,6 +48,11 @@ def _model(name, seed=0):
     return model
 
 
+def _export_onnx(model, input_shape, path):
+    # optimize=False: the exporter's optimizer folds BatchNorm into the convolution (nothing left to train)
+    torch.onnx.export(model, (torch.zeros(2, *input_shape),), str(path), dynamo=True, optimize=False, verbose=False)
+
+
 @pytest.mark.parametrize("name", sorted(torch_models.MODELS))
 def test_imported_network_trains_like_the_original_module(name):
     model = _model(name).double()
@@ -72,7 +78,7 @@ def test_imported_network_trains_like_the_original_module(name):
     loss.backward()
     optimizer.step()
 
-    assert abs(result.loss - float(loss)) <= 1e-9 * abs(float(loss))
+    assert abs(result.loss - loss.item()) <= 1e-9 * abs(loss.item())
     torch_tensors = dict(model.named_parameters()) | dict(model.named_buffers())
     compared = set()
     for layer, entry in result.params.items():
@@ -94,8 +100,7 @@ def test_onnx_export_imports_to_the_identical_yaml_and_weights(name, tmp_path):
     model = _model(name)
     imported = from_torch(model, model.INPUT, name=name)
     path = tmp_path / f"{name}.onnx"
-    # optimize=False: the exporter's optimizer folds BatchNorm into the convolution (nothing left to train)
-    torch.onnx.export(model.train(), (torch.zeros(2, *model.INPUT),), str(path), dynamo=True, optimize=False)
+    _export_onnx(model.train(), model.INPUT, path)
     from_file = from_onnx(path, name=name)
     assert from_file.network.to_yaml() == imported.network.to_yaml()
     assert from_file.params.keys() == imported.params.keys()
@@ -153,7 +158,7 @@ def test_unsupported_onnx_node_is_refused_in_one_line(tmp_path):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxscript")
     path = tmp_path / "sigmoid.onnx"
-    torch.onnx.export(torch_models.WithSigmoid(), (torch.zeros(2, 3, 4, 4),), str(path), dynamo=True, optimize=False)
+    _export_onnx(torch_models.WithSigmoid(), (3, 4, 4), path)
     with pytest.raises(ModelImportError) as error:
         from_onnx(path)
     assert str(error.value) == f"node 'node_sigmoid' (Sigmoid) is not supported; wavecore imports {ONNX_SUPPORTED}"
@@ -166,3 +171,33 @@ def test_output_must_be_logits_and_input_shape_is_checked():
         with pytest.raises(ModelImportError, match="input shape must be CxHxW"):
             parse_input_shape(bad)
     assert parse_input_shape("3X32x16") == (3, 32, 16)
+
+
+def test_docs_python_example_runs_as_printed(tmp_path, monkeypatch, capsys):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    text = (Path(__file__).resolve().parents[2] / "docs" / "import.md").read_text()
+    section = text[text.index("## From Python") :]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    printed = section.split("prints\n\n```\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "docs/import.md", "exec"), {"__name__": "docs_example"})
+    assert capsys.readouterr().out == printed + "\n"
+    assert (tmp_path / "build" / "import" / "net.weights.npz").is_file()
+
+
+def test_dead_branches_are_dropped_and_do_not_change_names():
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+            self.unused = torch.nn.Conv2d(3, 4, 1)
+            self.fc = torch.nn.Linear(64, 10)
+
+        def forward(self, x):
+            self.unused(x)  # computed, never used: not a layer of the network
+            return self.fc(torch.relu(torch.flatten(self.conv(x), 1)))
+
+    imported = from_torch(Model(), (3, 4, 4), name="dead")
+    assert [layer.name for layer in imported.network.layers] == ["x", "conv", "flatten", "relu", "fc", "loss"]
+    assert set(imported.params) == {"conv", "fc"}
