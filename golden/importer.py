@@ -117,12 +117,13 @@ class ImportedModel:
     origins: dict = field(default_factory=dict)
 
     def write(self, yaml_path, weights_path=None) -> tuple[Path, Path]:
-        """Write the YAML and the weight sidecar (default ``<stem>.weights.npz`` beside the YAML)."""
-        from wavecore.golden.weights import save_weights, weights_path_for
+        """Write the YAML and the weight sidecar (default ``<stem>.weights.npz`` beside the YAML): both or neither."""
+        from wavecore.files import write_atomic_many
+        from wavecore.golden.weights import weights_bytes, weights_path_for
 
         weights_path = Path(weights_path) if weights_path is not None else weights_path_for(yaml_path)
-        self.network.write_yaml(yaml_path)
-        save_weights(weights_path, self.network, self.params, self.state)
+        content = weights_bytes(self.network, self.params, self.state)
+        write_atomic_many([(yaml_path, self.network.to_yaml()), (weights_path, content)])
         return Path(yaml_path), weights_path
 
 

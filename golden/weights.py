@@ -20,7 +20,7 @@ from wavecore.files import write_atomic
 from wavecore.golden.network import Network
 from wavecore.golden.train import init_state
 
-__all__ = ["WeightsError", "expected_shapes", "load_weights", "save_weights", "weights_path_for"]
+__all__ = ["WeightsError", "expected_shapes", "load_weights", "save_weights", "weights_bytes", "weights_path_for"]
 
 _RUNNING = ("running_mean", "running_var")
 
@@ -49,8 +49,8 @@ def expected_shapes(network: Network) -> tuple[dict[str, tuple[int, ...]], dict[
     return required, optional
 
 
-def save_weights(path, network: Network, params: dict, state: dict | None = None) -> None:
-    """Write ``params`` (``{layer: {"weight", "bias"}}``) and BN running statistics as the sidecar."""
+def weights_bytes(network: Network, params: dict, state: dict | None = None) -> bytes:
+    """The sidecar's content for ``params`` (``{layer: {"weight", "bias"}}``) and BN running statistics."""
     arrays = {}
     for name, entry in params.items():
         for key, value in entry.items():
@@ -58,10 +58,15 @@ def save_weights(path, network: Network, params: dict, state: dict | None = None
     for name, entry in (state or {}).get("running", {}).items():
         for key in _RUNNING:
             arrays[f"{name}.{key}"] = np.asarray(entry[key])
-    _check(network, arrays, str(path))
+    _check(network, arrays, "(in memory)")
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_atomic(path, buffer.getvalue())
+    return buffer.getvalue()
+
+
+def save_weights(path, network: Network, params: dict, state: dict | None = None) -> None:
+    """Write :func:`weights_bytes` atomically."""
+    write_atomic(path, weights_bytes(network, params, state))
 
 
 def load_weights(path, network: Network, *, dtype=np.float64) -> tuple[dict, dict]:
