@@ -34,6 +34,8 @@ import numpy as np
 from wavecore.golden.network import Network, NetworkError
 
 __all__ = [
+    "ONNX_SUPPORTED",
+    "TORCH_SUPPORTED",
     "ImportedModel",
     "ModelImportError",
     "from_onnx",

@@ -1,9 +1,9 @@
 """``wavecore import MODEL -o net.yaml``: a PyTorch module or an ONNX file as a network YAML and its weights.
 
 Only parses arguments and calls :mod:`wavecore.golden.importer` (``docs/import.md``). ``MODEL`` is
-``FILE.py:ClassName`` (the class is built without arguments and traced with ``torch.fx``; ``--input CxHxW`` is
-required) or ``FILE.onnx``. Writes the YAML and the weight sidecar (``net.weights.npz`` beside it, or
-``--weights``); both or neither.
+``FILE.py:ClassName`` (the class is built without arguments and traced with ``torch.fx`` on ``--input CxHxW``,
+default the class's ``input_shape`` attribute) or ``FILE.onnx``. Writes the YAML and the weight sidecar
+(``net.weights.npz`` beside it, or ``--weights``); both or neither.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ HELP = "import a PyTorch module (FILE.py:Class, traced with torch.fx) or an ONNX
 def add_arguments(parser):
     parser.add_argument("model", metavar="MODEL", help="FILE.py:ClassName or FILE.onnx")
     parser.add_argument("-o", "--output", required=True, help="network YAML to write (e.g. net.yaml)")
-    parser.add_argument("--input", default=None, help="per-sample input CxHxW, e.g. 3x32x32 (required for .py)")
+    parser.add_argument(
+        "--input", default=None, help="per-sample input CxHxW, e.g. 3x32x32 (FILE.py: default the class's input_shape)"
+    )
     parser.add_argument("--name", default=None, help="network name (default: the output file's stem)")
     parser.add_argument(
         "--weights", default=None, help="weight file to write (default: <output stem>.weights.npz beside it)"
@@ -39,15 +41,19 @@ def run(args) -> int:
             require("onnx")
             imported = from_onnx(args.model, name=name, input_shape=args.input)
         elif ":" in args.model and args.model.rpartition(":")[0].endswith(".py"):
-            if args.input is None:
-                raise UsageError("--input CxHxW is required to trace a PyTorch module (e.g. --input 3x32x32)")
             require("torch")
             cls = load_module_class(args.model)
+            input_shape = args.input or getattr(cls, "input_shape", None)
+            if input_shape is None:
+                raise UsageError(
+                    f"--input CxHxW is required to trace {cls.__name__} (e.g. --input 3x32x32; or give the class "
+                    "an input_shape attribute, as `wavecore export --torch` does)"
+                )
             try:
                 module = cls()
             except Exception as error:
                 raise UsageError(f"MODEL: {cls.__name__}() failed: {type(error).__name__}: {error}") from None
-            imported = from_torch(module, args.input, name=name)
+            imported = from_torch(module, input_shape, name=name)
         else:
             raise UsageError(f"MODEL must be FILE.py:ClassName or FILE.onnx, not {args.model!r}")
     except ModuleNotFoundError as error:

@@ -48,7 +48,7 @@ def test_export_writes_a_module_file_that_imports_back(tmp_path, capsys):
     assert main(["export", "tiny_concat", "--torch", "-o", str(tmp_path / "model.py")]) == 0
     assert "class TinyConcat" in capsys.readouterr().out
     output = tmp_path / "tiny_concat.yaml"
-    assert main(["import", f"{tmp_path / 'model.py'}:TinyConcat", "--input", "4x8x8", "-o", str(output)]) == 0
+    assert main(["import", f"{tmp_path / 'model.py'}:TinyConcat", "-o", str(output)]) == 0  # its input_shape
     assert output.read_text() == load_network("tiny_concat").to_yaml()
 
 
@@ -60,7 +60,7 @@ def test_export_writes_a_module_file_that_imports_back(tmp_path, capsys):
             [f"{MODELS}:WithSigmoid", "--input", "3x4x4"],
             "wavecore import: error: MODEL: node 'act' (Sigmoid) is not supported; wavecore imports Conv2d,",
         ),
-        ([f"{MODELS}:ResNetBlockNet"], "wavecore import: error: --input CxHxW is required to trace a PyTorch module"),
+        ([f"{MODELS}:ResNetBlockNet"], "wavecore import: error: --input CxHxW is required to trace ResNetBlockNet"),
         ([f"{MODELS}:Missing", "--input", "3x8x8"], "wavecore import: error: MODEL: model file"),
         ([f"{MODELS}:ResNetBlockNet", "--input", "3x8"], "wavecore import: error: MODEL: input shape must be CxHxW"),
         (["model.pt", "--input", "3x8x8"], "wavecore import: error: MODEL must be FILE.py:ClassName or FILE.onnx"),
