@@ -201,3 +201,91 @@ def test_dead_branches_are_dropped_and_do_not_change_names():
     imported = from_torch(Model(), (3, 4, 4), name="dead")
     assert [layer.name for layer in imported.network.layers] == ["x", "conv", "flatten", "relu", "fc", "loss"]
     assert set(imported.params) == {"conv", "fc"}
+
+
+def _hand_written_onnx(path, *, dilation=1):
+    """An ONNX graph written with onnx.helper (no PyTorch metadata), float64, opset 21."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    initializers = {
+        "conv.weight": rng.standard_normal((6, 3, 3, 3)),
+        "conv.bias": rng.standard_normal(6),
+        "gn.weight": rng.uniform(0.5, 1.5, 6),
+        "gn.bias": rng.standard_normal(6),
+        "zero": np.array(0.0),
+        "six": np.array(6.0),
+        "axes": np.array([2, 3], dtype=np.int64),
+        "fc.weight": rng.standard_normal((12, 5)),
+        "fc.bias": rng.standard_normal(5),
+    }
+    make = helper.make_node
+    nodes = [
+        make("Conv", ["x", "conv.weight", "conv.bias"], ["c"], pads=[1] * 4, strides=[2, 2], dilations=[dilation] * 2),
+        # stash_type 11: the reference computes the statistics in float64 (its default is float32)
+        make("GroupNormalization", ["c", "gn.weight", "gn.bias"], ["g"], num_groups=3, epsilon=1e-5, stash_type=11),
+        make("Clip", ["g", "zero", "six"], ["r"]),
+        make("MaxPool", ["r"], ["m"], kernel_shape=[2, 2], strides=[2, 2]),
+        make("AveragePool", ["m"], ["a"], kernel_shape=[3, 3], pads=[1] * 4, count_include_pad=1),
+        make("Concat", ["m", "a"], ["cat"], axis=1),
+        make("ReduceMean", ["cat", "axes"], ["mean"], keepdims=0),
+        make("MatMul", ["mean", "fc.weight"], ["mm"]),
+        make("Add", ["mm", "fc.bias"], ["logits"], name="fc_bias"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "hand",
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.DOUBLE, [2, 5])],
+        [numpy_helper.from_array(value, name) for name, value in initializers.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
+    path.write_bytes(model.SerializeToString())
+    return model
+
+
+def test_hand_written_onnx_graph_computes_what_the_onnx_reference_computes(tmp_path):
+    pytest.importorskip("onnx")
+    from onnx.reference import ReferenceEvaluator
+
+    model = _hand_written_onnx(tmp_path / "hand.onnx")
+    imported = from_onnx(tmp_path / "hand.onnx")
+    network = imported.network
+    assert [(layer.name, layer.op) for layer in network.layers] == [
+        ("x", "input"), ("conv", "conv2d"), ("gn", "groupnorm"), ("relu", "relu"), ("maxpool", "maxpool"),
+        ("avgpool", "avgpool"), ("concat", "concat"), ("global_avgpool", "global_avgpool"), ("flatten", "flatten"),
+        ("fc", "linear"), ("loss", "loss"),
+    ]  # fmt: skip
+    assert network.name == "hand" and network.layer("gn").params["groups"] == 3
+    assert network.layer("relu").params["max_value"] == 6.0 and network.layer("conv").params["stride"] == (2, 2)
+    x = np.random.default_rng(6).standard_normal((2, 3, 8, 8))
+    (expected,) = ReferenceEvaluator(model).run(None, {"x": x})
+    result = train_step(network, imported.params, imported.state, x, np.array([0, 3]), numerics="float64")
+    assert relative(result.activations["fc"], expected) <= 1e-10
+
+
+def test_unsupported_onnx_setting_names_it(tmp_path):
+    pytest.importorskip("onnx")
+    _hand_written_onnx(tmp_path / "dilated.onnx", dilation=2)
+    with pytest.raises(ModelImportError) as error:
+        from_onnx(tmp_path / "dilated.onnx")
+    assert str(error.value) == f"node 'c' (Conv) is not supported (only dilation 1); wavecore imports {ONNX_SUPPORTED}"
+
+
+def test_legacy_onnx_exporter_imports_the_same_network_under_initializer_names(tmp_path):
+    pytest.importorskip("onnx")
+    model = _model("resnet_block")
+    imported = from_torch(model, model.INPUT, name="legacy")
+    path = tmp_path / "legacy.onnx"
+    torch.onnx.export(
+        model.train(), (torch.zeros(2, *model.INPUT),), str(path), dynamo=False,
+        training=torch.onnx.TrainingMode.TRAINING, do_constant_folding=False,
+    )  # fmt: skip
+    legacy = from_onnx(path, name="legacy")
+    assert [(layer.op, layer.params, layer.out_shape) for layer in legacy.network.layers[1:]] == [
+        (layer.op, layer.params, layer.out_shape) for layer in imported.network.layers[1:]
+    ]
+    for ours, theirs in zip(legacy.network.layers, imported.network.layers):
+        for key, value in imported.params.get(theirs.name, {}).items():
+            np.testing.assert_array_equal(legacy.params[ours.name][key], value)
+    assert legacy.network.layer("layer1_0_conv1").op == "conv2d"  # from the initializer layer1.0.conv1.weight
