@@ -48,13 +48,13 @@ __all__ = [
 #: What each frontend maps (the tail of every "not supported" message).
 TORCH_SUPPORTED = (
     "Conv2d, Linear, BatchNorm2d, GroupNorm, ReLU, ReLU6, Hardtanh(0, max), MaxPool2d, AvgPool2d, "
-    "AdaptiveAvgPool2d, Flatten, Identity, Dropout(p=0); relu, relu6, add, cat on channels, flatten/view/reshape "
-    "to (N, -1), mean over H and W, max_pool2d, avg_pool2d, adaptive_avg_pool2d"
+    "AdaptiveAvgPool2d, Flatten, Identity, Dropout (p=0 or skipped); relu, relu6, add, cat on channels, "
+    "flatten/view/reshape to (N, -1), mean over H and W, max_pool2d, avg_pool2d, adaptive_avg_pool2d, dropout"
 )
 ONNX_SUPPORTED = (
     "Conv, Gemm, MatMul(+Add), BatchNormalization, GroupNormalization, InstanceNormalization as GroupNorm, "
     "Relu, Clip(0, max), MaxPool, AveragePool, GlobalAveragePool, ReduceMean over H and W, Add, Sum, Concat on "
-    "channels, Flatten, Reshape to (N, -1), Identity, Dropout(ratio 0)"
+    "channels, Flatten, Reshape to (N, -1), Identity, Dropout (ratio 0 or skipped)"
 )
 _EXTRAS = {"torch": "torch", "onnx": "onnx"}
 _CONTAINERS = ("torch.nn.modules.container.",)
@@ -247,11 +247,12 @@ def _pair(value) -> tuple[int, int]:
 # ----------------------------------------------------------------------------------------------------------
 # PyTorch (torch.fx)
 # ----------------------------------------------------------------------------------------------------------
-def from_torch(module, input_shape, *, name: str | None = None) -> ImportedModel:
+def from_torch(module, input_shape, *, name: str | None = None, skip_dropout: bool = False) -> ImportedModel:
     """Import a ``torch.nn.Module`` traced with ``torch.fx.symbolic_trace`` on a ``(C, H, W)`` input.
 
     The module is run once (batch 2, no gradients, in eval mode and then restored) to learn every tensor's
-    shape. ``name`` defaults to the class name in snake case.
+    shape. ``name`` defaults to the class name in snake case. The golden model has no dropout: a dropout with
+    p > 0 is refused unless ``skip_dropout``, which imports it as the identity (training then differs).
     """
     torch = require("torch")
     from torch.fx.passes.shape_prop import ShapeProp
@@ -282,7 +283,8 @@ def from_torch(module, input_shape, *, name: str | None = None) -> ImportedModel
     finally:
         for sub, training in modes.items():
             sub.training = training
-    return _TorchFrontend(torch, graph_module, input_shape).run(name or _snake(type(module).__name__))
+    frontend = _TorchFrontend(torch, graph_module, input_shape, skip_dropout)
+    return frontend.run(name or _snake(type(module).__name__))
 
 
 def _snake(text: str) -> str:
@@ -291,7 +293,8 @@ def _snake(text: str) -> str:
 
 
 class _TorchFrontend:
-    def __init__(self, torch, graph_module, input_shape):
+    def __init__(self, torch, graph_module, input_shape, skip_dropout):
+        self.skip_dropout = skip_dropout
         self.torch = torch
         self.nn = torch.nn
         self.F = torch.nn.functional
@@ -402,10 +405,17 @@ class _TorchFrontend:
             if m.start_dim != 1 or m.end_dim != -1:
                 raise self.refuse(node, what, "only start_dim=1, end_dim=-1")
             self.flatten(node, x)
-        elif isinstance(m, nn.Identity) or (isinstance(m, nn.Dropout) and m.p == 0):
+        elif isinstance(m, nn.Identity):
             self.values[node] = x
+        elif isinstance(m, nn.Dropout):
+            self.dropout(node, what, x, m.p)
         else:
             raise self.refuse(node, what)
+
+    def dropout(self, node, what, x, p):
+        if p != 0 and not self.skip_dropout:
+            raise self.refuse(node, what, "the golden model has no dropout: p must be 0, or import with skip_dropout")
+        self.values[node] = x
 
     def pool(self, node, op, x, kernel, stride, padding, ceil_mode):
         params = {"kernel": _pair(kernel), "stride": _pair(stride or kernel), "padding": _pair(padding)}
@@ -493,6 +503,8 @@ class _TorchFrontend:
             pooled = self.add(node, "global_avgpool", [x])
             if not arg(2, "keepdim", False):
                 self.add(node, "flatten", [pooled])
+        elif key in (F.dropout,):
+            self.dropout(node, what, self.source(node, args[0], what), arg(1, "p", 0.5))
         elif key in (F.adaptive_avg_pool2d,):
             self.adaptive(node, what, self.source(node, args[0], what), arg(1, "output_size"))
         elif key in (F.max_pool2d, F.avg_pool2d):
@@ -524,10 +536,11 @@ _FOLDABLE = frozenset(
 _KEEPS_ORIGIN = frozenset({"Cast", "CastLike", "Reshape", "Unsqueeze", "Squeeze", "Identity", "Transpose"})
 
 
-def from_onnx(path, *, name: str | None = None, input_shape=None) -> ImportedModel:
+def from_onnx(path, *, name: str | None = None, input_shape=None, skip_dropout: bool = False) -> ImportedModel:
     """Import an ONNX file (any opset the ``onnx`` package reads; static shapes).
 
-    ``input_shape`` (``C, H, W``) checks the file's input; ``name`` defaults to the file's stem. Export from
+    ``input_shape`` (``C, H, W``) checks the file's input; ``name`` defaults to the file's stem;
+    ``skip_dropout`` as for :func:`from_torch`. Export from
     PyTorch with ``torch.onnx.export(model.train(), (x,), path, dynamo=True, optimize=False)``: the default
     optimizer folds BatchNorm into the convolution, which leaves nothing to train.
     """
@@ -539,13 +552,14 @@ def from_onnx(path, *, name: str | None = None, input_shape=None) -> ImportedMod
         raise ModelImportError(f"ONNX file {str(path)!r} does not exist") from None
     except Exception as error:
         raise ModelImportError(f"ONNX file {str(path)!r} cannot be read: {type(error).__name__}: {error}") from None
-    return _OnnxFrontend(onnx, model, input_shape).run(name or path.stem)
+    return _OnnxFrontend(onnx, model, input_shape, skip_dropout).run(name or path.stem)
 
 
 class _OnnxFrontend:
-    def __init__(self, onnx, model, input_shape):
+    def __init__(self, onnx, model, input_shape, skip_dropout):
         from onnx import numpy_helper
 
+        self.skip_dropout = skip_dropout
         self.onnx = onnx
         self.graph = model.graph
         self.opsets = {entry.domain: entry.version for entry in model.opset_import}
@@ -873,6 +887,6 @@ class _OnnxFrontend:
 
     def op_Dropout(self, node, a):
         ratio = self.constants.get(node.input[1]) if len(node.input) > 1 and node.input[1] else a.get("ratio", 0.5)
-        if float(np.asarray(ratio)) != 0:
-            raise self.refuse(node, "dropout is not part of the golden model (only ratio 0)")
+        if float(np.asarray(ratio)) != 0 and not self.skip_dropout:
+            raise self.refuse(node, "the golden model has no dropout: ratio must be 0, or import with skip_dropout")
         self.values[node.output[0]] = self.tensor(node, node.input[0])

@@ -21,6 +21,11 @@ def add_arguments(parser):
     parser.add_argument(
         "--input", default=None, help="per-sample input CxHxW, e.g. 3x32x32 (FILE.py: default the class's input_shape)"
     )
+    parser.add_argument(
+        "--skip-dropout",
+        action="store_true",
+        help="import dropout layers as the identity (the golden model has none; default: refuse p > 0)",
+    )
     parser.add_argument("--name", default=None, help="network name (default: the output file's stem)")
     parser.add_argument(
         "--weights", default=None, help="weight file to write (default: <output stem>.weights.npz beside it)"
@@ -39,7 +44,7 @@ def run(args) -> int:
     try:
         if args.model.endswith(".onnx"):
             require("onnx")
-            imported = from_onnx(args.model, name=name, input_shape=args.input)
+            imported = from_onnx(args.model, name=name, input_shape=args.input, skip_dropout=args.skip_dropout)
         elif ":" in args.model and args.model.rpartition(":")[0].endswith(".py"):
             require("torch")
             cls = load_module_class(args.model)
@@ -53,7 +58,7 @@ def run(args) -> int:
                 module = cls()
             except Exception as error:
                 raise UsageError(f"MODEL: {cls.__name__}() failed: {type(error).__name__}: {error}") from None
-            imported = from_torch(module, input_shape, name=name)
+            imported = from_torch(module, input_shape, name=name, skip_dropout=args.skip_dropout)
         else:
             raise UsageError(f"MODEL must be FILE.py:ClassName or FILE.onnx, not {args.model!r}")
     except ModuleNotFoundError as error:

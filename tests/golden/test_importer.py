@@ -289,3 +289,19 @@ def test_legacy_onnx_exporter_imports_the_same_network_under_initializer_names(t
         for key, value in imported.params.get(theirs.name, {}).items():
             np.testing.assert_array_equal(legacy.params[ours.name][key], value)
     assert legacy.network.layer("layer1_0_conv1").op == "conv2d"  # from the initializer layer1.0.conv1.weight
+
+
+def test_dropout_is_refused_unless_skipped():
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.drop = torch.nn.Dropout(0.5)
+            self.fc = torch.nn.Linear(48, 10)
+
+        def forward(self, x):
+            return self.fc(torch.nn.functional.dropout(self.drop(torch.flatten(x, 1)), 0.2))
+
+    with pytest.raises(ModelImportError, match=r"^node 'drop' \(Dropout\) is not supported \(the golden model has no"):
+        from_torch(Model(), (3, 4, 4))
+    imported = from_torch(Model(), (3, 4, 4), skip_dropout=True)
+    assert [layer.op for layer in imported.network.layers] == ["input", "flatten", "linear", "loss"]
