@@ -582,7 +582,14 @@ class _OnnxFrontend:
     def infer_shapes(self, model):
         helper, numpy_helper = self.onnx.helper, self.onnx.numpy_helper
         initializers = [numpy_helper.from_array(np.asarray(v), name) for name, v in self.constants.items()]
-        graph = helper.make_graph(self.nodes, "g", list(self.graph.input), list(self.graph.output), initializers)
+        inputs = []
+        for info in self.graph.input:  # a symbolic batch becomes 1 so shape arithmetic folds to constants
+            info = type(info).FromString(info.SerializeToString())
+            dims = info.type.tensor_type.shape.dim
+            if len(dims) and not dims[0].HasField("dim_value"):
+                dims[0].dim_value = 1
+            inputs.append(info)
+        graph = helper.make_graph(self.nodes, "g", inputs, list(self.graph.output), initializers)
         inferred = self.onnx.shape_inference.infer_shapes(helper.make_model(graph, opset_imports=model.opset_import))
         self.shapes = {}
         for info in [*inferred.graph.value_info, *inferred.graph.input, *inferred.graph.output]:

@@ -203,7 +203,7 @@ def test_dead_branches_are_dropped_and_do_not_change_names():
     assert set(imported.params) == {"conv", "fc"}
 
 
-def _hand_written_onnx(path, *, dilation=1):
+def _hand_written_onnx(path, *, dilation=1, batch=2):
     """An ONNX graph written with onnx.helper (no PyTorch metadata), float64, opset 21."""
     from onnx import TensorProto, helper, numpy_helper
 
@@ -235,8 +235,8 @@ def _hand_written_onnx(path, *, dilation=1):
     graph = helper.make_graph(
         nodes,
         "hand",
-        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [2, 3, 8, 8])],
-        [helper.make_tensor_value_info("logits", TensorProto.DOUBLE, [2, 5])],
+        [helper.make_tensor_value_info("x", TensorProto.DOUBLE, [batch, 3, 8, 8])],
+        [helper.make_tensor_value_info("logits", TensorProto.DOUBLE, [batch, 5])],
         [numpy_helper.from_array(value, name) for name, value in initializers.items()],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 21)])
@@ -244,11 +244,12 @@ def _hand_written_onnx(path, *, dilation=1):
     return model
 
 
-def test_hand_written_onnx_graph_computes_what_the_onnx_reference_computes(tmp_path):
+@pytest.mark.parametrize("batch", [2, "N"], ids=["static_batch", "symbolic_batch"])
+def test_hand_written_onnx_graph_computes_what_the_onnx_reference_computes(batch, tmp_path):
     pytest.importorskip("onnx")
     from onnx.reference import ReferenceEvaluator
 
-    model = _hand_written_onnx(tmp_path / "hand.onnx")
+    model = _hand_written_onnx(tmp_path / "hand.onnx", batch=batch)
     imported = from_onnx(tmp_path / "hand.onnx")
     network = imported.network
     assert [(layer.name, layer.op) for layer in network.layers] == [
