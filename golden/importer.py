@@ -537,7 +537,7 @@ _KEEPS_ORIGIN = frozenset({"Cast", "CastLike", "Reshape", "Unsqueeze", "Squeeze"
 
 
 def from_onnx(path, *, name: str | None = None, input_shape=None, skip_dropout: bool = False) -> ImportedModel:
-    """Import an ONNX file (any opset the ``onnx`` package reads; static shapes).
+    """Import an ONNX file (any opset the ``onnx`` package reads; static C, H, W, any batch dimension).
 
     ``input_shape`` (``C, H, W``) checks the file's input; ``name`` defaults to the file's stem;
     ``skip_dropout`` as for :func:`from_torch`. Export from
