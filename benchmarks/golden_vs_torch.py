@@ -4,7 +4,7 @@ Both run in the same process on the same thread count (``--threads``, default 1:
 ``OPENBLAS_NUM_THREADS`` set before NumPy loads, torch via ``torch.set_num_threads``). Each side does
 ``--warmup`` untimed steps, then ``--repeats`` timed steps; the median is reported. The golden step's
 peak memory is the high-water mark of Python/NumPy allocations (``tracemalloc``) during one step.
-PyTorch runs the same DAG with its own ops (``F.conv2d``, ``F.batch_norm``/``F.group_norm``...) and
+PyTorch runs the same DAG as the ``nn.Module`` of ``wavecore.golden.torch_export.to_torch`` and
 ``torch.optim.SGD``. Target: golden <= 2x PyTorch.
 
     .venv/bin/python benchmarks/golden_vs_torch.py [--threads 1] [--norm bn] [--repeats 5]
@@ -37,10 +37,8 @@ def main(argv=None) -> int:
     import numpy as np
     import torch
 
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "support"))
-    from golden_torch import _forward
-
     from wavecore.golden.network import load_network
+    from wavecore.golden.torch_export import to_torch
     from wavecore.golden.train import SGD, Trainer, init_params, init_state
 
     torch.set_num_threads(args.threads)
@@ -55,22 +53,13 @@ def main(argv=None) -> int:
     def golden_step():
         return trainer.step(params, state, x, labels)
 
-    tensors = {
-        name: {k: torch.tensor(v, requires_grad=True) for k, v in entry.items()}
-        for name, entry in params.items()
-    }
-    running = {
-        name: {k: torch.tensor(v) for k, v in entry.items() if k != "num_batches_tracked"}
-        for name, entry in state["running"].items()
-    }
-    flat = [t for entry in tensors.values() for t in entry.values()]
-    optimizer = torch.optim.SGD(flat, lr=0.01, momentum=0.9, weight_decay=1e-4)
+    module = to_torch(net, params, state, dtype=torch.float32).train()
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     x_t, labels_t = torch.tensor(x), torch.tensor(labels)
 
     def torch_step():
         optimizer.zero_grad(set_to_none=True)
-        values = _forward(net, tensors, x_t, running, retain=False)
-        loss = torch.nn.functional.cross_entropy(values[net.layers[-1].inputs[0]], labels_t)
+        loss = torch.nn.functional.cross_entropy(module(x_t), labels_t)
         loss.backward()
         optimizer.step()
         return float(loss.detach())

@@ -15,6 +15,7 @@ from wavecore.golden.network import NetworkError, load_network
 from wavecore.golden.numerics import FLOAT_MODES, INTEGER_PRESETS, IntegerTraining
 from wavecore.golden.schedule import Schedule, ScheduleError
 from wavecore.golden.train import SGD, Trainer, init_params, init_state
+from wavecore.golden.weights import WeightsError, load_weights
 
 __all__ = ["HELP", "NAME", "NUMERICS", "SCHEDULES", "add_arguments", "run"]
 
@@ -45,6 +46,12 @@ def add_arguments(parser):
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
     parser.add_argument("--weight-decay", type=float, default=0.0, help="SGD weight decay (default 0)")
     parser.add_argument("--seed", type=int, default=0, help="seed of parameters and data (default 0)")
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="start from this weight file (.npz keyed <layer>.weight/.bias, as `wavecore import` writes) "
+        "instead of random parameters",
+    )
     parser.add_argument(
         "--check", default=None, help="'baseline': also run layer by layer and print the maximum difference"
     )
@@ -106,8 +113,14 @@ def run(args) -> int:
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, *network.input_shape)).astype(dtype)
     labels = rng.integers(0, network.num_classes, args.batch)
-    params = init_params(network, seed=args.seed, dtype=dtype)
-    state = init_state(network, dtype=dtype)
+    if args.weights is not None:
+        try:
+            params, state = load_weights(args.weights, network, dtype=dtype)
+        except WeightsError as error:
+            raise UsageError(f"--weights: {error}") from None
+    else:
+        params = init_params(network, seed=args.seed, dtype=dtype)
+        state = init_state(network, dtype=dtype)
     trainer = Trainer(network, schedule=schedule, numerics=numerics, optimizer=optimizer)
     checker = Trainer(network, schedule=None, numerics=numerics, optimizer=optimizer) if args.check else None
     check_params, check_state = params, state

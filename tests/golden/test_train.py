@@ -31,7 +31,7 @@ from wavecore.golden.train import init_params, init_state, train_step
 # ------------------------------------------------------------------------------------------------------------
 def check_against_torch(net, batch, tolerance, dtype=np.float64):
     torch = pytest.importorskip("torch")
-    from golden_torch import torch_step
+    from wavecore.golden.torch_export import torch_step
 
     x, labels = data(net, batch)
     params = init_params(net, seed=1, dtype=dtype)
@@ -96,7 +96,7 @@ def test_tiny_networks_step_match_torch_float64(name):
 
 @pytest.mark.torch
 def test_input_gradient_is_computed_only_when_asked_and_matches_torch():
-    from golden_torch import torch_step
+    from wavecore.golden.torch_export import torch_step
 
     net = load_network("tiny_resnet", norm="bn")
     x, labels = data(net, 4)
