@@ -6,8 +6,6 @@ proven equivalent, or be killed by the PE's tests. The full run is ``make mutati
 """
 
 import json
-import os
-import random
 import subprocess
 import sys
 from pathlib import Path
