@@ -6,6 +6,8 @@ proven equivalent, or be killed by the PE's tests. The full run is ``make mutati
 """
 
 import json
+import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +131,22 @@ def test_cli_refuses_bad_options_in_one_line(tmp_path, args, message):
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m").exists()
+
+
+def test_sampled_mutants_of_the_processing_element_are_caught(tmp_path):
+    # A few PE mutants (seed printed; WAVECORE_SEED replays it) against the PE's own amaranth.sim tests:
+    # each must be unchanged, proven equivalent or killed; a survivor not argued equivalent in
+    # mutation_known_survivors.json (reason given there) means a test got weaker.
+    seed = int(os.environ.get("WAVECORE_SEED", random.SystemRandom().randrange(1 << 31)))
+    print(f"mutation sample seed {seed} (WAVECORE_SEED={seed} replays it)")
+    known = json.loads((Path(__file__).parent / "mutation_known_survivors.json").read_text())
+    run = mutate.MutationRun(output=tmp_path, subsystems=["array"],
+                             modules=["hdl/array/pe.py", "hdl/array/multiplier.py"], sample=3, seed=seed,
+                             tests=["tests/hdl/array/test_pe.py"], timeout=600)
+    records = run.run()
+    assert len(records) == 3
+    assert all(record["status"] != "error" for record in records), records
+    unexpected = [f"{r['path']}:{r['line']} {r['original']} -> {r['replacement']} (seed {seed})"
+                  for r in records if r["status"] == "survived" and r["id"] not in known]
+    assert unexpected == [], f"mutants the tests no longer catch: {unexpected}; see {tmp_path / 'report.md'}"
+    assert (tmp_path / "report.md").is_file()
