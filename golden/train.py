@@ -60,6 +60,9 @@ class StepResult:
     ----------
     loss : float
         Mean softmax cross-entropy over the mini-batch.
+    loss_q : int or None
+        The integer mode's on-chip loss: the mean on Q.loss_frac as the core writes it to DRAM
+        (``loss = loss_q * 2**-loss_frac``); None for the float modes and the host loss.
     grads : dict
         ``{layer: {"weight": array, "bias": array}}`` for every trainable layer.
     params, state : dict
@@ -84,6 +87,7 @@ class StepResult:
     losses: np.ndarray
     stash_bytes: int = 0
     numerics: object = None
+    loss_q: int | None = None
     extras: dict = field(default_factory=dict)
 
 
@@ -189,6 +193,9 @@ class _FloatKernels(ExactKernels):
 
     def loss_backward(self, probabilities, labels, batch):
         return L.softmax_cross_entropy_backward(probabilities, labels, batch)
+
+    def loss_value(self, losses):
+        return float(losses.mean()), None, losses
 
     def accumulate(self, total, part):
         return part if total is None else total + part
@@ -326,8 +333,8 @@ class _Step:
         self.grads: dict[str, dict] = {}
         self.constants: dict[str, dict] = {}  # fused norms: per-chunk constants keyed by start sample
         self.running_updates: list = []
-        self.losses = np.zeros(self.batch)
-        self.probabilities = None
+        self.losses = None  # per-sample losses (float, or int64 on the integer loss grid)
+        self.loss_inputs = None  # what the loss backward needs: probabilities (float, host) or the logits
         self._plan_fusion()
         self._plan_stash()
 
@@ -437,7 +444,7 @@ class _Step:
                 for name in group.layers:
                     if name not in self.whole and self.net.layer(name).op != "input":
                         self.forward(self.net.layer(name), start, stop)
-        loss = float(self.losses.mean())
+        loss = self.k.loss_value(self.losses)
         for group in reversed(self.schedule.groups):
             for start, stop in group.sub_batches(self.batch):
                 for name in reversed(group.layers):
@@ -455,11 +462,12 @@ class _Step:
             return
         if op == "loss":
             logits = self.read(layer.inputs[0], start, stop)
-            losses, probabilities = k.loss_forward(logits, self.labels[start:stop])
+            losses, saved = k.loss_forward(logits, self.labels[start:stop])
+            if self.losses is None:
+                self.losses = np.zeros(self.batch, dtype=np.int64 if losses.dtype.kind == "i" else np.float64)
+                self.loss_inputs = np.empty((self.batch, logits.shape[1]), dtype=saved.dtype)
             self.losses[start:stop] = losses
-            if self.probabilities is None:
-                self.probabilities = np.empty((self.batch, logits.shape[1]), dtype=probabilities.dtype)
-            self.probabilities[start:stop] = probabilities
+            self.loss_inputs[start:stop] = saved
             return
         inputs = [self.read(name, start, stop) for name in layer.inputs]
         x = inputs[0]
@@ -509,7 +517,7 @@ class _Step:
         if op == "input":
             return
         if op == "loss":
-            dlogits = k.loss_backward(self.probabilities[start:stop], self.labels[start:stop], self.batch)
+            dlogits = k.loss_backward(self.loss_inputs[start:stop], self.labels[start:stop], self.batch)
             self.add_grad(layer.inputs[0], start, stop, dlogits)
             return
         if layer.name not in self.grads_act:  # e.g. a branch whose gradient never arrived: cannot happen
@@ -585,8 +593,9 @@ class _Step:
         else:
             raise AssertionError(op)
 
-    def _finish(self, loss) -> StepResult:
+    def _finish(self, loss_value) -> StepResult:
         k = self.k
+        loss, loss_q, losses = loss_value
         grads = {name: dict(entry) for name, entry in self.grads.items()}
         grads = k.finish_grads(grads) if hasattr(k, "finish_grads") else grads
         new_params, velocity = {}, dict(self.state.get("velocity", {}))
@@ -622,7 +631,7 @@ class _Step:
                 activations[layer.name] = np.concatenate([self.read(layer.name, a, b) for a, b in ranges])
             elif layer.name in self.acts:
                 activations[layer.name] = self.acts[layer.name]
-        activations[self.net.layers[-1].name] = self.losses
+        activations[self.net.layers[-1].name] = losses
         stash = 0
         for name, array in self.acts.items():
             if self.stashed is None or name in self.stashed:
@@ -634,7 +643,8 @@ class _Step:
             state={"running": running, "velocity": velocity},
             activations=activations,
             input_grads=dict(self.grads_act),
-            losses=self.losses.copy(),
+            losses=np.array(losses, dtype=np.float64),
             stash_bytes=stash,
             numerics=self.k,
+            loss_q=loss_q,
         )
