@@ -293,6 +293,14 @@ class Trainer:
     def step(self, params, state, x, labels, *, input_grad: bool = False) -> StepResult:
         return _Step(self, params, state, x, labels, input_grad).run()
 
+    def predict(self, params, state, x) -> np.ndarray:
+        """The logits of ``x`` from a forward pass in layer order with this trainer's numerics (integer mode:
+        int64 on Q.activation_frac). Norms use the batch's statistics, as in training."""
+        batch = np.asarray(x).shape[0]
+        step = _Step(self, params, state, x, np.zeros(batch, dtype=np.int64), False,
+                     schedule=Schedule.baseline(self.network, batch))
+        return step.logits()
+
 
 def train_step(
     network, params, state, x, labels, *, schedule=None, numerics="float64", optimizer=None, input_grad=False
@@ -305,7 +313,7 @@ def train_step(
 class _Step:
     """The state of one step: whole-batch tensors, gradient accumulators, fused norm constants."""
 
-    def __init__(self, trainer: Trainer, params, state, x, labels, input_grad):
+    def __init__(self, trainer: Trainer, params, state, x, labels, input_grad, schedule=None):
         self.net = trainer.network
         self.k = trainer.kernels
         self.optimizer = trainer.optimizer
@@ -322,7 +330,7 @@ class _Step:
             raise ValueError(f"labels must have shape ({self.batch},), not {self.labels.shape}")
         if not self.net.has_loss:
             raise ValueError(f"network {self.net.name!r} has no loss layer; training needs one")
-        self.schedule = (trainer.schedule or Schedule.baseline(self.net, self.batch)).validate(
+        self.schedule = (schedule or trainer.schedule or Schedule.baseline(self.net, self.batch)).validate(
             self.net, self.batch
         )
         self.input_grad = input_grad
@@ -454,6 +462,13 @@ class _Step:
                 if name in self.whole:
                     self.backward(self.net.layer(name), 0, self.batch)
         return self._finish(loss)
+
+    def logits(self) -> np.ndarray:
+        """Forward only, whole batch in layer order: the loss layer's input."""
+        self.acts[self.net.layers[0].name] = self.x
+        for layer in self.net.layers[1:-1]:
+            self.forward(layer, 0, self.batch)
+        return self.read(self.net.layers[-1].inputs[0], 0, self.batch)
 
     def forward(self, layer, start, stop):
         op = layer.op
