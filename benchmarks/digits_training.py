@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +44,41 @@ def load_digits_split(seed: int = 0) -> Digits:
     order = np.random.default_rng(seed).permutation(len(x))
     test, train = order[:TEST_IMAGES], order[TEST_IMAGES:]
     return Digits(x[train], digits.target[train], x[test], digits.target[test])
+
+
+def calibrated_grids(preset: str, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: int = 0,
+                     headroom: int = 1):
+    """``preset`` with per-class power-of-two grids chosen from a float64 run instead of the preset's.
+
+    For each tensor class (activations, weights, activation gradients, weight gradients) the largest
+    magnitude seen over ``epochs`` epochs of float64 training gives
+    ``frac = floor(log2(max_int / largest)) - headroom``: the finest power-of-two grid that holds the class
+    with ``headroom`` bits to spare. Fixed for the whole run, like the presets' grids; only how they are
+    chosen differs.
+    """
+    network = load_network(NETWORK)
+    trainer = Trainer(network, numerics="float64", optimizer=optimizer)
+    params, state = init_params(network, seed=seed), init_state(network)
+    largest = dict.fromkeys(("activation", "weight", "grad", "weight_grad"), 0.0)
+    rng = np.random.default_rng(seed)
+    orders = [rng.permutation(len(data.train_x)) for _ in range(epochs)]
+    batches = [order[start : start + batch] for order in orders for start in range(0, len(order) - batch + 1, batch)]
+    for chosen in batches:
+        result = trainer.step(params, state, data.train_x[chosen], data.train_y[chosen])
+        seen = {
+            "activation": [v for k, v in result.activations.items() if k != network.layers[-1].name],
+            "weight": [v for entry in params.values() for v in entry.values()],
+            "grad": list(result.input_grads.values()),
+            "weight_grad": [v for entry in result.grads.values() for v in entry.values()],
+        }
+        for name, tensors in seen.items():
+            largest[name] = max(largest[name], *(float(np.abs(t).max()) for t in tensors))
+        params, state = result.params, result.state
+    base = INTEGER_PRESETS[preset]
+    top = base.operand.max
+    fracs = {name: max(0, int(np.floor(np.log2(top / value))) - headroom) for name, value in largest.items()}
+    return replace(base, activation_frac=fracs["activation"], weight_frac=fracs["weight"],
+                   grad_frac=fracs["grad"], weight_grad_frac=fracs["weight_grad"])
 
 
 def accuracy(trainer: Trainer, params, state, x, y) -> float:
@@ -78,7 +113,8 @@ def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default="float32,int16,int8")
+    parser.add_argument("--modes", default="float32,int16,int8,int8-calibrated",
+                        help="float32, float64, int16, int8, or int16/int8 + '-calibrated' (grids from a float epoch)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.05)
@@ -92,12 +128,17 @@ def main() -> int:
           f"{optimizer}")
     for mode in args.modes.split(","):
         start = time.perf_counter()
+        numerics = mode
+        if mode.endswith("-calibrated"):
+            numerics = calibrated_grids(mode.removesuffix("-calibrated"), data, epochs=args.epochs, batch=args.batch,
+                                        optimizer=optimizer, seed=args.seed)
+            print(f"{mode}: {numerics.describe()}, Q.{numerics.weight_grad_frac} weight grad")
 
         def report(epoch, value, loss, mode=mode):
             print(f"{mode:8s} epoch {epoch:2d}: test accuracy {100 * value:5.1f} %  (last loss {loss:.4f})")
             sys.stdout.flush()
 
-        train(mode, data, epochs=args.epochs, batch=args.batch, optimizer=optimizer, seed=args.seed, report=report)
+        train(numerics, data, epochs=args.epochs, batch=args.batch, optimizer=optimizer, seed=args.seed, report=report)
         print(f"{mode:8s} {time.perf_counter() - start:.1f} s")
     return 0
 
