@@ -21,7 +21,7 @@ import numpy as np
 
 from golden.network import load_network
 from golden.numerics import INTEGER_PRESETS
-from golden.train import SGD, Trainer, init_params, init_state
+from golden.train import SGD, Trainer, _FloatKernels, init_params, init_state
 
 NETWORK = Path(__file__).resolve().parent.parent / "configs" / "networks" / "digits_cnn.yaml"
 TEST_IMAGES = 450
@@ -81,6 +81,59 @@ def calibrated_grids(preset: str, data: Digits, *, epochs: int, batch: int, opti
                    grad_frac=fracs["grad"], weight_grad_frac=fracs["weight_grad"])
 
 
+class PerTensorScaleKernels(_FloatKernels):
+    """What int8 would need (a measurement, not the hardware mode): every tensor the integer mode rounds
+    (inputs, parameters, layer outputs, dlogits, activation and weight gradients, updated weights and
+    velocities) is rounded to ``width``-bit integers with its own power-of-two scale chosen from its
+    largest magnitude at that step (``2**floor(log2(max_int / largest))``, round half to even). Products and
+    sums run in float64, which is exact for 8-bit operands at these sizes; the loss and the SGD update run
+    in float64 on the rounded values, their outputs rounded again."""
+
+    def __init__(self, width: int = 8):
+        super().__init__(np.float64)
+        self.top = (1 << (width - 1)) - 1
+
+    def round(self, values):
+        values = np.asarray(values, dtype=np.float64)
+        largest = float(np.abs(values).max()) if values.size else 0.0
+        if largest == 0.0:
+            return values
+        scale = 2.0 ** np.floor(np.log2(self.top / largest))
+        return np.clip(np.rint(values * scale), -self.top - 1, self.top) / scale
+
+    def cast(self, array):
+        return self.round(array)
+
+    def prepare_params(self, params):
+        return {name: {key: self.round(value) for key, value in entry.items()} for name, entry in params.items()}
+
+    def conv_forward(self, layer, x, weight, bias):
+        return self.round(super().conv_forward(layer, x, weight, bias))
+
+    def linear_forward(self, layer, x, weight, bias):
+        return self.round(super().linear_forward(layer, x, weight, bias))
+
+    def _backward(self, results):
+        dx, dw, db = results
+        return (None if dx is None else self.round(dx)), dw, db  # dw, db rounded in finish_grads
+
+    def conv_backward(self, layer, dy, x, weight, need_dx, acc_weight=None):
+        return self._backward(super().conv_backward(layer, dy, x, weight, need_dx))
+
+    def linear_backward(self, layer, dy, x, weight, need_dx, acc_weight=None):
+        return self._backward(super().linear_backward(layer, dy, x, weight, need_dx))
+
+    def loss_backward(self, probabilities, labels, batch):
+        return self.round(super().loss_backward(probabilities, labels, batch))
+
+    def finish_grads(self, grads):
+        return {name: {key: self.round(value) for key, value in entry.items()} for name, entry in grads.items()}
+
+    def sgd(self, optimizer, param, grad, velocity):
+        param, velocity = optimizer.update(param, grad, velocity)
+        return self.round(param), (None if velocity is None else self.round(velocity))
+
+
 def accuracy(trainer: Trainer, params, state, x, y) -> float:
     logits = trainer.predict(params, state, x)
     return float((np.asarray(logits).argmax(axis=1) == y).mean())
@@ -92,7 +145,12 @@ def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: 
     network = network or load_network(NETWORK)
     numerics = INTEGER_PRESETS.get(mode, mode) if isinstance(mode, str) else mode
     dtype = np.float32 if mode == "float32" else np.float64
+    per_tensor = mode == "int8-per-tensor"
+    if per_tensor:
+        numerics, dtype = "float64", np.float64
     trainer = Trainer(network, numerics=numerics, optimizer=optimizer)
+    if per_tensor:
+        trainer.kernels = PerTensorScaleKernels(8)
     params, state = init_params(network, seed=seed, dtype=dtype), init_state(network, dtype=dtype)
     rng = np.random.default_rng(seed)
     accuracies = []
