@@ -171,8 +171,10 @@ def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--modes", default="float32,int16,int8,int8-calibrated",
-                        help="float32, float64, int16, int8, or int16/int8 + '-calibrated' (grids from a float epoch)")
+    parser.add_argument("--modes", default="float32,int16,int8,int8-per-tensor",
+                        help="comma-separated: float32, float64, int16, int8 (presets); int8@fa,fw,fg,fwg (fixed "
+                        "grids by hand); int8-calibrated (grids from a float64 run); int8-per-tensor (a "
+                        "power-of-two scale per tensor and step, emulated)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.05)
@@ -187,6 +189,11 @@ def main() -> int:
     for mode in args.modes.split(","):
         start = time.perf_counter()
         numerics = mode
+        if "@" in mode:  # fixed grids given by hand: int8@fa,fw,fg,fwg
+            preset, fracs = mode.split("@")
+            fa, fw, fg, fwg = (int(value) for value in fracs.split(","))
+            numerics = replace(INTEGER_PRESETS[preset], activation_frac=fa, weight_frac=fw, grad_frac=fg,
+                               weight_grad_frac=fwg)
         if mode.endswith("-calibrated"):
             numerics = calibrated_grids(mode.removesuffix("-calibrated"), data, epochs=args.epochs, batch=args.batch,
                                         optimizer=optimizer, seed=args.seed)
