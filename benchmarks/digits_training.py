@@ -140,8 +140,9 @@ def accuracy(trainer: Trainer, params, state, x, y) -> float:
 
 
 def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: int = 0, steps=None,
-          network=None, report=None) -> list[float]:
-    """Held-out accuracy after each epoch (``steps`` stops early: one "epoch" of that many steps)."""
+          network=None, report=None, decay_epochs=()) -> list[float]:
+    """Held-out accuracy after each epoch (``steps`` stops early: one "epoch" of that many steps); the
+    learning rate is multiplied by 0.1 from each epoch in ``decay_epochs`` on."""
     network = network or load_network(NETWORK)
     numerics = INTEGER_PRESETS.get(mode, mode) if isinstance(mode, str) else mode
     dtype = np.float32 if mode == "float32" else np.float64
@@ -155,6 +156,8 @@ def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: 
     rng = np.random.default_rng(seed)
     accuracies = []
     for epoch in range(1, epochs + 1):
+        if epoch in decay_epochs:
+            trainer.optimizer = replace(trainer.optimizer, lr=trainer.optimizer.lr * 0.1)
         order = rng.permutation(len(data.train_x))
         starts = range(0, len(order) - batch + 1, batch)
         for count, start in enumerate(starts):
@@ -172,7 +175,7 @@ def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="float32,int16,int8,int8-per-tensor",
-                        help="comma-separated: float32, float64, int16, int8 (presets); int8@fa,fw,fg,fwg (fixed "
+                        help="comma-separated: float32, float64, int16, int8 (presets); int8@fa/fw/fg/fwg (fixed "
                         "grids by hand); int8-calibrated (grids from a float64 run); int8-per-tensor (a "
                         "power-of-two scale per tensor and step, emulated)")
     parser.add_argument("--epochs", type=int, default=12)
@@ -181,17 +184,19 @@ def main() -> int:
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=0.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--decay-epochs", default="", help="comma-separated epochs from which lr is 10x smaller")
     args = parser.parse_args()
+    decay_epochs = tuple(int(value) for value in args.decay_epochs.split(",") if value)
     data = load_digits_split(args.seed)
     optimizer = SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
     print(f"digits: {len(data.train_x)} training / {len(data.test_x)} test images, batch {args.batch}, "
-          f"{optimizer}")
+          f"{optimizer}, lr x0.1 from epochs {list(decay_epochs)}")
     for mode in args.modes.split(","):
         start = time.perf_counter()
         numerics = mode
-        if "@" in mode:  # fixed grids given by hand: int8@fa,fw,fg,fwg
+        if "@" in mode:  # fixed grids given by hand: int8@fa/fw/fg/fwg
             preset, fracs = mode.split("@")
-            fa, fw, fg, fwg = (int(value) for value in fracs.split(","))
+            fa, fw, fg, fwg = (int(value) for value in fracs.split("/"))
             numerics = replace(INTEGER_PRESETS[preset], activation_frac=fa, weight_frac=fw, grad_frac=fg,
                                weight_grad_frac=fwg)
         if mode.endswith("-calibrated"):
@@ -203,7 +208,8 @@ def main() -> int:
             print(f"{mode:8s} epoch {epoch:2d}: test accuracy {100 * value:5.1f} %  (last loss {loss:.4f})")
             sys.stdout.flush()
 
-        train(numerics, data, epochs=args.epochs, batch=args.batch, optimizer=optimizer, seed=args.seed, report=report)
+        train(numerics, data, epochs=args.epochs, batch=args.batch, optimizer=optimizer, seed=args.seed, report=report,
+              decay_epochs=decay_epochs)
         print(f"{mode:8s} {time.perf_counter() - start:.1f} s")
     return 0
 
