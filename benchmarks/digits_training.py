@@ -25,6 +25,8 @@ from golden.train import SGD, Trainer, _FloatKernels, init_params, init_state
 
 NETWORK = Path(__file__).resolve().parent.parent / "configs" / "networks" / "digits_cnn.yaml"
 TEST_IMAGES = 450
+#: The emulated per-tensor power-of-two scale modes and their integer widths.
+PER_TENSOR_MODES = {"int8-per-tensor": 8, "int16-per-tensor": 16}
 
 
 @dataclass(frozen=True)
@@ -146,12 +148,12 @@ def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: 
     network = network or load_network(NETWORK)
     numerics = INTEGER_PRESETS.get(mode, mode) if isinstance(mode, str) else mode
     dtype = np.float32 if mode == "float32" else np.float64
-    per_tensor = mode == "int8-per-tensor"
+    per_tensor = PER_TENSOR_MODES.get(mode) if isinstance(mode, str) else None
     if per_tensor:
         numerics, dtype = "float64", np.float64
     trainer = Trainer(network, numerics=numerics, optimizer=optimizer)
     if per_tensor:
-        trainer.kernels = PerTensorScaleKernels(8)
+        trainer.kernels = PerTensorScaleKernels(per_tensor)
     params, state = init_params(network, seed=seed, dtype=dtype), init_state(network, dtype=dtype)
     rng = np.random.default_rng(seed)
     accuracies = []
@@ -176,8 +178,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="float32,int16,int8,int8-per-tensor",
                         help="comma-separated: float32, float64, int16, int8 (presets); int8@fa/fw/fg/fwg (fixed "
-                        "grids by hand); int8-calibrated (grids from a float64 run); int8-per-tensor (a "
-                        "power-of-two scale per tensor and step, emulated)")
+                        "grids by hand); int8-calibrated (grids from a float64 run); int8-per-tensor, "
+                        "int16-per-tensor (a power-of-two scale per tensor and step, emulated)")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--lr", type=float, default=0.05)
