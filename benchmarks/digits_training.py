@@ -174,6 +174,21 @@ def train(mode, data: Digits, *, epochs: int, batch: int, optimizer: SGD, seed: 
     return accuracies
 
 
+def _numerics(mode: str, data: Digits, args, optimizer: SGD, seed: int):
+    """A --modes entry -> what :func:`train` takes."""
+    if "@" in mode:  # fixed grids given by hand: int8@fa/fw/fg/fwg
+        preset, fracs = mode.split("@")
+        fa, fw, fg, fwg = (int(value) for value in fracs.split("/"))
+        return replace(INTEGER_PRESETS[preset], activation_frac=fa, weight_frac=fw, grad_frac=fg,
+                       weight_grad_frac=fwg)
+    if mode.endswith("-calibrated"):
+        numerics = calibrated_grids(mode.removesuffix("-calibrated"), data, epochs=args.epochs, batch=args.batch,
+                                    optimizer=optimizer, seed=seed)
+        print(f"{mode}: {numerics.describe()}, Q.{numerics.weight_grad_frac} weight grad")
+        return numerics
+    return mode
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modes", default="float32,int16,int8,int8-per-tensor",
@@ -185,34 +200,31 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=0.05)
     parser.add_argument("--momentum", type=float, default=0.9)
     parser.add_argument("--weight-decay", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (each: split, initialisation, order)")
     parser.add_argument("--decay-epochs", default="", help="comma-separated epochs from which lr is 10x smaller")
     args = parser.parse_args()
     decay_epochs = tuple(int(value) for value in args.decay_epochs.split(",") if value)
-    data = load_digits_split(args.seed)
+    seeds = [int(value) for value in args.seeds.split(",")]
     optimizer = SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
-    print(f"digits: {len(data.train_x)} training / {len(data.test_x)} test images, batch {args.batch}, "
-          f"{optimizer}, lr x0.1 from epochs {list(decay_epochs)}")
+    print(f"digits: {len(load_digits_split(0).train_x)} training / {TEST_IMAGES} test images, batch "
+          f"{args.batch}, {optimizer}, lr x0.1 from epochs {list(decay_epochs)}, seeds {seeds}")
     for mode in args.modes.split(","):
-        start = time.perf_counter()
-        numerics = mode
-        if "@" in mode:  # fixed grids given by hand: int8@fa/fw/fg/fwg
-            preset, fracs = mode.split("@")
-            fa, fw, fg, fwg = (int(value) for value in fracs.split("/"))
-            numerics = replace(INTEGER_PRESETS[preset], activation_frac=fa, weight_frac=fw, grad_frac=fg,
-                               weight_grad_frac=fwg)
-        if mode.endswith("-calibrated"):
-            numerics = calibrated_grids(mode.removesuffix("-calibrated"), data, epochs=args.epochs, batch=args.batch,
-                                        optimizer=optimizer, seed=args.seed)
-            print(f"{mode}: {numerics.describe()}, Q.{numerics.weight_grad_frac} weight grad")
+        finals = []
+        for seed in seeds:
+            data = load_digits_split(seed)
+            start = time.perf_counter()
+            numerics = _numerics(mode, data, args, optimizer, seed)
 
-        def report(epoch, value, loss, mode=mode):
-            print(f"{mode:8s} epoch {epoch:2d}: test accuracy {100 * value:5.1f} %  (last loss {loss:.4f})")
-            sys.stdout.flush()
+            def report(epoch, value, loss, mode=mode, seed=seed):
+                print(f"{mode:8s} seed {seed} epoch {epoch:2d}: test accuracy {100 * value:5.1f} %  "
+                      f"(last loss {loss:.4f})")
+                sys.stdout.flush()
 
-        train(numerics, data, epochs=args.epochs, batch=args.batch, optimizer=optimizer, seed=args.seed, report=report,
-              decay_epochs=decay_epochs)
-        print(f"{mode:8s} {time.perf_counter() - start:.1f} s")
+            finals.append(train(numerics, data, epochs=args.epochs, batch=args.batch, optimizer=optimizer, seed=seed,
+                                report=report, decay_epochs=decay_epochs)[-1])
+            print(f"{mode:8s} seed {seed}: {time.perf_counter() - start:.1f} s")
+        print(f"{mode:8s} final accuracy per seed {[round(100 * value, 1) for value in finals]}, mean "
+              f"{100 * np.mean(finals):.2f} %")
     return 0
 
 
