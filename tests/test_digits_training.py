@@ -8,9 +8,6 @@ import importlib.util
 from pathlib import Path
 
 import numpy as np
-import pytest
-
-pytest.importorskip("sklearn")
 
 _PATH = Path(__file__).resolve().parent.parent / "benchmarks" / "digits_training.py"
 _SPEC = importlib.util.spec_from_file_location("digits_training", _PATH)
