@@ -2,7 +2,9 @@
 
 Only parses arguments and calls :mod:`golden.train`. The data are a fixed random batch (seeded), so the
 loss falls from step to step; ``--check baseline`` runs the layer-by-layer schedule beside the chosen one
-from the same parameters and prints the largest difference after each step.
+from the same parameters and prints the largest difference after each step. In the integer modes the loss
+and the SGD update run on the on-chip units (``golden.numerics.LossArithmetic``/``SgdArithmetic``) unless
+``--loss host`` / ``--sgd host`` asks for the float64 host versions (issue 11).
 """
 
 from __future__ import annotations
