@@ -284,20 +284,23 @@ class BackdoorMemory(Bus):
 
 
 class InterruptLine:
-    """Completion under cocotb: wait for the ``irq`` output to be high, with a cycle limit (no per-cycle Python)."""
+    """Completion under cocotb: wait for the ``irq`` output to rise, with a cycle limit.
 
-    def __init__(self, irq, clock, *, period_ns: float = 10.0):
+    The limit is one :class:`cocotb.triggers.Timer` of ``cycles * period_ns`` (``ClockCycles`` would wake Python
+    at every clock edge), so the simulator runs without Python until the interrupt or the limit.
+    """
+
+    def __init__(self, irq, *, period_ns: float = 10.0):
         self.irq = irq
-        self.clock = clock
         self.period_ns = period_ns
 
     async def wait(self, cycles: int) -> bool:
-        from cocotb.triggers import ClockCycles, First, RisingEdge
+        from cocotb.triggers import First, RisingEdge, Timer
 
         if int(self.irq.value):
             return True
         edge = RisingEdge(self.irq)
-        fired = await First(edge, ClockCycles(self.clock, cycles))
+        fired = await First(edge, Timer(max(1, cycles) * self.period_ns, unit="ns"))
         return fired is edge or bool(int(self.irq.value))
 
 
