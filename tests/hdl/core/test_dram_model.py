@@ -39,7 +39,7 @@ def _trace(design, name, seed, stall, latency):
     results = design.run(
         "tb_dram_model",
         testcase="latency_and_stalls_are_random_in_range_and_reproducible",
-        params={"latency_min": latency[0], "latency_max": latency[1], "stall": stall, "samples": 160},
+        params={"latency_min": latency[0], "latency_max": latency[1], "stall": stall, "samples": 120},
         plusargs=plusargs(seed=seed, stall=stall, latency_min=latency[0], latency_max=latency[1]),
         test_name=name,
     )
