@@ -235,6 +235,8 @@ class Build:
             if not results.exists():
                 raise self._failure(f"simulator exited with status {exit_.code}", chosen_seed, log_file,
                                     wave_file) from None
+        except RuntimeError as error:  # the simulator itself failed (e.g. a $fatal in the design)
+            raise self._failure(f"simulator failed ({error})", chosen_seed, log_file, wave_file) from None
         finally:
             if saved is not None:
                 os.environ["PYTEST_CURRENT_TEST"] = saved

@@ -13,7 +13,8 @@
 // or reserved burst SLVERR (reads return 0, writes are dropped; the DMA and the core only issue INCR).
 // WREADY waits for the burst's AW (the AXI rules allow a subordinate to). A WLAST that disagrees with AWLEN
 // stops the simulation with $fatal (a manager bug).
-// Whether a manager respects the 4 KiB rule is not checked here (see wavecore.verif.axi.AxiMonitor).
+// An INCR burst that crosses a 4 KiB boundary (ARM IHI 0022 A3.4.1) stops the simulation with $fatal naming
+// the channel, address and length: the manager is wrong, and no memory model should quietly serve it.
 //
 // Randomness (reproducible: the same seed and the same manager behaviour give the same cycle-by-cycle
 // trace): six xorshift32 generators, seeded from the seed, advance every cycle. Each cycle AWREADY, WREADY
@@ -166,6 +167,19 @@ module wavecore_dram_model #(
         end
     endfunction
 
+    function crosses_page;  // an INCR burst whose (size-aligned) start plus its bytes passes a 4 KiB boundary
+        input [ADDRESS_WIDTH-1:0] address;
+        input [7:0] length;
+        input [2:0] size;
+        input [1:0] burst;
+        reg [31:0] start, bytes;
+        begin
+            start = {20'd0, address[11:0]} & ~((32'd1 << size) - 1);
+            bytes = ({24'd0, length} + 1) << size;
+            crosses_page = (burst == INCR) && (start + bytes > 4096);
+        end
+    endfunction
+
     function [63:0] draw_latency;
         input [31:0] state;
         begin
@@ -209,6 +223,9 @@ module wavecore_dram_model #(
             cycle = cycle + 1;
             // ---- read address ----
             if (s_axi_arvalid && s_axi_arready) begin
+                if (crosses_page(s_axi_araddr, s_axi_arlen, s_axi_arsize, s_axi_arburst))
+                    $fatal(1, "wavecore_dram_model: AR burst at 0x%0h of %0d beats crosses a 4 KiB boundary",
+                           s_axi_araddr, s_axi_arlen + 1);
                 ar_address[ar_tail] = s_axi_araddr;
                 ar_length[ar_tail] = s_axi_arlen;
                 ar_size[ar_tail] = s_axi_arsize;
@@ -250,6 +267,9 @@ module wavecore_dram_model #(
             s_axi_rvalid <= next_rvalid;
             // ---- write address ----
             if (s_axi_awvalid && s_axi_awready) begin
+                if (crosses_page(s_axi_awaddr, s_axi_awlen, s_axi_awsize, s_axi_awburst))
+                    $fatal(1, "wavecore_dram_model: AW burst at 0x%0h of %0d beats crosses a 4 KiB boundary",
+                           s_axi_awaddr, s_axi_awlen + 1);
                 aw_address[aw_tail] = s_axi_awaddr;
                 aw_length[aw_tail] = s_axi_awlen;
                 aw_size[aw_tail] = s_axi_awsize;

@@ -10,7 +10,7 @@ from sim_matrix import simulator_cases
 from wavecore.hdl.core.dram_model import DramModel, plusargs, verilog_source
 from wavecore.hdl.core.ports import convert
 from wavecore.verif.host import write_hex_image
-from wavecore.verif.runner import build, simulator_params
+from wavecore.verif.runner import SimulationFailed, build, simulator_params
 
 
 def _build(simulator, **settings):
@@ -46,7 +46,11 @@ def _trace(design, name, seed, stall, latency):
     return json.loads((results.parent / "trace.json").read_text())
 
 
-@pytest.mark.parametrize("simulator", simulator_params())
+@pytest.mark.parametrize(
+    "simulator",
+    [pytest.param(name, marks=[*param.marks, *([pytest.mark.slow] if name == "icarus" else [])], id=name)
+     for param in simulator_params() for name in param.values],
+)
 def test_dram_model_latency_and_stalls_are_random_and_reproducible_by_seed(simulator):
     design = _build(simulator, size_bytes=1 << 16)
     first = _trace(design, f"latency-{simulator}-seed3", 3, 0, (2, 17))
@@ -70,6 +74,14 @@ def test_dram_model_backdoor_load_and_dump(simulator, tmp_path):
         params={**settings, "init": {str(index * 8): f"{value:x}" for index, value in init.items()}},
         plusargs=plusargs(init=str(tmp_path / "init.hex"), load="dram_load.hex", dump="dram_dump.hex"),
     )
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+def test_dram_model_stops_on_a_burst_across_4k(simulator):
+    design = _build(simulator, size_bytes=1 << 16)
+    with pytest.raises(SimulationFailed) as raised:
+        design.run("tb_dram_model", testcase="page_crossing_burst_stops_the_simulation", params={"data_width": 64})
+    assert "AR burst at 0xff8 of 2 beats crosses a 4 KiB boundary" in str(raised.value)
 
 
 @pytest.mark.parametrize(

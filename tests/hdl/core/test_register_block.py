@@ -3,11 +3,12 @@
 register through cocotbext-axi's AxiLiteMaster on both simulators."""
 
 import pytest
+from sim_matrix import simulator_cases
 
 from wavecore.hdl.core.ports import convert
 from wavecore.hdl.core.register_block import RegisterBlock
 from wavecore.hdl.core.registers import CoreIdentity, RegisterMap
-from wavecore.verif.runner import build, simulator_params
+from wavecore.verif.runner import build
 
 
 def test_verilog_ports_are_named_like_vivado_ip():
@@ -33,14 +34,12 @@ def test_register_block_rejects_bad_parameters(kwargs, error, message):
     assert str(raised.value) == message
 
 
-@pytest.mark.parametrize("simulator", simulator_params())
 @pytest.mark.parametrize(
-    ("classes", "identity", "counter_width"),
-    [
+    ("simulator", "classes", "identity", "counter_width"),
+    simulator_cases([
         (None, {"rows": 8, "cols": 8}, 64),
         (("activations", "weights", "optimizer"), {"rows": 16, "cols": 32, "in_width": 16, "acc_width": 48}, 40),
-    ],
-    ids=["default", "custom"],
+    ]),
 )
 def test_register_block_through_axi_lite(simulator, classes, identity, counter_width):
     register_map = RegisterMap() if classes is None else RegisterMap(traffic_classes=classes)
