@@ -40,6 +40,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.numerics import check_int
+from wavecore.hdl.core.counters import CoreCounters
 from wavecore.hdl.core.dram_model import DramModel
 from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
 from wavecore.hdl.core.registers import CoreIdentity, ErrorCode, RegisterMap, default_register_map
@@ -157,10 +158,8 @@ class CopySystem(wiring.Component):
         read_error, write_error = Signal(), Signal()
         copying = Signal()
 
-        # Counters.
-        counters = {name: Signal(64, name=f"counter_{name}") for name in regs.counters}
-        for name, signal in counters.items():
-            m.d.comb += getattr(core.counters, name).eq(signal)
+        m.submodules.counters = counters = CoreCounters(register_map=regs, beat_bytes=word_bytes)
+        wiring.connect(m, counters.counters, core.counters)
 
         # DMA read channel: header beats in FETCH, scratchpad writes in COPY (and while draining).
         m.d.comb += [
@@ -188,26 +187,22 @@ class CopySystem(wiring.Component):
             m.d.sync += read_error.eq(1)
         with m.If(axi.bvalid & axi.bready & (axi.bresp != 0)):
             m.d.sync += write_error.eq(1)
-        for index, cls in enumerate(regs.traffic_classes):
-            charge = copying & (traffic_class == index)
-            read_counter, written_counter = counters[f"bytes_read_{cls}"], counters[f"bytes_written_{cls}"]
-            with m.If(core.clear_counters):
-                m.d.sync += [read_counter.eq(0), written_counter.eq(0)]
-            with m.Else():
-                with m.If(charge & dma.read_data.valid):
-                    m.d.sync += read_counter.eq(read_counter + word_bytes)
-                with m.If(charge & axi.wvalid & axi.wready):
-                    m.d.sync += written_counter.eq(written_counter + word_bytes)
-
         error_code, check_code, finish_code = Signal(8), Signal(8), Signal(8)
         fetch_outside, copy_finished = Signal(), Signal()
         chunk_bytes = chunk << word_shift
         busy = Signal()
-        m.d.comb += [core.busy.eq(busy), core.error_address.eq(core.program_base), core.error_code.eq(error_code)]
-        with m.If(core.clear_counters):
-            m.d.sync += [counters["cycles"].eq(0), counters["instructions"].eq(0)]
-        with m.Elif(busy):
-            m.d.sync += counters["cycles"].eq(counters["cycles"] + 1)
+        m.d.comb += [
+            core.busy.eq(busy),
+            core.error_address.eq(core.program_base),
+            core.error_code.eq(error_code),
+            counters.clear.eq(core.clear_counters),
+            counters.busy.eq(busy),
+            counters.retire.eq(copy_finished & (finish_code == ErrorCode.NONE)),
+            counters.read_beat.eq(copying & dma.read_data.valid),
+            counters.read_class.eq(traffic_class),
+            counters.write_beat.eq(copying & axi.wvalid & axi.wready),
+            counters.write_class.eq(traffic_class),
+        ]
 
         # Every combinational output below is one expression of the FSM state (``fsm.ongoing``) rather than an
         # assignment inside a state: Amaranth turns conditional comb assignments into ``always @*`` processes,
@@ -255,8 +250,6 @@ class CopySystem(wiring.Component):
                     m.d.sync += [write_issued.eq(write_issued + 1), write_address.eq(write_address + chunk_bytes),
                                  write_gate.eq(write_gate + chunk)]
                 with m.If(copy_finished):
-                    with m.If((finish_code == ErrorCode.NONE) & ~core.clear_counters):
-                        m.d.sync += counters["instructions"].eq(counters["instructions"] + 1)
                     m.next = "IDLE"
                 with m.If(core.soft_reset):
                     m.next = "DRAIN"
