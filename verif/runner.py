@@ -181,11 +181,13 @@ class Build:
         params: Mapping | None = None,
         test_name: str | None = None,
         seed: int | None = None,
+        plusargs: Sequence[str] = (),
     ) -> Path:
         """Run cocotb ``testcase`` (default: all) of ``test_module`` against this build.
 
-        ``params`` (JSON-serialisable) reach the testbench through :func:`tb_params`. Returns the
-        results file; raises :class:`SimulationFailed` when a test fails.
+        ``params`` (JSON-serialisable) reach the testbench through :func:`tb_params`; ``plusargs`` go to the
+        simulator (relative file names in them resolve in the test's directory, the simulation's working
+        directory). Returns the results file; raises :class:`SimulationFailed` when a test fails.
         """
         from cocotb_tools.runner import get_runner
 
@@ -197,7 +199,7 @@ class Build:
             (test_dir / stale).unlink(missing_ok=True)
         chosen_seed = seed_module.choose_seed() if seed is None else seed
         log_file = test_dir / "sim.log"
-        plusargs = []
+        plusargs = list(plusargs)
         wave_file = None
         if self.waves:
             if self.simulator == "icarus":
@@ -233,6 +235,8 @@ class Build:
             if not results.exists():
                 raise self._failure(f"simulator exited with status {exit_.code}", chosen_seed, log_file,
                                     wave_file) from None
+        except RuntimeError as error:  # the simulator itself failed (e.g. a $fatal in the design)
+            raise self._failure(f"simulator failed ({error})", chosen_seed, log_file, wave_file) from None
         finally:
             if saved is not None:
                 os.environ["PYTEST_CURRENT_TEST"] = saved

@@ -1,0 +1,91 @@
+"""The core's performance counters: the map's counters, counted in hardware from per-cycle events.
+
+One :class:`CoreCounters` per core feeds :class:`wavecore.hdl.core.register_block.RegisterBlock`'s counter
+inputs (``wiring.connect(m, counters.counters, registers.core.counters)``). The DMA's beats are charged to the
+traffic class of the LOAD or STORE that issued them, which the core gives with each beat.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from wavecore.golden.numerics import check_int
+from wavecore.hdl.core.registers import RegisterMap, default_register_map
+
+__all__ = ["CoreCounters"]
+
+
+class CoreCounters(wiring.Component):
+    """Cycles, instructions, array busy cycles and bytes per traffic class and direction.
+
+    Parameters
+    ----------
+    register_map : RegisterMap
+        Gives the counter names and the traffic classes (default: :func:`default_register_map`).
+    beat_bytes : int
+        Bytes one DRAM data beat carries (the AXI data width / 8; 1 to 128).
+    counter_width : int
+        Bits of each counter (8 to 64); counters wrap.
+
+    Attributes
+    ----------
+    busy : In(1)
+        ``cycles`` counts the cycles this is high.
+    retire : In(1)
+        ``instructions`` counts the cycles this is high (one instruction retired per cycle at most).
+    array_busy : In(1)
+        ``array_busy`` counts the cycles this is high.
+    read_beat, write_beat : In(1)
+        One DRAM read (R) or write (W) beat this cycle: adds ``beat_bytes`` to ``bytes_read_<class>`` or
+        ``bytes_written_<class>`` of class index ``read_class`` or ``write_class``. A class index outside the
+        map is not counted.
+    read_class, write_class : In(range(len(traffic_classes)))
+    clear : In(1)
+        Zeroes every counter at the next edge; events in the same cycle are not counted.
+    counters : Out(Signature({name: Out(counter_width)}))
+        The counter values (registered), named as the register map's counters.
+    """
+
+    def __init__(self, *, register_map: RegisterMap | None = None, beat_bytes: int = 8, counter_width: int = 64):
+        self.register_map = default_register_map() if register_map is None else register_map
+        if not isinstance(self.register_map, RegisterMap):
+            raise TypeError(f"register_map must be a RegisterMap, not {register_map!r}")
+        self.beat_bytes = check_int("beat_bytes", beat_bytes, 1, 128)
+        self.counter_width = check_int("counter_width", counter_width, 8, 64)
+        classes = range(len(self.register_map.traffic_classes))
+        super().__init__(
+            {
+                "busy": In(1),
+                "retire": In(1),
+                "array_busy": In(1),
+                "read_beat": In(1),
+                "read_class": In(classes),
+                "write_beat": In(1),
+                "write_class": In(classes),
+                "clear": In(1),
+                "counters": Out(wiring.Signature({name: Out(counter_width)
+                                                  for name in self.register_map.counters})),
+            }
+        )
+
+    def elaborate(self, platform):
+        m = Module()
+        counters = self.counters
+        increments = {
+            "cycles": (self.busy, 1),
+            "instructions": (self.retire, 1),
+            "array_busy": (self.array_busy, 1),
+        }
+        for index, cls in enumerate(self.register_map.traffic_classes):
+            increments[f"bytes_read_{cls}"] = (self.read_beat & (self.read_class == index), self.beat_bytes)
+            increments[f"bytes_written_{cls}"] = (self.write_beat & (self.write_class == index), self.beat_bytes)
+        for name in self.register_map.counters:
+            value = getattr(counters, name)
+            event, amount = increments[name]
+            with m.If(self.clear):
+                m.d.sync += value.eq(0)
+            with m.Elif(event):
+                m.d.sync += value.eq(value + amount)
+        return m
