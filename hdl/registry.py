@@ -222,7 +222,8 @@ BLOCKS: dict[str, Block] = {
                                     Parameter("weighted_width", int, 96, "bits of W1, W2 (2-128)")),
     ),
     "norm_weighting": Block(
-        name="norm_weighting", component_path="hdl.norm.weighting:NormGroupWeighting", arguments=_norm_arguments,
+        name="norm_weighting", component_path="wavecore.hdl.norm.weighting:NormGroupWeighting",
+        arguments=_norm_arguments,
         help="BN/GN gamma-weighted reductions W1 = sum gamma*r1, W2 = sum gamma*r2 per statistic set",
         parameters=_norm_parameters(
             Parameter("lanes", int, 8, "lanes of a sums beat (1-64)"),

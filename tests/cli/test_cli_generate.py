@@ -47,9 +47,12 @@ def test_generate_writes_verilog_and_full_configuration(tmp_path):
         "dataflow": "output_stationary",
     }
     # a: 8 int8 lanes + last; b: 8 int8 lanes; c: 8 int32 lanes
-    assert record["ports"]["a"] == {"kind": "stream", "direction": "in", "payload_bits": 65}
+    assert {key: record["ports"]["a"][key] for key in ("kind", "direction", "payload_bits")} == {
+        "kind": "stream", "direction": "in", "payload_bits": 65}
+    assert record["ports"]["a"]["fields"][-1] == {"name": "last", "offset": 64, "width": 1}
     assert record["ports"]["b"]["payload_bits"] == 64
-    assert record["ports"]["c"] == {"kind": "stream", "direction": "out", "payload_bits": 256}
+    assert {key: record["ports"]["c"][key] for key in ("kind", "direction", "payload_bits")} == {
+        "kind": "stream", "direction": "out", "payload_bits": 256}
     assert record["timing"]["result_latency"] == 8 + 8 + 1 + 1
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["systolic.json", "systolic.v"]
 
