@@ -96,12 +96,21 @@ def run_main_job(
     simulator: str = "verilator",
     progress: Callable[[str], None] = print,
 ) -> MainJobSummary:
-    """Run the four steps for ``config``, writing into ``output``; never raises on a failed check."""
-    from wavecore.hdl.registry import generate_files
-    from wavecore.verif.runner import build
+    """Run the four steps for ``config``, writing into ``output`` (simulator builds into ``output/sim`` unless
+    ``WAVECORE_BUILD_DIR`` is set); never raises on a failed check."""
+    from wavecore.paths import builds_under
 
     output = Path(output).resolve()  # the simulator runs in its own directory
     output.mkdir(parents=True, exist_ok=True)
+    with builds_under(output):
+        return _run_main_job(config, output, simulator=simulator, progress=progress)
+
+
+def _run_main_job(config: AcceleratorConfig, output: Path, *, simulator: str,
+                  progress: Callable[[str], None]) -> MainJobSummary:
+    from wavecore.hdl.registry import generate_files
+    from wavecore.verif.runner import build
+
     summary = MainJobSummary(config=config, output=output)
     parameters = config.systolic_parameters()
     block = {"block": "systolic", **parameters}

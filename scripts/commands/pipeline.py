@@ -92,8 +92,10 @@ def run(args) -> int:
         )
     if args.simulate:
         from wavecore.boards.pipeline_sim import simulate_pipeline
+        from wavecore.paths import builds_under
 
-        measured = simulate_pipeline(plan, frames=args.frames, seed=args.seed, stall=args.stall)
+        with builds_under(args.output):  # the Verilator build goes to OUTPUT/sim unless $WAVECORE_BUILD_DIR
+            measured = simulate_pipeline(plan, frames=args.frames, seed=args.seed, stall=args.stall)
         ends = measured["frame_ends"]
         steady = ""
         if len(ends) >= 2:

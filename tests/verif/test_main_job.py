@@ -7,7 +7,8 @@ from wavecore.golden.config import AcceleratorConfig
 from wavecore.verif.main_job import run_main_job
 
 
-def test_main_job_on_a_small_weight_stationary_config_passes_every_step(tmp_path):
+def test_main_job_on_a_small_weight_stationary_config_passes_every_step(tmp_path, monkeypatch):
+    monkeypatch.delenv("WAVECORE_BUILD_DIR", raising=False)
     config = AcceleratorConfig.from_dict({
         "name": "small", "array": {"rows": 2, "cols": 3, "dataflow": "weight_stationary"},
         "numerics": {"in_width": 8, "acc_width": 20, "overflow": "saturate"},
@@ -24,6 +25,8 @@ def test_main_job_on_a_small_weight_stationary_config_passes_every_step(tmp_path
     assert "activations 0, updated parameters 0" in summary.steps[3].detail
     assert "overall: PASS" in (tmp_path / "summary.txt").read_text()
     assert any(message.startswith("[verify] ok") for message in messages)
+    # the simulator build went under the output directory
+    assert [path.name for path in (tmp_path / "sim" / "systolic").iterdir() if path.is_dir()][0].startswith("icarus-")
 
 
 def test_run_rejects_bad_config_in_one_line(tmp_path):
