@@ -404,8 +404,13 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None, w
     name = toplevel or full["block"]
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"toplevel must be a Verilog identifier, not {name!r}")
-    component = from_config(full)
-    text = verilog.convert(component, name=name, emit_src=False)
+    from wavecore import progress
+
+    with progress.task(f"generate {name}", total=2, unit="steps") as steps:
+        component = from_config(full)
+        steps.advance(detail="elaborated")
+        text = verilog.convert(component, name=name, emit_src=False)
+        steps.advance(detail="Verilog written")
     record = {
         "block": full["block"],
         "toplevel": name,

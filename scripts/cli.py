@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _command_modules():
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
+        command.add_argument("--quiet", action="store_true",
+                             help="no progress bars or progress lines (results are still printed)")
         command.set_defaults(_run=module.run, _prog=command.prog)
     return parser
 
@@ -58,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from wavecore import progress
+
+    progress.configure(quiet=bool(getattr(args, "quiet", False)))
     try:
         return int(args._run(args) or 0)
     except UsageError as error:
