@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TextIO
 
-__all__ = ["LINE_INTERVAL", "Task", "configure", "task", "track"]
+__all__ = ["LINE_INTERVAL", "Task", "configure", "configured", "task", "track"]
 
 #: Shortest time between two plain progress lines of one task, in seconds (the first and last always print).
 LINE_INTERVAL = 5.0
@@ -48,6 +48,17 @@ def configure(*, quiet: bool | None = None, stream: TextIO | None = None, mode: 
     for key, value in (("quiet", quiet), ("stream", stream), ("mode", mode), ("interval", interval)):
         if value is not None:
             _settings[key] = value
+
+
+@contextlib.contextmanager
+def configured(**settings) -> Iterator[None]:
+    """:func:`configure` for the duration of a ``with`` block (e.g. ``quiet=True`` around inner tasks)."""
+    saved = dict(_settings)
+    configure(**settings)
+    try:
+        yield
+    finally:
+        _settings.update(saved)
 
 
 def _stream() -> TextIO:

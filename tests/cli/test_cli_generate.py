@@ -259,3 +259,18 @@ def test_generated_norm_json_builds_with_synth_on_ecp5(tmp_path, capsys):
     assert result.returncode == 2
     assert result.stderr == "wavecore synth: error: --max-count must be an integer between 1 and 1073741824, not 0\n"
     assert not (tmp_path / "never").exists()
+
+
+def test_generate_shows_progress_on_stderr_unless_quiet(tmp_path):
+    import re
+
+    result = _wavecore("generate", "systolic", "--rows", "2", "--cols", "2", "-o", str(tmp_path / "a"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: started, 2 steps", lines[0])
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: done after \d+\.\d s, 2/2 steps \(Verilog written\)",
+                        lines[-1])
+    assert "started" not in result.stdout
+    quiet = _wavecore("generate", "systolic", "--rows", "2", "--cols", "2", "--quiet", "-o", str(tmp_path / "b"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert (tmp_path / "b" / "systolic.v").read_text() == (tmp_path / "a" / "systolic.v").read_text()
