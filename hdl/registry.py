@@ -406,11 +406,10 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None, w
         raise ValueError(f"toplevel must be a Verilog identifier, not {name!r}")
     from wavecore import progress
 
-    with progress.task(f"generate {name}", total=2, unit="steps") as steps:
-        component = from_config(full)
-        steps.advance(detail="elaborated")
-        text = verilog.convert(component, name=name, emit_src=False)
-        steps.advance(detail="Verilog written")
+    component = from_config(full)  # checks every parameter, before any progress is shown
+    with progress.task(f"generate {name}", total=1, unit="steps") as steps:
+        text = verilog.convert(component, name=name, emit_src=False)  # the slow part: elaboration and Yosys
+        steps.advance(detail="Verilog converted")
     record = {
         "block": full["block"],
         "toplevel": name,

@@ -99,12 +99,18 @@ class Task:
 
     def _count(self) -> str:
         count = f"{self.completed}/{self.total}" if self.total is not None else f"{self.completed}"
-        return f"{count} {self.unit}" + (f" ({self.detail})" if self.detail else "")
+        amount = self.total if self.total is not None else self.completed
+        return f"{count} {_units(self.unit, amount)}" + (f" ({self.detail})" if self.detail else "")
 
     def _line(self, text: str) -> None:
         stream = _stream()
         stream.write(f"[{_stamp()}] {self.description}: {text}\n")
         stream.flush()
+
+
+def _units(unit: str, amount: int) -> str:
+    """``steps`` -> ``step`` for one of them."""
+    return unit[:-1] if amount == 1 and unit.endswith("s") else unit
 
 
 def _kind() -> str:
@@ -154,7 +160,7 @@ def task(description: str, total: int | None = None, *, unit: str = "steps") -> 
         _start_bar(current)
     elif current._kind == "lines":
         current._last_line = time.monotonic()
-        current._line("started" + (f", {total} {unit}" if total is not None else ""))
+        current._line("started" + (f", {total} {_units(unit, total)}" if total is not None else ""))
     failed = False
     try:
         yield current

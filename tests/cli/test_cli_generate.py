@@ -267,8 +267,8 @@ def test_generate_shows_progress_on_stderr_unless_quiet(tmp_path):
     result = _wavecore("generate", "systolic", "--rows", "2", "--cols", "2", "-o", str(tmp_path / "a"))
     assert result.returncode == 0, result.stderr
     lines = result.stderr.splitlines()
-    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: started, 2 steps", lines[0])
-    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: done after \d+\.\d s, 2/2 steps \(Verilog written\)",
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: started, 1 step", lines[0])
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: done after \d+\.\d s, 1/1 step \(Verilog converted\)",
                         lines[-1])
     assert "started" not in result.stdout
     quiet = _wavecore("generate", "systolic", "--rows", "2", "--cols", "2", "--quiet", "-o", str(tmp_path / "b"))
