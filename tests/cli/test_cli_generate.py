@@ -240,6 +240,8 @@ def test_bad_norm_value_is_one_line_status_2_and_writes_nothing(tmp_path, block,
 def test_generated_norm_json_builds_with_synth_on_ecp5(tmp_path, capsys):
     """The generated JSON is a synth config; norm_affine (1 lane, int8) builds in ~10 s with a passing BIST
     reference, and a bad value is a one-line error."""
+    import re
+
     from wavecore.cli import main
 
     generated = tmp_path / "gen"
@@ -253,7 +255,15 @@ def test_generated_norm_json_builds_with_synth_on_ecp5(tmp_path, capsys):
     # A*x: 32-bit coefficient x int8 -> two 18x18 multipliers per lane.
     assert report["cells"]["MULT18X18D"] == 2
     assert (out / report["bitstream"]).exists()
-    assert "norm_affine on ulx3s-85f: ok" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "norm_affine on ulx3s-85f: ok" in captured.out
+    # progress of the tool steps (not a terminal: timestamped lines on stderr), one per step the report timed
+    tool_steps = [step for step in report["seconds"] if step not in ("elaborate", "total")]
+    progress_lines = [line for line in captured.err.splitlines() if "norm_affine on ulx3s-85f:" in line]
+    assert progress_lines[0].endswith(f"started, {len(tool_steps)} tool steps")
+    assert progress_lines[-1].split("] ", 1)[1].startswith("norm_affine on ulx3s-85f: done after ")
+    finished = re.search(r"(\d+)/(\d+) tool steps \((\w+) done\)$", progress_lines[-1])
+    assert finished and int(finished[1]) == int(finished[2]) == len(tool_steps) and finished[3] in tool_steps
     result = _wavecore("synth", "--target", "ulx3s-85f", "--block", "norm_affine", "--max-count", "0",
                        "-o", str(tmp_path / "never"))
     assert result.returncode == 2
