@@ -79,7 +79,7 @@ class MainJobSummary:
         lines += ["", f"  outputs in {self.output}"]
         for kind, paths in self.files.items():
             listed = ", ".join(paths) if paths else ("none (WAVES=1 records them)" if kind == "waveforms" else "-")
-            lines.append(f"  {kind + ':':<11}{listed}")
+            lines.append(f"  {kind + ':':<12}{listed}")
         lines.append(f"  overall: {'PASS' if self.ok else 'FAIL'}")
         return "\n".join(lines)
 

@@ -53,8 +53,9 @@ def test_main_job_on_a_small_weight_stationary_config_passes_every_step(tmp_path
     assert all(path.endswith("sim.log") for path in files["simulation"][1:]) and len(files["simulation"]) == 3
     assert files["reports"] == [str(tmp_path / name) for name in ("cycles.json", "summary.txt", "summary.json")]
     text = summary.text()
-    assert f"  verilog:   {tmp_path / 'systolic.v'}, " in text
-    assert "  waveforms: none (WAVES=1 records them)" in text or files["waveforms"]
+    assert f"  verilog:    {tmp_path / 'systolic.v'}, " in text
+    assert f"  reports:    {tmp_path / 'cycles.json'}, " in text
+    assert "  waveforms:  none (WAVES=1 records them)" in text or files["waveforms"]
     # the simulator build went under the output directory
     assert [path.name for path in (tmp_path / "sim" / "systolic").iterdir() if path.is_dir()][0].startswith("icarus-")
 
