@@ -120,7 +120,7 @@ def test_axis_port_packing_places_flags_in_tlast_and_tuser(tmp_path):
             assert port.from_axis(*port.to_axis(int(payload))) == payload
 
 
-def _fusesoc(directory, target_core: str, tmp_path) -> subprocess.CompletedProcess:
+def _fusesoc(directory, target_core: str, tmp_path, target: str = "lint") -> subprocess.CompletedProcess:
     # An empty configuration file and private XDG directories: nothing is read from or written to $HOME, and no
     # library is fetched (the local cores root is the only library).
     config = tmp_path / "fusesoc.conf"
@@ -128,7 +128,7 @@ def _fusesoc(directory, target_core: str, tmp_path) -> subprocess.CompletedProce
     environment = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
                        XDG_DATA_HOME=str(tmp_path / "xdg"))
     command = [sys.executable, "-m", "fusesoc.main", "--config", str(config), "--cores-root", str(directory),
-               "run", "--build-root", str(tmp_path / "fusesoc-build"), "--target", "lint", target_core]
+               "run", "--build-root", str(tmp_path / "fusesoc-build"), "--target", target, target_core]
     return subprocess.run(command, capture_output=True, text=True, env=environment, timeout=300)
 
 
@@ -140,6 +140,14 @@ def test_fusesoc_lints_a_generated_core_with_verilator(config, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert "lint-only" in (tmp_path / "fusesoc-build").joinpath(
         f"wavecore_generated_{config['block']}_0.1.0", "lint-verilator", "Makefile").read_text()
+
+
+def test_fusesoc_sim_target_compiles_and_runs_the_core_on_icarus(tmp_path):
+    _generate(SYSTOLIC_OS, tmp_path / "cores")
+    result = _fusesoc(tmp_path / "cores", "wavecore:generated:systolic", tmp_path, target="sim")
+    assert result.returncode == 0, result.stdout + result.stderr
+    work = tmp_path / "fusesoc-build" / "wavecore_generated_systolic_0.1.0" / "sim-icarus"
+    assert "iverilog" in (work / "Makefile").read_text() and (work / "icarus.log").exists()
 
 
 def test_fusesoc_lint_fails_on_a_broken_wrapper(tmp_path):
