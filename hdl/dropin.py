@@ -230,8 +230,9 @@ def axis_wrapper(record: Mapping) -> str:
     return "\n".join(lines)
 
 
-#: Verilator warnings that Amaranth's Verilog raises by design (see wavecore.verif.runner.VERILATOR_WARNINGS).
 def _lint_options() -> list[str]:
+    """Verilator options switching off the warnings Amaranth's Verilog raises by design (the list and the reasons
+    are :data:`wavecore.verif.runner.VERILATOR_WARNINGS`, which the simulation builds use too)."""
     from wavecore.verif.runner import VERILATOR_WARNINGS
 
     return [f"-Wno-{warning}" for warning in VERILATOR_WARNINGS]
