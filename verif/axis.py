@@ -85,6 +85,11 @@ class AxisDriver:
         self.clock = clock
         # byte_lanes=1: one tdata word per list element of a frame (there is no tkeep).
         self.source = AxiStreamSource(_bus(dut, port), clock, byte_lanes=1)
+        # AxiStreamSource starts tdata/tuser/tlast at X; a block's ready may depend on its own payload while valid
+        # is low (the WS array's a.ready on a's switch flag), and the source cannot sample an X ready. Start at 0.
+        for name in ("tdata", "tuser", "tlast"):
+            if hasattr(self.source.bus, name):
+                getattr(self.source.bus, name).value = 0
         rng = rng if rng is not None else np.random.default_rng(0)
         self.source.set_pause_generator(_pauses(rng, idle_probability))
         self._pending: list[tuple[int, int, int]] = []
@@ -133,6 +138,9 @@ class AxisSink:
         self.port = port
         self.clock = clock
         self.sink = AxiStreamSink(_bus(dut, port), clock, byte_lanes=1)
+        # AxiStreamSink drives tready from its first clock edge on; until then it would be X, and the array's input
+        # ready signals (which follow the output's backpressure) with it, which the sources cannot sample.
+        self.sink.bus.tready.value = 0
         rng = rng if rng is not None else np.random.default_rng(0)
         self.sink.set_pause_generator(_pauses(rng, backpressure_probability))
         self.monitor = AxisMonitor(dut, port, clock)
