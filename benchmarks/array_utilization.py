@@ -32,7 +32,10 @@ TARGET = 0.9
 def main(argv=None) -> int:
     args = benchmark_arguments(__doc__, "array_utilization", argv)
     rows = []
-    for cols, stride in ((4, 1), (4, 2), (8, 1), (8, 2)):
+    from wavecore import progress
+
+    for cols, stride in progress.track(((4, 1), (4, 2), (8, 1), (8, 2)), "array utilization", unit="runs",
+                                       label=lambda run: f"8 x {run[0]}, stride {run[1]}"):
         chain = forward_chain(args.simulator, cols)
         layers = run_for_result(
             chain,

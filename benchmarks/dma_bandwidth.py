@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks folder; wavecore itself is installed
 
+from wavecore import progress  # noqa: E402
 from wavecore.hdl.memory.dma import Dma  # noqa: E402
 from wavecore.verif.runner import build  # noqa: E402
 
@@ -42,7 +43,8 @@ CASES = [  # (max_burst, max_outstanding, latency, ram, direction)
 
 def run(simulator: str, words: int, data_width: int) -> list[dict]:
     rows = []
-    for max_burst, outstanding, latency, ram, direction in CASES:
+    for max_burst, outstanding, latency, ram, direction in progress.track(
+            CASES, "dma bandwidth", unit="cases", label=lambda case: f"burst {case[0]}, {case[1]} outstanding"):
         settings = {
             "address_width": 32,
             "data_width": data_width,

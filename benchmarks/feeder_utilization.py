@@ -26,11 +26,17 @@ from wavecore.verif.runner import build  # noqa: E402
 
 
 def benchmark_arguments(doc: str, name: str, argv=None) -> argparse.Namespace:
-    """``--simulator`` (icarus or verilator, default icarus) and ``--output`` (default build/benchmarks/<name>.json)."""
+    """``--simulator`` (icarus or verilator, default icarus), ``--output`` (default build/benchmarks/<name>.json) and
+    ``--quiet`` (no progress display, see :mod:`wavecore.progress`)."""
+    from wavecore import progress
+
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--simulator", default="icarus", choices=("icarus", "verilator"))
     parser.add_argument("--output", type=Path, default=ROOT / "build" / "benchmarks" / f"{name}.json")
-    return parser.parse_args(argv)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
+    args = parser.parse_args(argv)
+    progress.configure(quiet=args.quiet)
+    return args
 
 
 def write_rows(rows: list, output: Path) -> None:
@@ -53,38 +59,44 @@ def run_for_result(design, testbench: str, *, testcase: str, test_name: str, par
 
 def main(argv=None) -> int:
     args = benchmark_arguments(__doc__, "feeder_utilization", argv)
+    from wavecore import progress
+
     rows = []
-    for lanes, banks in ((8, 16), (4, 8)):
+    runs = [(lanes, banks, stride) for lanes, banks in ((8, 16), (4, 8)) for stride in (1, 2)]
+    designs = {}
+    for lanes, banks, stride in progress.track(runs, "feeder utilization", unit="runs",
+                                               label=lambda run: f"{run[0]} lanes, stride {run[2]}"):
         settings = {"lanes": lanes, "banks": banks, "bank_depth": 1024, "width": 16, "dimension_width": 8}
-        design = build(Im2colFeeder(**settings), toplevel="feeder", simulator=args.simulator)
-        for stride in (1, 2):
-            layer = {
-                "channels": 4,
-                "height": 16,
-                "width": 16,
-                "kernel": 3,
-                "stride": stride,
-                "padding": 1,
-                "base": 0,
-            }
-            result = run_for_result(
-                design,
-                "tb_feeder",
-                testcase="im2col_beats_match_golden",
-                test_name=f"utilization_{lanes}_{stride}",
-                params={"feeder": settings, "layer": layer, "stall": 0.0, "backpressure": 0.0},
-            )
-            positions = ((16 + 2 - 3) // stride + 1) ** 2
-            row = {
-                "lanes": lanes,
-                "banks": banks,
-                "stride": stride,
-                "output_positions": positions,
-                **result,
-                "beats_per_cycle": result["beats"] / result["first_to_last"],
-            }
-            print(json.dumps(row), flush=True)
-            rows.append(row)
+        if (lanes, banks) not in designs:
+            designs[lanes, banks] = build(Im2colFeeder(**settings), toplevel="feeder", simulator=args.simulator)
+        design = designs[lanes, banks]
+        layer = {
+            "channels": 4,
+            "height": 16,
+            "width": 16,
+            "kernel": 3,
+            "stride": stride,
+            "padding": 1,
+            "base": 0,
+        }
+        result = run_for_result(
+            design,
+            "tb_feeder",
+            testcase="im2col_beats_match_golden",
+            test_name=f"utilization_{lanes}_{stride}",
+            params={"feeder": settings, "layer": layer, "stall": 0.0, "backpressure": 0.0},
+        )
+        positions = ((16 + 2 - 3) // stride + 1) ** 2
+        row = {
+            "lanes": lanes,
+            "banks": banks,
+            "stride": stride,
+            "output_positions": positions,
+            **result,
+            "beats_per_cycle": result["beats"] / result["first_to_last"],
+        }
+        print(json.dumps(row), flush=True)
+        rows.append(row)
     write_rows(rows, args.output)
     print("\n| lanes | banks | 3x3 stride | output positions | beats | cycles first->last | beats/cycle |")
     print("|---|---|---|---|---|---|---|")

@@ -145,10 +145,12 @@ def main(argv=None) -> int:
     unknown = set(args.only or ()) - set(blocks)
     if unknown:
         parser.error(f"--only must name blocks among {', '.join(blocks)}, not {sorted(unknown)[0]}")
+    from wavecore import progress
+
     rows = {}
-    for name, (description, factory) in blocks.items():
-        if args.only and name not in args.only:
-            continue
+    chosen = [(name, entry) for name, entry in blocks.items() if not args.only or name in args.only]
+    for name, (description, factory) in progress.track(chosen, "memory area", unit="blocks",
+                                                       label=lambda item: item[0]):
         rows[name] = {
             "configuration": description,
             **synthesize(name, factory, ROOT / "build" / "area" / name),

@@ -76,7 +76,9 @@ def synth(name: str) -> dict[str, int]:
 
 
 def main(argv: list[str]) -> None:
-    for name in argv or list(DESIGNS):
+    from wavecore import progress
+
+    for name in progress.track(argv or list(DESIGNS), "stream engine synthesis", unit="designs", label=str):
         sys.stdout.write(f"{name} {json.dumps(synth(name))}\n")
 
 

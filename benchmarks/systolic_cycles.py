@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the benchmarks folder; wavecore itself is installed
 
+from wavecore import progress  # noqa: E402
 from wavecore.hdl.array.systolic import SystolicArray  # noqa: E402
 from wavecore.verif.runner import build  # noqa: E402
 
@@ -88,33 +89,36 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--speed-gemm", default="64,64,64", help="GEMM for the simulation-speed figure")
     parser.add_argument("--no-speed", action="store_true", help="skip the simulation-speed runs")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar or progress lines")
     args = parser.parse_args(argv)
+    progress.configure(quiet=args.quiet)
     gemms = [tuple(int(value) for value in text.split(",")) for text in args.gemms]
     out_dir = ROOT / "build" / "benchmarks"
     out_dir.mkdir(parents=True, exist_ok=True)
 
     rows = []
-    for dataflow in args.dataflows:
-        for size in args.sizes:
-            measured, _, _, wall = measure(size, dataflow, gemms, "verilator", out_dir)
-            reference, source = scalesim_cycles(gemms, size, DATAFLOWS[dataflow])
-            for gemm, scalesim in zip(gemms, reference):
-                cycles = measured[",".join(map(str, gemm))]["cycles"]
-                ideal = math.prod(gemm) / (size * size)
-                rows.append(
-                    {
-                        "dataflow": DATAFLOWS[dataflow],
-                        "array": f"{size}x{size}",
-                        "gemm": gemm,
-                        "rtl_cycles": cycles,
-                        "ideal": ideal,
-                        "utilization": ideal / cycles,
-                        "scalesim_cycles": scalesim,
-                        "scalesim_source": source,
-                        "rtl_vs_scalesim": cycles / scalesim,
-                    }
-                )
-            print(f"{dataflow} {size}x{size}: {wall:.1f} s wall", file=sys.stderr)
+    runs = [(dataflow, size) for dataflow in args.dataflows for size in args.sizes]
+    for dataflow, size in progress.track(runs, "systolic cycles", unit="arrays",
+                                         label=lambda run: f"{run[0]} {run[1]}x{run[1]}"):
+        measured, _, _, wall = measure(size, dataflow, gemms, "verilator", out_dir)
+        reference, source = scalesim_cycles(gemms, size, DATAFLOWS[dataflow])
+        for gemm, scalesim in zip(gemms, reference):
+            cycles = measured[",".join(map(str, gemm))]["cycles"]
+            ideal = math.prod(gemm) / (size * size)
+            rows.append(
+                {
+                    "dataflow": DATAFLOWS[dataflow],
+                    "array": f"{size}x{size}",
+                    "gemm": gemm,
+                    "rtl_cycles": cycles,
+                    "ideal": ideal,
+                    "utilization": ideal / cycles,
+                    "scalesim_cycles": scalesim,
+                    "scalesim_source": source,
+                    "rtl_vs_scalesim": cycles / scalesim,
+                }
+            )
+        print(f"{dataflow} {size}x{size}: {wall:.1f} s wall", file=sys.stderr)
 
     print(
         "| dataflow | array | GEMM (M,K,N) | RTL cycles | ideal M*K*N/(R*C) | utilization | SCALE-Sim cycles "

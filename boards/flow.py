@@ -19,6 +19,7 @@ import time
 import zlib
 from pathlib import Path
 
+from wavecore import progress
 from wavecore.boards.report import (
     BuildReport,
     ReportError,
@@ -143,10 +144,22 @@ def build(
     report.seconds["elaborate"] = round(time.monotonic() - started, 2)
 
     script = (work / f"build_{name}.sh").read_text()
-    for variable, argv in _tool_steps(script, environment):
+    steps = _tool_steps(script, environment)
+    with progress.task(f"{design} on {target.name}", total=len(steps), unit="tool steps") as bar:
+        _run_steps(steps, report, target, work, name, environment, bar, started, out_dir)
+    report.seconds["total"] = round(time.monotonic() - started, 2)
+    report.write(out_dir)
+    return report
+
+
+def _run_steps(steps, report, target, work, name, environment, bar, started, out_dir) -> None:
+    """Run the tool steps of :func:`build` in order, filling ``report`` (bitstream, status, times)."""
+    for variable, argv in steps:
         step = _STEP_NAMES[variable]
         began = time.monotonic()
+        bar.advance(0, detail=f"running {step}")
         completed = subprocess.run(argv, cwd=work, env=environment, capture_output=True, text=True)
+        bar.advance(detail=f"{step} done")
         report.seconds[step] = round(time.monotonic() - began, 2)
         (work / f"{step}.out").write_text(completed.stdout + completed.stderr)
         if step == "synth" and (work / f"{name}.stat.json").exists():
@@ -174,9 +187,6 @@ def build(
         write_atomic(final, bitstream.read_bytes())
         report.bitstream = final.name
         report.status = "ok" if all(f.get("met", True) for f in report.fmax.values()) else "timing_failed"
-    report.seconds["total"] = round(time.monotonic() - started, 2)
-    report.write(out_dir)
-    return report
 
 
 def _read_pnr(report: BuildReport, target: Target, work: Path, name: str) -> None:

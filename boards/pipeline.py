@@ -693,20 +693,68 @@ class StageBoardTop(Elaboratable):
         return m
 
 
-def build_pipeline(plan: PipelinePlan, target: Target, out_dir: Path, *, seed: int | None = None) -> dict:
+def simulation_summary(plan: PipelinePlan, measured: dict | None, *, frames: int, error: str | None = None) -> dict:
+    """The ``simulation`` entry of ``pipeline.json``: ``result`` (``pass``/``fail``), frames, total cycles and the
+    measured steady-state cycles per frame beside the model's (the slowest stage's ``cycles_per_frame``)."""
+    model = max(stage.cycles_per_frame for stage in plan.stages)
+    entry = {"result": "fail" if error else "pass", "frames": frames, "model_cycles_per_frame": model}
+    if error:
+        entry["error"] = error
+        return entry
+    ends = measured["frame_ends"]
+    entry["cycles"] = measured["cycles"]
+    entry["frame_end_cycles"] = list(ends)
+    entry["measured_cycles_per_frame"] = (ends[-1] - ends[0]) / (len(ends) - 1) if len(ends) >= 2 else None
+    return entry
+
+
+def _plan_rows(plan: PipelinePlan) -> list[dict]:
+    return [{
+        "stage": stage.index,
+        "layers": list(stage.layer_names),
+        "engines": [f"{node.kind}:{node.name}" for node in stage.nodes],
+        "output": f"{stage.output_layer} {'x'.join(map(str, stage.out_shape))}",
+        "replicas": stage.replicas,
+        "status": "not built",
+        "resources": {},
+        "fmax_mhz": None,
+        "footprint_bytes": stage.footprint_bytes,
+        "cycles_per_frame": stage.cycles_per_frame,
+    } for stage in plan.stages]
+
+
+def write_pipeline_report(plan: PipelinePlan, out_dir: Path, *, simulation: dict | None = None,
+                          rows: list[dict] | None = None, built: int = 0) -> dict:
+    """Write ``pipeline.json`` and ``pipeline.md`` into ``out_dir``: the partition, per stage cycles per frame
+    (and, when built, resources and Fmax), the simulation result if there was one; returns the summary."""
+    from wavecore.boards.report import write_atomic
+
+    rows = rows if rows is not None else _plan_rows(plan)
+    throughput = min((row.get("images_per_second", 0.0) for row in rows), default=0.0) if built else None
+    summary = {**plan.summary(), "stages": rows, "images_per_second": throughput, "distinct_bitstreams": built,
+               "simulation": simulation}
+    out_dir = Path(out_dir)
+    write_atomic(out_dir / "pipeline.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_atomic(out_dir / "pipeline.md", _pipeline_markdown(summary))
+    return summary
+
+
+def build_pipeline(plan: PipelinePlan, target: Target, out_dir: Path, *, seed: int | None = None,
+                   simulation: dict | None = None) -> dict:
     """One bitstream per distinct stage under ``out_dir/stage<k>``, plus ``pipeline.json`` / ``pipeline.md``.
 
     The pipeline report lists per stage: resources, post-route Fmax, cycles per frame, predicted images/s
     (replicas x Fmax / cycles) and the output link's bandwidth need vs. what ``lane_width`` bits per cycle
     at Fmax offer. The pipeline's throughput is the slowest stage's.
     """
+    from wavecore import progress
     from wavecore.boards.flow import build
-    from wavecore.boards.report import write_atomic
 
     out_dir = Path(out_dir).resolve()
     built: dict[str, dict] = {}
     rows = []
-    for stage in plan.stages:
+    for stage in progress.track(plan.stages, f"build {plan.network} stages", unit="stages",
+                                label=lambda stage: f"stage {stage.index}"):
         if stage.key not in built:
             report = build(
                 StageBoardTop(stage_component(stage, plan), target),
@@ -737,27 +785,35 @@ def build_pipeline(plan: PipelinePlan, target: Target, out_dir: Path, *, seed: i
         if fmax:
             row.update(link_budget(plan, stage, fmax, fmax))
         rows.append(row)
-    throughput = min((row.get("images_per_second", 0.0) for row in rows), default=0.0)
-    summary = {
-        **plan.summary(),
-        "stages": rows,
-        "images_per_second": throughput,
-        "distinct_bitstreams": len(built),
-    }
-    write_atomic(out_dir / "pipeline.json", json.dumps(summary, indent=2, default=str) + "\n")
-    write_atomic(out_dir / "pipeline.md", _pipeline_markdown(summary))
-    return summary
+    return write_pipeline_report(plan, out_dir, simulation=simulation, rows=rows, built=len(built))
 
 
 def _pipeline_markdown(summary: dict) -> str:
+    if summary["distinct_bitstreams"]:
+        built = (f"{summary['distinct_bitstreams']} distinct bitstream(s); pipeline throughput "
+                 f"**{summary['images_per_second']:.0f} images/s** (slowest stage).")
+    else:
+        built = "no bitstreams built (`--no-build`)."
     lines = [
         f"# {summary['network']} on {summary['chips']} x {summary['target']}",
         "",
         f"Norm {summary['norm']}, numerics {summary['numerics']}; partition capacity {summary['capacity_bytes']} B "
-        f"per chip, link lane {summary['lane_width']} bits, "
-        f"{summary['distinct_bitstreams']} distinct bitstream(s); pipeline throughput "
-        f"**{summary['images_per_second']:.0f} images/s** (slowest stage).",
+        f"per chip, link lane {summary['lane_width']} bits, " + built,
         "",
+    ]
+    simulation = summary.get("simulation")
+    if simulation is None:
+        lines += ["Simulation: not run (`--simulate` runs it).", ""]
+    elif simulation["result"] == "pass":
+        measured = simulation["measured_cycles_per_frame"]
+        lines += [f"Simulation: **PASS**, {simulation['frames']} frame(s) match the golden model at every stage "
+                  f"boundary in {simulation['cycles']} cycles; "
+                  + (f"{measured:.0f} cycles/frame after the first frame" if measured is not None else
+                     "one frame, no steady-state figure")
+                  + f" (model without stalls: {simulation['model_cycles_per_frame']}).", ""]
+    else:
+        lines += [f"Simulation: **FAIL**: {simulation['error']}", ""]
+    lines += [
         "| stage | layers | replicas | status | LUT | FF | DSP | BRAM | Fmax MHz | cycles/frame | images/s "
         "| link need Mbit/s | link avail Mbit/s |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -770,7 +826,8 @@ def _pipeline_markdown(summary: dict) -> str:
 
         lines.append(
             f"| {row['stage']} | {', '.join(row['layers'])} | {row['replicas']} | {row['status']} | "
-            f"{used('lut')} | {used('ff')} | {used('dsp')} | {used('bram')} | {row['fmax_mhz']:.1f} | "
+            f"{used('lut')} | {used('ff')} | {used('dsp')} | {used('bram')} | "
+            f"{'' if row['fmax_mhz'] is None else format(row['fmax_mhz'], '.1f')} | "
             f"{row['cycles_per_frame']} | {row.get('images_per_second', '')} | "
             f"{row.get('link_needed_mbit_s', '')} | {row.get('link_available_mbit_s', '')} |"
         )

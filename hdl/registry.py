@@ -27,7 +27,9 @@ from wavecore.files import write_atomic_many
 
 __all__ = [
     "BLOCKS",
+    "WRAPPERS",
     "Block",
+    "GeneratedFiles",
     "NORM_PRESETS",
     "Parameter",
     "block",
@@ -301,37 +303,91 @@ def packed_fields(shape, prefix: str = "", offset: int = 0) -> list[dict]:
     return fields
 
 
+def _expand_arrays(members):
+    """``(name, member)`` with every array member (``Signature(...).array(n)``) expanded into its elements,
+    named as Amaranth flattens them: ``read_data__0``, ``read_data__1``, ..."""
+    import itertools
+
+    for name, member in members:
+        if not member.dimensions:
+            yield name, member
+            continue
+        element = member.__class__(member.flow, member.signature if member.is_signature else member.shape)
+        for index in itertools.product(*(range(size) for size in member.dimensions)):
+            yield "__".join([name, *map(str, index)]), element
+
+
 def describe_ports(component) -> dict:
     """Each port of ``component``: direction, its Verilog names, and for streams the payload's packed fields.
 
     Streams: ``payload_bits`` and ``fields`` (every packed leaf with name, bit offset and width, see
     :func:`packed_fields`), and ``verilog`` (the port names Amaranth gives: ``<port>__payload``,
-    ``<port>__valid``, ``<port>__ready``). Plain signals: ``bits`` and ``verilog``.
+    ``<port>__valid``, ``<port>__ready``). Plain signals: ``bits`` and ``verilog``. Interfaces (the DMA's AXI4
+    port): ``signals``, each with its direction seen from the component, ``bits`` and ``verilog``. An array of
+    ports is listed element by element under Amaranth's names (``read_data__0``, ...).
     """
     from amaranth import Shape
     from amaranth.lib import stream, wiring
 
     ports = {}
-    for name, member in component.signature.members.items():
+    for name, member in _expand_arrays(component.signature.members.items()):
         direction = "in" if member.flow == wiring.In else "out"
         if member.is_signature and isinstance(member.signature, stream.Signature):
             shape = member.signature.members["payload"].shape
+            parts = [part for part in ("payload", "valid", "ready") if part in member.signature.members]
             ports[name] = {"kind": "stream", "direction": direction, "payload_bits": Shape.cast(shape).width,
                            "fields": packed_fields(shape),
-                           "verilog": {part: f"{name}__{part}" for part in ("payload", "valid", "ready")}}
+                           "verilog": {part: f"{name}__{part}" for part in parts}}
         elif member.is_port:
             ports[name] = {"kind": "signal", "direction": direction, "bits": Shape.cast(member.shape).width,
                            "verilog": name}
         else:
-            ports[name] = {"kind": "interface", "direction": direction}
+            # An interface (the DMA's AXI4 port): its signals with their directions as seen from the component.
+            signals = {}
+            for path, inner in member.signature.members.flatten():
+                if inner.is_port:
+                    inner_direction = direction if inner.flow == wiring.Out else ("out" if direction == "in" else "in")
+                    signals["__".join(map(str, path))] = {
+                        "direction": inner_direction, "bits": Shape.cast(inner.shape).width,
+                        "verilog": "__".join([name, *map(str, path)])}
+            ports[name] = {"kind": "interface", "direction": direction, "signals": signals}
     return ports
 
 
-def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -> tuple:
-    """Write ``<toplevel>.v`` and ``<toplevel>.json`` (the full configuration) into ``directory``.
+class GeneratedFiles(tuple):
+    """What :func:`generate_files` wrote: unpacks as the ``(verilog, json)`` pair; ``paths`` lists every file
+    (Verilog, JSON, then the wrapper if any, the FuseSoC core and the filelist)."""
 
-    Both files appear together or not at all: they are written to temporary names and renamed, and the
-    component is built (so every parameter is checked) before anything is created. Returns the two paths.
+    def __new__(cls, paths):
+        instance = super().__new__(cls, tuple(paths[:2]))
+        instance.paths = tuple(paths)
+        return instance
+
+    @property
+    def core(self):
+        return next(path for path in self.paths if path.suffix == ".core")
+
+    @property
+    def filelist(self):
+        return next(path for path in self.paths if path.suffix == ".f")
+
+    @property
+    def wrapper(self):
+        return next((path for path in self.paths if path.suffix == ".sv"), None)
+
+
+#: The ``wrapper`` values :func:`generate_files` accepts (``None``: no wrapper).
+WRAPPERS = ("sv",)
+
+
+def generate_files(config: Mapping, directory, *, toplevel: str | None = None, wrapper: str | None = None) -> tuple:
+    """Write ``<toplevel>.v``, ``<toplevel>.json`` (the full configuration and every port), the FuseSoC core
+    ``<toplevel>.core`` and the filelist ``<toplevel>.f`` into ``directory``; with ``wrapper="sv"`` also the
+    AXI4-Stream SystemVerilog wrapper ``<toplevel>_axis.sv`` (see :mod:`wavecore.hdl.dropin`).
+
+    The files appear together or not at all: they are written to temporary names and renamed, and the
+    component is built (so every parameter is checked) before anything is created. Returns a
+    :class:`GeneratedFiles`: the ``(verilog, json)`` pair, with every written path in ``.paths``.
     """
     import hashlib
     import json
@@ -342,12 +398,18 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -
 
     if not isinstance(config, Mapping) or "block" not in config:
         raise ValueError(f"config needs a 'block' key (one of {', '.join(BLOCKS)})")
+    if wrapper is not None and wrapper not in WRAPPERS:
+        raise ValueError(f"wrapper must be one of {', '.join(WRAPPERS)}, not {wrapper!r}")
     full = full_config(config["block"], {key: value for key, value in config.items() if key != "block"})
     name = toplevel or full["block"]
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"toplevel must be a Verilog identifier, not {name!r}")
-    component = from_config(full)
-    text = verilog.convert(component, name=name, emit_src=False)
+    from wavecore import progress
+
+    component = from_config(full)  # checks every parameter, before any progress is shown
+    with progress.task(f"generate {name}", total=1, unit="steps") as steps:
+        text = verilog.convert(component, name=name, emit_src=False)  # the slow part: elaboration and Yosys
+        steps.advance(detail="Verilog converted")
     record = {
         "block": full["block"],
         "toplevel": name,
@@ -358,6 +420,16 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -
     }
     if hasattr(component, "timing"):
         record["timing"] = component.timing
+    from wavecore import __version__
+    from wavecore.hdl import dropin
+
     directory = Path(directory)
-    return write_atomic_many([(directory / f"{name}.v", text),
-                              (directory / f"{name}.json", json.dumps(record, indent=2) + "\n")])
+    files = [(directory / f"{name}.v", text), (directory / f"{name}.json", json.dumps(record, indent=2) + "\n")]
+    wrapper_module = None
+    if wrapper == "sv":
+        wrapper_module = dropin.wrapper_name(name)
+        files.append((directory / f"{wrapper_module}.sv", dropin.axis_wrapper(record)))
+    files += [(directory / f"{name}.core", dropin.fusesoc_core(record, wrapper=wrapper_module, version=__version__)),
+              (directory / f"{name}.f", dropin.filelist(record, wrapper=wrapper_module))]
+    paths = write_atomic_many(files)
+    return GeneratedFiles(paths)

@@ -38,6 +38,17 @@ def _command_modules():
             yield module
 
 
+def _add_quiet(parser, default=False) -> None:
+    """``--quiet`` on a command and on each of its sub-commands (``wavecore generate systolic --quiet``)."""
+    parser.add_argument("--quiet", action="store_true", default=default,
+                        help="no progress bars or progress lines (results are still printed)")
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                # SUPPRESS: an unset --quiet below must not reset one given above
+                _add_quiet(sub, default=argparse.SUPPRESS)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="wavecore",
@@ -48,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     for module in _command_modules():
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.HELP)
         module.add_arguments(command)
+        _add_quiet(command)
         command.set_defaults(_run=module.run, _prog=command.prog)
     return parser
 
@@ -58,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    from wavecore import progress
+
+    progress.configure(quiet=bool(getattr(args, "quiet", False)))
     try:
         return int(args._run(args) or 0)
     except UsageError as error:

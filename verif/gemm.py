@@ -244,20 +244,24 @@ class GemmHarness:
     backpressure : float
         Probability that ``c.ready`` is low in a cycle.
     rng : numpy Generator for the stall patterns.
+    ports : how the streams appear on the design: :class:`wavecore.verif.stream.StreamPorts` (the default,
+        the array's own ports) or :class:`wavecore.verif.axis.AxisPorts` (its AXI4-Stream wrapper).
     """
 
-    def __init__(self, dut, spec: ArraySpec, *, idle: float = 0.0, backpressure: float = 0.0, rng=None):
-        from wavecore.verif.stream import StreamDriver, StreamMonitor, StreamSink
+    def __init__(self, dut, spec: ArraySpec, *, idle: float = 0.0, backpressure: float = 0.0, rng=None,
+                 ports=None):
+        from wavecore.verif.stream import StreamPorts
 
         self.dut = dut
         self.spec = spec
+        self.ports = ports if ports is not None else StreamPorts()
         rng = rng if rng is not None else np.random.default_rng(0)
-        clock = dut.clk
+        self.clock = clock = getattr(dut, self.ports.clock)
         names = ["a", "b"] if spec.dataflow == "output_stationary" else ["a", "psum", "w"]
-        self.drivers = {name: StreamDriver(dut, name, clock, idle_probability=idle, rng=rng)
+        self.drivers = {name: self.ports.driver(dut, name, clock, idle_probability=idle, rng=rng)
                         for name in names}
-        self.monitors = {name: StreamMonitor(dut, name, clock) for name in names}
-        self.sink = StreamSink(dut, "c", clock, backpressure_probability=backpressure, rng=rng)
+        self.monitors = {name: self.ports.monitor(dut, name, clock) for name in names}
+        self.sink = self.ports.sink(dut, "c", clock, backpressure_probability=backpressure, rng=rng)
 
     async def run(self, a, b, *, weights_transposed: bool = False,
                   timeout_cycles: int | None = None) -> GemmRun:
@@ -282,7 +286,7 @@ class GemmHarness:
                 got = len(self.sink.transfers) - output_mark
                 raise TimeoutError(
                     f"{got} of {schedule.output_rows} result rows after {timeout_cycles} cycles")
-            await RisingEdge(self.dut.clk)
+            await RisingEdge(self.clock)
             waited += 1
         if feeder is not None:
             await feeder
@@ -305,7 +309,7 @@ class GemmHarness:
             row = None
             if source is not None:
                 while len(self.sink.transfers) - output_mark <= source:
-                    await RisingEdge(self.dut.clk)
+                    await RisingEdge(self.clock)
                 row = schedule.unpack_output(self.sink.transfers[output_mark + source][1])
             driver.append(schedule.psum_beat(row))
         await driver.wait_idle()

@@ -17,22 +17,25 @@ named ``tb_*`` (pytest would collect ``test_*``) and sits beside the pytest file
 e.g. ``"wavecore.verif.tb_systolic"``); it reads the parameters passed to :meth:`Build.run` with
 :func:`tb_params`.
 
-Environment
+Environment (cocotb's names work too; the ``WAVECORE_*`` one wins when both are set, see
+:mod:`wavecore.environment`)
 -----------
-``WAVES=1``
-    Record a waveform per test in that test's directory (VCD on Verilator, FST on Icarus). The path
-    is printed when a test fails.
-``WAVECORE_SEED=<int>``
+``WAVES=1`` or ``WAVECORE_WAVES=1``
+    Record a waveform per test in that test's directory (VCD on Verilator, FST on Icarus). Its path is
+    printed after the test, passed or failed.
+``WAVECORE_SEED=<int>`` (or ``COCOTB_RANDOM_SEED``, ``RANDOM_SEED``)
     Fix the random seed of every testbench (see :mod:`wavecore.verif.seed`); otherwise a fresh seed is drawn
     and printed.
-``WAVECORE_SIM=icarus|verilator``
+``WAVECORE_SIM=icarus|verilator`` (or ``SIM``)
     Restrict :func:`simulator_params` to one simulator.
 ``WAVECORE_BUILD_DIR``
-    Where builds go (default: :func:`wavecore.paths.build_root`, ``build/`` of the checkout).
+    Where builds go (default: :func:`wavecore.paths.build_root`: the ``-o`` directory of a command that
+    simulates, else ``build/`` of the checkout).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -46,6 +49,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from wavecore import environment
 from wavecore.files import write_atomic
 from wavecore.paths import build_root, source_root
 from wavecore.verif import seed as seed_module
@@ -57,6 +61,7 @@ __all__ = [
     "SimulationFailed",
     "build",
     "build_dir_root",
+    "chosen_simulator",
     "simulator_params",
     "tb_params",
     "verilog_for",
@@ -127,16 +132,25 @@ def _testbench_module(test_module: str) -> str:
 
 
 def _waves_enabled() -> bool:
-    return os.environ.get("WAVES", "0").strip().lower() in ("1", "true", "yes", "on")
+    return environment.flag("waves")
+
+
+def chosen_simulator() -> str | None:
+    """The simulator ``WAVECORE_SIM`` (or cocotb's ``SIM``) names, or ``None`` when neither is set."""
+    found = environment.lookup("simulator")
+    if found is None:
+        return None
+    variable, chosen = found
+    if chosen not in SIMULATORS:
+        raise ValueError(f"{variable} must be one of {', '.join(SIMULATORS)}, not {chosen!r}")
+    return chosen
 
 
 def simulator_params():
-    """``pytest.param`` per simulator, grouped for ``--dist loadgroup``; honours ``WAVECORE_SIM``."""
+    """``pytest.param`` per simulator, grouped for ``--dist loadgroup``; honours ``WAVECORE_SIM``/``SIM``."""
     import pytest
 
-    chosen = os.environ.get("WAVECORE_SIM", "").strip()
-    if chosen and chosen not in SIMULATORS:
-        raise ValueError(f"WAVECORE_SIM must be one of {', '.join(SIMULATORS)}, not {chosen!r}")
+    chosen = chosen_simulator()
     simulators = (chosen,) if chosen else SIMULATORS
     return [pytest.param(name, id=name, marks=pytest.mark.xdist_group(name)) for name in simulators]
 
@@ -150,6 +164,21 @@ def verilog_for(design, toplevel: str) -> str:
     from amaranth.back import verilog
 
     return verilog.convert(design, name=toplevel, emit_src=False)
+
+
+@contextlib.contextmanager
+def _cocotb_waves(waves: bool):
+    """cocotb's runner lets ``WAVES`` override its ``waves`` argument; hold ``WAVES`` at our decision (which
+    ``WAVECORE_WAVES`` may have made) while it runs."""
+    saved = os.environ.get("WAVES")
+    os.environ["WAVES"] = "1" if waves else "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["WAVES"]
+        else:
+            os.environ["WAVES"] = saved
 
 
 def _write_if_changed(path: Path, text: str) -> Path:
@@ -208,28 +237,29 @@ class Build:
             else:
                 wave_file = test_dir / "dump.vcd"
         runner = get_runner(self.simulator)
-        environment = {
+        variables = {
             _PARAMS_VARIABLE: json.dumps(dict(params or {})),
             seed_module.SEED_VARIABLE: str(chosen_seed),
         }
         # The runner exits the process on failure when it sees pytest; we want a readable assertion.
         saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
         try:
-            results = runner.test(
-                test_module=test_module,
-                hdl_toplevel=self.toplevel,
-                hdl_toplevel_lang="verilog",
-                testcase=testcase,
-                seed=chosen_seed,
-                build_dir=self.build_dir,
-                test_dir=test_dir,
-                extra_env=environment,
-                plusargs=plusargs,
-                waves=self.waves,
-                timescale=TIMESCALE if self.simulator == "verilator" else None,
-                log_file=log_file,
-                results_xml=str(test_dir / "results.xml"),
-            )
+            with _cocotb_waves(self.waves):
+                results = runner.test(
+                    test_module=test_module,
+                    hdl_toplevel=self.toplevel,
+                    hdl_toplevel_lang="verilog",
+                    testcase=testcase,
+                    seed=chosen_seed,
+                    build_dir=self.build_dir,
+                    test_dir=test_dir,
+                    extra_env=variables,
+                    plusargs=plusargs,
+                    waves=self.waves,
+                    timescale=TIMESCALE if self.simulator == "verilator" else None,
+                    log_file=log_file,
+                    results_xml=str(test_dir / "results.xml"),
+                )
         except SystemExit as exit_:
             results = test_dir / "results.xml"
             if not results.exists():
@@ -247,6 +277,8 @@ class Build:
         if failures:
             raise self._failure("\n".join(failures), chosen_seed, log_file, wave_file)
         print(f"{self.toplevel} [{self.simulator}] {total} cocotb test(s) passed, seed {chosen_seed}")
+        if wave_file is not None and wave_file.exists():
+            print(f"waveform: {wave_file}")
         return Path(results)
 
     def _failure(self, what: str, chosen_seed: int, log_file: Path, wave_file: Path | None) -> SimulationFailed:
@@ -323,15 +355,16 @@ def build(
     with FileLock(str(build_dir) + ".lock"):
         verilog_path = _write_if_changed(build_dir / f"{toplevel}.v", text)
         if not done.exists():
-            get_runner(simulator).build(
-                sources=[verilog_path, *map(Path, extra_sources)],
-                hdl_toplevel=toplevel,
-                build_dir=build_dir,
-                build_args=build_args,
-                timescale=TIMESCALE,
-                waves=waves,
-                log_file=build_dir / "build.log",
-            )
+            with _cocotb_waves(waves):
+                get_runner(simulator).build(
+                    sources=[verilog_path, *map(Path, extra_sources)],
+                    hdl_toplevel=toplevel,
+                    build_dir=build_dir,
+                    build_args=build_args,
+                    timescale=TIMESCALE,
+                    waves=waves,
+                    log_file=build_dir / "build.log",
+                )
             done.write_text(json.dumps({"simulator": simulator, "toplevel": toplevel, "waves": waves}))
     return Build(simulator=simulator, toplevel=toplevel, build_dir=build_dir, verilog=verilog_path, waves=waves)
 

@@ -1,6 +1,7 @@
 """Reproducible random seeds for every random test.
 
-A seed comes from ``WAVECORE_SEED`` when it is set, otherwise it is drawn fresh; either way it is
+A seed comes from ``WAVECORE_SEED`` when it is set (or cocotb's ``COCOTB_RANDOM_SEED``/``RANDOM_SEED``;
+``WAVECORE_SEED`` wins when several are set), otherwise it is drawn fresh; either way it is
 printed (pytest side) or logged (cocotb side), and the failure message of a simulation names it, so
 ``WAVECORE_SEED=<seed> pytest ...`` replays a failing run exactly.
 """
@@ -8,10 +9,11 @@ printed (pytest side) or logged (cocotb side), and the failure message of a simu
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 
 import numpy as np
+
+from wavecore import environment
 
 __all__ = ["SEED_VARIABLE", "choose_seed", "rng"]
 
@@ -20,13 +22,15 @@ _log = logging.getLogger("wavecore.seed")
 
 
 def choose_seed() -> int:
-    """The seed to use for a new run: ``WAVECORE_SEED`` if set, else a fresh 31-bit value."""
-    text = os.environ.get(SEED_VARIABLE, "").strip()
-    if text:
+    """The seed to use for a new run: ``WAVECORE_SEED``, else cocotb's ``COCOTB_RANDOM_SEED`` or
+    ``RANDOM_SEED`` (the first one set wins, see :mod:`wavecore.environment`), else a fresh 31-bit value."""
+    found = environment.lookup("seed")
+    if found is not None:
+        variable, text = found
         try:
             return int(text, 0)
         except ValueError:
-            raise ValueError(f"{SEED_VARIABLE} must be an integer, not {text!r}") from None
+            raise ValueError(f"{variable} must be an integer, not {text!r}") from None
     return secrets.randbits(31)
 
 

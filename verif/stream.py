@@ -25,7 +25,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["StreamDriver", "StreamMonitor", "StreamSink", "reset", "start_clock"]
+__all__ = ["StreamDriver", "StreamMonitor", "StreamPorts", "StreamSink", "reset", "start_clock"]
 
 
 def _port(dut, name: str, field: str, required: bool = True):
@@ -47,21 +47,55 @@ def start_clock(dut, period_ns: float = 10, clock: str = "clk"):
     return Clock(getattr(dut, clock), period_ns, unit="ns").start()
 
 
-async def reset(dut, cycles: int = 2, clock: str = "clk", reset_name: str = "rst"):
-    """Hold Amaranth's synchronous active-high reset for ``cycles`` rising edges, then release it."""
+async def reset(dut, cycles: int = 2, clock: str = "clk", reset_name: str = "rst", *, active_low: bool = False):
+    """Hold a synchronous reset for ``cycles`` rising edges, then release it (Amaranth's ``rst`` is active
+    high; AXI's ``aresetn`` is active low)."""
     signal = getattr(dut, reset_name)
-    signal.value = 1
+    signal.value = int(not active_low)
     await ClockCycles(getattr(dut, clock), cycles)
-    signal.value = 0
+    signal.value = int(active_low)
+
+
+class StreamPorts:
+    """The native Amaranth stream ports of a design (``<name>__payload/valid/ready``, clock ``clk``, reset
+    ``rst``): makes the drivers, monitors and sinks a harness needs by port name.
+
+    :class:`wavecore.verif.axis.AxisPorts` offers the same methods for a design's AXI4-Stream wrapper, so a
+    harness written against this interface (:class:`wavecore.verif.gemm.GemmHarness`) runs on either.
+    """
+
+    clock = "clk"
+    reset = "rst"
+    reset_active_low = False
+
+    def driver(self, dut, name: str, clock, *, idle_probability: float = 0.0, rng=None) -> StreamDriver:
+        return StreamDriver(dut, name, clock, idle_probability=idle_probability, rng=rng)
+
+    def monitor(self, dut, name: str, clock) -> StreamMonitor:
+        return StreamMonitor(dut, name, clock)
+
+    def sink(self, dut, name: str, clock, *, backpressure_probability: float = 0.0, rng=None) -> StreamSink:
+        return StreamSink(dut, name, clock, backpressure_probability=backpressure_probability, rng=rng)
+
+    async def reset_design(self, dut, cycles: int = 2) -> None:
+        await reset(dut, cycles, self.clock, self.reset, active_low=self.reset_active_low)
 
 
 class _Endpoint:
     def __init__(self, dut, name: str, clock, rng: np.random.Generator | None):
         self.name = name
         self.clock = clock
-        self.payload = _port(dut, name, "payload")
+        self.payload = self._signal(dut, "payload")
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.cycle = 0  # cycles seen since start, for throughput measurements
+
+    def _signal(self, dut, part: str, required: bool = True):
+        """The handle of stream part ``payload``/``valid``/``ready`` (subclasses map other naming schemes)."""
+        return _port(dut, self.name, part, required)
+
+    def _sample(self) -> int:
+        """The payload now on the port, as an integer."""
+        return int(self.payload.value)
 
 
 class StreamDriver(_Endpoint):
@@ -82,8 +116,8 @@ class StreamDriver(_Endpoint):
         super().__init__(dut, name, clock, rng)
         if not 0 <= idle_probability < 1:
             raise ValueError(f"idle_probability must be in [0, 1), not {idle_probability}")
-        self.valid = _port(dut, name, "valid")
-        self.ready = _port(dut, name, "ready", required=False)
+        self.valid = self._signal(dut, "valid")
+        self.ready = self._signal(dut, "ready", required=False)
         self.idle_probability = idle_probability
         self.queue: deque[int] = deque()
         self.sent = 0
@@ -137,8 +171,8 @@ class StreamSink(_Endpoint):
         super().__init__(dut, name, clock, rng)
         if not 0 <= backpressure_probability < 1:
             raise ValueError(f"backpressure_probability must be in [0, 1), not {backpressure_probability}")
-        self.valid = _port(dut, name, "valid", required=False)
-        self.ready = _port(dut, name, "ready", required=False)
+        self.valid = self._signal(dut, "valid", required=False)
+        self.ready = self._signal(dut, "ready", required=False)
         self.backpressure_probability = backpressure_probability
         self.received: deque[int] = deque()
         self.transfers: list[tuple[int, int]] = []
@@ -181,8 +215,8 @@ class StreamMonitor(_Endpoint):
 
     def __init__(self, dut, name: str, clock):
         super().__init__(dut, name, clock, None)
-        self.valid = _port(dut, name, "valid", required=False)
-        self.ready = _port(dut, name, "ready", required=False)
+        self.valid = self._signal(dut, "valid", required=False)
+        self.ready = self._signal(dut, "ready", required=False)
         self.transfers: list[tuple[int, int]] = []
         self._task = cocotb.start_soon(self._run())
 
@@ -192,4 +226,4 @@ class StreamMonitor(_Endpoint):
             self.cycle += 1
             await ReadOnly()
             if (self.valid is None or _high(self.valid)) and (self.ready is None or _high(self.ready)):
-                self.transfers.append((self.cycle, int(self.payload.value)))
+                self.transfers.append((self.cycle, self._sample()))

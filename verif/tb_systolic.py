@@ -1,8 +1,10 @@
 """cocotb testbench for hdl/array/systolic.py: random GEMMs through wavecore.verif.gemm, checked bit for bit.
 
-Parameters (``tb_params()``): ``config`` (the array's parameter dictionary), and per testcase the keys
-read below. The model is :func:`wavecore.verif.gemm.reference_gemm` (``MacArithmetic.matmul``) and, for wrapping
-arithmetic, also the independent big-integer oracle :func:`wavecore.verif.gemm.numpy_gemm_wrapped`.
+Parameters (``tb_params()``): ``config`` (the array's parameter dictionary), optionally ``axis`` (the array's
+JSON record: the design is then its AXI4-Stream wrapper, driven through cocotbext-axi by
+:class:`wavecore.verif.axis.AxisPorts`), and per testcase the keys read below. The model is
+:func:`wavecore.verif.gemm.reference_gemm` (``MacArithmetic.matmul``) and, for wrapping arithmetic, also
+the independent big-integer oracle :func:`wavecore.verif.gemm.numpy_gemm_wrapped`.
 """
 
 import json
@@ -15,7 +17,7 @@ from cocotb.triggers import ClockCycles
 from wavecore.verif.gemm import ArraySpec, GemmHarness, numpy_gemm_wrapped, reference_gemm
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import reset, start_clock
+from wavecore.verif.stream import StreamPorts, start_clock
 
 
 def _first_mismatch(got, expected) -> str:
@@ -23,14 +25,38 @@ def _first_mismatch(got, expected) -> str:
     return f"first mismatch at C{list(index)}: got {got[index]}, expected {expected[index]}"
 
 
+def _ports(params):
+    """The array's own stream ports, or its AXI4-Stream wrapper when ``params["axis"]`` holds its JSON record."""
+    if "axis" in params:
+        from wavecore.verif.axis import AxisPorts
+
+        return AxisPorts(params["axis"])
+    return StreamPorts()
+
+
 async def _start(dut, *, idle=0.0, backpressure=0.0, purpose="systolic"):
     params = tb_params()
     spec = ArraySpec.from_parameters(params["config"])
     random = rng(purpose)
-    start_clock(dut)
-    harness = GemmHarness(dut, spec, idle=idle, backpressure=backpressure, rng=random)
-    await reset(dut)
+    ports = _ports(params)
+    start_clock(dut, clock=ports.clock)
+    # Reset first: until the reset is driven the wrapper's tready is X, which cocotbext-axi cannot sample.
+    await ports.reset_design(dut)
+    harness = GemmHarness(dut, spec, idle=idle, backpressure=backpressure, rng=random, ports=ports)
     return params, spec, random, harness
+
+
+async def _check_axis_sink(harness, spec):
+    """Through the AXI4-Stream wrapper: the payloads cocotbext-axi's AxiStreamSink delivered are exactly the
+    result rows the cycle-stamping monitor saw (two independent observers of m_axis_c)."""
+    sink = harness.sink
+    if not hasattr(sink, "payloads"):
+        return
+    await sink.wait_payloads(len(sink.transfers), timeout_cycles=10 + 4 * (spec.rows + spec.cols))
+    seen = [payload for _, payload in sink.transfers]
+    assert sink.payloads == seen, (f"AxiStreamSink delivered {len(sink.payloads)} rows, the monitor saw "
+                                   f"{len(seen)}; first difference at row "
+                                   f"{next(i for i, (x, y) in enumerate(zip(sink.payloads, seen)) if x != y)}")
 
 
 def _check(spec, a, b, c, label):
@@ -58,6 +84,7 @@ async def random_gemms(dut):
         run = await harness.run(a, b.T if transposed else b, weights_transposed=transposed)
         _check(spec, a, b, run.c, f"GEMM {m}x{k}x{n}{' (W transposed)' if transposed else ''}")
         dut._log.info(f"GEMM {m}x{k}x{n}: {run.cycles} cycles, {run.output_transfers} result rows")
+    await _check_axis_sink(harness, spec)
 
 
 @cocotb.test()
@@ -94,7 +121,7 @@ async def no_result_lost_or_repeated(dut):
         run = await harness.run(a, b)  # assemble() raises if the number of rows is wrong
         _check(spec, a, b, run.c, f"GEMM {m}x{k}x{n} under backpressure")
         before = len(harness.sink.transfers)
-        await ClockCycles(dut.clk, 4 * (spec.rows + spec.cols) + 20)
+        await ClockCycles(harness.clock, 4 * (spec.rows + spec.cols) + 20)
         extra = len(harness.sink.transfers) - before
         assert extra == 0, f"{extra} result rows arrived after the GEMM was complete (duplicates)"
 
@@ -115,7 +142,7 @@ async def measure_cycles(dut):
         run = await harness.run(a, b)
         _check(spec, a, b, run.c, f"GEMM {m}x{k}x{n}")
         results[f"{m},{k},{n}"] = {"cycles": run.cycles, "correct": True}
-        await ClockCycles(dut.clk, 2)
+        await ClockCycles(harness.clock, 2)
     output = Path(params["output"])
     output.write_text(json.dumps(results, indent=1))
 

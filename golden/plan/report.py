@@ -72,8 +72,11 @@ def plan_mbs_family(network, batch: int, capacity: int, options: TrafficOptions,
     """Plans for the named schedules (``*_bnff``: the same planner with fused BN/GN passes)."""
     fused = replace(options, norm_variant="fused")
     model, fused_model = NetworkModel(network, options), NetworkModel(network, fused)
+    from wavecore import progress
+
     plans = {}
-    for name in schedules:
+    for name in progress.track(schedules, f"plan {network.name}, batch {batch}", unit="schedules",
+                               label=lambda name: name):
         use = fused_model if name.endswith("_bnff") else model
         base = name.removesuffix("_bnff")
         if base == "baseline":
@@ -421,6 +424,42 @@ def write_json(document: dict) -> str:
     return json.dumps(document, indent=2, sort_keys=False)
 
 
+#: Every plot :func:`write_report` can draw (the ones a report does not draw are removed from its directory).
+PLOT_FILES = ("per_layer_traffic.png", "traffic_vs_buffer.png", "row_blocks.png")
+
+
+def _plain_number(value, _position=None) -> str:
+    """A tick label without exponents: 0.25, 1, 16, 1,024."""
+    if value >= 1:
+        return f"{value:,.0f}" if value == round(value) else f"{value:,.1f}"
+    return f"{value:.3g}"
+
+
+def _log_axis(axis, which: str, *, base: int = 10) -> None:
+    """A log axis with plain-number tick labels (``16`` rather than ``2^4`` or ``1.6e1``), minor labels off."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    getattr(axis, f"set_{which}scale")("log", base=base)
+    target = axis.xaxis if which == "x" else axis.yaxis
+    target.set_major_locator(LogLocator(base=base, subs=(1.0,) if base == 2 else (1.0, 2.0, 5.0)))
+    target.set_major_formatter(FuncFormatter(_plain_number))
+    target.set_minor_formatter(NullFormatter())
+    axis.grid(True, which="major", axis=which, alpha=0.3)
+
+
+def _layer_ticks(axis, names) -> None:
+    """Label the x axis with layer names, every one when they fit, else every k-th."""
+    step = max(1, math.ceil(len(names) / 120))
+    positions = list(range(0, len(names), step))
+    axis.set_xticks(positions)
+    axis.set_xticklabels([names[i] for i in positions], rotation=90, fontsize=7)
+    axis.set_xlim(-0.5, len(names) - 0.5)
+
+
+def _mark_buffer(axis, mib: float, label: str = "chosen buffer") -> None:
+    axis.axvline(mib, color="tab:red", linestyle="--", linewidth=1, label=f"{label} ({_plain_number(mib)} MiB)")
+
+
 def write_report(
     out_dir,
     header: dict,
@@ -435,11 +474,17 @@ def write_report(
     memory_model="line_buffer",
     last_layer=None,
 ) -> Path:
-    """Write ``report.md`` and its PNG plots into ``out_dir`` (each file atomically); returns its path."""
+    """Write ``report.md`` and its PNG plots into ``out_dir`` (each file atomically); returns its path.
+
+    Plots of an earlier report in the same directory that this report does not draw are removed, so the
+    directory never shows a stale figure beside a new report.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from wavecore import progress
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -460,35 +505,41 @@ def write_report(
                 owner = layer.name
             owners.append(owner)
         compute = list(dict.fromkeys(owners))
+        figure.set_size_inches(max(11.0, 0.16 * len(compute) + 2), 4.5)
         for name, plan in plans.items():
             folded = dict.fromkeys(compute, 0)
             for layer, owner in zip(network.layers, owners):
                 folded[owner] += sum(plan.traffic.per_layer.get(layer.name, {}).values())
-            axis.step(
-                range(len(compute)), [folded[n] / unit for n in compute], where="mid", label=name, linewidth=1
-            )
+            # a layer with no DRAM traffic has no place on a log axis: leave a gap rather than a fake value
+            values = [folded[n] / unit if folded[n] > 0 else math.nan for n in compute]
+            axis.step(range(len(compute)), values, where="mid", label=name, linewidth=1)
+        _layer_ticks(axis, compute)
         axis.set_xlabel("layer (topological order; norm/ReLU folded into their producer)")
-        axis.set_ylabel(f"DRAM {unit_name} per iteration")
-        axis.set_yscale("symlog", linthresh=1)
+        axis.set_ylabel(f"DRAM traffic per iteration ({unit_name})")
+        _log_axis(axis, "y")
         axis.legend(fontsize=7)
         axis.set_title(f"{header['network']}: per-layer DRAM traffic")
         figures.append(("per_layer_traffic.png", figure))
         # traffic vs buffer size
         figure, axis = plt.subplots(figsize=(7, 4))
         sweep_rows = []
-        for name in plans:
-            values = []
-            for size in sweep:
-                swept = plan_mbs_family(network, header["batch"], size * step, options, (name,))[name]
-                values.append(swept.traffic.total / unit)
-            sweep_rows.append((name, values))
-            axis.plot(sweep, values, marker="o", label=name)
-        axis.set_xscale("log", base=2)
-        axis.set_xticks(sweep, [f"{size:g}" for size in sweep])  # plain sizes, not powers of two
+        with progress.task(f"sweep {header['network']} over {len(sweep)} buffer sizes",
+                           total=len(plans) * len(sweep), unit="plans") as bar:
+            for name in plans:
+                values = []
+                for size in sweep:
+                    with progress.configured(quiet=True):  # one bar for the sweep, not one per plan
+                        swept = plan_mbs_family(network, header["batch"], size * step, options, (name,))[name]
+                    values.append(swept.traffic.total / unit)
+                    bar.advance(detail=f"{name} at {size:g} {step_name}")
+                sweep_rows.append((name, values))
+                axis.plot(sweep, values, marker="o", label=name)
+        _log_axis(axis, "x", base=2)
+        _log_axis(axis, "y")
         axis.set_xlabel(f"on-chip buffer ({step_name})")
-        axis.set_ylabel(f"DRAM {unit_name} per iteration")
+        axis.set_ylabel(f"DRAM traffic per iteration ({unit_name})")
         axis.axhline(header["lower_bound_bytes"] / unit, color="k", linestyle=":", label="compulsory bound")
-        axis.axvline(header["buffer_bytes"] / step, color="grey", linestyle="--", label="chosen buffer")
+        _mark_buffer(axis, header["buffer_bytes"] / step)
         axis.legend(fontsize=7)
         axis.set_title(f"{header['network']}: traffic vs buffer")
         figures.append(("traffic_vs_buffer.png", figure))
@@ -522,10 +573,11 @@ def write_report(
                 base.append(math.nan)
         axis.plot(sweep, values, marker="o", label=f"occam ({memory_model})")
         axis.plot(sweep, base, marker="x", label="layer by layer")
-        axis.set_xscale("log", base=2)
-        axis.set_yscale("log")
+        _log_axis(axis, "x", base=2)
+        _log_axis(axis, "y")
         axis.set_xlabel("per-chip capacity (MiB)")
-        axis.set_ylabel("DRAM MiB per image")
+        axis.set_ylabel("DRAM traffic per image (MiB)")
+        _mark_buffer(axis, header["buffer_bytes"] / MIB, label="chosen capacity")
         axis.legend()
         figures.append(("traffic_vs_buffer.png", figure))
         lines += [
@@ -537,17 +589,27 @@ def write_report(
         lines += [f"| {m} MiB | {v:.2f} | {b:.2f} |" for m, v, b in zip(sweep, values, base)]
         lines.append("")
     elif kind == "lrcnn":
-        figure, axis = plt.subplots(figsize=(7, 4))
+        # grouped bars: one group per schedule (named below the group), one bar per row block in it
+        figure, axis = plt.subplots(figsize=(max(7.0, 0.45 * sum(len(r["per_block_elements"]) for r in rows)), 4))
+        position, centres = 0, []
         for row in rows:
-            axis.bar(
-                [f"{row['schedule']}\nblock {i}" for i in range(len(row["per_block_elements"]))],
-                [v / 1e6 for v in row["per_block_elements"]],
-                label=row["schedule"],
-            )
+            blocks = row["per_block_elements"]
+            positions = [position + i for i in range(len(blocks))]
+            bars = axis.bar(positions, [v / 1e6 for v in blocks], label=row["schedule"])
+            axis.bar_label(bars, labels=[str(i) for i in range(len(blocks))], fontsize=7, padding=1)
+            centres.append((positions[0] + positions[-1]) / 2)
+            position += len(blocks) + 1
+        axis.set_xticks(centres)
+        axis.set_xticklabels([row["schedule"] for row in rows], fontsize=8)
+        axis.set_xlabel("schedule (bars: row blocks 0, 1, ... in order)")
         axis.set_ylabel("live activations per block (M elements / image)")
-        axis.tick_params(axis="x", labelsize=6)
+        axis.set_title(f"{header['network']}: LR-CNN row blocks")
         axis.legend(fontsize=7)
         figures.append(("row_blocks.png", figure))
+    drawn = {filename for filename, _ in figures}
+    for stale in PLOT_FILES:
+        if stale not in drawn:
+            (out / stale).unlink(missing_ok=True)
     for filename, figure in figures:
         with atomic_path(out / filename, suffix=".png") as temporary:
             figure.savefig(temporary, dpi=110, bbox_inches="tight")

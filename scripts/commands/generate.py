@@ -1,7 +1,8 @@
-"""``wavecore generate BLOCK [--param value ...] -o DIR``: write a block's Verilog and its configuration.
+"""``wavecore generate BLOCK [--param value ...] -o DIR [--wrapper sv]``: write a block's Verilog, its
+configuration and ports (JSON), a FuseSoC core and a filelist, optionally an AXI4-Stream wrapper.
 
 The options of each block come from :data:`wavecore.hdl.registry.BLOCKS`; the files are written by
-:func:`wavecore.hdl.registry.generate_files` (both or neither). A bad value is one line naming the option, exit 2.
+:func:`wavecore.hdl.registry.generate_files` (all or none). A bad value is one line naming the option, exit 2.
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import argparse
 import re
 
 NAME = "generate"
-HELP = "write the Verilog of a block and a JSON file with its full configuration"
+HELP = "write the Verilog of a block, a JSON file with its configuration and ports, a FuseSoC core and a filelist"
 
 
 def add_arguments(parser):
-    from wavecore.hdl.registry import BLOCKS
+    from wavecore.hdl.registry import BLOCKS, WRAPPERS
 
     blocks = parser.add_subparsers(dest="block", metavar="BLOCK", parser_class=type(parser), required=True)
     for spec in BLOCKS.values():
@@ -34,6 +35,9 @@ def add_arguments(parser):
         sub.add_argument("-o", "--output", default="build/generated",
                          help="directory for NAME.v and NAME.json (default: build/generated)")
         sub.add_argument("--name", default=None, help=f"Verilog module and file name (default: {spec.name})")
+        sub.add_argument("--wrapper", choices=WRAPPERS, default=None,
+                         help="also write NAME_axis.sv, a SystemVerilog wrapper with AXI4-Stream port names "
+                              "(s_axis_*/m_axis_*, m_axi_*; docs/integration.md)")
 
 
 def _option_message(spec, message: str) -> str:
@@ -54,8 +58,8 @@ def run(args) -> int:
     if args.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
         raise UsageError(f"--name must be a Verilog identifier (letters, digits, _), not {args.name!r}")
     try:
-        verilog_path, json_path = generate_files(config, args.output, toplevel=args.name)
+        paths = generate_files(config, args.output, toplevel=args.name, wrapper=args.wrapper).paths
     except (TypeError, ValueError) as error:
         raise UsageError(_option_message(spec, str(error))) from None
-    print(f"wrote {verilog_path} and {json_path}")
+    print(f"wrote {', '.join(map(str, paths[:-1]))} and {paths[-1]}")
     return 0

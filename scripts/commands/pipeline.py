@@ -3,7 +3,8 @@
 Partitions the network with the Occam DP for the target's usable on-chip memory (or ``--capacity``),
 writes ``plan.json``, optionally chains all stages in RTL simulation against the golden model
 (``--simulate``, Verilator), and builds one bitstream per distinct stage with ``pipeline.json`` /
-``pipeline.md`` (per stage resources, Fmax, predicted images/s, link bandwidth). The library is
+``pipeline.md`` (per stage resources, Fmax, predicted images/s, link bandwidth, the simulation's pass/fail
+and cycles per frame; with ``--no-build`` the same files without the build columns). The library is
 :mod:`wavecore.boards.pipeline` and :mod:`wavecore.boards.pipeline_sim`.
 """
 
@@ -68,6 +69,8 @@ def run(args) -> int:
         build_pipeline,
         load_pipeline_network,
         plan_pipeline,
+        simulation_summary,
+        write_pipeline_report,
         write_plan,
     )
     from wavecore.boards.targets import get_target
@@ -108,26 +111,40 @@ def run(args) -> int:
             f"{stage.input_layer} {'x'.join(map(str, stage.in_shape))} -> "
             f"{stage.output_layer} {'x'.join(map(str, stage.out_shape))}"
         )
+    simulation = None
     if args.simulate:
+        from wavecore import progress
         from wavecore.boards.pipeline_sim import simulate_pipeline
+        from wavecore.paths import builds_under
+        from wavecore.verif.runner import SimulationFailed
 
-        measured = simulate_pipeline(plan, frames=args.frames, seed=args.seed, stall=args.stall)
-        ends = measured["frame_ends"]
-        steady = ""
-        if len(ends) >= 2:
-            interval = (ends[-1] - ends[0]) / (len(ends) - 1)
-            model = max(stage.cycles_per_frame for stage in plan.stages)
-            steady = f"; {interval:.0f} cycles/frame after the first frame (model without stalls: {model})"
-        print(
-            f"simulation: {args.frames} frame(s) through {len(plan.stages)} stages match the golden model "
-            f"at every boundary; {measured['cycles']} cycles{steady}"
-        )
-    if not args.no_build:
-        summary = build_pipeline(plan, target, args.output)
+        try:
+            # the Verilator build goes to OUTPUT/sim unless $WAVECORE_BUILD_DIR is set
+            with builds_under(args.output), progress.task(f"simulate {len(plan.stages)} stages, "
+                                                          f"{args.frames} frame(s)", unit="steps"):
+                measured = simulate_pipeline(plan, frames=args.frames, seed=args.seed, stall=args.stall)
+        except SimulationFailed as failure:
+            simulation = simulation_summary(plan, None, frames=args.frames, error=str(failure).splitlines()[0])
+            print(f"simulation: FAILED: {simulation['error']}")
+        else:
+            simulation = simulation_summary(plan, measured, frames=args.frames)
+            steady = ""
+            if simulation["measured_cycles_per_frame"] is not None:
+                steady = (f"; {simulation['measured_cycles_per_frame']:.0f} cycles/frame after the first frame "
+                          f"(model without stalls: {simulation['model_cycles_per_frame']})")
+            print(
+                f"simulation: {args.frames} frame(s) through {len(plan.stages)} stages match the golden model "
+                f"at every boundary; {measured['cycles']} cycles{steady}"
+            )
+    if args.no_build:
+        write_pipeline_report(plan, args.output, simulation=simulation)
+        print(f"report: {args.output / 'pipeline.md'} and {args.output / 'pipeline.json'}")
+    else:
+        summary = build_pipeline(plan, target, args.output, simulation=simulation)
         print(
             f"built {summary['distinct_bitstreams']} bitstream(s); "
             f"{summary['images_per_second']:.0f} images/s; report: {args.output / 'pipeline.md'}"
         )
         if any(row["status"] in ("does_not_fit", "failed") for row in summary["stages"]):
             return 1
-    return 0
+    return 0 if simulation is None or simulation["result"] == "pass" else 1

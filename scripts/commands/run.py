@@ -15,15 +15,24 @@ SIMULATORS = ("verilator", "icarus")
 def add_arguments(parser):
     parser.add_argument("--config", default=None,
                         help="accelerator YAML (default: the embedded configs/default.yaml)")
-    parser.add_argument("--simulator", default="verilator", help="one of " + ", ".join(SIMULATORS))
-    parser.add_argument("-o", "--output", default="build/run", help="output directory (default build/run)")
+    parser.add_argument("--simulator", default=None,
+                        help="one of " + ", ".join(SIMULATORS) + " (default: $WAVECORE_SIM or $SIM, else verilator)")
+    parser.add_argument("-o", "--output", default="build/run",
+                        help="output directory; simulator builds go to its sim/ unless $WAVECORE_BUILD_DIR is set "
+                             "(default build/run)")
 
 
 def run(args) -> int:
     from wavecore.cli import UsageError
     from wavecore.golden.config import ConfigError, load_config
     from wavecore.verif.main_job import run_main_job
+    from wavecore.verif.runner import chosen_simulator
 
+    if args.simulator is None:
+        try:
+            args.simulator = chosen_simulator() or "verilator"
+        except ValueError as error:
+            raise UsageError(str(error)) from None
     if args.simulator not in SIMULATORS:
         raise UsageError(f"--simulator must be one of {', '.join(SIMULATORS)}, not {args.simulator!r}")
     try:

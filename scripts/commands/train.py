@@ -9,8 +9,11 @@ and the SGD update run on the on-chip units (``golden.numerics.LossArithmetic``/
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import replace
+import time
+from pathlib import Path
 
 import numpy as np
 
@@ -70,6 +73,10 @@ def add_arguments(parser):
     parser.add_argument(
         "--check", default=None, help="'baseline': also run layer by layer and print the maximum difference"
     )
+    parser.add_argument("--json", action="store_true",
+                        help="print the run as JSON (loss, differences to the baseline and time per step)")
+    parser.add_argument("-o", "--output", default=None,
+                        help="also write train.json (the --json document) and train.md into this directory")
 
 
 def _positive(name, value):
@@ -154,29 +161,77 @@ def run(args) -> int:
     trainer = Trainer(network, schedule=schedule, numerics=numerics, optimizer=optimizer)
     checker = Trainer(network, schedule=None, numerics=numerics, optimizer=optimizer) if args.check else None
     check_params, check_state = params, state
+    from wavecore import progress
+
     out = sys.stdout
-    out.write(
+    document = {
+        "network": network.name, "norm": network.norm, "input_shape": list(network.input_shape),
+        "batch": args.batch,
+        "parameters": network.param_count(), "numerics": args.numerics, "schedule": args.schedule,
+        "groups": len(schedule.groups), "sub_batches": sorted({g.sub_batch for g in schedule.groups}),
+        "seed": args.seed, "lr": args.lr, "momentum": args.momentum, "weight_decay": args.weight_decay,
+        "check": args.check,
+        "difference_unit": "integer LSBs" if isinstance(numerics, IntegerTraining) else "absolute",
+        "steps": [],
+    }
+    header = [
         f"{network.name}: norm {network.norm}, input {network.input_shape}, batch {args.batch}, "
-        f"{network.param_count():,} parameters, numerics {args.numerics}{places}\n"
-    )
-    out.write(
-        f"schedule {args.schedule}: {len(schedule.groups)} groups, sub-batches "
-        f"{sorted({g.sub_batch for g in schedule.groups})}\n"
-    )
-    for step in range(1, args.steps + 1):
-        result = trainer.step(params, state, x, labels)
-        line = f"step {step}: loss {result.loss:.6f}"
-        if checker is not None:
-            reference = checker.step(check_params, check_state, x, labels)
-            line += "  max|diff| vs baseline: " + _differences(result, reference, numerics)
-            check_params, check_state = reference.params, reference.state
-        out.write(line + "\n")
-        out.flush()
-        params, state = result.params, result.state
+        f"{network.param_count():,} parameters, numerics {args.numerics}{places}",
+        f"schedule {args.schedule}: {len(schedule.groups)} groups, sub-batches {document['sub_batches']}",
+    ]
+    if not args.json:
+        out.write("\n".join(header) + "\n")
+    lines = []
+    started = time.perf_counter()
+    with progress.task(f"train {network.name}", total=args.steps, unit="steps") as bar:
+        for step in range(1, args.steps + 1):
+            began = time.perf_counter()
+            result = trainer.step(params, state, x, labels)
+            entry = {"step": step, "loss": float(result.loss), "seconds": time.perf_counter() - began}
+            line = f"step {step}: loss {result.loss:.6f}"
+            if checker is not None:
+                began = time.perf_counter()
+                reference = checker.step(check_params, check_state, x, labels)
+                entry["baseline_seconds"] = time.perf_counter() - began
+                entry["baseline_loss"] = float(reference.loss)
+                entry["max_abs_difference"] = _differences(result, reference)
+                line += "  max|diff| vs baseline: " + _difference_text(entry["max_abs_difference"], numerics)
+                check_params, check_state = reference.params, reference.state
+            document["steps"].append(entry)
+            lines.append(line)
+            if not args.json:
+                out.write(line + "\n")
+                out.flush()
+            bar.advance(detail=f"loss {result.loss:.4f}")
+            params, state = result.params, result.state
+    document["seconds"] = time.perf_counter() - started
+    text = json.dumps(document, indent=2)
+    if args.json:
+        out.write(text + "\n")
+    if args.output is not None:
+        from wavecore.files import write_atomic_many
+
+        directory = Path(args.output)
+        markdown = ["# Training run", "", "```", *header, *lines, "```", "",
+                    f"{args.steps} step(s) in {document['seconds']:.2f} s."]
+        written = write_atomic_many([(directory / "train.json", text + "\n"),
+                                     (directory / "train.md", "\n".join(markdown) + "\n")])
+        if not args.json:
+            out.write(f"wrote {written[0]} and {written[1]}\n")
     return 0
 
 
-def _differences(result, reference, numerics) -> str:
+def _difference_text(differences: dict, numerics) -> str:
+    unit = " (integer LSBs)" if isinstance(numerics, IntegerTraining) else ""
+    return (
+        f"loss {differences['loss']:.3g}, activations {differences['activations']:.3g}, "
+        f"input grads {differences['input_grads']:.3g}, weight grads {differences['weight_grads']:.3g}, "
+        f"params {differences['params']:.3g}{unit}"
+    )
+
+
+def _differences(result, reference) -> dict:
+    """Largest absolute difference of each quantity between a step and the layer-by-layer baseline's."""
     def largest(pairs):
         values = [
             np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)).max() for a, b in pairs
@@ -189,8 +244,5 @@ def _differences(result, reference, numerics) -> str:
     input_grads = largest((result.input_grads[k], v) for k, v in reference.input_grads.items())
     weight_grads = largest((result.grads[n][k], v) for n, e in reference.grads.items() for k, v in e.items())
     params = largest((result.params[n][k], v) for n, e in reference.params.items() for k, v in e.items())
-    unit = " (integer LSBs)" if isinstance(numerics, IntegerTraining) else ""
-    return (
-        f"loss {abs(result.loss - reference.loss):.3g}, activations {activations:.3g}, "
-        f"input grads {input_grads:.3g}, weight grads {weight_grads:.3g}, params {params:.3g}{unit}"
-    )
+    return {"loss": float(abs(result.loss - reference.loss)), "activations": float(activations),
+            "input_grads": float(input_grads), "weight_grads": float(weight_grads), "params": float(params)}

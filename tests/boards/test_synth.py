@@ -10,7 +10,7 @@ from wavecore.cli import main
 
 
 def _wavecore(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "scripts", *args], capture_output=True, text=True, cwd=cwd)
+    return subprocess.run([sys.executable, "-m", "wavecore", *args], capture_output=True, text=True, cwd=cwd)
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ EXPECTED_COMMANDS = {"generate", "run", "train", "plan", "synth", "pipeline", "s
 
 
 def _wavecore(*args):
-    return subprocess.run([sys.executable, "-m", "scripts", *args], capture_output=True, text=True, check=False)
+    return subprocess.run([sys.executable, "-m", "wavecore", *args], capture_output=True, text=True, check=False)
 
 
 def test_help_lists_every_command_module():
@@ -52,6 +52,18 @@ def test_pipeline_plans_a_dag_network_into_stages(tmp_path):
     plan = json.loads((out / "plan.json").read_text())
     assert [stage["out_shape"] for stage in plan["stages"]] == [[8, 16, 16], [16, 4, 4], [10, 1, 1]]
     assert "stage 2: gap, flatten, fc, loss" in result.stdout
+    # --no-build still writes pipeline.json / pipeline.md: every stage's cycles per frame, no simulation
+    summary = json.loads((out / "pipeline.json").read_text())
+    assert [row["cycles_per_frame"] for row in summary["stages"]] == [
+        stage["cycles_per_frame"] for stage in plan["stages"]]
+    assert all(row["status"] == "not built" for row in summary["stages"])
+    assert summary["simulation"] is None and summary["distinct_bitstreams"] == 0
+    markdown = (out / "pipeline.md").read_text()
+    assert "Simulation: not run" in markdown and "no bitstreams built" in markdown
+    for row in summary["stages"]:
+        assert f"| {row['stage']} | {', '.join(row['layers'])} | {row['replicas']} | not built |" in markdown
+        assert f"| {row['cycles_per_frame']} |" in markdown
+    assert f"report: {out / 'pipeline.md'} and {out / 'pipeline.json'}" in result.stdout
 
 
 def test_pipeline_bad_input_is_one_line_naming_the_option(tmp_path):
@@ -75,11 +87,27 @@ def test_pipeline_bad_input_is_one_line_naming_the_option(tmp_path):
 
 
 def test_pipeline_simulate_checks_every_boundary_of_a_zoo_net(tmp_path):
-    # same plan (seed 0) as tests/boards/test_pipeline.py's tiny_resnet chain: the Verilator build is shared
-    result = _wavecore(
-        "pipeline", "--network", "tiny_resnet", "--norm", "none", "--target", "ulx3s-85f", "--chips", "3",
-        "--capacity", "6000",
-        "--simulate", "--frames", "1", "--no-build", "-o", str(tmp_path),
-    )
+    import json
+    import os
+
+    from wavecore.paths import build_root
+
+    # same plan (seed 0) as tests/boards/test_pipeline.py's tiny_resnet chain: WAVECORE_BUILD_DIR (which wins over
+    # the command's -o) shares that Verilator build
+    environment = dict(os.environ, WAVECORE_BUILD_DIR=str(build_root()))
+    result = subprocess.run([sys.executable, "-m", "wavecore", "pipeline", "--network", "tiny_resnet", "--norm", "none",
+                             "--target", "ulx3s-85f", "--chips", "3", "--capacity", "6000", "--simulate", "--frames", "1",
+                             "--no-build", "-o", str(tmp_path)], capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "simulation: 1 frame(s) through 3 stages match the golden model at every boundary" in result.stdout
+    summary = json.loads((tmp_path / "pipeline.json").read_text())
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    simulation = summary["simulation"]
+    assert simulation["result"] == "pass" and simulation["frames"] == 1
+    assert simulation["model_cycles_per_frame"] == max(stage["cycles_per_frame"] for stage in plan["stages"])
+    assert simulation["cycles"] >= simulation["model_cycles_per_frame"]  # one frame takes at least one period
+    assert f"Simulation: **PASS**, 1 frame(s) match the golden model at every stage boundary in " \
+           f"{simulation['cycles']} cycles" in (tmp_path / "pipeline.md").read_text()
+    # progress went to stderr as timestamped lines (not a terminal), results stayed on stdout
+    assert "simulate 3 stages, 1 frame(s): started" in result.stderr
+    assert "started" not in result.stdout

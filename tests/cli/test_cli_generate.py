@@ -11,7 +11,7 @@ from wavecore.verif.runner import VERILATOR_WARNINGS
 
 def _wavecore(*args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "scripts", *args], capture_output=True, text=True, check=False, cwd=cwd
+        [sys.executable, "-m", "wavecore", *args], capture_output=True, text=True, check=False, cwd=cwd
     )
 
 
@@ -47,14 +47,15 @@ def test_generate_writes_verilog_and_full_configuration(tmp_path):
         "dataflow": "output_stationary",
     }
     # a: 8 int8 lanes + last; b: 8 int8 lanes; c: 8 int32 lanes
-    assert {key: record["ports"]["a"][key] for key in ("kind", "direction", "payload_bits")} == {
-        "kind": "stream", "direction": "in", "payload_bits": 65}
-    assert record["ports"]["a"]["fields"][-1] == {"name": "last", "offset": 64, "width": 1}
+    summary = {name: {key: port[key] for key in ("kind", "direction", "payload_bits")}
+               for name, port in record["ports"].items()}
+    assert summary["a"] == {"kind": "stream", "direction": "in", "payload_bits": 65}
     assert record["ports"]["b"]["payload_bits"] == 64
-    assert {key: record["ports"]["c"][key] for key in ("kind", "direction", "payload_bits")} == {
-        "kind": "stream", "direction": "out", "payload_bits": 256}
+    assert summary["c"] == {"kind": "stream", "direction": "out", "payload_bits": 256}
+    assert record["ports"]["a"]["fields"][-1] == {"name": "last", "offset": 64, "width": 1}
     assert record["timing"]["result_latency"] == 8 + 8 + 1 + 1
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["systolic.json", "systolic.v"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "systolic.core", "systolic.f", "systolic.json", "systolic.v"]
 
 
 def test_generate_weight_stationary_unsigned_saturating_with_name(tmp_path):
@@ -187,7 +188,7 @@ def test_generated_norm_units_round_trip_and_pass_verilator_lint(tmp_path):
         options = [item for key, value in parameters.items() for item in ("--" + key.replace("_", "-"), str(value))]
         result = _wavecore("generate", name, "--preset", "int16", "--max-count", "4096", *options, "-o", str(out))
         assert result.returncode == 0, result.stderr
-        assert sorted(p.name for p in out.iterdir()) == [f"{name}.json", f"{name}.v"]
+        assert sorted(p.name for p in out.iterdir()) == [f"{name}.{ext}" for ext in ("core", "f", "json", "v")]
         record = json.loads((out / f"{name}.json").read_text())
         assert record["parameters"] == {"preset": "int16", "max_count": 4096, **parameters}
         assert full_config(name, record["parameters"]) == {"block": name, **record["parameters"]}
@@ -240,6 +241,8 @@ def test_bad_norm_value_is_one_line_status_2_and_writes_nothing(tmp_path, block,
 def test_generated_norm_json_builds_with_synth_on_ecp5(tmp_path, capsys):
     """The generated JSON is a synth config; norm_affine (1 lane, int8) builds in ~10 s with a passing BIST
     reference, and a bad value is a one-line error."""
+    import re
+
     from wavecore.cli import main
 
     generated = tmp_path / "gen"
@@ -253,9 +256,32 @@ def test_generated_norm_json_builds_with_synth_on_ecp5(tmp_path, capsys):
     # A*x: 32-bit coefficient x int8 -> two 18x18 multipliers per lane.
     assert report["cells"]["MULT18X18D"] == 2
     assert (out / report["bitstream"]).exists()
-    assert "norm_affine on ulx3s-85f: ok" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "norm_affine on ulx3s-85f: ok" in captured.out
+    # progress of the tool steps (not a terminal: timestamped lines on stderr), one per step the report timed
+    tool_steps = [step for step in report["seconds"] if step not in ("elaborate", "total")]
+    progress_lines = [line for line in captured.err.splitlines() if "norm_affine on ulx3s-85f:" in line]
+    assert progress_lines[0].endswith(f"started, {len(tool_steps)} tool steps")
+    assert progress_lines[-1].split("] ", 1)[1].startswith("norm_affine on ulx3s-85f: done after ")
+    finished = re.search(r"(\d+)/(\d+) tool steps \((\w+) done\)$", progress_lines[-1])
+    assert finished and int(finished[1]) == int(finished[2]) == len(tool_steps) and finished[3] in tool_steps
     result = _wavecore("synth", "--target", "ulx3s-85f", "--block", "norm_affine", "--max-count", "0",
                        "-o", str(tmp_path / "never"))
     assert result.returncode == 2
     assert result.stderr == "wavecore synth: error: --max-count must be an integer between 1 and 1073741824, not 0\n"
     assert not (tmp_path / "never").exists()
+
+
+def test_generate_shows_progress_on_stderr_unless_quiet(tmp_path):
+    import re
+
+    result = _wavecore("generate", "systolic", "--rows", "2", "--cols", "2", "-o", str(tmp_path / "a"))
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: started, 1 step", lines[0])
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] generate systolic: done after \d+\.\d s, 1/1 step \(Verilog converted\)",
+                        lines[-1])
+    assert "started" not in result.stdout
+    quiet = _wavecore("generate", "systolic", "--rows", "2", "--cols", "2", "--quiet", "-o", str(tmp_path / "b"))
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert (tmp_path / "b" / "systolic.v").read_text() == (tmp_path / "a" / "systolic.v").read_text()

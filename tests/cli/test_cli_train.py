@@ -156,3 +156,52 @@ def test_missing_network_file_names_the_path(tmp_path, capsys):
     err = capsys.readouterr().err
     expected = f"--network: network file {str(missing)!r} cannot be read: No such file or directory"
     assert err == f"wavecore train: error: {expected}\n"
+
+
+def test_train_json_and_output_directory_hold_loss_differences_and_timing(capsys, tmp_path):
+    import json
+
+    import numpy as np
+
+    from wavecore.golden.network import load_network
+    from wavecore.golden.schedule import Schedule
+    from wavecore.golden.train import SGD, Trainer, init_params, init_state
+
+    arguments = ["train", "--network", "tiny_resnet", "--batch", "4", "--schedule", "mbs", "--sub-batch", "2",
+                 "--numerics", "float64", "--steps", "3", "--check", "baseline", "--quiet"]
+    assert main([*arguments, "--json", "-o", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert captured.err == ""  # --quiet: no progress lines
+    assert json.loads((tmp_path / "out" / "train.json").read_text()) == document
+    # The same run through the library: losses of the planned schedule and of the baseline, step by step.
+    network = load_network("tiny_resnet")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, *network.input_shape))
+    labels = rng.integers(0, network.num_classes, 4)
+    optimizer = SGD(lr=0.01, momentum=0.9, weight_decay=0.0)
+    trainer = Trainer(network, schedule=Schedule.serialised(network, 4, 2), numerics="float64", optimizer=optimizer)
+    baseline = Trainer(network, schedule=None, numerics="float64", optimizer=optimizer)
+    params, state = init_params(network, seed=0, dtype=np.float64), init_state(network, dtype=np.float64)
+    base_params, base_state = params, state
+    assert [entry["step"] for entry in document["steps"]] == [1, 2, 3]
+    for entry in document["steps"]:
+        result = trainer.step(params, state, x, labels)
+        reference = baseline.step(base_params, base_state, x, labels)
+        assert entry["loss"] == result.loss and entry["baseline_loss"] == reference.loss
+        differences = entry["max_abs_difference"]
+        assert differences["loss"] == abs(result.loss - reference.loss)
+        assert differences["params"] == max(
+            float(np.abs(result.params[n][k] - v).max()) for n, e in reference.params.items() for k, v in e.items())
+        assert entry["seconds"] > 0 and entry["baseline_seconds"] > 0
+        params, state, base_params, base_state = result.params, result.state, reference.params, reference.state
+    assert document["seconds"] >= sum(entry["seconds"] + entry["baseline_seconds"] for entry in document["steps"])
+    assert (document["network"], document["batch"], document["sub_batches"]) == ("tiny_resnet", 4, [2])
+    markdown = (tmp_path / "out" / "train.md").read_text()
+    assert f"step 3: loss {document['steps'][2]['loss']:.6f}  max|diff| vs baseline: loss " in markdown
+    # Without --quiet and not on a terminal, progress is timestamped lines on stderr.
+    assert main(arguments[:-1]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] train tiny_resnet: started, 3 steps", err[0])
+    assert re.fullmatch(r"\[\d\d:\d\d:\d\d\] train tiny_resnet: done after \d+\.\d s, 3/3 steps \(loss \d\.\d{4}\)",
+                        err[-1])

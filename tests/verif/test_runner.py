@@ -40,13 +40,34 @@ def test_failure_names_testcase_seed_log_and_waveform_hint(simulator, monkeypatc
 
 
 @pytest.mark.parametrize("simulator", simulator_params())
-def test_waves_are_written_per_test(simulator, monkeypatch, tmp_path):
+def test_waves_are_written_per_test(simulator, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("WAVES", "1")
+    monkeypatch.delenv("WAVECORE_WAVES", raising=False)
     monkeypatch.setenv("WAVECORE_BUILD_DIR", str(tmp_path))
+    monkeypatch.setenv("RANDOM_SEED", "4321")  # cocotb's name for the seed
+    monkeypatch.delenv("WAVECORE_SEED", raising=False)
+    monkeypatch.delenv("COCOTB_RANDOM_SEED", raising=False)
     design = build(AffineFifo(width=8), toplevel="affine_fifo", simulator=simulator)
+    assert design.build_dir.is_relative_to(tmp_path)
+    capsys.readouterr()
     design.run("tb_stream_fifo", testcase="affine_under_stalls", test_name="waves_probe",
                params={"width": 8, "count": 20, "idle": 0.2, "backpressure": 0.2})
     wave = design.build_dir / "tests" / "waves_probe" / ("dump.vcd" if simulator == "verilator" else "affine_fifo.fst")
     assert wave.exists() and wave.stat().st_size > 100
+    printed = capsys.readouterr().out
+    assert "1 cocotb test(s) passed, seed 4321" in printed  # the seed reached the run
+    assert f"waveform: {wave}" in printed.splitlines()  # printed for a passing test too
     with pytest.raises(SimulationFailed, match="waveform: .*"):
         design.run("tb_stream_fifo", testcase="deliberately_wrong", test_name="waves_fail")
+
+
+def test_wavecore_waves_zero_wins_over_cocotb_waves(monkeypatch, tmp_path):
+    # cocotb's runner lets WAVES override its argument; WAVECORE_WAVES=0 must still switch the trace off.
+    monkeypatch.setenv("WAVES", "1")
+    monkeypatch.setenv("WAVECORE_WAVES", "0")
+    monkeypatch.setenv("WAVECORE_BUILD_DIR", str(tmp_path))
+    design = build(AffineFifo(width=8), toplevel="affine_fifo", simulator="icarus")
+    assert design.waves is False
+    design.run("tb_stream_fifo", testcase="affine_under_stalls", test_name="no_waves",
+               params={"width": 8, "count": 10, "idle": 0.0, "backpressure": 0.0})
+    assert not any((design.build_dir / "tests" / "no_waves").glob("*.fst"))
