@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

@@ -95,9 +95,10 @@ def test_pipeline_simulate_checks_every_boundary_of_a_zoo_net(tmp_path):
     # same plan (seed 0) as tests/boards/test_pipeline.py's tiny_resnet chain: WAVECORE_BUILD_DIR (which wins over
     # the command's -o) shares that Verilator build
     environment = dict(os.environ, WAVECORE_BUILD_DIR=str(build_root()))
-    result = subprocess.run([sys.executable, "-m", "wavecore", "pipeline", "--network", "tiny_resnet", "--norm", "none",
-                             "--target", "ulx3s-85f", "--chips", "3", "--capacity", "6000", "--simulate", "--frames", "1",
-                             "--no-build", "-o", str(tmp_path)], capture_output=True, text=True, env=environment)
+    result = subprocess.run([sys.executable, "-m", "wavecore", "pipeline", "--network", "tiny_resnet", "--norm",
+                             "none", "--target", "ulx3s-85f", "--chips", "3", "--capacity", "6000", "--simulate",
+                             "--frames", "1", "--no-build", "-o", str(tmp_path)],
+                            capture_output=True, text=True, env=environment)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "simulation: 1 frame(s) through 3 stages match the golden model at every boundary" in result.stdout
     summary = json.loads((tmp_path / "pipeline.json").read_text())
