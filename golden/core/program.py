@@ -42,8 +42,9 @@ class Ordering:
 
     def __init__(self, sizes: dict):
         self.sizes = dict(sizes)
-        self.writer = {m: np.full((len(QUEUES), size), -1, dtype=np.int64) for m, size in sizes.items()}
-        self.reader = {m: np.full((len(QUEUES), size), -1, dtype=np.int64) for m, size in sizes.items()}
+        # tables grow on demand (DRAM may be configured far larger than a program touches)
+        self.writer = {m: np.full((len(QUEUES), 0), -1, dtype=np.int64) for m in sizes}
+        self.reader = {m: np.full((len(QUEUES), 0), -1, dtype=np.int64) for m in sizes}
 
     def _range(self, access):
         memory, start, stop = access
@@ -51,6 +52,12 @@ class Ordering:
             raise ValueError(f"memory must be one of {', '.join(self.sizes)}, not {memory!r}")
         if not 0 <= start <= stop <= self.sizes[memory]:
             raise ValueError(f"{memory} range [{start}, {stop}) is outside [0, {self.sizes[memory]})")
+        have = self.writer[memory].shape[1]
+        if stop > have:
+            grow = max(stop, 2 * have, 4096) - have
+            for table in (self.writer, self.reader):
+                table[memory] = np.concatenate(
+                    [table[memory], np.full((len(QUEUES), grow), -1, dtype=np.int64)], axis=1)
         return memory, start, stop
 
     def needs(self, queue: int, reads, writes) -> list[tuple[int, str, tuple]]:

@@ -28,7 +28,10 @@ from golden.core.semantics import CoreParameters, Shape, accesses, cycles, dma_r
 from golden.integer import IntegerKernels
 from golden.numerics import IntegerTraining, requantize
 
-__all__ = ["CoreError", "Simulator", "TraceEntry"]
+__all__ = ["LOSS_FRAC", "CoreError", "Simulator", "TraceEntry"]
+
+#: Per-sample losses are kept on the grid 2**-LOSS_FRAC in the accumulator memory (and in DRAM).
+LOSS_FRAC = 16
 
 
 class CoreError(RuntimeError):
@@ -129,7 +132,7 @@ class Simulator:
             try:
                 needs = ordering.needs(queue_number, reads, writes)
             except ValueError as error:
-                raise CoreError(f"instruction #{index} ({ins.text()}): {error}") from None
+                raise CoreError(f"instruction #{index} ({ins.text()}): {error}") from error
             for other, (needed, kind, access) in enumerate(needs):
                 if needed > merged[other]:
                     culprit = queues[QUEUES[other]][needed]
@@ -145,7 +148,7 @@ class Simulator:
             try:
                 self._execute(ins, shape, entry, writes)
             except (ValueError, TypeError) as error:
-                raise CoreError(f"instruction #{index} ({ins.text()}): {error}") from None
+                raise CoreError(f"instruction #{index} ({ins.text()}): {error}") from error
             self.trace.append(entry)
             free[q] = end
             for bit, step in (("push_prev", -1), ("push_next", 1)):
@@ -319,9 +322,9 @@ class Simulator:
         count = 1 if kind == "bn" else shape["samples"]
         words = self.accumulator[address : address + count * layout["words"]].reshape(count, layout["words"])
         parts = {}
-        for part, (offset, size) in layout.items():
+        for part, place in layout.items():
             if part != "words":
-                values = words[:, offset : offset + size]
+                values = words[:, place[0] : place[0] + place[1]]
                 parts[part] = values[0] if kind == "bn" else values
         return parts, layout, count
 
@@ -419,7 +422,7 @@ class Simulator:
         losses, probabilities = self.kernels.loss_forward(logits, labels)
         dlogits = self.kernels.loss_backward(probabilities, labels, ins.get("imm"))
         self._put("scratchpad", ins.get("dst"), dlogits)
-        self._put("accumulator", ins.get("src2"), np.asarray(losses, dtype=np.float64).view(np.int64))
+        self._put("accumulator", ins.get("src2"), np.rint(np.asarray(losses, dtype=np.float64) * 2.0**LOSS_FRAC))
 
     def _op_sgd(self, ins, shape, entry):
         size = shape.input_elements
