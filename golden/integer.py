@@ -16,7 +16,7 @@ import math
 import numpy as np
 
 from golden import layers as L
-from golden.numerics import IntegerTraining, NormArithmetic, requantize
+from golden.numerics import IntegerTraining, NormArithmetic, SgdArithmetic, requantize
 
 __all__ = ["ExactKernels", "IntegerKernels", "conv2d_forward_int"]
 
@@ -92,6 +92,8 @@ class IntegerKernels(ExactKernels):
         }
         self._grad_kind: dict[tuple[str, str], str] = {}
         self._norms: dict[int, NormArithmetic] = {}
+        self.loss_unit = numerics.loss_arithmetic if numerics.loss == "integer" else None
+        self._sgd_units: dict = {}
 
     def _requantize(self, values, shift):
         return requantize(values, int(shift), self.fmt, self.n.rounding)
@@ -221,12 +223,27 @@ class IntegerKernels(ExactKernels):
     def add_forward(self, layer, inputs):
         return self.fmt.saturate(sum(inputs[1:], inputs[0]))
 
-    # -- loss ----------------------------------------------------------------------------------------------
+    # -- loss: numerics.LossArithmetic on chip (default) or float64 on the host (IntegerTraining.loss) ----------
     def loss_forward(self, logits, labels):
+        """``(per-sample losses, what the backward needs)``: on chip the losses are int64 on Q.loss_frac and
+        the backward re-reads the logits (the unit recomputes the exponentials); on the host float64 losses
+        and probabilities."""
+        if self.loss_unit is not None:
+            return self.loss_unit.cross_entropy(logits, labels)[0], logits
         return L.softmax_cross_entropy(self.n.dequantize(logits, self.fa), labels)
 
-    def loss_backward(self, probabilities, labels, batch):
-        return self.n.quantize(L.softmax_cross_entropy_backward(probabilities, labels, batch), self.fg)
+    def loss_backward(self, saved, labels, batch):
+        if self.loss_unit is not None:
+            return self.loss_unit.cross_entropy_gradient(saved, labels, batch=batch)
+        return self.n.quantize(L.softmax_cross_entropy_backward(saved, labels, batch), self.fg)
+
+    def loss_value(self, losses):
+        """``(mean loss as a float, the mean on Q.loss_frac or None, per-sample losses as floats)``."""
+        if self.loss_unit is None:
+            return float(losses.mean()), None, losses
+        mean = self.loss_unit.mean_loss(losses)
+        scale = 2.0**-self.loss_unit.loss_frac
+        return mean * scale, mean, losses * scale
 
     def accumulate(self, total, part):
         return part if total is None else total + part  # exact int64 (reductions sized not to overflow)
@@ -380,9 +397,21 @@ class IntegerKernels(ExactKernels):
             }
         return finished
 
+    def sgd_unit(self, optimizer) -> SgdArithmetic:
+        """The on-chip SGD unit for ``optimizer``'s (float) hyper-parameters on this mode's grids."""
+        if optimizer not in self._sgd_units:
+            self._sgd_units[optimizer] = self.n.sgd_arithmetic(
+                lr=optimizer.lr, momentum=optimizer.momentum, weight_decay=optimizer.weight_decay
+            )
+        return self._sgd_units[optimizer]
+
     def sgd(self, optimizer, param, grad, velocity):
-        """The update in float64 on the dequantized values, weights requantized to Q.weight_frac and the
-        velocity kept on the Q.weight_grad_frac grid (the host or a scalar unit does it)."""
+        """On chip (default): :meth:`SgdArithmetic.update` with the velocity carried between steps (zero
+        before the first). On the host: float64 PyTorch SGD on the dequantized values, weights requantized
+        to Q.weight_frac and the velocity kept on the Q.weight_grad_frac grid."""
+        if self.n.sgd == "integer":
+            unit = self.sgd_unit(optimizer)
+            return unit.update(param, np.zeros_like(param) if velocity is None else velocity, grad)
         param_real = param * 2.0**-self.fw
         grad_real = grad * 2.0**-self.fwg
         velocity_real = None if velocity is None else velocity * 2.0**-self.fwg

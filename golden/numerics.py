@@ -19,7 +19,9 @@ Integer rules
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -30,7 +32,10 @@ __all__ = [
     "IntegerTraining",
     "OVERFLOW_MODES",
     "ROUNDING_MODES",
+    "SgdArithmetic",
+    "UNIT_PLACES",
     "IntFormat",
+    "LossArithmetic",
     "MacArithmetic",
     "NormArithmetic",
     "divide_round",
@@ -228,9 +233,13 @@ def requantize(values, shift: int, out: IntFormat, rounding: str = "half_even") 
         raise TypeError(f"shift must be an integer, not {shift!r}")
     if rounding not in ROUNDING_MODES:
         raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {rounding!r}")
-    values = np.asarray(values, dtype=np.int64)
+    return out.saturate(_round_shift(np.asarray(values, dtype=np.int64), shift, rounding))
+
+
+def _round_shift(values: np.ndarray, shift: int, rounding: str) -> np.ndarray:
+    """:func:`requantize` without the saturation, on int64 or Python-int (``object``) arrays alike."""
     if shift <= 0:
-        return out.saturate(values << -shift)
+        return values << -shift
     floor = values >> shift
     remainder = values - (floor << shift)
     half = 1 << (shift - 1)
@@ -243,7 +252,7 @@ def requantize(values, shift: int, out: IntFormat, rounding: str = "half_even") 
     else:  # half_away_from_zero
         tie_up = (remainder > half) | ((remainder == half) & (values >= 0))
         result = floor + tie_up
-    return out.saturate(result)
+    return result
 
 
 # ==========================================================================================================
@@ -252,6 +261,8 @@ def requantize(values, shift: int, out: IntFormat, rounding: str = "half_even") 
 # that apply them to each layer are in golden/integer.py.
 # ==========================================================================================================
 FLOAT_MODES = ("float64", "float32")
+#: Where the integer mode computes the loss and the SGD update: on chip (exact integer units) or on the host.
+UNIT_PLACES = ("integer", "host")
 
 
 @dataclass(frozen=True)
@@ -275,6 +286,13 @@ class IntegerTraining:
         Fractional bits of the per-channel constants of the normalisation unit (``a, c, k1, k2, k3``).
     reciprocal_frac : int
         Fractional bits of the reciprocal used by average pools whose window is not a power of two.
+    loss : str
+        ``"integer"`` (default): the softmax cross-entropy loss and its gradient on chip,
+        :class:`LossArithmetic` (:attr:`loss_arithmetic`); ``"host"``: float64 on the dequantized logits,
+        the gradient quantized to Q.grad_frac.
+    sgd : str
+        ``"integer"`` (default): the SGD update on chip, :class:`SgdArithmetic` (:meth:`sgd_arithmetic`);
+        ``"host"``: float64 PyTorch SGD of the dequantized values, re-quantized.
     """
 
     mac: MacArithmetic = MacArithmetic(in_width=16, acc_width=48, signed=True, overflow="saturate")
@@ -285,6 +303,8 @@ class IntegerTraining:
     rounding: str = "half_even"
     scalar_frac: int = 12
     reciprocal_frac: int = 16
+    loss: str = "integer"
+    sgd: str = "integer"
 
     def __post_init__(self) -> None:
         if not isinstance(self.mac, MacArithmetic):
@@ -296,10 +316,22 @@ class IntegerTraining:
             check_int(name, getattr(self, name), 0, 30)
         if self.rounding not in ROUNDING_MODES:
             raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {self.rounding!r}")
+        for name in ("loss", "sgd"):
+            if getattr(self, name) not in UNIT_PLACES:
+                raise ValueError(f"{name} must be one of {', '.join(UNIT_PLACES)}, not {getattr(self, name)!r}")
 
     @property
     def operand(self) -> IntFormat:
         return self.mac.operand
+
+    @property
+    def loss_arithmetic(self) -> LossArithmetic:
+        """The on-chip loss unit on this mode's grids (logits Q.activation_frac, gradient Q.grad_frac)."""
+        return LossArithmetic.from_training(self)
+
+    def sgd_arithmetic(self, *, lr: float, momentum: float, weight_decay: float) -> SgdArithmetic:
+        """The on-chip SGD unit on this mode's grids for the given (float) hyper-parameters."""
+        return SgdArithmetic.from_training(self, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
     def quantize(self, values, frac: int) -> np.ndarray:
         """Real values to the operand grid ``2**-frac``: round half to even, then saturate."""
@@ -312,7 +344,8 @@ class IntegerTraining:
     def describe(self) -> str:
         return (f"int{self.mac.in_width} (acc {self.mac.acc_width}, {self.mac.overflow}), "
                 f"Q.{self.activation_frac} "
-                f"act, Q.{self.weight_frac} weight, Q.{self.grad_frac} grad, {self.rounding}")
+                f"act, Q.{self.weight_frac} weight, Q.{self.grad_frac} grad, {self.rounding}, "
+                f"loss {self.loss}, sgd {self.sgd}")
 
 
 #: Named integer modes for the CLI and tests: 16-bit operands with a 48-bit saturating accumulator, and
@@ -388,8 +421,6 @@ def divide_round(numerator, denominator):
 
 def isqrt_floor_ratio(numerator, denominator):
     """``floor(sqrt(numerator / denominator))`` exactly (= ``isqrt(numerator // denominator)``)."""
-    import math
-
     numerator = np.asarray(numerator, dtype=object)
     denominator = np.asarray(denominator, dtype=object)
     flat = [math.isqrt(int(n) // int(d)) for n, d in zip(numerator.ravel(), np.broadcast_to(
@@ -715,3 +746,409 @@ class NormArithmetic:
         dgamma = self.dgamma(s1_c, forward["count"], forward["rstd"], r1, r2).sum(axis=0)
         return {"dy": dy, "r1": r1, "r2": r2, "k2": constants["k2"], "k3": constants["k3"], "dx": dx,
                 "dgamma": dgamma, "dbeta": r1.sum(axis=0)}
+
+
+# ==========================================================================================================
+# On-chip loss and SGD arithmetic
+# Issue 11 (the training core's contract). The softmax cross-entropy loss unit and the SGD update unit of
+# the core, so a whole training step runs DRAM to DRAM without the host. Both use only integer adds,
+# multiplies, shifts, comparators, read-only tables and one divider (the scalar unit's divide_round); the
+# golden integer mode (golden/integer.py) uses them by default, hdl/ will take its widths and tables from
+# here, and docs/golden.md ("On-chip loss and SGD") states the formulas and error bounds.
+#
+# Loss unit, per row of logits z (signed, Q.logit_frac), label y, mini-batch N, classes C:
+#   m   = max_j z_j                                   comparator tree
+#   d_j = m - z_j >= 0                                unsigned, logits.width bits
+#   e_j = 0 if d_j >= exp_cutoff, else the product of K tables indexed by table_bits-bit chunks of d_j:
+#         T_i[c] = round(exp(-c * 2**(i*table_bits) / 2**logit_frac) * 2**exp_frac)   (T_i[0] = 2**exp_frac)
+#         e = T_0[c_0]; e = (e * T_i[c_i] + 2**(exp_frac-1)) >> exp_frac for i = 1..K-1   (round half up)
+#         so e_j ~ exp(z_j - m) on Q.exp_frac and the maximum's e is exactly 2**exp_frac
+#   S   = sum_j e_j                                   exact, sum_width bits, S >= 2**exp_frac
+#   r   = divide_round(2**R, S * N)                   the one divide per row, R = reciprocal_frac
+#   g_j = round((e_j - [j == y] * S) * r / 2**(R - grad_frac))   rounding mode, saturated to the gradient
+#   loss: k = floor(log2 S) (leading one), u = S / 2**k - 1 in [0, 1), i = top table_bits bits of u,
+#         ln S/2**exp_frac = (k - exp_frac) * L[2**table_bits] + L[i] + (L[i+1] - L[i]) * rest  (linear
+#         interpolation, rounded half up), L[i] = round(ln(1 + i / 2**table_bits) * 2**(loss_frac + 4))
+#         per-sample loss = round((ln S + d_y) / 2**4) on Q.loss_frac, saturated to loss_width bits
+#         mean loss = divide_round(sum of the per-sample losses (exact), N)
+# Error against float64 on the same integer logits (derivation in docs/golden.md):
+#   |g - 2**grad_frac * (softmax - onehot) / N| <= 1/2 + (C+1) * K * 2**(grad_frac - exp_frac) / N
+#                                                 + C * 2**(exp_frac + grad_frac - R - 1)       LSB
+#
+# SGD unit, elementwise on a flat slice (weights w Q.weight_frac, gradient g Q.grad_frac, velocity v
+# Q.velocity_frac; constants M, WD, LR unsigned constant_width bits on Q.constant_frac):
+#   F = max(velocity_frac, weight_frac, grad_frac),  G = max(velocity_frac, weight_frac)
+#   v' = sat_v(round((M*v << (F - vf)) + (WD*w << (F - wf)) + (g << (cf + F - gf)), cf + F - vf))
+#   w' = sat_w(round((w << (cf + G - wf)) - (LR*v' << (G - vf)), cf + G - wf))
+# every sum exact in its accumulator (widths checked <= 62 bits at construction), one rounding each.
+# ==========================================================================================================
+
+#: Guard bits of the loss unit's logarithm below the loss grid.
+_LOG_GUARD = 4
+
+
+@dataclass(frozen=True)
+class LossArithmetic:
+    """Integer softmax cross-entropy: per-sample losses, their mean and ``dlogits = (softmax - onehot) / N``.
+
+    Shape-agnostic over rows: ``logits`` is ``(rows, classes)`` (a sub-batch of the mini-batch is fine: every
+    row's result depends only on that row and the mini-batch size ``batch``). Formulas in the section comment.
+
+    Parameters
+    ----------
+    logits, gradient : IntFormat
+        Signed formats of the logits and of ``dlogits``.
+    logit_frac, grad_frac : int
+        Fractional bits of the logits and of ``dlogits``.
+    exp_frac : int
+        Fractional bits of the exponentials ``e_j`` (``exp_frac + 1``-bit unsigned values).
+    table_bits : int
+        Index bits of every table (exponent chunks and logarithm).
+    loss_frac, loss_width : int
+        Grid and signed width of the per-sample and mean loss.
+    max_classes, max_batch : int
+        Largest class count and mini-batch size; size the sum, the divider and the reciprocal.
+    rounding : str
+        Rounding of ``dlogits`` and of the loss (:data:`ROUNDING_MODES`); the exponent products and the
+        interpolation round half up (add half, shift), the divider half away from zero.
+    """
+
+    logits: IntFormat = IntFormat(16)
+    logit_frac: int = 8
+    gradient: IntFormat = IntFormat(16)
+    grad_frac: int = 12
+    exp_frac: int = 20
+    table_bits: int = 8
+    loss_frac: int = 16
+    loss_width: int = 32
+    max_classes: int = 1024
+    max_batch: int = 1 << 16
+    rounding: str = "half_even"
+
+    def __post_init__(self) -> None:
+        for name in ("logits", "gradient"):
+            if not isinstance(getattr(self, name), IntFormat) or not getattr(self, name).signed:
+                raise TypeError(f"{name} must be a signed IntFormat, not {getattr(self, name)!r}")
+        for name in ("logit_frac", "grad_frac", "loss_frac"):
+            check_int(name, getattr(self, name), 0, 30)
+        check_int("exp_frac", self.exp_frac, 2, 30)
+        check_int("table_bits", self.table_bits, 1, 12)
+        check_int("loss_width", self.loss_width, 2, _MAX_WIDTH)
+        check_int("max_classes", self.max_classes, 1, 1 << 16)
+        check_int("max_batch", self.max_batch, 1, 1 << 30)
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {self.rounding!r}")
+        if self.exp_frac < self.table_bits:
+            raise ValueError(f"exp_frac must be at least table_bits ({self.table_bits}), not {self.exp_frac}")
+        if self.loss_frac + _LOG_GUARD < self.logit_frac:
+            raise ValueError(f"loss_frac must be at least logit_frac - {_LOG_GUARD} "
+                             f"({self.logit_frac - _LOG_GUARD}), not {self.loss_frac}")
+
+    @classmethod
+    def from_training(cls, training: IntegerTraining, **overrides) -> LossArithmetic:
+        """The loss unit on an :class:`IntegerTraining` mode's grids: logits on the activation grid, dlogits
+        on the gradient grid, ``exp_frac = grad_frac + 8`` (so the exponent tables add at most ~0.1 LSB)."""
+        fields = {"logits": training.operand, "logit_frac": training.activation_frac,
+                  "gradient": training.operand, "grad_frac": training.grad_frac,
+                  "exp_frac": min(training.grad_frac + 8, 30), "rounding": training.rounding}
+        fields.update(overrides)
+        return cls(**fields)
+
+    # -- widths and tables (the generator's parameters) -----------------------------------------------------
+    @property
+    def difference_width(self) -> int:
+        """Unsigned bits of ``d = max - z``."""
+        return self.logits.width
+
+    @property
+    def exp_cutoff(self) -> int:
+        """Smallest ``d`` whose exponential is below half a unit of Q.exp_frac: ``e = 0`` from here on."""
+        return math.ceil((self.exp_frac + 1) * math.log(2) * 2**self.logit_frac)
+
+    @property
+    def exp_chunks(self) -> int:
+        """Number K of exponent tables (chunks of ``table_bits`` bits of ``d < exp_cutoff``)."""
+        return max(1, -(-(self.exp_cutoff - 1).bit_length() // self.table_bits))
+
+    @cached_property
+    def exp_tables(self) -> tuple[tuple[int, ...], ...]:
+        """``T_i[c] = round(exp(-c * 2**(i * table_bits - logit_frac)) * 2**exp_frac)``, K tables of
+        ``2**table_bits`` unsigned ``exp_frac + 1``-bit entries (float64 ``math.exp``; round half to even)."""
+        return tuple(
+            tuple(round(math.exp(-(c << (i * self.table_bits)) / 2**self.logit_frac) * 2**self.exp_frac)
+                  for c in range(1 << self.table_bits))
+            for i in range(self.exp_chunks))
+
+    @property
+    def log_frac(self) -> int:
+        """Fractional bits of the logarithm table and of ``ln S`` (``loss_frac`` + 4 guard bits)."""
+        return self.loss_frac + _LOG_GUARD
+
+    @cached_property
+    def log_table(self) -> tuple[int, ...]:
+        """``L[i] = round(ln(1 + i / 2**table_bits) * 2**log_frac)`` for ``i = 0 .. 2**table_bits`` (the last
+        entry is ``ln 2``)."""
+        size = 1 << self.table_bits
+        return tuple(round(math.log1p(i / size) * 2**self.log_frac) for i in range(size + 1))
+
+    @property
+    def sum_width(self) -> int:
+        """Unsigned bits of ``S = sum e_j`` for ``max_classes`` classes."""
+        return (self.max_classes << self.exp_frac).bit_length()
+
+    @property
+    def reciprocal_frac(self) -> int:
+        """``R``: the reciprocal's rounding adds at most 1/32 LSB to ``dlogits``."""
+        return self.exp_frac + self.grad_frac + (self.max_classes - 1).bit_length() + 4
+
+    @property
+    def divisor_width(self) -> int:
+        """Unsigned bits of the divider's denominator ``S * N``."""
+        return ((self.max_classes << self.exp_frac) * self.max_batch).bit_length()
+
+    @property
+    def reciprocal_width(self) -> int:
+        """Unsigned bits of ``r = divide_round(2**R, S * N)`` (largest for S = 2**exp_frac, N = 1)."""
+        return self.reciprocal_frac - self.exp_frac + 1
+
+    @property
+    def product_width(self) -> int:
+        """Signed bits of ``(e_j - [j == y] * S) * r`` before the final rounding."""
+        return self.sum_width + 1 + self.reciprocal_width
+
+    @property
+    def loss_format(self) -> IntFormat:
+        return IntFormat(self.loss_width, True)
+
+    # -- the unit ---------------------------------------------------------------------------------------------
+    def _check(self, logits, labels, batch):
+        z = self.logits.check(logits, "logits")
+        if z.ndim != 2 or not 1 <= z.shape[1] <= self.max_classes or z.shape[0] < 1:
+            raise ValueError(f"logits must be a (rows, classes) matrix with 1 to max_classes "
+                             f"{self.max_classes} classes, not shape {z.shape}")
+        labels = np.asarray(labels)
+        if labels.shape != (z.shape[0],) or labels.dtype.kind not in "iu":
+            raise ValueError(f"labels must be {z.shape[0]} integers, not shape {labels.shape} of {labels.dtype}")
+        if labels.min() < 0 or labels.max() >= z.shape[1]:
+            raise ValueError(f"labels must be between 0 and {z.shape[1] - 1}, not {labels.min()}..{labels.max()}")
+        batch = z.shape[0] if batch is None else batch
+        check_int("batch", batch, z.shape[0], self.max_batch)
+        return z, labels.astype(np.int64), batch
+
+    def exponentials(self, logits) -> tuple[np.ndarray, np.ndarray]:
+        """``(d, e)``: the max-subtracted differences and their exponentials on Q.exp_frac (int64)."""
+        z = self.logits.check(logits, "logits")
+        d = z.max(axis=-1, keepdims=True) - z
+        mask = (1 << self.table_bits) - 1
+        tables = [np.asarray(table, dtype=np.int64) for table in self.exp_tables]
+        e = tables[0][d & mask]
+        for index in range(1, len(tables)):
+            chunk = (d >> (index * self.table_bits)) & mask
+            e = (e * tables[index][chunk] + (1 << (self.exp_frac - 1))) >> self.exp_frac
+        return d, np.where(d >= self.exp_cutoff, 0, e)
+
+    def _log(self, total: int) -> int:
+        """``ln(total / 2**exp_frac)`` on Q.log_frac: leading one, table, linear interpolation (half up)."""
+        k = total.bit_length() - 1
+        shift = k - self.table_bits  # >= 0: total >= 2**exp_frac >= 2**table_bits
+        mantissa = total - (1 << k)
+        index = mantissa >> shift
+        rest = mantissa - (index << shift)
+        table = self.log_table
+        step = table[index + 1] - table[index]
+        interpolated = (step * rest + (1 << shift >> 1)) >> shift
+        return (k - self.exp_frac) * table[-1] + table[index] + interpolated
+
+    def cross_entropy(self, logits, labels, *, batch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(losses, dlogits)``: per-sample losses (int64, Q.loss_frac) and ``dlogits`` (int64,
+        Q.grad_frac, the gradient of the mean loss over a mini-batch of ``batch`` samples, default the
+        number of rows), from one pass over the logits as the unit computes them."""
+        z, labels, batch = self._check(logits, labels, batch)
+        rows = np.arange(z.shape[0])
+        d, e = self.exponentials(z)
+        totals = e.sum(axis=1)
+        reciprocal = np.asarray(divide_round(np.full(len(totals), 1 << self.reciprocal_frac, dtype=object),
+                                             totals.astype(object) * batch), dtype=object)
+        numerator = e.astype(object)
+        numerator[rows, labels] -= totals.astype(object)
+        product = numerator * reciprocal[:, None]
+        dlogits = _saturate_object(_round_shift(product, self.reciprocal_frac - self.grad_frac, self.rounding),
+                                   self.gradient)
+        logs = np.array([self._log(int(total)) for total in totals], dtype=object)
+        shifted = logs + (d[rows, labels].astype(object) << (self.log_frac - self.logit_frac))
+        losses = _saturate_object(_round_shift(shifted, _LOG_GUARD, self.rounding), self.loss_format)
+        return np.asarray(losses).astype(np.int64), np.asarray(dlogits).astype(np.int64)
+
+    def cross_entropy_gradient(self, logits, labels, *, batch: int | None = None) -> np.ndarray:
+        """``dlogits = (softmax(z) - onehot) / batch`` on Q.grad_frac (int64, shape of ``logits``)."""
+        return self.cross_entropy(logits, labels, batch=batch)[1]
+
+    def mean_loss(self, losses, batch: int | None = None) -> int:
+        """``divide_round(exact sum of the per-sample losses, batch)`` on Q.loss_frac, saturated (an int).
+        ``batch`` defaults to the number of losses."""
+        losses = self.loss_format.check(losses, "losses").ravel()
+        batch = len(losses) if batch is None else check_int("batch", batch, 1, self.max_batch)
+        return int(_saturate_object(divide_round(int(losses.sum()), batch), self.loss_format))
+
+    def cross_entropy_loss(self, logits, labels) -> int:
+        """The mean softmax cross-entropy over the rows on Q.loss_frac (an int, as the core writes it)."""
+        return self.mean_loss(self.cross_entropy(logits, labels)[0])
+
+    # -- the stated error bounds (docs/golden.md) ---------------------------------------------------------------
+    def gradient_error_bound(self, classes: int, batch: int) -> float:
+        """Largest ``|dlogits - 2**grad_frac * (softmax - onehot) / batch|`` in LSB, for float64 softmax
+        of the same integer logits (the reference clipped to the gradient format)."""
+        return (0.5 + (classes + 1) * self.exp_chunks * 2.0 ** (self.grad_frac - self.exp_frac) / batch
+                + classes * 2.0 ** (self.exp_frac + self.grad_frac - self.reciprocal_frac - 1))
+
+    def loss_error_bound(self, classes: int) -> float:
+        """Largest error (real units) of a per-sample loss against float64 (also of the mean, plus half
+        an LSB of Q.loss_frac), unless it saturates."""
+        table_units = 0.5 * (classes - 1).bit_length() + 2  # ln 2 times (k - exp_frac), L[i], step, rounding
+        return (2.0 ** -self.loss_frac * (0.5 + table_units / 2**_LOG_GUARD)
+                + 2.0 ** -(2 * self.table_bits + 3)  # linear interpolation of ln(1 + u), |f''| <= 1
+                + classes * self.exp_chunks * 2.0 ** -self.exp_frac)  # relative error of S
+
+
+@dataclass(frozen=True)
+class SgdArithmetic:
+    """SGD with momentum and weight decay on the integer grids (PyTorch's rule, dampening 0, no Nesterov):
+    ``v = momentum * v + g + weight_decay * w``, ``w = w - lr * v`` (formulas in the section comment).
+
+    Elementwise and shape-agnostic: any array shape (a flat slice of the parameter memory is typical).
+    A zero velocity on the first step gives PyTorch's ``v = g + weight_decay * w``.
+
+    Parameters
+    ----------
+    weight, gradient, velocity : IntFormat
+        Signed formats of the weights, the weight gradients and the velocity.
+    weight_frac, grad_frac, velocity_frac : int
+        Their fractional bits.
+    lr, momentum, weight_decay : int
+        The constants on Q.constant_frac, unsigned ``constant_width`` bits (:meth:`quantize_constant`
+        makes them from floats).
+    constant_frac, constant_width : int
+        Grid and unsigned width of the constants.
+    rounding : str
+        Rounding of ``v'`` and ``w'`` (:data:`ROUNDING_MODES`); both then saturate.
+    """
+
+    weight: IntFormat = IntFormat(16)
+    weight_frac: int = 12
+    gradient: IntFormat = IntFormat(16)
+    grad_frac: int = 12
+    velocity: IntFormat = IntFormat(16)
+    velocity_frac: int = 12
+    lr: int = 0
+    momentum: int = 0
+    weight_decay: int = 0
+    constant_frac: int = 20
+    constant_width: int = 24
+    rounding: str = "half_even"
+
+    def __post_init__(self) -> None:
+        for name in ("weight", "gradient", "velocity"):
+            if not isinstance(getattr(self, name), IntFormat) or not getattr(self, name).signed:
+                raise TypeError(f"{name} must be a signed IntFormat, not {getattr(self, name)!r}")
+        for name in ("weight_frac", "grad_frac", "velocity_frac", "constant_frac"):
+            check_int(name, getattr(self, name), 0, 30)
+        check_int("constant_width", self.constant_width, 1, 32)
+        for name in ("lr", "momentum", "weight_decay"):
+            check_int(name, getattr(self, name), 0, (1 << self.constant_width) - 1)
+        if self.rounding not in ROUNDING_MODES:
+            raise ValueError(f"rounding must be one of {', '.join(ROUNDING_MODES)}, not {self.rounding!r}")
+        for name, width in (("velocity", self.velocity_accumulator_width),
+                            ("weight", self.weight_accumulator_width)):
+            if width > _MAX_WIDTH:
+                raise ValueError(f"the {name} accumulator needs {width} bits, more than {_MAX_WIDTH}: "
+                                 "narrow the formats or the fractional bits")
+
+    @staticmethod
+    def quantize_constant(name: str, value: float, *, constant_frac: int = 20, constant_width: int = 24) -> int:
+        """``round_half_even(value * 2**constant_frac)``; refuses values that do not fit the unsigned
+        ``constant_width`` bits and nonzero values that round to zero."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
+            raise ValueError(f"{name} must be a finite number >= 0, not {value!r}")
+        fixed = round(value * 2**constant_frac)
+        largest = ((1 << constant_width) - 1) / 2**constant_frac
+        if fixed >= 1 << constant_width:
+            raise ValueError(f"{name} must be at most {largest:g} (unsigned {constant_width}-bit "
+                             f"Q.{constant_frac}), not {value!r}")
+        if value > 0 and fixed == 0:
+            raise ValueError(f"{name} must be at least {2.0 ** -(constant_frac + 1):g} (it rounds to 0 on "
+                             f"Q.{constant_frac}), not {value!r}")
+        return fixed
+
+    @classmethod
+    def from_float(cls, *, lr: float, momentum: float, weight_decay: float, **fields) -> SgdArithmetic:
+        """The unit with ``lr``, ``momentum``, ``weight_decay`` quantized by :meth:`quantize_constant`."""
+        grid = {key: fields.get(key, cls.__dataclass_fields__[key].default)
+                for key in ("constant_frac", "constant_width")}
+        constants = {name: cls.quantize_constant(name, value, **grid)
+                     for name, value in (("lr", lr), ("momentum", momentum), ("weight_decay", weight_decay))}
+        return cls(**constants, **fields)
+
+    @classmethod
+    def from_training(cls, training: IntegerTraining, *, lr: float, momentum: float, weight_decay: float,
+                      **overrides) -> SgdArithmetic:
+        """On an :class:`IntegerTraining` mode's grids: weights Q.weight_frac, gradients and velocity
+        Q.weight_grad_frac, all in the operand format (the velocity is stored like a weight gradient)."""
+        fields = {"weight": training.operand, "weight_frac": training.weight_frac,
+                  "gradient": training.operand, "grad_frac": training.weight_grad_frac,
+                  "velocity": training.operand, "velocity_frac": training.weight_grad_frac,
+                  "rounding": training.rounding}
+        fields.update(overrides)
+        return cls.from_float(lr=lr, momentum=momentum, weight_decay=weight_decay, **fields)
+
+    # -- widths ---------------------------------------------------------------------------------------------
+    @property
+    def _velocity_grid(self) -> int:
+        return max(self.velocity_frac, self.weight_frac, self.grad_frac)
+
+    @property
+    def _weight_grid(self) -> int:
+        return max(self.velocity_frac, self.weight_frac)
+
+    @property
+    def velocity_accumulator_width(self) -> int:
+        """Signed bits of ``M*v + WD*w + g`` on Q.(constant_frac + max(vf, wf, gf)) (never overflows)."""
+        constant = (1 << self.constant_width) - 1
+        grid = self._velocity_grid
+        largest = (constant * (1 << (self.velocity.width - 1)) << (grid - self.velocity_frac)) \
+            + (constant * (1 << (self.weight.width - 1)) << (grid - self.weight_frac)) \
+            + ((1 << (self.gradient.width - 1)) << (self.constant_frac + grid - self.grad_frac))
+        return largest.bit_length() + 1
+
+    @property
+    def weight_accumulator_width(self) -> int:
+        """Signed bits of ``w - LR*v'`` on Q.(constant_frac + max(vf, wf)) (never overflows)."""
+        constant = (1 << self.constant_width) - 1
+        grid = self._weight_grid
+        largest = ((1 << (self.weight.width - 1)) << (self.constant_frac + grid - self.weight_frac)) \
+            + (constant * (1 << (self.velocity.width - 1)) << (grid - self.velocity_frac))
+        return largest.bit_length() + 1
+
+    def real(self, name: str) -> float:
+        """A constant's real value (``lr``, ``momentum`` or ``weight_decay``)."""
+        return getattr(self, name) * 2.0 ** -self.constant_frac
+
+    # -- the unit ---------------------------------------------------------------------------------------------
+    def update(self, weights, velocity, gradient) -> tuple[np.ndarray, np.ndarray]:
+        """``(weights', velocity')`` (int64, the shape of ``weights``) from one SGD step."""
+        w = self.weight.check(weights, "weights")
+        v = self.velocity.check(velocity, "velocity")
+        g = self.gradient.check(gradient, "gradient")
+        if not w.shape == v.shape == g.shape:
+            raise ValueError(f"weights, velocity and gradient must have one shape, not {w.shape}, {v.shape}, "
+                             f"{g.shape}")
+        grid = self._velocity_grid
+        total = ((self.momentum * v) << (grid - self.velocity_frac)) \
+            + ((self.weight_decay * w) << (grid - self.weight_frac)) \
+            + (g << (self.constant_frac + grid - self.grad_frac))
+        new_velocity = requantize(total, self.constant_frac + grid - self.velocity_frac, self.velocity,
+                                  self.rounding)
+        grid = self._weight_grid
+        total = (w << (self.constant_frac + grid - self.weight_frac)) \
+            - ((self.lr * new_velocity) << (grid - self.velocity_frac))
+        new_weights = requantize(total, self.constant_frac + grid - self.weight_frac, self.weight, self.rounding)
+        return new_weights, new_velocity

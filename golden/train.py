@@ -60,6 +60,9 @@ class StepResult:
     ----------
     loss : float
         Mean softmax cross-entropy over the mini-batch.
+    loss_q : int or None
+        The integer mode's on-chip loss: the mean on Q.loss_frac as the core writes it to DRAM
+        (``loss = loss_q * 2**-loss_frac``); None for the float modes and the host loss.
     grads : dict
         ``{layer: {"weight": array, "bias": array}}`` for every trainable layer.
     params, state : dict
@@ -84,6 +87,7 @@ class StepResult:
     losses: np.ndarray
     stash_bytes: int = 0
     numerics: object = None
+    loss_q: int | None = None
     extras: dict = field(default_factory=dict)
 
 
@@ -190,6 +194,9 @@ class _FloatKernels(ExactKernels):
     def loss_backward(self, probabilities, labels, batch):
         return L.softmax_cross_entropy_backward(probabilities, labels, batch)
 
+    def loss_value(self, losses):
+        return float(losses.mean()), None, losses
+
     def accumulate(self, total, part):
         return part if total is None else total + part
 
@@ -286,6 +293,14 @@ class Trainer:
     def step(self, params, state, x, labels, *, input_grad: bool = False) -> StepResult:
         return _Step(self, params, state, x, labels, input_grad).run()
 
+    def predict(self, params, state, x) -> np.ndarray:
+        """The logits of ``x`` from a forward pass in layer order with this trainer's numerics (integer mode:
+        int64 on Q.activation_frac). Norms use the batch's statistics, as in training."""
+        batch = np.asarray(x).shape[0]
+        step = _Step(self, params, state, x, np.zeros(batch, dtype=np.int64), False,
+                     schedule=Schedule.baseline(self.network, batch))
+        return step.logits()
+
 
 def train_step(
     network, params, state, x, labels, *, schedule=None, numerics="float64", optimizer=None, input_grad=False
@@ -298,7 +313,7 @@ def train_step(
 class _Step:
     """The state of one step: whole-batch tensors, gradient accumulators, fused norm constants."""
 
-    def __init__(self, trainer: Trainer, params, state, x, labels, input_grad):
+    def __init__(self, trainer: Trainer, params, state, x, labels, input_grad, schedule=None):
         self.net = trainer.network
         self.k = trainer.kernels
         self.optimizer = trainer.optimizer
@@ -315,7 +330,7 @@ class _Step:
             raise ValueError(f"labels must have shape ({self.batch},), not {self.labels.shape}")
         if not self.net.has_loss:
             raise ValueError(f"network {self.net.name!r} has no loss layer; training needs one")
-        self.schedule = (trainer.schedule or Schedule.baseline(self.net, self.batch)).validate(
+        self.schedule = (schedule or trainer.schedule or Schedule.baseline(self.net, self.batch)).validate(
             self.net, self.batch
         )
         self.input_grad = input_grad
@@ -326,8 +341,8 @@ class _Step:
         self.grads: dict[str, dict] = {}
         self.constants: dict[str, dict] = {}  # fused norms: per-chunk constants keyed by start sample
         self.running_updates: list = []
-        self.losses = np.zeros(self.batch)
-        self.probabilities = None
+        self.losses = None  # per-sample losses (float, or int64 on the integer loss grid)
+        self.loss_inputs = None  # what the loss backward needs: probabilities (float, host) or the logits
         self._plan_fusion()
         self._plan_stash()
 
@@ -437,7 +452,7 @@ class _Step:
                 for name in group.layers:
                     if name not in self.whole and self.net.layer(name).op != "input":
                         self.forward(self.net.layer(name), start, stop)
-        loss = float(self.losses.mean())
+        loss = self.k.loss_value(self.losses)
         for group in reversed(self.schedule.groups):
             for start, stop in group.sub_batches(self.batch):
                 for name in reversed(group.layers):
@@ -448,6 +463,13 @@ class _Step:
                     self.backward(self.net.layer(name), 0, self.batch)
         return self._finish(loss)
 
+    def logits(self) -> np.ndarray:
+        """Forward only, whole batch in layer order: the loss layer's input."""
+        self.acts[self.net.layers[0].name] = self.x
+        for layer in self.net.layers[1:-1]:
+            self.forward(layer, 0, self.batch)
+        return self.read(self.net.layers[-1].inputs[0], 0, self.batch)
+
     def forward(self, layer, start, stop):
         op = layer.op
         k = self.k
@@ -455,11 +477,12 @@ class _Step:
             return
         if op == "loss":
             logits = self.read(layer.inputs[0], start, stop)
-            losses, probabilities = k.loss_forward(logits, self.labels[start:stop])
+            losses, saved = k.loss_forward(logits, self.labels[start:stop])
+            if self.losses is None:
+                self.losses = np.zeros(self.batch, dtype=np.int64 if losses.dtype.kind == "i" else np.float64)
+                self.loss_inputs = np.empty((self.batch, logits.shape[1]), dtype=saved.dtype)
             self.losses[start:stop] = losses
-            if self.probabilities is None:
-                self.probabilities = np.empty((self.batch, logits.shape[1]), dtype=probabilities.dtype)
-            self.probabilities[start:stop] = probabilities
+            self.loss_inputs[start:stop] = saved
             return
         inputs = [self.read(name, start, stop) for name in layer.inputs]
         x = inputs[0]
@@ -509,7 +532,7 @@ class _Step:
         if op == "input":
             return
         if op == "loss":
-            dlogits = k.loss_backward(self.probabilities[start:stop], self.labels[start:stop], self.batch)
+            dlogits = k.loss_backward(self.loss_inputs[start:stop], self.labels[start:stop], self.batch)
             self.add_grad(layer.inputs[0], start, stop, dlogits)
             return
         if layer.name not in self.grads_act:  # e.g. a branch whose gradient never arrived: cannot happen
@@ -585,8 +608,9 @@ class _Step:
         else:
             raise AssertionError(op)
 
-    def _finish(self, loss) -> StepResult:
+    def _finish(self, loss_value) -> StepResult:
         k = self.k
+        loss, loss_q, losses = loss_value
         grads = {name: dict(entry) for name, entry in self.grads.items()}
         grads = k.finish_grads(grads) if hasattr(k, "finish_grads") else grads
         new_params, velocity = {}, dict(self.state.get("velocity", {}))
@@ -622,7 +646,7 @@ class _Step:
                 activations[layer.name] = np.concatenate([self.read(layer.name, a, b) for a, b in ranges])
             elif layer.name in self.acts:
                 activations[layer.name] = self.acts[layer.name]
-        activations[self.net.layers[-1].name] = self.losses
+        activations[self.net.layers[-1].name] = losses
         stash = 0
         for name, array in self.acts.items():
             if self.stashed is None or name in self.stashed:
@@ -634,7 +658,8 @@ class _Step:
             state={"running": running, "velocity": velocity},
             activations=activations,
             input_grads=dict(self.grads_act),
-            losses=self.losses.copy(),
+            losses=np.array(losses, dtype=np.float64),
             stash_bytes=stash,
             numerics=self.k,
+            loss_q=loss_q,
         )

@@ -161,4 +161,8 @@ def assert_all_bits_equal(result, baseline):
         for key, value in entry.items():
             assert np.array_equal(result.grads[name][key], value), (name, key)
             assert np.array_equal(result.params[name][key], baseline.params[name][key]), (name, key)
+    assert result.state["velocity"].keys() == baseline.state["velocity"].keys()
+    for slot, value in baseline.state["velocity"].items():
+        assert np.array_equal(result.state["velocity"][slot], value), slot
     assert result.loss == baseline.loss
+    assert result.loss_q == baseline.loss_q
