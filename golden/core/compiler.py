@@ -30,7 +30,8 @@ from golden.integer import IntegerKernels
 from golden.numerics import IntegerTraining
 from golden.schedule import Schedule
 
-__all__ = ["CompiledStep", "ExecutionGroup", "compile_step", "groups_from_schedule"]
+__all__ = ["CompiledStep", "ExecutionGroup", "compile_step", "expected_figures", "groups_from_schedule",
+           "initial_image", "sgd_constants"]
 
 _MAX_LENGTH = (1 << 14) - 1
 _GEMM = ("conv2d", "linear")
@@ -347,6 +348,12 @@ class _Compiler:
                 if layer.bias_shape is not None:
                     self.param_region(layer.name, "bias")
         self.mm.add("loss", "loss", (self.batch,), space="accumulator")
+        self.mm.add("loss_mean", "loss", (1,), space="accumulator")
+        self.mm.add("sgd_constants", "constants", (3,), space="accumulator")
+        self.sgd_constants = self.step_arena.take("accumulator", 3)
+        self.loss_mean = self.step_arena.take("accumulator", 1)
+        self.dma("LOAD", "optimizer", "accumulator", self.mm["sgd_constants"].offset, self.sgd_constants, 3, 1,
+                 note="SGD learning rate, momentum, weight decay")
         loss_layer = net.layers[-1]
         classes = self.net.layer(loss_layer.inputs[0]).out_shape[0]
         self.dlogits = self.step_arena.take("scratchpad", self.batch * classes)
@@ -355,8 +362,12 @@ class _Compiler:
             self.forward_group(index, group)
         for index in reversed(range(len(self.groups))):
             self.backward_group(index, self.groups[index])
+        self.set_shape(samples=self.batch, channels=1)
+        self.emit("LOSS", "mean", "mean loss", dst=self.loss_mean, src0=self.losses)
         self.dma("STORE", "io", "accumulator", self.mm["loss"].offset, self.losses, self.batch, 1,
                  note="per-sample losses")
+        self.dma("STORE", "io", "accumulator", self.mm["loss_mean"].offset, self.loss_mean, 1, 1,
+                 note="mean loss")
         self.builder.emit("END", note="")
         program = self.builder.instructions()
         self.mm.add("program", "program", (len(program) * INSTRUCTION_BYTES,), space="bytes")
@@ -372,7 +383,7 @@ class _Compiler:
         names = [n for n in group.layers if n != self.input_name]
         whole = [n for n in names if n in self.whole]
         loop = [n for n in names if n not in self.whole]
-        for part, layers, spans in (("whole", whole, [(0, self.batch)]), ("loop", loop, self.chunks(group))):
+        for layers, spans in ((whole, [(0, self.batch)]), (loop, self.chunks(group))):
             if not layers:
                 continue
             if group.weights_resident:
@@ -719,8 +730,8 @@ class _Compiler:
                          note=f"{name}.{key}")
                 self.dma("LOAD", "optimizer", "scratchpad", velocity.offset, velocity_address, words, 1,
                          note=f"velocity {name}.{key}")
-                self.emit("SGD", "momentum", f"{name}.{key}", src0=weights_address, src1=velocity_address,
-                          src2=gradient)
+                self.emit("SGD", "momentum", f"{name}.{key}", dst=self.sgd_constants, src0=weights_address,
+                          src1=velocity_address, src2=gradient)
                 self.dma("STORE", "optimizer", "scratchpad", param.offset, weights_address, words, 1,
                          note=f"{name}.{key}")
                 self.dma("STORE", "optimizer", "scratchpad", velocity.offset, velocity_address, words, 1,
@@ -737,6 +748,13 @@ class _GroupView:
 def compile_step(network, batch: int, groups, *, numerics: IntegerTraining, parameters: CoreParameters,
                  norm_fusion: bool = False) -> CompiledStep:
     """Compile one training step; ``groups`` is a list of :class:`ExecutionGroup` covering the network."""
+    if not isinstance(numerics, IntegerTraining):
+        raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+    if numerics.loss != "integer" or numerics.sgd != "integer":
+        raise ValueError("numerics must use the on-chip loss and SGD (loss='integer', sgd='integer')")
+    if (numerics.mac.in_width, numerics.mac.acc_width) != (parameters.in_width, parameters.acc_width):
+        raise ValueError(f"parameters in_width/acc_width {parameters.in_width}/{parameters.acc_width} must equal "
+                         f"the numerics' {numerics.mac.in_width}/{numerics.mac.acc_width}")
     compiler = _Compiler(network, batch, list(groups), numerics, parameters, norm_fusion)
     program = compiler.compile()
     notes = [entry.note for entry in compiler.builder.entries]
@@ -762,10 +780,18 @@ def expected_figures(program, parameters: CoreParameters) -> dict:
             "program_bytes": len(program) * INSTRUCTION_BYTES}
 
 
-def initial_image(step: CompiledStep, network, x_q, labels, params_q, velocities=None) -> bytearray:
-    """The DRAM image before the step: program, input, labels, parameters, velocities (zero if None)."""
+def sgd_constants(numerics: IntegerTraining, optimizer) -> tuple[int, int, int]:
+    """The SGD unit's fixed-point ``(lr, momentum, weight_decay)`` for a :class:`golden.train.SGD`."""
+    unit = IntegerKernels(numerics).sgd_unit(optimizer)
+    return unit.lr, unit.momentum, unit.weight_decay
+
+
+def initial_image(step: CompiledStep, x_q, labels, params_q, *, sgd_constants, velocities=None) -> bytearray:
+    """The DRAM image before the step: program, input, labels, parameters, velocities (zero if None) and
+    the SGD unit's ``(lr, momentum, weight_decay)`` fixed-point constants."""
     mm = step.memory_map
     image = mm.image()
+    mm.write(image, "sgd_constants", np.asarray(sgd_constants, dtype=np.int64))
     mm.write(image, "input", x_q)
     mm.write(image, "labels", np.asarray(labels, dtype=np.int64))
     for name, entry in params_q.items():

@@ -209,9 +209,13 @@ FUNCTS = {
         }
     },
     "LOSS": {
-        "cross_entropy": (0, "dst = dlogits, src0 = logits, src1 = labels, src2 = loss (accumulator); imm = batch"),
+        "cross_entropy": (0, "dst = dlogits, src0 = logits, src1 = labels, src2 = losses (accumulator); imm = batch"),
+        "mean": (1, "dst (accumulator) = mean of src0 (accumulator), the samples' losses (Q.loss_frac)"),
     },
-    "SGD": {"momentum": (0, "src0 = weights (updated), src1 = velocity (updated), src2 = gradient")},
+    "SGD": {
+        "momentum": (0, "src0 = weights (updated), src1 = velocity (updated), src2 = gradient, "
+                     "dst = lr, momentum, weight decay (accumulator, fixed point)"),
+    },
     "COUNTER": {"clear": (0, "zero every counter"), "snapshot": (1, "record the counters in the trace; imm = id")},
     "SYNC": {"none": (0, "-")},
 }

@@ -3,7 +3,8 @@
 A region is a named, 64-byte-aligned byte range holding one tensor in NCHW order (parameters in their
 PyTorch shape), little-endian two's complement elements of the region's *space*: ``scratchpad`` elements
 are operand-width (1 byte for up to 8 bits, 2 for up to 16), ``accumulator`` elements accumulator-width
-(4 bytes up to 32 bits, else 8); ``bytes`` regions (the program) are plain bytes. ``kind`` says what the region holds: ``program``, ``input``, ``labels``,
+(4 bytes up to 32 bits, else 8); ``bytes`` regions (the program) are plain bytes. ``kind`` says what the
+region holds: ``program``, ``input``, ``labels``,
 ``parameter``, ``velocity``, ``activation``, ``gradient`` (a partial activation gradient written by one
 consumer group), ``weight_grad`` (the raw weight-gradient accumulator), ``loss``.
 """

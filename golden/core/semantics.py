@@ -182,12 +182,14 @@ def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters)
             reads.append((acc, get("dst"), get("dst") + 2 * c))
         del kind
         return reads, [(acc, get("dst"), get("dst") + 2 * c)]
+    if op == "LOSS" and funct == "mean":
+        return [(acc, get("src0"), get("src0") + n)], [(acc, get("dst"), get("dst") + 1)]
     if op == "LOSS":
         return ([(spad, get("src0"), get("src0") + n * c), (spad, get("src1"), get("src1") + n)],
                 [(spad, get("dst"), get("dst") + n * c), (acc, get("src2"), get("src2") + n)])
     if op == "SGD":
         return ([(spad, get("src0"), get("src0") + x), (spad, get("src1"), get("src1") + x),
-                 (spad, get("src2"), get("src2") + x)],
+                 (spad, get("src2"), get("src2") + x), (acc, get("dst"), get("dst") + 3)],
                 [(spad, get("src0"), get("src0") + x), (spad, get("src1"), get("src1") + x)])
     return [], []
 

@@ -15,6 +15,7 @@ wrote (the DRAM bytes of a STORE, the on-chip elements otherwise, as little-endi
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -28,10 +29,7 @@ from golden.core.semantics import CoreParameters, Shape, accesses, cycles, dma_r
 from golden.integer import IntegerKernels
 from golden.numerics import IntegerTraining, requantize
 
-__all__ = ["LOSS_FRAC", "CoreError", "Simulator", "TraceEntry"]
-
-#: Per-sample losses are kept on the grid 2**-LOSS_FRAC in the accumulator memory (and in DRAM).
-LOSS_FRAC = 16
+__all__ = ["CoreError", "Simulator", "TraceEntry"]
 
 
 class CoreError(RuntimeError):
@@ -62,18 +60,20 @@ class Simulator:
     ----------
     parameters : CoreParameters
     numerics : IntegerTraining
-        The integer grids and arithmetic the core was generated with.
-    optimizer : golden.train.SGD
-        Learning rate, momentum and weight decay of the SGD unit.
+        The integer grids and arithmetic the core was generated with; its loss and SGD must be the on-chip
+        (``"integer"``) ones. The SGD constants (learning rate, momentum, weight decay) are data: each SGD
+        instruction reads them from the accumulator memory.
     """
 
-    def __init__(self, *, parameters: CoreParameters, numerics: IntegerTraining, optimizer):
+    def __init__(self, *, parameters: CoreParameters, numerics: IntegerTraining):
         if not isinstance(numerics, IntegerTraining):
             raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        if numerics.loss != "integer" or numerics.sgd != "integer":
+            raise ValueError("numerics must use the on-chip loss and SGD (loss='integer', sgd='integer')")
         self.parameters = parameters
         self.numerics = numerics
         self.kernels = IntegerKernels(numerics)
-        self.optimizer = optimizer
+        self.sgd_template = numerics.sgd_arithmetic(lr=0.0, momentum=0.0, weight_decay=0.0)
         self.scratchpad = np.zeros(parameters.scratchpad_elements, dtype=np.int64)
         self.accumulator = np.zeros(parameters.accumulator_elements, dtype=np.int64)
         self.counters = dict.fromkeys(TRAFFIC_CLASSES, 0)
@@ -417,21 +417,25 @@ class Simulator:
 
     def _op_loss(self, ins, shape, entry):
         n, classes = shape["samples"], shape["channels"]
+        if ins.funct == "mean":
+            losses = self._get("accumulator", ins.get("src0"), (n,))
+            self._put("accumulator", ins.get("dst"), np.array([self.kernels.loss_unit.mean_loss(losses)]))
+            return
         logits = self._get("scratchpad", ins.get("src0"), (n, classes))
         labels = self._get("scratchpad", ins.get("src1"), (n,))
-        losses, probabilities = self.kernels.loss_forward(logits, labels)
-        dlogits = self.kernels.loss_backward(probabilities, labels, ins.get("imm"))
-        self._put("scratchpad", ins.get("dst"), dlogits)
-        self._put("accumulator", ins.get("src2"), np.rint(np.asarray(losses, dtype=np.float64) * 2.0**LOSS_FRAC))
+        losses, saved = self.kernels.loss_forward(logits, labels)
+        self._put("scratchpad", ins.get("dst"), self.kernels.loss_backward(saved, labels, ins.get("imm")))
+        self._put("accumulator", ins.get("src2"), losses)
 
     def _op_sgd(self, ins, shape, entry):
         size = shape.input_elements
-        weights = self._get("scratchpad", ins.get("src0"), (size,))
-        velocity = self._get("scratchpad", ins.get("src1"), (size,))
-        gradient = self._get("scratchpad", ins.get("src2"), (size,))
-        new_weights, new_velocity = self.kernels.sgd(self.optimizer, weights, gradient, velocity)
-        self._put("scratchpad", ins.get("src0"), new_weights)
-        self._put("scratchpad", ins.get("src1"), new_velocity if new_velocity is not None else velocity)
+        lr, momentum, weight_decay = (int(v) for v in self._get("accumulator", ins.get("dst"), (3,)))
+        unit = dataclasses.replace(self.sgd_template, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        weights, velocity = unit.update(self._get("scratchpad", ins.get("src0"), (size,)),
+                                        self._get("scratchpad", ins.get("src1"), (size,)),
+                                        self._get("scratchpad", ins.get("src2"), (size,)))
+        self._put("scratchpad", ins.get("src0"), weights)
+        self._put("scratchpad", ins.get("src1"), velocity)
 
     def _op_counter(self, ins, shape, entry):
         if ins.funct == "clear":
