@@ -30,7 +30,7 @@ from golden.integer import IntegerKernels
 from golden.numerics import IntegerTraining
 from golden.schedule import Schedule
 
-__all__ = ["CompiledStep", "ExecutionGroup", "compile_step", "expected_figures", "groups_from_schedule",
+__all__ = ["CompiledStep", "ExecutionGroup", "compile_step", "expected_figures", "groups_from_plan", "groups_from_schedule",
            "initial_image", "sgd_constants"]
 
 _MAX_LENGTH = (1 << 14) - 1
@@ -57,6 +57,20 @@ def groups_from_schedule(schedule: Schedule, batch: int, *, split_whole: bool = 
             groups.extend(ExecutionGroup((name,), batch) for name in group.layers)
         else:
             groups.append(ExecutionGroup(tuple(group.layers), min(group.sub_batch, batch)))
+    return groups
+
+
+def groups_from_plan(plan, network):
+    """Execution groups of a planner :class:`golden.plan.mbs.Plan` (tiled groups already layer by layer),
+    with its residency decisions; the input layer joins the first group."""
+    names = [layer.name for layer in network.layers]
+    groups = []
+    for traffic in plan.traffic.groups:
+        layers = tuple(names[traffic.start : traffic.stop])
+        if not groups and names[0] not in layers:
+            layers = (names[0], *layers)
+        groups.append(ExecutionGroup(layers, min(traffic.sub_batch, plan.batch), traffic.weights_resident,
+                                     traffic.weight_grads_on_chip))
     return groups
 
 
@@ -126,6 +140,14 @@ class _Arena:
         address = self.allocators[memory].allocate(words)
         self.held.append((memory, address, words))
         return address
+
+    def free(self, address: int, memory: str = "scratchpad"):
+        """Release one allocation early (the tokens order its reuse after its last reader)."""
+        for held in self.held:
+            if held[0] == memory and held[1] == address:
+                self.held.remove(held)
+                self.allocators[memory].release(address, held[2])
+                return
 
     def release(self):
         for memory, address, words in self.held:
@@ -390,13 +412,39 @@ class _Compiler:
                 for name in layers:
                     if self.net.layer(name).weight_shape is not None:
                         resident[name] = self.load_params(name, weights)
+            last = self.last_uses(layers)
             for lo, hi in spans:
                 arena = _Arena(self.allocators)
                 tensors = {}
-                for name in layers:
+                for position, name in enumerate(layers):
                     self.forward_layer(name, lo, hi, tensors, arena, resident)
+                    self.live = (tensors,)
+                    for tensor in [t for t in tensors if last.get(t, -1) <= position]:
+                        self.drop(arena, tensors, tensor)
                 arena.release()
         weights.release()
+
+    def drop(self, arena, mapping, name):
+        """Forget ``mapping[name]`` and free its space unless another live name still refers to it."""
+        address = mapping.pop(name)
+        if all(address not in live.values() for live in self.live):
+            arena.free(address)
+
+    def last_uses(self, layers):
+        """Position of the last layer in ``layers`` that may read each tensor on chip (through flatten and
+        fused-norm views); a layer's own output counts as used where it is produced."""
+        last = {}
+        for position, name in enumerate(layers):
+            last[name] = max(last.get(name, -1), position)
+            stack = list(self.net.layer(name).inputs)
+            while stack:
+                source = stack.pop()
+                last[source] = position
+                if self.net.layer(source).op == "flatten":
+                    stack.append(self.net.layer(source).inputs[0])
+                elif source in self.virtual:
+                    stack.append(self._norm_source(source))
+        return last
 
     def params_on_chip(self, name, resident, arena):
         return resident[name] if name in resident else self.load_params(name, arena)
@@ -525,9 +573,16 @@ class _Compiler:
                 arena = _Arena(self.allocators)
                 grads = {}
                 tensors = {}
-                for name in reversed(layers):
+                self.live = (grads, tensors)
+                order = list(reversed(layers))
+                last = self.last_uses(order)
+                for position, name in enumerate(order):
                     self.backward_layer(name, lo, hi, chunk, len(spans), grads, tensors, arena, resident,
                                         accumulators, weights, group)
+                    if name in grads and self.unit.get(name) == (index, part):
+                        self.drop(arena, grads, name)  # consumed by its producer's backward
+                    for tensor in [t for t in tensors if last.get(t, -1) <= position]:
+                        self.drop(arena, tensors, tensor)
                 unit = (index, part)
                 for name, address in grads.items():
                     if self.unit.get(name) != unit and name != self.input_name:
@@ -559,7 +614,10 @@ class _Compiler:
         c, h, w = self.dims(name)
         self.set_shape(samples=n, channels=c, height=h, width=w, out_channels=c, out_height=h, out_width=w)
         self.emit("VECTOR", "add_exact", f"d{name}", dst=total, src0=grads[name], src1=address)
+        self.drop(arena, grads, name)
         grads[name] = total
+        if all(address not in mapping.values() for mapping in self.live):
+            arena.free(address)
 
     def output_grad(self, name, lo, hi, grads, arena):
         """dy of ``name`` for [lo, hi): on-chip contributions plus partials other units stored."""
