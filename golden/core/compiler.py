@@ -30,8 +30,16 @@ from golden.integer import IntegerKernels
 from golden.numerics import IntegerTraining
 from golden.schedule import Schedule
 
-__all__ = ["CompiledStep", "ExecutionGroup", "compile_step", "expected_figures", "groups_from_plan", "groups_from_schedule",
-           "initial_image", "sgd_constants"]
+__all__ = [
+    "CompiledStep",
+    "ExecutionGroup",
+    "compile_step",
+    "expected_figures",
+    "groups_from_plan",
+    "groups_from_schedule",
+    "initial_image",
+    "sgd_constants",
+]
 
 _MAX_LENGTH = (1 << 14) - 1
 _GEMM = ("conv2d", "linear")
