@@ -35,6 +35,7 @@ class CoreRun:
     image: bytearray
     simulator: Simulator
     golden: object
+    golden_schedule: object = None
 
     def read(self, name):
         return self.step.memory_map.read(self.image, name)
@@ -59,7 +60,7 @@ def run_step(name, *, norm=None, preset="int8", schedule="baseline", sub_batch=2
                           sgd_constants=sgd_constants(numerics, OPTIMIZER))
     simulator = Simulator(parameters=parameters, numerics=numerics)
     simulator.run(step.program, image)
-    return CoreRun(network, numerics, step, image, simulator, golden)
+    return CoreRun(network, numerics, step, image, simulator, golden, plan)
 
 
 def differences(run: CoreRun) -> list[str]:
@@ -81,3 +82,22 @@ def differences(run: CoreRun) -> list[str]:
         if not np.array_equal(run.read(region), golden.activations[tensor]):
             bad.append(region)
     return bad
+
+
+def next_step(run: CoreRun, seed: int = 1) -> CoreRun:
+    """A second step: the same program on the DRAM image the first left (parameters and velocities carried),
+    with a new batch; golden continues from its own first step."""
+    rng = np.random.default_rng(seed)
+    network, numerics = run.network, run.numerics
+    x = rng.standard_normal((BATCH, *network.input_shape))
+    labels = rng.integers(0, network.num_classes, BATCH)
+    kernels = IntegerKernels(numerics)
+    image = bytearray(run.image)
+    run.step.memory_map.write(image, "input", kernels.cast(x))
+    run.step.memory_map.write(image, "labels", labels)
+    plan = run.golden_schedule
+    golden = train_step(network, run.golden.params, run.golden.state, x, labels, schedule=plan, numerics=numerics,
+                        optimizer=OPTIMIZER)
+    simulator = Simulator(parameters=run.simulator.parameters, numerics=numerics)
+    simulator.run(run.step.program, image)
+    return CoreRun(network, numerics, run.step, image, simulator, golden, plan)

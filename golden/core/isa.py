@@ -250,7 +250,10 @@ class Instruction:
         return OPCODES[self.opcode][1]
 
     def get(self, name: str) -> int:
-        return int(self.fields.get(name, 0))
+        """A field's value; a field left out is at its minimum (what :func:`encode` assembles)."""
+        if name in self.fields:
+            return int(self.fields[name])
+        return next((spec.minimum for spec in FORMATS[self.format] if spec.name == name), 0)
 
     def with_tokens(self, **tokens) -> Instruction:
         values = {name: getattr(self, name) for name in TOKEN_BITS}

@@ -1,0 +1,138 @@
+"""Compiler + simulator against golden.train: one integer training step of the tiny zoo nets gives a final
+DRAM image (parameters, velocities, losses, every stored tensor) bit-identical to the golden step; MBS/BNFF
+programs give the baseline's bits; two consecutive steps stay identical; ``wavecore compile``."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from core_cases import differences, next_step, run_step
+
+from golden.core.compiler import ExecutionGroup, compile_step
+from golden.core.semantics import CoreParameters
+from golden.network import load_network
+from golden.numerics import INTEGER_PRESETS
+from scripts.cli import main
+
+NETS = ("tiny_resnet", "tiny_concat", "tiny_mobilenet")
+SCHEDULES = ("baseline", "bnff", "mbs", "mbs-bnff")
+NORMS = ("gn", "bn", "none")
+PRESETS = ("int8", "int16")
+
+# a fast cross-section for make test; the full product is in the slow tier
+FAST = [
+    ("tiny_resnet", "gn", "int8", "baseline"),
+    ("tiny_resnet", "bn", "int8", "mbs"),
+    ("tiny_resnet", "gn", "int16", "mbs-bnff"),
+    ("tiny_resnet", "none", "int16", "bnff"),
+    ("tiny_concat", "gn", "int8", "mbs-bnff"),
+    ("tiny_concat", "bn", "int16", "baseline"),
+    ("tiny_mobilenet", "gn", "int16", "mbs"),
+    ("tiny_mobilenet", "bn", "int8", "bnff"),
+]
+ALL = [case for case in itertools.product(NETS, NORMS, PRESETS, SCHEDULES) if case not in FAST]
+
+
+def _check(name, norm, preset, schedule):
+    run = run_step(name, norm=norm, preset=preset, schedule=schedule)
+    assert run.step.stored, "the program stores tensors"
+    assert differences(run) == []
+    return run
+
+
+@pytest.mark.parametrize("name, norm, preset, schedule", FAST)
+def test_one_step_is_bit_identical_to_golden(name, norm, preset, schedule):
+    _check(name, norm, preset, schedule)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, norm, preset, schedule", ALL)
+def test_one_step_is_bit_identical_to_golden_everywhere(name, norm, preset, schedule):
+    _check(name, norm, preset, schedule)
+
+
+@pytest.mark.parametrize("name, norm", [("tiny_resnet", "gn"), ("tiny_concat", "bn")])
+def test_mbs_and_bnff_programs_give_the_baseline_bits(name, norm):
+    baseline = run_step(name, norm=norm, preset="int8", schedule="baseline")
+    mm = baseline.step.memory_map
+    for schedule in ("bnff", "mbs", "mbs-bnff"):
+        other = run_step(name, norm=norm, preset="int8", schedule=schedule)
+        assert len(other.step.program) != len(baseline.step.program)
+        for region in mm.regions.values():
+            if region.kind in ("parameter", "velocity", "loss"):
+                assert np.array_equal(other.read(region.name), baseline.read(region.name)), region.name
+
+
+def test_layer_by_layer_program_is_bit_identical_too():
+    run = run_step("tiny_resnet", norm="gn", preset="int8", schedule="baseline", split_whole=True)
+    assert differences(run) == []
+
+
+@pytest.mark.parametrize("schedule, preset", [("baseline", "int8"), ("mbs-bnff", "int16")])
+def test_two_consecutive_steps_are_bit_identical(schedule, preset):
+    first = run_step("tiny_resnet", norm="gn", preset=preset, schedule=schedule)
+    second = next_step(first)
+    assert differences(second) == []
+    # the second step really changed parameters and velocities (carried in DRAM)
+    regions = [r.name for r in first.step.memory_map.regions.values() if r.kind in ("parameter", "velocity")]
+    changed = [name for name in regions if not np.array_equal(second.read(name), first.read(name))]
+    assert changed and ("param.stem.weight" in changed or preset == "int8")
+
+
+def test_dram_accumulation_of_weight_gradients_is_bit_identical():
+    """Weight gradients read-modify-written in DRAM per sub-batch (the planner's ``dram`` policy)."""
+    network = load_network("tiny_resnet", norm="gn")
+    groups = [ExecutionGroup(tuple(layer.name for layer in network.layers), 2, weights_resident=False,
+                             weight_grads_on_chip=False)]
+    from core_cases import BATCH, OPTIMIZER  # noqa: F401  (same data as run_step)
+
+    resident = run_step("tiny_resnet", norm="gn", preset="int8", schedule="mbs")
+    numerics = INTEGER_PRESETS["int8"]
+    step = compile_step(network, BATCH, groups, numerics=numerics, parameters=resident.simulator.parameters)
+    counts = step.expected["bytes"]
+    assert counts["weight_grads"] > resident.step.expected["bytes"]["weight_grads"]
+    assert counts["weights"] > resident.step.expected["bytes"]["weights"]
+
+
+def test_refuses_a_scratchpad_too_small_in_one_line():
+    network = load_network("tiny_resnet", norm="gn")
+    groups = [ExecutionGroup(tuple(layer.name for layer in network.layers), 8)]
+    with pytest.raises(ValueError, match=r"^the scratchpad \(4096 elements\) cannot hold \d+ more elements; use a "
+                                         r"larger buffer or a schedule with smaller sub-batches$"):
+        compile_step(network, 8, groups, numerics=INTEGER_PRESETS["int8"],
+                     parameters=CoreParameters(scratchpad_elements=4096))
+
+
+def test_cli_compile_writes_the_four_files(tmp_path, capsys):
+    out = tmp_path / "prog"
+    assert main(["compile", "--network", "tiny_resnet", "--batch", "8", "--schedule", "mbs-bnff", "-o",
+                 str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["expected.json", "memory_map.json", "program.bin",
+                                                      "program.lst"]
+    expected = json.loads((out / "expected.json").read_text())
+    assert len((out / "program.bin").read_bytes()) == 16 * sum(expected["instructions"].values())
+    assert len((out / "program.lst").read_text().splitlines()) == sum(expected["instructions"].values())
+    regions = {r["name"]: r for r in json.loads((out / "memory_map.json").read_text())["regions"]}
+    assert regions["program"]["bytes"] == expected["program_bytes"]
+    assert expected["bytes"]["weights"] > 0 and expected["cycles"] > 0
+    assert "instructions" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--network", "nope"], "--network: network must be one of"),
+        (["--schedule", "fast"], "--schedule must be one of baseline, bnff, mbs, mbs-bnff, not 'fast'"),
+        (["--batch", "0"], "--batch must be a positive integer, not 0"),
+        (["--config", "/does/not/exist.yaml"], "--config:"),
+        (["--norm", "ln"], "--norm must be one of bn, gn, none, not 'ln'"),
+    ],
+)
+def test_cli_compile_errors_are_one_line_exit_2_nothing_written(tmp_path, capsys, arguments, message):
+    out = tmp_path / "prog"
+    assert main(["compile", *arguments, "-o", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and message in error
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
