@@ -1,7 +1,6 @@
 """The bytes per traffic class a compiled program moves against golden.traffic's prediction for the same
 groups: equal, or different by the named terms of docs/core.md ("Traffic: program vs planner")."""
 
-import math
 
 import pytest
 from core_cases import BATCH, schedule_for
