@@ -189,6 +189,9 @@ class _Compiler:
                     consumers = net.consumers(layer.name)
                     if len(consumers) == 1 and net.layer(consumers[0]).op == "relu":
                         self.virtual[consumers[0]] = (layer.name, True)
+        # with fusion a ReLU of its own is a view too: applied on read, its input is what is kept
+        self.relu_views = {layer.name for layer in net.layers
+                           if self.fusion and layer.op == "relu" and layer.name not in self.virtual}
         # execution units: (group, "whole") for whole-batch BN layers, (group, "loop") for the rest
         schedule = Schedule(tuple(_GroupView(g.layers, g.sub_batch) for g in self.groups))
         self.whole = schedule.whole_batch_layers(net, self.batch)
@@ -229,7 +232,7 @@ class _Compiler:
         layer = self.net.layer(name)
         if name in self.virtual:
             return self._bases(self._norm_source(name))
-        if layer.op == "flatten":
+        if layer.op == "flatten" or name in self.relu_views:
             return self._bases(layer.inputs[0])
         return {name}
 
@@ -312,6 +315,12 @@ class _Compiler:
         n = hi - lo
         if layer.op == "flatten":
             address = self.fetch(layer.inputs[0], lo, hi, tensors, arena, cls)
+        elif name in self.relu_views:
+            source = self.fetch(layer.inputs[0], lo, hi, tensors, arena, cls)
+            address = arena.take("scratchpad", n * self.per_sample(name))
+            self.set_shape(**self.io_shape(layer, n))
+            self.emit("VECTOR", "relu", f"{name} applied on read", dst=address, src0=source,
+                      imm=self.relu_limit(name))
         elif name in self.virtual:
             norm, relu = self.virtual[name]
             source = self.fetch(self._norm_source(name), lo, hi, tensors, arena, cls)
@@ -448,7 +457,7 @@ class _Compiler:
             while stack:
                 source = stack.pop()
                 last[source] = position
-                if self.net.layer(source).op == "flatten":
+                if self.net.layer(source).op == "flatten" or source in self.relu_views:
                     stack.append(self.net.layer(source).inputs[0])
                 elif source in self.virtual:
                     stack.append(self._norm_source(source))
@@ -460,7 +469,7 @@ class _Compiler:
     def forward_layer(self, name, lo, hi, tensors, arena, resident):
         layer = self.net.layer(name)
         op, n = layer.op, hi - lo
-        if op == "flatten" or (name in self.virtual and layer.op not in _NORM):
+        if op == "flatten" or name in self.relu_views or (name in self.virtual and layer.op not in _NORM):
             return
         fetch = lambda source: self.fetch(source, lo, hi, tensors, arena, "activations")  # noqa: E731
         if op == "loss":
