@@ -192,6 +192,7 @@ class _Compiler:
         # with fusion a ReLU of its own is a view too: applied on read, its input is what is kept
         self.relu_views = {layer.name for layer in net.layers
                            if self.fusion and layer.op == "relu" and layer.name not in self.virtual}
+        self._regroup()
         # execution units: (group, "whole") for whole-batch BN layers, (group, "loop") for the rest
         schedule = Schedule(tuple(_GroupView(g.layers, g.sub_batch) for g in self.groups))
         self.whole = schedule.whole_batch_layers(net, self.batch)
@@ -223,6 +224,40 @@ class _Compiler:
         for base in self.stash:
             if base != self.input_name:
                 self.in_dram.setdefault(base, "stash")
+
+    def _regroup(self):
+        """Run every view (fused GN and its ReLU, a ReLU of its own) in the group that produces its base
+        tensor: statistics on the producer's write, the view's backward where its anchor is produced. BN stays
+        where the schedule put it (its statistics span the mini-batch). Also marks the views whose site the
+        planner counts as split (``golden.traffic``: a view or a reader outside the first view's group): their
+        anchor is re-read for the backward (class ``norm_passes``) instead of stashed."""
+        from golden.traffic import NetworkModel
+
+        net = self.net
+        original = {name: index for index, group in enumerate(self.groups) for name in group.layers}
+        model = NetworkModel(net)
+        self.split_views = set()
+        for site in model.sites:
+            names = [model.names[p] for p in site.layers]
+            home = original[names[0]]
+            if any(original[model.names[p]] != home for p in site.layers + site.readers):
+                self.split_views.update(names)
+        target = dict(original)
+        for name in list(self.virtual) + sorted(self.relu_views):
+            norm = self.virtual.get(name, (name, False))[0]
+            if net.layer(norm).op == "batchnorm":
+                continue
+            bases = self._bases(name)
+            if len(bases) == 1:
+                target[name] = min(target[name], original[next(iter(bases))])
+        order = {layer.name: index for index, layer in enumerate(net.layers)}
+        groups = []
+        for index, group in enumerate(self.groups):
+            layers = tuple(sorted((n for n, g in target.items() if g == index), key=order.get))
+            if layers:
+                groups.append(ExecutionGroup(layers, group.sub_batch, group.weights_resident,
+                                             group.weight_grads_on_chip))
+        self.groups = groups
 
     def _norm_source(self, name):
         norm = self.virtual[name][0]
@@ -709,8 +744,10 @@ class _Compiler:
             if source != self.input_name:
                 self.contribute(grads, source, dx, n, arena)  # after the GEMMs: an add changes SHAPE
             return
+        anchor = "norm_passes" if name in self.split_views and (name in self.virtual or name in self.relu_views) \
+            else "stash"
         if op in _NORM:
-            x = fetch(source)
+            x = self.fetch(source, lo, hi, tensors, arena, anchor)
             block, kind = self.block_address(name, lo)
             self.set_shape(**self.norm_shape(name, n))
             dx = arena.take("scratchpad", n * self.per_sample(source))
@@ -724,14 +761,14 @@ class _Compiler:
         if op == "relu":
             if name in self.virtual:
                 norm = self.virtual[name][0]
-                x = fetch(self._norm_source(name))
+                x = self.fetch(self._norm_source(name), lo, hi, tensors, arena, anchor)
                 block, kind = self.block_address(norm, lo)
                 self.set_shape(**self.norm_shape(norm, n))
                 dx = arena.take("scratchpad", n * self.per_sample(name))
                 self.emit("NORM", f"relu_mask_{kind}", f"d{norm}", dst=dx, src0=dy, src1=x, src2=block,
                           imm=self.relu_limit(name))
             else:
-                x = fetch(source)
+                x = self.fetch(source, lo, hi, tensors, arena, anchor)
                 self.set_shape(**self.io_shape(layer, n))
                 dx = arena.take("scratchpad", n * self.per_sample(source))
                 self.emit("VECTOR", "relu_mask", f"d{source}", dst=dx, src0=dy, src1=x, imm=self.relu_limit(name))

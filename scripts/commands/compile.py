@@ -44,6 +44,7 @@ def run(args) -> int:
     from golden.config import ConfigError, load_config
     from golden.core.compiler import compile_step, groups_from_plan
     from golden.core.semantics import CoreParameters
+    from golden.core.terms import planner_terms
     from golden.network import NetworkError, load_network
     from golden.numerics import INTEGER_PRESETS
     from golden.plan.mbs import plan_baseline, plan_optimal
@@ -95,7 +96,9 @@ def run(args) -> int:
                     groups=[{"layers": list(g.layers), "sub_batch": g.sub_batch,
                              "weights_resident": g.weights_resident,
                              "weight_grads_on_chip": g.weight_grads_on_chip} for g in groups],
-                    planner_bytes=dict(plan.traffic.per_class))
+                    planner_bytes=dict(plan.traffic.per_class),
+                    planner_terms=planner_terms(network, groups, args.batch, operand_bytes=parameters.operand_bytes,
+                                                accumulator_bytes=parameters.accumulator_bytes, norm_fusion=fused))
     out = Path(args.out)
     staging = Path(tempfile.mkdtemp(prefix=".compile-", dir=out.parent if out.parent.exists() else None))
     try:

@@ -1,0 +1,77 @@
+"""The named terms between the bytes a compiled program moves and ``golden.traffic``'s prediction.
+
+``docs/core.md`` ("Traffic: program vs planner") states each term and why it exists; :func:`planner_terms`
+computes them from the network, the groups and the element sizes alone (not from the program), so
+``program bytes == planner bytes + sum of the terms`` per class is a real check
+(``tests/test_core_traffic.py``). Terms, as ``{name: {class: bytes}}`` (negative: the core moves less):
+
+* ``norm_parameters_read_once`` (weights): the backward pass takes gamma from the NORM block, so BN/GN
+  gamma and beta are read in the forward pass only (the planner reads every parameter in both passes);
+* ``logits_not_stashed`` (stash): the loss gradient is computed in the forward pass, so the loss input is
+  neither stashed nor read back;
+* ``anchor_read_once_per_site`` (norm_passes): a split fused norm+ReLU site re-reads its anchor once for both
+  views' backward (the planner: once per view, ``SITE_PASSES["norm_relu"]["fused"] = 2``);
+* ``partial_gradients_per_group`` (activation_grads): a consumer group sums its layers' contributions to a
+  tensor of another group before storing one partial, so the producer reads one partial per consumer group
+  (the planner: one per consumer layer);
+* ``optimizer`` and ``io``: the SGD update (the three constants once, then per parameter tensor one read and
+  one write of weights and velocity) and the labels, per-sample losses and mean loss, which the planner does
+  not model.
+
+Covered: fused schedules (BNFF) with GN or no norm, without concat. Not covered yet (no term, no test): BN
+sites, concat, unfused schedules (``docs/core.md``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from golden.traffic import NetworkModel, TrafficOptions
+
+__all__ = ["planner_terms"]
+
+
+def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulator_bytes: int,
+                  norm_fusion: bool) -> dict:
+    """The named terms for ``groups`` (:class:`golden.core.compiler.ExecutionGroup` list)."""
+    model = NetworkModel(network, TrafficOptions(dtype_bytes=operand_bytes, grad_bytes=accumulator_bytes,
+                                                 norm_variant="fused" if norm_fusion else "two_pass"))
+    position = model.position
+    group_of = {}
+    for index, group in enumerate(groups):
+        for name in group.layers:
+            group_of[position[name]] = index
+    terms = {}
+    norm_reads = 0
+    for group in groups:
+        sub_batches = math.ceil(batch / group.sub_batch)
+        backward_reads = 1 if group.weights_resident else sub_batches
+        for name in group.layers:
+            layer = network.layer(name)
+            if layer.op in ("batchnorm", "groupnorm"):
+                norm_reads += layer.param_count * operand_bytes * backward_reads
+    terms["norm_parameters_read_once"] = {"weights": -norm_reads}
+    logits = position[network.output.inputs[0]]
+    stashed = 0
+    partials = 0
+    for group in groups:
+        positions = sorted(position[name] for name in group.layers)
+        profile = model.profile(positions[0], positions[-1] + 1)
+        stashed += batch * (profile.stash_write.get(logits, 0) + profile.stash_read.get(logits, 0))
+        for produced, readers in profile.boundary_out.items():
+            outside = {group_of[r] for r in model.readers[produced] if r >= profile.stop}
+            partials += batch * model.bytes[produced] * (readers - len(outside))
+    terms["logits_not_stashed"] = {"stash": -stashed}
+    terms["partial_gradients_per_group"] = {"activation_grads": -partials}
+    once = 0
+    if norm_fusion:
+        for site in model.sites:
+            home = group_of[site.layers[0]]
+            split = any(group_of[p] != home for p in site.layers + site.readers)
+            if split and site.kind == "norm_relu" and not site.batch_norm:
+                once += batch * site.anchor_bytes
+    terms["anchor_read_once_per_site"] = {"norm_passes": -once}
+    parameters = network.param_count()
+    terms["optimizer"] = {"optimizer": 3 * accumulator_bytes + 4 * parameters * operand_bytes}
+    terms["io"] = {"io": batch * operand_bytes + (batch + 1) * accumulator_bytes}
+    return terms
