@@ -42,7 +42,7 @@ class CoreRun:
 
 
 def run_step(name, *, norm=None, preset="int8", schedule="baseline", sub_batch=2, seed=0, split_whole=False,
-             parameters=None):
+             parameters=None, groups=None):
     """Golden integer step and the compiled program on the simulator from the same data."""
     network = load_network(name, norm=norm)
     numerics = INTEGER_PRESETS[preset]
@@ -54,7 +54,8 @@ def run_step(name, *, norm=None, preset="int8", schedule="baseline", sub_batch=2
     golden = train_step(network, params, state, x, labels, schedule=plan, numerics=numerics, optimizer=OPTIMIZER)
     kernels = IntegerKernels(numerics)
     parameters = parameters or CoreParameters(in_width=numerics.mac.in_width, acc_width=numerics.mac.acc_width)
-    step = compile_step(network, BATCH, groups_from_schedule(plan, BATCH, split_whole=split_whole),
+    groups = groups(network) if groups else groups_from_schedule(plan, BATCH, split_whole=split_whole)
+    step = compile_step(network, BATCH, groups,
                         numerics=numerics, parameters=parameters, norm_fusion=plan.norm_fusion)
     image = initial_image(step, kernels.cast(x), labels, kernels.prepare_params(params),
                           sgd_constants=sgd_constants(numerics, OPTIMIZER))

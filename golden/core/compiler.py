@@ -754,8 +754,19 @@ class _Compiler:
             self.emit("NORM", f"backward_{kind}", f"d{source} from {name}", dst=dx, src0=dy, src1=x, src2=block)
             c = layer.out_shape[0]
             acc = self.accumulator(accumulators, weights, name, "norm", 2 * c)
+            in_dram = not group.weight_grads_on_chip
+            if in_dram and not first:  # dgamma then dbeta: the two regions' partials, back to back on chip
+                for key, offset in (("weight", 0), ("bias", c)):
+                    region = self.weight_grad_region(name, key)
+                    self.dma("LOAD", "weight_grads", "accumulator", region.offset, acc + offset, c, 1,
+                             note=f"d{name}.{key} partial")
             self.emit("NORM", f"param_grads_accumulate_{kind}" if not first else f"param_grads_{kind}",
                       f"d{name}.weight, bias", dst=acc, src0=block)
+            if in_dram and chunk < chunks - 1:
+                for key, offset in (("weight", 0), ("bias", c)):
+                    region = self.weight_grad_region(name, key)
+                    self.dma("STORE", "weight_grads", "accumulator", region.offset, acc + offset, c, 1,
+                             note=f"d{name}.{key} partial")
             self.contribute(grads, source, dx, n, arena)
             return
         if op == "relu":
