@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from golden.core.compiler import compile_step, groups_from_schedule, initial_image, sgd_constants
+from golden.core.compiler import compile_tiled, groups_from_schedule, initial_image, sgd_constants
 from golden.core.semantics import CoreParameters
 from golden.core.simulator import Simulator
 from golden.integer import IntegerKernels
@@ -55,7 +55,7 @@ def run_step(name, *, norm=None, preset="int8", schedule="baseline", sub_batch=2
     kernels = IntegerKernels(numerics)
     parameters = parameters or CoreParameters(in_width=numerics.mac.in_width, acc_width=numerics.mac.acc_width)
     groups = groups(network) if groups else groups_from_schedule(plan, BATCH, split_whole=split_whole)
-    step = compile_step(network, BATCH, groups,
+    step = compile_tiled(network, BATCH, groups,
                         numerics=numerics, parameters=parameters, norm_fusion=plan.norm_fusion)
     image = initial_image(step, kernels.cast(x), labels, kernels.prepare_params(params),
                           sgd_constants=sgd_constants(numerics, OPTIMIZER))

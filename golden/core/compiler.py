@@ -18,7 +18,7 @@ program. An *execution unit* is a group's whole-batch BN part or its sub-batch l
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -34,6 +34,7 @@ __all__ = [
     "CompiledStep",
     "ExecutionGroup",
     "compile_step",
+    "compile_tiled",
     "expected_figures",
     "groups_from_plan",
     "groups_from_schedule",
@@ -54,6 +55,7 @@ class ExecutionGroup:
     sub_batch: int
     weights_resident: bool = True
     weight_grads_on_chip: bool = True
+    tiled: bool = False  # a whole-batch layer of the planner's baseline: may run in sample tiles
 
 
 def groups_from_schedule(schedule: Schedule, batch: int, *, split_whole: bool = False):
@@ -78,7 +80,7 @@ def groups_from_plan(plan, network):
         if not groups and names[0] not in layers:
             layers = (names[0], *layers)
         groups.append(ExecutionGroup(layers, min(traffic.sub_batch, plan.batch), traffic.weights_resident,
-                                     traffic.weight_grads_on_chip))
+                                     traffic.weight_grads_on_chip, traffic.tiled))
     return groups
 
 
@@ -90,6 +92,7 @@ class CompiledStep:
     expected: dict
     parameters: CoreParameters
     stored: dict = field(default_factory=dict)  # tensor name -> DRAM region name
+    groups: list = field(default_factory=list)  # the execution groups compiled (tiles applied)
 
     @property
     def image(self) -> bytes:
@@ -882,7 +885,27 @@ def compile_step(network, batch: int, groups, *, numerics: IntegerTraining, para
     program = compiler.compile()
     notes = [entry.note for entry in compiler.builder.entries]
     expected = expected_figures(program, parameters)
-    return CompiledStep(program, compiler.mm, notes, expected, parameters, dict(compiler.stored))
+    return CompiledStep(program, compiler.mm, notes, expected, parameters, dict(compiler.stored), list(groups))
+
+
+def compile_tiled(network, batch: int, groups, **options) -> CompiledStep:
+    """:func:`compile_step`, halving sub-batches until the step fits the scratchpad: first the planner's tiled
+    (whole-batch, layer-by-layer) groups, which then run in sample tiles, then every group. With the weights
+    resident and the weight gradients on chip (the group's flags are kept) the DRAM bytes of a group do not
+    depend on its sub-batch, and the bits never do; the planner's footprint model is coarser than the
+    compiler's allocation (views recomputed on read, gradients in flight), hence the fallback."""
+    groups = list(groups)
+    while True:
+        try:
+            return compile_step(network, batch, groups, **options)
+        except ValueError as error:
+            if "cannot hold" not in str(error):
+                raise
+            tiled = any(g.tiled and g.sub_batch > 1 for g in groups)
+            if not tiled and not any(g.sub_batch > 1 for g in groups):
+                raise
+            groups = [replace(g, sub_batch=max(1, g.sub_batch // 2)) if g.tiled or not tiled else g
+                      for g in groups]
 
 
 def expected_figures(program, parameters: CoreParameters) -> dict:

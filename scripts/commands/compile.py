@@ -42,7 +42,7 @@ def run(args) -> int:
         raise UsageError(f"--norm must be one of bn, gn, none, not {args.norm!r}")
 
     from golden.config import ConfigError, load_config
-    from golden.core.compiler import compile_step, groups_from_plan
+    from golden.core.compiler import compile_tiled, groups_from_plan
     from golden.core.semantics import CoreParameters
     from golden.core.terms import planner_terms
     from golden.network import NetworkError, load_network
@@ -87,15 +87,16 @@ def run(args) -> int:
         plan = plan_baseline(network, args.batch, options=options)
     groups = groups_from_plan(plan, network)
     try:
-        step = compile_step(network, args.batch, groups, numerics=numerics, parameters=parameters,
-                            norm_fusion=fused)
+        step = compile_tiled(network, args.batch, groups, numerics=numerics, parameters=parameters,
+                             norm_fusion=fused)
         image = step.image  # assembling checks every field
     except ValueError as error:
         raise UsageError(f"--network/--schedule/--config: {error}") from None
     expected = dict(step.expected, network=network.name, batch=args.batch, schedule=args.schedule,
                     groups=[{"layers": list(g.layers), "sub_batch": g.sub_batch,
                              "weights_resident": g.weights_resident,
-                             "weight_grads_on_chip": g.weight_grads_on_chip} for g in groups],
+                             "weight_grads_on_chip": g.weight_grads_on_chip, "tiled": g.tiled}
+                            for g in step.groups],
                     planner_bytes=dict(plan.traffic.per_class),
                     planner_terms=planner_terms(network, groups, args.batch, operand_bytes=parameters.operand_bytes,
                                                 accumulator_bytes=parameters.accumulator_bytes, norm_fusion=fused))
