@@ -43,14 +43,15 @@ class CoreRun:
 
 def run_step(name, *, norm=None, preset="int8", schedule="baseline", sub_batch=2, seed=0, split_whole=False,
              parameters=None, groups=None):
-    """Golden integer step and the compiled program on the simulator from the same data."""
+    """Golden integer step and the compiled program on the simulator from the same data. ``schedule`` is a
+    :func:`schedule_for` kind or a :class:`Schedule`; ``groups(network)`` overrides the execution groups."""
     network = load_network(name, norm=norm)
     numerics = INTEGER_PRESETS[preset]
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((BATCH, *network.input_shape))
     labels = rng.integers(0, network.num_classes, BATCH)
     params, state = init_params(network, seed=seed), init_state(network)
-    plan = schedule_for(network, schedule, sub_batch=sub_batch)
+    plan = schedule if isinstance(schedule, Schedule) else schedule_for(network, schedule, sub_batch=sub_batch)
     golden = train_step(network, params, state, x, labels, schedule=plan, numerics=numerics, optimizer=OPTIMIZER)
     kernels = IntegerKernels(numerics)
     parameters = parameters or CoreParameters(in_width=numerics.mac.in_width, acc_width=numerics.mac.acc_width)

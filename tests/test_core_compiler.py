@@ -161,3 +161,47 @@ def test_cli_compile_errors_are_one_line_exit_2_nothing_written(tmp_path, capsys
     assert error.count("\n") == 1 and message in error
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def _random_case(seed):
+    """A random valid grouping of a tiny net's blocks with random sub-batches, fusion and residency."""
+    from golden.schedule import Group, Schedule
+
+    rng = np.random.default_rng(seed)
+    name = str(rng.choice(NETS))
+    norm = str(rng.choice(NORMS))
+    network = load_network(name, norm=norm)
+    blocks = len(network.blocks())
+    cuts = sorted({int(c) for c in rng.integers(1, blocks, size=int(rng.integers(0, 5)))})
+    sub_batches = [int(rng.integers(1, 9)) for _ in range(len(cuts) + 1)]
+    fusion = bool(rng.integers(2))
+    schedule = Schedule.from_boundaries(network, 8, cuts, sub_batches, norm_fusion=fusion)
+    groups = []
+    for group in schedule.groups:
+        inner_bn = any(network.layer(n).op == "batchnorm" for n in group.layers[1:])
+        groups.append(Group(group.layers, 8 if inner_bn else group.sub_batch))
+    schedule = Schedule(tuple(groups), norm_fusion=fusion).validate(network, 8)
+    flags = [(bool(rng.integers(2)), bool(rng.integers(2))) for _ in groups]
+
+    def execution_groups(net):
+        return [ExecutionGroup(g.layers, g.sub_batch, resident, on_chip)
+                for g, (resident, on_chip) in zip(schedule.groups, flags)]
+
+    return name, norm, str(rng.choice(PRESETS)), schedule, execution_groups
+
+
+def _check_random(seed):
+    name, norm, preset, schedule, execution_groups = _random_case(seed)
+    run = run_step(name, norm=norm, preset=preset, schedule=schedule, groups=execution_groups)
+    assert differences(run) == [], (name, norm, preset, schedule.describe())
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_random_schedules_are_bit_identical(seed):
+    _check_random(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(3, 60))
+def test_random_schedules_are_bit_identical_long(seed):
+    _check_random(seed)
