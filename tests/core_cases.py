@@ -36,6 +36,7 @@ class CoreRun:
     simulator: Simulator
     golden: object
     golden_schedule: object = None
+    initial: bytes = b""
 
     def read(self, name):
         return self.step.memory_map.read(self.image, name)
@@ -60,9 +61,10 @@ def run_step(name, *, norm=None, preset="int8", schedule="baseline", sub_batch=2
                         numerics=numerics, parameters=parameters, norm_fusion=plan.norm_fusion)
     image = initial_image(step, kernels.cast(x), labels, kernels.prepare_params(params),
                           sgd_constants=sgd_constants(numerics, OPTIMIZER))
+    initial = bytes(image)
     simulator = Simulator(parameters=parameters, numerics=numerics)
     simulator.run(step.program, image)
-    return CoreRun(network, numerics, step, image, simulator, golden, plan)
+    return CoreRun(network, numerics, step, image, simulator, golden, plan, initial)
 
 
 def differences(run: CoreRun) -> list[str]:

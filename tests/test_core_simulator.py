@@ -130,3 +130,43 @@ def test_the_simulator_needs_the_on_chip_loss_and_sgd():
     host = dataclasses.replace(INTEGER_PRESETS["int8"], sgd="host")
     with pytest.raises(ValueError, match="on-chip loss and SGD"):
         Simulator(parameters=CoreParameters(), numerics=host)
+
+
+def test_fetching_the_program_from_dram_gives_the_same_image(run):
+    image = bytearray(run.initial)
+    program = run.step.memory_map["program"]
+    Simulator(parameters=run.step.parameters, numerics=run.numerics).run_from_dram(
+        image, program.offset, len(run.step.program))
+    assert image == run.image
+
+
+@pytest.mark.parametrize("fault, code", [
+    ("opcode", "illegal_instruction"),
+    ("token", "illegal_instruction"),
+    ("scratchpad", "scratchpad_range"),
+    ("dram", "dram_range"),
+])
+def test_faults_stop_with_the_documented_code_and_leave_dram_unchanged(run, fault, code):
+    from golden.core.isa import ERROR_CODES, encode
+
+    image = bytearray(run.initial)
+    index = next(i for i, ins in enumerate(run.step.program) if ins.funct.endswith(".scratchpad"))
+    assert not any(ins.opcode == "STORE" for ins in run.step.program[:index])
+    first = run.step.program[index]
+    program = run.step.memory_map["program"]
+    offset = program.offset + 16 * index
+    if fault == "opcode":
+        image[offset] = 0x7F
+    else:
+        bad = {"token": dataclasses.replace(first, pop_prev=True),
+               "scratchpad": dataclasses.replace(first, fields={**first.fields, "scratch_address": (1 << 18) - 1}),
+               "dram": dataclasses.replace(first, fields={**first.fields, "dram_address": len(image) - 1})}[fault]
+        word = (encode(bad) if fault != "token" else encode(first) | 1 << 8).to_bytes(16, "little")
+        image[offset : offset + 16] = word
+    before = bytes(image)
+    simulator = Simulator(parameters=dataclasses.replace(run.step.parameters, scratchpad_elements=1 << 17),
+                          numerics=run.numerics)
+    with pytest.raises(CoreError) as raised:
+        simulator.run_from_dram(image, program.offset, len(run.step.program))
+    assert raised.value.code == code and raised.value.index == index and code in ERROR_CODES
+    assert bytes(image) == before

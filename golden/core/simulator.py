@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from golden.core.isa import QUEUES, TRAFFIC_CLASSES, Instruction, norm_block
+from golden.core.isa import INSTRUCTION_BYTES, QUEUES, TRAFFIC_CLASSES, Instruction, decode, encode, norm_block
 from golden.core.memory_map import MemoryMap
 from golden.core.program import Ordering, TokenError
 from golden.core.semantics import CoreParameters, Shape, accesses, cycles, dma_rows, memory_of, norm_count
@@ -33,7 +33,12 @@ __all__ = ["CoreError", "Simulator", "TraceEntry"]
 
 
 class CoreError(RuntimeError):
-    """An error state of the core: the message names the failing instruction."""
+    """An error state of the core: ``code`` (a key of :data:`golden.core.isa.ERROR_CODES`), the failing
+    instruction's program ``index`` (None before the first), and a message naming it."""
+
+    def __init__(self, message: str, *, code: str, index: int | None = None):
+        super().__init__(message)
+        self.code, self.index = code, index
 
 
 @dataclass
@@ -81,12 +86,29 @@ class Simulator:
         self.snapshots: list[tuple[int, dict]] = []
 
     # -- running ----------------------------------------------------------------------------------------------
+    def run_from_dram(self, dram: bytearray, program_address: int, count: int) -> list[TraceEntry]:
+        """Fetch ``count`` instruction words from DRAM at ``program_address`` (what the core's fetch unit
+        does), decode them and run them; an undecodable word is an ``illegal_instruction`` error."""
+        program = []
+        for index in range(count):
+            start = program_address + index * INSTRUCTION_BYTES
+            if start + INSTRUCTION_BYTES > len(dram):
+                raise CoreError(f"instruction #{index}: fetch at {start} is outside DRAM", code="dram_range",
+                                index=index)
+            try:
+                instruction = decode(bytes(dram[start : start + INSTRUCTION_BYTES]))
+                encode(instruction)  # token bits a queue cannot have
+            except ValueError as error:
+                raise CoreError(f"instruction #{index}: {error}", code="illegal_instruction", index=index) from None
+            program.append(instruction)
+        return self.run(program, dram)
+
     def run(self, program: list[Instruction], dram: bytearray) -> list[TraceEntry]:
         """Execute ``program`` on ``dram`` (modified in place); returns the trace."""
         if len(dram) > self.parameters.dram_bytes:
             raise ValueError(f"dram holds {len(dram)} bytes, more than dram_bytes {self.parameters.dram_bytes}")
         if not program or program[-1].opcode != "END":
-            raise CoreError("the program must end with END")
+            raise CoreError("the program must end with END", code="no_end", index=len(program))
         self.dram = dram
         ordering = Ordering({**self.parameters.sizes(), "dram": len(dram)})
         queues = {q: [i for i, ins in enumerate(program) if ins.queue == q] for q in QUEUES}
@@ -132,7 +154,9 @@ class Simulator:
             try:
                 needs = ordering.needs(queue_number, reads, writes)
             except ValueError as error:
-                raise CoreError(f"instruction #{index} ({ins.text()}): {error}") from error
+                memory = str(error).split()[0]
+                raise CoreError(f"instruction #{index} ({ins.text()}): {error}", code=f"{memory}_range",
+                                index=index) from error
             for other, (needed, kind, access) in enumerate(needs):
                 if needed > merged[other]:
                     culprit = queues[QUEUES[other]][needed]
@@ -148,7 +172,8 @@ class Simulator:
             try:
                 self._execute(ins, shape, entry, writes)
             except (ValueError, TypeError) as error:
-                raise CoreError(f"instruction #{index} ({ins.text()}): {error}") from error
+                code = "element_range" if "does not fit" in str(error) else "illegal_instruction"
+                raise CoreError(f"instruction #{index} ({ins.text()}): {error}", code=code, index=index) from error
             self.trace.append(entry)
             free[q] = end
             for bit, step in (("push_prev", -1), ("push_next", 1)):
