@@ -272,6 +272,8 @@ class _Compiler:
             return self._bases(self._norm_source(name))
         if layer.op == "flatten" or name in self.relu_views:
             return self._bases(layer.inputs[0])
+        if layer.op == "concat":  # a view: producers keep their tensors, readers assemble on read
+            return set().union(*(self._bases(source) for source in layer.inputs))
         return {name}
 
     # -- emission helpers -----------------------------------------------------------------------------------
@@ -353,6 +355,17 @@ class _Compiler:
         n = hi - lo
         if layer.op == "flatten":
             address = self.fetch(layer.inputs[0], lo, hi, tensors, arena, cls)
+        elif layer.op == "concat":
+            address = arena.take("scratchpad", n * self.per_sample(name))
+            offset = 0
+            for source in layer.inputs:
+                part = self.fetch(source, lo, hi, tensors, arena, cls)
+                c, h, w = self.dims(source)
+                self.set_shape(samples=n, channels=c, height=h, width=w, out_channels=layer.out_shape[0],
+                               out_height=h, out_width=w)
+                self.emit("VECTOR", "channel_insert", f"{name} assembled on read", dst=address, src0=part,
+                          imm=offset)
+                offset += c
         elif name in self.relu_views:
             source = self.fetch(layer.inputs[0], lo, hi, tensors, arena, cls)
             address = arena.take("scratchpad", n * self.per_sample(name))
@@ -497,6 +510,8 @@ class _Compiler:
                 last[source] = position
                 if self.net.layer(source).op == "flatten" or source in self.relu_views:
                     stack.append(self.net.layer(source).inputs[0])
+                elif self.net.layer(source).op == "concat":
+                    stack.extend(self.net.layer(source).inputs)
                 elif source in self.virtual:
                     stack.append(self._norm_source(source))
         return last
@@ -507,7 +522,7 @@ class _Compiler:
     def forward_layer(self, name, lo, hi, tensors, arena, resident):
         layer = self.net.layer(name)
         op, n = layer.op, hi - lo
-        if op == "flatten" or name in self.relu_views or (name in self.virtual and layer.op not in _NORM):
+        if op in ("flatten", "concat") or name in self.relu_views or (name in self.virtual and layer.op not in _NORM):
             return
         fetch = lambda source: self.fetch(source, lo, hi, tensors, arena, "activations")  # noqa: E731
         if op == "loss":
@@ -660,8 +675,22 @@ class _Compiler:
     def _contribute(self, grads, name, address, n, arena):
         if name == self.input_name:
             return
-        if self.net.layer(name).op == "flatten":
-            return self._contribute(grads, self.net.layer(name).inputs[0], address, n, arena)
+        layer = self.net.layer(name)
+        if layer.op == "flatten":
+            return self._contribute(grads, layer.inputs[0], address, n, arena)
+        if layer.op == "concat":  # split at once into the inputs' gradients
+            offset = 0
+            for source in layer.inputs:
+                c, h, w = self.dims(source)
+                part = arena.take("scratchpad", n * self.per_sample(source))
+                self.set_shape(samples=n, channels=layer.out_shape[0], height=h, width=w, out_channels=c,
+                               out_height=h, out_width=w)
+                self.emit("VECTOR", "channel_extract", f"d{source}", dst=part, src0=address, imm=offset)
+                self._contribute(grads, source, part, n, arena)
+                offset += c
+            if all(address not in mapping.values() for mapping in self.live):
+                arena.free(address)
+            return
         if name not in grads:
             grads[name] = address
             return
@@ -696,7 +725,7 @@ class _Compiler:
                        group):
         layer = self.net.layer(name)
         op, n = layer.op, hi - lo
-        if op == "flatten":
+        if op in ("flatten", "concat"):  # views: their gradients went to their inputs on arrival
             return
         fetch = lambda source: self.fetch(source, lo, hi, tensors, arena, "stash")  # noqa: E731
         if op == "loss":
@@ -791,18 +820,6 @@ class _Compiler:
         if op == "add":
             for other in layer.inputs:
                 self.contribute(grads, other, dy, n, arena)
-            return
-        if op == "concat":
-            offset = 0
-            total = layer.out_shape[0]
-            for other in layer.inputs:
-                c, h, w = self.dims(other)
-                self.set_shape(samples=n, channels=total, height=h, width=w, out_channels=c, out_height=h,
-                               out_width=w)
-                part = arena.take("scratchpad", n * self.per_sample(other))
-                self.emit("VECTOR", "channel_extract", f"d{other}", dst=part, src0=dy, imm=offset)
-                self.contribute(grads, other, part, n, arena)
-                offset += c
             return
         self.set_shape(**self.io_shape(layer, n))
         dx = arena.take("scratchpad", n * self.per_sample(source))
