@@ -54,6 +54,19 @@ def test_fused_programs_move_the_planners_bytes_plus_the_named_terms(name, norm,
         assert terms["partial_gradients_per_group"]["activation_grads"] == 0
 
 
+@pytest.mark.parametrize("name", ["tiny_resnet", "tiny_mobilenet", "tiny_concat"])
+def test_batchnorm_in_one_group_moves_the_planners_bytes_plus_the_named_terms(name):
+    network = load_network(name, norm="bn")
+    groups = [ExecutionGroup(tuple(layer.name for layer in network.layers), BATCH)]
+    core, predicted, terms = _compare(network, groups, "int16", True)
+    assert core == predicted
+    if name == "tiny_resnet":  # int16, batch 8
+        # res1b, res2b, res2_down: anchors of BN sites nothing else keeps in DRAM
+        assert terms["bn_anchor_written"]["norm_passes"] == 8 * 2 * (8 * 16 * 16 + 16 * 8 * 8 + 16 * 8 * 8)
+        # stem, res1a, res2a: read back by the next conv's backward as well
+        assert terms["bn_anchor_shared_with_stash"]["norm_passes"] == -8 * 2 * (8 * 16 * 16 * 2 + 16 * 8 * 8)
+
+
 def test_the_terms_are_not_all_zero():
     network = load_network("tiny_resnet", norm="gn")
     _, _, terms = _compare(network, _groups(network, "blocks"), "int16", True)

@@ -206,6 +206,7 @@ class _Compiler:
         # base tensors each layer's forward reads and each backward needs
         self.forward_bases = {layer.name: set() for layer in net.layers}
         self.stash = set()
+        self.bn_anchors = set()  # read back only by a fused BN site's backward: a norm pass, not stash
         for layer in net.layers:
             for source in layer.inputs:
                 self.forward_bases[layer.name] |= self._bases(source)
@@ -215,7 +216,10 @@ class _Compiler:
             elif layer.op == "relu":
                 needs = [self._norm_source(layer.name) if layer.name in self.virtual else layer.inputs[0]]
             for name in needs:
-                self.stash |= self._bases(name)
+                if self._bn_view(layer.name):
+                    self.bn_anchors |= self._bases(name)
+                else:
+                    self.stash |= self._bases(name)
         # materialised tensors that go to DRAM: read by another unit, or needed by backward
         self.in_dram = {}
         for layer in net.layers:
@@ -227,6 +231,9 @@ class _Compiler:
         for base in self.stash:
             if base != self.input_name:
                 self.in_dram.setdefault(base, "stash")
+        for base in self.bn_anchors:
+            if base != self.input_name:
+                self.in_dram.setdefault(base, "norm_passes")
 
     def _regroup(self):
         """Run every view (fused GN and its ReLU, a ReLU of its own) in the group that produces its base
@@ -243,7 +250,7 @@ class _Compiler:
         for site in model.sites:
             names = [model.names[p] for p in site.layers]
             home = original[names[0]]
-            if any(original[model.names[p]] != home for p in site.layers + site.readers):
+            if site.batch_norm or any(original[model.names[p]] != home for p in site.layers + site.readers):
                 self.split_views.update(names)
         target = dict(original)
         for name in list(self.virtual) + sorted(self.relu_views):
@@ -261,6 +268,10 @@ class _Compiler:
                 groups.append(ExecutionGroup(layers, group.sub_batch, group.weights_resident,
                                              group.weight_grads_on_chip))
         self.groups = groups
+
+    def _bn_view(self, name) -> bool:
+        """A fused BN layer or the fused ReLU after one (their site always round-trips through DRAM)."""
+        return name in self.virtual and self.net.layer(self.virtual[name][0]).op == "batchnorm"
 
     def _norm_source(self, name):
         norm = self.virtual[name][0]

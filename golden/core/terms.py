@@ -9,17 +9,22 @@ computes them from the network, the groups and the element sizes alone (not from
   gamma and beta are read in the forward pass only (the planner reads every parameter in both passes);
 * ``logits_not_stashed`` (stash): the loss gradient is computed in the forward pass, so the loss input is
   neither stashed nor read back;
-* ``anchor_read_once_per_site`` (norm_passes): a split fused norm+ReLU site re-reads its anchor once for both
-  views' backward (the planner: once per view, ``SITE_PASSES["norm_relu"]["fused"] = 2``);
+* ``anchor_read_once_per_site`` (norm_passes): a split (or BN) fused norm+ReLU site re-reads its anchor once
+  for both views' backward (the planner: once per view, ``SITE_PASSES["norm_relu"]["fused"] = 2``);
 * ``partial_gradients_per_group`` (activation_grads): a consumer group sums its layers' contributions to a
   tensor of another group before storing one partial, so the producer reads one partial per consumer group
   (the planner: one per consumer layer);
+* ``bn_anchor_written`` (norm_passes): a BN site's anchor must be in DRAM for its backward re-read; the
+  planner charges the re-read but not the write when nothing else keeps the anchor in DRAM;
+* ``bn_anchor_shared_with_stash`` (norm_passes): that re-read is the same load as another backward's stash
+  read of the anchor in the site's group;
 * ``optimizer`` and ``io``: the SGD update (the three constants once, then per parameter tensor one read and
   one write of weights and velocity) and the labels, per-sample losses and mean loss, which the planner does
   not model.
 
-Covered: fused schedules (BNFF) with GN or no norm, without concat. Not covered yet (no term, no test): BN
-sites, concat, unfused schedules (``docs/core.md``).
+Covered (``tests/test_core_traffic.py``): fused schedules (BNFF) with GN or no norm under the groupings
+tested there, and BN when the whole net is one group. Not covered yet: BN across groups, a view over a
+concat in a group of its own, unfused schedules (``docs/core.md``).
 """
 
 from __future__ import annotations
@@ -68,9 +73,37 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
         for site in model.sites:
             home = group_of[site.layers[0]]
             split = any(group_of[p] != home for p in site.layers + site.readers)
-            if split and site.kind == "norm_relu" and not site.batch_norm:
+            if (split or site.batch_norm) and site.kind == "norm_relu":
                 once += batch * site.anchor_bytes
     terms["anchor_read_once_per_site"] = {"norm_passes": -once}
+    # a BN site's anchor must be in DRAM for its backward; the planner re-reads it without writing it when
+    # nothing else (a later group, another layer's backward) keeps it there
+    written = 0
+    if norm_fusion:
+        kept = set()
+        for group in groups:
+            positions = sorted(position[name] for name in group.layers)
+            profile = model.profile(positions[0], positions[-1] + 1)
+            kept.update(profile.boundary_out)
+            kept.update(profile.stash_write)
+        for site in model.sites:
+            if site.batch_norm:
+                anchor = model.base[position[network.layer(model.names[site.layers[0]]).inputs[0]]]
+                written += sum(batch * model.bytes[b] for b in anchor if b not in kept and b != 0)
+    terms["bn_anchor_written"] = {"norm_passes": written}
+    # a BN site's backward re-read of its anchor is the same load as another backward's stash read of it in
+    # the site's group (one fetch per sub-batch serves both)
+    shared = 0
+    if norm_fusion:
+        for site in model.sites:
+            if not site.batch_norm:
+                continue
+            group = groups[group_of[site.layers[0]]]
+            positions = sorted(position[name] for name in group.layers)
+            profile = model.profile(positions[0], positions[-1] + 1)
+            anchor = model.base[position[network.layer(model.names[site.layers[0]]).inputs[0]]]
+            shared += sum(batch * model.bytes[b] for b in anchor if b in profile.stash_read)
+    terms["bn_anchor_shared_with_stash"] = {"norm_passes": -shared}
     parameters = network.param_count()
     terms["optimizer"] = {"optimizer": 3 * accumulator_bytes + 4 * parameters * operand_bytes}
     terms["io"] = {"io": batch * operand_bytes + (batch + 1) * accumulator_bytes}
