@@ -55,6 +55,16 @@ def test_fused_programs_move_the_planners_bytes_plus_the_named_terms(name, norm,
 
 
 @pytest.mark.parametrize("name", ["tiny_resnet", "tiny_mobilenet", "tiny_concat"])
+@pytest.mark.parametrize("norm", ["gn", "none"])
+def test_unfused_one_group_moves_the_planners_bytes_plus_the_named_terms(name, norm):
+    """Unfused: norm and ReLU outputs materialised on chip in the forward pass, recomputed in the backward;
+    with every site inside the group the planner charges no passes, and neither does the core."""
+    network = load_network(name, norm=norm)
+    core, predicted, _ = _compare(network, _groups(network, "one"), "int16", False)
+    assert core == predicted
+
+
+@pytest.mark.parametrize("name", ["tiny_resnet", "tiny_mobilenet", "tiny_concat"])
 def test_batchnorm_in_one_group_moves_the_planners_bytes_plus_the_named_terms(name):
     network = load_network(name, norm="bn")
     groups = [ExecutionGroup(tuple(layer.name for layer in network.layers), BATCH)]

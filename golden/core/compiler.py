@@ -178,6 +178,7 @@ class _Compiler:
         self.allocators = {"scratchpad": _Allocator(parameters.scratchpad_elements, "scratchpad"),
                            "accumulator": _Allocator(parameters.accumulator_elements, "accumulator memory")}
         self.step_arena = _Arena(self.allocators)
+        self.backward = False
         self._plan()
 
     # -- planning ----------------------------------------------------------------------------------------
@@ -185,6 +186,14 @@ class _Compiler:
         net = self.net
         self.input_name = net.layers[0].name
         self.virtual = {}
+        # a ReLU that is a norm's only consumer takes its backward mask from the norm's input and NORM block
+        # (NORM relu_mask), fused or not, so the backward needs the anchor only (the planner's minimal stash)
+        self.masked = {}
+        for layer in net.layers:
+            if layer.op in _NORM:
+                consumers = net.consumers(layer.name)
+                if len(consumers) == 1 and net.layer(consumers[0]).op == "relu":
+                    self.masked[consumers[0]] = layer.name
         if self.fusion:
             for layer in net.layers:
                 if layer.op in _NORM:
@@ -214,12 +223,12 @@ class _Compiler:
             if layer.op in (*_GEMM, "maxpool") or layer.op in _NORM:
                 needs = [layer.inputs[0]]
             elif layer.op == "relu":
-                needs = [self._norm_source(layer.name) if layer.name in self.virtual else layer.inputs[0]]
+                needs = [self._norm_source(layer.name) if layer.name in self.masked else layer.inputs[0]]
             for name in needs:
                 if self._bn_view(layer.name):
-                    self.bn_anchors |= self._bases(name)
+                    self.bn_anchors |= self._backward_bases(name)
                 else:
-                    self.stash |= self._bases(name)
+                    self.stash |= self._backward_bases(name)
         # materialised tensors that go to DRAM: read by another unit, or needed by backward
         self.in_dram = {}
         for layer in net.layers:
@@ -269,12 +278,27 @@ class _Compiler:
                                              group.weight_grads_on_chip))
         self.groups = groups
 
+    def _recomputed(self, name) -> bool:
+        """Unfused schedules materialise norm and ReLU outputs in the forward pass only: the backward recomputes
+        them from the pre-norm tensor (NORM affine) or the ReLU input (the planner's minimal stash)."""
+        return not self.fusion and self.net.layer(name).op in (*_NORM, "relu")
+
+    def _backward_bases(self, name):
+        layer = self.net.layer(name)
+        if self._recomputed(name):
+            return self._backward_bases(layer.inputs[0])
+        if layer.op in ("flatten", "concat") or name in self.virtual or name in self.relu_views:
+            return set().union(*(self._backward_bases(source) for source in
+                                 ([self._norm_source(name)] if name in self.virtual else layer.inputs)))
+        return {name}
+
     def _bn_view(self, name) -> bool:
         """A fused BN layer or the fused ReLU after one (their site always round-trips through DRAM)."""
         return name in self.virtual and self.net.layer(self.virtual[name][0]).op == "batchnorm"
 
     def _norm_source(self, name):
-        norm = self.virtual[name][0]
+        """The pre-norm tensor of a fused norm view or of a ReLU masked through its norm."""
+        norm = self.masked[name] if name in self.masked else self.virtual[name][0]
         return self.net.layer(norm).inputs[0]
 
     def _bases(self, name):
@@ -364,7 +388,18 @@ class _Compiler:
             return tensors[name]
         layer = self.net.layer(name)
         n = hi - lo
-        if layer.op == "flatten":
+        if self.backward and self._recomputed(name):
+            source = self.fetch(layer.inputs[0], lo, hi, tensors, arena, cls)
+            address = arena.take("scratchpad", n * self.per_sample(name))
+            if layer.op == "relu":
+                self.set_shape(**self.io_shape(layer, n))
+                self.emit("VECTOR", "relu", f"{name} recomputed", dst=address, src0=source,
+                          imm=self.relu_limit(name))
+            else:
+                block, kind = self.block_address(name, lo)
+                self.set_shape(**self.norm_shape(name, n))
+                self.emit("NORM", f"affine_{kind}", f"{name} recomputed", dst=address, src0=source, src1=block)
+        elif layer.op == "flatten":
             address = self.fetch(layer.inputs[0], lo, hi, tensors, arena, cls)
         elif layer.op == "concat":
             address = arena.take("scratchpad", n * self.per_sample(name))
@@ -479,6 +514,7 @@ class _Compiler:
         return [(lo, min(lo + size, self.batch)) for lo in range(0, self.batch, size)]
 
     def forward_group(self, index, group):
+        self.backward = False
         weights = _Arena(self.allocators)
         resident = {}
         names = [n for n in group.layers if n != self.input_name]
@@ -636,6 +672,7 @@ class _Compiler:
         return self.mm[key]
 
     def backward_group(self, index, group):
+        self.backward = True
         weights = _Arena(self.allocators)
         accumulators = {}
         resident = {}
@@ -813,8 +850,8 @@ class _Compiler:
             self.contribute(grads, source, dx, n, arena)
             return
         if op == "relu":
-            if name in self.virtual:
-                norm = self.virtual[name][0]
+            if name in self.masked:
+                norm = self.masked[name]
                 x = self.fetch(self._norm_source(name), lo, hi, tensors, arena, anchor)
                 block, kind = self.block_address(norm, lo)
                 self.set_shape(**self.norm_shape(norm, n))
