@@ -179,6 +179,7 @@ class _Compiler:
                            "accumulator": _Allocator(parameters.accumulator_elements, "accumulator memory")}
         self.step_arena = _Arena(self.allocators)
         self.backward = False
+        self.site_group = False
         self._plan()
 
     # -- planning ----------------------------------------------------------------------------------------
@@ -328,6 +329,8 @@ class _Compiler:
     def dma(self, opcode, cls, memory, dram_offset, chip_address, elements, samples=1, row_stride=None,
             note=""):
         """Move ``samples`` rows of ``elements`` (DRAM rows ``row_stride`` elements apart, dense on chip)."""
+        if self.site_group and cls in ("activations", "stash", "activation_grads"):
+            cls = "norm_passes"  # an unfused norm/ReLU layer run as a group of its own is a norm pass
         stride = elements if row_stride is None else row_stride
         size = self.p.operand_bytes if memory == "scratchpad" else self.p.accumulator_bytes
         if elements <= _MAX_LENGTH and samples <= 255 and stride < (1 << 16):
@@ -513,8 +516,14 @@ class _Compiler:
         size = min(group.sub_batch, self.batch)
         return [(lo, min(lo + size, self.batch)) for lo in range(0, self.batch, size)]
 
+    def is_site_group(self, group) -> bool:
+        """An unfused group holding only norm/ReLU layers of split sites: its traffic is the site's passes."""
+        return not self.fusion and all(
+            self.net.layer(name).op in (*_NORM, "relu") and name in self.split_views for name in group.layers)
+
     def forward_group(self, index, group):
         self.backward = False
+        self.site_group = self.is_site_group(group)
         weights = _Arena(self.allocators)
         resident = {}
         names = [n for n in group.layers if n != self.input_name]
@@ -673,6 +682,7 @@ class _Compiler:
 
     def backward_group(self, index, group):
         self.backward = True
+        self.site_group = self.is_site_group(group)
         weights = _Arena(self.allocators)
         accumulators = {}
         resident = {}

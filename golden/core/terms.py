@@ -18,13 +18,18 @@ computes them from the network, the groups and the element sizes alone (not from
   planner charges the re-read but not the write when nothing else keeps the anchor in DRAM;
 * ``bn_anchor_shared_with_stash`` (norm_passes): that re-read is the same load as another backward's stash
   read of the anchor in the site's group;
+* ``statistics_from_the_on_chip_copy`` (norm_passes, unfused): a norm layer run as a group of its own
+  computes its statistics and its backward reductions from the one load of its input (the planner's
+  two-pass site reads it twice more: 14F and 9F against the core's 10F and 5F);
+* ``site_group_sums_partials`` (activation_grads -> norm_passes, unfused): such a site group sums the partial
+  gradients of its consumer groups and hands the producer one;
 * ``optimizer`` and ``io``: the SGD update (the three constants once, then per parameter tensor one read and
   one write of weights and velocity) and the labels, per-sample losses and mean loss, which the planner does
   not model.
 
-Covered (``tests/test_core_traffic.py``): fused schedules (BNFF) with GN or no norm under the groupings
-tested there, and BN when the whole net is one group. Not covered yet: BN across groups, a view over a
-concat in a group of its own, unfused schedules (``docs/core.md``).
+Covered (``tests/test_core_traffic.py``): GN or no norm, fused and unfused, under the groupings tested there
+(one group, layer by layer, blocks, serialised blocks), and BN when the whole net is one group (fused). Not
+covered yet: BN across groups and unfused BN, views over a concat in a group of their own (``docs/core.md``).
 """
 
 from __future__ import annotations
@@ -104,6 +109,25 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
             anchor = model.base[position[network.layer(model.names[site.layers[0]]).inputs[0]]]
             shared += sum(batch * model.bytes[b] for b in anchor if b in profile.stash_read)
     terms["bn_anchor_shared_with_stash"] = {"norm_passes": -shared}
+    # unfused: a norm/ReLU layer run as a group of its own is the site's passes; the core folds the planner's
+    # second statistics read and second reduction read into the one load of the on-chip copy, and the site's
+    # group sums the partial gradients of its consumer groups before the producer reads one
+    folded, summed = 0, 0
+    if not norm_fusion:
+        fold = {"two_pass": 4, "one_pass": 3}[model.options.norm_variant]
+        view_ops = ("batchnorm", "groupnorm", "relu")
+        for site in model.sites:
+            homes = {group_of[p] for p in site.layers}
+            pure = all(all(network.layer(n).op in view_ops for n in groups[g].layers) for g in homes)
+            split = any(group_of[p] not in homes for p in site.readers) or len(homes) > 1
+            if not (pure and split) or site.batch_norm:
+                continue
+            if site.kind != "relu":
+                folded += fold * batch * site.anchor_bytes
+            consumers = {group_of[p] for p in site.readers}
+            summed += (len(consumers) - 1) * batch * site.anchor_bytes
+    terms["statistics_from_the_on_chip_copy"] = {"norm_passes": -folded}
+    terms["site_group_sums_partials"] = {"activation_grads": -summed, "norm_passes": summed}
     parameters = network.param_count()
     terms["optimizer"] = {"optimizer": 3 * accumulator_bytes + 4 * parameters * operand_bytes}
     terms["io"] = {"io": batch * operand_bytes + (batch + 1) * accumulator_bytes}
