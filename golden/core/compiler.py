@@ -247,8 +247,8 @@ class _Compiler:
 
     def _regroup(self):
         """Run every view (fused GN and its ReLU, a ReLU of its own) in the group that produces its base
-        tensor: statistics on the producer's write, the view's backward where its anchor is produced. BN stays
-        where the schedule put it (its statistics span the mini-batch). Also marks the views whose site the
+        tensor: statistics on the producer's write, the view's backward where its anchor is produced. BN moves
+        only into a whole-batch group (its statistics span the mini-batch). Also marks the views whose site the
         planner counts as split (``golden.traffic``: a view or a reader outside the first view's group): their
         anchor is re-read for the backward (class ``norm_passes``) instead of stashed."""
         from golden.traffic import NetworkModel
@@ -265,11 +265,14 @@ class _Compiler:
         target = dict(original)
         for name in list(self.virtual) + sorted(self.relu_views):
             norm = self.virtual.get(name, (name, False))[0]
-            if net.layer(norm).op == "batchnorm":
-                continue
             bases = self._bases(name)
-            if len(bases) == 1:
-                target[name] = min(target[name], original[next(iter(bases))])
+            if len(bases) != 1:
+                continue
+            home = original[next(iter(bases))]
+            # a BN's statistics span the mini-batch: it moves only into a group that runs it whole
+            if net.layer(norm).op == "batchnorm" and self.groups[home].sub_batch < self.batch:
+                continue
+            target[name] = min(target[name], home)
         order = {layer.name: index for index, layer in enumerate(net.layers)}
         groups = []
         for index, group in enumerate(self.groups):

@@ -23,13 +23,16 @@ computes them from the network, the groups and the element sizes alone (not from
   two-pass site reads it twice more: 14F and 9F against the core's 10F and 5F);
 * ``site_group_sums_partials`` (activation_grads -> norm_passes, unfused): such a site group sums the partial
   gradients of its consumer groups and hands the producer one;
+* ``bn_site_on_chip`` (norm_passes, stash; unfused): the planner charges every BN site's two-pass passes; a
+  BN site inside a group costs the core nothing extra but the stash of its anchor (written and read back
+  when nothing else does);
 * ``optimizer`` and ``io``: the SGD update (the three constants once, then per parameter tensor one read and
   one write of weights and velocity) and the labels, per-sample losses and mean loss, which the planner does
   not model.
 
-Covered (``tests/test_core_traffic.py``): GN or no norm, fused and unfused, under the groupings tested there
-(one group, layer by layer, blocks, serialised blocks), and BN when the whole net is one group (fused). Not
-covered yet: BN across groups and unfused BN, views over a concat in a group of their own (``docs/core.md``).
+Covered (``tests/test_core_traffic.py``): BN, GN and no norm, fused and unfused, under the groupings tested
+there (one group, layer by layer, blocks, serialised blocks). Not covered yet: a fused BN opening a
+serialised group, views over a concat in some groupings (``docs/core.md``).
 """
 
 from __future__ import annotations
@@ -84,13 +87,13 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
     # a BN site's anchor must be in DRAM for its backward; the planner re-reads it without writing it when
     # nothing else (a later group, another layer's backward) keeps it there
     written = 0
+    kept = set()  # base tensors the planner writes to DRAM anyway
+    for group in groups:
+        positions = sorted(position[name] for name in group.layers)
+        profile = model.profile(positions[0], positions[-1] + 1)
+        kept.update(profile.boundary_out)
+        kept.update(profile.stash_write)
     if norm_fusion:
-        kept = set()
-        for group in groups:
-            positions = sorted(position[name] for name in group.layers)
-            profile = model.profile(positions[0], positions[-1] + 1)
-            kept.update(profile.boundary_out)
-            kept.update(profile.stash_write)
         for site in model.sites:
             if site.batch_norm:
                 anchor = model.base[position[network.layer(model.names[site.layers[0]]).inputs[0]]]
@@ -112,7 +115,7 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
     # unfused: a norm/ReLU layer run as a group of its own is the site's passes; the core folds the planner's
     # second statistics read and second reduction read into the one load of the on-chip copy, and the site's
     # group sums the partial gradients of its consumer groups before the producer reads one
-    folded, summed = 0, 0
+    folded, summed, bn_on_chip, bn_stashed = 0, 0, 0, 0
     if not norm_fusion:
         fold = {"two_pass": 4, "one_pass": 3}[model.options.norm_variant]
         view_ops = ("batchnorm", "groupnorm", "relu")
@@ -120,7 +123,17 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
             homes = {group_of[p] for p in site.layers}
             pure = all(all(network.layer(n).op in view_ops for n in groups[g].layers) for g in homes)
             split = any(group_of[p] not in homes for p in site.readers) or len(homes) > 1
-            if not (pure and split) or site.batch_norm:
+            if not (pure and split):
+                if site.batch_norm:  # the planner charges every BN site; on chip the core moves nothing extra
+                    bn_on_chip += site.passes(model.options.norm_variant) * batch * site.anchor_bytes
+                    home = groups[group_of[site.layers[0]]]
+                    positions = sorted(position[name] for name in home.layers)
+                    profile = model.profile(positions[0], positions[-1] + 1)
+                    anchor = model.base[position[network.layer(model.names[site.layers[0]]).inputs[0]]]
+                    for b in anchor:
+                        if b == 0:
+                            continue
+                        bn_stashed += batch * model.bytes[b] * ((b not in kept) + (b not in profile.stash_read))
                 continue
             if site.kind != "relu":
                 folded += fold * batch * site.anchor_bytes
@@ -128,6 +141,7 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
             summed += (len(consumers) - 1) * batch * site.anchor_bytes
     terms["statistics_from_the_on_chip_copy"] = {"norm_passes": -folded}
     terms["site_group_sums_partials"] = {"activation_grads": -summed, "norm_passes": summed}
+    terms["bn_site_on_chip"] = {"norm_passes": -bn_on_chip, "stash": bn_stashed}
     parameters = network.param_count()
     terms["optimizer"] = {"optimizer": 3 * accumulator_bytes + 4 * parameters * operand_bytes}
     terms["io"] = {"io": batch * operand_bytes + (batch + 1) * accumulator_bytes}
