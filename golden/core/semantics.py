@@ -110,7 +110,7 @@ def _norm_blocks(instruction: Instruction, shape: Shape) -> int:
 def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters):
     """``(reads, writes)``: lists of ``(memory, start, stop)`` (elements on chip, bytes in DRAM)."""
     op, funct, get = instruction.opcode, instruction.funct, instruction.get
-    pad, spad, acc = "scratchpad", "scratchpad", "accumulator"
+    spad, acc = "scratchpad", "accumulator"
     if op in ("LOAD", "STORE"):
         rows, _ = dma_rows(instruction, parameters)
         chip = (memory_of(instruction), get("scratch_address"),
@@ -155,15 +155,14 @@ def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters)
             big = n * shape["out_channels"] * shape["height"] * shape["width"]
             small_size = x
             if funct == "channel_insert":
-                return ([(spad, get("src0"), get("src0") + small_size), (pad, get("dst"), get("dst") + big)],
-                        [(pad, get("dst"), get("dst") + big)])
+                return ([(spad, get("src0"), get("src0") + small_size), (spad, get("dst"), get("dst") + big)],
+                        [(spad, get("dst"), get("dst") + big)])
             return [(spad, get("src0"), get("src0") + small_size)], [(spad, get("dst"), get("dst") + big)]
     if op == "NORM":
-        kind = funct[-2:]
         name = funct[:-3]
         blocks = _norm_blocks(instruction, shape)
         if name == "statistics":
-            return one_input(get("src0"), x), [(acc, get("dst"), get("dst") + blocks)]
+            return [(spad, get("src0"), get("src0") + x)], [(acc, get("dst"), get("dst") + blocks)]
         if name == "constants":
             return ([(acc, get("src0"), get("src0") + blocks), (spad, get("src1"), get("src1") + 2 * c)],
                     [(acc, get("dst"), get("dst") + blocks)])
@@ -180,7 +179,6 @@ def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters)
         reads = [(acc, get("src0"), get("src0") + blocks)]
         if name == "param_grads_accumulate":
             reads.append((acc, get("dst"), get("dst") + 2 * c))
-        del kind
         return reads, [(acc, get("dst"), get("dst") + 2 * c)]
     if op == "LOSS" and funct == "mean":
         return [(acc, get("src0"), get("src0") + n)], [(acc, get("dst"), get("dst") + 1)]
@@ -192,10 +190,6 @@ def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters)
                  (spad, get("src2"), get("src2") + x), (acc, get("dst"), get("dst") + 3)],
                 [(spad, get("src0"), get("src0") + x), (spad, get("src1"), get("src1") + x)])
     return [], []
-
-
-def one_input(address: int, elements: int):
-    return [("scratchpad", address, address + elements)]
 
 
 def cycles(instruction: Instruction, shape: Shape, parameters: CoreParameters) -> int:

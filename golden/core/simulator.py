@@ -250,13 +250,14 @@ class Simulator:
         self.counters[cls] += moved
         entry.bytes = {cls: moved}
 
-    def _layer(self, shape, **extra):
+    @staticmethod
+    def _layer(shape, op="conv2d"):
+        """The layer object the golden kernels take, built from the SHAPE register."""
         params = {"stride": (shape["stride_height"], shape["stride_width"]),
                   "padding": (shape["padding_height"], shape["padding_width"]),
                   "kernel": (shape["kernel_height"], shape["kernel_width"]),
                   "groups": shape["groups"], "ceil_mode": bool(shape["ceil_mode"]), "bias": False}
-        params.update(extra)
-        return SimpleNamespace(name="core", op=extra.pop("op", "conv2d"), params=params)
+        return SimpleNamespace(name="core", op=op, params=params)
 
     @staticmethod
     def _dims(shape):
