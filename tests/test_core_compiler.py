@@ -141,7 +141,8 @@ def test_cli_compile_writes_the_four_files(tmp_path, capsys):
     regions = {r["name"]: r for r in json.loads((out / "memory_map.json").read_text())["regions"]}
     assert regions["program"]["bytes"] == expected["program_bytes"]
     assert expected["bytes"]["weights"] > 0 and expected["cycles"] > 0
-    assert "instructions" in capsys.readouterr().out
+    out_text = capsys.readouterr().out
+    assert "instructions" in out_text and "traffic per class = planner + named terms" in out_text
 
 
 @pytest.mark.parametrize(
