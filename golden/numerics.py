@@ -847,10 +847,12 @@ class LossArithmetic:
     @classmethod
     def from_training(cls, training: IntegerTraining, **overrides) -> LossArithmetic:
         """The loss unit on an :class:`IntegerTraining` mode's grids: logits on the activation grid, dlogits
-        on the gradient grid, ``exp_frac = grad_frac + 8`` (so the exponent tables add at most ~0.1 LSB)."""
+        on the gradient grid, ``exp_frac = grad_frac + 8`` (so the exponent tables add at most ~0.1 LSB, at
+        least ``table_bits``), the loss on Q.16 (or finer, for logits finer than Q.20)."""
         fields = {"logits": training.operand, "logit_frac": training.activation_frac,
                   "gradient": training.operand, "grad_frac": training.grad_frac,
-                  "exp_frac": min(training.grad_frac + 8, 30), "rounding": training.rounding}
+                  "exp_frac": min(max(training.grad_frac + 8, overrides.get("table_bits", 8)), 30),
+                  "loss_frac": max(16, training.activation_frac - _LOG_GUARD), "rounding": training.rounding}
         fields.update(overrides)
         return cls(**fields)
 

@@ -313,3 +313,81 @@ def test_two_integer_steps_with_on_chip_loss_and_sgd_are_bit_identical_under_eve
     for schedule in [Schedule.baseline(net, 6, norm_fusion=True), *mbs_schedules(net, 6)]:
         for result, reference in zip(_two_steps(net, schedule, numerics), baseline):
             assert_all_bits_equal(result, reference)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Bit-exact against the documented formulas, re-written with Python integers (docs/golden.md)
+# ------------------------------------------------------------------------------------------------------------
+def _round_half_even(numerator: int, shift: int) -> int:
+    quotient, remainder = divmod(numerator, 1 << shift)
+    half = 1 << shift >> 1
+    return quotient + (remainder > half or (remainder == half and quotient % 2 == 1))
+
+
+def _documented_loss_row(z, y, batch, *, fa, fg, e_bits, b, lf, grad_range):
+    """One row by the docs' table: chunked exp tables, exact sum, divide_round reciprocal, log by leading one
+    and interpolation; round half to even where the mode rounds, half up in the tables' products."""
+    cutoff = math.ceil((e_bits + 1) * math.log(2) * 2**fa)
+    chunks = max(1, -(-(cutoff - 1).bit_length() // b))
+    m = max(z)
+    e = []
+    for value in z:
+        d = m - value
+        if d >= cutoff:
+            e.append(0)
+            continue
+        acc = None
+        for i in range(chunks):
+            c = (d >> (i * b)) & ((1 << b) - 1)
+            entry = round(math.exp(-(c << (i * b)) / 2**fa) * 2**e_bits)
+            acc = entry if acc is None else (acc * entry + (1 << (e_bits - 1))) >> e_bits
+        e.append(acc)
+    total = sum(e)
+    r_frac = e_bits + fg + (1024 - 1).bit_length() + 4
+    reciprocal = (2 * (1 << r_frac) + total * batch) // (2 * total * batch)  # half away from zero, positive
+    gradient = [min(grad_range[1], max(grad_range[0],
+                                       _round_half_even((ej - (j == y) * total) * reciprocal, r_frac - fg)))
+                for j, ej in enumerate(e)]
+    log_frac = lf + 4
+    table = [round(math.log1p(i / 2**b) * 2**log_frac) for i in range(2**b + 1)]
+    k = total.bit_length() - 1
+    mantissa = total - (1 << k)
+    index, rest = divmod(mantissa, 1 << (k - b))
+    step = ((table[index + 1] - table[index]) * rest + (1 << (k - b) >> 1)) >> (k - b)
+    log_total = (k - e_bits) * table[-1] + table[index] + step
+    loss = _round_half_even(log_total + ((m - z[y]) << (log_frac - fa)), 4)
+    return loss, gradient
+
+
+@pytest.mark.parametrize("name", ["int16", "int8"])
+def test_loss_unit_is_the_documented_formula_bit_for_bit(name):
+    unit = LOSS_UNITS[name]
+    for seed in range(40):
+        rng = np.random.default_rng(100 + seed)
+        rows, classes = int(rng.integers(1, 6)), int(rng.integers(2, 12))
+        logits = _random_logits(unit, rng, rows, classes)
+        labels = rng.integers(0, classes, rows)
+        batch = rows + int(rng.integers(0, 3))
+        losses, gradient = unit.cross_entropy(logits, labels, batch=batch)
+        for row in range(rows):
+            loss, expected = _documented_loss_row(
+                [int(v) for v in logits[row]], int(labels[row]), batch, fa=unit.logit_frac, fg=unit.grad_frac,
+                e_bits=unit.exp_frac, b=unit.table_bits, lf=unit.loss_frac,
+                grad_range=(unit.gradient.min, unit.gradient.max))
+            assert losses[row] == loss and gradient[row].tolist() == expected, (seed, row)
+
+
+def test_sgd_unit_is_the_documented_formula_bit_for_bit():
+    unit = INTEGER_PRESETS["int8"].sgd_arithmetic(lr=0.05, momentum=0.9, weight_decay=5e-4)  # Q.6 w, Q.7 g/v
+    rng = np.random.default_rng(3)
+    w, v, g = (rng.integers(-128, 128, 500) for _ in range(3))
+    new_w, new_v = unit.update(w, v, g)
+    cf, vf, wf, gf = 20, 7, 6, 7
+    big, small = max(vf, wf, gf), max(vf, wf)
+    for index in range(500):
+        wi, vi, gi = int(w[index]), int(v[index]), int(g[index])
+        total = (unit.momentum * vi << (big - vf)) + (unit.weight_decay * wi << (big - wf)) + (gi << (cf + big - gf))
+        velocity = min(127, max(-128, _round_half_even(total, cf + big - vf)))
+        total = (wi << (cf + small - wf)) - (unit.lr * velocity << (small - vf))
+        weight = min(127, max(-128, _round_half_even(total, cf + small - wf)))
+        assert (new_w[index], new_v[index]) == (weight, velocity), index

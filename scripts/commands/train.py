@@ -2,17 +2,20 @@
 
 Only parses arguments and calls :mod:`golden.train`. The data are a fixed random batch (seeded), so the
 loss falls from step to step; ``--check baseline`` runs the layer-by-layer schedule beside the chosen one
-from the same parameters and prints the largest difference after each step.
+from the same parameters and prints the largest difference after each step. In the integer modes the loss
+and the SGD update run on the on-chip units (``golden.numerics.LossArithmetic``/``SgdArithmetic``) unless
+``--loss host`` / ``--sgd host`` asks for the float64 host versions (issue 11).
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 import numpy as np
 
 from golden.network import NetworkError, load_network
-from golden.numerics import FLOAT_MODES, INTEGER_PRESETS, IntegerTraining
+from golden.numerics import FLOAT_MODES, INTEGER_PRESETS, UNIT_PLACES, IntegerTraining
 from golden.schedule import Schedule, ScheduleError
 from golden.train import SGD, Trainer, init_params, init_state
 
@@ -40,6 +43,18 @@ def add_arguments(parser):
         "BN keep the whole batch",
     )
     parser.add_argument("--numerics", default="float32", help="one of " + ", ".join(NUMERICS))
+    parser.add_argument(
+        "--loss",
+        default=None,
+        help="int16/int8 only: 'integer' (default: the on-chip loss unit, golden.numerics.LossArithmetic) or "
+        "'host' (float64 softmax cross-entropy on the dequantized logits)",
+    )
+    parser.add_argument(
+        "--sgd",
+        default=None,
+        help="int16/int8 only: 'integer' (default: the on-chip SGD unit, golden.numerics.SgdArithmetic) or "
+        "'host' (float64 SGD on the dequantized values, re-quantized)",
+    )
     parser.add_argument("--steps", type=int, default=1, help="training steps (default 1)")
     parser.add_argument("--lr", type=float, default=0.01, help="learning rate (default 0.01)")
     parser.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
@@ -72,6 +87,12 @@ def run(args) -> int:
         raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {args.schedule!r}")
     if args.numerics not in NUMERICS:
         raise UsageError(f"--numerics must be one of {', '.join(NUMERICS)}, not {args.numerics!r}")
+    for name, value in (("--loss", args.loss), ("--sgd", args.sgd)):
+        if value is not None and value not in UNIT_PLACES:
+            raise UsageError(f"{name} must be one of {', '.join(UNIT_PLACES)}, not {value!r}")
+        if value is not None and args.numerics not in INTEGER_PRESETS:
+            raise UsageError(f"{name} applies to the integer numerics ({', '.join(INTEGER_PRESETS)}) only, "
+                             f"not --numerics {args.numerics}")
     if args.norm is not None and args.norm not in ("bn", "gn", "none"):
         raise UsageError(f"--norm must be one of bn, gn, none, not {args.norm!r}")
     if args.check not in (None, "baseline"):
@@ -103,6 +124,15 @@ def run(args) -> int:
     numerics = INTEGER_PRESETS.get(args.numerics, args.numerics)
     dtype = np.float32 if args.numerics == "float32" else np.float64
     optimizer = SGD(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+    places = ""
+    if isinstance(numerics, IntegerTraining):
+        numerics = replace(numerics, loss=args.loss or numerics.loss, sgd=args.sgd or numerics.sgd)
+        places = f", loss {numerics.loss}, sgd {numerics.sgd}"
+        if numerics.sgd == "integer":
+            try:  # the constants must fit the SGD unit's fixed-point format
+                numerics.sgd_arithmetic(lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay)
+            except ValueError as error:
+                raise UsageError(f"--{str(error).split()[0].replace('_', '-')}: {error}") from None
     rng = np.random.default_rng(args.seed)
     x = rng.standard_normal((args.batch, *network.input_shape)).astype(dtype)
     labels = rng.integers(0, network.num_classes, args.batch)
@@ -114,7 +144,7 @@ def run(args) -> int:
     out = sys.stdout
     out.write(
         f"{network.name}: input {network.input_shape}, batch {args.batch}, {network.param_count():,} "
-        f"parameters, numerics {args.numerics}\n"
+        f"parameters, numerics {args.numerics}{places}\n"
     )
     out.write(
         f"schedule {args.schedule}: {len(schedule.groups)} groups, sub-batches "
