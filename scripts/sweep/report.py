@@ -75,7 +75,7 @@ def plot_pareto(rows: list[dict], optimal: list[dict], x: str, y: str, path: Pat
 
     points = [row for row in rows if row.get("status") == "ok"
               and isinstance(row.get(x), int | float) and isinstance(row.get(y), int | float)]
-    figure, axes = plt.subplots(figsize=(8, 5.5))
+    figure, axes = plt.subplots(figsize=(9.5, 5.5))
     if color == "array":
         groups = sorted({(row["array.rows"] * row["array.cols"], _array_label(row)) for row in points})
         labels = [label for _, label in groups]
@@ -94,14 +94,18 @@ def plot_pareto(rows: list[dict], optimal: list[dict], x: str, y: str, path: Pat
             chosen = [row for row in points if member(row) == label and row.get("array.dataflow") == dataflow]
             if not chosen:
                 continue
-            axes.scatter([_scaled(x, row[x]) for row in chosen], [_scaled(y, row[y]) for row in chosen],
-                         color=colours[label], marker=marker, s=36, alpha=0.85,
-                         edgecolors=["black" if row["point"] in optimal_ids else "none" for row in chosen],
-                         linewidths=1.2)
+            for ringed in (False, True):
+                subset = [row for row in chosen if (row["point"] in optimal_ids) == ringed]
+                if subset:
+                    axes.scatter([_scaled(x, row[x]) for row in subset], [_scaled(y, row[y]) for row in subset],
+                                 facecolors=[colours[label]] * len(subset), marker=marker, s=48 if ringed else 30,
+                                 alpha=0.9, edgecolors="black" if ringed else "none", linewidths=1.1,
+                                 zorder=3 if ringed else 2)
     # The front of the two plotted axes alone (both as minimised/maximised objectives).
     front = pareto_optimal(points, (x, y))
     front.sort(key=lambda row: row[x])
-    if front:
+    distinct = len({(row[x], row[y]) for row in front})
+    if distinct > 1:
         axes.step([_scaled(x, row[x]) for row in front], [_scaled(y, row[y]) for row in front], where="post",
                   color="crimson", linewidth=1.2, label=f"Pareto front of {x}, {y}")
     for column, setter in ((x, axes.set_xscale), (y, axes.set_yscale)):
@@ -121,7 +125,8 @@ def plot_pareto(rows: list[dict], optimal: list[dict], x: str, y: str, path: Pat
                        label="Pareto-optimal (all objectives)")]
     if front:
         handles.append(Line2D([], [], color="crimson", label="front of these two axes"))
-    axes.legend(handles=handles, title=legend_title, fontsize=8, title_fontsize=8, loc="best", ncol=2)
+    axes.legend(handles=handles, title=legend_title, fontsize=8, title_fontsize=8, loc="upper left",
+                bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     figure.tight_layout()
     with atomic_path(path, suffix=".png") as temporary:
         figure.savefig(temporary, dpi=110, format="png")

@@ -196,6 +196,17 @@ def point_label(parameters: dict) -> str:
     )
 
 
+def _checked(where: str, assignments: dict, evaluate: dict, evaluators) -> dict:
+    """:func:`_resolve`, then every evaluator's own check of the point."""
+    parameters = _resolve(where, assignments)
+    for evaluator in evaluate:
+        try:
+            evaluators[evaluator].check_point(parameters)
+        except (TypeError, ValueError) as error:
+            raise SweepError(f"{where}: {error}") from None
+    return parameters
+
+
 def _mapping(where: str, value) -> dict:
     if value is None:
         return {}
@@ -272,16 +283,8 @@ def parse_sweep(data, *, source: str = "sweep", evaluators=None) -> SweepSpec:
     for where, assignment in assignments:
         # Name the varying field in the error: grid.array.rows, points[3].memory.buffer.
         for key, value in assignment.items():
-            try:
-                _resolve(f"{where}.{key}" if where == "grid" else where, {**base, key: value})
-            except SweepError as error:
-                raise SweepError(str(error)) from None
-        parameters = _resolve(where, {**base, **assignment})
-        for name in evaluate:
-            try:
-                evaluators[name].check_point(parameters)
-            except (TypeError, ValueError) as error:
-                raise SweepError(f"{where}: {error}") from None
+            _checked(f"{where}.{key}" if where == "grid" else where, {**base, key: value}, evaluate, evaluators)
+        parameters = _checked(where, {**base, **assignment}, evaluate, evaluators)
         identity = point_id(parameters, evaluate)
         if identity in seen:
             repeated += 1
@@ -295,11 +298,11 @@ def parse_sweep(data, *, source: str = "sweep", evaluators=None) -> SweepSpec:
     extra = set(report) - set(_REPORT_KEYS)
     if extra:
         raise SweepError(f"unknown key report.{sorted(extra)[0]} (allowed: {', '.join(_REPORT_KEYS)})")
-    metrics = {column for name in evaluate for column in evaluators[name].columns} | {"pes"}
+    metrics = {column for evaluator in evaluate for column in evaluators[evaluator].columns} | {"pes"}
     known = metrics | set(PARAMETERS)
     objectives = report.get("objectives")
     if objectives is None:
-        objectives = [o for name in evaluate for o in evaluators[name].objectives]
+        objectives = [o for evaluator in evaluate for o in evaluators[evaluator].objectives]
         objectives = list(dict.fromkeys(objectives))
     if not isinstance(objectives, list) or not objectives:
         raise SweepError(f"report.objectives must be a non-empty list of columns, not {objectives!r}")
@@ -308,7 +311,7 @@ def parse_sweep(data, *, source: str = "sweep", evaluators=None) -> SweepSpec:
             raise SweepError(f"report.objectives: unknown column {objective!r} (allowed: {', '.join(sorted(known))})")
     plots = report.get("plots")
     if plots is None:
-        plots = [tuple(p) for name in evaluate for p in evaluators[name].plots]
+        plots = [tuple(p) for evaluator in evaluate for p in evaluators[evaluator].plots]
     if not isinstance(plots, list) or not all(isinstance(p, list | tuple) and len(p) == 2 for p in plots):
         raise SweepError(f"report.plots must be a list of [x, y] column pairs, not {plots!r}")
     for pair in plots:
