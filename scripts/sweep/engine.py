@@ -28,7 +28,10 @@ from wavecore.sweep.report import write_report
 from wavecore.sweep.spec import SweepSpec, point_label
 from wavecore.sweep.table import ResultTable, read_table, table_columns
 
-__all__ = ["SweepResult", "connect", "evaluate_point", "run_sweep"]
+__all__ = ["CONNECT_TIMEOUT", "SweepResult", "connect", "evaluate_point", "run_sweep"]
+
+#: How long :func:`connect` waits for a scheduler given by address.
+CONNECT_TIMEOUT = "10s"
 
 
 @dataclass
@@ -83,7 +86,7 @@ def connect(scheduler: str | None = None, workers: int | None = None):
 
     if scheduler is not None:
         try:
-            client = Client(scheduler, timeout="15s")
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as error:
             raise ConnectionError(f"cannot connect to the Dask scheduler {scheduler}: {_first_line(error)}") from None
         try:
