@@ -71,10 +71,10 @@ class KillsItsWorkerOnce(PlannerEvaluator):
         self.marker, self.victim = str(marker), victim
 
     def evaluate(self, parameters, options):
-        if parameters["array.rows"] == self.victim and parameters["array.dataflow"] == "weight_stationary":
-            if not os.path.exists(self.marker):
-                Path(self.marker).write_text(str(os.getpid()))
-                os.kill(os.getpid(), signal.SIGKILL)
+        chosen = parameters["array.rows"] == self.victim and parameters["array.dataflow"] == "weight_stationary"
+        if chosen and not os.path.exists(self.marker):
+            Path(self.marker).write_text(str(os.getpid()))
+            os.kill(os.getpid(), signal.SIGKILL)
         return super().evaluate(parameters, options)
 
 

@@ -8,8 +8,8 @@ SCALE-Sim everywhere). Synthesis (fpga tier): a 2x2 array on the ULX3S-85F gives
 
 import pytest
 
-from wavecore.sweep import EVALUATORS, parse_sweep
 from wavecore.golden.plan.cycles import gemm_cycles
+from wavecore.sweep import EVALUATORS, parse_sweep
 
 
 def _point(**grid):
