@@ -82,6 +82,7 @@ def connect(scheduler: str | None = None, workers: int | None = None):
     """A Dask client: to ``scheduler``, or to a new local cluster of ``workers`` processes (default: CPU cores)."""
     import logging
 
+    import dask
     from distributed import Client, LocalCluster
 
     if scheduler is not None:
@@ -97,8 +98,11 @@ def connect(scheduler: str | None = None, workers: int | None = None):
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be a positive integer, not {workers!r}")
     count = workers or os.cpu_count() or 1
-    with _main_script_hidden():
-        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=None,
+    # Worker saturation 1.0: a worker holds only the task it runs (points are long; nothing to prefetch), so a
+    # worker that dies takes no queued bystander with it towards its allowed-failures limit. The scheduler's HTTP
+    # endpoints go to a free port, so sweeps running side by side do not clash on 8787.
+    with _main_script_hidden(), dask.config.set({"distributed.scheduler.worker-saturation": 1.0}):
+        cluster = LocalCluster(n_workers=count, threads_per_worker=1, processes=True, dashboard_address=":0",
                                silence_logs=logging.ERROR)
         try:
             client = Client(cluster)

@@ -17,13 +17,14 @@ import time
 from pathlib import Path
 
 import cloudpickle
+import dask
 import pytest
 
 from wavecore.golden.network import load_network
 from wavecore.golden.plan.report import plan_mbs_family, schedule_cycles
 from wavecore.golden.plan.traffic import TrafficOptions
 from wavecore.sweep import EVALUATORS, PointFailed, parse_sweep, run_sweep
-from wavecore.sweep.engine import evaluate_point
+from wavecore.sweep.engine import connect, evaluate_point
 from wavecore.sweep.evaluators import PlannerEvaluator
 from wavecore.sweep.table import read_table
 
@@ -92,13 +93,31 @@ class BrokenTool(PlannerEvaluator):
         raise PointFailed("timing_failed", "missed 50 MHz", {"broken_value": 7})
 
 
-def test_a_killed_worker_reruns_its_task_and_failures_are_recorded(tmp_path):
+class AlwaysKillsItsWorker(PlannerEvaluator):
+    """The planner, except that the 4x4 weight-stationary 1 MiB point kills its worker on every attempt."""
+
+    def evaluate(self, parameters, options):
+        chosen = (parameters["array.rows"], parameters["array.dataflow"], parameters["memory.buffer"])
+        if chosen == (4, "weight_stationary", 1 << 20):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().evaluate(parameters, options)
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One 2-worker LocalCluster (the engine's own, :func:`connect`) for the fault tests; a task whose workers
+    died twice is given up on (allowed-failures 1: the first death is retried)."""
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}), connect(workers=2) as client:
+        yield client.scheduler.address
+
+
+def test_a_killed_worker_reruns_its_task_and_failures_are_recorded(tmp_path, cluster):
     marker = tmp_path / "killed.marker"
     evaluators = {"planner": KillsItsWorkerOnce(marker, victim=8), "broken": BrokenTool()}
     data = dict(SWEEP, evaluate=["planner"])
     spec = parse_sweep(data, evaluators=evaluators)
     lines = []
-    result = run_sweep(spec, tmp_path / "out", workers=2, evaluators=evaluators, progress=lines.append)
+    result = run_sweep(spec, tmp_path / "out", scheduler=cluster, evaluators=evaluators, progress=lines.append)
     assert marker.exists(), "the fault was not injected"
     killed_pid = int(marker.read_text())
     rows = read_table(result.table)
@@ -112,7 +131,7 @@ def test_a_killed_worker_reruns_its_task_and_failures_are_recorded(tmp_path):
 
     # A point whose evaluator errors is a row with its message, not a missing row.
     spec = parse_sweep(dict(SWEEP, evaluate=["planner", "broken"]), evaluators=evaluators)
-    result = run_sweep(spec, tmp_path / "broken", workers=2, evaluators=evaluators, progress=lines.append)
+    result = run_sweep(spec, tmp_path / "broken", scheduler=cluster, evaluators=evaluators, progress=lines.append)
     rows = read_table(result.table)
     _check_rows(spec, rows)
     crashed = [row for row in rows if row["memory.buffer"] == 16 * 1024]
@@ -126,6 +145,17 @@ def test_a_killed_worker_reruns_its_task_and_failures_are_recorded(tmp_path):
     report = (tmp_path / "broken" / "report.md").read_text()
     assert f"## Failed points ({len(spec.points)})" in report and "broken: RuntimeError: tool crashed" in report
 
+    # A point that kills every worker it runs on is recorded as failed once the scheduler gives up on it.
+    evaluators = {"planner": AlwaysKillsItsWorker()}
+    spec = parse_sweep(SWEEP, evaluators=evaluators)
+    result = run_sweep(spec, tmp_path / "deadly", scheduler=cluster, evaluators=evaluators, progress=lines.append)
+    rows = read_table(result.table)
+    _check_rows(spec, rows)
+    deadly = [row for row in rows if row["status"] != "ok"]
+    assert len(deadly) == 1 and deadly[0]["array.rows"] == 4 and deadly[0]["memory.buffer"] == 1 << 20
+    assert deadly[0]["error"].startswith("dask: KilledWorker"), deadly[0]["error"]
+    assert deadly[0]["dram_bytes"] is None
+
 
 def test_evaluate_point_never_raises():
     spec = parse_sweep(dict(SWEEP, evaluate=["planner", "broken"]), evaluators={**EVALUATORS, "broken": BrokenTool()})
@@ -136,7 +166,7 @@ def test_evaluate_point_never_raises():
     assert row["pes"] == 16 and row["dram_bytes"] == _expected(point.parameters)["dram_bytes"]
 
 
-def test_a_stopped_sweep_resumes_where_it_stopped(tmp_path):
+def test_a_stopped_sweep_resumes_where_it_stopped(tmp_path, cluster):
     spec = parse_sweep(SWEEP)
     output = tmp_path / "out"
     first = run_sweep(spec, output, workers=2, progress=lambda line: None)
@@ -146,7 +176,7 @@ def test_a_stopped_sweep_resumes_where_it_stopped(tmp_path):
     first.table.write_text("".join(lines[:4]) + lines[4][:10])
     kept = {row[0] for row in csv.reader(lines[1:4])}
     progress = []
-    second = run_sweep(spec, output, workers=2, progress=progress.append)
+    second = run_sweep(spec, output, scheduler=cluster, progress=progress.append)
     assert second.skipped == 3 and second.evaluated == len(spec.points) - 3
     assert f"{len(spec.points)} points, 3 already in" in progress[0]
     rows = read_table(second.table)
