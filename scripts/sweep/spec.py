@@ -282,9 +282,22 @@ def parse_sweep(data, *, source: str = "sweep", evaluators=None) -> SweepSpec:
     points, seen, repeated = [], set(), 0
     for where, assignment in assignments:
         # Name the varying field in the error: grid.array.rows, points[3].memory.buffer.
-        for key, value in assignment.items():
-            _checked(f"{where}.{key}" if where == "grid" else where, {**base, key: value}, evaluate, evaluators)
-        parameters = _checked(where, {**base, **assignment}, evaluate, evaluators)
+        try:
+            parameters = _checked("", {**base, **assignment}, evaluate, evaluators)
+        except SweepError as error:
+            message = str(error).removeprefix(": ")
+            # Name the grid key whose value alone gives this error (grid.array.rows: ...); a combination that is
+            # only wrong together (in_width 16 with acc_width 12) is named with the point's grid values.
+            if where == "grid":
+                for key, value in assignment.items():
+                    try:
+                        _checked("", {**base, key: value}, evaluate, evaluators)
+                    except SweepError as alone:
+                        if str(alone).removeprefix(": ") == message:
+                            raise SweepError(f"grid.{key}: {message}") from None
+                values = ", ".join(f"{key}={value}" for key, value in assignment.items())
+                raise SweepError(f"grid point ({values}): {message}") from None
+            raise SweepError(f"{where}: {message}") from None
         identity = point_id(parameters, evaluate)
         if identity in seen:
             repeated += 1

@@ -55,6 +55,16 @@ def test_point_id_is_sha256_of_the_canonical_parameters_and_evaluators():
     assert _parse(grid={"array.size": [8], "memory.dram_bytes_per_cycle": [32]}).points[0].id != point.id
 
 
+def test_grid_values_valid_only_together_are_accepted_and_bad_combinations_refused():
+    spec = _parse(grid={"numerics.in_width": [4], "numerics.acc_width": [12]})
+    assert spec.points[0].config().numerics.acc_width == 12  # 12 < 2 * the default in_width, fine with 4
+    assert len(_parse(grid={"numerics.in_width": [4, 18], "numerics.acc_width": [40]}).points) == 2
+    with pytest.raises(SweepError) as error:
+        _parse(grid={"numerics.in_width": [4, 16], "numerics.acc_width": [12]})
+    assert str(error.value) == ("grid point (numerics.in_width=16, numerics.acc_width=12): "
+                                "numerics.acc_width must be at least 2 * in_width = 32, not 12")
+
+
 def test_config_of_a_point_is_the_accelerator_config():
     point = _parse(grid={"array.rows": [16], "array.cols": [4], "numerics.in_width": [16]}).points[0]
     config = point.config()
