@@ -194,14 +194,30 @@ def run_sweep(
                 del future
     rows = read_table(table.path)
     seconds = time.perf_counter() - started
-    summary = (f"Last run: {len(pending)} points evaluated in {seconds:.1f} s on "
-               f"{worker_count} Dask workers ({skipped} already in the table)." if pending else
-               f"Last run: nothing to evaluate ({skipped} points already in the table).")
-    report = write_report(spec, rows, output, run_summary=summary)
+    runs = _log_run(output / "runs.jsonl", {
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "evaluated": len(pending),
+        "skipped": skipped, "seconds": round(seconds, 1), "workers": worker_count,
+        "scheduler": scheduler or "local cluster"})
+    report = write_report(spec, rows, output, runs=runs)
     failed = sum(1 for row in rows if row["point"] in wanted and row["status"] != "ok")
     progress(f"{len(pending)} evaluated, {failed} failed; table {table.path}, report {report}")
     return SweepResult(table=table.path, report=report, points=len(spec.points), skipped=skipped,
                        evaluated=len(pending), failed=failed, seconds=seconds, workers=worker_count)
+
+
+def _log_run(path: Path, run: dict) -> list[dict]:
+    """Append this run to ``runs.jsonl`` (one JSON object a line); returns every run logged there."""
+    import json
+
+    with open(path, "a") as handle:
+        handle.write(json.dumps(run) + "\n")
+    runs = []
+    for line in path.read_text().splitlines():
+        try:
+            runs.append(json.loads(line))
+        except ValueError:  # a line cut short by a crash
+            continue
+    return runs
 
 
 def _takes_n_workers(client) -> bool:

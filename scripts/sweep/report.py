@@ -146,7 +146,7 @@ def _format(column: str, value) -> str:
     return str(value)
 
 
-def write_report(spec, rows: list[dict], output: Path, *, run_summary: str = "") -> Path:
+def write_report(spec, rows: list[dict], output: Path, *, runs: list[dict] | None = None) -> Path:
     """Write ``report.md`` and one PNG per plot of ``spec.plots`` into ``output``; returns the report's path."""
     output = Path(output)
     wanted = {point.id for point in spec.points}
@@ -164,8 +164,11 @@ def write_report(spec, rows: list[dict], output: Path, *, run_summary: str = "")
         f"{len(spec.points)} points: {len(ok)} ok, {len(failed)} failed, "
         f"{len(spec.points) - len(rows)} not evaluated yet. Results: `results.csv` (one row per point).",
     ]
-    if run_summary:
-        lines += ["", run_summary]
+    if runs:
+        lines += ["", "| run finished | points evaluated | already in the table | seconds | Dask workers | cluster |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {run['finished']} | {run['evaluated']} | {run['skipped']} | {run['seconds']} | "
+                  f"{run['workers']} | {run['scheduler']} |" for run in runs]
     lines += [
         "",
         f"## Pareto-optimal points ({len(optimal)} of {len(ok)})",

@@ -185,6 +185,9 @@ def test_a_stopped_sweep_resumes_where_it_stopped(tmp_path, cluster):
     # Nothing left: no cluster is started and the report is rewritten.
     third = run_sweep(spec, output, progress=lambda line: None)
     assert third.evaluated == 0 and third.workers == 0
+    runs = [json.loads(line) for line in (output / "runs.jsonl").read_text().splitlines()]
+    assert [run["evaluated"] for run in runs] == [len(spec.points), len(spec.points) - 3, 0]
+    assert (output / "report.md").read_text().count(" | local cluster |") == 2  # the table of runs
     # Another sweep's table in the same directory is refused before anything runs.
     other = parse_sweep(dict(SWEEP, evaluate={"planner": {}, "rtl": {}}))
     with pytest.raises(ValueError, match="holds results of a different sweep"):
