@@ -7,6 +7,7 @@ with plots. Format and examples: ``docs/sweeps.md``.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 NAME = "sweep"
@@ -45,6 +46,10 @@ def run(args) -> int:
         result = run_sweep(spec, output, scheduler=args.scheduler, workers=args.workers,
                            retry_failed=args.retry_failed,
                            progress=(lambda line: None) if args.quiet else (lambda line: print(line, flush=True)))
+    except KeyboardInterrupt:
+        print(f"interrupted: the finished points are in {output / 'results.csv'}; run the same command again to "
+              "evaluate the others", file=sys.stderr)
+        return 130
     except ConnectionError as error:
         raise UsageError(f"--scheduler: {error}") from None
     except ValueError as error:  # an output directory holding another sweep's table
