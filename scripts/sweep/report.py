@@ -108,6 +108,9 @@ def plot_pareto(rows: list[dict], optimal: list[dict], x: str, y: str, path: Pat
     if distinct > 1:
         axes.step([_scaled(x, row[x]) for row in front], [_scaled(y, row[y]) for row in front], where="post",
                   color="crimson", linewidth=1.2, label=f"Pareto front of {x}, {y}")
+    elif distinct == 1:
+        axes.scatter([_scaled(x, front[0][x])], [_scaled(y, front[0][y])], marker="*", s=160, color="crimson",
+                     zorder=4)
     for column, setter in ((x, axes.set_xscale), (y, axes.set_yscale)):
         values = [row[column] for row in points if row[column] > 0]
         if values and max(values) / min(values) > 20:
@@ -123,8 +126,11 @@ def plot_pareto(rows: list[dict], optimal: list[dict], x: str, y: str, path: Pat
                 for dataflow, marker in markers.items() if any(r.get("array.dataflow") == dataflow for r in points)]
     handles += [Line2D([], [], marker="o", linestyle="", markerfacecolor="white", markeredgecolor="black",
                        label="Pareto-optimal (all objectives)")]
-    if front:
+    if distinct > 1:
         handles.append(Line2D([], [], color="crimson", label="front of these two axes"))
+    elif distinct == 1:
+        handles.append(Line2D([], [], marker="*", linestyle="", color="crimson", markersize=10,
+                              label="best on both axes"))
     axes.legend(handles=handles, title=legend_title, fontsize=8, title_fontsize=8, loc="upper left",
                 bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     figure.tight_layout()
