@@ -111,6 +111,11 @@ def cluster():
         yield client.scheduler.address
 
 
+class FixedTool(BrokenTool):
+    def evaluate(self, parameters, options):
+        return {"broken_value": 1}
+
+
 def test_a_killed_worker_reruns_its_task_and_failures_are_recorded(tmp_path, cluster):
     marker = tmp_path / "killed.marker"
     evaluators = {"planner": KillsItsWorkerOnce(marker, victim=8), "broken": BrokenTool()}
@@ -144,6 +149,15 @@ def test_a_killed_worker_reruns_its_task_and_failures_are_recorded(tmp_path, clu
     assert result.failed == len(spec.points)
     report = (tmp_path / "broken" / "report.md").read_text()
     assert f"## Failed points ({len(spec.points)})" in report and "broken: RuntimeError: tool crashed" in report
+
+    # --retry-failed: the failed points run again (the tool is fixed now), each point still once in the table.
+    fixed = {"planner": EVALUATORS["planner"], "broken": FixedTool()}
+    result = run_sweep(spec, tmp_path / "broken", scheduler=cluster, evaluators=fixed, retry_failed=True,
+                       progress=lines.append)
+    assert result.evaluated == len(spec.points) and result.failed == 0
+    rows = read_table(result.table)
+    _check_rows(spec, rows)
+    assert all(row["status"] == "ok" and row["broken_value"] == 1 and row["error"] == "" for row in rows)
 
     # A point that kills every worker it runs on is recorded as failed once the scheduler gives up on it.
     evaluators = {"planner": AlwaysKillsItsWorker()}
