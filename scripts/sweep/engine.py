@@ -161,6 +161,7 @@ def run_sweep(
         if dropped:
             progress(f"retrying {dropped} failed points")
     pending = [point for point in spec.points if point.id not in table.ids]
+    planned = "planner" in spec.evaluate  # labels show the workload only when it matters
     skipped = len(spec.points) - len(pending)
     progress(f"sweep {spec.name}: {len(spec.points)} points"
              + (f" ({spec.repeated} repeated, run once)" if spec.repeated else "")
@@ -189,7 +190,7 @@ def run_sweep(
                 elapsed = time.perf_counter() - started
                 remaining = elapsed / done * (len(pending) - done)
                 detail = f" ({row['error']})" if row["error"] else ""
-                progress(f"[{done}/{len(pending)}] {point_label(point.parameters)}: {row['status']}"
+                progress(f"[{done}/{len(pending)}] {point_label(point.parameters, workload=planned)}: {row['status']}"
                          f" in {row.get('seconds') or 0:.1f}s{detail}; {elapsed:.0f}s elapsed, ~{remaining:.0f}s left")
                 del future
     rows = read_table(table.path)

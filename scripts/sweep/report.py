@@ -159,6 +159,7 @@ def write_report(spec, rows: list[dict], output: Path, *, runs: list[dict] | Non
     rows = [row for row in rows if row["point"] in wanted]
     ok = [row for row in rows if row["status"] == "ok"]
     failed = [row for row in rows if row["status"] != "ok"]
+    planned = "planner" in spec.evaluate  # labels show the workload only when it matters
     optimal = pareto_optimal(ok, spec.objectives)
     optimal.sort(key=lambda row: _key(row, spec.objectives))
     evaluate = ", ".join(f"{name} {options}" if options else name for name, options in spec.evaluate.items())
@@ -188,7 +189,7 @@ def write_report(spec, rows: list[dict], output: Path, *, runs: list[dict] | Non
         lines += ["| point | design | " + " | ".join(shown) + " |", "|---|---|" + "---|" * len(shown)]
         for row in optimal:
             cells = " | ".join(_format(c, row.get(c)) for c in shown)
-            lines.append(f"| `{row['point'][:8]}` | {point_label(row)} | {cells} |")
+            lines.append(f"| `{row['point'][:8]}` | {point_label(row, workload=planned)} | {cells} |")
     else:
         lines.append("No successful point has every objective.")
     lines.append("")
@@ -200,7 +201,7 @@ def write_report(spec, rows: list[dict], output: Path, *, runs: list[dict] | Non
         lines += [f"## Failed points ({len(failed)})", "", "| point | design | status | error |", "|---|---|---|---|"]
         for row in failed:
             error = str(row.get("error") or "").replace("|", "\\|")
-            lines.append(f"| `{row['point'][:8]}` | {point_label(row)} | {row['status']} | {error} |")
+            lines.append(f"| `{row['point'][:8]}` | {point_label(row, workload=planned)} | {row['status']} | {error} |")
         lines.append("")
     path = output / "report.md"
     write_atomic(path, "\n".join(lines))

@@ -180,20 +180,22 @@ def point_id(parameters: dict, evaluate: dict) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def point_label(parameters: dict) -> str:
-    """A short human label: ``32x32 os 4MiB mbs_optimal resnet50/32``."""
+def point_label(parameters: dict, *, workload: bool = True) -> str:
+    """A short human label: ``32x32 ws 4MiB mbs_optimal resnet50/32`` (``workload``), else the array and its
+    arithmetic: ``32x32 ws int8->int32``."""
+    short = {value: key for key, value in DATAFLOW_ALIASES.items()}
+    dataflow = short.get(parameters["array.dataflow"], parameters["array.dataflow"])
+    array = f"{parameters['array.rows']}x{parameters['array.cols']} {dataflow}"
+    if not workload:
+        kind = "int" if parameters["numerics.signed"] else "uint"
+        return f"{array} {kind}{parameters['numerics.in_width']}->{kind}{parameters['numerics.acc_width']}"
     buffer = parameters["memory.buffer"]
     if buffer % (1 << 20) == 0:
         size = f"{buffer >> 20}MiB"
     else:
         size = f"{buffer >> 10}KiB" if buffer % 1024 == 0 else f"{buffer}B"
-    short = {value: key for key, value in DATAFLOW_ALIASES.items()}
-    dataflow = short.get(parameters["array.dataflow"], parameters["array.dataflow"])
     network = Path(str(parameters["workload.network"])).stem
-    return (
-        f"{parameters['array.rows']}x{parameters['array.cols']} {dataflow} {size} "
-        f"{parameters['workload.schedule']} {network}/{parameters['workload.batch']}"
-    )
+    return f"{array} {size} {parameters['workload.schedule']} {network}/{parameters['workload.batch']}"
 
 
 def _checked(where: str, assignments: dict, evaluate: dict, evaluators) -> dict:
