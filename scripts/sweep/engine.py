@@ -179,7 +179,7 @@ def run_sweep(
                 for point in pending
             }
             for done, future in enumerate(as_completed(futures), start=1):
-                point = futures[future]
+                point = futures.pop(future)  # results leave the cluster as soon as they are in the table
                 try:
                     row = future.result()
                 except Exception as error:  # the task never returned: e.g. KilledWorker after repeated deaths
@@ -187,12 +187,12 @@ def run_sweep(
                            "pes": point.parameters["array.rows"] * point.parameters["array.cols"],
                            "status": "failed", "error": f"dask: {type(error).__name__}: {_first_line(error)}"}
                 table.append(row)
+                future.release()
                 elapsed = time.perf_counter() - started
                 remaining = elapsed / done * (len(pending) - done)
                 detail = f" ({row['error']})" if row["error"] else ""
                 progress(f"[{done}/{len(pending)}] {point_label(point.parameters, workload=planned)}: {row['status']}"
                          f" in {row.get('seconds') or 0:.1f}s{detail}; {elapsed:.0f}s elapsed, ~{remaining:.0f}s left")
-                del future
     rows = read_table(table.path)
     seconds = time.perf_counter() - started
     runs = _log_run(output / "runs.jsonl", {
