@@ -97,7 +97,8 @@ def connect(scheduler: str | None = None, workers: int | None = None):
         return
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be a positive integer, not {workers!r}")
-    count = workers or os.cpu_count() or 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    count = workers or cores or 1
     # Worker saturation 1.0: a worker holds only the task it runs (points are long; nothing to prefetch), so a
     # worker that dies takes no queued bystander with it towards its allowed-failures limit. The scheduler's HTTP
     # endpoints go to a free port, so sweeps running side by side do not clash on 8787.
