@@ -152,8 +152,7 @@ def run_sweep(
     started = time.perf_counter()
     evaluators = EVALUATORS if evaluators is None else evaluators
     used = {name: evaluators[name] for name in spec.evaluate}
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
+    output = Path(output)  # created with the first file written into it
     metrics = list(dict.fromkeys(column for evaluator in used.values() for column in evaluator.columns))
     table = ResultTable.open(output / "results.csv", table_columns(metrics))
     wanted = {point.id for point in spec.points}
@@ -211,6 +210,7 @@ def _log_run(path: Path, run: dict) -> list[dict]:
     """Append this run to ``runs.jsonl`` (one JSON object a line); returns every run logged there."""
     import json
 
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         handle.write(json.dumps(run) + "\n")
     runs = []

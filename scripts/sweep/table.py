@@ -57,8 +57,7 @@ class ResultTable:
         table = cls(path, columns)
         path = table.path
         if not path.exists() or path.stat().st_size == 0:
-            write_atomic(path, _line(columns))
-            return table
+            return table  # the header is written with the first row: a sweep that never starts leaves nothing
         text = path.read_text()
         if not text.endswith("\n"):  # the writer died mid-row: that row never counted
             text = text[: text.rfind("\n") + 1]
@@ -83,6 +82,8 @@ class ResultTable:
         unknown = set(row) - set(self.columns)
         if unknown:
             raise ValueError(f"row has columns the table does not: {sorted(unknown)}")
+        if not self.path.exists() or self.path.stat().st_size == 0:
+            write_atomic(self.path, _line(self.columns))
         with open(self.path, "a", newline="") as handle:
             handle.write(_line(_cell(row.get(column)) for column in self.columns))
             handle.flush()
@@ -120,7 +121,9 @@ def _value(text: str):
 
 
 def read_table(path) -> list[dict]:
-    """Every row of a result table as a dict, numbers parsed (empty cells are ``None``)."""
+    """Every row of a result table as a dict, numbers parsed (empty cells are ``None``); no file: no rows."""
+    if not Path(path).exists():
+        return []
     with open(path, newline="") as handle:
         reader = csv.DictReader(handle)
         return [{key: (_value(value) if key not in ("point", "error", "worker") else value)

@@ -273,3 +273,4 @@ def test_scheduler_that_is_not_there_is_a_one_line_error(tmp_path, capsys, monke
     assert status == 2
     assert error.startswith("wavecore sweep: error: --scheduler: cannot connect to the Dask scheduler tcp://127.0.0.1:")
     assert "\n" not in error
+    assert not (tmp_path / "out").exists()
