@@ -43,7 +43,7 @@ def run(args) -> int:
         mutation = MutationRun(
             output=args.output, subsystems=tuple(args.subsystem or SUBSYSTEMS), modules=args.module,
             sample=args.sample, seed=seed, budget=args.budget, timeout=args.timeout,
-            progress=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
+            progress=None if args.quiet else lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
     except ValueError as error:
         raise UsageError(f"--{str(error).split(' ', 1)[0]} {str(error).split(' ', 1)[1]}") from None
     mutants = mutation.mutants()

@@ -23,7 +23,6 @@ def add_arguments(parser):
     parser.add_argument("--workers", type=int, default=None,
                         help="local cluster: worker processes (default: one per CPU core)")
     parser.add_argument("--retry-failed", action="store_true", help="evaluate the failed points of the table again")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines, only the summary")
 
 
 def run(args) -> int:
