@@ -925,7 +925,9 @@ class _Compiler:
                 grad_region = self.weight_grad_region(name, key)
                 self.dma("STORE", "weight_grads", "accumulator", grad_region.offset, acc, words, 1,
                          note=f"d{name}.{key} accumulator")
-                self.set_shape(samples=1, channels=words, height=1, width=1)
+                # the tensor's own dimensions (N, C, H, W padded with 1): every SHAPE field stays in range
+                dims = (*(1,) * (4 - len(param.shape)), *param.shape)
+                self.set_shape(samples=dims[0], channels=dims[1], height=dims[2], width=dims[3])
                 gradient = arena.take("scratchpad", words)
                 self.emit("VECTOR", "requantize", f"d{name}.{key} finished", dst=gradient, src0=acc, imm=shift)
                 weights_address = arena.take("scratchpad", words)
