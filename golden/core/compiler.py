@@ -532,7 +532,9 @@ class _Compiler:
         names = [n for n in group.layers if n != self.input_name]
         whole = [n for n in names if n in self.whole]
         loop = [n for n in names if n not in self.whole]
-        for layers, spans in ((whole, [(0, self.batch)]), (loop, self.chunks(group))):
+        for name in whole:
+            self.forward_streamed_bn(name, group)
+        for layers, spans in ((loop, self.chunks(group)),):
             if not layers:
                 continue
             if group.weights_resident:
@@ -550,6 +552,77 @@ class _Compiler:
                         self.drop(arena, tensors, tensor)
                 arena.release()
         weights.release()
+
+    def forward_streamed_bn(self, name, group):
+        """A BN opening a serialised group, over the group's sub-batches: statistics added up chunk by chunk,
+        the constants once for the whole batch, then (unfused) the normalised tensor chunk by chunk."""
+        layer = self.net.layer(name)
+        chunks = self.chunks(group)
+        block, _ = self.block_address(name, 0)
+        for index, (lo, hi) in enumerate(chunks):
+            arena = _Arena(self.allocators)
+            x = self.fetch(layer.inputs[0], lo, hi, {}, arena, "activations")
+            self.set_shape(**self.norm_shape(name, hi - lo))
+            self.emit("NORM", "statistics_bn", name, dst=block, src0=x, imm=int(index > 0))
+            arena.release()
+        params_arena = _Arena(self.allocators)
+        params = self.load_params(name, params_arena)
+        self.set_shape(**self.norm_shape(name, self.batch))
+        self.emit("NORM", "constants_bn", name, dst=block, src0=block, src1=params,
+                  imm=self.k._norm(1).eps_fixed(layer.params["eps"]))
+        params_arena.release()
+        if name in self.virtual:
+            return
+        for lo, hi in chunks:
+            arena = _Arena(self.allocators)
+            x = self.fetch(layer.inputs[0], lo, hi, {}, arena, "activations")
+            y = arena.take("scratchpad", (hi - lo) * self.per_sample(name))
+            self.set_shape(**self.norm_shape(name, hi - lo))
+            self.emit("NORM", "affine_bn", name, dst=y, src0=x, src1=block)
+            if name in self.in_dram:
+                self.store_tensor(name, lo, hi, y)
+            arena.release()
+
+    def backward_streamed_bn(self, name, group, index, accumulators, weights):
+        """Its backward in two passes over the sub-batches: the reductions added up, the parameter gradients,
+        then dx from the whole batch's reductions, each sub-batch's dx stored for the producer group."""
+        layer = self.net.layer(name)
+        source = layer.inputs[0]
+        chunks = self.chunks(group)
+        block, _ = self.block_address(name, 0)
+        anchor = "norm_passes" if name in self.split_views and name in self.virtual else "stash"
+        for step in ("reduce", "dx"):
+            for chunk, (lo, hi) in enumerate(chunks):
+                arena = _Arena(self.allocators)
+                grads, tensors = {}, {}
+                self.live = (grads, tensors)
+                n = hi - lo
+                dy = self.output_grad(name, lo, hi, grads, arena)
+                x = self.fetch(source, lo, hi, tensors, arena, anchor)
+                self.set_shape(**self.norm_shape(name, n))
+                if step == "reduce":
+                    self.emit("NORM", "backward_bn", f"d{name} reductions", dst=0, src0=dy, src1=x, src2=block,
+                              imm=1 | (2 if chunk else 0))
+                else:
+                    dx = arena.take("scratchpad", n * self.per_sample(source))
+                    self.emit("NORM", "backward_bn", f"d{source} from {name}", dst=dx, src0=dy, src1=x,
+                              src2=block, imm=4 | self.batch << 3)
+                    self.contribute(grads, source, dx, n, arena)
+                    self.store_partials(grads, (index, "whole"), lo, hi)
+                arena.release()
+            if step == "reduce":
+                acc = self.accumulator(accumulators, weights, name, "norm", 2 * layer.out_shape[0])
+                self.set_shape(**self.norm_shape(name, self.batch))
+                self.emit("NORM", "param_grads_bn", f"d{name}.weight, bias", dst=acc, src0=block)
+
+    def store_partials(self, grads, unit, lo, hi):
+        """Store the gradients of tensors another unit produces (one partial per consumer unit)."""
+        for name, address in grads.items():
+            if self.unit.get(name) != unit and name != self.input_name:
+                region = self.grad_region(name, unit)
+                per = self.per_sample(name)
+                self.dma("STORE", "activation_grads", "scratchpad", region.offset + lo * per * region.element_bytes,
+                         address, per, hi - lo, note=f"d{name}[{lo}:{hi}] from unit {unit}")
 
     def drop(self, arena, mapping, name):
         """Forget ``mapping[name]`` and free its space unless another live name still refers to it."""
@@ -692,7 +765,7 @@ class _Compiler:
         names = [n for n in group.layers if n != self.input_name]
         whole = [n for n in names if n in self.whole]
         loop = [n for n in names if n not in self.whole]
-        for part, layers, spans in (("loop", loop, self.chunks(group)), ("whole", whole, [(0, self.batch)])):
+        for part, layers, spans in (("loop", loop, self.chunks(group)),):
             if not layers:
                 continue
             if group.weights_resident:
@@ -714,15 +787,10 @@ class _Compiler:
                         self.drop(arena, grads, name)  # consumed by its producer's backward
                     for tensor in [t for t in tensors if last.get(t, -1) <= position]:
                         self.drop(arena, tensors, tensor)
-                unit = (index, part)
-                for name, address in grads.items():
-                    if self.unit.get(name) != unit and name != self.input_name:
-                        region = self.grad_region(name, unit)
-                        per = self.per_sample(name)
-                        self.dma("STORE", "activation_grads", "scratchpad",
-                                 region.offset + lo * per * region.element_bytes, address, per, hi - lo,
-                                 note=f"d{name}[{lo}:{hi}] from unit {unit}")
+                self.store_partials(grads, (index, part), lo, hi)
                 arena.release()
+        for name in reversed(whole):
+            self.backward_streamed_bn(name, group, index, accumulators, weights)
         self.update(group, accumulators, weights)
         weights.release()
 
@@ -925,7 +993,9 @@ class _Compiler:
                 grad_region = self.weight_grad_region(name, key)
                 self.dma("STORE", "weight_grads", "accumulator", grad_region.offset, acc, words, 1,
                          note=f"d{name}.{key} accumulator")
-                self.set_shape(samples=1, channels=words, height=1, width=1)
+                # the tensor's own dimensions (N, C, H, W padded with 1): every SHAPE field stays in range
+                dims = (*(1,) * (4 - len(param.shape)), *param.shape)
+                self.set_shape(samples=dims[0], channels=dims[1], height=dims[2], width=dims[3])
                 gradient = arena.take("scratchpad", words)
                 self.emit("VECTOR", "requantize", f"d{name}.{key} finished", dst=gradient, src0=acc, imm=shift)
                 weights_address = arena.take("scratchpad", words)

@@ -197,13 +197,16 @@ FUNCTS = {
             f"{name}_{kind}": (number + offset, operands.replace("SETS", sets))
             for kind, offset, sets in (("bn", 0, "per channel"), ("gn", 8, "per (sample, group)"))
             for name, number, operands in (
-                ("statistics", 0, "block(dst).S1, S2 = sums of src0 SETS"),
+                ("statistics", 0, "block(dst).S1, S2 = sums of src0 SETS; imm bit 0: add to them (BN streamed "
+                 "over sub-batches)"),
                 ("constants", 1, "block(dst).rstd, A, C, gamma from block(src0) sums and src1 = gamma, beta; "
                  "imm = epsilon"),
                 ("affine", 2, "dst = requantize(A*src0 + C), block(src1)"),
                 ("affine_relu", 3, "dst = relu(requantize(A*src0 + C)), block(src1); imm = limit (0: none)"),
                 ("relu_mask", 4, "dst = src0 (dz) where 0 < A*src1 + C (< limit), block(src2); imm = limit"),
-                ("backward", 5, "dst = dx from src0 = dy, src1 = x, block(src2); block.r1, r2 written"),
+                ("backward", 5, "dst = dx from src0 = dy, src1 = x, block(src2); block.r1, r2 written. imm bit 0: "
+                 "reductions only (no dx), bit 1: add them to block.r1, r2, bit 2: dx only from block.r1, r2; "
+                 "imm[15:3] = mini-batch samples of the statistics (BN streamed; 0: SHAPE samples)"),
                 ("param_grads", 6, "dst = dgamma, dbeta (accumulator) from block(src0) (overwrite)"),
                 ("param_grads_accumulate", 7, "dst += dgamma, dbeta from block(src0)"),
             )

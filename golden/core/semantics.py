@@ -92,9 +92,11 @@ def dma_rows(instruction: Instruction, parameters: CoreParameters):
 
 
 def norm_count(instruction: Instruction, shape: Shape) -> int:
-    """Elements per statistic set: BN ``N*H*W``, GN ``C/G*H*W``."""
+    """Elements per statistic set: BN ``N*H*W`` (``N`` = imm[15:3] of a streamed NORM.backward, else the SHAPE
+    samples), GN ``C/G*H*W``."""
     if instruction.funct.endswith("_bn"):
-        return shape["samples"] * shape["height"] * shape["width"]
+        streamed = instruction.get("imm") >> 3 if instruction.funct == "backward_bn" else 0
+        return (streamed or shape["samples"]) * shape["height"] * shape["width"]
     return shape["channels"] // shape["groups"] * shape["height"] * shape["width"]
 
 
@@ -162,7 +164,8 @@ def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters)
         name = funct[:-3]
         blocks = _norm_blocks(instruction, shape)
         if name == "statistics":
-            return [(spad, get("src0"), get("src0") + x)], [(acc, get("dst"), get("dst") + blocks)]
+            block = [(acc, get("dst"), get("dst") + blocks)]
+            return [(spad, get("src0"), get("src0") + x)] + (block if get("imm") & 1 else []), block
         if name == "constants":
             return ([(acc, get("src0"), get("src0") + blocks), (spad, get("src1"), get("src1") + 2 * c)],
                     [(acc, get("dst"), get("dst") + blocks)])
@@ -173,9 +176,12 @@ def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters)
             return ([(spad, get("src0"), get("src0") + x), (spad, get("src1"), get("src1") + x),
                      (acc, get("src2"), get("src2") + blocks)], [(spad, get("dst"), get("dst") + x)])
         if name == "backward":
-            return ([(spad, get("src0"), get("src0") + x), (spad, get("src1"), get("src1") + x),
-                     (acc, get("src2"), get("src2") + blocks)],
-                    [(spad, get("dst"), get("dst") + x), (acc, get("src2"), get("src2") + blocks)])
+            reads = [(spad, get("src0"), get("src0") + x), (spad, get("src1"), get("src1") + x),
+                     (acc, get("src2"), get("src2") + blocks)]
+            dx = [(spad, get("dst"), get("dst") + x)]
+            block = [(acc, get("src2"), get("src2") + blocks)]
+            mode = get("imm") & 7
+            return reads, (block if mode & 1 else dx if mode & 4 else dx + block)
         reads = [(acc, get("src0"), get("src0") + blocks)]
         if name == "param_grads_accumulate":
             reads.append((acc, get("dst"), get("dst") + 2 * c))

@@ -376,6 +376,9 @@ class Simulator:
         channels = shape["channels"]
         if name == "statistics":
             s1, s2, _ = k.moments(layer, self._get("scratchpad", get("src0"), x_shape))
+            if get("imm") & 1:  # streamed: exact sums add up to the whole batch's
+                parts, _, _ = self._blocks(ins, shape, get("dst"))
+                s1, s2 = s1 + parts["s1"], s2 + parts["s2"]
             self._store_blocks(ins, shape, get("dst"), {"s1": s1, "s2": s2})
             return
         if name == "constants":
@@ -412,6 +415,9 @@ class Simulator:
             mask = (pre > 0) if not limit else ((pre > 0) & (pre < limit))
             self._put("scratchpad", get("dst"), self._get("scratchpad", get("src0"), x_shape) * mask)
             return
+        if name == "backward" and get("imm") & 7:
+            self._norm_backward_streamed(ins, shape, layer, count)
+            return
         if name == "backward":
             parts, _, _ = self._blocks(ins, shape, get("src2"))
             dy = self._get("scratchpad", get("src0"), x_shape)
@@ -440,6 +446,30 @@ class Simulator:
         if name == "param_grads_accumulate":
             result = result + self._get("accumulator", get("dst"), result.shape)
         self._put("accumulator", get("dst"), result)
+
+    def _norm_backward_streamed(self, ins, shape, layer, count):
+        """BN backward over sub-batches: reductions (added up), then dx from the whole batch's reductions, as
+        golden.integer.IntegerKernels.fused_backward computes it for the whole batch at once."""
+        get, mode = ins.get, ins.get("imm") & 7
+        if ins.funct != "backward_bn" or mode not in (1, 3, 4):
+            raise ValueError(f"imm mode {mode} of NORM.{ins.funct} is not one of 1, 3, 4 (BN only)")
+        x_shape, _ = self._dims(shape)
+        dy = self._get("scratchpad", get("src0"), x_shape)
+        x = self._get("scratchpad", get("src1"), x_shape)
+        parts, _, _ = self._blocks(ins, shape, get("src2"))
+        if mode & 1:
+            r1, r2 = dy.sum(axis=(0, 2, 3)), (dy * x).sum(axis=(0, 2, 3))
+            if mode & 2:
+                r1, r2 = r1 + parts["r1"], r2 + parts["r2"]
+            self._store_blocks(ins, shape, get("src2"), {"r1": r1, "r2": r2})
+            return
+        arithmetic = self.kernels._norm(count)
+        gamma = np.asarray(parts["gamma"], dtype=object)
+        backward = arithmetic.backward_constants(parts["s1"].astype(object), count, parts["rstd"].astype(object),
+                                                 parts["a"], gamma * parts["r1"].astype(object),
+                                                 gamma * parts["r2"].astype(object))
+        k1, k2, k3 = (np.asarray(backward[key]).astype(np.int64)[None, :, None, None] for key in ("k1", "k2", "k3"))
+        self._put("scratchpad", get("dst"), arithmetic.dx(dy, x, k1, k2, k3))
 
     def _op_loss(self, ins, shape, entry):
         n, classes = shape["samples"], shape["channels"]

@@ -21,6 +21,7 @@ computes them from the network, the groups and the element sizes alone (not from
 * ``statistics_from_the_on_chip_copy`` (norm_passes, unfused): a norm layer run as a group of its own
   computes its statistics and its backward reductions from the one load of its input (the planner's
   two-pass site reads it twice more: 14F and 9F against the core's 10F and 5F);
+  a BN opening a serialised group is streamed over the sub-batches and reads once more in each pass (1F);
 * ``site_group_sums_partials`` (activation_grads -> norm_passes, unfused): such a site group sums the partial
   gradients of its consumer groups and hands the producer one;
 * ``bn_site_on_chip`` (norm_passes, stash; unfused): the planner charges every BN site's two-pass passes; a
@@ -40,6 +41,7 @@ from __future__ import annotations
 import math
 
 from wavecore.golden.plan.traffic import NetworkModel, TrafficOptions
+from wavecore.golden.schedule import Group, Schedule
 
 __all__ = ["planner_terms"]
 
@@ -116,6 +118,7 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
     # second statistics read and second reduction read into the one load of the on-chip copy, and the site's
     # group sums the partial gradients of its consumer groups before the producer reads one
     folded, summed, bn_on_chip, bn_stashed = 0, 0, 0, 0
+    whole = Schedule(tuple(Group(g.layers, g.sub_batch) for g in groups)).whole_batch_layers(network, batch)
     if not norm_fusion:
         fold = {"two_pass": 4, "one_pass": 3}[model.options.norm_variant]
         view_ops = ("batchnorm", "groupnorm", "relu")
@@ -136,7 +139,11 @@ def planner_terms(network, groups, batch: int, *, operand_bytes: int, accumulato
                         bn_stashed += batch * model.bytes[b] * ((b not in kept) + (b not in profile.stash_read))
                 continue
             if site.kind != "relu":
-                folded += fold * batch * site.anchor_bytes
+                # a BN opening a serialised group is streamed: it reads its input once more in the forward
+                # pass (statistics, then normalise) and dy and x once more in the backward (reductions, then
+                # dx), 3F of the planner's 4F (two-pass) extra reads
+                streamed = model.names[site.layers[0]] in whole
+                folded += (fold - 3 if streamed else fold) * batch * site.anchor_bytes
             consumers = {group_of[p] for p in site.readers}
             summed += (len(consumers) - 1) * batch * site.anchor_bytes
     terms["statistics_from_the_on_chip_copy"] = {"norm_passes": -folded}
