@@ -45,6 +45,7 @@ __all__ = [
     "network_layers",
     "read_config",
     "read_topology",
+    "text_table",
     "write_reports",
 ]
 
@@ -346,3 +347,26 @@ def write_reports(directory, layers, *, rows: int, cols: int, dataflow: str) -> 
         write_atomic(path, _csv(columns, reports))
         paths.append(path)
     return paths
+
+
+def text_table(layers, *, rows: int, cols: int, dataflow: str, source: str) -> str:
+    """A terminal table of :func:`layer_report` for each layer, with units in the header."""
+    reports = [layer_report(layer, rows=rows, cols=cols, dataflow=dataflow) for layer in layers]
+    lines = [
+        f"SCALE-Sim topology {source}: {len(layers)} layer{'s' if len(layers) != 1 else ''}, "
+        f"array {rows}x{cols}, dataflow {dataflow} "
+        "(one inference pass per layer, as SCALE-Sim; training passes beside it)",
+        f"{'layer':<24} {'M':>8} {'K':>7} {'N':>6} {'fwd cycles':>12} {'util %':>7} {'map eff %':>9} "
+        f"{'bwd-data cyc':>13} {'bwd-wt cyc':>12} {'DRAM words':>11}",
+    ]
+    for layer, report in zip(layers, reports):
+        dram = report["DRAM IFMAP Reads"] + report["DRAM Filter Reads"] + report["DRAM OFMAP Writes"]
+        lines.append(
+            f"{layer.name[:24]:<24} {layer.m:>8} {layer.k:>7} {layer.n:>6} {report['Total Cycles']:>12} "
+            f"{report['Overall Util %']:>7.2f} {report['Mapping Efficiency %']:>9.2f} "
+            f"{report['Backward Data Cycles']:>13} {report['Backward Weight Cycles']:>12} {dram:>11}"
+        )
+    total = sum(report["Total Cycles"] for report in reports)
+    training = sum(report["Training Cycles"] for report in reports)
+    lines.append(f"total: {total} forward cycles (SCALE-Sim's Total Cycles summed), {training} training cycles")
+    return "\n".join(lines)
