@@ -153,7 +153,9 @@ def run(args) -> int:
                              "SCALE-Sim; put the batch into the layer's M or IFMAP size)")
         return _run_topology(args, rows, cols)
     if args.dataflow not in ("os", "ws"):
-        raise UsageError(f"--dataflow must be one of os, ws (is only for a SCALE-Sim topology), not {args.dataflow!r}")
+        raise UsageError(
+            f"--dataflow must be one of os, ws, not {args.dataflow!r} (is is planned only for a SCALE-Sim topology)"
+        )
     if args.schedule not in SCHEDULES:
         raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {args.schedule!r}")
     if args.batch < 1:

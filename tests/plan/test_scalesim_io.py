@@ -182,7 +182,7 @@ def test_topology_refuses_batch_and_schedules_and_yaml_refuses_is(tmp_path, caps
     for argv, message in (
         (["--network", str(TOPOLOGY), "--batch", "4"], "--batch does not apply to a SCALE-Sim topology"),
         (["--network", str(TOPOLOGY), "--schedule", "mbs"], "a SCALE-Sim topology plans per layer only"),
-        (["--network", "tiny_resnet", "--dataflow", "is"], "is only for a SCALE-Sim topology"),
+        (["--network", "tiny_resnet", "--dataflow", "is"], "is is planned only for a SCALE-Sim topology"),
     ):
         assert main(["plan", *argv, "--out", str(tmp_path)]) == 2
         assert message in capsys.readouterr().err
