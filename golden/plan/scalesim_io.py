@@ -37,8 +37,11 @@ __all__ = [
     "COMPUTE_COLUMNS",
     "ACCESS_COLUMNS",
     "DATAFLOWS",
+    "DIFF_COLUMNS",
     "ScaleSimConfig",
     "TopologyLayer",
+    "diff_reports",
+    "find_report",
     "is_scalesim_config",
     "is_topology",
     "layer_report",
@@ -46,6 +49,7 @@ __all__ = [
     "read_config",
     "read_topology",
     "text_table",
+    "write_diff",
     "write_reports",
 ]
 
@@ -335,10 +339,12 @@ def _csv(columns, rows) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(directory, layers, *, rows: int, cols: int, dataflow: str) -> list[Path]:
+def write_reports(directory, layers, *, rows: int, cols: int, dataflow: str, reports=None) -> list[Path]:
     """Write ``COMPUTE_REPORT.csv`` and ``DETAILED_ACCESS_REPORT.csv`` (SCALE-Sim's names and columns) to
-    ``directory``; return their paths. Rows are :func:`layer_report` of each layer, ``LayerID`` from 0."""
-    reports = [layer_report(layer, rows=rows, cols=cols, dataflow=dataflow) for layer in layers]
+    ``directory``; return their paths. Rows are :func:`layer_report` of each layer (or the given ``reports``),
+    ``LayerID`` from 0."""
+    if reports is None:
+        reports = [layer_report(layer, rows=rows, cols=cols, dataflow=dataflow) for layer in layers]
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -370,3 +376,74 @@ def text_table(layers, *, rows: int, cols: int, dataflow: str, source: str) -> s
     training = sum(report["Training Cycles"] for report in reports)
     lines.append(f"total: {total} forward cycles (SCALE-Sim's Total Cycles summed), {training} training cycles")
     return "\n".join(lines)
+
+
+#: The columns :func:`diff_reports` compares, and whether the analytical model claims them equal to SCALE-Sim's.
+DIFF_COLUMNS = {
+    "Total Cycles": True, "Stall Cycles": False, "Overall Util %": True, "Mapping Efficiency %": True,
+    "Compute Util %": True, "SRAM IFMAP Reads": True, "SRAM Filter Reads": True, "SRAM OFMAP Writes": False,
+    "DRAM IFMAP Reads": False, "DRAM Filter Reads": False, "DRAM OFMAP Writes": False,
+}
+
+
+def _read_report(path: Path) -> list[dict]:
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    if not lines:
+        raise ValueError(f"{path}:1: empty report")
+    header = _fields(lines[0])
+    return [dict(zip(header, _fields(line))) for line in lines[1:]]
+
+
+def find_report(directory: Path, name: str) -> Path:
+    found = sorted(directory.glob(name)) + sorted(directory.glob(f"*/{name}"))
+    if not found:
+        raise ValueError(f"{directory}: no {name} here or in a run directory below it (SCALE-Sim's -p DIR)")
+    return found[0]
+
+
+def diff_reports(ours, theirs) -> list[dict]:
+    """Compare wavecore's per-layer reports with SCALE-Sim's in ``theirs``, column by column.
+
+    ``ours`` is a list of :func:`layer_report` dicts or a directory :func:`write_reports` wrote. ``theirs`` is
+    SCALE-Sim's ``-p`` directory (or its run directory) holding ``COMPUTE_REPORT.csv`` and
+    ``DETAILED_ACCESS_REPORT.csv``. Returns one row per layer and column of :data:`DIFF_COLUMNS`: ``LayerID``,
+    ``Layer name``, ``Column``, ``wavecore``, ``SCALE-Sim``, ``Difference`` (SCALE-Sim minus wavecore) and
+    ``Claimed equal`` (whether the model claims the column equal; see ``docs/planner.md``).
+    """
+    theirs = Path(theirs)
+    mine, other = {}, {}
+    if isinstance(ours, (list, tuple)):
+        mine = dict(enumerate(ours))
+    for name in ("COMPUTE_REPORT.csv", "DETAILED_ACCESS_REPORT.csv"):
+        if not isinstance(ours, (list, tuple)):
+            for index, row in enumerate(_read_report(find_report(Path(ours), name))):
+                mine.setdefault(index, {}).update(row)
+        for index, row in enumerate(_read_report(find_report(theirs, name))):
+            other.setdefault(index, {}).update(row)
+    if len(mine) != len(other):
+        raise ValueError(f"{theirs}: SCALE-Sim reports {len(other)} layers, wavecore {len(mine)}: "
+                         "not the same topology")
+    result = []
+    for index in sorted(mine):
+        for column, claimed in DIFF_COLUMNS.items():
+            if column not in other[index]:
+                raise ValueError(f"{theirs}: SCALE-Sim's reports have no column {column!r} for layer {index}")
+            try:
+                ours_value, their_value = float(mine[index][column]), float(other[index][column])
+            except ValueError:
+                raise ValueError(f"{theirs}: column {column!r} of layer {index} must be a number, "
+                                 f"not {other[index][column]!r}") from None
+            result.append({"LayerID": index, "Layer name": mine[index]["Layer name"], "Column": column,
+                           "wavecore": ours_value, "SCALE-Sim": their_value, "Difference": their_value - ours_value,
+                           "Claimed equal": claimed})
+    return result
+
+
+def write_diff(path, rows: list[dict]) -> Path:
+    """Write :func:`diff_reports` rows as ``DIFF_REPORT.csv`` in SCALE-Sim's CSV style."""
+    columns = ("LayerID", "Layer name", "Column", "wavecore", "SCALE-Sim", "Difference", "Claimed equal")
+    lines = [", ".join(columns) + ","]
+    for row in rows:
+        lines.append(", ".join(_cell(int(v) if isinstance(v, float) and v.is_integer() else v)
+                               for v in (row[c] for c in columns)) + ",")
+    return write_atomic(path, "\n".join(lines) + "\n")

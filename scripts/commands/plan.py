@@ -86,6 +86,13 @@ def add_arguments(parser):
         metavar="DIR",
         help="write COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv per layer with SCALE-Sim's columns to DIR",
     )
+    parser.add_argument(
+        "--scalesim-reports",
+        default=None,
+        metavar="DIR",
+        help="with --csv: SCALE-Sim's output directory (its -p DIR) for the same topology; writes DIFF_REPORT.csv "
+        "column by column to the --csv directory",
+    )
 
 
 def _settings(args):
@@ -147,6 +154,14 @@ def run(args) -> int:
     rows, cols = int(match.group(1)), int(match.group(2))
     from wavecore.golden.plan import scalesim_io
 
+    if args.scalesim_reports is not None and args.csv is None:
+        raise UsageError("--scalesim-reports needs --csv DIR (the diff is written beside wavecore's reports)")
+    if args.scalesim_reports is not None:
+        try:  # fail before anything is written
+            for name in ("COMPUTE_REPORT.csv", "DETAILED_ACCESS_REPORT.csv"):
+                scalesim_io.find_report(Path(args.scalesim_reports), name)
+        except ValueError as error:
+            raise UsageError(f"--scalesim-reports: {error}") from None
     if scalesim_io.is_topology(args.network):
         if explicit_batch:
             raise UsageError("--batch does not apply to a SCALE-Sim topology (its layers are one image each, as in "
@@ -185,6 +200,9 @@ def run(args) -> int:
         network = load_network(args.network, norm=args.norm, input_size=settings["input_size"])
     except (NetworkError, OSError) as error:
         raise UsageError(f"--network: {error}") from None
+    write_csv = None
+    if args.csv is not None:  # checks --scalesim-reports before anything is written
+        write_csv = _write_csv(args, scalesim_io.network_layers(network, args.batch), rows, cols)
     if args.last_layer is not None and args.last_layer not in network:
         raise UsageError(f"--last-layer must name a layer of {network.name}, not {args.last_layer!r}")
     try:
@@ -275,18 +293,37 @@ def run(args) -> int:
         )
         if not args.json:
             sys.stdout.write(f"report: {path}\n")
-    if args.csv is not None:
-        layers = scalesim_io.network_layers(network, args.batch)
-        _write_csv(args, layers, rows, cols)
+    if write_csv is not None:
+        write_csv()
     return 0
 
 
 def _write_csv(args, layers, rows, cols):
+    """Check SCALE-Sim's reports (if given) at once; return a function that writes the CSVs when called."""
     from wavecore.golden.plan import scalesim_io
 
-    paths = scalesim_io.write_reports(Path(args.csv), layers, rows=rows, cols=cols, dataflow=args.dataflow)
-    if not args.json:
-        sys.stdout.write("csv: " + ", ".join(str(path) for path in paths) + "\n")
+    reports = [scalesim_io.layer_report(layer, rows=rows, cols=cols, dataflow=args.dataflow) for layer in layers]
+    differences = None
+    if args.scalesim_reports is not None:  # read and check SCALE-Sim's reports before writing anything
+        from wavecore.cli import UsageError
+
+        try:
+            differences = scalesim_io.diff_reports(reports, args.scalesim_reports)
+        except (ValueError, OSError) as error:
+            raise UsageError(f"--scalesim-reports: {error}") from None
+
+    def write():
+        paths = scalesim_io.write_reports(Path(args.csv), layers, rows=rows, cols=cols, dataflow=args.dataflow,
+                                          reports=reports)
+        if differences is not None:
+            paths.append(scalesim_io.write_diff(Path(args.csv) / "DIFF_REPORT.csv", differences))
+            unequal = sorted({row["Column"] for row in differences if row["Difference"] != 0})
+            if not args.json:
+                sys.stdout.write("differs from SCALE-Sim in: " + (", ".join(unequal) or "nothing") + "\n")
+        if not args.json:
+            sys.stdout.write("csv: " + ", ".join(str(path) for path in paths) + "\n")
+
+    return write
 
 
 def _run_topology(args, rows, cols) -> int:
@@ -304,6 +341,7 @@ def _run_topology(args, rows, cols) -> int:
         layers = scalesim_io.read_topology(args.network)
     except ValueError as error:
         raise UsageError(f"--network: {error}") from None
+    write_csv = _write_csv(args, layers, rows, cols) if args.csv is not None else None
     if args.json:
         reports = [scalesim_io.layer_report(layer, rows=rows, cols=cols, dataflow=args.dataflow) for layer in layers]
         document = {"kind": "scalesim_topology", "topology": str(args.network), "array": [rows, cols],
@@ -314,6 +352,6 @@ def _run_topology(args, rows, cols) -> int:
             scalesim_io.text_table(layers, rows=rows, cols=cols, dataflow=args.dataflow, source=str(args.network))
             + "\n"
         )
-    if args.csv is not None:
-        _write_csv(args, layers, rows, cols)
+    if write_csv is not None:
+        write_csv()
     return 0

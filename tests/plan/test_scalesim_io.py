@@ -218,3 +218,45 @@ def test_csv_against_live_scalesim(tmp_path, topology, dataflow):
     for row, layer, compute, access in zip(ours, layers, theirs["compute"], theirs["access"]):
         others = compare(row, compute | access, layer=layer, rows=32, cols=32, dataflow=dataflow)
         print(f"{topology} {dataflow} {layer.name}: differing by design (ours, SCALE-Sim): {others}")
+
+
+def _write_scalesim_reports(directory: Path, stated) -> None:
+    """SCALE-Sim's two report files (its exact headers, simulator.py) holding the stated values."""
+    run = directory / "scale_example_run_32x32_ws"
+    run.mkdir(parents=True)
+    compute = ["LayerID, Total Cycles (incl. prefetch), Total Cycles, Stall Cycles, Overall Util %, "
+               "Mapping Efficiency %, Compute Util %,"]
+    access = ["LayerID, SRAM IFMAP Start Cycle, SRAM IFMAP Stop Cycle, SRAM IFMAP Reads, SRAM Filter Start Cycle, "
+              "SRAM Filter Stop Cycle, SRAM Filter Reads, SRAM OFMAP Start Cycle, SRAM OFMAP Stop Cycle, "
+              "SRAM OFMAP Writes, DRAM IFMAP Start Cycle, DRAM IFMAP Stop Cycle, DRAM IFMAP Reads, "
+              "DRAM Filter Start Cycle, DRAM Filter Stop Cycle, DRAM Filter Reads, DRAM OFMAP Start Cycle, "
+              "DRAM OFMAP Stop Cycle, DRAM OFMAP Writes,"]
+    for index, (values, counts) in enumerate(stated):
+        compute.append(", ".join(str(v) for v in (index, 0, *values)) + ",")
+        access.append(", ".join(str(v) for v in [index] + [x for count in counts for x in (0.0, 0.0, count)]) + ",")
+    (run / "COMPUTE_REPORT.csv").write_text("\n".join(compute) + "\n")
+    (run / "DETAILED_ACCESS_REPORT.csv").write_text("\n".join(access) + "\n")
+
+
+def test_scalesim_reports_diff(tmp_path, capsys):
+    theirs = tmp_path / "scalesim"
+    _write_scalesim_reports(theirs, SCALESIM[("gemm_small.csv", "ws")])
+    out = tmp_path / "csv"
+    assert main(["plan", "--config", str(CONFIG), "--network", str(GEMMS), "--csv", str(out),
+                 "--scalesim-reports", str(theirs)]) == 0
+    assert "differs from SCALE-Sim in: DRAM OFMAP Writes\n" in capsys.readouterr().out
+    rows = _read(out / "DIFF_REPORT.csv")
+    assert len(rows) == 2 * len(scalesim_io.DIFF_COLUMNS)
+    for row in rows:
+        if row["Claimed equal"] == "True":
+            assert float(row["Difference"]) == 0, row
+    proj = {row["Column"]: row for row in rows if row["Layer name"] == "proj"}
+    # proj: K = 96 on 32 rows, so SCALE-Sim's ws writes three partial sums of each of the 49 x 32 outputs to DRAM
+    assert (proj["DRAM OFMAP Writes"]["wavecore"], proj["DRAM OFMAP Writes"]["SCALE-Sim"]) == ("1568", "4704")
+    # another topology's reports are refused before anything is written
+    assert main(["plan", "--config", str(CONFIG), "--network", str(TOPOLOGY), "--csv", str(tmp_path / "other"),
+                 "--scalesim-reports", str(theirs)]) == 2
+    assert "SCALE-Sim reports 2 layers, wavecore 1: not the same topology" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+    assert main(["plan", "--network", str(GEMMS), "--scalesim-reports", str(theirs)]) == 2
+    assert "--scalesim-reports needs --csv DIR" in capsys.readouterr().err
