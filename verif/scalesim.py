@@ -12,6 +12,10 @@ checked with probe runs): a user GEMM
 ``C[M, N] = A[M, K] @ B[K, N]`` is written as the topology row ``name, M, N, K,``; the
 configuration uses 8 MiB SRAMs and ``InterfaceBandwidth = CALC`` so there are no stall cycles, and the
 count returned is SCALE-Sim's per-layer compute "total cycles" (not the column with DRAM prefetch).
+
+:func:`scalesim_reports` runs SCALE-Sim's own command line on a topology CSV and ``.cfg`` in the same venv and
+returns its ``COMPUTE_REPORT.csv`` and ``DETAILED_ACCESS_REPORT.csv`` rows (the SCALE-Sim interop cross-check of
+``wavecore plan --csv``).
 """
 
 from __future__ import annotations

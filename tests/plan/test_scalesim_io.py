@@ -260,3 +260,12 @@ def test_scalesim_reports_diff(tmp_path, capsys):
     assert not (tmp_path / "other").exists()
     assert main(["plan", "--network", str(GEMMS), "--scalesim-reports", str(theirs)]) == 2
     assert "--scalesim-reports needs --csv DIR" in capsys.readouterr().err
+
+
+def test_topology_json_has_the_csv_columns(tmp_path, capsys):
+    assert main(["plan", "--config", str(CONFIG), "--network", str(GEMMS), "--dataflow", "os", "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert (document["kind"], document["array"], document["dataflow"]) == ("scalesim_topology", [32, 32], "os")
+    assert [layer["Layer name"] for layer in document["layers"]] == ["qkv", "proj"]
+    assert [layer["Total Cycles"] for layer in document["layers"]] == [563, 315]  # SCALE-Sim 3.0.0, stated above
+    assert set(scalesim_io.COMPUTE_COLUMNS[1:]) | set(scalesim_io.ACCESS_COLUMNS[1:]) == set(document["layers"][0])
