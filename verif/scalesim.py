@@ -12,6 +12,10 @@ checked with probe runs): a user GEMM
 ``C[M, N] = A[M, K] @ B[K, N]`` is written as the topology row ``name, M, N, K,``; the
 configuration uses 8 MiB SRAMs and ``InterfaceBandwidth = CALC`` so there are no stall cycles, and the
 count returned is SCALE-Sim's per-layer compute "total cycles" (not the column with DRAM prefetch).
+
+:func:`scalesim_reports` runs SCALE-Sim's own command line on a topology CSV and ``.cfg`` in the same venv and
+returns its ``COMPUTE_REPORT.csv`` and ``DETAILED_ACCESS_REPORT.csv`` rows (the SCALE-Sim interop cross-check of
+``wavecore plan --csv``).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from filelock import FileLock
 from wavecore.files import write_atomic
 from wavecore.paths import build_root
 
-__all__ = ["DATAFLOWS", "SCALESIM_REQUIREMENTS", "scalesim_gemm_cycles", "scalesim_python"]
+__all__ = ["DATAFLOWS", "SCALESIM_REQUIREMENTS", "scalesim_gemm_cycles", "scalesim_python", "scalesim_reports"]
 
 DATAFLOWS = ("os", "ws")
 SCALESIM_REQUIREMENTS = ("scalesim==3.0.0", "numpy<2.4")
@@ -176,3 +180,53 @@ def scalesim_gemm_cycles(gemms, rows: int, cols: int, dataflow: str) -> list[int
                 cache[key(gemm)] = cycles
             write_atomic(_CACHE, json.dumps(cache, indent=0, sort_keys=True))
         return [cache[key(gemm)] for gemm in gemms]
+
+
+# Runs SCALE-Sim's own command line (``python -m scalesim.scale``) on a topology and .cfg, then prints its
+# COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv as {"compute": [...], "access": [...]} rows keyed by header.
+_REPORT_DRIVER = r"""
+import csv, glob, json, os, subprocess, sys, tempfile
+job = json.load(sys.stdin)
+with tempfile.TemporaryDirectory() as work:
+    layout = os.path.join(work, "layout.csv")
+    with open(layout, "w") as f:
+        f.write("Layer name, IFMAP Height Intraline Factor, IFMAP Width Intraline Factor, "
+                "Filter Height Intraline Factor, Filter Width Intraline Factor, Channel Intraline Factor, "
+                "Num Filter Intraline Factor, IFMAP Height Intraline Order, IFMAP Width Intraline Order, "
+                "Channel Intraline Order, IFMAP Height Interline Order, IFMAP Width Interline Order, "
+                "Channel Interline Order,\n")
+    command = [sys.executable, "-m", "scalesim.scale", "-c", job["config"], "-t", job["topology"], "-l", layout,
+               "-p", work, "-i", job["input_type"], "-s", "N"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit((done.stderr or done.stdout).strip().splitlines()[-1])
+    result = {}
+    for key, name in (("compute", "COMPUTE_REPORT.csv"), ("access", "DETAILED_ACCESS_REPORT.csv")):
+        (path,) = glob.glob(os.path.join(work, "*", name))
+        with open(path) as f:
+            rows = [[cell.strip() for cell in row] for row in csv.reader(f)]
+        header = [cell for cell in rows[0] if cell]
+        result[key] = [dict(zip(header, (float(cell) for cell in row if cell))) for row in rows[1:] if row]
+print(json.dumps(result))
+"""
+
+
+def scalesim_reports(topology, config, *, gemm: bool = False) -> dict:
+    """Run SCALE-Sim 3.0.0's command line on a topology CSV and ``.cfg``; return its per-layer reports.
+
+    Returns ``{"compute": rows, "access": rows}``: the rows of ``COMPUTE_REPORT.csv`` and
+    ``DETAILED_ACCESS_REPORT.csv``, each a dict from SCALE-Sim's column name to its value (floats). ``gemm``
+    selects the ``Layer, M, N, K,`` topology form (SCALE-Sim's ``-i gemm``). Not cached: SCALE-Sim simulates
+    every cycle, so keep topologies small.
+    """
+    job = {"topology": str(Path(topology).resolve()), "config": str(Path(config).resolve()),
+           "input_type": "gemm" if gemm else "conv"}
+    _BUILD.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        [str(scalesim_python()), "-c", _REPORT_DRIVER], input=json.dumps(job), text=True, capture_output=True,
+        cwd=_BUILD,
+    )
+    if result.returncode != 0:
+        tail = result.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"SCALE-Sim failed: {tail[0]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])

@@ -5,6 +5,7 @@ Only parses arguments and calls :mod:`wavecore.golden.plan.report`; options and 
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -30,10 +31,11 @@ def add_arguments(parser):
         "--config",
         default=None,
         help="accelerator YAML (docs/config.md): array, dataflow, buffer, widths, clock and workload; "
-        "explicit flags override it",
+        "or a SCALE-Sim .cfg (array, dataflow, SRAM sizes); explicit flags override it",
     )
     parser.add_argument(
-        "--network", default=None, help="zoo name or network YAML path (default: the config's workload, else resnet50)"
+        "--network", default=None, help="zoo name, network YAML path or SCALE-Sim topology .csv "
+        "(default: the config's workload, else resnet50)"
     )
     parser.add_argument("--batch", type=int, default=None, help="mini-batch size (default: the config's, else 32)")
     parser.add_argument(
@@ -46,7 +48,8 @@ def add_arguments(parser):
         "--array", default=None, help="systolic array ROWSxCOLS (default: the config's, else 128x128)"
     )
     parser.add_argument(
-        "--dataflow", default=None, help="array dataflow: os or ws (default: the config's, else os)"
+        "--dataflow", default=None,
+        help="array dataflow: os or ws; is too for a SCALE-Sim topology (default: the config's, else os)"
     )
     parser.add_argument("--schedule", default="all", help="one of " + ", ".join(SCHEDULES) + " (default all)")
     parser.add_argument(
@@ -77,16 +80,37 @@ def add_arguments(parser):
         "-o", "--out", default="build/plan", help="directory for report.md and plots (default build/plan)"
     )
     parser.add_argument("--no-report", action="store_true", help="do not write report.md")
+    parser.add_argument(
+        "--csv",
+        default=None,
+        metavar="DIR",
+        help="write COMPUTE_REPORT.csv and DETAILED_ACCESS_REPORT.csv per layer with SCALE-Sim's columns to DIR",
+    )
+    parser.add_argument(
+        "--scalesim-reports",
+        default=None,
+        metavar="DIR",
+        help="with --csv: SCALE-Sim's output directory (its -p DIR) for the same topology; writes DIFF_REPORT.csv "
+        "column by column to the --csv directory",
+    )
 
 
 def _settings(args):
     """The effective settings: explicit flags, else the ``--config`` file, else :data:`DEFAULTS`."""
     from wavecore.cli import UsageError
     from wavecore.golden.config import DATAFLOW_SHORT, load_config
+    from wavecore.golden.plan import scalesim_io
 
     settings = dict(DEFAULTS, norm=None, input_size=None, grad_bytes=None, clock_mhz=None,
                     dram_bytes_per_cycle=None, config=args.config)
-    if args.config is not None:
+    if args.config is not None and scalesim_io.is_scalesim_config(args.config):
+        try:
+            scalesim = scalesim_io.read_config(args.config)
+        except ValueError as error:
+            raise UsageError(f"--config: {error}") from None
+        kib = scalesim.ifmap_sram_kb + scalesim.filter_sram_kb + scalesim.ofmap_sram_kb
+        settings.update(array=f"{scalesim.rows}x{scalesim.cols}", dataflow=scalesim.dataflow, buffer=f"{kib}KiB")
+    elif args.config is not None:
         try:
             config = load_config(args.config)
         except ConfigError as error:
@@ -110,6 +134,7 @@ def _settings(args):
 def run(args) -> int:
     from wavecore.cli import UsageError
 
+    explicit_batch = args.batch is not None
     settings = _settings(args)
     for name in ("network", "batch", "buffer", "dtype", "array", "dataflow", "norm"):
         setattr(args, name, settings[name])
@@ -127,8 +152,25 @@ def run(args) -> int:
             f"--array must be ROWSxCOLS with positive integers, e.g. 128x128, not {args.array!r}"
         )
     rows, cols = int(match.group(1)), int(match.group(2))
+    from wavecore.golden.plan import scalesim_io
+
+    if args.scalesim_reports is not None and args.csv is None:
+        raise UsageError("--scalesim-reports needs --csv DIR (the diff is written beside wavecore's reports)")
+    if args.scalesim_reports is not None:
+        try:  # fail before anything is written
+            for name in ("COMPUTE_REPORT.csv", "DETAILED_ACCESS_REPORT.csv"):
+                scalesim_io.find_report(Path(args.scalesim_reports), name)
+        except ValueError as error:
+            raise UsageError(f"--scalesim-reports: {error}") from None
+    if scalesim_io.is_topology(args.network):
+        if explicit_batch:
+            raise UsageError("--batch does not apply to a SCALE-Sim topology (its layers are one image each, as in "
+                             "SCALE-Sim; put the batch into the layer's M or IFMAP size)")
+        return _run_topology(args, rows, cols)
     if args.dataflow not in ("os", "ws"):
-        raise UsageError(f"--dataflow must be one of os, ws, not {args.dataflow!r}")
+        raise UsageError(
+            f"--dataflow must be one of os, ws, not {args.dataflow!r} (is is planned only for a SCALE-Sim topology)"
+        )
     if args.schedule not in SCHEDULES:
         raise UsageError(f"--schedule must be one of {', '.join(SCHEDULES)}, not {args.schedule!r}")
     if args.batch < 1:
@@ -158,6 +200,9 @@ def run(args) -> int:
         network = load_network(args.network, norm=args.norm, input_size=settings["input_size"])
     except (NetworkError, OSError) as error:
         raise UsageError(f"--network: {error}") from None
+    write_csv = None
+    if args.csv is not None:  # checks --scalesim-reports before anything is written
+        write_csv = _write_csv(args, scalesim_io.network_layers(network, args.batch), rows, cols)
     if args.last_layer is not None and args.last_layer not in network:
         raise UsageError(f"--last-layer must name a layer of {network.name}, not {args.last_layer!r}")
     try:
@@ -248,4 +293,65 @@ def run(args) -> int:
         )
         if not args.json:
             sys.stdout.write(f"report: {path}\n")
+    if write_csv is not None:
+        write_csv()
+    return 0
+
+
+def _write_csv(args, layers, rows, cols):
+    """Check SCALE-Sim's reports (if given) at once; return a function that writes the CSVs when called."""
+    from wavecore.golden.plan import scalesim_io
+
+    reports = [scalesim_io.layer_report(layer, rows=rows, cols=cols, dataflow=args.dataflow) for layer in layers]
+    differences = None
+    if args.scalesim_reports is not None:  # read and check SCALE-Sim's reports before writing anything
+        from wavecore.cli import UsageError
+
+        try:
+            differences = scalesim_io.diff_reports(reports, args.scalesim_reports)
+        except (ValueError, OSError) as error:
+            raise UsageError(f"--scalesim-reports: {error}") from None
+
+    def write():
+        paths = scalesim_io.write_reports(Path(args.csv), layers, rows=rows, cols=cols, dataflow=args.dataflow,
+                                          reports=reports)
+        if differences is not None:
+            paths.append(scalesim_io.write_diff(Path(args.csv) / "DIFF_REPORT.csv", differences))
+            unequal = sorted({row["Column"] for row in differences if row["Difference"] != 0})
+            if not args.json:
+                sys.stdout.write("differs from SCALE-Sim in: " + (", ".join(unequal) or "nothing") + "\n")
+        if not args.json:
+            sys.stdout.write("csv: " + ", ".join(str(path) for path in paths) + "\n")
+
+    return write
+
+
+def _run_topology(args, rows, cols) -> int:
+    """A SCALE-Sim topology: per-layer cycles and accesses (no schedules: its layers carry no connectivity)."""
+    from wavecore.cli import UsageError
+    from wavecore.golden.plan import scalesim_io
+
+    if args.dataflow not in scalesim_io.DATAFLOWS:
+        raise UsageError(f"--dataflow must be one of {', '.join(scalesim_io.DATAFLOWS)}, not {args.dataflow!r}")
+    if args.schedule not in ("all", "baseline"):
+        raise UsageError(
+            f"--schedule {args.schedule} needs a network's connectivity; a SCALE-Sim topology plans per layer only"
+        )
+    try:
+        layers = scalesim_io.read_topology(args.network)
+    except ValueError as error:
+        raise UsageError(f"--network: {error}") from None
+    write_csv = _write_csv(args, layers, rows, cols) if args.csv is not None else None
+    if args.json:
+        reports = [scalesim_io.layer_report(layer, rows=rows, cols=cols, dataflow=args.dataflow) for layer in layers]
+        document = {"kind": "scalesim_topology", "topology": str(args.network), "array": [rows, cols],
+                    "dataflow": args.dataflow, "config": args.config, "layers": reports}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        sys.stdout.write(
+            scalesim_io.text_table(layers, rows=rows, cols=cols, dataflow=args.dataflow, source=str(args.network))
+            + "\n"
+        )
+    if write_csv is not None:
+        write_csv()
     return 0
