@@ -60,7 +60,7 @@ class Ecp5Multiplier(wiring.Component):
     ----------
     a, b, enable, product
         The ports of :func:`wavecore.hdl.array.multiplier.multiplier_signature`. A synchronous reset clears the DSP
-        stages to zero (the fabric register is reset-less).
+        stages and the fabric register to zero.
     latency : int
         3 (DSP input register, DSP output register, fabric register), or 2 without ``fabric_register``.
     """
@@ -97,8 +97,10 @@ class Ecp5Multiplier(wiring.Component):
         m = Module()
         product = self.product
         if self.fabric_register:
-            # reset-less: a datapath register (the array's tags say when the product is valid)
-            product = Signal(self.product.shape(), name="dsp_product", reset_less=True)
+            # the DSP's output: its output register in the behavioural twin, cleared by reset as RST0 clears
+            # the primitive's (a reset-less twin differed from the primitive after every reset; checked on
+            # Icarus with the MULT18X18D model in tests/boards/test_sim_models.py)
+            product = Signal(self.product.shape(), name="dsp_product")
             with m.If(self.enable):
                 m.d.sync += self.product.eq(product)
         self._elaborate_stages(m, product)
