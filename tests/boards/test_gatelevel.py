@@ -1,0 +1,108 @@
+"""Gate-level simulation of board builds: the synthesized BIST netlist on Icarus with the vendor cell models.
+
+The expected result is the BIST's own: the signature computed from the Amaranth simulation of the block
+(:func:`wavecore.boards.bist.reference_signature`, behavioural twins for vendor primitives) must equal the one
+the netlist's MISR accumulates, so the ``pass`` LED lights exactly when the synthesized gates (with the cell
+models) behave like the RTL for every folded cycle.
+"""
+
+import shutil
+
+import pytest
+
+from wavecore.boards.bist import POWER_ON_CYCLES
+from wavecore.boards.gatelevel import SIM_MODELS, cell_library, simulate_bist, status_ports
+from wavecore.boards.synth import registry_factories, synth_block
+from wavecore.boards.targets import TARGETS, get_target
+
+pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
+
+_CYCLES = 96
+
+
+def _netlist(out_dir, target_name, config, cycles=_CYCLES):
+    target = get_target(target_name)
+    factory, reference_factory, parameters = registry_factories(config, target)
+    report = synth_block(factory, target, out_dir, design="gatelevel", parameters=parameters,
+                         reference_factory=reference_factory, cycles=cycles, synth_only=True)
+    assert report.status == "synthesized" and report.extra["netlist"] == "top.netlist.v"
+    assert not (out_dir / "top.bit").exists() and not (out_dir / "top.bin").exists()
+    return target, out_dir / "top.netlist.v", report
+
+
+@pytest.fixture(scope="module")
+def ulx3s_array(tmp_path_factory):
+    """A 2x2 int8 systolic array BIST on the ULX3S-85F: MULT18X18D with input and output registers."""
+    return _netlist(tmp_path_factory.mktemp("ulx3s"), "ulx3s-85f", {"block": "systolic", "rows": 2, "cols": 2})
+
+
+def test_netlist_is_vendor_cells_only(ulx3s_array):
+    _, netlist, report = ulx3s_array
+    text = netlist.read_text()
+    assert text.count("MULT18X18D #(") == 4 == report.cells["MULT18X18D"]  # one DSP per PE
+    assert '.REG_OUTPUT_CLK("CLK0")' in text and '.REG_INPUTA_CLK("CLK0")' in text
+    assert "always" not in text and "(* " not in text  # write_verilog -noattr of mapped cells: no processes
+
+
+def test_ulx3s_array_bist_passes_at_gate_level(ulx3s_array, tmp_path):
+    target, netlist, _ = ulx3s_array
+    result = simulate_bist(netlist, target, cycles=_CYCLES, work=tmp_path)
+    # done lights one cycle after the last folded cycle once the power-on reset has released
+    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + _CYCLES + 1
+
+
+def _wrong_model(tmp_path, original, replacement):
+    text = (SIM_MODELS / "mult18x18d.v").read_text()
+    assert text.count(original) == 1
+    path = tmp_path / "mult18x18d_wrong.v"
+    path.write_text(text.replace(original, replacement))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("original", "replacement"),
+    [
+        (".CLK(REG_OUTPUT_CLK)", '.CLK("NONE")'),  # the output register removed: one cycle less latency
+        (".CLK(REG_INPUTB_CLK)", '.CLK("NONE")'),  # the B operand register removed
+        ("a_wide * b_wide}", "(a_wide * b_wide) & ~36'd1}"),  # product bit 0 stuck at zero
+    ],
+    ids=["no_output_register", "no_input_b_register", "product_bit0_stuck"],
+)
+def test_wrong_primitive_model_fails_the_gate_level_bist(ulx3s_array, tmp_path, original, replacement):
+    # (a model that ignores SIGNEDA passes: the array sign-extends its 8-bit operands to the DSP's 18 bits in
+    # the fabric, so reading them as unsigned changes only product bits above the 16 the array keeps)
+    target, netlist, _ = ulx3s_array
+    wrong = _wrong_model(tmp_path, original, replacement)
+    result = simulate_bist(netlist, target, cycles=_CYCLES, work=tmp_path, models={"mult18x18d": wrong})
+    assert result.done and not result.passed
+
+
+def test_icebreaker_array_bist_passes_at_gate_level(tmp_path):
+    """The iCE40UP5K array: SB_MAC16 multipliers (Yosys's model) and LUT multipliers."""
+    target, netlist, report = _netlist(tmp_path / "build", "icebreaker", {"block": "systolic", "rows": 2, "cols": 2})
+    assert report.cells.get("SB_MAC16", 0) >= 1
+    result = simulate_bist(netlist, target, cycles=_CYCLES, work=tmp_path / "sim")
+    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + _CYCLES + 1
+
+
+@pytest.mark.parametrize("target_name", sorted(TARGETS))
+def test_status_ports_name_the_netlist_leds(target_name, tmp_path):
+    (done_port, _), (pass_port, _) = status_ports(get_target(target_name))
+    assert done_port != pass_port and done_port.endswith("__io") and pass_port.endswith("__io")
+
+
+def test_cell_library_rejects_unknown_family_and_model(tmp_path):
+    with pytest.raises(ValueError, match="family must be one of ecp5, ice40"):
+        cell_library("xc7", tmp_path)
+    with pytest.raises(ValueError, match="models must name shipped models"):
+        cell_library("ecp5", tmp_path, models={"dsp48e1": tmp_path / "x.v"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target_name", sorted(TARGETS))
+@pytest.mark.parametrize("size", [4])
+def test_every_board_array_bist_passes_at_gate_level(tmp_path, target_name, size):
+    target, netlist, _ = _netlist(tmp_path / "build", target_name, {"block": "systolic", "rows": size, "cols": size},
+                                  cycles=512)
+    result = simulate_bist(netlist, target, cycles=512, work=tmp_path / "sim")
+    assert result.done and result.passed
