@@ -6,9 +6,11 @@ cells, I/O buffers, DSPs and block RAMs of the vendor library, nothing behaviour
 such a netlist with
 
 * Yosys's own simulation library for the family (``share/lattice/cells_sim_ecp5.v`` with ``cells_ff.vh`` and
-  ``cells_io.vh``; ``share/ice40/cells_sim.v``, which models ``SB_MAC16`` and ``SB_RAM40_4K``; ``DP16KD`` is in
-  the ECP5 file), taken from the installed YoWASP Yosys so that the models match the synthesizer, and
-* the models wavecore ships where Yosys has none (:data:`SIM_MODELS`, package data): ``MULT18X18D``.
+  ``cells_io.vh``: LUT4, TRELLIS_FF, CCU2C, PFUMX, L6MUX21, TRELLIS_IO, ...; ``share/ice40/cells_sim.v``, which
+  also models ``SB_MAC16`` and ``SB_RAM40_4K``), taken from the installed YoWASP Yosys so that the models
+  match the synthesizer, and
+* the models wavecore ships where Yosys has none (:data:`SIM_MODELS`, package data): ``MULT18X18D`` and
+  ``DP16KD`` (Yosys's ``DP16KD`` is a ``(* blackbox *)`` declaration without behaviour; it is cut from the copy).
 
 Icarus 11 (the Debian 12 package) parses neither elaboration-time ``$error`` in a generate branch nor default
 values on input ports, so the ECP5 library is copied with ``$error(`` turned into ``initial $fatal(1,`` (the
@@ -86,8 +88,12 @@ def cell_library(family: str, work: Path, *, models: dict[str, Path] | None = No
     cells.mkdir(parents=True, exist_ok=True)
     for name in _ECP5_FILES:
         text = (share / "lattice" / name).read_text()
-        write_atomic(cells / name, re.sub(r"^(\s*)\$error\(", r"\1initial $fatal(1, ", text, flags=re.M))
-    sources = [cells / "cells_sim_ecp5.v", cells / "cells_ff.vh", cells / "cells_io.vh", shipped["mult18x18d"]]
+        text = re.sub(r"^(\s*)\$error\(", r"\1initial $fatal(1, ", text, flags=re.M)
+        # Yosys's DP16KD here is a behaviour-less (* blackbox *) declaration; ours (SIM_MODELS) replaces it
+        text = re.sub(r"\(\* blackbox \*\)\s*module DP16KD\(.*?endmodule\n", "", text, flags=re.S)
+        write_atomic(cells / name, text)
+    sources = [cells / "cells_sim_ecp5.v", cells / "cells_ff.vh", cells / "cells_io.vh",
+               shipped["mult18x18d"], shipped["dp16kd"]]
     return sources, ["NO_INCLUDES"], [cells]
 
 
