@@ -261,3 +261,159 @@ def test_model_refuses_the_cascade_inputs(tmp_path):
     body = body.replace("reg source = 1'b0;", "reg source = 1'b1;")
     with pytest.raises(GateLevelError, match="SOURCEA/SOURCEB"):
         _run(tmp_path, "cascade_tb", _INPUTS, [("p", 36), ("signed_p", 1)], body, [(0, 0xF, 0, 0, 3, 4)] * 4, [MODEL])
+
+
+# --- DP16KD --------------------------------------------------------------------------------------------------
+
+DP16KD_MODEL = SIM_MODELS / "dp16kd.v"
+_PORT_FIELDS = [("rst", 1), ("ce", 1), ("oce", 1), ("we", 1), ("cs", 3), ("ad", 14), ("di", 18)]
+_DP16KD_INPUTS = [(f"{name}_{port}", width) for port in "ab" for name, width in _PORT_FIELDS]
+_DATA_BITS = [bit if bit < 8 else bit + 1 for bit in range(16)]  # the 16 data bits of an 18-bit row (no 9th bits)
+
+
+def _bit_positions(width, address):
+    """Positions in its 18-bit row of the word at ``address`` (FPGA-TN-02204 x1..x18 configurations)."""
+    if width == 18:
+        return list(range(18))
+    if width == 9:
+        return list(range(9 * (address >> 3 & 1), 9 * (address >> 3 & 1) + 9))
+    shift = {4: 2, 2: 1, 1: 0}[width]
+    first = ((address & 15) >> shift) * width
+    return [_DATA_BITS[first + bit] for bit in range(width)]
+
+
+def _reference_dp16kd(vectors, config, init):
+    """Integer model of DP16KD: rows of 18 bits; per port read latch, optional output register, write modes."""
+    memory = list(init)
+    state = {port: {"latch": 0, "register": 0} for port in "ab"}
+    rows = []
+    for vector in vectors:
+        fields = {port: dict(zip([name for name, _ in _PORT_FIELDS], vector[7 * index: 7 * index + 7], strict=True))
+                  for index, port in enumerate("ab")}
+        outputs = []
+        for port in "ab":
+            if config["RESETMODE"] == "ASYNC" and fields[port]["rst"]:
+                state[port] = {"latch": 0, "register": 0}
+            chosen = state[port]["register" if config[f"REGMODE_{port.upper()}"] == "OUTREG" else "latch"]
+            outputs.append(chosen)
+        rows.append(tuple(outputs))
+        for port in "ab":
+            f, s = fields[port], state[port]
+            width = config[f"DATA_WIDTH_{port.upper()}"]
+            decode = int(config[f"CSDECODE_{port.upper()}"][2:], 2)
+            latch_before = s["latch"]
+            if f["rst"]:
+                s["latch"] = 0
+            elif f["ce"] and f["cs"] == decode:
+                row = f["ad"] >> 4
+                positions = _bit_positions(width, f["ad"])
+                old = memory[row]
+                read = sum((old >> position & 1) << bit for bit, position in enumerate(positions))
+                if f["we"]:
+                    new = old
+                    for bit, position in enumerate(positions):
+                        enabled = width != 18 or (f["ad"] >> (0 if position < 9 else 1)) & 1
+                        if enabled:
+                            new = (new & ~(1 << position)) | ((f["di"] >> bit & 1) << position)
+                    memory[row] = new
+                    mode = config[f"WRITEMODE_{port.upper()}"]
+                    if mode == "WRITETHROUGH":
+                        s["latch"] = sum((new >> position & 1) << bit for bit, position in enumerate(positions))
+                    elif mode == "READBEFOREWRITE":
+                        s["latch"] = read
+                else:
+                    s["latch"] = read
+            s["register"] = 0 if f["rst"] else (latch_before if f["oce"] else s["register"])
+    return rows
+
+
+def _dp16kd_body(parameters):
+    ports = []
+    for port in "AB":
+        low = port.lower()
+        for bus, width in (("DI", 18), ("AD", 14), ("DO", 18), ("CS", 3)):
+            ports += [f".{bus}{port}{i}({bus.lower()}_{low}[{i}])" for i in range(width)]
+        ports += [f".CE{port}(ce_{low}[0])", f".OCE{port}(oce_{low}[0])", f".WE{port}(we_{low}[0])",
+                  f".RST{port}(rst_{low}[0])", f".CLK{port}(clk)"]
+    overrides = ", ".join(f'.{key}("{value}")' if isinstance(value, str) else
+                          f".{key}({value})" if value < 1 << 31 else f".{key}(320'h{value:x})"
+                          for key, value in parameters.items())
+    return f"    DP16KD #({overrides}) ram ({', '.join(ports)});"
+
+
+def _dp16kd_vectors(random, config, steps):
+    """Random traffic; a port only touches rows the other port does not write in the same cycle."""
+    vectors = []
+    for _step in range(steps):
+        writer = random.integers(0, 2)  # which port may write this cycle (the other keeps off its rows)
+        vector = []
+        for index, port in enumerate("ab"):
+            decode = int(config[f"CSDECODE_{port.upper()}"][2:], 2)
+            own_rows = range(0, 8) if index == writer else range(8, 16)
+            row = int(random.choice(own_rows))
+            we = int(index == writer and random.random() < 0.5)
+            cs = decode if random.random() < 0.9 else int(random.integers(0, 8))
+            vector += [int(random.random() < 0.03), int(random.random() < 0.85), int(random.random() < 0.8), we, cs,
+                       (row << 4) | int(random.integers(0, 16)), int(random.integers(0, 1 << 18))]
+        vectors.append(vector)
+    return vectors
+
+
+_DP16KD_CONFIGS = {
+    # what Yosys's brams_map_16kd.v made of the scratchpad (both ports x18, no output register)
+    "yosys_scratchpad": {"DATA_WIDTH_A": 18, "DATA_WIDTH_B": 18, "REGMODE_A": "NOREG", "REGMODE_B": "NOREG",
+                         "WRITEMODE_A": "READBEFOREWRITE", "WRITEMODE_B": "READBEFOREWRITE", "RESETMODE": "ASYNC",
+                         "CSDECODE_A": "0b000", "CSDECODE_B": "0b000"},
+    "x18_x9_outreg": {"DATA_WIDTH_A": 18, "DATA_WIDTH_B": 9, "REGMODE_A": "OUTREG", "REGMODE_B": "NOREG",
+                      "WRITEMODE_A": "WRITETHROUGH", "WRITEMODE_B": "NORMAL", "RESETMODE": "SYNC",
+                      "CSDECODE_A": "0b101", "CSDECODE_B": "0b010"},
+    "x4_x1": {"DATA_WIDTH_A": 4, "DATA_WIDTH_B": 1, "REGMODE_A": "OUTREG", "REGMODE_B": "OUTREG",
+              "WRITEMODE_A": "NORMAL", "WRITEMODE_B": "READBEFOREWRITE", "RESETMODE": "SYNC",
+              "CSDECODE_A": "0b000", "CSDECODE_B": "0b111"},
+    "x2_x18_async": {"DATA_WIDTH_A": 2, "DATA_WIDTH_B": 18, "REGMODE_A": "NOREG", "REGMODE_B": "OUTREG",
+                     "WRITEMODE_A": "WRITETHROUGH", "WRITEMODE_B": "NORMAL", "RESETMODE": "ASYNC",
+                     "CSDECODE_A": "0b011", "CSDECODE_B": "0b000"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(_DP16KD_CONFIGS))
+def test_dp16kd_model_follows_documented_behaviour(tmp_path, name):
+    config = _DP16KD_CONFIGS[name]
+    random = rng(f"dp16kd_{name}")
+    init = [0] * 1024
+    for row in range(16):  # the rows the traffic touches start with known contents
+        init[row] = int(random.integers(0, 1 << 18))
+    parameters = dict(config, GSR="DISABLED")
+    for index in range(64):
+        value = sum(init[index * 16 + word] << (20 * word) for word in range(16))
+        if value:
+            parameters[f"INITVAL_{index:02X}"] = value
+    vectors = _dp16kd_vectors(random, config, _STEPS)
+    body = _dp16kd_body(parameters)
+    rows = _run(tmp_path, "dp16kd_tb", _DP16KD_INPUTS, [("do_a", 18), ("do_b", 18)], body, vectors, [DP16KD_MODEL])
+    expected = _reference_dp16kd(vectors, config, init)
+    mismatches = [(step, row, want) for step, (row, want) in enumerate(zip(rows, expected, strict=True))
+                  if row != want]
+    assert not mismatches, f"(step, model, reference): {mismatches[:5]}"
+    # the run read varied data, not a constant (x4 with x1 has only 32 distinct output pairs)
+    assert len(set(rows)) >= min(_STEPS // 8, (1 << (config["DATA_WIDTH_A"] + config["DATA_WIDTH_B"])) // 2)
+
+
+@pytest.mark.parametrize(
+    ("parameter", "value", "message"),
+    [
+        ("DATA_WIDTH_A", 36, "DATA_WIDTH_A=36"),
+        ("REGMODE_B", "BOTH", "REGMODE_B=BOTH"),
+        ("WRITEMODE_A", "READFIRST", "WRITEMODE_A=READFIRST"),
+        ("INIT_DATA", "DYNAMIC", "INIT_DATA=DYNAMIC"),
+        ("DIA3MUX", "INV", "DIA3MUX=INV"),
+        ("CSDECODE_B", "0b2x0", "CSDECODE_B=0b2x0"),
+        ("WEAMUX", "WEB", "WEAMUX=WEB"),
+    ],
+)
+def test_dp16kd_model_refuses_options_it_does_not_model(tmp_path, parameter, value, message):
+    parameters = dict(_DP16KD_CONFIGS["yosys_scratchpad"], **{parameter: value})
+    vectors = [[0] * 14] * 4
+    with pytest.raises(GateLevelError, match=message):
+        _run(tmp_path, "dp16kd_refuse_tb", _DP16KD_INPUTS, [("do_a", 18), ("do_b", 18)], _dp16kd_body(parameters),
+             vectors, [DP16KD_MODEL])
