@@ -39,6 +39,7 @@ __all__ = [
     "run_icarus",
     "simulate_bist",
     "status_ports",
+    "synthesize_component",
 ]
 
 #: Simulation models of vendor primitives that Yosys ships only as blackboxes.
@@ -191,3 +192,32 @@ endmodule
     if not match:
         raise GateLevelError(f"the BIST testbench printed no result: {output.strip()[-200:]}")
     return BistResult(done=match[1] == "1", passed=match[2] == "1", cycle=int(match[3]))
+
+
+def synthesize_component(component, family: str, work: Path, *, name: str = "top") -> Path:
+    """Synthesize an Amaranth component alone (no board, no I/O buffers) and return its gate-level netlist.
+
+    The component is written as RTLIL and run through the YoWASP Yosys of the board flow with the same
+    synthesis command (``synth_<family>`` with the family's target ``synth_opts``: ``-dsp`` on iCE40) and
+    ``write_verilog -noattr``; the top module ``name`` keeps the component's port names, so the cocotb
+    testbenches of the RTL drive the netlist unchanged. Returns ``work/<name>.netlist.v``.
+    """
+    from amaranth.back import rtlil
+
+    from wavecore.boards.targets import TARGETS, tool_environment
+
+    if family not in _FAMILIES:
+        raise ValueError(f"family must be one of {', '.join(_FAMILIES)}, not {family!r}")
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    target = next(target for target in TARGETS.values() if target.family == family)
+    environment = tool_environment(target)
+    write_atomic(work / f"{name}.il", rtlil.convert(component, name=name))
+    script = (f"read_rtlil {name}.il; synth_{family} {target.synth_opts} -top {name}; "
+              f"write_verilog -noattr {name}.netlist.v")
+    # relative paths: YoWASP tools see the host's /tmp as a private directory (see boards/flow.py)
+    completed = subprocess.run([environment["YOSYS"], "-q", "-p", script], cwd=work, env=environment,
+                               capture_output=True, text=True)
+    if completed.returncode != 0:
+        raise GateLevelError(f"yosys failed: {_first_error(completed.stdout + completed.stderr)}")
+    return work / f"{name}.netlist.v"
