@@ -188,3 +188,16 @@ def test_gemm_through_the_synthesized_ecp5_array_matches_the_golden_model(tmp_pa
 def test_synthesize_component_rejects_unknown_family(tmp_path):
     with pytest.raises(ValueError, match="family must be one of ecp5, ice40, not 'gowin'"):
         synthesize_component(None, "gowin", tmp_path)
+
+
+def test_synth_command_gate_level_option(tmp_path, capsys):
+    from wavecore.cli import main
+
+    out = tmp_path / "out"
+    args = ["synth", "--target", "ulx3s-85f", "--block", "systolic", "--rows", "2", "--cols", "2",
+            "--bist-cycles", "64", "--gate-level", "-o", str(out), "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert f"gate-level BIST: passed at cycle {POWER_ON_CYCLES + 64 + 1}" in printed
+    assert (out / "top.netlist.v").exists() and not (out / "top.bit").exists()
+    assert "gate_level: BIST passed on the netlist" in (out / "report.md").read_text()
