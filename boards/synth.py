@@ -29,7 +29,8 @@ def multiplier_factory(choice: str, target: Target, *, simulation: bool = False)
     """The systolic multiplier factory for ``choice`` on ``target`` (see the module docstring).
 
     ``auto`` is ``ecp5_dsp`` on ECP5 and ``ice40_mixed`` on iCE40. With ``simulation`` the ECP5 DSP is its
-    behavioural twin (Yosys has no simulation model of ``MULT18X18D``).
+    behavioural twin (Amaranth's simulator cannot run the ``MULT18X18D`` instance; the netlist runs on Icarus
+    with wavecore's model of it, :mod:`wavecore.boards.gatelevel`).
     """
     from wavecore.hdl.array.ecp5_mult import ecp5_multiplier
     from wavecore.hdl.array.ice40_mult import ice40_multipliers

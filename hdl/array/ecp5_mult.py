@@ -14,9 +14,10 @@ default a third, fabric register follows the DSP (``fabric_register``, see :clas
 ``primitive`` implementation is the ``MULT18X18D`` instance with the register settings of the Lattice
 sysDSP user guide (FPGA-TN-02205, "MULT18X18D": ``REG_INPUTA_CLK/REG_INPUTB_CLK/REG_OUTPUT_CLK = CLK0``,
 clock enable ``CE0``, reset ``RST0``, ``RESETMODE = SYNC``). Yosys ships no simulation model of
-``MULT18X18D``, so the two are checked against each other structurally (``tests/hdl/array/test_ecp5_mult.py``: cell
-parameters and the CE/RST/CLK nets after
-synthesis) and the behavioural one against NumPy in simulation.
+``MULT18X18D``; the two are checked against each other structurally (``tests/hdl/array/test_ecp5_mult.py``: cell
+parameters and the CE/RST/CLK nets after synthesis), cycle by cycle on Icarus with wavecore's model of the
+primitive (``boards/sim_models/mult18x18d.v``, ``tests/boards/test_sim_models.py``), and the behavioural one
+against NumPy in simulation.
 """
 
 from __future__ import annotations
