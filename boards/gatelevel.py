@@ -29,6 +29,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from amaranth import Module
+from amaranth.lib import wiring
+
 from wavecore.files import write_atomic
 
 __all__ = [
@@ -201,6 +204,10 @@ def synthesize_component(component, family: str, work: Path, *, name: str = "top
     synthesis command (``synth_<family>`` with the family's target ``synth_opts``: ``-dsp`` on iCE40) and
     ``write_verilog -noattr``; the top module ``name`` keeps the component's port names, so the cocotb
     testbenches of the RTL drive the netlist unchanged. Returns ``work/<name>.netlist.v``.
+
+    The component sits one level down in a wrapper with the same ports (:class:`_PortWrapper`), as it does
+    in a board top: with the systolic array itself as the top, ``synth_ice40`` of YoWASP Yosys 0.70 stops in
+    ``abc9`` (``Assert `count_id(wire->name) == 0'`` in ``ABC_OPS_REINTEGRATE``).
     """
     from amaranth.back import rtlil
 
@@ -212,7 +219,7 @@ def synthesize_component(component, family: str, work: Path, *, name: str = "top
     work.mkdir(parents=True, exist_ok=True)
     target = next(target for target in TARGETS.values() if target.family == family)
     environment = tool_environment(target)
-    write_atomic(work / f"{name}.il", rtlil.convert(component, name=name))
+    write_atomic(work / f"{name}.il", rtlil.convert(_PortWrapper(component), name=name))
     script = (f"read_rtlil {name}.il; synth_{family} {target.synth_opts} -top {name}; "
               f"write_verilog -noattr {name}.netlist.v")
     # relative paths: YoWASP tools see the host's /tmp as a private directory (see boards/flow.py)
@@ -221,3 +228,25 @@ def synthesize_component(component, family: str, work: Path, *, name: str = "top
     if completed.returncode != 0:
         raise GateLevelError(f"yosys failed: {_first_error(completed.stdout + completed.stderr)}")
     return work / f"{name}.netlist.v"
+
+
+
+class _PortWrapper(wiring.Component):
+    """The ports of ``inner``, connected straight through to it (submodule ``inner``)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        super().__init__(dict(inner.signature.members))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.inner = self.inner
+        for path, member, value in self.signature.flatten(self):
+            inner_value = self.inner
+            for part in path:
+                inner_value = getattr(inner_value, part) if isinstance(part, str) else inner_value[part]
+            if member.flow == wiring.In:
+                m.d.comb += inner_value.eq(value)
+            else:
+                m.d.comb += value.eq(inner_value)
+        return m

@@ -157,26 +157,26 @@ def test_every_board_array_bist_passes_at_gate_level(tmp_path, target_name, size
 
 
 @pytest.mark.parametrize(
-    ("simulator", "wrong_model"),
-    [("icarus", False), ("icarus", True),
+    ("target_name", "simulator", "wrong_model"),
+    [("ulx3s-85f", "icarus", False), ("ulx3s-85f", "icarus", True), ("icebreaker", "icarus", False),
      # Verilator compiles the netlist with the cell library to C++: minutes on two cores
-     pytest.param("verilator", False, marks=pytest.mark.slow)],
-    ids=["icarus", "icarus_no_output_register_model", "verilator"],
+     pytest.param("ulx3s-85f", "verilator", False, marks=pytest.mark.slow)],
+    ids=["ecp5-icarus", "ecp5-icarus-no_output_register_model", "ice40-icarus", "ecp5-verilator"],
 )
-def test_gemm_through_the_synthesized_ecp5_array_matches_the_golden_model(tmp_path, simulator, wrong_model):
-    """The 2x2 int8 array alone, synthesized for ECP5 (MULT18X18D with its registers), driven by the RTL's own
-    cocotb GEMM testbench (``wavecore.verif.tb_systolic``: results checked against ``reference_gemm``); with a
-    MULT18X18D model that lacks the output register the same run fails."""
+def test_gemm_through_the_synthesized_array_matches_the_golden_model(tmp_path, target_name, simulator, wrong_model):
+    """The 2x2 int8 array alone, synthesized for the board's family (ECP5: MULT18X18D with its registers;
+    iCE40: SB_MAC16), driven by the RTL's own cocotb GEMM testbench (``wavecore.verif.tb_systolic``: results
+    checked against ``reference_gemm``); with a MULT18X18D model that lacks the output register it fails."""
     from wavecore.hdl.array.systolic import SystolicArray
     from wavecore.verif.runner import SimulationFailed, build
 
-    target = get_target("ulx3s-85f")
+    target = get_target(target_name)
     array = SystolicArray(rows=2, cols=2, in_width=8, acc_width=32, multiplier=multiplier_factory("auto", target))
-    netlist = synthesize_component(array, "ecp5", tmp_path, name="systolic_gates")
+    netlist = synthesize_component(array, target.family, tmp_path, name="systolic_gates")
     text = netlist.read_text()
-    assert text.count("MULT18X18D #(") == 4 and "always" not in text
+    assert text.count("MULT18X18D #(" if target.family == "ecp5" else "SB_MAC16 #(") == 4 and "always" not in text
     models = {"mult18x18d": _wrong_model(tmp_path, ".CLK(REG_OUTPUT_CLK)", '.CLK("NONE")')} if wrong_model else None
-    sources, defines, include_dirs = cell_library("ecp5", tmp_path, models=models)
+    sources, defines, include_dirs = cell_library(target.family, tmp_path, models=models)
     arguments = [*(f"-D{name}" for name in defines), *(f"-I{path}" for path in include_dirs)]
     if simulator == "verilator":
         # the vendor libraries use delays and initial blocks (--timing) and trip Verilator's lint and style
@@ -186,7 +186,8 @@ def test_gemm_through_the_synthesized_ecp5_array_matches_the_golden_model(tmp_pa
                    extra_build_args=arguments)
     # K = 1, a K longer than a tile, M and N not multiples of the array
     shapes = [[1, 1, 1], [5, 7, 3], [2, 17, 2]]
-    run = {"testcase": ["random_gemms", "no_result_lost_or_repeated"], "test_name": f"gatelevel_ecp5_{simulator}",
+    run = {"testcase": ["random_gemms", "no_result_lost_or_repeated"],
+           "test_name": f"gatelevel_{target.family}_{simulator}",
            "params": {"config": array.parameters, "shapes": shapes, "idle": 0.3, "backpressure": 0.4,
                       "weights_transposed": False, "latency": array.result_latency}}
     if wrong_model:
