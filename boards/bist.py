@@ -21,6 +21,7 @@ from amaranth.lib.wiring import In, Out
 
 __all__ = [
     "LFSR_TAPS",
+    "POWER_ON_CYCLES",
     "add_board_clock",
     "BistBoardTop",
     "BistCore",
@@ -36,6 +37,8 @@ LFSR_TAPS = 0x80200003
 _WORD = 32
 _MASK = (1 << _WORD) - 1
 _GOLDEN = 0x9E3779B9
+#: Cycles the board top holds ``sync`` in reset after configuration (:func:`add_board_clock`).
+POWER_ON_CYCLES = 16
 
 
 class Lfsr:
@@ -143,7 +146,7 @@ def _galois_step(state):
     return Cat(state[1:], Const(0, 1)) ^ (state[0].replicate(_WORD) & LFSR_TAPS)
 
 
-def add_board_clock(m, platform, cycles: int = 16) -> None:
+def add_board_clock(m, platform, cycles: int = POWER_ON_CYCLES) -> None:
     """Drive ``sync`` from the board oscillator with a power-on reset held for ``cycles`` cycles.
 
     Some boards have no reset button (ULX3S, OrangeCrab), so the platform's default ``sync`` domain would

@@ -96,6 +96,8 @@ def build(
     seed: int | None = None,
     extra_nextpnr: str = "",
     name: str = "top",
+    netlist: bool = False,
+    synth_only: bool = False,
 ) -> BuildReport:
     """Synthesise, place, route and pack ``top`` (an Elaboratable using ``target``'s platform).
 
@@ -103,6 +105,11 @@ def build(
     and ``report.md`` to ``out_dir``. Returns the report (also when timing failed or the design did not
     fit). Raises :class:`BuildFailed` for any other tool error, after writing a report with status
     ``failed``.
+
+    With ``netlist`` the synthesized design is also written as ``out_dir/<name>.netlist.v`` (Yosys
+    ``write_verilog -noattr`` right after ``synth_<family>``: vendor cells only, for gate-level simulation
+    with :mod:`wavecore.boards.gatelevel`). With ``synth_only`` the flow stops after synthesis (status
+    ``synthesized``, no bitstream).
     """
     out_dir = Path(out_dir).resolve()
     work = out_dir / "work"
@@ -125,7 +132,8 @@ def build(
     if extra_nextpnr:
         nextpnr_opts += " " + extra_nextpnr
     overrides = {
-        "script_after_synth": f"tee -q -o {name}.stat.json stat -json",
+        "script_after_synth": f"tee -q -o {name}.stat.json stat -json"
+        + (f"\nwrite_verilog -noattr {name}.netlist.v" if netlist or synth_only else ""),
         "nextpnr_opts": nextpnr_opts,
     }
     if target.synth_opts:
@@ -145,14 +153,19 @@ def build(
 
     script = (work / f"build_{name}.sh").read_text()
     steps = _tool_steps(script, environment)
+    if synth_only:
+        steps = [step for step in steps if _STEP_NAMES[step[0]] == "synth"]
     with progress.task(f"{design} on {target.name}", total=len(steps), unit="tool steps") as bar:
-        _run_steps(steps, report, target, work, name, environment, bar, started, out_dir)
+        _run_steps(steps, report, target, work, name, environment, bar, started, out_dir, synth_only)
+    if netlist or synth_only:
+        write_atomic(out_dir / f"{name}.netlist.v", (work / f"{name}.netlist.v").read_bytes())
+        report.extra["netlist"] = f"{name}.netlist.v"
     report.seconds["total"] = round(time.monotonic() - started, 2)
     report.write(out_dir)
     return report
 
 
-def _run_steps(steps, report, target, work, name, environment, bar, started, out_dir) -> None:
+def _run_steps(steps, report, target, work, name, environment, bar, started, out_dir, synth_only=False) -> None:
     """Run the tool steps of :func:`build` in order, filling ``report`` (bitstream, status, times)."""
     for variable, argv in steps:
         step = _STEP_NAMES[variable]
@@ -180,6 +193,9 @@ def _run_steps(steps, report, target, work, name, environment, bar, started, out
         if step == "place_and_route":
             _read_pnr(report, target, work, name)
     else:
+        if synth_only:
+            report.status = "synthesized"
+            return
         bitstream = work / (f"{name}.bin" if target.family == "ice40" else f"{name}.bit")
         if target.name.startswith("orangecrab"):
             append_dfu_suffix(bitstream, *_DFU_IDS)

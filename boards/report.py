@@ -141,7 +141,8 @@ class BuildReport:
     """Everything a build measured; serialised to ``report.json`` and rendered to ``report.md``.
 
     ``status`` is ``"ok"``, ``"timing_failed"`` (bitstream written, a clock missed its constraint) or
-    ``"does_not_fit"``/``"failed"`` (no bitstream; ``error`` says why).
+    ``"does_not_fit"``/``"failed"`` (no bitstream; ``error`` says why) or ``"synthesized"`` (a synthesis-only
+    run for a gate-level netlist, no place and route).
     """
 
     target: str

@@ -29,7 +29,8 @@ def multiplier_factory(choice: str, target: Target, *, simulation: bool = False)
     """The systolic multiplier factory for ``choice`` on ``target`` (see the module docstring).
 
     ``auto`` is ``ecp5_dsp`` on ECP5 and ``ice40_mixed`` on iCE40. With ``simulation`` the ECP5 DSP is its
-    behavioural twin (Yosys has no simulation model of ``MULT18X18D``).
+    behavioural twin (Amaranth's simulator cannot run the ``MULT18X18D`` instance; the netlist runs on Icarus
+    with wavecore's model of it, :mod:`wavecore.boards.gatelevel`).
     """
     from wavecore.hdl.array.ecp5_mult import ecp5_multiplier
     from wavecore.hdl.array.ice40_mult import ice40_multipliers
@@ -93,15 +94,19 @@ def synth_block(
     reference_factory: Callable | None = None,
     cycles: int = DEFAULT_BIST_CYCLES,
     seed: int | None = None,
+    netlist: bool = False,
+    synth_only: bool = False,
 ) -> BuildReport:
     """Build ``factory()`` for ``target`` into ``out_dir``.
 
     ``reference_factory()`` (default ``factory``) builds the instance that is simulated for the expected
-    signature; give a behavioural twin when ``factory`` instantiates vendor primitives.
+    signature; give a behavioural twin when ``factory`` instantiates vendor primitives. ``netlist`` and
+    ``synth_only`` are passed to :func:`wavecore.boards.flow.build` (the gate-level netlist).
     """
     expected = reference_signature(reference_factory or factory, cycles)
     top = BistBoardTop(factory(), target=target, cycles=cycles, expected=expected)
-    report = build(top, target, Path(out_dir), design=design, parameters=parameters, seed=seed)
+    report = build(top, target, Path(out_dir), design=design, parameters=parameters, seed=seed,
+                   netlist=netlist, synth_only=synth_only)
     report.extra["bist"] = f"{cycles} cycles, expected signature 0x{expected:08x}"
     report.write(Path(out_dir))
     return report

@@ -14,9 +14,10 @@ default a third, fabric register follows the DSP (``fabric_register``, see :clas
 ``primitive`` implementation is the ``MULT18X18D`` instance with the register settings of the Lattice
 sysDSP user guide (FPGA-TN-02205, "MULT18X18D": ``REG_INPUTA_CLK/REG_INPUTB_CLK/REG_OUTPUT_CLK = CLK0``,
 clock enable ``CE0``, reset ``RST0``, ``RESETMODE = SYNC``). Yosys ships no simulation model of
-``MULT18X18D``, so the two are checked against each other structurally (``tests/hdl/array/test_ecp5_mult.py``: cell
-parameters and the CE/RST/CLK nets after
-synthesis) and the behavioural one against NumPy in simulation.
+``MULT18X18D``; the two are checked against each other structurally (``tests/hdl/array/test_ecp5_mult.py``: cell
+parameters and the CE/RST/CLK nets after synthesis), cycle by cycle on Icarus with wavecore's model of the
+primitive (``boards/sim_models/mult18x18d.v``, ``tests/boards/test_sim_models.py``), and the behavioural one
+against NumPy in simulation.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ class Ecp5Multiplier(wiring.Component):
     ----------
     a, b, enable, product
         The ports of :func:`wavecore.hdl.array.multiplier.multiplier_signature`. A synchronous reset clears the DSP
-        stages to zero (the fabric register is reset-less).
+        stages and the fabric register to zero.
     latency : int
         3 (DSP input register, DSP output register, fabric register), or 2 without ``fabric_register``.
     """
@@ -97,8 +98,10 @@ class Ecp5Multiplier(wiring.Component):
         m = Module()
         product = self.product
         if self.fabric_register:
-            # reset-less: a datapath register (the array's tags say when the product is valid)
-            product = Signal(self.product.shape(), name="dsp_product", reset_less=True)
+            # the DSP's output: its output register in the behavioural twin, cleared by reset as RST0 clears
+            # the primitive's (a reset-less twin differed from the primitive after every reset; checked on
+            # Icarus with the MULT18X18D model in tests/boards/test_sim_models.py)
+            product = Signal(self.product.shape(), name="dsp_product")
             with m.If(self.enable):
                 m.d.sync += self.product.eq(product)
         self._elaborate_stages(m, product)

@@ -6,6 +6,10 @@ JSON or the same keys in YAML; options on the command line override it). The bui
 :func:`wavecore.boards.synth.synth_block`: a self-checking BIST board top, the YoWASP flow of the target, and
 ``report.json`` / ``report.md`` in the output directory. A missed timing target is reported (status
 ``timing_failed``, exit 0); a design that does not fit gives status ``does_not_fit`` and exit 1.
+
+``--gate-level`` stops after synthesis (no place and route, no bitstream), writes the netlist
+``top.netlist.v`` and simulates it on Icarus with the vendor cell models (:mod:`wavecore.boards.gatelevel`):
+exit 0 when the BIST's ``pass`` LED lights, 1 when it does not.
 """
 
 from __future__ import annotations
@@ -49,6 +53,11 @@ def add_arguments(parser):
         "--bist-cycles", type=int, default=None, help="cycles of the self-test (default: 512)"
     )
     parser.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
+    parser.add_argument(
+        "--gate-level",
+        action="store_true",
+        help="synthesis only: write top.netlist.v and run the BIST on it in Icarus with the vendor cell models",
+    )
     seen = set()
     for spec in BLOCKS.values():
         for parameter in spec.parameters:
@@ -121,14 +130,34 @@ def run(args) -> int:
             reference_factory=reference,
             cycles=cycles,
             seed=args.seed,
+            synth_only=args.gate_level,
         )
     except ToolMissing as error:
         raise UsageError(str(error)) from None
     except BuildFailed as error:
         print(f"build failed: {error}")
         return 1
+    if args.gate_level:
+        return _gate_level(report, target, args.output, cycles)
     print(_summary(report, args.output))
     return 1 if report.status in ("does_not_fit", "failed") else 0
+
+
+def _gate_level(report, target, output: Path, cycles: int) -> int:
+    from wavecore.boards.gatelevel import GateLevelError, simulate_bist
+
+    try:
+        result = simulate_bist(output / "top.netlist.v", target, cycles=cycles, work=output / "gatelevel")
+    except GateLevelError as error:
+        print(f"gate-level simulation failed: {error}")
+        return 1
+    verdict = "passed" if result.passed else ("FAILED" if result.done else "did not finish")
+    report.extra["gate_level"] = f"BIST {verdict} on the netlist (Icarus, cycle {result.cycle})"
+    report.write(output)
+    cells = sum(count for cell, count in report.cells.items() if not cell.startswith("$"))  # not $scopeinfo
+    print(f"{report.design} on {report.target}: synthesized, {cells} cells")
+    print(f"gate-level BIST: {verdict} at cycle {result.cycle} (netlist {output / 'top.netlist.v'})")
+    return 0 if result.passed else 1
 
 
 def _option_message(message: str) -> str:
