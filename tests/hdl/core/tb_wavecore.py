@@ -1,0 +1,301 @@
+"""cocotb testbench: WaveCore (fetch, decode, queues with tokens, LOAD/STORE by the DMA) in CoreSystem.
+
+Every program is assembled with ``golden.core.isa`` (tokens from ``golden.core.program.ProgramBuilder``) and
+run by the instruction-level simulator (``golden.core.simulator.Simulator``) on the same DRAM image; the RTL
+must leave the same DRAM image (the whole DRAM model, read back through the backdoor) and the same bytes per
+traffic class. Python is idle while the core runs (``InterruptLine``); every wait has a cycle limit derived
+from the program (:func:`expected_cycles`).
+"""
+
+import cocotb
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.program import ProgramBuilder
+from wavecore.golden.core.semantics import CoreParameters, Shape, accesses, dma_rows
+from wavecore.golden.core.simulator import Simulator
+from wavecore.golden.numerics import INTEGER_PRESETS
+from wavecore.hdl.core.registers import ErrorCode
+from wavecore.hdl.core.wavecore import core_register_map
+from wavecore.verif.host import AxiLiteRegisters, BackdoorMemory, CoreFault, Host, InterruptLine
+from wavecore.verif.runner import tb_params
+from wavecore.verif.seed import rng
+from wavecore.verif.stream import reset, start_clock
+
+PROGRAM_BASE = 0x100
+SOURCE = 0x4000  # tensors to copy
+DESTINATION = 0x20000  # where the copies go
+
+
+def parameters_from(params) -> CoreParameters:
+    return CoreParameters(scratchpad_elements=params["scratchpad_elements"],
+                          accumulator_elements=params["accumulator_elements"], dram_bytes=params["dram_bytes"])
+
+
+async def _host(dut):
+    params = tb_params()
+    start_clock(dut)
+    dut.backdoor_first.value = 0
+    dut.backdoor_last.value = 0
+    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+    memory = BackdoorMemory(dut, clock=dut.clk, data_width=params["data_width"])
+    await reset(dut)
+    host = Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq),
+                register_map=core_register_map())
+    return params, host
+
+
+class Program:
+    """Instructions in program order with tokens from the access ranges (``ProgramBuilder``)."""
+
+    def __init__(self, parameters: CoreParameters):
+        self.parameters = parameters
+        self.builder = ProgramBuilder(parameters.sizes())
+
+    def memory(self, opcode, cls, space="scratchpad", **fields):
+        instruction = isa.Instruction(opcode, f"{cls}.{space}", fields)
+        reads, writes = accesses(instruction, Shape(), self.parameters)
+        return self.builder.emit(opcode, f"{cls}.{space}", fields, reads=reads, writes=writes)
+
+    def instructions(self, *, end=True):
+        program = self.builder.instructions()
+        return program + [isa.Instruction("END")] if end else program
+
+
+def expected_cycles(program, params) -> int:
+    """An upper bound of the run: every instruction fetched and executed one after the other, each DRAM burst
+    paying the model's worst latency and a bus word per cycle slowed by the stall probability."""
+    parameters = parameters_from(params)
+    word = params["data_width"] // 8
+    slow = 256 / (256 - params.get("stall", 0))
+    latency = params.get("latency_max", 0) + 8
+    total = 0
+    for instruction in program:
+        total += 2 * latency + 16
+        if instruction.opcode in ("LOAD", "STORE"):
+            rows, _ = dma_rows(instruction, parameters)
+            for start, stop in rows:
+                bursts = -(-(stop - start) // (word * params["max_burst"]))
+                total += bursts * latency + (stop - start) // word
+    return int(total * slow)
+
+
+def image_with_data(params, seed_name: str) -> bytearray:
+    image = bytearray(rng(seed_name).bytes(params["dram_bytes"]))
+    return image
+
+
+async def run_both(host, params, program, image, *, words=None):
+    """Load ``image`` + the program, run it on the RTL and on the simulator; return both DRAM images and the
+    RTL's counters (or the CoreFault)."""
+    words = words if words is not None else isa.encode_program(program)
+    image = bytearray(image)
+    image[PROGRAM_BASE : PROGRAM_BASE + len(words)] = words
+    await host.load({0: bytes(image)})
+    fault = None
+    try:
+        result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+        counters = result.counters
+    except CoreFault as error:
+        fault, counters = error, error.counters
+    after = await host.read(0, params["dram_bytes"])
+    return image, after, counters, fault
+
+
+def simulate(params, program, image):
+    simulator = Simulator(parameters=parameters_from(params), numerics=INTEGER_PRESETS["int8"])
+    dram = bytearray(image)
+    simulator.run(program, dram)
+    return dram, simulator
+
+
+def copy_program(params, tensors):
+    """Double-buffered copies: tensor k is loaded into buffer k % 2 and stored out of it; the builder's tokens
+    order each STORE after its LOAD and each LOAD after the STORE that last read its buffer."""
+    parameters = parameters_from(params)
+    program = Program(parameters)
+    buffer_elements = parameters.scratchpad_elements // 2
+    source, destination = SOURCE, DESTINATION
+    for k, (cls, space, length, count1, stride1, count2, stride2) in enumerate(tensors):
+        size = parameters.accumulator_bytes if space == "accumulator" else parameters.operand_bytes
+        buffer = (k % 2) * ((parameters.accumulator_elements if space == "accumulator" else buffer_elements) // 2)
+        elements = length * count1 * count2
+        program.memory("LOAD", cls, space, dram_address=source, scratch_address=buffer, length=length,
+                       count1=count1, stride1=stride1, count2=count2, stride2=stride2)
+        program.memory("STORE", cls, space, dram_address=destination, scratch_address=buffer, length=length,
+                       count1=count1, stride1=length, count2=count2, stride2=length * count1)
+        source += (count2 * max(stride2, 1) + count1 * stride1 + length) * size
+        source = -(-source // 64) * 64
+        destination += -(-elements * size // 64) * 64
+    return program.instructions()
+
+
+TENSORS = [
+    # (class, space, length, count1, stride1, count2, stride2) in elements
+    ("activations", "scratchpad", 64, 4, 64, 1, 0),
+    ("weights", "scratchpad", 24, 3, 40, 2, 200),
+    ("stash", "accumulator", 16, 4, 32, 1, 0),
+    ("activation_grads", "scratchpad", 8, 1, 0, 1, 0),
+    ("weight_grads", "accumulator", 6, 5, 6, 2, 64),
+    ("optimizer", "scratchpad", 128, 2, 136, 1, 0),
+    ("io", "scratchpad", 32, 1, 0, 1, 0),
+    ("norm_passes", "accumulator", 10, 3, 12, 1, 0),
+    ("activations", "scratchpad", 16, 8, 24, 3, 256),
+]
+
+
+def assert_same_dram(after, expected, what="DRAM"):
+    if after != expected:
+        wrong = [i for i in range(len(after)) if after[i] != expected[i]]
+        raise AssertionError(f"{what} differs from the simulator's at {len(wrong)} bytes, first {wrong[0]:#x}, last "
+                             f"{wrong[-1]:#x}: {after[wrong[0]]:#04x} != {expected[wrong[0]]:#04x}")
+
+
+def assert_counters(counters, simulator, program):
+    """The RTL's bytes per class and direction equal the simulator's trace (LOADs read, STOREs write; the
+    simulator's per-class total is their sum)."""
+    for cls in isa.TRAFFIC_CLASSES:
+        moved = {opcode: sum(entry.bytes.get(cls, 0) for entry in simulator.trace
+                             if program[entry.index].opcode == opcode) for opcode in ("LOAD", "STORE")}
+        assert moved["LOAD"] + moved["STORE"] == simulator.counters[cls]
+        assert counters[f"bytes_read_{cls}"] == moved["LOAD"], (cls, counters[f"bytes_read_{cls}"], moved)
+        assert counters[f"bytes_written_{cls}"] == moved["STORE"], (cls, counters[f"bytes_written_{cls}"], moved)
+
+
+@cocotb.test()
+async def copies_match_the_simulator(dut):
+    """(1) and (3): LOAD/STORE programs with tokens, several classes, both memories; DRAM and counters equal
+    the simulator's (under the DRAM model's random latency and stalls when the test sets them)."""
+    params, host = await _host(dut)
+    program = copy_program(params, TENSORS)
+    assert {ins.opcode for ins in program} >= {"LOAD", "STORE", "SYNC", "END"}
+    assert any(ins.pop_next for ins in program if ins.opcode == "LOAD"), "no LOAD waits for a STORE"
+    image = image_with_data(params, "wavecore-copy")
+    loaded, after, counters, fault = await run_both(host, params, program, image)
+    assert fault is None, str(fault)
+    expected, simulator = simulate(params, program, loaded)
+    assert expected != loaded, "the program changes DRAM"
+    assert_same_dram(after, expected)
+    assert_counters(counters, simulator, program)
+    assert counters["instructions"] == len(program)
+    dut._log.info(f"{len(program)} instructions, {counters['cycles']} cycles")
+
+
+def _raw(instruction, **overrides) -> bytes:
+    """An instruction's word with header/format fields overwritten (words the assembler would refuse)."""
+    word = isa.encode(instruction)
+    for name, value in overrides.items():
+        spec = next(s for s in isa.HEADER + isa.FORMATS[instruction.format] if s.name == name)
+        word &= ~(((1 << spec.width) - 1) << spec.offset)
+        word |= value << spec.offset
+    return word.to_bytes(isa.INSTRUCTION_BYTES, "little")
+
+
+def fault_cases(params):
+    """``(name, prefix program, failing word, code)``: the prefix copies one tensor, then the failing word,
+    then a STORE that must never run."""
+    parameters = parameters_from(params)
+    dram, spad = params["dram_bytes"], parameters.scratchpad_elements
+    load = isa.Instruction("LOAD", "weights.scratchpad", {"dram_address": SOURCE, "scratch_address": 0,
+                                                          "length": 64})
+    store = isa.Instruction("STORE", "weights.scratchpad", {"dram_address": DESTINATION, "scratch_address": 0,
+                                                            "length": 64})
+    return [
+        ("illegal opcode", _raw(isa.Instruction("SYNC"), opcode=0x7F), ErrorCode.ILLEGAL_OPCODE),
+        ("illegal funct", _raw(isa.Instruction("GEMM", "forward"), funct=9), ErrorCode.ILLEGAL_FIELD),
+        ("zero length", _raw(load, length=0), ErrorCode.ILLEGAL_FIELD),
+        ("load pop_prev", _raw(load, pop_prev=1), ErrorCode.ILLEGAL_FIELD),
+        ("gemm", isa.encode_program([isa.Instruction("GEMM", "forward")]), ErrorCode.NOT_IMPLEMENTED),
+        ("vector", isa.encode_program([isa.Instruction("VECTOR", "relu")]), ErrorCode.NOT_IMPLEMENTED),
+        ("misaligned length", _raw(load, length=12), ErrorCode.MISALIGNED),
+        ("store outside DRAM", isa.encode_program([isa.Instruction(
+            "STORE", "io.scratchpad", {"dram_address": dram - 32, "length": 64})]), ErrorCode.DRAM_OUT_OF_RANGE),
+        ("load rows outside DRAM", isa.encode_program([isa.Instruction(
+            "LOAD", "io.scratchpad", {"dram_address": dram - 1024, "length": 64, "count1": 3, "stride1": 512})]),
+         ErrorCode.DRAM_OUT_OF_RANGE),
+        ("scratchpad region", isa.encode_program([isa.Instruction(
+            "LOAD", "io.scratchpad", {"dram_address": SOURCE, "scratch_address": spad - 64, "length": 64,
+                                      "count1": 2})]), ErrorCode.SCRATCHPAD_OUT_OF_RANGE),
+        ("accumulator region", isa.encode_program([isa.Instruction(
+            "STORE", "io.accumulator", {"dram_address": DESTINATION, "scratch_address": 0, "length": 2,
+                                        "count1": 255, "count2": 3})]), ErrorCode.SCRATCHPAD_OUT_OF_RANGE),
+    ], (load.with_tokens(push_next=True), isa.Instruction("SYNC", pop_prev=True, push_next=True),
+        store.with_tokens(pop_prev=True))
+
+
+@cocotb.test()
+async def faults_end_in_their_error_code(dut):
+    """(2): each fault ends in its code at the failing instruction's address; DRAM equals the simulator's run
+    of the instructions before it (nothing after the failing instruction runs)."""
+    params, host = await _host(dut)
+    cases, prefix = fault_cases(params)
+    image = image_with_data(params, "wavecore-faults")
+    never = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION + 0x1000, "length": 64})
+    for name, failing, code in cases:
+        words = isa.encode_program(prefix) + failing + isa.encode_program([never, isa.Instruction("END")])
+        loaded, after, counters, fault = await run_both(host, params, [*prefix, never, never], image,
+                                                         words=words)
+        assert fault is not None, f"{name}: the program should stop with {code.name}"
+        failing_address = PROGRAM_BASE + len(prefix) * isa.INSTRUCTION_BYTES
+        assert fault.code == code, f"{name}: {fault} (expected {code.name})"
+        assert fault.address == failing_address, f"{name}: {fault} (expected address {failing_address:#x})"
+        ran = [*prefix, isa.Instruction("END")]
+        expected, simulator = simulate(params, ran, loaded)
+        assert_same_dram(after, expected, f"{name}: DRAM")
+        assert_counters(counters, simulator, ran)
+        image = after
+
+
+@cocotb.test()
+async def fetch_outside_dram_and_deadlock_end_with_an_error(dut):
+    params, host = await _host(dut)
+    dram = params["dram_bytes"]
+    # A program whose last instruction is the last DRAM word and has no END: the next fetch is outside.
+    base = dram - isa.INSTRUCTION_BYTES
+    await host.load({base: isa.encode_program([isa.Instruction("SYNC")])})
+    try:
+        await host.run(program_base=base, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.DRAM_OUT_OF_RANGE and fault.address == dram, str(fault)
+    else:
+        raise AssertionError("a fetch outside DRAM must stop the core")
+    # A misaligned PROGRAM_BASE.
+    try:
+        await host.run(program_base=PROGRAM_BASE + 8, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.MISALIGNED and fault.address == PROGRAM_BASE + 8, str(fault)
+    else:
+        raise AssertionError("a misaligned PROGRAM_BASE must stop the core")
+    # A STORE waiting for a token nobody pushes: DEADLOCK at the STORE, not a hang.
+    store = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION, "length": 8}, pop_prev=True)
+    await host.load({PROGRAM_BASE: isa.encode_program([isa.Instruction("SYNC"), store, isa.Instruction("END")])})
+    try:
+        await host.run(program_base=PROGRAM_BASE, expected_cycles=400)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.DEADLOCK, str(fault)
+        assert fault.address == PROGRAM_BASE + isa.INSTRUCTION_BYTES, str(fault)
+    else:
+        raise AssertionError("a STORE without its token must end in DEADLOCK")
+
+
+@cocotb.test()
+async def start_while_busy_is_refused_and_the_program_completes(dut):
+    params, host = await _host(dut)
+    program = copy_program(params, TENSORS[:4])
+    image = image_with_data(params, "wavecore-busy")
+    image[PROGRAM_BASE : PROGRAM_BASE + len(program) * 16] = isa.encode_program(program)
+    await host.load({0: bytes(image)})
+    await host.command("clear_counters")
+    await host.start(PROGRAM_BASE)
+    await host.command("start")  # refused: the program runs on
+    try:
+        await host.wait(expected_cycles(program, params))
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.START_WHILE_BUSY and fault.address == PROGRAM_BASE, str(fault)
+    else:
+        raise AssertionError("START while busy must be reported")
+    expected, _ = simulate(params, program, image)
+    assert_same_dram(await host.read(0, params["dram_bytes"]), expected)
+    # A new START clears the error and runs the program again to the same image.
+    result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+    assert result.counters["instructions"] == len(program)
