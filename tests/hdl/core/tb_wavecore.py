@@ -299,3 +299,43 @@ async def start_while_busy_is_refused_and_the_program_completes(dut):
     # A new START clears the error and runs the program again to the same image.
     result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
     assert result.counters["instructions"] == len(program)
+
+
+def overwrite_program(params, *, tokens=True):
+    """A long STORE out of a buffer, then a short LOAD into the buffer's end (a write-after-read the tokens
+    order: store -> SYNC -> load), then the buffer's end stored elsewhere."""
+    program = Program(parameters_from(params))
+    long, short = 2048, 64
+    program.memory("LOAD", "activations", dram_address=SOURCE, scratch_address=0, length=long)
+    program.memory("STORE", "activations", dram_address=DESTINATION, scratch_address=0, length=long)
+    program.memory("LOAD", "weights", dram_address=SOURCE + 0x2000, scratch_address=long - short, length=short)
+    program.memory("STORE", "weights", dram_address=DESTINATION + 0x2000, scratch_address=long - short,
+                   length=short)
+    instructions = program.instructions()
+    if not tokens:
+        instructions = [ins.with_tokens(**dict.fromkeys(isa.TOKEN_BITS, False)) for ins in instructions
+                        if ins.opcode != "SYNC"]
+    return instructions
+
+
+@cocotb.test()
+async def tokens_order_a_store_before_the_load_that_overwrites_its_buffer(dut):
+    """(3): under the DRAM model's random latency and stalls the STORE's data is the buffer before the LOAD
+    that overwrites it; the same program without tokens stores the new data (so the test sees the tokens)."""
+    params, host = await _host(dut)
+    program = overwrite_program(params)
+    assert sum(ins.pop_next for ins in program if ins.opcode == "LOAD") == 1, "the LOAD waits for the STORE"
+    image = image_with_data(params, "wavecore-tokens")
+    loaded, after, counters, fault = await run_both(host, params, program, image)
+    assert fault is None, str(fault)
+    expected, simulator = simulate(params, program, loaded)
+    assert_same_dram(after, expected)
+    assert_counters(counters, simulator, program)
+    if params.get("stall", 0):  # only a slow STORE loses the race deterministically
+        tokenless = overwrite_program(params, tokens=False)
+        _, after, _, fault = await run_both(host, params, tokenless, loaded)
+        assert fault is None, str(fault)
+        stored = slice(DESTINATION, DESTINATION + 2048)
+        assert after[stored] != expected[stored], ("without tokens the LOAD should overwrite the buffer before "
+                                                   "the STORE read it")
+        assert after[DESTINATION + 2048 - 64 : DESTINATION + 2048] == loaded[SOURCE + 0x2000 : SOURCE + 0x2040]
