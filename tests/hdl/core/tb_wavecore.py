@@ -8,6 +8,7 @@ from the program (:func:`expected_cycles`).
 """
 
 import cocotb
+from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wavecore.golden.core import isa
@@ -339,3 +340,34 @@ async def tokens_order_a_store_before_the_load_that_overwrites_its_buffer(dut):
         assert after[stored] != expected[stored], ("without tokens the LOAD should overwrite the buffer before "
                                                    "the STORE read it")
         assert after[DESTINATION + 2048 - 64 : DESTINATION + 2048] == loaded[SOURCE + 0x2000 : SOURCE + 0x2040]
+
+
+@cocotb.test()
+async def token_overflow_and_soft_reset(dut):
+    """TOKEN_OVERFLOW at the LOAD whose push finds its counter full; a soft reset mid-program returns the core
+    to idle and the next program runs to the simulator's image."""
+    params, host = await _host(dut)
+    full = (1 << params.get("token_width", 8)) - 1
+    pushes = [isa.Instruction("LOAD", "io.scratchpad", {"dram_address": SOURCE, "length": 8}, push_next=True)
+              for _ in range(full + 1)]
+    program = [*pushes, isa.Instruction("END")]
+    image = image_with_data(params, "wavecore-overflow")
+    _, _, counters, fault = await run_both(host, params, program, image)
+    assert fault is not None and fault.code == ErrorCode.TOKEN_OVERFLOW, str(fault)
+    assert fault.address == PROGRAM_BASE + full * isa.INSTRUCTION_BYTES, str(fault)
+    assert counters["bytes_read_io"] >= (full + 1) * 8
+
+    program = copy_program(params, TENSORS)
+    image[PROGRAM_BASE : PROGRAM_BASE + len(program) * 16] = isa.encode_program(program)
+    await host.load({0: bytes(image)})
+    await host.start(PROGRAM_BASE)
+    await ClockCycles(dut.clk, 300)
+    status = host.map["STATUS"]
+    assert await host.registers.read32(status.offset) & status.field("busy").mask, "the program should still run"
+    await host.command("soft_reset")
+    await ClockCycles(dut.clk, 200)
+    assert await host.registers.read32(status.offset) == 0, "a soft reset returns the core to idle"
+    result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+    expected, _ = simulate(params, program, image)
+    assert_same_dram(await host.read(0, params["dram_bytes"]), expected)
+    assert result.counters["instructions"] == len(program)
