@@ -13,7 +13,7 @@ from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wavecore.golden.core import isa
 from wavecore.golden.core.program import ProgramBuilder
-from wavecore.golden.core.semantics import CoreParameters, Shape, accesses, dma_rows
+from wavecore.golden.core.semantics import CoreParameters, Shape, accesses, dma_rows, makespan
 from wavecore.golden.core.simulator import Simulator
 from wavecore.golden.numerics import INTEGER_PRESETS
 from wavecore.hdl.core.registers import ErrorCode
@@ -179,7 +179,9 @@ async def copies_match_the_simulator(dut):
     assert_same_dram(after, expected)
     assert_counters(counters, simulator, program)
     assert counters["instructions"] == len(program)
-    dut._log.info(f"{len(program)} instructions, {counters['cycles']} cycles")
+    _, predicted = makespan(program, parameters_from(params))
+    dut._log.info(f"copy program: {len(program)} instructions, {sum(simulator.counters.values())} bytes moved, "
+                  f"{counters['cycles']} cycles measured, {predicted} predicted by golden.core.semantics.makespan")
 
 
 def _raw(instruction, **overrides) -> bytes:
