@@ -106,3 +106,22 @@ def test_wavecore_rejects_bad_parameters(kwargs, message):
     with pytest.raises(ValueError) as raised:
         WaveCore(**kwargs)
     assert str(raised.value) == message
+
+
+def test_generate_core_names_the_soc_ports_and_writes_the_register_map(tmp_path):
+    import json
+
+    from wavecore.hdl.core.wavecore import core_register_map
+    from wavecore.hdl.registry import generate_files
+
+    verilog, sidecar = generate_files({"block": "core", "scratchpad_elements": 4096, "accumulator_elements": 512},
+                                      tmp_path, toplevel="wavecore")
+    text = verilog.read_text()
+    header = text[text.index("module wavecore(") : text.index(");", text.index("module wavecore("))]
+    for port in ("s_axil_awaddr", "s_axil_rdata", "m_axi_araddr", "m_axi_wdata", "m_axi_bready", "irq"):
+        assert port in header, port
+    assert "s_axil__" not in header and "m_axi__" not in header
+    record = json.loads(sidecar.read_text())
+    assert record["registers"] == core_register_map().describe()
+    assert record["ports"]["m_axi"]["signals"]["araddr"]["verilog"] == "m_axi_araddr"
+    assert record["parameters"]["scratchpad_elements"] == 4096
