@@ -30,14 +30,19 @@ class CoreSystem(wiring.Component):
         The core's (see :class:`WaveCore`).
     dram_outstanding, seed, stall, latency_min, latency_max : int
         The DRAM model's defaults (plusargs override them at run time).
+    model_bytes : int or None
+        Size of the DRAM model (default ``parameters.dram_bytes``). A smaller model answers accesses above it
+        with DECERR while the core's range check passes them: the test of the AXI error states.
     """
 
     def __init__(self, *, parameters: CoreParameters | None = None, data_width: int = 64, max_burst: int = 16,
                  max_outstanding: int = 4, queue_depth: int = 4, token_width: int = 8, dram_outstanding: int = 8,
-                 seed: int = 1, stall: int = 0, latency_min: int = 0, latency_max: int = 0):
+                 seed: int = 1, stall: int = 0, latency_min: int = 0, latency_max: int = 0,
+                 model_bytes: int | None = None):
         self.core = WaveCore(parameters=parameters, data_width=data_width, max_burst=max_burst,
                              max_outstanding=max_outstanding, queue_depth=queue_depth, token_width=token_width)
-        self.dram = DramModel(address_width=32, data_width=data_width, size_bytes=self.core.parameters.dram_bytes,
+        self.dram = DramModel(address_width=32, data_width=data_width,
+                              size_bytes=model_bytes or self.core.parameters.dram_bytes,
                               outstanding=dram_outstanding, seed=seed, stall=stall, latency_min=latency_min,
                               latency_max=latency_max)
         self.register_map = self.core.register_map

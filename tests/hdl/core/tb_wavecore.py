@@ -373,3 +373,39 @@ async def token_overflow_and_soft_reset(dut):
     expected, _ = simulate(params, program, image)
     assert_same_dram(await host.read(0, params["dram_bytes"]), expected)
     assert result.counters["instructions"] == len(program)
+
+
+@cocotb.test()
+async def axi_error_responses_end_in_their_error_code(dut):
+    """A DRAM model smaller than the core's DRAM range answers DECERR above its end: a LOAD there ends in
+    AXI_READ_ERROR, a STORE in AXI_WRITE_ERROR, a fetch there in AXI_READ_ERROR, each at its address."""
+    params, host = await _host(dut)
+    model = params.get("model_bytes")
+    if model is None:
+        return  # only the build with a small DRAM model reaches the error responses
+    image = image_with_data(params, "wavecore-axi")[:model]
+    cases = [
+        ([isa.Instruction("LOAD", "io.scratchpad", {"dram_address": model, "length": 64})],
+         ErrorCode.AXI_READ_ERROR),
+        ([isa.Instruction("STORE", "io.scratchpad", {"dram_address": model + 64, "length": 64})],
+         ErrorCode.AXI_WRITE_ERROR),
+    ]
+    for program, code in cases:
+        program = [*program, isa.Instruction("END")]
+        words = isa.encode_program(program)
+        loaded = bytearray(image)
+        loaded[PROGRAM_BASE : PROGRAM_BASE + len(words)] = words
+        await host.load({0: bytes(loaded)})
+        try:
+            await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+        except CoreFault as fault:
+            assert fault.code == code and fault.address == PROGRAM_BASE, str(fault)
+        else:
+            raise AssertionError(f"{code.name} expected")
+        assert await host.read(0, model) == bytes(loaded), f"{code.name}: DRAM changed"
+    try:
+        await host.run(program_base=model + 0x100, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.AXI_READ_ERROR and fault.address == model + 0x100, str(fault)
+    else:
+        raise AssertionError("a fetch answered DECERR must stop the core")

@@ -41,6 +41,17 @@ def test_wavecore_runs_load_store_programs_like_the_simulator(simulator, data_wi
     )
 
 
+def test_wavecore_axi_error_responses_end_in_their_error_code():
+    """Icarus only (one more build): the DRAM model is half the core's DRAM range, so accesses above it get
+    DECERR."""
+    system = CoreSystem(parameters=CoreParameters(**SIZES), model_bytes=SIZES["dram_bytes"] // 2)
+    design = build(convert(system, name="wavecore_small_dram"), toplevel="wavecore_small_dram",
+                   simulator="icarus", extra_sources=[verilog_source()])
+    design.run("tb_wavecore", testcase="axi_error_responses_end_in_their_error_code",
+               params={**SIZES, "data_width": 64, "max_burst": 16, "model_bytes": SIZES["dram_bytes"] // 2},
+               plusargs=plusargs(seed=3, load="dram_load.hex", dump="dram_dump.hex"))
+
+
 def test_error_codes_added_for_the_slice():
     assert ErrorCode.NOT_IMPLEMENTED == 9 and ErrorCode.MISALIGNED == 10 and ErrorCode.DEADLOCK == 11
     assert "not in this build" in ErrorCode.NOT_IMPLEMENTED.meaning
