@@ -200,7 +200,7 @@ class WaveCore(wiring.Component):
         error_seen = Signal()
         error_pulse = Signal()
         error_code = Signal(8)
-        error_address = Signal(_ADDRESS_WIDTH)
+        error_address = Signal(64)
         m.d.comb += [core.error.eq(error_pulse), core.error_code.eq(error_code),
                      core.error_address.eq(error_address)]
 
@@ -212,7 +212,7 @@ class WaveCore(wiring.Component):
 
         error_request = Signal()
         error_request_code = Signal(8)
-        error_request_address = Signal(_ADDRESS_WIDTH)
+        error_request_address = Signal(64)
         m.d.sync += error_pulse.eq(0)
         with m.If(error_request & ~error_seen & running):
             m.d.sync += [error_seen.eq(1), error_pulse.eq(1), error_code.eq(error_request_code),
@@ -455,10 +455,10 @@ class WaveCore(wiring.Component):
             address = queues[q].r_data[isa.INSTRUCTION_BITS:]
             oldest = Mux(queues[q].r_rdy & (address < oldest), address, oldest)
         raise_error(quiet & ~error_seen & ~aborting, ErrorCode.DEADLOCK, oldest)
-        request_code, request_address = Const(ErrorCode.NONE, 8), Const(0, _ADDRESS_WIDTH)
+        request_code, request_address = Const(ErrorCode.NONE, 8), Const(0, 64)
         for condition, code, address in reversed(error_sources):
             request_code = Mux(condition, code, request_code)
-            request_address = Mux(condition, address[:_ADDRESS_WIDTH], request_address)
+            request_address = Mux(condition, address, request_address)
         m.d.comb += [error_request.eq(Cat(*(condition for condition, _, _ in error_sources)).any()),
                      error_request_code.eq(request_code), error_request_address.eq(request_address)]
         done = Signal()

@@ -262,6 +262,13 @@ async def fetch_outside_dram_and_deadlock_end_with_an_error(dut):
         assert fault.code == ErrorCode.DRAM_OUT_OF_RANGE and fault.address == dram, str(fault)
     else:
         raise AssertionError("a fetch outside DRAM must stop the core")
+    # A PROGRAM_BASE above 32 bits: the whole 64-bit address is reported.
+    try:
+        await host.run(program_base=(1 << 32) + PROGRAM_BASE, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.DRAM_OUT_OF_RANGE and fault.address == (1 << 32) + PROGRAM_BASE, str(fault)
+    else:
+        raise AssertionError("a fetch outside DRAM must stop the core")
     # A misaligned PROGRAM_BASE.
     try:
         await host.run(program_base=PROGRAM_BASE + 8, expected_cycles=200)
