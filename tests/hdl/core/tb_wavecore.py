@@ -12,12 +12,13 @@ from cocotb.triggers import ClockCycles
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wavecore.golden.core import isa
-from wavecore.golden.core.program import ProgramBuilder
-from wavecore.golden.core.semantics import CoreParameters, Shape, accesses, dma_rows, makespan
+from wavecore.golden.core.semantics import CoreParameters, dma_rows, makespan
 from wavecore.golden.core.simulator import Simulator
 from wavecore.golden.numerics import INTEGER_PRESETS
 from wavecore.hdl.core.registers import ErrorCode
 from wavecore.hdl.core.wavecore import core_register_map
+from wavecore.verif.core_programs import Program
+from wavecore.verif.core_programs import copy_program as copies
 from wavecore.verif.host import AxiLiteRegisters, BackdoorMemory, CoreFault, Host, InterruptLine
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
@@ -44,23 +45,6 @@ async def _host(dut):
     host = Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq),
                 register_map=core_register_map())
     return params, host
-
-
-class Program:
-    """Instructions in program order with tokens from the access ranges (``ProgramBuilder``)."""
-
-    def __init__(self, parameters: CoreParameters):
-        self.parameters = parameters
-        self.builder = ProgramBuilder(parameters.sizes())
-
-    def memory(self, opcode, cls, space="scratchpad", **fields):
-        instruction = isa.Instruction(opcode, f"{cls}.{space}", fields)
-        reads, writes = accesses(instruction, Shape(), self.parameters)
-        return self.builder.emit(opcode, f"{cls}.{space}", fields, reads=reads, writes=writes)
-
-    def instructions(self, *, end=True):
-        program = self.builder.instructions()
-        return program + [isa.Instruction("END")] if end else program
 
 
 def expected_cycles(program, params) -> int:
@@ -111,24 +95,7 @@ def simulate(params, program, image):
 
 
 def copy_program(params, tensors):
-    """Double-buffered copies: tensor k is loaded into buffer k % 2 and stored out of it; the builder's tokens
-    order each STORE after its LOAD and each LOAD after the STORE that last read its buffer."""
-    parameters = parameters_from(params)
-    program = Program(parameters)
-    buffer_elements = parameters.scratchpad_elements // 2
-    source, destination = SOURCE, DESTINATION
-    for k, (cls, space, length, count1, stride1, count2, stride2) in enumerate(tensors):
-        size = parameters.accumulator_bytes if space == "accumulator" else parameters.operand_bytes
-        buffer = (k % 2) * ((parameters.accumulator_elements if space == "accumulator" else buffer_elements) // 2)
-        elements = length * count1 * count2
-        program.memory("LOAD", cls, space, dram_address=source, scratch_address=buffer, length=length,
-                       count1=count1, stride1=stride1, count2=count2, stride2=stride2)
-        program.memory("STORE", cls, space, dram_address=destination, scratch_address=buffer, length=length,
-                       count1=count1, stride1=length, count2=count2, stride2=length * count1)
-        source += (count2 * max(stride2, 1) + count1 * stride1 + length) * size
-        source = -(-source // 64) * 64
-        destination += -(-elements * size // 64) * 64
-    return program.instructions()
+    return copies(parameters_from(params), tensors, source=SOURCE, destination=DESTINATION)
 
 
 TENSORS = [
