@@ -37,7 +37,7 @@ def copy_program(parameters: CoreParameters, tensors, *, source: int, destinatio
     builder's tokens order each STORE after its LOAD and each LOAD after the STORE that last read its buffer.
 
     ``tensors`` lists ``(class, space, length, count1, stride1, count2, stride2)`` (elements); tensor k is read
-    at ``source`` (then the next 64-byte boundary after its extent) and stored densely from ``destination``.
+    at ``source`` (the next one at the 64-byte boundary after its extent) and stored densely from ``destination``.
     """
     program = Program(parameters)
     for k, (cls, space, length, count1, stride1, count2, stride2) in enumerate(tensors):
@@ -48,7 +48,7 @@ def copy_program(parameters: CoreParameters, tensors, *, source: int, destinatio
                        count1=count1, stride1=stride1, count2=count2, stride2=stride2)
         program.memory("STORE", cls, space, dram_address=destination, scratch_address=buffer, length=length,
                        count1=count1, stride1=length, count2=count2, stride2=length * count1)
-        source += (count2 * max(stride2, 1) + count1 * stride1 + length) * size
+        source += ((count2 - 1) * stride2 + (count1 - 1) * stride1 + length) * size  # the tensor's extent
         source = -(-source // 64) * 64
         destination += -(-length * count1 * count2 * size // 64) * 64
     return program.instructions()
