@@ -92,6 +92,7 @@ def test_decoder_accepts_exactly_what_the_assembler_accepts():
         if generator.random() < 0.5:  # and small fields, so minimums are hit
             word &= ~(0xFF << 80)
         words.append(word)
+    outcomes = []
     for word, (legal, bad, queues) in zip(words, _decode_in_hardware(words), strict=True):
         try:
             instruction = isa.decode(word)
@@ -99,9 +100,13 @@ def test_decoder_accepts_exactly_what_the_assembler_accepts():
             accepted, queue = True, instruction.queue
         except ValueError:
             accepted, queue = False, None
+        outcomes.append((accepted, queue))
         assert bool(legal and not bad) == accepted, f"{word:#034x}: hardware {legal, bad}, assembler {accepted}"
         if accepted:
             assert queues[queue] == 1 and sum(queues.values()) == 1
+    accepted_queues = {queue for accepted, queue in outcomes if accepted}
+    assert accepted_queues == set(isa.QUEUES), accepted_queues
+    assert 300 < sum(accepted for accepted, _ in outcomes) < len(words) - 300, "both outcomes are exercised"
 
 
 @pytest.mark.parametrize(
