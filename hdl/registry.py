@@ -106,6 +106,20 @@ def _norm_arguments(parameters: dict) -> dict:
     return parameters
 
 
+_CORE_SIZES = ("rows", "cols", "in_width", "acc_width", "scratchpad_elements", "accumulator_elements",
+               "dram_bytes")
+
+
+def _core_arguments(parameters: dict) -> dict:
+    """The sizes the contract depends on -> ``parameters`` (:class:`wavecore.golden.core.semantics.CoreParameters`);
+    the bus, DMA and queue parameters pass through."""
+    from wavecore.golden.core.semantics import CoreParameters
+
+    sizes = {name: parameters.pop(name) for name in _CORE_SIZES}
+    parameters["parameters"] = CoreParameters(**sizes)
+    return parameters
+
+
 def _norm_parameters(*parameters: Parameter) -> tuple[Parameter, ...]:
     return (
         Parameter("preset", str, "int8", "integer training mode: operand formats, grids and rounding", NORM_PRESETS),
@@ -161,6 +175,23 @@ BLOCKS: dict[str, Block] = {
                     Parameter("count_width", int, 16, "bits of the descriptor counts (1-32)"),
                     Parameter("scratch_width", int, 16, "bits of a scratchpad word address (1-32)"),
                     Parameter("counter_width", int, 48, "bits of each byte counter (8-64)")),
+    ),
+    "core": Block(
+        name="core", component_path="wavecore.hdl.core.wavecore:WaveCore", arguments=_core_arguments,
+        help="WaveCore training core (this build: fetch, decode, queues with tokens, LOAD/STORE, END; "
+        "docs/core.md 'RTL status'); ports s_axil_*, m_axi_*, irq",
+        parameters=(Parameter("rows", int, 8, "systolic array rows (reported in CONFIG_ARRAY)"),
+                    Parameter("cols", int, 8, "systolic array columns (reported in CONFIG_ARRAY)"),
+                    Parameter("in_width", int, 8, "operand bits (scratchpad element size)"),
+                    Parameter("acc_width", int, 32, "accumulator bits (accumulator element size)"),
+                    Parameter("scratchpad_elements", int, 1 << 15, "scratchpad size in operand elements"),
+                    Parameter("accumulator_elements", int, 1 << 13, "accumulator memory size in elements"),
+                    Parameter("dram_bytes", int, 1 << 26, "DRAM size in bytes (LOAD/STORE range check)"),
+                    Parameter("data_width", int, 64, "AXI data bits (32, 64 or 128)"),
+                    Parameter("max_burst", int, 16, "longest burst in beats (1-256)"),
+                    Parameter("max_outstanding", int, 4, "bursts in flight per channel (1-64)"),
+                    Parameter("queue_depth", int, 4, "entries of each instruction queue (2-64)"),
+                    Parameter("token_width", int, 8, "bits of each dependency-token counter (1-16)")),
     ),
     "writer": Block(
         name="writer", component_path="wavecore.hdl.memory.writer:ResultWriter",
@@ -317,6 +348,16 @@ def _expand_arrays(members):
             yield "__".join([name, *map(str, index)]), element
 
 
+def _bus_members() -> tuple:
+    from wavecore.hdl.core.ports import BUS_MEMBERS
+
+    return BUS_MEMBERS
+
+
+def _has_bus_members(component) -> bool:
+    return any(name in _bus_members() for name in component.signature.members)
+
+
 def describe_ports(component) -> dict:
     """Each port of ``component``: direction, its Verilog names, and for streams the payload's packed fields.
 
@@ -343,13 +384,15 @@ def describe_ports(component) -> dict:
                            "verilog": name}
         else:
             # An interface (the DMA's AXI4 port): its signals with their directions as seen from the component.
+            # SoC bus members (s_axil, m_axi) are named with one underscore (wavecore.hdl.core.ports).
+            joiner = "_" if name in _bus_members() else "__"
             signals = {}
             for path, inner in member.signature.members.flatten():
                 if inner.is_port:
                     inner_direction = direction if inner.flow == wiring.Out else ("out" if direction == "in" else "in")
                     signals["__".join(map(str, path))] = {
                         "direction": inner_direction, "bits": Shape.cast(inner.shape).width,
-                        "verilog": "__".join([name, *map(str, path)])}
+                        "verilog": joiner.join([name, *map(str, path)])}
             ports[name] = {"kind": "interface", "direction": direction, "signals": signals}
     return ports
 
@@ -408,7 +451,12 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None, w
 
     component = from_config(full)  # checks every parameter, before any progress is shown
     with progress.task(f"generate {name}", total=1, unit="steps") as steps:
-        text = verilog.convert(component, name=name, emit_src=False)  # the slow part: elaboration and Yosys
+        if _has_bus_members(component):  # SoC buses named Vivado-style: s_axil_awaddr, m_axi_araddr
+            from wavecore.hdl.core.ports import convert
+
+            text = convert(component, name=name)
+        else:
+            text = verilog.convert(component, name=name, emit_src=False)  # the slow part: elaboration and Yosys
         steps.advance(detail="Verilog converted")
     record = {
         "block": full["block"],
@@ -420,6 +468,8 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None, w
     }
     if hasattr(component, "timing"):
         record["timing"] = component.timing
+    if hasattr(component, "register_map"):
+        record["registers"] = component.register_map.describe()
     from wavecore import __version__
     from wavecore.hdl import dropin
 

@@ -33,8 +33,9 @@ class CoreCounters(wiring.Component):
     ----------
     busy : In(1)
         ``cycles`` counts the cycles this is high.
-    retire : In(1)
-        ``instructions`` counts the cycles this is high (one instruction retired per cycle at most).
+    retire : In(2)
+        Instructions retired this cycle (0 to 3: the load, compute and store queues retire independently);
+        ``instructions`` adds it.
     array_busy : In(1)
         ``array_busy`` counts the cycles this is high.
     read_beat, write_beat : In(1)
@@ -58,7 +59,7 @@ class CoreCounters(wiring.Component):
         super().__init__(
             {
                 "busy": In(1),
-                "retire": In(1),
+                "retire": In(2),
                 "array_busy": In(1),
                 "read_beat": In(1),
                 "read_class": In(classes),
@@ -75,7 +76,7 @@ class CoreCounters(wiring.Component):
         counters = self.counters
         increments = {
             "cycles": (self.busy, 1),
-            "instructions": (self.retire, 1),
+            "instructions": (self.retire.any(), self.retire),
             "array_busy": (self.array_busy, 1),
         }
         for index, cls in enumerate(self.register_map.traffic_classes):

@@ -60,6 +60,9 @@ class ErrorCode(enum.IntEnum):
     AXI_READ_ERROR = 6
     AXI_WRITE_ERROR = 7
     TOKEN_OVERFLOW = 8
+    NOT_IMPLEMENTED = 9
+    MISALIGNED = 10
+    DEADLOCK = 11
 
     @property
     def meaning(self) -> str:
@@ -77,6 +80,11 @@ _ERROR_MEANINGS = {
     ErrorCode.AXI_READ_ERROR: "an AXI read (instruction fetch or LOAD) got an SLVERR or DECERR response",
     ErrorCode.AXI_WRITE_ERROR: "an AXI write (STORE) got an SLVERR or DECERR response",
     ErrorCode.TOKEN_OVERFLOW: "a dependency-token queue between two instruction queues overflowed",
+    ErrorCode.NOT_IMPLEMENTED: "the instruction is defined but its unit is not in this build of the core",
+    ErrorCode.MISALIGNED: "a LOAD/STORE address, length or stride, or PROGRAM_BASE, is not a whole number of DRAM "
+    "bus words (this build moves whole words)",
+    ErrorCode.DEADLOCK: "no queue can start an instruction and the fetch unit cannot dispatch one (the program's "
+    "dependency tokens do not pair); ERROR_ADDRESS = the oldest blocked instruction",
 }
 
 

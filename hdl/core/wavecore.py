@@ -1,0 +1,476 @@
+"""The WaveCore training core's top (``docs/core.md``): fetch, decode, three queues with VTA tokens, DMA.
+
+This build is the first vertical slice of the core: the instruction fetch from DRAM, the decoder (generated
+from :mod:`wavecore.golden.core.isa` through :mod:`wavecore.hdl.core.decoder`), dispatch into the load,
+compute and store queues, the four dependency-token counters between neighbouring queues, LOAD and STORE
+executed by the AXI4 DMA (:class:`wavecore.hdl.memory.dma.Dma`) between DRAM and the scratchpad or the
+accumulator memory with the per-traffic-class byte counters, SHAPE (the geometry register), SYNC, END, and every
+documented error state. GEMM, VECTOR, NORM, LOSS, SGD and COUNTER are decoded and end the program with
+``NOT_IMPLEMENTED`` (``docs/core.md``, "RTL status").
+
+Timing and behaviour (one instruction at a time per queue; the queues run concurrently):
+
+* **Fetch.** From an accepted START the fetch unit reads one 16-byte instruction at ``PROGRAM_BASE + 16 k``
+  through the DMA's read channel, which it shares with the load queue (the fetch issues only while no LOAD
+  owns the channel; a LOAD starts only while no fetch does). It checks the word (see the error table) and
+  pushes it, with its DRAM address, into its queue's FIFO (``queue_depth`` entries); it stops after END.
+* **Queues.** A queue starts its head instruction when its executor is idle and every token it pops is
+  available (the token is consumed at the start); it pushes its tokens when the instruction retires. A
+  LOAD/STORE retires when the DMA channel is idle again (every beat written, every B response received).
+  END retires when the load and store queues are empty and idle; it raises ``done`` (and ``irq``).
+* **Errors.** Checks at dispatch, in this order: ``ILLEGAL_OPCODE``; ``ILLEGAL_FIELD`` (function code, a
+  token bit the queue cannot have, a field below its minimum, as the assembler checks);
+  ``NOT_IMPLEMENTED``; ``MISALIGNED`` (a LOAD/STORE whose DRAM address, row length, strides or on-chip
+  address are not whole DRAM bus words; a PROGRAM_BASE not a multiple of 16); ``DRAM_OUT_OF_RANGE`` (the
+  descriptor's last row, or the instruction fetch, ends above DRAM); ``SCRATCHPAD_OUT_OF_RANGE`` (the on-chip
+  region ends above its memory). While running: ``AXI_READ_ERROR``/``AXI_WRITE_ERROR`` on a non-OKAY
+  response, ``TOKEN_OVERFLOW`` when a push finds its counter at ``2**token_width - 1``, and ``DEADLOCK``
+  when nothing can start and the fetch unit cannot dispatch. After an error the fetch stops; the queues
+  finish every already dispatched instruction they can (so which instructions ran does not depend on DRAM
+  timing: the failing instruction and everything after it never run), then the core ends with ``done`` and
+  the error recorded in ``ERROR_CODE``/``ERROR_ADDRESS`` (the failing instruction's DRAM address).
+* **Soft reset** stops starting instructions, waits until the DMA is idle, then empties the queues and the
+  token counters and returns to idle.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters
+from wavecore.golden.numerics import check_int
+from wavecore.hdl.core import decoder
+from wavecore.hdl.core.counters import CoreCounters
+from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
+from wavecore.hdl.core.registers import CoreIdentity, ErrorCode, RegisterMap
+from wavecore.hdl.memory.dma import Dma, axi4_signature
+
+__all__ = ["WaveCore", "core_register_map"]
+
+_ADDRESS_WIDTH = 32  # DRAM byte addresses (the memory format's dram_address field is 32 bits)
+
+
+def core_register_map() -> RegisterMap:
+    """The core's register map: one pair of byte counters per ISA traffic class (``isa.TRAFFIC_CLASSES``)."""
+    return RegisterMap(traffic_classes=isa.TRAFFIC_CLASSES)
+
+
+def _log2(value: int) -> int:
+    return value.bit_length() - 1
+
+
+class WaveCore(wiring.Component):
+    """The WaveCore top (see the module docstring).
+
+    Parameters
+    ----------
+    parameters : CoreParameters
+        Array size, widths, on-chip memory sizes (elements) and DRAM size (bytes): the simulator's
+        (:class:`wavecore.golden.core.simulator.Simulator`) parameters, so both check the same ranges.
+    data_width : int
+        AXI4 DRAM data width in bits (32, 64 or 128); one scratchpad word is one bus word.
+    max_burst, max_outstanding : int
+        The DMA's longest burst (beats) and bursts in flight per channel.
+    queue_depth : int
+        Entries of each instruction queue FIFO (2 to 64).
+    token_width : int
+        Bits of each dependency-token counter (1 to 16).
+
+    Attributes
+    ----------
+    s_axil : In(axi4_lite_signature(...))
+        The register port (:class:`wavecore.hdl.core.register_block.RegisterBlock`, map
+        :func:`core_register_map`).
+    m_axi : Out(axi4_signature(address_width=32, data_width=data_width))
+        The AXI4 manager to DRAM (the DMA's port).
+    irq : Out(1)
+        The interrupt line.
+    """
+
+    def __init__(self, *, parameters: CoreParameters | None = None, data_width: int = 64, max_burst: int = 16,
+                 max_outstanding: int = 4, queue_depth: int = 4, token_width: int = 8):
+        parameters = CoreParameters() if parameters is None else parameters
+        if not isinstance(parameters, CoreParameters):
+            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
+        if data_width not in (32, 64, 128):
+            raise ValueError(f"data_width must be 32, 64 or 128, not {data_width!r}")
+        self.parameters = parameters
+        self.data_width = data_width
+        self.word_bytes = data_width // 8
+        self.word_shift = _log2(self.word_bytes)
+        self.queue_depth = check_int("queue_depth", queue_depth, 2, 64)
+        self.token_width = check_int("token_width", token_width, 1, 16)
+        check_int("dram_bytes", parameters.dram_bytes, 16, 1 << _ADDRESS_WIDTH)
+        self.memory_words = {}
+        for space, elements, size in (("scratchpad", parameters.scratchpad_elements, parameters.operand_bytes),
+                                      ("accumulator", parameters.accumulator_elements,
+                                       parameters.accumulator_bytes)):
+            if elements * size % self.word_bytes or elements <= 0:
+                raise ValueError(f"{space}_elements * {size} bytes must be a positive multiple of the "
+                                 f"{self.word_bytes}-byte bus word, not {elements}")
+            self.memory_words[space] = elements * size // self.word_bytes
+        scratch_width = max(1, max((words - 1).bit_length() for words in self.memory_words.values()))
+        self.register_map = core_register_map()
+        self.dma = Dma(address_width=_ADDRESS_WIDTH, data_width=data_width, max_burst=max_burst,
+                       max_outstanding=max_outstanding, count_width=16, scratch_width=scratch_width,
+                       counter_width=48)
+        self.registers = RegisterBlock(
+            register_map=self.register_map,
+            identity=CoreIdentity(
+                rows=parameters.rows, cols=parameters.cols, in_width=parameters.in_width,
+                acc_width=parameters.acc_width, dram_data_width=data_width,
+                scratchpad_kib=max(1, parameters.scratchpad_elements * parameters.operand_bytes // 1024),
+                accumulator_kib=max(1, parameters.accumulator_elements * parameters.accumulator_bytes // 1024)),
+        )
+        super().__init__({
+            "s_axil": In(axi4_lite_signature(address_width=self.register_map.address_width)),
+            "m_axi": Out(axi4_signature(address_width=_ADDRESS_WIDTH, data_width=data_width)),
+            "irq": Out(1),
+        })
+
+    # ---- decode helpers ----------------------------------------------------------------------------------
+    def _element_shift(self, word):
+        """log2 of the on-chip element size of a memory-format word (funct bit 3: accumulator side)."""
+        shifts = (_log2(self.parameters.operand_bytes), _log2(self.parameters.accumulator_bytes))
+        return Mux(self._accumulator_side(word), shifts[1], shifts[0])
+
+    @staticmethod
+    def _accumulator_side(word):
+        return decoder.field(word, "funct")[isa.SPACES.index("accumulator") + 2]
+
+    def _memory_checks(self, m, word):
+        """``(misaligned, dram_outside, chip_outside)`` of a memory-format word."""
+        get = lambda name: decoder.field(word, name, "memory")  # noqa: E731
+        accumulator = self._accumulator_side(word)
+        misaligned = Signal(name="decode_misaligned")
+        dram_outside = Signal(name="decode_dram_outside")
+        chip_outside = Signal(name="decode_chip_outside")
+        conditions = []
+        for size in (self.parameters.operand_bytes, self.parameters.accumulator_bytes):
+            bits = self.word_shift - _log2(size)  # low element-count bits that must be 0
+            low = [get("dram_address")[: self.word_shift].any()]
+            if bits > 0:
+                low += [get(name)[:bits].any() for name in ("length", "stride1", "stride2", "scratch_address")]
+            conditions.append(Cat(*low).any())
+        m.d.comb += misaligned.eq(Mux(accumulator, conditions[1], conditions[0]))
+        extent = Signal(40, name="decode_extent")
+        m.d.comb += extent.eq(((get("count2") - 1) * get("stride2") + (get("count1") - 1) * get("stride1")
+                               + get("length")) << self._element_shift(word))
+        m.d.comb += dram_outside.eq(get("dram_address") + extent > self.parameters.dram_bytes)
+        chip_end = Signal(40, name="decode_chip_end")
+        m.d.comb += chip_end.eq(get("scratch_address") + get("length") * get("count1") * get("count2"))
+        m.d.comb += chip_outside.eq(chip_end > Mux(accumulator, self.parameters.accumulator_elements,
+                                                    self.parameters.scratchpad_elements))
+        return misaligned, dram_outside, chip_outside
+
+    # ---- elaboration ---------------------------------------------------------------------------------------
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.registers = registers = self.registers
+        m.submodules.dma = dma = self.dma
+        wiring.connect(m, wiring.flipped(self.s_axil), registers.s_axil)
+        wiring.connect(m, dma.axi, wiring.flipped(self.m_axi))
+        m.d.comb += self.irq.eq(registers.irq)
+        core = registers.core
+        m.submodules.counters = counters = CoreCounters(register_map=self.register_map,
+                                                        beat_bytes=self.word_bytes)
+        wiring.connect(m, counters.counters, core.counters)
+        m.d.comb += counters.clear.eq(core.clear_counters)
+
+        # On-chip memories: one bus word per memory word.
+        memories = {}
+        for space in isa.SPACES:
+            memory = Memory(shape=self.data_width, depth=self.memory_words[space], init=[])
+            m.submodules[space] = memory
+            memories[space] = (memory.write_port(), memory.read_port())
+
+        flush = Signal()  # soft reset: empties the queues and the token counters
+        entry_width = isa.INSTRUCTION_BITS + _ADDRESS_WIDTH
+        queues = {}
+        for queue in isa.QUEUES:
+            m.submodules[f"{queue}_queue"] = queues[queue] = ResetInserter(flush)(
+                fifo.SyncFIFO(width=entry_width, depth=self.queue_depth))
+
+        running = Signal()  # from START to done
+        aborting = Signal()
+        error_seen = Signal()
+        error_pulse = Signal()
+        error_code = Signal(8)
+        error_address = Signal(64)
+        m.d.comb += [core.error.eq(error_pulse), core.error_code.eq(error_code),
+                     core.error_address.eq(error_address)]
+
+        error_sources = []  # (condition, code, address), highest priority first
+
+        def raise_error(condition, code, address):
+            """An error source; the first error of a program is registered into the pulse below."""
+            error_sources.append((condition, code, address))
+
+        error_request = Signal()
+        error_request_code = Signal(8)
+        error_request_address = Signal(64)
+        m.d.sync += error_pulse.eq(0)
+        with m.If(error_request & ~error_seen & running):
+            m.d.sync += [error_seen.eq(1), error_pulse.eq(1), error_code.eq(error_request_code),
+                         error_address.eq(error_request_address)]
+
+        # ---- dependency tokens: (from, to) counters ----------------------------------------------------------
+        pairs = [(a, b) for a, b in zip(isa.QUEUES, isa.QUEUES[1:], strict=False)]
+        pairs += [(b, a) for a, b in pairs]
+        tokens = {pair: Signal(self.token_width, name=f"tokens_{pair[0]}_{pair[1]}") for pair in pairs}
+        pushes = {pair: Signal(name=f"push_{pair[0]}_{pair[1]}") for pair in pairs}
+        pops = {pair: Signal(name=f"pop_{pair[0]}_{pair[1]}") for pair in pairs}
+        full = (1 << self.token_width) - 1
+        for pair in pairs:
+            with m.If(flush):
+                m.d.sync += tokens[pair].eq(0)
+            with m.Else():
+                m.d.sync += tokens[pair].eq(tokens[pair] + (pushes[pair] & (tokens[pair] != full)) - pops[pair])
+
+        def neighbours(queue):
+            """``[(bit name for pop, bit name for push, neighbour)]`` of a queue."""
+            index = isa.QUEUES.index(queue)
+            result = []
+            if index > 0:
+                result.append(("pop_prev", "push_prev", isa.QUEUES[index - 1]))
+            if index < len(isa.QUEUES) - 1:
+                result.append(("pop_next", "push_next", isa.QUEUES[index + 1]))
+            return result
+
+        # Per-queue executor state: the instruction being executed and its address.
+        head = {q: queues[q].r_data[: isa.INSTRUCTION_BITS] for q in isa.QUEUES}
+        current = {q: Signal(isa.INSTRUCTION_BITS, name=f"{q}_instruction") for q in isa.QUEUES}
+        current_address = {q: Signal(_ADDRESS_WIDTH, name=f"{q}_address") for q in isa.QUEUES}
+        tokens_ready = {}
+        for q in isa.QUEUES:
+            ready = queues[q].r_rdy
+            for pop_bit, _, other in neighbours(q):
+                ready = ready & (~decoder.field(head[q], pop_bit) | (tokens[(other, q)] != 0))
+            tokens_ready[q] = ready
+        retire = {q: Signal(name=f"{q}_retire") for q in isa.QUEUES}
+        start = {q: Signal(name=f"{q}_start") for q in isa.QUEUES}
+        for q in isa.QUEUES:
+            m.d.comb += queues[q].r_en.eq(start[q])
+            with m.If(start[q]):
+                m.d.sync += [current[q].eq(head[q]), current_address[q].eq(queues[q].r_data[isa.INSTRUCTION_BITS:])]
+            for pop_bit, push_bit, other in neighbours(q):
+                m.d.comb += [pops[(other, q)].eq(start[q] & decoder.field(head[q], pop_bit)),
+                             pushes[(q, other)].eq(retire[q] & decoder.field(current[q], push_bit))]
+                raise_error(retire[q] & decoder.field(current[q], push_bit) & (tokens[(q, other)] == full),
+                            ErrorCode.TOKEN_OVERFLOW, current_address[q])
+        m.d.comb += counters.retire.eq(retire["load"] + retire["compute"] + retire["store"])
+
+        # ---- fetch unit -----------------------------------------------------------------------------------------
+        fetch_address = Signal(64)
+        instruction = Signal(isa.INSTRUCTION_BITS)
+        beats = isa.INSTRUCTION_BYTES // self.word_bytes
+        beat_count = Signal(range(beats + 1))
+        fetch_read_error = Signal()
+        load_busy = Signal()  # the load executor owns the DMA read channel
+        opcode_bad = ~decoder.legal_opcode(instruction)
+        field_bad = decoder.illegal_field(instruction)
+        implemented = decoder.opcode_is(instruction, "LOAD", "STORE", "SHAPE", "SYNC", "END")
+        misaligned, dram_outside, chip_outside = self._memory_checks(m, instruction)
+        is_memory = decoder.opcode_is(instruction, "LOAD", "STORE")
+        decode_code = Signal(8)
+        m.d.comb += decode_code.eq(
+            Mux(fetch_read_error, ErrorCode.AXI_READ_ERROR,
+                Mux(opcode_bad, ErrorCode.ILLEGAL_OPCODE,
+                    Mux(field_bad, ErrorCode.ILLEGAL_FIELD,
+                        Mux(~implemented, ErrorCode.NOT_IMPLEMENTED,
+                            Mux(is_memory & misaligned, ErrorCode.MISALIGNED,
+                                Mux(is_memory & dram_outside, ErrorCode.DRAM_OUT_OF_RANGE,
+                                    Mux(is_memory & chip_outside, ErrorCode.SCRATCHPAD_OUT_OF_RANGE,
+                                        ErrorCode.NONE))))))))
+        fetch_outside = fetch_address + isa.INSTRUCTION_BYTES > self.parameters.dram_bytes
+        fetch_misaligned = fetch_address[: _log2(isa.INSTRUCTION_BYTES)].any()
+        target = {q: decoder.queue_is(instruction, q) for q in isa.QUEUES}
+        target_ready = Cat(*(target[q] & queues[q].w_rdy for q in isa.QUEUES)).any()
+        stop = error_seen | aborting
+
+        fetching = Signal()  # the fetch unit presents its descriptor to the DMA's read channel
+        with m.FSM(name="fetch") as fetch:
+            with m.State("IDLE"), m.If(core.start):
+                m.d.sync += [fetch_address.eq(core.program_base), running.eq(1), error_seen.eq(0)]
+                m.next = "ISSUE"
+            with m.State("ISSUE"):
+                with m.If(stop):
+                    m.next = "STOP"
+                with m.Elif(fetch_misaligned | fetch_outside):
+                    m.next = "STOP"
+                with m.Elif(fetching & dma.read_command.ready):  # the fetch's own descriptor accepted
+                    m.d.sync += [beat_count.eq(0), fetch_read_error.eq(0)]
+                    m.next = "RECEIVE"
+            with m.State("RECEIVE"):
+                with m.If(dma.read_data.valid):
+                    m.d.sync += [instruction.eq(Cat(instruction[self.data_width:], dma.read_data.payload.data)),
+                                 beat_count.eq(beat_count + 1)]
+                with m.If(dma.axi.rvalid & dma.axi.rready & (dma.axi.rresp != 0)):
+                    m.d.sync += fetch_read_error.eq(1)
+                with m.If((beat_count == beats) & dma.read_idle):
+                    m.next = "DISPATCH"
+            with m.State("DISPATCH"):
+                with m.If(stop):
+                    m.next = "STOP"
+                with m.Elif(decode_code != ErrorCode.NONE):
+                    m.next = "STOP"
+                with m.Elif(target_ready):
+                    m.d.sync += fetch_address.eq(fetch_address + isa.INSTRUCTION_BYTES)
+                    m.next = "ISSUE"
+                    with m.If(decoder.opcode_is(instruction, "END")):
+                        m.next = "STOP"
+            with m.State("STOP"), m.If(~running):  # the program ended (done) or was aborted (soft reset)
+                m.next = "IDLE"
+        in_issue = fetch.ongoing("ISSUE") & ~stop
+        raise_error(in_issue & fetch_misaligned, ErrorCode.MISALIGNED, fetch_address)
+        raise_error(in_issue & ~fetch_misaligned & fetch_outside, ErrorCode.DRAM_OUT_OF_RANGE, fetch_address)
+        raise_error(fetch.ongoing("DISPATCH") & ~stop & (decode_code != ErrorCode.NONE), decode_code,
+                    fetch_address)
+        m.d.comb += fetching.eq(fetch.ongoing("ISSUE") & ~stop & ~fetch_misaligned & ~fetch_outside & ~load_busy)
+        dispatch = fetch.ongoing("DISPATCH") & ~stop & (decode_code == ErrorCode.NONE)
+        for q in isa.QUEUES:
+            m.d.comb += [queues[q].w_data.eq(Cat(instruction, fetch_address[:_ADDRESS_WIDTH])),
+                         queues[q].w_en.eq(dispatch & target[q])]
+
+        # ---- load and store executors (DMA) --------------------------------------------------------------------
+        def fit(value, width):
+            value = value.as_unsigned()
+            return value[:width] if len(value) >= width else Cat(value, Const(0, width - len(value)))
+
+        def descriptor(word):
+            """The DMA descriptor of a memory-format word (bus words; strides in bytes)."""
+            get = lambda name: decoder.field(word, name, "memory")  # noqa: E731
+            shift = self._element_shift(word)
+            return Cat(fit(get("dram_address"), _ADDRESS_WIDTH), fit(get("stride1") << shift, _ADDRESS_WIDTH),
+                       fit(get("stride2") << shift, _ADDRESS_WIDTH),
+                       fit((get("length") << shift) >> self.word_shift, 16), fit(get("count1"), 16),
+                       fit(get("count2"), 16),
+                       fit((get("scratch_address") << shift) >> self.word_shift, dma.scratch_width))
+
+        fetch_descriptor = Cat(fetch_address[:_ADDRESS_WIDTH], Const(0, 2 * _ADDRESS_WIDTH), Const(beats, 16),
+                               Const(1, 16), Const(1, 16), Const(0, dma.scratch_width))
+
+        executors = {}
+        axi = dma.axi
+        channel_error = {"load": axi.rvalid & axi.rready & (axi.rresp != 0),
+                         "store": axi.bvalid & axi.bready & (axi.bresp != 0)}
+        channel_idle = {"load": dma.read_idle, "store": dma.write_idle}
+        channel_code = {"load": ErrorCode.AXI_READ_ERROR, "store": ErrorCode.AXI_WRITE_ERROR}
+        for q in ("load", "store"):
+            with m.FSM(name=q) as executor:
+                with m.State("IDLE"), m.If(start[q]):
+                    m.next = "ISSUE"
+                with m.State("ISSUE"):
+                    command = dma.read_command if q == "load" else dma.write_command
+                    with m.If(command.valid & command.ready):
+                        m.next = "WAIT"
+                with m.State("WAIT"), m.If(channel_idle[q]):
+                    m.next = "RETIRE"
+                with m.State("RETIRE"):
+                    m.next = "IDLE"
+            raise_error(executor.ongoing("WAIT") & channel_error[q], channel_code[q], current_address[q])
+            m.d.comb += retire[q].eq(executor.ongoing("RETIRE"))
+            executors[q] = executor
+        load_idle = executors["load"].ongoing("IDLE")
+        store_idle = executors["store"].ongoing("IDLE")
+        # The read channel: a LOAD starts only when the fetch unit is not about to issue or receiving; the
+        # fetch issues only when no LOAD owns the channel.
+        m.d.comb += [
+            load_busy.eq(~load_idle),
+            start["load"].eq(load_idle & tokens_ready["load"] & ~aborting & ~fetching
+                             & ~fetch.ongoing("RECEIVE")),
+            start["store"].eq(store_idle & tokens_ready["store"] & ~aborting),
+            dma.read_command.valid.eq(fetching | executors["load"].ongoing("ISSUE")),
+            dma.read_command.payload.eq(Mux(fetching, fetch_descriptor, descriptor(current["load"]))),
+            dma.write_command.valid.eq(executors["store"].ongoing("ISSUE")),
+            dma.write_command.payload.eq(descriptor(current["store"])),
+        ]
+
+        # DMA read beats -> the LOAD's memory; STORE fetches <- the STORE's memory.
+        load_accumulator = self._accumulator_side(current["load"])
+        store_accumulator = self._accumulator_side(current["store"])
+        loading = ~load_idle & dma.read_data.valid
+        fetched_valid = Signal()
+        m.d.comb += [
+            dma.read_data.ready.eq(1),
+            dma.write_fetch.ready.eq(~fetched_valid | dma.write_fetched.ready),
+            dma.write_fetched.valid.eq(fetched_valid),
+        ]
+        with m.If(dma.write_fetch.ready):
+            m.d.sync += fetched_valid.eq(dma.write_fetch.valid)
+        for space, (write_port, read_port) in memories.items():
+            selected_load = load_accumulator if space == "accumulator" else ~load_accumulator
+            m.d.comb += [
+                write_port.addr.eq(dma.read_data.payload.address),
+                write_port.data.eq(dma.read_data.payload.data),
+                write_port.en.eq(loading & selected_load),
+                read_port.en.eq(dma.write_fetch.ready),
+                read_port.addr.eq(dma.write_fetch.payload),
+            ]
+        m.d.comb += dma.write_fetched.payload.eq(Mux(store_accumulator, memories["accumulator"][1].data,
+                                                     memories["scratchpad"][1].data))
+        classes = len(isa.TRAFFIC_CLASSES)
+        m.d.comb += [
+            counters.busy.eq(running),
+            counters.read_beat.eq(loading),
+            counters.read_class.eq(decoder.field(current["load"], "funct")[: _log2(classes)]),
+            counters.write_beat.eq(~store_idle & axi.wvalid & axi.wready),
+            counters.write_class.eq(decoder.field(current["store"], "funct")[: _log2(classes)]),
+        ]
+
+        # ---- compute executor: SHAPE, SYNC, END ----------------------------------------------------------------
+        shape = Signal(isa.INSTRUCTION_BITS)  # the geometry register (read by the compute units to come)
+        end_ready = (~queues["load"].r_rdy & ~queues["store"].r_rdy & load_idle & store_idle
+                     & fetch.ongoing("STOP"))
+        compute_head_end = decoder.opcode_is(head["compute"], "END")
+        finish = Signal()
+        with m.FSM(name="compute") as compute:
+            with m.State("IDLE"), m.If(start["compute"]):
+                m.next = "RETIRE"
+            with m.State("RETIRE"):
+                with m.If(decoder.opcode_is(current["compute"], "SHAPE")):
+                    m.d.sync += shape.eq(current["compute"])
+                m.next = "IDLE"
+        m.d.comb += [retire["compute"].eq(compute.ongoing("RETIRE")),
+                     finish.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "END"))]
+        compute_idle = compute.ongoing("IDLE")
+        m.d.comb += start["compute"].eq(compute_idle & tokens_ready["compute"] & ~aborting
+                                        & (~compute_head_end | end_ready))
+
+        # ---- end, quiescence (error drain, deadlock), soft reset --------------------------------------------
+        executors_idle = load_idle & store_idle & compute_idle
+        nothing_starts = ~start["load"] & ~start["store"] & ~start["compute"]
+        fetch_blocked = fetch.ongoing("STOP") | (fetch.ongoing("DISPATCH") & ~stop & (decode_code == 0)
+                                                 & ~target_ready)
+        quiet = (running & executors_idle & nothing_starts & fetch_blocked & dma.read_idle & dma.write_idle
+                 & ~error_pulse)
+        # The oldest blocked instruction: the lowest address among the queue heads (program order), else the
+        # one the fetch unit cannot dispatch.
+        oldest = fetch_address[:_ADDRESS_WIDTH]
+        for q in isa.QUEUES:
+            address = queues[q].r_data[isa.INSTRUCTION_BITS:]
+            oldest = Mux(queues[q].r_rdy & (address < oldest), address, oldest)
+        raise_error(quiet & ~error_seen & ~aborting, ErrorCode.DEADLOCK, oldest)
+        request_code, request_address = Const(ErrorCode.NONE, 8), Const(0, 64)
+        for condition, code, address in reversed(error_sources):
+            request_code = Mux(condition, code, request_code)
+            request_address = Mux(condition, address, request_address)
+        m.d.comb += [error_request.eq(Cat(*(condition for condition, _, _ in error_sources)).any()),
+                     error_request_code.eq(request_code), error_request_address.eq(request_address)]
+        done = Signal()
+        m.d.comb += done.eq((finish | (quiet & error_seen)) & ~aborting)
+        m.d.comb += core.done.eq(done)
+        with m.If(done):
+            m.d.sync += running.eq(0)
+        with m.If(core.soft_reset & ~fetch.ongoing("IDLE")):
+            m.d.sync += aborting.eq(1)
+        m.d.comb += flush.eq(aborting & executors_idle & dma.read_idle & dma.write_idle & ~fetch.ongoing("RECEIVE"))
+        with m.If(flush):
+            m.d.sync += [aborting.eq(0), running.eq(0)]
+        # Busy until the fetch unit is back in IDLE (one cycle after done), so a START is never lost.
+        m.d.comb += core.busy.eq(~fetch.ongoing("IDLE") | aborting)
+        return m

@@ -1,0 +1,404 @@
+"""cocotb testbench: WaveCore (fetch, decode, queues with tokens, LOAD/STORE by the DMA) in CoreSystem.
+
+Every program is assembled with ``golden.core.isa`` (tokens from ``golden.core.program.ProgramBuilder``) and
+run by the instruction-level simulator (``golden.core.simulator.Simulator``) on the same DRAM image; the RTL
+must leave the same DRAM image (the whole DRAM model, read back through the backdoor) and the same bytes per
+traffic class. Python is idle while the core runs (``InterruptLine``); every wait has a cycle limit derived
+from the program (:func:`expected_cycles`).
+"""
+
+import cocotb
+from cocotb.triggers import ClockCycles
+from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters, dma_rows, makespan
+from wavecore.golden.core.simulator import CoreError, Simulator
+from wavecore.golden.numerics import INTEGER_PRESETS
+from wavecore.hdl.core.registers import ErrorCode
+from wavecore.hdl.core.wavecore import core_register_map
+from wavecore.verif.core_programs import Program
+from wavecore.verif.core_programs import copy_program as copies
+from wavecore.verif.host import AxiLiteRegisters, BackdoorMemory, CoreFault, Host, InterruptLine
+from wavecore.verif.runner import tb_params
+from wavecore.verif.seed import rng
+from wavecore.verif.stream import reset, start_clock
+
+PROGRAM_BASE = 0x100
+SOURCE = 0x4000  # tensors to copy
+DESTINATION = 0x20000  # where the copies go
+
+
+def parameters_from(params) -> CoreParameters:
+    return CoreParameters(scratchpad_elements=params["scratchpad_elements"],
+                          accumulator_elements=params["accumulator_elements"], dram_bytes=params["dram_bytes"])
+
+
+async def _host(dut):
+    params = tb_params()
+    start_clock(dut)
+    dut.backdoor_first.value = 0
+    dut.backdoor_last.value = 0
+    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+    memory = BackdoorMemory(dut, clock=dut.clk, data_width=params["data_width"])
+    await reset(dut)
+    host = Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq),
+                register_map=core_register_map())
+    return params, host
+
+
+def expected_cycles(program, params) -> int:
+    """An upper bound of the run: every instruction fetched and executed one after the other, each DRAM burst
+    paying the model's worst latency and a bus word per cycle slowed by the stall probability."""
+    parameters = parameters_from(params)
+    word = params["data_width"] // 8
+    slow = 256 / (256 - params.get("stall", 0))
+    latency = params.get("latency_max", 0) + 8
+    total = 0
+    for instruction in program:
+        total += 2 * latency + 16
+        if instruction.opcode in ("LOAD", "STORE"):
+            rows, _ = dma_rows(instruction, parameters)
+            for start, stop in rows:
+                bursts = -(-(stop - start) // (word * params["max_burst"]))
+                total += bursts * latency + (stop - start) // word
+    return int(total * slow)
+
+
+def image_with_data(params, seed_name: str) -> bytearray:
+    image = bytearray(rng(seed_name).bytes(params["dram_bytes"]))
+    return image
+
+
+async def run_both(host, params, program, image, *, words=None):
+    """Load ``image`` + the program, run it on the RTL and on the simulator; return both DRAM images and the
+    RTL's counters (or the CoreFault)."""
+    words = words if words is not None else isa.encode_program(program)
+    image = bytearray(image)
+    image[PROGRAM_BASE : PROGRAM_BASE + len(words)] = words
+    await host.load({0: bytes(image)})
+    fault = None
+    try:
+        result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+        counters = result.counters
+    except CoreFault as error:
+        fault, counters = error, error.counters
+    after = await host.read(0, params["dram_bytes"])
+    return image, after, counters, fault
+
+
+def simulate(params, program, image):
+    simulator = Simulator(parameters=parameters_from(params), numerics=INTEGER_PRESETS["int8"])
+    dram = bytearray(image)
+    simulator.run(program, dram)
+    return dram, simulator
+
+
+def copy_program(params, tensors):
+    return copies(parameters_from(params), tensors, source=SOURCE, destination=DESTINATION)
+
+
+TENSORS = [
+    # (class, space, length, count1, stride1, count2, stride2) in elements
+    ("activations", "scratchpad", 64, 4, 64, 1, 0),
+    ("weights", "scratchpad", 24, 3, 40, 2, 200),
+    ("stash", "accumulator", 16, 4, 32, 1, 0),
+    ("activation_grads", "scratchpad", 8, 1, 0, 1, 0),
+    ("weight_grads", "accumulator", 6, 5, 6, 2, 64),
+    ("optimizer", "scratchpad", 128, 2, 136, 1, 0),
+    ("io", "scratchpad", 32, 1, 0, 1, 0),
+    ("norm_passes", "accumulator", 10, 3, 12, 1, 0),
+    ("activations", "scratchpad", 16, 8, 24, 3, 256),
+]
+
+
+def assert_same_dram(after, expected, what="DRAM"):
+    if after != expected:
+        wrong = [i for i in range(len(after)) if after[i] != expected[i]]
+        raise AssertionError(f"{what} differs from the simulator's at {len(wrong)} bytes, first {wrong[0]:#x}, last "
+                             f"{wrong[-1]:#x}: {after[wrong[0]]:#04x} != {expected[wrong[0]]:#04x}")
+
+
+def assert_counters(counters, simulator, program):
+    """The RTL's bytes per class and direction equal the simulator's trace (LOADs read, STOREs write; the
+    simulator's per-class total is their sum)."""
+    for cls in isa.TRAFFIC_CLASSES:
+        moved = {opcode: sum(entry.bytes.get(cls, 0) for entry in simulator.trace
+                             if program[entry.index].opcode == opcode) for opcode in ("LOAD", "STORE")}
+        assert moved["LOAD"] + moved["STORE"] == simulator.counters[cls]
+        assert counters[f"bytes_read_{cls}"] == moved["LOAD"], (cls, counters[f"bytes_read_{cls}"], moved)
+        assert counters[f"bytes_written_{cls}"] == moved["STORE"], (cls, counters[f"bytes_written_{cls}"], moved)
+
+
+@cocotb.test()
+async def copies_match_the_simulator(dut):
+    """(1) and (3): LOAD/STORE programs with tokens, several classes, both memories; DRAM and counters equal
+    the simulator's (under the DRAM model's random latency and stalls when the test sets them)."""
+    params, host = await _host(dut)
+    program = copy_program(params, TENSORS)
+    assert {ins.opcode for ins in program} >= {"LOAD", "STORE", "SYNC", "END"}
+    assert any(ins.pop_next for ins in program if ins.opcode == "LOAD"), "no LOAD waits for a STORE"
+    image = image_with_data(params, "wavecore-copy")
+    loaded, after, counters, fault = await run_both(host, params, program, image)
+    assert fault is None, str(fault)
+    expected, simulator = simulate(params, program, loaded)
+    assert expected != loaded, "the program changes DRAM"
+    assert_same_dram(after, expected)
+    assert_counters(counters, simulator, program)
+    assert counters["instructions"] == len(program)
+    _, predicted = makespan(program, parameters_from(params))
+    dut._log.info(f"copy program: {len(program)} instructions, {sum(simulator.counters.values())} bytes moved, "
+                  f"{counters['cycles']} cycles measured, {predicted} predicted by golden.core.semantics.makespan")
+
+
+def _raw(instruction, **overrides) -> bytes:
+    """An instruction's word with header/format fields overwritten (words the assembler would refuse)."""
+    word = isa.encode(instruction)
+    for name, value in overrides.items():
+        spec = next(s for s in isa.HEADER + isa.FORMATS[instruction.format] if s.name == name)
+        word &= ~(((1 << spec.width) - 1) << spec.offset)
+        word |= value << spec.offset
+    return word.to_bytes(isa.INSTRUCTION_BYTES, "little")
+
+
+def fault_cases(params):
+    """``(name, prefix program, failing word, code)``: the prefix copies one tensor, then the failing word,
+    then a STORE that must never run."""
+    parameters = parameters_from(params)
+    dram, spad = params["dram_bytes"], parameters.scratchpad_elements
+    load = isa.Instruction("LOAD", "weights.scratchpad", {"dram_address": SOURCE, "scratch_address": 0,
+                                                          "length": 64})
+    store = isa.Instruction("STORE", "weights.scratchpad", {"dram_address": DESTINATION, "scratch_address": 0,
+                                                            "length": 64})
+    return [
+        ("illegal opcode", _raw(isa.Instruction("SYNC"), opcode=0x7F), ErrorCode.ILLEGAL_OPCODE),
+        ("illegal funct", _raw(isa.Instruction("GEMM", "forward"), funct=9), ErrorCode.ILLEGAL_FIELD),
+        ("zero length", _raw(load, length=0), ErrorCode.ILLEGAL_FIELD),
+        ("load pop_prev", _raw(load, pop_prev=1), ErrorCode.ILLEGAL_FIELD),
+        ("gemm", isa.encode_program([isa.Instruction("GEMM", "forward")]), ErrorCode.NOT_IMPLEMENTED),
+        ("vector", isa.encode_program([isa.Instruction("VECTOR", "relu")]), ErrorCode.NOT_IMPLEMENTED),
+        ("misaligned length", _raw(load, length=12), ErrorCode.MISALIGNED),
+        ("store outside DRAM", isa.encode_program([isa.Instruction(
+            "STORE", "io.scratchpad", {"dram_address": dram - 32, "length": 64})]), ErrorCode.DRAM_OUT_OF_RANGE),
+        ("load rows outside DRAM", isa.encode_program([isa.Instruction(
+            "LOAD", "io.scratchpad", {"dram_address": dram - 1024, "length": 64, "count1": 3, "stride1": 512})]),
+         ErrorCode.DRAM_OUT_OF_RANGE),
+        ("scratchpad region", isa.encode_program([isa.Instruction(
+            "LOAD", "io.scratchpad", {"dram_address": SOURCE, "scratch_address": spad - 64, "length": 64,
+                                      "count1": 2})]), ErrorCode.SCRATCHPAD_OUT_OF_RANGE),
+        ("accumulator region", isa.encode_program([isa.Instruction(
+            "STORE", "io.accumulator", {"dram_address": DESTINATION, "scratch_address": 0, "length": 2,
+                                        "count1": 255, "count2": 3})]), ErrorCode.SCRATCHPAD_OUT_OF_RANGE),
+    ], (load.with_tokens(push_next=True), isa.Instruction("SYNC", pop_prev=True, push_next=True),
+        store.with_tokens(pop_prev=True))
+
+
+#: RTL error codes -> the simulator's (``isa.ERROR_CODES``) for the faults both detect (the simulator implements
+#: every instruction and moves elements, so NOT_IMPLEMENTED and MISALIGNED are the RTL's alone).
+SIMULATOR_CODES = {
+    ErrorCode.ILLEGAL_OPCODE: ("illegal_instruction",),
+    ErrorCode.ILLEGAL_FIELD: ("illegal_instruction",),
+    ErrorCode.DRAM_OUT_OF_RANGE: ("dram_range",),
+    ErrorCode.SCRATCHPAD_OUT_OF_RANGE: ("scratchpad_range", "accumulator_range"),
+}
+
+
+@cocotb.test()
+async def faults_end_in_their_error_code(dut):
+    """(2): each fault ends in its code at the failing instruction's address; DRAM equals the simulator's run
+    of the instructions before it (nothing after the failing instruction runs)."""
+    params, host = await _host(dut)
+    cases, prefix = fault_cases(params)
+    image = image_with_data(params, "wavecore-faults")
+    never = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION + 0x1000, "length": 64})
+    for name, failing, code in cases:
+        words = isa.encode_program(prefix) + failing + isa.encode_program([never, isa.Instruction("END")])
+        loaded, after, counters, fault = await run_both(host, params, [*prefix, never, never], image,
+                                                         words=words)
+        assert fault is not None, f"{name}: the program should stop with {code.name}"
+        failing_address = PROGRAM_BASE + len(prefix) * isa.INSTRUCTION_BYTES
+        assert fault.code == code, f"{name}: {fault} (expected {code.name})"
+        assert fault.address == failing_address, f"{name}: {fault} (expected address {failing_address:#x})"
+        ran = [*prefix, isa.Instruction("END")]
+        expected, simulator = simulate(params, ran, loaded)
+        assert_same_dram(after, expected, f"{name}: DRAM")
+        assert_counters(counters, simulator, ran)
+        if code in SIMULATOR_CODES:  # the simulator fetching the same words stops at the same instruction
+            fetcher = Simulator(parameters=parameters_from(params), numerics=INTEGER_PRESETS["int8"])
+            try:
+                fetcher.run_from_dram(bytearray(loaded), PROGRAM_BASE, len(prefix) + 3)
+            except CoreError as error:
+                assert error.code in SIMULATOR_CODES[code] and error.index == len(prefix), (name, error.code,
+                                                                                            error.index)
+            else:
+                raise AssertionError(f"{name}: the simulator should stop too")
+        image = after
+
+
+@cocotb.test()
+async def fetch_outside_dram_and_deadlock_end_with_an_error(dut):
+    params, host = await _host(dut)
+    dram = params["dram_bytes"]
+    # A program whose last instruction is the last DRAM word and has no END: the next fetch is outside.
+    base = dram - isa.INSTRUCTION_BYTES
+    await host.load({base: isa.encode_program([isa.Instruction("SYNC")])})
+    try:
+        await host.run(program_base=base, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.DRAM_OUT_OF_RANGE and fault.address == dram, str(fault)
+    else:
+        raise AssertionError("a fetch outside DRAM must stop the core")
+    # A PROGRAM_BASE above 32 bits: the whole 64-bit address is reported.
+    try:
+        await host.run(program_base=(1 << 32) + PROGRAM_BASE, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.DRAM_OUT_OF_RANGE and fault.address == (1 << 32) + PROGRAM_BASE, str(fault)
+    else:
+        raise AssertionError("a fetch outside DRAM must stop the core")
+    # A misaligned PROGRAM_BASE.
+    try:
+        await host.run(program_base=PROGRAM_BASE + 8, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.MISALIGNED and fault.address == PROGRAM_BASE + 8, str(fault)
+    else:
+        raise AssertionError("a misaligned PROGRAM_BASE must stop the core")
+    # A STORE waiting for a token nobody pushes: DEADLOCK at the STORE, not a hang.
+    store = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION, "length": 8}, pop_prev=True)
+    await host.load({PROGRAM_BASE: isa.encode_program([isa.Instruction("SYNC"), store, isa.Instruction("END")])})
+    try:
+        await host.run(program_base=PROGRAM_BASE, expected_cycles=400)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.DEADLOCK, str(fault)
+        assert fault.address == PROGRAM_BASE + isa.INSTRUCTION_BYTES, str(fault)
+    else:
+        raise AssertionError("a STORE without its token must end in DEADLOCK")
+
+
+@cocotb.test()
+async def start_while_busy_is_refused_and_the_program_completes(dut):
+    params, host = await _host(dut)
+    program = copy_program(params, TENSORS[:4])
+    image = image_with_data(params, "wavecore-busy")
+    image[PROGRAM_BASE : PROGRAM_BASE + len(program) * 16] = isa.encode_program(program)
+    await host.load({0: bytes(image)})
+    await host.command("clear_counters")
+    await host.start(PROGRAM_BASE)
+    await host.command("start")  # refused: the program runs on
+    try:
+        await host.wait(expected_cycles(program, params))
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.START_WHILE_BUSY and fault.address == PROGRAM_BASE, str(fault)
+    else:
+        raise AssertionError("START while busy must be reported")
+    expected, _ = simulate(params, program, image)
+    assert_same_dram(await host.read(0, params["dram_bytes"]), expected)
+    # A new START clears the error and runs the program again to the same image.
+    result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+    assert result.counters["instructions"] == len(program)
+
+
+def overwrite_program(params, *, tokens=True):
+    """A long STORE out of a buffer, then a short LOAD into the buffer's end (a write-after-read the tokens
+    order: store -> SYNC -> load), then the buffer's end stored elsewhere."""
+    program = Program(parameters_from(params))
+    long, short = 2048, 64
+    program.memory("LOAD", "activations", dram_address=SOURCE, scratch_address=0, length=long)
+    program.memory("STORE", "activations", dram_address=DESTINATION, scratch_address=0, length=long)
+    program.memory("LOAD", "weights", dram_address=SOURCE + 0x2000, scratch_address=long - short, length=short)
+    program.memory("STORE", "weights", dram_address=DESTINATION + 0x2000, scratch_address=long - short,
+                   length=short)
+    instructions = program.instructions()
+    if not tokens:
+        instructions = [ins.with_tokens(**dict.fromkeys(isa.TOKEN_BITS, False)) for ins in instructions
+                        if ins.opcode != "SYNC"]
+    return instructions
+
+
+@cocotb.test()
+async def tokens_order_a_store_before_the_load_that_overwrites_its_buffer(dut):
+    """(3): under the DRAM model's random latency and stalls the STORE's data is the buffer before the LOAD
+    that overwrites it; the same program without tokens stores the new data (so the test sees the tokens)."""
+    params, host = await _host(dut)
+    program = overwrite_program(params)
+    assert sum(ins.pop_next for ins in program if ins.opcode == "LOAD") == 1, "the LOAD waits for the STORE"
+    image = image_with_data(params, "wavecore-tokens")
+    loaded, after, counters, fault = await run_both(host, params, program, image)
+    assert fault is None, str(fault)
+    expected, simulator = simulate(params, program, loaded)
+    assert_same_dram(after, expected)
+    assert_counters(counters, simulator, program)
+    if params.get("stall", 0):  # only a slow STORE loses the race deterministically
+        tokenless = overwrite_program(params, tokens=False)
+        _, after, _, fault = await run_both(host, params, tokenless, loaded)
+        assert fault is None, str(fault)
+        stored = slice(DESTINATION, DESTINATION + 2048)
+        assert after[stored] != expected[stored], ("without tokens the LOAD should overwrite the buffer before "
+                                                   "the STORE read it")
+        assert after[DESTINATION + 2048 - 64 : DESTINATION + 2048] == loaded[SOURCE + 0x2000 : SOURCE + 0x2040]
+
+
+@cocotb.test()
+async def token_overflow_and_soft_reset(dut):
+    """TOKEN_OVERFLOW at the LOAD whose push finds its counter full; a soft reset mid-program returns the core
+    to idle and the next program runs to the simulator's image."""
+    params, host = await _host(dut)
+    full = (1 << params.get("token_width", 8)) - 1
+    pushes = [isa.Instruction("LOAD", "io.scratchpad", {"dram_address": SOURCE, "length": 8}, push_next=True)
+              for _ in range(full + 1)]
+    program = [*pushes, isa.Instruction("END")]
+    image = image_with_data(params, "wavecore-overflow")
+    _, _, counters, fault = await run_both(host, params, program, image)
+    assert fault is not None and fault.code == ErrorCode.TOKEN_OVERFLOW, str(fault)
+    assert fault.address == PROGRAM_BASE + full * isa.INSTRUCTION_BYTES, str(fault)
+    assert counters["bytes_read_io"] >= (full + 1) * 8
+
+    program = copy_program(params, TENSORS)
+    image[PROGRAM_BASE : PROGRAM_BASE + len(program) * 16] = isa.encode_program(program)
+    await host.load({0: bytes(image)})
+    await host.start(PROGRAM_BASE)
+    await ClockCycles(dut.clk, 300)
+    status = host.map["STATUS"]
+    assert await host.registers.read32(status.offset) & status.field("busy").mask, "the program should still run"
+    await host.command("soft_reset")
+    await ClockCycles(dut.clk, 200)
+    assert await host.registers.read32(status.offset) == 0, "a soft reset returns the core to idle"
+    result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+    expected, _ = simulate(params, program, image)
+    assert_same_dram(await host.read(0, params["dram_bytes"]), expected)
+    assert result.counters["instructions"] == len(program)
+
+
+@cocotb.test()
+async def axi_error_responses_end_in_their_error_code(dut):
+    """A DRAM model smaller than the core's DRAM range answers DECERR above its end: a LOAD there ends in
+    AXI_READ_ERROR, a STORE in AXI_WRITE_ERROR, a fetch there in AXI_READ_ERROR, each at its address."""
+    params, host = await _host(dut)
+    model = params.get("model_bytes")
+    if model is None:
+        return  # only the build with a small DRAM model reaches the error responses
+    image = image_with_data(params, "wavecore-axi")[:model]
+    cases = [
+        ([isa.Instruction("LOAD", "io.scratchpad", {"dram_address": model, "length": 64})],
+         ErrorCode.AXI_READ_ERROR),
+        ([isa.Instruction("STORE", "io.scratchpad", {"dram_address": model + 64, "length": 64})],
+         ErrorCode.AXI_WRITE_ERROR),
+    ]
+    for program, code in cases:
+        program = [*program, isa.Instruction("END")]
+        words = isa.encode_program(program)
+        loaded = bytearray(image)
+        loaded[PROGRAM_BASE : PROGRAM_BASE + len(words)] = words
+        await host.load({0: bytes(loaded)})
+        try:
+            await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+        except CoreFault as fault:
+            assert fault.code == code and fault.address == PROGRAM_BASE, str(fault)
+        else:
+            raise AssertionError(f"{code.name} expected")
+        assert await host.read(0, model) == bytes(loaded), f"{code.name}: DRAM changed"
+    try:
+        await host.run(program_base=model + 0x100, expected_cycles=200)
+    except CoreFault as fault:
+        assert fault.code == ErrorCode.AXI_READ_ERROR and fault.address == model + 0x100, str(fault)
+    else:
+        raise AssertionError("a fetch answered DECERR must stop the core")

@@ -1,0 +1,71 @@
+"""The WaveCore top with the HDL DRAM model behind its ``m_axi`` port: the system the host driver runs.
+
+:class:`CoreSystem` exposes what :class:`wavecore.verif.host.Host` needs under cocotb: the core's ``s_axil_*``
+register port and ``irq``, and the DRAM model's backdoor (``backdoor_load``, ``backdoor_dump``,
+``backdoor_first``, ``backdoor_last``), so a test loads a program and its data through a file, starts the
+core and waits for ``irq`` with Python idle (as :mod:`wavecore.verif.copy_system` does for the DMA alone).
+"""
+
+from __future__ import annotations
+
+from amaranth import Module
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from wavecore.golden.core.semantics import CoreParameters
+from wavecore.hdl.core.dram_model import DramModel
+from wavecore.hdl.core.register_block import axi4_lite_signature
+from wavecore.hdl.core.wavecore import WaveCore
+
+__all__ = ["CoreSystem"]
+
+
+class CoreSystem(wiring.Component):
+    """:class:`WaveCore` + :class:`DramModel` of ``parameters.dram_bytes`` bytes.
+
+    Parameters
+    ----------
+    parameters : CoreParameters
+    data_width, max_burst, max_outstanding, queue_depth, token_width : int
+        The core's (see :class:`WaveCore`).
+    dram_outstanding, seed, stall, latency_min, latency_max : int
+        The DRAM model's defaults (plusargs override them at run time).
+    model_bytes : int or None
+        Size of the DRAM model (default ``parameters.dram_bytes``). A smaller model answers accesses above it
+        with DECERR while the core's range check passes them: the test of the AXI error states.
+    """
+
+    def __init__(self, *, parameters: CoreParameters | None = None, data_width: int = 64, max_burst: int = 16,
+                 max_outstanding: int = 4, queue_depth: int = 4, token_width: int = 8, dram_outstanding: int = 8,
+                 seed: int = 1, stall: int = 0, latency_min: int = 0, latency_max: int = 0,
+                 model_bytes: int | None = None):
+        self.core = WaveCore(parameters=parameters, data_width=data_width, max_burst=max_burst,
+                             max_outstanding=max_outstanding, queue_depth=queue_depth, token_width=token_width)
+        self.dram = DramModel(address_width=32, data_width=data_width,
+                              size_bytes=model_bytes or self.core.parameters.dram_bytes,
+                              outstanding=dram_outstanding, seed=seed, stall=stall, latency_min=latency_min,
+                              latency_max=latency_max)
+        self.register_map = self.core.register_map
+        super().__init__({
+            "s_axil": In(axi4_lite_signature(address_width=self.register_map.address_width)),
+            "irq": Out(1),
+            "backdoor_load": In(1),
+            "backdoor_dump": In(1),
+            "backdoor_first": In(32),
+            "backdoor_last": In(32),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.core = core = self.core
+        m.submodules.dram = dram = self.dram
+        wiring.connect(m, wiring.flipped(self.s_axil), core.s_axil)
+        wiring.connect(m, core.m_axi, dram.s_axi)
+        m.d.comb += [
+            self.irq.eq(core.irq),
+            dram.backdoor_load.eq(self.backdoor_load),
+            dram.backdoor_dump.eq(self.backdoor_dump),
+            dram.backdoor_first.eq(self.backdoor_first),
+            dram.backdoor_last.eq(self.backdoor_last),
+        ]
+        return m
