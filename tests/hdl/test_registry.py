@@ -177,7 +177,8 @@ def test_norm_stats_ports_are_sized_by_preset_and_max_count(tmp_path):
     # beat: 1-bit set index + 4 x int16; sums of 2 groups: S1 < 1024 * 2**15 signed (27 bits), S2 < 1024 * 2**30
     assert _kind_direction_bits(ports["input"]) == {"kind": "stream", "direction": "in", "payload_bits": 1 + 4 * 16}
     assert _kind_direction_bits(ports["sums"]) == {"kind": "stream", "direction": "out", "payload_bits": 2 * (27 + 41)}
-    assert [field["name"] for field in ports["input"]["fields"]] == ["set", *(f"data[{i}]" for i in range(4))]
+    fields = json.loads(record_path.read_text())["ports"]["input"]["fields"]
+    assert [field["name"] for field in fields] == ["set", *(f"data[{i}]" for i in range(4))]
     narrow = generate_files({**config, "preset": "int8", "max_count": 16}, tmp_path / "int8")[1]
     ports = json.loads(narrow.read_text())["ports"]
     assert ports["input"]["payload_bits"] == 1 + 4 * 8
