@@ -20,20 +20,15 @@ flag), so the stall reaches the array straight from a flip-flop, with no logic l
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.numerics import MacArithmetic
+from hdl.hierarchy import add_cells
 from hdl.multiplier import RegisteredMultiplier
-from hdl.pe import (
-    DATAFLOWS,
-    ProcessingElement,
-    accumulator_shape,
-    check_arithmetic,
-    check_dataflow,
-    operand_shape,
-)
+from hdl.pe import DATAFLOWS, accumulator_shape, check_arithmetic, check_dataflow, operand_shape
+from hdl.systolic_row import SystolicRow
 
 __all__ = ["DATAFLOWS", "MAX_DIMENSION", "SystolicArray"]
 
@@ -84,6 +79,13 @@ class SystolicArray(wiring.Component):
         The arithmetic as one object (the golden model's).
     multiplier : callable
         Multiplier factory for every PE (:mod:`hdl.multiplier`); default registered product, latency 1.
+    hierarchical : bool
+        ``False`` (default): the *flat* form, every row (:class:`hdl.systolic_row.SystolicRow`) and PE an
+        Amaranth submodule, which amaranth.sim simulates and any ``verilog.convert`` writes (one Verilog
+        module per instance). ``True``: the rows are instances of one row module and the PEs of one PE
+        module, written once each by :func:`hdl.hierarchy.convert` (three modules plus the multiplier's,
+        whatever the size); same behaviour cycle for cycle (``tests/test_systolic_equivalence.py`` proves
+        it with Yosys). ``wavecore generate`` writes this form unless given ``--flat``.
 
     Attributes
     ----------
@@ -119,7 +121,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, in_width=None, acc_width=None, signed=None, overflow=None,
-                 dataflow="output_stationary", arithmetic=None, multiplier=RegisteredMultiplier):
+                 dataflow="output_stationary", arithmetic=None, multiplier=RegisteredMultiplier,
+                 hierarchical=False):
         self.rows = _check_dimension("rows", rows)
         self.cols = _check_dimension("cols", cols)
         values = (in_width, acc_width, signed, overflow)
@@ -137,6 +140,9 @@ class SystolicArray(wiring.Component):
                             f"not {multiplier!r}")
         self._multiplier = multiplier
         self.latency = self._multiplier_latency(multiplier, self.arithmetic)
+        if not isinstance(hierarchical, bool):
+            raise TypeError(f"hierarchical must be a bool, not {hierarchical!r}")
+        self.hierarchical = hierarchical
 
         operand = operand_shape(self.arithmetic)
         accumulator = accumulator_shape(self.arithmetic)
@@ -207,12 +213,14 @@ class SystolicArray(wiring.Component):
         m = Module()
         rows, cols = self.rows, self.cols
 
-        # --- submodules: the PE grid ------------------------------------------------------------------
-        grid = [[ProcessingElement(arithmetic=self.arithmetic, dataflow=self.dataflow,
-                                   multiplier=self._multiplier) for _ in range(cols)] for _ in range(rows)]
-        for p in range(rows):
-            for j in range(cols):
-                m.submodules[f"pe_{p}_{j}"] = grid[p][j]
+        # --- submodules: rows of PEs (physical row 0 at the top) ------------------------------------------
+        arithmetic, dataflow, multiplier, hierarchical = (self.arithmetic, self.dataflow, self._multiplier,
+                                                          self.hierarchical)
+        grid = add_cells(
+            m, [f"row_{p}" for p in range(rows)],
+            lambda: SystolicRow(cols=cols, arithmetic=arithmetic, dataflow=dataflow, multiplier=multiplier,
+                                hierarchical=hierarchical),
+            kind="row", key=(cols, arithmetic, dataflow, multiplier), hierarchical=hierarchical)
 
         # --- output buffer and stall -------------------------------------------------------------------
         # `advance` is itself a register, loaded with the value `~(emit & buffer_full)` will have in the
@@ -225,9 +233,8 @@ class SystolicArray(wiring.Component):
         emit_row = Signal(self.c_layout)
         full_next = self._output_buffer(m, advance, emit, emit_row)
         m.d.sync += advance.eq(~(emit_next & full_next))
-        for p in range(rows):
-            for j in range(cols):
-                m.d.comb += grid[p][j].advance.eq(advance)
+        for row in grid:
+            m.d.comb += row.advance.eq(advance)
 
         if self.dataflow == "output_stationary":
             self._elaborate_output_stationary(m, grid, advance, emit, emit_next, emit_row)
@@ -264,14 +271,34 @@ class SystolicArray(wiring.Component):
         m.d.sync += count.eq(count_next)
         return count_next == 2
 
-    def _skewed(self, m, advance, value, delay: int, name: str, *, data: bool = True):
-        """``value`` through ``delay`` registers clock-enabled by ``advance`` (reset-less for data)."""
-        for stage in range(delay):
-            register = Signal(value.shape(), name=f"{name}_skew{stage}", reset_less=data)
+    @staticmethod
+    def _skewed(m, advance, values, delays, name: str, *, reset_less: bool = True) -> list:
+        """``values[i]`` (all of one shape) delayed by ``delays[i]`` registers clock-enabled by ``advance``
+        (reset-less for data, ``reset_less=False`` for tags), in the order given.
+
+        The delay lines share a triangle of registers: stage ``t`` is one register holding every value
+        whose delay is at least ``t``, and loads the part of stage ``t - 1`` it keeps. That is the same
+        flip-flops as one line per value, but ``max(delays)`` registers and statements instead of
+        ``sum(delays)``, so the skew of a 256-wide array stays a few hundred lines of Verilog.
+        """
+        shape = Shape.cast(values[0].shape())
+        order = sorted(range(len(values)), key=lambda index: delays[index])
+        outputs = [value if delay == 0 else None for value, delay in zip(values, delays)]
+        current = {index: values[index] for index in order}
+        for stage in range(1, max(delays, default=0) + 1):
+            kept = [index for index in order if delays[index] >= stage]
+            # A plain vector, not an ArrayLayout: Amaranth would write a wire per field, O(rows^2) lines.
+            register = Signal(shape.width * len(kept), name=f"{name}_skew{stage}", reset_less=reset_less)
             with m.If(advance):
-                m.d.sync += register.eq(value)
-            value = register
-        return value
+                m.d.sync += register.eq(Cat(current[index] for index in kept))
+            current = {}
+            for position, index in enumerate(kept):
+                element = register.word_select(position, shape.width)
+                current[index] = element.as_signed() if shape.signed else element
+            for index in kept:
+                if delays[index] == stage:
+                    outputs[index] = current[index]
+        return outputs
 
     def _elaborate_output_stationary(self, m, grid, advance, emit, emit_next, emit_row):
         rows, cols = self.rows, self.cols
@@ -297,27 +324,19 @@ class SystolicArray(wiring.Component):
 
         # --- skew: row i of A enters physical row rows-1-i (so the bottom row, which drains first, holds
         # C row 0), delayed by its physical row number; column j of B delayed by j -------------------------
+        delays = [rows - 1 - i for i in range(rows)]
+        operands = self._skewed(m, advance, [a.payload.data[i] for i in range(rows)], delays, "a")
+        valids = self._skewed(m, advance, [accept] * rows, delays, "a_valid", reset_less=False)
+        lasts = self._skewed(m, advance, [a.payload.last] * rows, delays, "a_last", reset_less=False)
         for i in range(rows):
-            p = rows - 1 - i
-            operand = self._skewed(m, advance, a.payload.data[i], p, f"a{i}")
-            valid = self._skewed(m, advance, accept, p, f"a{i}_valid", data=False)
-            last = self._skewed(m, advance, a.payload.last, p, f"a{i}_last", data=False)
-            m.d.comb += [grid[p][0].a_in.eq(operand), grid[p][0].a_valid_in.eq(valid),
-                         grid[p][0].a_last_in.eq(last)]
-        for j in range(cols):
-            m.d.comb += grid[0][j].b_in.eq(self._skewed(m, advance, b.payload[j], j, f"b{j}"))
+            row = grid[rows - 1 - i]
+            m.d.comb += [row.a_in.eq(operands[i]), row.a_valid_in.eq(valids[i]), row.a_last_in.eq(lasts[i])]
+        m.d.comb += grid[0].b_in.eq(Cat(self._skewed(m, advance, [b.payload[j] for j in range(cols)],
+                                                     list(range(cols)), "b")))
 
-        # --- datapath: systolic hops east (a + tags) and south (b), drain chain south -----------------
-        for p in range(rows):
-            for j in range(cols):
-                pe = grid[p][j]
-                if j + 1 < cols:
-                    east = grid[p][j + 1]
-                    m.d.comb += [east.a_in.eq(pe.a_out), east.a_valid_in.eq(pe.a_valid_out),
-                                 east.a_last_in.eq(pe.a_last_out)]
-                if p + 1 < rows:
-                    south = grid[p + 1][j]
-                    m.d.comb += [south.b_in.eq(pe.b_out), south.result_in.eq(pe.result)]
+        # --- datapath: systolic hops east (a + tags, inside the rows) and south (b), drain chain south ----
+        for north, south in zip(grid, grid[1:]):
+            m.d.comb += [south.b_in.eq(north.b_out), south.result_in.eq(north.result)]
 
         # --- control: the drain sequencer -------------------------------------------------------------
         # The bottom-right PE captures last; from the next cycle on, the bottom row leaves once per cycle
@@ -333,17 +352,16 @@ class SystolicArray(wiring.Component):
                 m.d.sync += [beat.eq(beat + 1), shift_mask.eq(shift_mask << 1)]
                 with m.If(beat == rows - 1):
                     m.d.comb += draining_next.eq(0)
-            with m.If(grid[rows - 1][cols - 1].capture):
+            with m.If(grid[rows - 1].capture):
                 m.d.comb += draining_next.eq(1)
                 m.d.sync += [beat.eq(0), shift_mask.eq(Const(((1 << rows) - 1) & ~1, rows))]
         m.d.sync += draining.eq(draining_next)
-        for p in range(rows):
-            for j in range(cols):
-                m.d.comb += grid[p][j].drain_shift.eq(shift_mask[p])
+        for p, row in enumerate(grid):
+            m.d.comb += row.drain_shift.eq(shift_mask[p])
         m.d.comb += [
             emit.eq(draining),
             emit_next.eq(draining_next),
-            emit_row.eq(Cat(grid[rows - 1][j].result for j in range(cols))),
+            emit_row.eq(grid[rows - 1].result),
         ]
 
     def _elaborate_weight_stationary(self, m, grid, advance, emit, emit_next, emit_row):
@@ -383,40 +401,30 @@ class SystolicArray(wiring.Component):
 
         # --- skew: A row p delayed p cycles; psum column j delayed j + latency + 1 (it meets the product
         # of row 0, which is latency + 1 registers behind a_out) -------------------------------------------
-        for p in range(rows):
-            m.d.comb += [
-                grid[p][0].a_in.eq(self._skewed(m, advance, a.payload.data[p], p, f"a{p}")),
-                grid[p][0].a_valid_in.eq(self._skewed(m, advance, accept, p, f"a{p}_valid", data=False)),
-                grid[p][0].a_switch_in.eq(
-                    self._skewed(m, advance, a.payload.switch, p, f"a{p}_switch", data=False)),
-            ]
-        for j in range(cols):
-            m.d.comb += grid[0][j].psum_in.eq(
-                self._skewed(m, advance, psum.payload[j], j + self.latency + 1, f"psum{j}"))
+        delays = list(range(rows))
+        operands = self._skewed(m, advance, [a.payload.data[p] for p in range(rows)], delays, "a")
+        valids = self._skewed(m, advance, [accept] * rows, delays, "a_valid", reset_less=False)
+        switches = self._skewed(m, advance, [a.payload.switch] * rows, delays, "a_switch", reset_less=False)
+        for p, row in enumerate(grid):
+            m.d.comb += [row.a_in.eq(operands[p]), row.a_valid_in.eq(valids[p]), row.a_switch_in.eq(switches[p])]
+        m.d.comb += grid[0].psum_in.eq(Cat(self._skewed(
+            m, advance, [psum.payload[j] for j in range(cols)], [j + self.latency + 1 for j in range(cols)],
+            "psum")))
 
-        # --- datapath: a east, psum south, shadow weights north (rows) or west (transposed) ------------
-        for p in range(rows):
-            for j in range(cols):
-                pe = grid[p][j]
-                m.d.comb += [pe.weight_load.eq(load), pe.weight_transpose.eq(w.payload.transpose)]
-                if j + 1 < cols:
-                    east = grid[p][j + 1]
-                    m.d.comb += [east.a_in.eq(pe.a_out), east.a_valid_in.eq(pe.a_valid_out),
-                                 east.a_switch_in.eq(pe.a_switch_out)]
-                    m.d.comb += pe.weight_from_right.eq(east.weight_shadow)
-                else:
-                    m.d.comb += pe.weight_from_right.eq(w.payload.data[p])
-                if p + 1 < rows:
-                    south = grid[p + 1][j]
-                    m.d.comb += [south.psum_in.eq(pe.psum_out), pe.weight_from_below.eq(south.weight_shadow)]
-                else:
-                    m.d.comb += pe.weight_from_below.eq(w.payload.data[j])
+        # --- datapath: a east (inside the rows), psum south, shadow weights north (rows) or west
+        # (transposed, inside the rows; the east edge takes the preload stream) ------------------------------
+        for p, row in enumerate(grid):
+            m.d.comb += [row.weight_load.eq(load), row.weight_transpose.eq(w.payload.transpose),
+                         row.weight_east.eq(w.payload.data[p])]
+        for north, south in zip(grid, grid[1:]):
+            m.d.comb += [south.psum_in.eq(north.psum_out), north.weight_from_below.eq(south.weight_shadow)]
+        m.d.comb += grid[rows - 1].weight_from_below.eq(Cat(w.payload.data[j] for j in range(cols)))
 
         # --- output deskew: column j is cols-1-j cycles early -------------------------------------------
         bottom = grid[rows - 1]
         m.d.comb += [
-            emit.eq(bottom[cols - 1].psum_valid_out),
-            emit_next.eq(bottom[cols - 1].psum_valid_next),
-            emit_row.eq(Cat(self._skewed(m, advance, bottom[j].psum_out, cols - 1 - j, f"c{j}")
-                            for j in range(cols))),
+            emit.eq(bottom.psum_valid_out),
+            emit_next.eq(bottom.psum_valid_next),
+            emit_row.eq(Cat(self._skewed(m, advance, [bottom.psum_out[j] for j in range(cols)],
+                                         [cols - 1 - j for j in range(cols)], "c"))),
         ]
