@@ -33,22 +33,29 @@ from types import SimpleNamespace
 from amaranth import ClockSignal, Const, Instance, ResetSignal, Shape, ShapeCastable, Signal
 from amaranth.lib import wiring
 
-__all__ = ["add_cells", "convert", "module_names"]
+__all__ = ["add_cells", "convert", "convert_rtlil", "module_names"]
 
-_TOP_ATTRIBUTE = re.compile(r"^\(\* top = +1 +\*\)\n", re.MULTILINE)
+_TOP_ATTRIBUTE = re.compile(r"^attribute \\top 1\n", re.MULTILINE)
 _LIBRARY: contextvars.ContextVar[_Library | None] = contextvars.ContextVar("wavecore_hierarchy", default=None)
 
 
 class _Definition:
-    """One module written once: its name and the component converted into it."""
+    """One module written once: its name, the component and its RTLIL (converted when first defined, so
+    an instance connects the clock and reset only if the module has them: a cell of wires has neither)."""
 
-    def __init__(self, name: str, component: wiring.Component):
+    def __init__(self, name: str, component: wiring.Component, *, emit_src: bool):
+        from amaranth.back import rtlil
+
         for member_name, member in component.signature.members.items():
             if not member.is_port:
                 raise TypeError(f"a hierarchical cell has plain ports only; {member_name!r} of "
                                 f"{type(component).__name__} is an interface")
         self.name = name
         self.component = component
+        # Only the real top level keeps the `top` attribute (tools pick the top module by it).
+        self.rtlil = _TOP_ATTRIBUTE.sub("", rtlil.convert(component, name=name, emit_src=emit_src), count=1)
+        self.domain_ports = [port for port in ("clk", "rst")
+                             if re.search(rf"^\s*wire width 1 input \d+\s+\\{port}\s*$", self.rtlil, re.MULTILINE)]
 
     def instance(self, path: str):
         """``(Instance, ports)``: the instance, and an interface with the cell's ports as signals named
@@ -65,19 +72,21 @@ class _Definition:
             signal = Signal(shape, name=f"{path}__{name}", init=init)
             setattr(ports, name, member.shape(signal) if isinstance(member.shape, ShapeCastable) else signal)
             connections.append(("i" if member.flow == wiring.In else "o", name, signal))
-        instance = Instance(self.name, *connections, i_clk=ClockSignal("sync"),
-                            i_rst=ResetSignal("sync", allow_reset_less=True))
+        domain = {"clk": ClockSignal("sync"), "rst": ResetSignal("sync", allow_reset_less=True)}
+        connections += [("i", port, domain[port]) for port in self.domain_ports]
+        instance = Instance(self.name, *connections)
         return instance, ports
 
 
 class _Library:
     """The modules a :func:`convert` call has to write besides the top level, one per distinct key."""
 
-    def __init__(self, toplevel: str):
+    def __init__(self, toplevel: str, *, emit_src: bool):
         self.toplevel = toplevel
+        self.emit_src = emit_src
         self.by_key: dict = {}
         self.taken = {toplevel}
-        self.pending: list[_Definition] = []
+        self.definitions: list[_Definition] = []  # in the order their conversion finished
 
     def define(self, kind: str, key: Hashable, factory: Callable) -> _Definition:
         if (kind, key) not in self.by_key:
@@ -87,9 +96,11 @@ class _Library:
                 variant += 1
                 name = f"{self.toplevel}_{kind}_{variant}"
             self.taken.add(name)
-            definition = _Definition(name, factory())
+            # Converting it may define the cells it holds first (a chain's halves), which is fine: their
+            # names are taken and their keys recorded before this returns.
+            definition = _Definition(name, factory(), emit_src=self.emit_src)
             self.by_key[(kind, key)] = definition
-            self.pending.append(definition)
+            self.definitions.append(definition)
         return self.by_key[(kind, key)]
 
 
@@ -122,30 +133,30 @@ def add_cells(m, names: Sequence[str], factory: Callable, *, kind: str, key: Has
     return cells
 
 
-def convert(design, *, name: str, **options) -> str:
+def convert_rtlil(design, *, name: str, emit_src: bool = False) -> str:
+    """RTLIL of ``design`` (top module ``name``) followed by every module its hierarchical cells need."""
+    from amaranth.back import rtlil
+
+    library = _Library(name, emit_src=emit_src)
+    token = _LIBRARY.set(library)
+    try:
+        texts = [rtlil.convert(design, name=name, emit_src=emit_src)]
+    finally:
+        _LIBRARY.reset(token)
+    return "\n".join(texts + [definition.rtlil for definition in library.definitions])
+
+
+def convert(design, *, name: str, emit_src: bool = False) -> str:
     """Verilog of ``design`` (top module ``name``) followed by every module its hierarchical cells need.
 
-    ``options`` pass to :func:`amaranth.back.verilog.convert` for every module (``emit_src=False`` by
-    default, so the text does not depend on where the sources are). A design without hierarchical cells
-    gives exactly ``verilog.convert``'s text.
+    Every module is converted to RTLIL by Amaranth (:func:`convert_rtlil`) and the lot goes through one
+    Yosys run, the ``proc``/``write_verilog`` script of :func:`amaranth.back.verilog.convert` (whose text a
+    design without hierarchical cells gets exactly). ``emit_src`` is off by default so the text does not
+    depend on where the sources are.
     """
     from amaranth.back import verilog
 
-    options.setdefault("emit_src", False)
-    library = _Library(name)
-    token = _LIBRARY.set(library)
-    try:
-        texts = [verilog.convert(design, name=name, **options)]
-        # A cell's module may itself hold hierarchical cells (an array's row holds PEs): convert until
-        # no definition is left.
-        while library.pending:
-            definition = library.pending.pop(0)
-            text = verilog.convert(definition.component, name=definition.name, **options)
-            # Only the real top level keeps Yosys' `top` attribute (tools pick the top module by it).
-            texts.append(_TOP_ATTRIBUTE.sub("", text, count=1))
-    finally:
-        _LIBRARY.reset(token)
-    return "\n".join(texts)
+    return verilog._convert_rtlil_text(convert_rtlil(design, name=name, emit_src=emit_src))
 
 
 def module_names(text: str) -> list[str]:

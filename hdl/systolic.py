@@ -20,15 +20,16 @@ flag), so the stall reaches the array straight from a flip-flop, with no logic l
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Shape, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from golden.numerics import MacArithmetic
+from hdl.chain import Chain
 from hdl.hierarchy import add_cells
 from hdl.multiplier import RegisteredMultiplier
-from hdl.pe import DATAFLOWS, accumulator_shape, check_arithmetic, check_dataflow, operand_shape
-from hdl.systolic_row import SystolicRow
+from hdl.pe import DATAFLOWS, ProcessingElement, accumulator_shape, check_arithmetic, check_dataflow, operand_shape
+from hdl.skew import skew_cell
 
 __all__ = ["DATAFLOWS", "MAX_DIMENSION", "SystolicArray"]
 
@@ -211,16 +212,10 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        rows, cols = self.rows, self.cols
 
-        # --- submodules: rows of PEs (physical row 0 at the top) ------------------------------------------
-        arithmetic, dataflow, multiplier, hierarchical = (self.arithmetic, self.dataflow, self._multiplier,
-                                                          self.hierarchical)
-        grid = add_cells(
-            m, [f"row_{p}" for p in range(rows)],
-            lambda: SystolicRow(cols=cols, arithmetic=arithmetic, dataflow=dataflow, multiplier=multiplier,
-                                hierarchical=hierarchical),
-            kind="row", key=(cols, arithmetic, dataflow, multiplier), hierarchical=hierarchical)
+        # --- submodules: a chain of rows (physical row 0 at the top), each a chain of PEs -----------------
+        grid = add_cells(m, ["grid"], self._grid, kind="grid", key=self._grid_key,
+                         hierarchical=self.hierarchical)[0]
 
         # --- output buffer and stall -------------------------------------------------------------------
         # `advance` is itself a register, loaded with the value `~(emit & buffer_full)` will have in the
@@ -233,8 +228,7 @@ class SystolicArray(wiring.Component):
         emit_row = Signal(self.c_layout)
         full_next = self._output_buffer(m, advance, emit, emit_row)
         m.d.sync += advance.eq(~(emit_next & full_next))
-        for row in grid:
-            m.d.comb += row.advance.eq(advance)
+        m.d.comb += grid.advance.eq(advance)
 
         if self.dataflow == "output_stationary":
             self._elaborate_output_stationary(m, grid, advance, emit, emit_next, emit_row)
@@ -271,34 +265,61 @@ class SystolicArray(wiring.Component):
         m.d.sync += count.eq(count_next)
         return count_next == 2
 
-    @staticmethod
-    def _skewed(m, advance, values, delays, name: str, *, reset_less: bool = True) -> list:
-        """``values[i]`` (all of one shape) delayed by ``delays[i]`` registers clock-enabled by ``advance``
-        (reset-less for data, ``reset_less=False`` for tags), in the order given.
+    @property
+    def _grid_key(self):
+        return (self.rows, self.cols, self.arithmetic, self.dataflow, self._multiplier)
 
-        The delay lines share a triangle of registers: stage ``t`` is one register holding every value
-        whose delay is at least ``t``, and loads the part of stage ``t - 1`` it keeps. That is the same
-        flip-flops as one line per value, but ``max(delays)`` registers and statements instead of
-        ``sum(delays)``, so the skew of a 256-wide array stays a few hundred lines of Verilog.
+    def _grid(self) -> Chain:
+        """The PE grid: a :class:`hdl.chain.Chain` of ``rows`` rows, each a chain of ``cols`` PEs.
+
+        In a row, ``a`` and its tags hop east and the shadow weight west; a row's north-south ports are
+        lanes (element ``j`` is PE ``j``'s). In the grid, those lanes chain south (``b``, the drain, partial
+        sums) or north (shadow weights), and each row's west-edge inputs are lanes.
         """
-        shape = Shape.cast(values[0].shape())
-        order = sorted(range(len(values)), key=lambda index: delays[index])
-        outputs = [value if delay == 0 else None for value, delay in zip(values, delays)]
-        current = {index: values[index] for index in order}
-        for stage in range(1, max(delays, default=0) + 1):
-            kept = [index for index in order if delays[index] >= stage]
-            # A plain vector, not an ArrayLayout: Amaranth would write a wire per field, O(rows^2) lines.
-            register = Signal(shape.width * len(kept), name=f"{name}_skew{stage}", reset_less=reset_less)
-            with m.If(advance):
-                m.d.sync += register.eq(Cat(current[index] for index in kept))
-            current = {}
-            for position, index in enumerate(kept):
-                element = register.word_select(position, shape.width)
-                current[index] = element.as_signed() if shape.signed else element
-            for index in kept:
-                if delays[index] == stage:
-                    outputs[index] = current[index]
-        return outputs
+        arithmetic, dataflow, multiplier, hierarchical = (self.arithmetic, self.dataflow, self._multiplier,
+                                                          self.hierarchical)
+        if dataflow == "output_stationary":
+            row_roles = {"forward": [("a_in", "a_out"), ("a_valid_in", "a_valid_out"), ("a_last_in", "a_last_out")],
+                         "lanes": ["b_in", "b_out", "result_in", "result"],
+                         "broadcast": ["advance", "drain_shift"], "last": ["capture"]}
+            grid_roles = {"forward": [("b_in", "b_out"), ("result_in", "result")],
+                          "lanes": ["a_in", "a_valid_in", "a_last_in", "drain_shift"],
+                          "broadcast": ["advance"], "last": ["capture"]}
+        else:
+            row_roles = {"forward": [("a_in", "a_out"), ("a_valid_in", "a_valid_out"),
+                                     ("a_switch_in", "a_switch_out")],
+                         "backward": [("weight_from_right", "weight_shadow")],
+                         "lanes": ["psum_in", "psum_out", "weight_from_below", "weight_shadow"],
+                         "broadcast": ["advance", "weight_load", "weight_transpose"],
+                         "last": ["psum_valid_out", "psum_valid_next"]}
+            grid_roles = {"forward": [("psum_in", "psum_out")],
+                          "backward": [("weight_from_below", "weight_shadow")],
+                          "lanes": ["a_in", "a_valid_in", "a_switch_in", "weight_from_right"],
+                          "broadcast": ["advance", "weight_load", "weight_transpose"],
+                          "last": ["psum_valid_out", "psum_valid_next"]}
+        pe_key = (arithmetic, dataflow, multiplier)
+
+        def pe():
+            return ProcessingElement(arithmetic=arithmetic, dataflow=dataflow, multiplier=multiplier)
+
+        def row():
+            return Chain(cell=pe, count=self.cols, kind="pe", key=pe_key, hierarchical=hierarchical, **row_roles)
+
+        return Chain(cell=row, count=self.rows, kind="row", key=(pe_key, self.cols), hierarchical=hierarchical,
+                     **grid_roles)
+
+    def _skew(self, m, advance, values, *, name: str, offset: int = 0, reverse: bool = False,
+              reset_less: bool = True):
+        """``values[i]`` (all of one width) delayed by ``offset + i`` enabled edges (``offset + n - 1 - i``
+        with ``reverse``), as one :class:`hdl.skew.Skew`; returns the delayed values as one vector."""
+        width = len(Value.cast(values[0]))
+        ordered = list(reversed(values)) if reverse else list(values)
+        skew = skew_cell(m, name, lanes=len(values), width=width, offset=offset, reset_less=reset_less,
+                         hierarchical=self.hierarchical)
+        m.d.comb += [skew.advance.eq(advance), skew.data_in.eq(Cat(ordered))]
+        if not reverse:
+            return skew.data_out
+        return Cat(skew.data_out.word_select(lane, width) for lane in reversed(range(len(values))))
 
     def _elaborate_output_stationary(self, m, grid, advance, emit, emit_next, emit_row):
         rows, cols = self.rows, self.cols
@@ -324,19 +345,16 @@ class SystolicArray(wiring.Component):
 
         # --- skew: row i of A enters physical row rows-1-i (so the bottom row, which drains first, holds
         # C row 0), delayed by its physical row number; column j of B delayed by j -------------------------
-        delays = [rows - 1 - i for i in range(rows)]
-        operands = self._skewed(m, advance, [a.payload.data[i] for i in range(rows)], delays, "a")
-        valids = self._skewed(m, advance, [accept] * rows, delays, "a_valid", reset_less=False)
-        lasts = self._skewed(m, advance, [a.payload.last] * rows, delays, "a_last", reset_less=False)
-        for i in range(rows):
-            row = grid[rows - 1 - i]
-            m.d.comb += [row.a_in.eq(operands[i]), row.a_valid_in.eq(valids[i]), row.a_last_in.eq(lasts[i])]
-        m.d.comb += grid[0].b_in.eq(Cat(self._skewed(m, advance, [b.payload[j] for j in range(cols)],
-                                                     list(range(cols)), "b")))
-
-        # --- datapath: systolic hops east (a + tags, inside the rows) and south (b), drain chain south ----
-        for north, south in zip(grid, grid[1:]):
-            m.d.comb += [south.b_in.eq(north.b_out), south.result_in.eq(north.result)]
+        # (In physical-row order, A's rows are reversed, so physical row p is delayed p cycles.)
+        tags = self._skew(m, advance, [Cat(accept, a.payload.last)] * rows, name="a_tag_skew", reset_less=False)
+        m.d.comb += [
+            grid.a_in.eq(self._skew(m, advance, [a.payload.data[i] for i in reversed(range(rows))],
+                                    name="a_skew")),
+            grid.a_valid_in.eq(Cat(tags.word_select(p, 2)[0] for p in range(rows))),
+            grid.a_last_in.eq(Cat(tags.word_select(p, 2)[1] for p in range(rows))),
+            grid.b_in.eq(self._skew(m, advance, [b.payload[j] for j in range(cols)], name="b_skew")),
+        ]
+        # The datapath (a east, b and the drain chain south) is inside the grid.
 
         # --- control: the drain sequencer -------------------------------------------------------------
         # The bottom-right PE captures last; from the next cycle on, the bottom row leaves once per cycle
@@ -352,16 +370,15 @@ class SystolicArray(wiring.Component):
                 m.d.sync += [beat.eq(beat + 1), shift_mask.eq(shift_mask << 1)]
                 with m.If(beat == rows - 1):
                     m.d.comb += draining_next.eq(0)
-            with m.If(grid[rows - 1].capture):
+            with m.If(grid.capture):
                 m.d.comb += draining_next.eq(1)
                 m.d.sync += [beat.eq(0), shift_mask.eq(Const(((1 << rows) - 1) & ~1, rows))]
         m.d.sync += draining.eq(draining_next)
-        for p, row in enumerate(grid):
-            m.d.comb += row.drain_shift.eq(shift_mask[p])
         m.d.comb += [
+            grid.drain_shift.eq(shift_mask),
             emit.eq(draining),
             emit_next.eq(draining_next),
-            emit_row.eq(grid[rows - 1].result),
+            emit_row.eq(grid.result),
         ]
 
     def _elaborate_weight_stationary(self, m, grid, advance, emit, emit_next, emit_row):
@@ -401,30 +418,29 @@ class SystolicArray(wiring.Component):
 
         # --- skew: A row p delayed p cycles; psum column j delayed j + latency + 1 (it meets the product
         # of row 0, which is latency + 1 registers behind a_out) -------------------------------------------
-        delays = list(range(rows))
-        operands = self._skewed(m, advance, [a.payload.data[p] for p in range(rows)], delays, "a")
-        valids = self._skewed(m, advance, [accept] * rows, delays, "a_valid", reset_less=False)
-        switches = self._skewed(m, advance, [a.payload.switch] * rows, delays, "a_switch", reset_less=False)
-        for p, row in enumerate(grid):
-            m.d.comb += [row.a_in.eq(operands[p]), row.a_valid_in.eq(valids[p]), row.a_switch_in.eq(switches[p])]
-        m.d.comb += grid[0].psum_in.eq(Cat(self._skewed(
-            m, advance, [psum.payload[j] for j in range(cols)], [j + self.latency + 1 for j in range(cols)],
-            "psum")))
+        tags = self._skew(m, advance, [Cat(accept, a.payload.switch)] * rows, name="a_tag_skew",
+                          reset_less=False)
+        m.d.comb += [
+            grid.a_in.eq(self._skew(m, advance, [a.payload.data[p] for p in range(rows)], name="a_skew")),
+            grid.a_valid_in.eq(Cat(tags.word_select(p, 2)[0] for p in range(rows))),
+            grid.a_switch_in.eq(Cat(tags.word_select(p, 2)[1] for p in range(rows))),
+            grid.psum_in.eq(self._skew(m, advance, [psum.payload[j] for j in range(cols)], name="psum_skew",
+                                       offset=self.latency + 1)),
+        ]
 
-        # --- datapath: a east (inside the rows), psum south, shadow weights north (rows) or west
-        # (transposed, inside the rows; the east edge takes the preload stream) ------------------------------
-        for p, row in enumerate(grid):
-            m.d.comb += [row.weight_load.eq(load), row.weight_transpose.eq(w.payload.transpose),
-                         row.weight_east.eq(w.payload.data[p])]
-        for north, south in zip(grid, grid[1:]):
-            m.d.comb += [south.psum_in.eq(north.psum_out), north.weight_from_below.eq(south.weight_shadow)]
-        m.d.comb += grid[rows - 1].weight_from_below.eq(Cat(w.payload.data[j] for j in range(cols)))
+        # --- datapath: a east, psum south, shadow weights north (rows) or west (transposed), all inside the
+        # grid; the preload stream enters at the bottom row (rows) and the east column (transposed) ----------
+        m.d.comb += [
+            grid.weight_load.eq(load),
+            grid.weight_transpose.eq(w.payload.transpose),
+            grid.weight_from_below.eq(Cat(w.payload.data[j] for j in range(cols))),
+            grid.weight_from_right.eq(Cat(w.payload.data[p] for p in range(rows))),
+        ]
 
         # --- output deskew: column j is cols-1-j cycles early -------------------------------------------
-        bottom = grid[rows - 1]
         m.d.comb += [
-            emit.eq(bottom.psum_valid_out),
-            emit_next.eq(bottom.psum_valid_next),
-            emit_row.eq(Cat(self._skewed(m, advance, [bottom.psum_out[j] for j in range(cols)],
-                                         [cols - 1 - j for j in range(cols)], "c"))),
+            emit.eq(grid.psum_valid_out),
+            emit_next.eq(grid.psum_valid_next),
+            emit_row.eq(self._skew(m, advance, [grid.psum_out[j] for j in range(cols)], name="c_skew",
+                                   reverse=True)),
         ]

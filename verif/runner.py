@@ -130,9 +130,10 @@ def verilog_for(design, toplevel: str) -> str:
         return design
     if callable(design) and not hasattr(design, "elaborate"):
         design = design()
-    from amaranth.back import verilog
+    # hdl.hierarchy writes the modules of hierarchical cells too; a flat design gets verilog.convert's text.
+    from hdl.hierarchy import convert
 
-    return verilog.convert(design, name=toplevel, emit_src=False)
+    return convert(design, name=toplevel)
 
 
 def _write_if_changed(path: Path, text: str) -> Path:
