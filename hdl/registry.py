@@ -65,6 +65,9 @@ class Block:
     help: str
     # Registry parameters -> the constructor's keywords, for components that take an object (default: as is).
     arguments: Callable[[dict], dict] | None = None
+    # The component takes `hierarchical=True` (repeated cells written once as Verilog modules, hdl.hierarchy);
+    # `wavecore generate` then writes that form unless given --flat.
+    hierarchical: bool = False
 
     @property
     def component(self) -> Callable:
@@ -127,6 +130,7 @@ BLOCKS: dict[str, Block] = {
     "systolic": Block(
         name="systolic",
         component_path="hdl.systolic:SystolicArray",
+        hierarchical=True,
         help="rows x cols systolic MAC array, output- or weight-stationary, with stream ports",
         parameters=(
             Parameter("rows", int, 8, "PE rows (1-256)"),
@@ -298,8 +302,13 @@ def describe_ports(component) -> dict:
     return ports
 
 
-def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -> tuple:
+def generate_files(config: Mapping, directory, *, toplevel: str | None = None, flat: bool = False) -> tuple:
     """Write ``<toplevel>.v`` and ``<toplevel>.json`` (the full configuration) into ``directory``.
+
+    A block with a hierarchical form (the systolic array) is written in it unless ``flat``: its repeated
+    cells (PE, rows, skew registers) are Verilog modules written once and instantiated (:mod:`hdl.hierarchy`),
+    so the file grows with the number of distinct modules, not with rows x cols. ``flat`` writes one module
+    per instance, as Amaranth does by default. The JSON records the ``form`` and the ``modules`` written.
 
     Both files appear together or not at all: they are written to temporary names and renamed, and the
     component is built (so every parameter is checked) before anything is created. Returns the two paths.
@@ -311,22 +320,29 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None) -
     import tempfile
     from pathlib import Path
 
-    from amaranth.back import verilog
+    from hdl.hierarchy import convert, module_names
 
+    if not isinstance(flat, bool):
+        raise TypeError(f"flat must be a bool, not {flat!r}")
     if not isinstance(config, Mapping) or "block" not in config:
         raise ValueError(f"config needs a 'block' key (one of {', '.join(BLOCKS)})")
     full = full_config(config["block"], {key: value for key, value in config.items() if key != "block"})
     name = toplevel or full["block"]
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise ValueError(f"toplevel must be a Verilog identifier, not {name!r}")
-    component = from_config(full)
-    text = verilog.convert(component, name=name, emit_src=False)
+    spec = block(full["block"])
+    hierarchical = spec.hierarchical and not flat
+    component = spec.build(**{key: value for key, value in full.items() if key != "block"},
+                           **({"hierarchical": True} if hierarchical else {}))
+    text = convert(component, name=name)
     record = {
         "block": full["block"],
         "toplevel": name,
         "parameters": {key: value for key, value in full.items() if key != "block"},
         "verilog": f"{name}.v",
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "form": "hierarchical" if hierarchical else "flat",
+        "modules": len(module_names(text)),
         "ports": describe_ports(component),
     }
     if hasattr(component, "timing"):

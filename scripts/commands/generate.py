@@ -34,6 +34,10 @@ def add_arguments(parser):
         sub.add_argument("-o", "--output", default="build/generated",
                          help="directory for NAME.v and NAME.json (default: build/generated)")
         sub.add_argument("--name", default=None, help=f"Verilog module and file name (default: {spec.name})")
+        if spec.hierarchical:
+            sub.add_argument("--flat", action="store_true",
+                             help="one Verilog module per PE instance (Amaranth's default) instead of the PE, row "
+                                  "and skew modules written once and instantiated")
 
 
 def _option_message(spec, message: str) -> str:
@@ -54,7 +58,8 @@ def run(args) -> int:
     if args.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
         raise UsageError(f"--name must be a Verilog identifier (letters, digits, _), not {args.name!r}")
     try:
-        verilog_path, json_path = generate_files(config, args.output, toplevel=args.name)
+        verilog_path, json_path = generate_files(config, args.output, toplevel=args.name,
+                                                 flat=getattr(args, "flat", False))
     except (TypeError, ValueError) as error:
         raise UsageError(_option_message(spec, str(error))) from None
     print(f"wrote {verilog_path} and {json_path}")
