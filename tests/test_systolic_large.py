@@ -18,7 +18,9 @@ from verif.runner import build
 def _run_random_gemm(size: int, dataflow: str) -> None:
     array = SystolicArray(rows=size, cols=size, dataflow=dataflow, hierarchical=True)
     began = time.perf_counter()
-    design = build(array, toplevel=f"systolic{size}", simulator="verilator")
+    # Verilator inlines every module by default, which makes C++ (and a g++ build of many minutes) per PE;
+    # with -fno-inline each module (PE, half chains, skews) is one C++ class compiled once.
+    design = build(array, toplevel=f"systolic{size}", simulator="verilator", extra_build_args=["-fno-inline"])
     print(f"\n{size}x{size} {dataflow}: build {time.perf_counter() - began:.1f} s")
     # M and N not multiples of the array, K longer than a tile: two tiles each way, partial last ones.
     shapes = [[size + 3, 2 * size + 5, size + 7]]
