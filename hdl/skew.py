@@ -51,10 +51,10 @@ class DelayStage(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        register = Signal(self.width, name="register", reset_less=self.reset_less)
+        delayed = Signal(self.width, name="delayed", reset_less=self.reset_less)
         with m.If(self.advance):
-            m.d.sync += register.eq(self.data_in)
-        m.d.comb += self.data_out.eq(register)
+            m.d.sync += delayed.eq(self.data_in)
+        m.d.comb += self.data_out.eq(delayed)
         return m
 
 
