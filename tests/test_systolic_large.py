@@ -14,15 +14,17 @@ import pytest
 from hdl.systolic import SystolicArray
 from verif.runner import build
 
+# Verilator inlines every module by default, which makes C++ (and a g++ build of many minutes) per PE;
+# with -fno-inline each module (PE, half chains, skews) is one C++ class compiled once. The per-instance
+# symbol tables cocotb's --public-flat-rw asks for remain, and g++ spends its time there: -O0 (the
+# simulation is a few seconds either way). Figures in docs/benchmarks.md.
+VERILATOR_ARGS = ["-fno-inline", "-MAKEFLAGS", "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"]
+
 
 def _run_random_gemm(size: int, dataflow: str) -> None:
     array = SystolicArray(rows=size, cols=size, dataflow=dataflow, hierarchical=True)
     began = time.perf_counter()
-    # Verilator inlines every module by default, which makes C++ (and a g++ build of many minutes) per PE;
-    # with -fno-inline each module (PE, half chains, skews) is one C++ class compiled once. The per-instance
-    # symbol tables cocotb's --public-flat-rw asks for remain, and g++ spends its time there: -O0 (the
-    # simulation is a few seconds either way).
-    design = build(array, toplevel=f"systolic{size}", simulator="verilator", extra_build_args=["-fno-inline", "-MAKEFLAGS", "OPT_FAST=-O0 OPT_SLOW=-O0 OPT_GLOBAL=-O0"])
+    design = build(array, toplevel=f"systolic{size}", simulator="verilator", extra_build_args=VERILATOR_ARGS)
     print(f"\n{size}x{size} {dataflow}: build {time.perf_counter() - began:.1f} s")
     # M and N not multiples of the array, K longer than a tile: two tiles each way, partial last ones.
     shapes = [[size + 3, 2 * size + 5, size + 7]]
