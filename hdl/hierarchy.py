@@ -18,9 +18,9 @@ Rules for a hierarchical cell:
 * the design holding it is written by :func:`convert` (amaranth.sim and a bare ``verilog.convert`` cannot
   see inside an ``Instance``; they get a one-line error telling to use the flat form).
 
-Modules are named ``<toplevel>_<kind>`` (``systolic_pe``, ``systolic_row``), with ``_2``, ``_3``, ... for
-further variants of a kind in the same design, so files generated under different top-level names can be
-linked together.
+Modules are named ``<toplevel>_<kind>`` (``systolic_pe``, ``systolic_row``, ``systolic_pe_x16``), with
+``_2``, ``_3``, ... for further variants of a kind in the same design, so files generated under different
+top-level names can be linked together.
 """
 
 from __future__ import annotations

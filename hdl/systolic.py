@@ -81,12 +81,12 @@ class SystolicArray(wiring.Component):
     multiplier : callable
         Multiplier factory for every PE (:mod:`hdl.multiplier`); default registered product, latency 1.
     hierarchical : bool
-        ``False`` (default): the *flat* form, every row (:class:`hdl.systolic_row.SystolicRow`) and PE an
-        Amaranth submodule, which amaranth.sim simulates and any ``verilog.convert`` writes (one Verilog
-        module per instance). ``True``: the rows are instances of one row module and the PEs of one PE
-        module, written once each by :func:`hdl.hierarchy.convert` (three modules plus the multiplier's,
-        whatever the size); same behaviour cycle for cycle (``tests/test_systolic_equivalence.py`` proves
-        it with Yosys). ``wavecore generate`` writes this form unless given ``--flat``.
+        ``False`` (default): the *flat* form, every PE, row (:class:`hdl.chain.Chain` of PEs), half chain and
+        skew register an Amaranth submodule, which amaranth.sim simulates and any ``verilog.convert`` writes
+        (one Verilog module per instance). ``True``: each of those is an instance of a module written once
+        by :func:`hdl.hierarchy.convert` (``O(log rows + log cols)`` modules whatever the size); same
+        behaviour cycle for cycle (``tests/test_hierarchy.py`` proves it with Yosys). ``wavecore generate``
+        writes this form unless given ``--flat``.
 
     Attributes
     ----------
