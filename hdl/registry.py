@@ -69,6 +69,9 @@ class Block:
     help: str
     # Registry parameters -> the constructor's keywords, for components that take an object (default: as is).
     arguments: Callable[[dict], dict] | None = None
+    # The component takes `hierarchical=True` (repeated cells written once as Verilog modules, hdl.hierarchy);
+    # `wavecore generate` then writes that form unless given --flat.
+    hierarchical: bool = False
 
     @property
     def component(self) -> Callable:
@@ -145,6 +148,7 @@ BLOCKS: dict[str, Block] = {
     "systolic": Block(
         name="systolic",
         component_path="wavecore.hdl.array.systolic:SystolicArray",
+        hierarchical=True,
         help="rows x cols systolic MAC array, output- or weight-stationary, with stream ports",
         parameters=(
             Parameter("rows", int, 8, "PE rows (1-256)"),
@@ -423,7 +427,8 @@ class GeneratedFiles(tuple):
 WRAPPERS = ("sv",)
 
 
-def generate_files(config: Mapping, directory, *, toplevel: str | None = None, wrapper: str | None = None) -> tuple:
+def generate_files(config: Mapping, directory, *, toplevel: str | None = None, wrapper: str | None = None,
+                   flat: bool = False) -> tuple:
     """Write ``<toplevel>.v``, ``<toplevel>.json`` (the full configuration and every port), the FuseSoC core
     ``<toplevel>.core`` and the filelist ``<toplevel>.f`` into ``directory``; with ``wrapper="sv"`` also the
     AXI4-Stream SystemVerilog wrapper ``<toplevel>_axis.sv`` (see :mod:`wavecore.hdl.dropin`).
@@ -431,14 +436,22 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None, w
     The files appear together or not at all: they are written to temporary names and renamed, and the
     component is built (so every parameter is checked) before anything is created. Returns a
     :class:`GeneratedFiles`: the ``(verilog, json)`` pair, with every written path in ``.paths``.
+
+    A block with a hierarchical form (the systolic array) is written in it unless ``flat``: its repeated
+    cells (PE, rows, skew registers) are Verilog modules written once and instantiated
+    (:mod:`wavecore.hdl.hierarchy`), so the file grows with the number of distinct modules, not with
+    rows x cols. ``flat`` writes one module per instance, as Amaranth does by default. The JSON records the
+    ``form`` and the ``modules`` written.
     """
     import hashlib
     import json
     import re
     from pathlib import Path
 
-    from amaranth.back import verilog
+    from wavecore.hdl.hierarchy import convert, module_names
 
+    if not isinstance(flat, bool):
+        raise TypeError(f"flat must be a bool, not {flat!r}")
     if not isinstance(config, Mapping) or "block" not in config:
         raise ValueError(f"config needs a 'block' key (one of {', '.join(BLOCKS)})")
     if wrapper is not None and wrapper not in WRAPPERS:
@@ -449,14 +462,18 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None, w
         raise ValueError(f"toplevel must be a Verilog identifier, not {name!r}")
     from wavecore import progress
 
-    component = from_config(full)  # checks every parameter, before any progress is shown
+    spec = block(full["block"])
+    hierarchical = spec.hierarchical and not flat
+    # builds the component, so every parameter is checked before any progress is shown
+    component = spec.build(**{key: value for key, value in full.items() if key != "block"},
+                           **({"hierarchical": True} if hierarchical else {}))
     with progress.task(f"generate {name}", total=1, unit="steps") as steps:
         if _has_bus_members(component):  # SoC buses named Vivado-style: s_axil_awaddr, m_axi_araddr
-            from wavecore.hdl.core.ports import convert
+            from wavecore.hdl.core.ports import convert as convert_buses
 
-            text = convert(component, name=name)
+            text = convert_buses(component, name=name)
         else:
-            text = verilog.convert(component, name=name, emit_src=False)  # the slow part: elaboration and Yosys
+            text = convert(component, name=name)  # the slow part: elaboration and Yosys
         steps.advance(detail="Verilog converted")
     record = {
         "block": full["block"],
@@ -464,6 +481,8 @@ def generate_files(config: Mapping, directory, *, toplevel: str | None = None, w
         "parameters": {key: value for key, value in full.items() if key != "block"},
         "verilog": f"{name}.v",
         "verilog_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "form": "hierarchical" if hierarchical else "flat",
+        "modules": len(module_names(text)),
         "ports": describe_ports(component),
     }
     if hasattr(component, "timing"):

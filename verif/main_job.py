@@ -161,7 +161,8 @@ def _run_main_job(config: AcceleratorConfig, output: Path, *, simulator: str,
     def verify() -> str:
         from wavecore.hdl.array.systolic import SystolicArray
 
-        design = build(SystolicArray(**parameters), toplevel="systolic", simulator=simulator)
+        # The form `generate` wrote (hierarchical), so the regression runs on the Verilog a user gets.
+        design = build(SystolicArray(**parameters, hierarchical=True), toplevel="systolic", simulator=simulator)
         shapes = _gemm_shapes(config.array.rows, config.array.cols)
         summary.files["simulation"] = [str(design.build_dir)]
         summary.files["waveforms"] = []

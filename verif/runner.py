@@ -161,9 +161,10 @@ def verilog_for(design, toplevel: str) -> str:
         return design
     if callable(design) and not hasattr(design, "elaborate"):
         design = design()
-    from amaranth.back import verilog
+    # hdl.hierarchy writes the modules of hierarchical cells too; a flat design gets verilog.convert's text.
+    from wavecore.hdl.hierarchy import convert
 
-    return verilog.convert(design, name=toplevel, emit_src=False)
+    return convert(design, name=toplevel)
 
 
 @contextlib.contextmanager

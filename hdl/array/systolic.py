@@ -20,11 +20,12 @@ flag), so the stall reaches the array straight from a flip-flop, with no logic l
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.numerics import MacArithmetic
+from wavecore.hdl.array.chain import Chain
 from wavecore.hdl.array.multiplier import RegisteredMultiplier
 from wavecore.hdl.array.pe import (
     DATAFLOWS,
@@ -34,6 +35,8 @@ from wavecore.hdl.array.pe import (
     check_dataflow,
     operand_shape,
 )
+from wavecore.hdl.array.skew import skew_cell
+from wavecore.hdl.hierarchy import add_cells
 
 __all__ = ["DATAFLOWS", "MAX_DIMENSION", "SystolicArray"]
 
@@ -84,6 +87,13 @@ class SystolicArray(wiring.Component):
         The arithmetic as one object (the golden model's).
     multiplier : callable
         Multiplier factory for every PE (:mod:`wavecore.hdl.array.multiplier`); default registered product, latency 1.
+    hierarchical : bool
+        ``False`` (default): the *flat* form, every PE, row (:class:`~wavecore.hdl.array.chain.Chain` of
+        PEs), half chain and skew register an Amaranth submodule, which amaranth.sim simulates and any ``verilog.convert`` writes
+        (one Verilog module per instance). ``True``: each of those is an instance of a module written once
+        by :func:`wavecore.hdl.hierarchy.convert` (``O(log rows + log cols)`` modules whatever the size); same
+        behaviour cycle for cycle (``tests/hdl/test_hierarchy.py`` proves it with Yosys). ``wavecore generate``
+        writes this form unless given ``--flat``.
 
     Attributes
     ----------
@@ -125,7 +135,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, *, rows, cols, in_width=None, acc_width=None, signed=None, overflow=None,
-                 dataflow="output_stationary", arithmetic=None, multiplier=RegisteredMultiplier):
+                 dataflow="output_stationary", arithmetic=None, multiplier=RegisteredMultiplier,
+                 hierarchical=False):
         self.rows = _check_dimension("rows", rows)
         self.cols = _check_dimension("cols", cols)
         values = (in_width, acc_width, signed, overflow)
@@ -143,6 +154,9 @@ class SystolicArray(wiring.Component):
                             f"not {multiplier!r}")
         self._multiplier = multiplier
         self.latency = self._multiplier_latency(multiplier, self.arithmetic)
+        if not isinstance(hierarchical, bool):
+            raise TypeError(f"hierarchical must be a bool, not {hierarchical!r}")
+        self.hierarchical = hierarchical
 
         operand = operand_shape(self.arithmetic)
         accumulator = accumulator_shape(self.arithmetic)
@@ -224,14 +238,10 @@ class SystolicArray(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        rows, cols = self.rows, self.cols
 
-        # --- submodules: the PE grid ------------------------------------------------------------------
-        grid = [[ProcessingElement(arithmetic=self.arithmetic, dataflow=self.dataflow,
-                                   multiplier=self._multiplier) for _ in range(cols)] for _ in range(rows)]
-        for p in range(rows):
-            for j in range(cols):
-                m.submodules[f"pe_{p}_{j}"] = grid[p][j]
+        # --- submodules: a chain of rows (physical row 0 at the top), each a chain of PEs -----------------
+        grid = add_cells(m, ["grid"], self._grid, kind="grid", key=self._grid_key,
+                         hierarchical=self.hierarchical)[0]
 
         # --- output buffer and stall -------------------------------------------------------------------
         # `advance` is itself a register, loaded with the value `~(emit & buffer_full)` will have in the
@@ -244,9 +254,7 @@ class SystolicArray(wiring.Component):
         emit_row = Signal(self.c_layout)
         full_next = self._output_buffer(m, advance, emit, emit_row)
         m.d.sync += advance.eq(~(emit_next & full_next))
-        for p in range(rows):
-            for j in range(cols):
-                m.d.comb += grid[p][j].advance.eq(advance)
+        m.d.comb += grid.advance.eq(advance)
 
         if self.dataflow == "output_stationary":
             self._elaborate_output_stationary(m, grid, advance, emit, emit_next, emit_row)
@@ -283,14 +291,61 @@ class SystolicArray(wiring.Component):
         m.d.sync += count.eq(count_next)
         return count_next == 2
 
-    def _skewed(self, m, advance, value, delay: int, name: str, *, data: bool = True):
-        """``value`` through ``delay`` registers clock-enabled by ``advance`` (reset-less for data)."""
-        for stage in range(delay):
-            register = Signal(value.shape(), name=f"{name}_skew{stage}", reset_less=data)
-            with m.If(advance):
-                m.d.sync += register.eq(value)
-            value = register
-        return value
+    @property
+    def _grid_key(self):
+        return (self.rows, self.cols, self.arithmetic, self.dataflow, self._multiplier)
+
+    def _grid(self) -> Chain:
+        """The PE grid: a :class:`wavecore.hdl.array.chain.Chain` of ``rows`` rows, each a chain of ``cols`` PEs.
+
+        In a row, ``a`` and its tags hop east and the shadow weight west; a row's north-south ports are
+        lanes (element ``j`` is PE ``j``'s). In the grid, those lanes chain south (``b``, the drain, partial
+        sums) or north (shadow weights), and each row's west-edge inputs are lanes.
+        """
+        arithmetic, dataflow, multiplier, hierarchical = (self.arithmetic, self.dataflow, self._multiplier,
+                                                          self.hierarchical)
+        if dataflow == "output_stationary":
+            row_roles = {"forward": [("a_in", "a_out"), ("a_valid_in", "a_valid_out"), ("a_last_in", "a_last_out")],
+                         "lanes": ["b_in", "b_out", "result_in", "result"],
+                         "broadcast": ["advance", "drain_shift"], "last": ["capture"]}
+            grid_roles = {"forward": [("b_in", "b_out"), ("result_in", "result")],
+                          "lanes": ["a_in", "a_valid_in", "a_last_in", "drain_shift"],
+                          "broadcast": ["advance"], "last": ["capture"]}
+        else:
+            row_roles = {"forward": [("a_in", "a_out"), ("a_valid_in", "a_valid_out"),
+                                     ("a_switch_in", "a_switch_out")],
+                         "backward": [("weight_from_right", "weight_shadow")],
+                         "lanes": ["psum_in", "psum_out", "weight_from_below", "weight_shadow"],
+                         "broadcast": ["advance", "weight_load", "weight_transpose"],
+                         "last": ["psum_valid_out", "psum_valid_next"]}
+            grid_roles = {"forward": [("psum_in", "psum_out")],
+                          "backward": [("weight_from_below", "weight_shadow")],
+                          "lanes": ["a_in", "a_valid_in", "a_switch_in", "weight_from_right"],
+                          "broadcast": ["advance", "weight_load", "weight_transpose"],
+                          "last": ["psum_valid_out", "psum_valid_next"]}
+        pe_key = (arithmetic, dataflow, multiplier)
+
+        def pe():
+            return ProcessingElement(arithmetic=arithmetic, dataflow=dataflow, multiplier=multiplier)
+
+        def row():
+            return Chain(cell=pe, count=self.cols, kind="pe", key=pe_key, hierarchical=hierarchical, **row_roles)
+
+        return Chain(cell=row, count=self.rows, kind="row", key=(pe_key, self.cols), hierarchical=hierarchical,
+                     **grid_roles)
+
+    def _skew(self, m, advance, values, *, name: str, offset: int = 0, reverse: bool = False,
+              reset_less: bool = True):
+        """``values[i]`` (all of one width) delayed by ``offset + i`` enabled edges (``offset + n - 1 - i``
+        with ``reverse``), as one :class:`wavecore.hdl.array.skew.Skew`; returns the delayed values as one vector."""
+        width = len(Value.cast(values[0]))
+        ordered = list(reversed(values)) if reverse else list(values)
+        skew = skew_cell(m, name, lanes=len(values), width=width, offset=offset, reset_less=reset_less,
+                         hierarchical=self.hierarchical)
+        m.d.comb += [skew.advance.eq(advance), skew.data_in.eq(Cat(ordered))]
+        if not reverse:
+            return skew.data_out
+        return Cat(skew.data_out.word_select(lane, width) for lane in reversed(range(len(values))))
 
     def _elaborate_output_stationary(self, m, grid, advance, emit, emit_next, emit_row):
         rows, cols = self.rows, self.cols
@@ -316,27 +371,16 @@ class SystolicArray(wiring.Component):
 
         # --- skew: row i of A enters physical row rows-1-i (so the bottom row, which drains first, holds
         # C row 0), delayed by its physical row number; column j of B delayed by j -------------------------
-        for i in range(rows):
-            p = rows - 1 - i
-            operand = self._skewed(m, advance, a.payload.data[i], p, f"a{i}")
-            valid = self._skewed(m, advance, accept, p, f"a{i}_valid", data=False)
-            last = self._skewed(m, advance, a.payload.last, p, f"a{i}_last", data=False)
-            m.d.comb += [grid[p][0].a_in.eq(operand), grid[p][0].a_valid_in.eq(valid),
-                         grid[p][0].a_last_in.eq(last)]
-        for j in range(cols):
-            m.d.comb += grid[0][j].b_in.eq(self._skewed(m, advance, b.payload[j], j, f"b{j}"))
-
-        # --- datapath: systolic hops east (a + tags) and south (b), drain chain south -----------------
-        for p in range(rows):
-            for j in range(cols):
-                pe = grid[p][j]
-                if j + 1 < cols:
-                    east = grid[p][j + 1]
-                    m.d.comb += [east.a_in.eq(pe.a_out), east.a_valid_in.eq(pe.a_valid_out),
-                                 east.a_last_in.eq(pe.a_last_out)]
-                if p + 1 < rows:
-                    south = grid[p + 1][j]
-                    m.d.comb += [south.b_in.eq(pe.b_out), south.result_in.eq(pe.result)]
+        # (In physical-row order, A's rows are reversed, so physical row p is delayed p cycles.)
+        tags = self._skew(m, advance, [Cat(accept, a.payload.last)] * rows, name="a_tag_skew", reset_less=False)
+        m.d.comb += [
+            grid.a_in.eq(self._skew(m, advance, [a.payload.data[i] for i in reversed(range(rows))],
+                                    name="a_skew")),
+            grid.a_valid_in.eq(Cat(tags.word_select(p, 2)[0] for p in range(rows))),
+            grid.a_last_in.eq(Cat(tags.word_select(p, 2)[1] for p in range(rows))),
+            grid.b_in.eq(self._skew(m, advance, [b.payload[j] for j in range(cols)], name="b_skew")),
+        ]
+        # The datapath (a east, b and the drain chain south) is inside the grid.
 
         # --- control: the drain sequencer -------------------------------------------------------------
         # The bottom-right PE captures last; from the next cycle on, the bottom row leaves once per cycle
@@ -352,17 +396,15 @@ class SystolicArray(wiring.Component):
                 m.d.sync += [beat.eq(beat + 1), shift_mask.eq(shift_mask << 1)]
                 with m.If(beat == rows - 1):
                     m.d.comb += draining_next.eq(0)
-            with m.If(grid[rows - 1][cols - 1].capture):
+            with m.If(grid.capture):
                 m.d.comb += draining_next.eq(1)
                 m.d.sync += [beat.eq(0), shift_mask.eq(Const(((1 << rows) - 1) & ~1, rows))]
         m.d.sync += draining.eq(draining_next)
-        for p in range(rows):
-            for j in range(cols):
-                m.d.comb += grid[p][j].drain_shift.eq(shift_mask[p])
         m.d.comb += [
+            grid.drain_shift.eq(shift_mask),
             emit.eq(draining),
             emit_next.eq(draining_next),
-            emit_row.eq(Cat(grid[rows - 1][j].result for j in range(cols))),
+            emit_row.eq(grid.result),
         ]
 
     def _elaborate_weight_stationary(self, m, grid, advance, emit, emit_next, emit_row):
@@ -402,40 +444,29 @@ class SystolicArray(wiring.Component):
 
         # --- skew: A row p delayed p cycles; psum column j delayed j + latency + 1 (it meets the product
         # of row 0, which is latency + 1 registers behind a_out) -------------------------------------------
-        for p in range(rows):
-            m.d.comb += [
-                grid[p][0].a_in.eq(self._skewed(m, advance, a.payload.data[p], p, f"a{p}")),
-                grid[p][0].a_valid_in.eq(self._skewed(m, advance, accept, p, f"a{p}_valid", data=False)),
-                grid[p][0].a_switch_in.eq(
-                    self._skewed(m, advance, a.payload.switch, p, f"a{p}_switch", data=False)),
-            ]
-        for j in range(cols):
-            m.d.comb += grid[0][j].psum_in.eq(
-                self._skewed(m, advance, psum.payload[j], j + self.latency + 1, f"psum{j}"))
+        tags = self._skew(m, advance, [Cat(accept, a.payload.switch)] * rows, name="a_tag_skew",
+                          reset_less=False)
+        m.d.comb += [
+            grid.a_in.eq(self._skew(m, advance, [a.payload.data[p] for p in range(rows)], name="a_skew")),
+            grid.a_valid_in.eq(Cat(tags.word_select(p, 2)[0] for p in range(rows))),
+            grid.a_switch_in.eq(Cat(tags.word_select(p, 2)[1] for p in range(rows))),
+            grid.psum_in.eq(self._skew(m, advance, [psum.payload[j] for j in range(cols)], name="psum_skew",
+                                       offset=self.latency + 1)),
+        ]
 
-        # --- datapath: a east, psum south, shadow weights north (rows) or west (transposed) ------------
-        for p in range(rows):
-            for j in range(cols):
-                pe = grid[p][j]
-                m.d.comb += [pe.weight_load.eq(load), pe.weight_transpose.eq(w.payload.transpose)]
-                if j + 1 < cols:
-                    east = grid[p][j + 1]
-                    m.d.comb += [east.a_in.eq(pe.a_out), east.a_valid_in.eq(pe.a_valid_out),
-                                 east.a_switch_in.eq(pe.a_switch_out)]
-                    m.d.comb += pe.weight_from_right.eq(east.weight_shadow)
-                else:
-                    m.d.comb += pe.weight_from_right.eq(w.payload.data[p])
-                if p + 1 < rows:
-                    south = grid[p + 1][j]
-                    m.d.comb += [south.psum_in.eq(pe.psum_out), pe.weight_from_below.eq(south.weight_shadow)]
-                else:
-                    m.d.comb += pe.weight_from_below.eq(w.payload.data[j])
+        # --- datapath: a east, psum south, shadow weights north (rows) or west (transposed), all inside the
+        # grid; the preload stream enters at the bottom row (rows) and the east column (transposed) ----------
+        m.d.comb += [
+            grid.weight_load.eq(load),
+            grid.weight_transpose.eq(w.payload.transpose),
+            grid.weight_from_below.eq(Cat(w.payload.data[j] for j in range(cols))),
+            grid.weight_from_right.eq(Cat(w.payload.data[p] for p in range(rows))),
+        ]
 
         # --- output deskew: column j is cols-1-j cycles early -------------------------------------------
-        bottom = grid[rows - 1]
         m.d.comb += [
-            emit.eq(bottom[cols - 1].psum_valid_out),
-            emit_next.eq(bottom[cols - 1].psum_valid_next),
-            emit_row.eq(Cat(self._skewed(m, advance, bottom[j].psum_out, cols - 1 - j, f"c{j}")
-                            for j in range(cols))),
+            emit.eq(grid.psum_valid_out),
+            emit_next.eq(grid.psum_valid_next),
+            emit_row.eq(self._skew(m, advance, [grid.psum_out[j] for j in range(cols)], name="c_skew",
+                                   reverse=True)),
         ]

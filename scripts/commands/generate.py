@@ -38,6 +38,10 @@ def add_arguments(parser):
         sub.add_argument("--wrapper", choices=WRAPPERS, default=None,
                          help="also write NAME_axis.sv, a SystemVerilog wrapper with AXI4-Stream port names "
                               "(s_axis_*/m_axis_*, m_axi_*; docs/integration.md)")
+        if spec.hierarchical:
+            sub.add_argument("--flat", action="store_true",
+                             help="one Verilog module per PE instance (Amaranth's default) instead of the PE, row "
+                                  "and skew modules written once and instantiated")
 
 
 def _option_message(spec, message: str) -> str:
@@ -58,7 +62,8 @@ def run(args) -> int:
     if args.name is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
         raise UsageError(f"--name must be a Verilog identifier (letters, digits, _), not {args.name!r}")
     try:
-        paths = generate_files(config, args.output, toplevel=args.name, wrapper=args.wrapper).paths
+        paths = generate_files(config, args.output, toplevel=args.name, wrapper=args.wrapper,
+                               flat=getattr(args, "flat", False)).paths
     except (TypeError, ValueError) as error:
         raise UsageError(_option_message(spec, str(error))) from None
     print(f"wrote {', '.join(map(str, paths[:-1]))} and {paths[-1]}")

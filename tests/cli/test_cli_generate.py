@@ -58,6 +58,23 @@ def test_generate_writes_verilog_and_full_configuration(tmp_path):
         "systolic.core", "systolic.f", "systolic.json", "systolic.v"]
 
 
+def test_generate_writes_the_hierarchical_form_unless_flat(tmp_path):
+    """Default: PE, rows and skews written once (an 8x8 array in tens of modules); --flat: one module per
+    PE instance (each with its multiplier), as Amaranth writes it."""
+    for flag, form in (((), "hierarchical"), (("--flat",), "flat")):
+        out = tmp_path / form
+        result = _wavecore("generate", "systolic", "--rows", "8", "--cols", "8", *flag, "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        record = json.loads((out / "systolic.json").read_text())
+        text = (out / "systolic.v").read_text()
+        assert record["form"] == form
+        assert record["modules"] == text.count("\nmodule ") + text.startswith("module ")
+        if form == "hierarchical":
+            assert record["modules"] < 60 and "module systolic_pe(" in text
+        else:
+            assert text.count(".multiplier ") >= 64
+
+
 def test_generate_weight_stationary_unsigned_saturating_with_name(tmp_path):
     result = _wavecore(
         "generate",

@@ -1,8 +1,9 @@
 """hdl/array/systolic.py: parameter validation, and cocotb GEMMs on both simulators checked bit for bit.
 
 The default run covers the parameter space pairwise (every pair of values of any two of rows, cols,
-in_width, acc_width, dataflow, signed, overflow and simulator appears in at least one configuration, chosen
-by ``allpairspy``); the full grid is ``@pytest.mark.slow``. Each configuration is built once and runs
+in_width, acc_width, dataflow, signed, overflow, simulator and form -- flat or hierarchical Verilog, see
+``hdl.hierarchy`` -- appears in at least one configuration, chosen by ``allpairspy``); the full grid is
+``@pytest.mark.slow``. Each configuration is built once and runs
 several testcases in one simulator invocation.
 """
 
@@ -28,6 +29,7 @@ DIMENSIONS = OrderedDict(
     signed=[True, False],
     overflow=["wrap", "saturate"],
     simulator=list(SIMULATORS),
+    form=["flat", "hierarchical"],
 )
 
 
@@ -53,7 +55,8 @@ def _run_config(config: dict) -> None:
     in_width = config["in_width"]
     array = SystolicArray(rows=config["rows"], cols=config["cols"], in_width=in_width,
                           acc_width=_acc_width(config["acc_width"], in_width), signed=config["signed"],
-                          overflow=config["overflow"], dataflow=config["dataflow"])
+                          overflow=config["overflow"], dataflow=config["dataflow"],
+                          hierarchical=config["form"] == "hierarchical")
     design = build(array, toplevel="systolic", simulator=config["simulator"])
     shapes = _shapes(config["rows"], config["cols"])
     testcases = ["random_gemms", "no_result_lost_or_repeated", "result_latency_matches_docstring"]
@@ -87,6 +90,15 @@ def test_array_matches_numpy_pairwise(config):
 @pytest.mark.parametrize("config", FULL_GRID, ids=_config_id)
 def test_array_matches_numpy_full_grid(config):
     _run_config(config)
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+@pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary"])
+def test_hierarchical_form_matches_numpy(dataflow, simulator):
+    """The Verilog ``wavecore generate`` writes (PE, row and skew modules instantiated, ``hdl.hierarchy``) on
+    both simulators: random GEMMs under gaps and backpressure, and the WS transposed preload."""
+    _run_config({"rows": 3, "cols": 4, "in_width": 8, "acc_width": "medium", "dataflow": dataflow,
+                 "signed": True, "overflow": "saturate", "simulator": simulator, "form": "hierarchical"})
 
 
 @pytest.mark.parametrize("dataflow", ["output_stationary", "weight_stationary"])
