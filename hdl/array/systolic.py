@@ -88,12 +88,12 @@ class SystolicArray(wiring.Component):
     multiplier : callable
         Multiplier factory for every PE (:mod:`wavecore.hdl.array.multiplier`); default registered product, latency 1.
     hierarchical : bool
-        ``False`` (default): the *flat* form, every PE, row (:class:`~wavecore.hdl.array.chain.Chain` of
-        PEs), half chain and skew register an Amaranth submodule, which amaranth.sim simulates and any
-        ``verilog.convert`` writes (one Verilog module per instance). ``True``: each of those is an instance of a module written once
-        by :func:`wavecore.hdl.hierarchy.convert` (``O(log rows + log cols)`` modules whatever the size); same
-        behaviour cycle for cycle (``tests/hdl/test_hierarchy.py`` proves it with Yosys). ``wavecore generate``
-        writes this form unless given ``--flat``.
+        ``False`` (default): the *flat* form, every PE, row (:class:`~wavecore.hdl.array.chain.Chain` of PEs), half
+        chain and skew register an Amaranth submodule, which amaranth.sim simulates and any ``verilog.convert`` writes
+        (one Verilog module per instance). ``True``: each of those is an instance of a module written once by
+        :func:`wavecore.hdl.hierarchy.convert` (``O(log rows + log cols)`` modules whatever the size); same behaviour
+        cycle for cycle (``tests/hdl/test_hierarchy.py`` proves it with Yosys). ``wavecore generate`` writes this form
+        unless given ``--flat``.
 
     Attributes
     ----------
