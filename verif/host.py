@@ -39,6 +39,7 @@ __all__ = [
     "RunResult",
     "StatusPolling",
     "read_hex_image",
+    "simulated_host",
     "write_hex_image",
 ]
 
@@ -428,3 +429,24 @@ class Host:
             await self.command("clear_counters")
         await self.start(program_base)
         return await self.wait(expected_cycles)
+
+
+async def simulated_host(dut, *, data_width: int, register_map: RegisterMap | None = None) -> Host:
+    """A :class:`Host` for a simulated system top (cocotb): starts the clock, drives the DRAM model's
+    backdoor strobes low, resets, and talks to the ``s_axil_*`` port, the DRAM model's backdoor and ``irq``.
+
+    Shared by every testbench of a system with the core's integration surface (the core, the copy system and
+    their speed benches), so the bring-up sequence is written once.
+    """
+    from cocotbext.axi import AxiLiteBus, AxiLiteMaster
+
+    from wavecore.verif.stream import reset, start_clock
+
+    start_clock(dut)
+    dut.backdoor_first.value = 0
+    dut.backdoor_last.value = 0
+    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
+    memory = BackdoorMemory(dut, clock=dut.clk, data_width=data_width)
+    await reset(dut)
+    return Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq),
+                register_map=register_map)

@@ -10,25 +10,17 @@ import json
 import time
 
 import cocotb
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wavecore.verif.copy_system import copy_program
-from wavecore.verif.host import AxiLiteRegisters, BackdoorMemory, Host, InterruptLine
+from wavecore.verif.host import simulated_host
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import reset, start_clock
 
 
 @cocotb.test()
 async def long_copy(dut):
     params = tb_params()
-    start_clock(dut)
-    dut.backdoor_first.value = 0
-    dut.backdoor_last.value = 0
-    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    memory = BackdoorMemory(dut, clock=dut.clk, data_width=params["data_width"])
-    await reset(dut)
-    host = Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq))
+    host = await simulated_host(dut, data_width=params["data_width"])
     word = params["data_width"] // 8
     words = params["words"]
     chunk = params["chunk"]

@@ -10,16 +10,14 @@ import json
 import time
 
 import cocotb
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters
 from wavecore.hdl.core.wavecore import core_register_map
 from wavecore.verif.core_programs import copy_program
-from wavecore.verif.host import AxiLiteRegisters, BackdoorMemory, Host, InterruptLine
+from wavecore.verif.host import simulated_host
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import reset, start_clock
 
 PROGRAM_BASE = 0x100
 SOURCE = 1 << 16
@@ -28,14 +26,7 @@ SOURCE = 1 << 16
 @cocotb.test()
 async def long_program(dut):
     params = tb_params()
-    start_clock(dut)
-    dut.backdoor_first.value = 0
-    dut.backdoor_last.value = 0
-    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    memory = BackdoorMemory(dut, clock=dut.clk, data_width=params["data_width"])
-    await reset(dut)
-    host = Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq),
-                register_map=core_register_map())
+    host = await simulated_host(dut, data_width=params["data_width"], register_map=core_register_map())
     parameters = CoreParameters(scratchpad_elements=params["scratchpad_elements"],
                                 accumulator_elements=params["accumulator_elements"], dram_bytes=params["dram_bytes"])
     size, count = params["tensor_bytes"], params["tensors"]

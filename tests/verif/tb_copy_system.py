@@ -7,28 +7,24 @@ else changed); the expected counters are the copied bytes charged to the program
 """
 
 import cocotb
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wavecore.hdl.core.registers import ErrorCode, RegisterMap
 from wavecore.verif.copy_system import PROGRAM_BYTES, copy_program
-from wavecore.verif.host import AxiLiteRegisters, BackdoorMemory, CoreFault, CoreTimeout, Host, InterruptLine
+from wavecore.verif.host import (
+    CoreFault,
+    CoreTimeout,
+    Host,
+    simulated_host,
+)
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import reset, start_clock
 
 PROGRAM_BASE = 0x40
 
 
 async def _host(dut):
     params = tb_params()
-    start_clock(dut)
-    dut.backdoor_first.value = 0
-    dut.backdoor_last.value = 0
-    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    memory = BackdoorMemory(dut, clock=dut.clk, data_width=params["data_width"])
-    await reset(dut)
-    host = Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq),
-                register_map=RegisterMap())
+    host = await simulated_host(dut, data_width=params["data_width"], register_map=RegisterMap())
     return params, host
 
 

@@ -9,7 +9,6 @@ from the program (:func:`expected_cycles`).
 
 import cocotb
 from cocotb.triggers import ClockCycles
-from cocotbext.axi import AxiLiteBus, AxiLiteMaster
 
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, dma_rows, makespan
@@ -19,10 +18,9 @@ from wavecore.hdl.core.registers import ErrorCode
 from wavecore.hdl.core.wavecore import core_register_map
 from wavecore.verif.core_programs import Program
 from wavecore.verif.core_programs import copy_program as copies
-from wavecore.verif.host import AxiLiteRegisters, BackdoorMemory, CoreFault, Host, InterruptLine
+from wavecore.verif.host import CoreFault, simulated_host
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import reset, start_clock
 
 PROGRAM_BASE = 0x100
 SOURCE = 0x4000  # tensors to copy
@@ -36,14 +34,7 @@ def parameters_from(params) -> CoreParameters:
 
 async def _host(dut):
     params = tb_params()
-    start_clock(dut)
-    dut.backdoor_first.value = 0
-    dut.backdoor_last.value = 0
-    master = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axil"), dut.clk, dut.rst)
-    memory = BackdoorMemory(dut, clock=dut.clk, data_width=params["data_width"])
-    await reset(dut)
-    host = Host(registers=AxiLiteRegisters(master), memory=memory, completion=InterruptLine(dut.irq),
-                register_map=core_register_map())
+    host = await simulated_host(dut, data_width=params["data_width"], register_map=core_register_map())
     return params, host
 
 
