@@ -1,6 +1,8 @@
 # amaranth: UnusedElaboratable=no
 """DMA (hdl/memory/dma.py): parameter validation, the burst reference, and AxiRam traffic on both simulators."""
 
+import time
+
 import pytest
 from sim_matrix import simulator_cases
 
@@ -84,3 +86,14 @@ def test_dma_moves_descriptor_boxes_bit_exact_and_counts_bytes(
             "backpressure": backpressure,
         },
     )
+
+
+@pytest.mark.parametrize("simulator", simulator_cases([()]))
+def test_dma_with_a_silent_subordinate_fails_within_the_cycle_limit_in_seconds(simulator):
+    settings = {"address_width": 32, "data_width": 64, "max_burst": 16, "max_outstanding": 2, "count_width": 8,
+                "scratch_width": 13}
+    design = build(Dma(**settings), toplevel="dma", simulator=simulator)
+    start = time.monotonic()
+    design.run("tb_dma", testcase="silent_subordinate_fails_within_the_limit",
+               params={"dma": settings, "stall": 0.0, "max_latency": 0, "idle": 0.0, "backpressure": 0.0})
+    assert time.monotonic() - start < 30
