@@ -25,6 +25,7 @@ import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
 __all__ = [
+    "AXI_ROUND_TRIP",
     "AxiMonitor",
     "Burst",
     "PipelinedAxiRam",
@@ -34,6 +35,10 @@ __all__ = [
 ]
 
 PAGE_BYTES = 4096
+# Cycles from an address handshake to its first R beat (or from the last W beat to its B response) when nothing
+# stalls, bounded for the models here and cocotbext-axi's AxiRam (which answers within a few cycles): the latency
+# term of a testbench's cycle limit per burst, on top of any extra latency a model is given.
+AXI_ROUND_TRIP = 8
 
 
 @dataclass(frozen=True)

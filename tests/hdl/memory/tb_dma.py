@@ -17,7 +17,7 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from wavecore.golden.plan.traffic import transfer_bytes
 from wavecore.hdl.memory.dma import Dma
-from wavecore.verif.axi import AxiMonitor, attach_axi_ram, descriptor_bursts, descriptor_bytes
+from wavecore.verif.axi import AXI_ROUND_TRIP, AxiMonitor, attach_axi_ram, descriptor_bursts, descriptor_bytes
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
@@ -63,9 +63,6 @@ def _box_addresses(descriptor: dict, beat_bytes: int) -> list[int]:
         for row in range(descriptor["count1"])
         for word in range(descriptor["length"])
     ]
-
-
-AXI_ROUND_TRIP = 8  # cycles from an address handshake to its first R beat (or from the last W beat to B), no stalls
 
 
 def dma_cycle_limit(dma: Dma, descriptors: list[dict], params: dict) -> int:
