@@ -16,6 +16,10 @@ endpoint's own stall rate plus ``latency`` (default :data:`DEFAULT_LATENCY` cycl
 take longer per beat passes its own limit. A timeout raises :class:`~wavecore.verif.waits.WaitTimeout` naming the
 stream and how many payloads moved.
 
+Coverage (:mod:`wavecore.verif.coverage`): the first endpoint on a stream samples every transfer's idle gap
+and backpressure run, and, once told where its payload's ``last``/``switch`` flags are (:meth:`cover_flags`), the
+beats per flagged group.
+
 Stalls: :class:`StreamDriver` inserts random idle cycles between transfers (``idle_probability``);
 :class:`StreamSink` drops ``ready`` at random (``backpressure_probability``). Once ``valid`` is high the
 driver holds the payload until it is accepted, as the stream protocol requires.
@@ -31,6 +35,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from wavecore.verif import coverage
 from wavecore.verif.waits import cycle_limit, stalled, wait_for
 
 __all__ = ["DEFAULT_LATENCY", "StreamDriver", "StreamMonitor", "StreamPorts", "StreamSink", "reset", "start_clock"]
@@ -92,6 +97,11 @@ class StreamPorts:
         await reset(dut, cycles, self.clock, self.reset, active_low=self.reset_active_low)
 
 
+_COVERED: dict = {}  # the endpoint sampling each stream's coverage (a later test's endpoint takes over)
+
+
+
+
 class _Endpoint:
     def __init__(self, dut, name: str, clock, rng: np.random.Generator | None):
         self.name = name
@@ -99,6 +109,52 @@ class _Endpoint:
         self.payload = self._signal(dut, "payload")
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.cycle = 0  # cycles seen since start, for throughput measurements
+        self._stream_path = getattr(self.payload, "_path", None) or id(self.payload)
+        self._gap = 0
+        self._stall = 0
+        self._flags: dict[str, int] = {}
+        self._group: dict[str, int | None] = {}
+
+    def cover_flags(self, **bits: int) -> None:
+        """Sample the beats per group of the payload flags ``last`` (closes a group) and ``switch`` (opens one),
+        given their bit positions in the payload."""
+        for flag, bit in bits.items():
+            if flag not in ("last", "switch"):
+                raise ValueError(f"flag must be one of last, switch, not {flag!r}")
+            self._flags[flag] = int(bit)
+            self._group[flag] = 0 if flag == "last" else None
+
+    def _observe(self, valid: bool, ready: bool) -> None:
+        """Coverage of one cycle's handshake (called in the read-only phase)."""
+        owner = _COVERED.get(self._stream_path)
+        if owner is not self:
+            if owner is not None and not owner._task.done():
+                return  # another live endpoint on this stream samples it
+            _COVERED[self._stream_path] = self
+        if not valid:
+            self._gap += 1
+            return
+        if not ready:
+            self._stall += 1
+            return
+        coverage.sample_stream_transfer(self._gap, self._stall)
+        self._gap = self._stall = 0
+        if self._flags:
+            payload = int(self.payload.value)
+            for flag, bit in self._flags.items():
+                high = payload >> bit & 1
+                if flag == "last":
+                    self._group[flag] += 1
+                    if high:
+                        coverage.sample_stream_group(flag, self._group[flag])
+                        self._group[flag] = 0
+                else:
+                    if high:
+                        if self._group[flag]:
+                            coverage.sample_stream_group(flag, self._group[flag])
+                        self._group[flag] = 0
+                    if self._group[flag] is not None:
+                        self._group[flag] += 1
 
     def _signal(self, dut, part: str, required: bool = True):
         """The handle of stream part ``payload``/``valid``/``ready`` (subclasses map other naming schemes)."""
@@ -179,7 +235,9 @@ class StreamDriver(_Endpoint):
                 else:
                     self.valid.value = 0
             await ReadOnly()
-            if self._current is not None and (self.ready is None or _high(self.ready)):
+            ready = self.ready is None or _high(self.ready)
+            self._observe(self._current is not None, ready)
+            if self._current is not None and ready:
                 self._current = None
                 self.sent += 1
 
@@ -211,7 +269,9 @@ class StreamSink(_Endpoint):
             if self.ready is not None:
                 self.ready.value = int(ready)
             await ReadOnly()
-            if (self.valid is None or _high(self.valid)) and ready:
+            valid = self.valid is None or _high(self.valid)
+            self._observe(valid, ready)
+            if valid and ready:
                 value = int(self.payload.value)
                 self.received.append(value)
                 self.transfers.append((self.cycle, value))
@@ -257,5 +317,8 @@ class StreamMonitor(_Endpoint):
             await RisingEdge(self.clock)
             self.cycle += 1
             await ReadOnly()
-            if (self.valid is None or _high(self.valid)) and (self.ready is None or _high(self.ready)):
+            valid = self.valid is None or _high(self.valid)
+            ready = self.ready is None or _high(self.ready)
+            self._observe(valid, ready)
+            if valid and ready:
                 self.transfers.append((self.cycle, self._sample()))
