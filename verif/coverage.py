@@ -12,8 +12,8 @@ functions) and sampled by the shared drivers and monitors, so every testbench th
   channel (``axi.outstanding_limit``), and the response latency per channel (``axi.latency``: 0, 1-4, 5-15,
   16+ cycles from the address handshake to the first R beat, or from the last W beat to B, minus one);
 * **norm units** (``tests/hdl/norm/tb_norm.py``, from the golden model's operands of every beat and command):
-  saturation and exact rounding ties of the affine requantization (``norm.affine``), and zero-variance statistic
-  sets of the scalar unit (``norm.variance``).
+  saturation and exact rounding ties of the affine and dx units' requantization, per unit
+  (``norm.requantize``), and zero-variance statistic sets of the scalar unit (``norm.variance``).
 
 Each simulation writes the hits it sampled to ``$WAVECORE_COVERAGE_FILE`` (set by
 :meth:`wavecore.verif.runner.Build.run`) when the simulator's Python exits; the runner then adds them to
@@ -35,12 +35,13 @@ __all__ = [
     "COVERPOINTS",
     "merge_file",
     "report_markdown",
-    "sample_affine",
+    "requantize_outcome",
     "sample_axi_burst",
     "sample_axi_latency",
     "sample_axi_outstanding",
     "sample_stream_group",
     "sample_stream_transfer",
+    "sample_requantize",
     "sample_variance",
 ]
 
@@ -52,7 +53,8 @@ GROUP_BINS = ["1", "2", "3-7", "8+"]
 LATENCY_BINS = ["0", "1-4", "5-15", "16+"]
 CHANNELS = ["read", "write"]
 BURST_ENDS = ["page", "max_burst", "row_end"]
-AFFINE_BINS = ["in_range", "saturated_high", "saturated_low"]
+NORM_UNITS = ["affine", "dx"]
+RANGE_BINS = ["in_range", "saturated_high", "saturated_low"]
 TIE_BINS = ["tie_positive", "tie_negative", "no_tie"]
 
 
@@ -108,10 +110,16 @@ def sample_axi_latency(channel: str, cycles: int) -> None:
 
 
 # -- norm units ----------------------------------------------------------------------------------------------
-@CoverPoint(f"{ROOT}.norm.affine.range", xf=lambda outcome, tie: outcome, bins=AFFINE_BINS)
-@CoverPoint(f"{ROOT}.norm.affine.rounding", xf=lambda outcome, tie: tie, bins=TIE_BINS)
-def sample_affine(outcome: str, tie: str) -> None:
-    """One lane of ``requantize(A*x + C)``: saturated or not, and whether the remainder was an exact tie."""
+@CoverPoint(f"{ROOT}.norm.requantize.unit", xf=lambda unit, outcome, tie: unit, bins=NORM_UNITS)
+@CoverPoint(f"{ROOT}.norm.requantize.range", xf=lambda unit, outcome, tie: outcome, bins=RANGE_BINS)
+@CoverPoint(f"{ROOT}.norm.requantize.rounding", xf=lambda unit, outcome, tie: tie, bins=TIE_BINS)
+@CoverCross(f"{ROOT}.norm.requantize.unit_x_range",
+            items=[f"{ROOT}.norm.requantize.unit", f"{ROOT}.norm.requantize.range"])
+@CoverCross(f"{ROOT}.norm.requantize.unit_x_rounding",
+            items=[f"{ROOT}.norm.requantize.unit", f"{ROOT}.norm.requantize.rounding"])
+def sample_requantize(unit: str, outcome: str, tie: str) -> None:
+    """One lane of a norm unit's requantization (``affine``: A*x + C; ``dx``: K1*dy + K2*x + K3): saturated or
+    not, and whether the discarded bits were an exact tie (classified with :func:`requantize_outcome`)."""
 
 
 @CoverPoint(f"{ROOT}.norm.variance", xf=lambda zero: "zero" if zero else "positive", bins=["zero", "positive"])
@@ -119,7 +127,7 @@ def sample_variance(zero: bool) -> None:
     """A statistic set of the scalar unit whose variance is zero (constant data) or positive."""
 
 
-def affine_outcome(total: int, *, shift: int, rounding: str, low: int, high: int) -> tuple[str, str]:
+def requantize_outcome(total: int, *, shift: int, rounding: str, low: int, high: int) -> tuple[str, str]:
     """Classify one requantization of ``total`` by ``2**shift`` into ``[low, high]`` with the golden model's
     rounding (:func:`wavecore.golden.numerics.requantize` into a format wide enough not to saturate): the range
     outcome and whether the discarded bits were exactly one half (the only case where rounding modes differ)."""
@@ -139,7 +147,7 @@ def affine_outcome(total: int, *, shift: int, rounding: str, low: int, high: int
 COVERPOINTS = (
     "stream.gap", "stream.backpressure", "stream.group.flag_x_beats",
     "axi.burst.channel_x_end", "axi.outstanding_limit", "axi.latency.channel_x_cycles",
-    "norm.affine.range", "norm.affine.rounding", "norm.variance",
+    "norm.requantize.unit_x_range", "norm.requantize.unit_x_rounding", "norm.variance",
 )
 
 

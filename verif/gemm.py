@@ -265,6 +265,11 @@ class GemmHarness:
                         for name in names}
         self.monitors = {name: self.ports.monitor(dut, name, clock) for name in names}
         self.sink = self.ports.sink(dut, "c", clock, backpressure_probability=backpressure, rng=rng)
+        # coverage of K (output-stationary: beats per `last` group) and M (weight-stationary: beats per `switch`)
+        flag = {"last" if spec.dataflow == "output_stationary" else "switch": spec.rows * spec.arithmetic.in_width}
+        for endpoint in (self.drivers["a"], self.monitors["a"], getattr(self.drivers["a"], "monitor", None)):
+            if hasattr(endpoint, "cover_flags"):
+                endpoint.cover_flags(**flag)
 
     def cycle_limit(self, schedule: GemmSchedule) -> int:
         """The cycle limit of one GEMM: its longest input stream and its result rows at the stall rates, plus the

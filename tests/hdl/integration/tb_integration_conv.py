@@ -91,7 +91,8 @@ class _ForwardBench:
             stall_probability=params["stall"],
             max_latency=params["max_latency"],
         )
-        self.monitor = AxiMonitor(dut, dut.clk, max_outstanding=design.dma.max_outstanding)
+        self.monitor = AxiMonitor(dut, dut.clk, max_outstanding=design.dma.max_outstanding,
+                                  max_burst=design.dma.max_burst)
         self.read_commands = StreamDriver(dut, "read_command", dut.clk)
         self.write_commands = StreamDriver(dut, "write_command", dut.clk)
         self.coefficients = StreamDriver(dut, "coefficients", dut.clk)

@@ -35,7 +35,7 @@ async def bandwidth(dut):
     else:
         ram = attach_axi_ram(dut, clock=dut.clk, reset=dut.rst, rng=random, size=1 << 22)
         write_ram, read_ram = ram.write, ram.read
-    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding)
+    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst)
     read_commands = StreamDriver(dut, "read_command", dut.clk)
     write_commands = StreamDriver(dut, "write_command", dut.clk)
     scratch_writes = StreamSink(dut, "read_data", dut.clk)
