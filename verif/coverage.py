@@ -34,6 +34,7 @@ from cocotb_coverage.coverage import CoverCross, CoverPoint, coverage_db
 __all__ = [
     "COVERPOINTS",
     "merge_file",
+    "reset_report",
     "report_markdown",
     "requantize_outcome",
     "sample_axi_burst",
@@ -185,6 +186,9 @@ def merge_file(run_file: Path, directory: Path, *, test: str) -> None:
 
     if not run_file.exists():
         return
+    if os.environ.get("WAVECORE_MUTANT"):  # a mutant's simulation says nothing about the design's coverage
+        run_file.unlink()
+        return
     run = json.loads(run_file.read_text())
     directory.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory / "coverage.lock")):
@@ -217,6 +221,16 @@ def report_markdown(merged: dict) -> str:
         lines.append(f"| {name} | {hit}/{len(bins)} | {holes} |")
     lines.append(f"| all | {total_hit}/{total} | |")
     return "\n".join(lines) + f"\n\n{len(merged['tests'])} simulations merged.\n"
+
+
+def reset_report() -> None:
+    """Start a new report (pytest's session start): remove the merged files. Not during a mutation run, whose
+    simulations test mutants and add nothing to the report."""
+    if os.environ.get("WAVECORE_MUTANT"):
+        return
+    directory = coverage_directory()
+    for name in ("coverage.json", "coverage.md"):
+        (directory / name).unlink(missing_ok=True)
 
 
 def coverage_directory() -> Path:
