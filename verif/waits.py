@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-__all__ = ["SETTLE_CYCLES", "SLACK", "WaitTimeout", "cycle_limit", "stalled", "wait_for"]
+__all__ = ["SETTLE_CYCLES", "SLACK", "WaitTimeout", "cycle_limit", "stalled", "wait_for", "within"]
 
 SLACK = 4
 SETTLE_CYCLES = 64
@@ -76,3 +76,17 @@ async def wait_for(
             return waited
     detail = f" ({progress()})" if progress is not None else ""
     raise WaitTimeout(f"{what}: not reached within {cycles} cycles{detail}")
+
+
+async def within(awaitable, *, clock, cycles: int, what: str):
+    """Await ``awaitable`` (a coroutine, e.g. a cocotbext-axi transaction) for at most ``cycles`` rising edges of
+    ``clock``; returns its result, or cancels it and raises :class:`WaitTimeout` naming ``what``."""
+    import cocotb
+
+    task = cocotb.start_soon(awaitable)
+    try:
+        await wait_for(task.done, clock=clock, cycles=cycles, what=what)
+    except WaitTimeout:
+        task.cancel()
+        raise
+    return task.result()
