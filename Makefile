@@ -17,13 +17,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 export AMARANTH_USE_YOSYS := builtin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-all mutation lint setup system-deps clean help
+.PHONY: run test test-all mutation coverage lint setup system-deps clean help
 
 help:
 	@echo "make run       generate the default accelerator, run a short regression, print a summary"
 	@echo "make test      the test suite (under 25 min on 2 cores; slow/fpga tiers excluded)"
 	@echo "make test-all  everything, including the slow sweeps and FPGA builds"
 	@echo "make mutation  the full mutation run of the array, memory and norm generators (hours; resumable)"
+	@echo "make coverage  print the functional coverage report of the last test run (build/coverage/)"
 	@echo "make lint      ruff"
 
 setup: system-deps $(INSTALLED) $(WARMED)
@@ -41,6 +42,9 @@ test-all: setup
 # Resumable: results accumulate in build/mutation/results.jsonl; report in build/mutation/report.md.
 mutation: setup
 	$(BIN)/wavecore mutate -o build/mutation
+
+coverage:
+	$(BIN)/python -m wavecore.verif.coverage
 
 lint: $(INSTALLED)
 	$(BIN)/ruff check .

@@ -17,3 +17,23 @@ if str(SUPPORT) not in sys.path:
 from wavecore.verif.mutate import install_from_environment  # noqa: E402
 
 install_from_environment()
+
+
+def pytest_sessionstart(session):
+    # One functional-coverage report per test session: the controller (not an xdist worker) starts it afresh and
+    # every simulation of the session adds its hits (wavecore.verif.coverage, under a file lock).
+    if not hasattr(session.config, "workerinput"):
+        from wavecore.verif.coverage import reset_report
+
+        reset_report()
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if hasattr(config, "workerinput"):
+        return
+    from wavecore.verif.coverage import coverage_directory
+
+    report = coverage_directory() / "coverage.md"
+    if report.exists():
+        terminalreporter.write_sep("-", f"functional coverage ({report})")
+        terminalreporter.write(report.read_text())

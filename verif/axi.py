@@ -8,7 +8,8 @@
   ``t + 1 + latency``; beats follow back to back. The bandwidth benchmark uses it.
 * :class:`AxiMonitor` watches the five channels passively: it counts the bytes of every R and W beat
   (strobes included), checks every AR/AW against the 4 KiB rule and the outstanding-burst limit, and
-  records the bursts it saw.
+  records the bursts it saw; and samples the DMA coverpoints of :mod:`wavecore.verif.coverage` (why each burst
+  ended, the outstanding limit reached per channel, response latencies).
 * :func:`descriptor_bursts` and :func:`descriptor_bytes` are the reference for what a DMA descriptor
   must put on the bus (written from the AXI4 rules, independently of ``hdl/memory/dma.py``).
 
@@ -24,7 +25,10 @@ from dataclasses import dataclass
 import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
+from wavecore.verif import coverage
+
 __all__ = [
+    "AXI_ROUND_TRIP",
     "AxiMonitor",
     "Burst",
     "PipelinedAxiRam",
@@ -34,6 +38,10 @@ __all__ = [
 ]
 
 PAGE_BYTES = 4096
+# Cycles from an address handshake to its first R beat (or from the last W beat to its B response) when nothing
+# stalls, bounded for the models here and cocotbext-axi's AxiRam (which answers within a few cycles): the latency
+# term of a testbench's cycle limit per burst, on top of any extra latency a model is given.
+AXI_ROUND_TRIP = 8
 
 
 @dataclass(frozen=True)
@@ -146,13 +154,25 @@ class AxiMonitor:
 
     ``errors`` collects protocol violations (checked again by :meth:`check`); ``read_bursts`` and
     ``write_bursts`` list the :class:`Burst` of every AR/AW handshake, in order.
+
+    Coverage: each burst ends at a 4 KiB ``page`` boundary, at ``max_burst`` beats (when given) or before both
+    (``row_end``); the outstanding limit is sampled when a channel reaches ``max_outstanding``; a response's latency
+    is counted from the earliest cycle it could have come (the cycle after its address handshake or the previous
+    burst's last beat, for R; after its last W beat, for B), so a zero-latency subordinate samples 0.
     """
 
-    def __init__(self, dut, clock, *, prefix: str = "axi__", max_outstanding: int | None = None):
+    def __init__(self, dut, clock, *, prefix: str = "axi__", max_outstanding: int | None = None,
+                 max_burst: int | None = None, cover: bool = True):
         self.dut = dut
         self.clock = clock
         self.prefix = prefix
         self.max_outstanding = max_outstanding
+        self.max_burst = max_burst
+        self.cover = cover  # False: not a DMA (the coverpoints describe the DMA's traffic)
+        self._read_starts: deque[int] = deque()  # cycle each outstanding AR was accepted
+        self._read_first_beat = True
+        self._last_read_beat = 0
+        self._write_ends: deque[int] = deque()  # cycle of each burst's last W beat, awaiting B
         self.data_bytes = len(_port(dut, prefix, "wdata")) // 8
         self.bytes_read = 0
         self.bytes_written = 0
@@ -184,6 +204,18 @@ class AxiMonitor:
             self.errors.append(f"{channel.upper()} burst at {address:#x} of {beats} beats crosses 4 KiB")
         return burst
 
+    def _cover_burst(self, channel: str, burst: Burst) -> None:
+        if not self.cover:
+            return
+        end = burst.address + burst.beats * self.data_bytes
+        if end % PAGE_BYTES == 0:
+            reason = "page"
+        elif burst.beats == self.max_burst:
+            reason = "max_burst"
+        else:
+            reason = "row_end"
+        coverage.sample_axi_burst(channel, reason)
+
     def _fired(self, channel: str) -> bool:
         return _high(_port(self.dut, self.prefix, f"{channel}valid")) and _high(
             _port(self.dut, self.prefix, f"{channel}ready")
@@ -203,10 +235,17 @@ class AxiMonitor:
                 burst = self._address("ar")
                 self.read_bursts.append(burst)
                 self._read_beats_left.append(burst.beats)
+                self._read_starts.append(self.cycle)
                 self.read_outstanding += 1
+                self._cover_burst("read", burst)
+                if self.cover and self.read_outstanding == self.max_outstanding:
+                    coverage.sample_axi_outstanding("read")
             if self._fired("aw"):
                 self.write_bursts.append(self._address("aw"))
                 self.write_outstanding += 1
+                self._cover_burst("write", self.write_bursts[-1])
+                if self.cover and self.write_outstanding == self.max_outstanding:
+                    coverage.sample_axi_outstanding("write")
             self.peak_read_outstanding = max(self.peak_read_outstanding, self.read_outstanding)
             self.peak_write_outstanding = max(self.peak_write_outstanding, self.write_outstanding)
             if (
@@ -222,6 +261,10 @@ class AxiMonitor:
                 self.bytes_read += self.data_bytes
                 self.read_beats += 1
                 self._beat()
+                if self.cover and self._read_first_beat and self._read_starts:
+                    earliest = max(self._read_starts.popleft(), self._last_read_beat)
+                    coverage.sample_axi_latency("read", self.cycle - earliest - 1)
+                self._last_read_beat = self.cycle
                 last = _high(_port(self.dut, self.prefix, "rlast"))
                 if not self._read_beats_left:
                     self.errors.append(f"cycle {self.cycle}: R beat with no outstanding AR")
@@ -232,6 +275,7 @@ class AxiMonitor:
                             f"cycle {self.cycle}: RLAST={int(last)} with "
                             f"{self._read_beats_left[0]} beats left"
                         )
+                    self._read_first_beat = bool(last)
                     if last:
                         self._read_beats_left.popleft()
                         self.read_outstanding -= 1
@@ -240,8 +284,12 @@ class AxiMonitor:
                 self.bytes_written += bin(strobe).count("1")
                 self.write_beats += 1
                 self._beat()
+                if _high(_port(self.dut, self.prefix, "wlast")):
+                    self._write_ends.append(self.cycle)
             if self._fired("b"):
                 self.write_outstanding -= 1
+                if self.cover and self._write_ends:
+                    coverage.sample_axi_latency("write", self.cycle - self._write_ends.popleft() - 1)
 
     def check(self) -> None:
         assert not self.errors, "AXI protocol violations:\n" + "\n".join(self.errors[:20])

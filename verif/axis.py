@@ -21,10 +21,10 @@ from collections.abc import Iterable, Mapping
 
 import cocotb
 import numpy as np
-from cocotb.triggers import RisingEdge
 
 from wavecore.hdl.dropin import AxisPort, axis_ports
-from wavecore.verif.stream import StreamMonitor, StreamPorts
+from wavecore.verif.stream import DEFAULT_LATENCY, StreamMonitor, StreamPorts
+from wavecore.verif.waits import cycle_limit, stalled, wait_for
 
 __all__ = ["AxisDriver", "AxisMonitor", "AxisPorts", "AxisSink"]
 
@@ -92,7 +92,10 @@ class AxisDriver:
                 getattr(self.source.bus, name).value = 0
         rng = rng if rng is not None else np.random.default_rng(0)
         self.source.set_pause_generator(_pauses(rng, idle_probability))
+        self.idle_probability = idle_probability
         self._pending: list[tuple[int, int, int]] = []
+        self._queued = 0
+        self.monitor = AxisMonitor(dut, port, clock)
 
     def append(self, payload: int) -> None:
         self.extend([payload])
@@ -101,6 +104,7 @@ class AxisDriver:
         from cocotbext.axi import AxiStreamFrame
 
         for payload in payloads:
+            self._queued += 1
             self._pending.append(self.port.to_axis(int(payload)))
             tlast = self._pending[-1][1]
             if self.port.last is None or tlast:
@@ -113,11 +117,18 @@ class AxisDriver:
     def idle(self) -> bool:
         return not self._pending and self.source.idle()
 
-    async def wait_idle(self) -> None:
+    async def wait_idle(self, *, cycles: int | None = None, latency: int = DEFAULT_LATENCY) -> None:
+        """Wait until every queued beat has been accepted, at most ``cycles`` (default as
+        :meth:`wavecore.verif.stream.StreamDriver.wait_idle`)."""
         if self._pending:
             raise ValueError(f"stream {self.port.port}: {len(self._pending)} beats queued without a closing "
                              "'last' flag (tlast) cannot be sent as a frame")
-        await self.source.wait()
+        if cycles is None:
+            pending = self._queued - len(self.monitor.transfers)
+            cycles = cycle_limit(stalled(max(pending, 0), self.idle_probability), latency=latency)
+        await wait_for(lambda: self.source.idle(), clock=self.clock, cycles=cycles,
+                       what=f"AXI4-Stream {self.port.prefix}: every queued beat accepted",
+                       progress=lambda: f"{len(self.monitor.transfers)} of {self._queued} beats accepted")
 
 
 class AxisSink:
@@ -163,13 +174,11 @@ class AxisSink:
                 self.received.append(payload)
 
     async def wait_payloads(self, count: int, timeout_cycles: int) -> None:
-        """Wait until :attr:`payloads` holds ``count`` entries; ``TimeoutError`` after ``timeout_cycles``."""
-        for _ in range(timeout_cycles):
-            if len(self.payloads) >= count:
-                return
-            await RisingEdge(self.clock)
-        raise TimeoutError(f"stream {self.port.port}: {len(self.payloads)} of {count} payloads from the "
-                           f"AxiStreamSink after {timeout_cycles} cycles")
+        """Wait until :attr:`payloads` holds ``count`` entries; :class:`~wavecore.verif.waits.WaitTimeout` after
+        ``timeout_cycles``."""
+        await wait_for(lambda: len(self.payloads) >= count, clock=self.clock, cycles=timeout_cycles,
+                       what=f"AXI4-Stream {self.port.prefix}: {count} payloads from the AxiStreamSink",
+                       progress=lambda: f"{len(self.payloads)} arrived")
 
 
 class AxisPorts(StreamPorts):

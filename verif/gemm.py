@@ -34,6 +34,7 @@ import numpy as np
 
 from wavecore.golden.numerics import MacArithmetic
 from wavecore.verif.packing import pack, unpack
+from wavecore.verif.waits import cycle_limit, stalled, wait_for
 
 __all__ = ["ArraySpec", "GemmHarness", "GemmRun", "GemmSchedule", "numpy_gemm_wrapped", "reference_gemm"]
 
@@ -254,6 +255,8 @@ class GemmHarness:
 
         self.dut = dut
         self.spec = spec
+        self.idle = idle
+        self.backpressure = backpressure
         self.ports = ports if ports is not None else StreamPorts()
         rng = rng if rng is not None else np.random.default_rng(0)
         self.clock = clock = getattr(dut, self.ports.clock)
@@ -262,11 +265,22 @@ class GemmHarness:
                         for name in names}
         self.monitors = {name: self.ports.monitor(dut, name, clock) for name in names}
         self.sink = self.ports.sink(dut, "c", clock, backpressure_probability=backpressure, rng=rng)
+        # coverage of K (output-stationary: beats per `last` group) and M (weight-stationary: beats per `switch`)
+        flag = {"last" if spec.dataflow == "output_stationary" else "switch": spec.rows * spec.arithmetic.in_width}
+        for endpoint in (self.drivers["a"], self.monitors["a"], getattr(self.drivers["a"], "monitor", None)):
+            if hasattr(endpoint, "cover_flags"):
+                endpoint.cover_flags(**flag)
+
+    def cycle_limit(self, schedule: GemmSchedule) -> int:
+        """The cycle limit of one GEMM: its longest input stream and its result rows at the stall rates, plus the
+        array's latency (rows + cols), through :func:`wavecore.verif.waits.cycle_limit`."""
+        longest = max(len(stream_beats) for stream_beats in schedule.beats.values())
+        return cycle_limit(stalled(longest + schedule.output_rows, self.idle, self.backpressure),
+                           latency=self.spec.rows + self.spec.cols)
 
     async def run(self, a, b, *, weights_transposed: bool = False,
                   timeout_cycles: int | None = None) -> GemmRun:
         import cocotb
-        from cocotb.triggers import RisingEdge
 
         schedule = GemmSchedule(self.spec, a, b, weights_transposed=weights_transposed)
         input_marks = {name: len(monitor.transfers) for name, monitor in self.monitors.items()}
@@ -278,16 +292,10 @@ class GemmHarness:
         if self.spec.dataflow == "weight_stationary":
             feeder = cocotb.start_soon(self._feed_psum(schedule, output_mark))
         if timeout_cycles is None:
-            beats = sum(len(stream_beats) for stream_beats in schedule.beats.values())
-            timeout_cycles = 200 + 20 * (beats + schedule.output_rows + self.spec.rows + self.spec.cols)
-        waited = 0
-        while len(self.sink.transfers) - output_mark < schedule.output_rows:
-            if waited >= timeout_cycles:
-                got = len(self.sink.transfers) - output_mark
-                raise TimeoutError(
-                    f"{got} of {schedule.output_rows} result rows after {timeout_cycles} cycles")
-            await RisingEdge(self.clock)
-            waited += 1
+            timeout_cycles = self.cycle_limit(schedule)
+        await wait_for(lambda: len(self.sink.transfers) - output_mark >= schedule.output_rows, clock=self.clock,
+                       cycles=timeout_cycles, what=f"GEMM of {schedule.output_rows} result rows",
+                       progress=lambda: f"{len(self.sink.transfers) - output_mark} rows arrived")
         if feeder is not None:
             await feeder
         transfers = self.sink.transfers[output_mark:]
@@ -301,15 +309,14 @@ class GemmHarness:
     async def _feed_psum(self, schedule: GemmSchedule, output_mark: int) -> None:
         """Feed each ``psum`` beat as soon as the result row it depends on has arrived (a real
         accumulator memory has the same dependency)."""
-        from cocotb.triggers import RisingEdge
-
         driver = self.drivers["psum"]
+        limit = self.cycle_limit(schedule)
         for index in range(schedule.output_rows):
             source = schedule.psum_source(index)
             row = None
             if source is not None:
-                while len(self.sink.transfers) - output_mark <= source:
-                    await RisingEdge(self.clock)
+                await wait_for(lambda source=source: len(self.sink.transfers) - output_mark > source, clock=self.clock,
+                               cycles=limit, what=f"result row {source}, which psum beat {index} adds to")
                 row = schedule.unpack_output(self.sink.transfers[output_mark + source][1])
             driver.append(schedule.psum_beat(row))
-        await driver.wait_idle()
+        await driver.wait_idle(cycles=limit)

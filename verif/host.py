@@ -155,19 +155,31 @@ class MmapBus(Bus):
 
 
 class AxiLiteRegisters(Bus):
-    """The register port through cocotbext-axi's ``AxiLiteMaster``; a non-OKAY response raises :class:`BusError`."""
+    """The register port through cocotbext-axi's ``AxiLiteMaster``; a non-OKAY response raises :class:`BusError`.
+
+    Each access is bounded (:func:`wavecore.verif.waits.within`): its 32-bit words, each an AXI round trip, through
+    :func:`~wavecore.verif.waits.cycle_limit`; a register block that never answers fails in a few hundred cycles."""
 
     def __init__(self, master):
         self.master = master
 
+    async def _bounded(self, transaction, address: int, length: int, what: str):
+        from wavecore.verif.axi import AXI_ROUND_TRIP
+        from wavecore.verif.waits import cycle_limit, within
+
+        words = -(-length // 4)
+        return await within(transaction, clock=self.master.read_if.clock,
+                            cycles=cycle_limit(words, latency=words * AXI_ROUND_TRIP),
+                            what=f"AXI4-Lite {what} of {length} bytes at {address:#x}")
+
     async def read_block(self, address: int, length: int) -> bytes:
-        response = await self.master.read(address, length)
+        response = await self._bounded(self.master.read(address, length), address, length, "read")
         if int(response.resp) != 0:
             raise BusError(f"AXI4-Lite read of {address:#x} answered {response.resp!r}")
         return bytes(response.data)
 
     async def write_block(self, address: int, data: bytes) -> None:
-        response = await self.master.write(address, bytes(data))
+        response = await self._bounded(self.master.write(address, bytes(data)), address, len(data), "write")
         if int(response.resp) != 0:
             raise BusError(f"AXI4-Lite write of {address:#x} answered {response.resp!r}")
 

@@ -241,7 +241,10 @@ class Build:
         variables = {
             _PARAMS_VARIABLE: json.dumps(dict(params or {})),
             seed_module.SEED_VARIABLE: str(chosen_seed),
+            # wavecore.verif.coverage writes the run's coverage hits here when the simulator's Python exits
+            "WAVECORE_COVERAGE_FILE": str(test_dir / "coverage_run.json"),
         }
+        (test_dir / "coverage_run.json").unlink(missing_ok=True)
         # The runner exits the process on failure when it sees pytest; we want a readable assertion.
         saved = os.environ.pop("PYTEST_CURRENT_TEST", None)
         try:
@@ -277,6 +280,9 @@ class Build:
                                 wave_file)
         if failures:
             raise self._failure("\n".join(failures), chosen_seed, log_file, wave_file)
+        from wavecore.verif import coverage
+
+        coverage.merge_file(test_dir / "coverage_run.json", coverage.coverage_directory(), test=f"{name}")
         print(f"{self.toplevel} [{self.simulator}] {total} cocotb test(s) passed, seed {chosen_seed}")
         if wave_file is not None and wave_file.exists():
             print(f"waveform: {wave_file}")

@@ -10,6 +10,16 @@ handshakes are sampled in the read-only phase of the same cycle, i.e. after ever
 before the next edge. A transfer happens at the edge that ends a cycle in which ``valid & ready`` was 1.
 This sidesteps the simulators' different ordering of register updates and edge callbacks.
 
+Waits are bounded (:mod:`wavecore.verif.waits`): :meth:`StreamDriver.wait_idle` and :meth:`StreamSink.receive_many`
+take a cycle limit, by default :func:`~wavecore.verif.waits.cycle_limit` of the transfers awaited at the
+endpoint's own stall rate plus ``latency`` (default :data:`DEFAULT_LATENCY` cycles); a design whose transfers
+take longer per beat passes its own limit. A timeout raises :class:`~wavecore.verif.waits.WaitTimeout` naming the
+stream and how many payloads moved.
+
+Coverage (:mod:`wavecore.verif.coverage`): the first endpoint on a stream samples every transfer's idle gap
+and backpressure run, and, once told where its payload's ``last``/``switch`` flags are (:meth:`cover_flags`), the
+beats per flagged group.
+
 Stalls: :class:`StreamDriver` inserts random idle cycles between transfers (``idle_probability``);
 :class:`StreamSink` drops ``ready`` at random (``backpressure_probability``). Once ``valid`` is high the
 driver holds the payload until it is accepted, as the stream protocol requires.
@@ -25,7 +35,13 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 
-__all__ = ["StreamDriver", "StreamMonitor", "StreamPorts", "StreamSink", "reset", "start_clock"]
+from wavecore.verif import coverage
+from wavecore.verif.waits import cycle_limit, stalled, wait_for
+
+__all__ = ["DEFAULT_LATENCY", "StreamDriver", "StreamMonitor", "StreamPorts", "StreamSink", "reset", "start_clock"]
+
+
+DEFAULT_LATENCY = 64  # cycles a block may take before its first transfer (pipelines, memory reads)
 
 
 def _port(dut, name: str, field: str, required: bool = True):
@@ -81,6 +97,11 @@ class StreamPorts:
         await reset(dut, cycles, self.clock, self.reset, active_low=self.reset_active_low)
 
 
+_COVERED: dict = {}  # the endpoint sampling each stream's coverage (a later test's endpoint takes over)
+
+
+
+
 class _Endpoint:
     def __init__(self, dut, name: str, clock, rng: np.random.Generator | None):
         self.name = name
@@ -88,6 +109,52 @@ class _Endpoint:
         self.payload = self._signal(dut, "payload")
         self.rng = rng if rng is not None else np.random.default_rng(0)
         self.cycle = 0  # cycles seen since start, for throughput measurements
+        self._stream_path = getattr(self.payload, "_path", None) or id(self.payload)
+        self._gap = 0
+        self._stall = 0
+        self._flags: dict[str, int] = {}
+        self._group: dict[str, int | None] = {}
+
+    def cover_flags(self, **bits: int) -> None:
+        """Sample the beats per group of the payload flags ``last`` (closes a group) and ``switch`` (opens one),
+        given their bit positions in the payload."""
+        for flag, bit in bits.items():
+            if flag not in ("last", "switch"):
+                raise ValueError(f"flag must be one of last, switch, not {flag!r}")
+            self._flags[flag] = int(bit)
+            self._group[flag] = 0 if flag == "last" else None
+
+    def _observe(self, valid: bool, ready: bool) -> None:
+        """Coverage of one cycle's handshake (called in the read-only phase)."""
+        owner = _COVERED.get(self._stream_path)
+        if owner is not self:
+            if owner is not None and not owner._task.done():
+                return  # another live endpoint on this stream samples it
+            _COVERED[self._stream_path] = self
+        if not valid:
+            self._gap += 1
+            return
+        if not ready:
+            self._stall += 1
+            return
+        coverage.sample_stream_transfer(self._gap, self._stall)
+        self._gap = self._stall = 0
+        if self._flags:
+            payload = int(self.payload.value)
+            for flag, bit in self._flags.items():
+                high = payload >> bit & 1
+                if flag == "last":
+                    self._group[flag] += 1
+                    if high:
+                        coverage.sample_stream_group(flag, self._group[flag])
+                        self._group[flag] = 0
+                else:
+                    if high:
+                        if self._group[flag]:
+                            coverage.sample_stream_group(flag, self._group[flag])
+                        self._group[flag] = 0
+                    if self._group[flag] is not None:
+                        self._group[flag] += 1
 
     def _signal(self, dut, part: str, required: bool = True):
         """The handle of stream part ``payload``/``valid``/``ready`` (subclasses map other naming schemes)."""
@@ -135,14 +202,26 @@ class StreamDriver(_Endpoint):
     def idle(self) -> bool:
         return not self.queue and self._current is None
 
-    async def send(self, payloads: Iterable[int]) -> None:
-        """Queue ``payloads`` and wait until every queued payload has been accepted."""
-        self.extend(payloads)
-        await self.wait_idle()
+    @property
+    def pending(self) -> int:
+        """Payloads queued or offered and not yet accepted."""
+        return len(self.queue) + (self._current is not None)
 
-    async def wait_idle(self) -> None:
-        while not self.idle:
-            await RisingEdge(self.clock)
+    async def send(self, payloads: Iterable[int], *, cycles: int | None = None) -> None:
+        """Queue ``payloads`` and wait until every queued payload has been accepted (limit as :meth:`wait_idle`)."""
+        self.extend(payloads)
+        await self.wait_idle(cycles=cycles)
+
+    async def wait_idle(self, *, cycles: int | None = None, latency: int = DEFAULT_LATENCY) -> None:
+        """Wait until every queued payload has been accepted, at most ``cycles`` cycles (default: the
+        :func:`~wavecore.verif.waits.cycle_limit` of the pending payloads at this driver's idle rate plus
+        ``latency``)."""
+        if cycles is None:
+            cycles = cycle_limit(stalled(self.pending, self.idle_probability), latency=latency)
+        total = self.sent + self.pending
+        await wait_for(lambda: self.idle, clock=self.clock, cycles=cycles,
+                       what=f"stream {self.name}: every queued payload accepted",
+                       progress=lambda: f"{self.sent} of {total} accepted, ready held low")
 
     async def _run(self) -> None:
         while True:
@@ -156,7 +235,9 @@ class StreamDriver(_Endpoint):
                 else:
                     self.valid.value = 0
             await ReadOnly()
-            if self._current is not None and (self.ready is None or _high(self.ready)):
+            ready = self.ready is None or _high(self.ready)
+            self._observe(self._current is not None, ready)
+            if self._current is not None and ready:
                 self._current = None
                 self.sent += 1
 
@@ -188,26 +269,37 @@ class StreamSink(_Endpoint):
             if self.ready is not None:
                 self.ready.value = int(ready)
             await ReadOnly()
-            if (self.valid is None or _high(self.valid)) and ready:
+            valid = self.valid is None or _high(self.valid)
+            self._observe(valid, ready)
+            if valid and ready:
                 value = int(self.payload.value)
                 self.received.append(value)
                 self.transfers.append((self.cycle, value))
 
-    async def receive(self, timeout_cycles: int = 100_000) -> int:
-        """The next payload, waiting at most ``timeout_cycles``."""
-        return (await self.receive_many(1, timeout_cycles))[0]
+    async def receive(self, timeout_cycles: int | None = None, *, latency: int = DEFAULT_LATENCY) -> int:
+        """The next payload, waiting at most ``timeout_cycles`` (default as :meth:`receive_many`)."""
+        return (await self.receive_many(1, timeout_cycles, latency=latency))[0]
 
-    async def receive_many(self, count: int, timeout_cycles: int = 100_000) -> list[int]:
-        """The next ``count`` payloads; raises ``TimeoutError`` naming how many arrived."""
-        waited = 0
-        while len(self.received) < count:
-            if waited >= timeout_cycles:
-                raise TimeoutError(
-                    f"stream {self.name}: {len(self.received)} of {count} payloads after {timeout_cycles} cycles"
-                )
-            await RisingEdge(self.clock)
-            waited += 1
+    async def receive_many(self, count: int, timeout_cycles: int | None = None, *,
+                           latency: int = DEFAULT_LATENCY) -> list[int]:
+        """The next ``count`` payloads, waiting at most ``timeout_cycles`` (default: the
+        :func:`~wavecore.verif.waits.cycle_limit` of ``count`` transfers at this sink's backpressure rate plus
+        ``latency``); raises :class:`~wavecore.verif.waits.WaitTimeout` naming how many arrived."""
+        if timeout_cycles is None:
+            timeout_cycles = cycle_limit(stalled(count, self.backpressure_probability), latency=latency)
+        await wait_for(lambda: len(self.received) >= count, clock=self.clock, cycles=timeout_cycles,
+                       what=f"stream {self.name}: {count} payloads",
+                       progress=lambda: f"{len(self.received)} arrived")
         return [self.received.popleft() for _ in range(count)]
+
+    async def serve(self, answer) -> None:
+        """Answer every payload that arrives, forever: ``answer(payload)`` for each, in order. For a background
+        task (started with ``cocotb.start_soon``) that plays a memory or a peer; it ends with the test, so it
+        has no limit: the test's own bounded waits catch a design that never asks."""
+        while True:
+            while self.received:
+                answer(self.received.popleft())
+            await RisingEdge(self.clock)
 
 
 class StreamMonitor(_Endpoint):
@@ -225,5 +317,8 @@ class StreamMonitor(_Endpoint):
             await RisingEdge(self.clock)
             self.cycle += 1
             await ReadOnly()
-            if (self.valid is None or _high(self.valid)) and (self.ready is None or _high(self.ready)):
+            valid = self.valid is None or _high(self.valid)
+            ready = self.ready is None or _high(self.ready)
+            self._observe(valid, ready)
+            if valid and ready:
                 self.transfers.append((self.cycle, self._sample()))

@@ -17,6 +17,7 @@ from cocotb.triggers import RisingEdge
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.waits import WaitTimeout
 
 
 def _words(pixel: int, bits: int, lane: int, count: int) -> list[int]:
@@ -120,9 +121,10 @@ async def chain_matches_golden_at_every_boundary(dut):
                     drivers[k + 1].append(word)  # the link between chip k and chip k+1
                 elif len(captured[k]) % frame_words == 0:
                     frame_ends.append(cycles)
-        assert cycles < params["timeout_cycles"], (
-            f"timeout: words per stage {[len(c) for c in captured]} of {expected_words}"
-        )
+        if cycles >= params["timeout_cycles"]:
+            raise WaitTimeout(f"{expected_words[-1]} words out of the last stage: not reached within "
+                              f"{params['timeout_cycles']} cycles (words per stage {[len(c) for c in captured]} "
+                              f"of {expected_words})")
     assert int(dut.error.value) == 0, "a join (add/concat) combined pixels with different markers"
     for k, stage in enumerate(stages):
         pixels = decode_words(captured[k], stage["out_channels"], lane, stage["out_words"])

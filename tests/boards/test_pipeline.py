@@ -164,7 +164,12 @@ def test_golden_forward_is_the_integer_training_forward(name):
         assert np.array_equal(step.activations[layer], value), layer
 
 
-def _run_chain(plan, *, stall, frames=2, timeout=300_000, report=None):
+def _run_chain(plan, *, stall, frames=2, report=None):
+    # the frames plus one frame of fill per stage, each at the slowest stage's modelled cycles, at the stall rate
+    from wavecore.verif.waits import cycle_limit, stalled
+
+    slowest = max(stage.cycles_per_frame for stage in plan.stages)
+    timeout = cycle_limit(stalled((frames + len(plan.stages)) * slowest, stall))
     random = rng("pipeline_images")
     images = plan.numerics.operand.random(random, (frames, *plan.stages[0].in_shape))
     boundaries = golden_boundaries(plan, images)
@@ -261,6 +266,7 @@ def test_stap_replicas_keep_frame_order_and_multiply_throughput(name, capacity, 
         else (0, int((frames / 2 + 1) * per_frame) + 500)
     )
     params = stage_params(plan)[:1]
+    from wavecore.verif.waits import cycle_limit
     design = build(
         PipelineChain([StapGroup(lambda: stage_component(stage, plan), replicas)]),
         toplevel="stap_chain",
@@ -277,7 +283,7 @@ def test_stap_replicas_keep_frame_order_and_multiply_throughput(name, capacity, 
             "expected": [expected.tolist()],
             "idle": 0.0,
             "backpressure": 0.0,
-            "timeout_cycles": 200_000,
+            "timeout_cycles": cycle_limit(bounds[1]),
             "cycle_bounds": bounds,
         },
     )

@@ -4,7 +4,8 @@ import cocotb
 
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.stream import DEFAULT_LATENCY, StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.waits import WaitTimeout, cycle_limit, stalled
 
 
 @cocotb.test()
@@ -32,3 +33,41 @@ async def deliberately_wrong(dut):
     start_clock(dut)
     await reset(dut)
     assert False, "this testcase fails on purpose"
+
+
+@cocotb.test()
+async def silent_source_fails_within_the_limit(dut):
+    """A sink whose source never sends: its bounded wait ends after exactly the derived limit, naming the stream
+    and how many payloads arrived."""
+    start_clock(dut)
+    dut.i__valid.value = 0
+    sink = StreamSink(dut, "o", dut.clk, backpressure_probability=0.5, rng=rng("stream_fifo"))
+    await reset(dut)
+    limit = cycle_limit(stalled(4, 0.5), latency=DEFAULT_LATENCY)
+    start = sink.cycle
+    try:
+        await sink.receive_many(4)
+    except WaitTimeout as timeout:
+        assert str(timeout) == f"stream o: 4 payloads: not reached within {limit} cycles (0 arrived)", timeout
+    else:
+        raise AssertionError("receive_many returned without a source")
+    assert sink.cycle - start == limit, f"gave up after {sink.cycle - start} cycles, limit {limit}"
+
+
+@cocotb.test()
+async def stuck_sink_fails_within_the_limit(dut):
+    """A driver whose sink never takes: the FIFO fills to its depth, then holds ``i.ready`` low; the driver's
+    bounded wait ends with the count accepted."""
+    start_clock(dut)
+    dut.o__ready.value = 0
+    driver = StreamDriver(dut, "i", dut.clk)
+    await reset(dut)
+    driver.extend(range(40))
+    try:
+        await driver.wait_idle(cycles=200)
+    except WaitTimeout as timeout:
+        message = str(timeout)
+        assert message.startswith("stream i: every queued payload accepted: not reached within 200 cycles ("), message
+        assert message.endswith(" of 40 accepted, ready held low)") and driver.sent < 40, message
+    else:
+        raise AssertionError("wait_idle returned though o never accepts")

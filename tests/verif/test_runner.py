@@ -1,5 +1,7 @@
 """The verification harness: builds, caching, parameters, seeds, stalls and failure reports."""
 
+import time
+
 import pytest
 from stream_fifo_design import AffineFifo
 
@@ -71,3 +73,11 @@ def test_wavecore_waves_zero_wins_over_cocotb_waves(monkeypatch, tmp_path):
     design.run("tb_stream_fifo", testcase="affine_under_stalls", test_name="no_waves",
                params={"width": 8, "count": 10, "idle": 0.0, "backpressure": 0.0})
     assert not any((design.build_dir / "tests" / "no_waves").glob("*.fst"))
+
+
+@pytest.mark.parametrize("simulator", simulator_params())
+def test_a_silent_stream_peer_fails_within_its_cycle_limit_in_seconds(simulator):
+    design = build(AffineFifo(width=16), toplevel="affine_fifo", simulator=simulator)
+    start = time.monotonic()
+    design.run("tb_stream_fifo", testcase=["silent_source_fails_within_the_limit", "stuck_sink_fails_within_the_limit"])
+    assert time.monotonic() - start < 30

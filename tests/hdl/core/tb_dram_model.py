@@ -17,17 +17,47 @@ import cocotb
 from cocotb.triggers import ClockCycles, ReadOnly, RisingEdge
 from cocotbext.axi import AxiBus, AxiMaster, AxiResp
 
-from wavecore.verif.axi import AxiMonitor
+from wavecore.verif.axi import AXI_ROUND_TRIP, AxiMonitor
 from wavecore.verif.host import BackdoorMemory
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import reset, start_clock
+from wavecore.verif.waits import cycle_limit, stalled, within
+
+
+class _BoundedMaster:
+    """``AxiMaster`` with every transaction bounded (:func:`wavecore.verif.waits.within`): its beats at the model's
+    stall rate (``stall``/256 per channel and cycle, on the address and data channels) plus one latency bound per
+    burst (``latency_max`` + an AXI round trip), after the beats other workers' transactions may hold the port for
+    (:attr:`queued_beats`: their largest transactions at one byte per beat, the narrowest size)."""
+
+    def __init__(self, master, dut, params):
+        self.master, self.clock = master, dut.clk
+        self.word = params.get("data_width", 64) // 8
+        self.stall = params.get("stall", 0) / 256
+        self.latency = params.get("latency_max", 0)
+        self.queued_beats = 0
+
+    def _limit(self, length: int, size: int | None) -> int:
+        beats = -(-length // (self.word if size is None else 1 << size)) + 1 + self.queued_beats
+        bursts = beats // 256 + 2
+        return cycle_limit(stalled(beats, self.stall, self.stall), latency=bursts * (self.latency + AXI_ROUND_TRIP))
+
+    async def read(self, address, length, **options):
+        return await within(self.master.read(address, length, **options), clock=self.clock,
+                            cycles=self._limit(length, options.get("size")),
+                            what=f"AXI read of {length} bytes at {address:#x}")
+
+    async def write(self, address, data, **options):
+        return await within(self.master.write(address, data, **options), clock=self.clock,
+                            cycles=self._limit(len(data), options.get("size")),
+                            what=f"AXI write of {len(data)} bytes at {address:#x}")
 
 
 async def _setup(dut):
     params = tb_params()
     start_clock(dut)
-    master = AxiMaster(AxiBus.from_prefix(dut, "s_axi"), dut.clk, dut.rst)
+    master = _BoundedMaster(AxiMaster(AxiBus.from_prefix(dut, "s_axi"), dut.clk, dut.rst), dut, params)
     dut.backdoor_load.value = 0
     dut.backdoor_dump.value = 0
     dut.backdoor_first.value = 0
@@ -43,10 +73,11 @@ async def random_bursts_against_shadow_memory(dut):
     size = params["size_bytes"]
     word = params["data_width"] // 8
     id_limit = 1 << params["id_width"]
-    monitor = AxiMonitor(dut, dut.clk, prefix="s_axi_")
+    monitor = AxiMonitor(dut, dut.clk, prefix="s_axi_", cover=False)
     shadow = bytearray(size)
     workers = params["workers"]
     region = size // workers
+    master.queued_beats = (workers - 1) * min(region, 256 * word * 2)
 
     async def worker(index):
         base = index * region

@@ -10,9 +10,13 @@ from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotbext.axi import AxiLiteBus, AxiLiteMaster, AxiResp
 
 from wavecore.hdl.core.registers import ID_MAGIC, CoreIdentity, ErrorCode, RegisterMap
+from wavecore.verif.axi import AXI_ROUND_TRIP
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import reset, start_clock
+from wavecore.verif.waits import cycle_limit, within
+
+ACCESS_CYCLES = cycle_limit(1, latency=AXI_ROUND_TRIP)  # one register access: one word, one AXI round trip
 
 
 class Harness:
@@ -45,13 +49,15 @@ class Harness:
                     self.pulses[name] += 1
 
     async def read(self, offset, expect_resp=AxiResp.OKAY):
-        response = await self.master.read(offset, 4)
+        response = await within(self.master.read(offset, 4), clock=self.dut.clk, cycles=ACCESS_CYCLES,
+                                what=f"AXI4-Lite read of {offset:#x}")
         assert response.resp == expect_resp, f"read {offset:#x}: {response.resp!r}, expected {expect_resp!r}"
         return int.from_bytes(response.data, "little")
 
     async def write(self, offset, value, expect_resp=AxiResp.OKAY, data=None):
         payload = value.to_bytes(4, "little") if data is None else data
-        response = await self.master.write(offset, payload)
+        response = await within(self.master.write(offset, payload), clock=self.dut.clk, cycles=ACCESS_CYCLES,
+                                what=f"AXI4-Lite write of {offset:#x}")
         assert response.resp == expect_resp, f"write {offset:#x}: {response.resp!r}, expected {expect_resp!r}"
 
     async def event(self, **levels):

@@ -30,7 +30,7 @@ def test_dram_model_random_bursts_match_shadow_memory(simulator, data_width, id_
     design.run(
         "tb_dram_model",
         testcase="random_bursts_against_shadow_memory",
-        params={**settings, "workers": 4, "operations": 12},
+        params={**settings, "workers": 4, "operations": 12, "stall": stall, "latency_max": latency[1]},
         plusargs=plusargs(seed=7, stall=stall, latency_min=latency[0], latency_max=latency[1]),
     )
 

@@ -28,7 +28,7 @@ from types import SimpleNamespace
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 from integration_backward_design import NormBackwardChain
 from integration_forward_design import ConvForwardChain
 
@@ -37,26 +37,29 @@ from wavecore.golden.layers import im2col
 from wavecore.golden.numerics import IntegerTraining, NormArithmetic
 from wavecore.golden.plan.traffic import transfer_bytes
 from wavecore.hdl.norm.scalar import ScalarMode
-from wavecore.verif.axi import AxiMonitor, attach_axi_ram
+from wavecore.verif.axi import AXI_ROUND_TRIP, AxiMonitor, attach_axi_ram
 from wavecore.verif.layouts import pack, unpack
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import StreamDriver, StreamMonitor, StreamSink, reset, start_clock
+from wavecore.verif.stream import DEFAULT_LATENCY, StreamDriver, StreamMonitor, StreamSink, reset, start_clock
+from wavecore.verif.waits import cycle_limit, stalled, wait_for
 
 
-async def _until(dut, condition, limit=200_000):
-    for _ in range(limit):
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if condition():
-            await RisingEdge(dut.clk)
-            return
-    raise AssertionError("timed out")
+async def _until(dut, condition, *, cycles, what):
+    """Wait until ``condition()`` holds (sampled after the edge settles), at most ``cycles``; then one more edge."""
+    await RisingEdge(dut.clk)
+    await wait_for(condition, clock=dut.clk, cycles=cycles, what=what, settle=True)
+    await RisingEdge(dut.clk)
+
+
+# a free region is handed over within a few cycles of its request
+HANDOVER_CYCLES = cycle_limit(1, latency=DEFAULT_LATENCY)
 
 
 async def _handshake(dut, side):
     getattr(dut, f"{side}_acquire").value = 1
-    await _until(dut, lambda: int(getattr(dut, f"{side}_owned").value))
+    await _until(dut, lambda: int(getattr(dut, f"{side}_owned").value), cycles=HANDOVER_CYCLES,
+                 what=f"scratchpad region owned by {side}")
     getattr(dut, f"{side}_acquire").value = 0
 
 
@@ -88,7 +91,8 @@ class _ForwardBench:
             stall_probability=params["stall"],
             max_latency=params["max_latency"],
         )
-        self.monitor = AxiMonitor(dut, dut.clk, max_outstanding=design.dma.max_outstanding)
+        self.monitor = AxiMonitor(dut, dut.clk, max_outstanding=design.dma.max_outstanding,
+                                  max_burst=design.dma.max_burst)
         self.read_commands = StreamDriver(dut, "read_command", dut.clk)
         self.write_commands = StreamDriver(dut, "write_command", dut.clk)
         self.coefficients = StreamDriver(dut, "coefficients", dut.clk)
@@ -102,6 +106,14 @@ class _ForwardBench:
         self.scalar_results = StreamSink(dut, "scalar_result", dut.clk)
         self.expected_bytes = {"read": 0, "written": 0}
 
+    def dma_limit(self, words):
+        """Cycle limit of a 1-D DMA transfer of ``words``: its beats at the AXI model's stall rate plus one latency
+        bound per burst (split at max_burst and at most once per 4 KiB page, plus a partial one)."""
+        dma = self.design.dma
+        bursts = words // dma.max_burst + words * dma.beat_bytes // 4096 + 2
+        return cycle_limit(stalled(words, self.params["stall"]),
+                           latency=bursts * (self.params["max_latency"] + AXI_ROUND_TRIP))
+
     async def dma_in(self, address, tensor, side="fill"):
         """DRAM -> the producer's region of the activation (``side="fill"``) or weight (``"weight_fill"``)
         scratchpad: the tensor's words in order from scratchpad word 0."""
@@ -110,8 +122,9 @@ class _ForwardBench:
         await _handshake(dut, side)
         descriptor = {"address": address, "length": tensor.size, "count1": 1, "count2": 1, "scratch": 0}
         self.read_commands.append(design.dma.pack_descriptor(**descriptor))
-        await self.read_commands.wait_idle()
-        await _until(dut, lambda: int(dut.read_idle.value))
+        limit = self.dma_limit(tensor.size)
+        await self.read_commands.wait_idle(cycles=limit)
+        await _until(dut, lambda: int(dut.read_idle.value), cycles=limit, what=f"DMA read of {tensor.size} words")
         await _release(dut, side)
         self.expected_bytes["read"] += transfer_bytes(tensor.shape, design.width // 8)
         self.check_counters()
@@ -194,11 +207,13 @@ class _ForwardBench:
         await _until(
             dut,
             lambda: len(self.results.transfers) - results_before == design.positions,
-            limit=60 * len(expected) + 5000,
+            cycles=cycle_limit(len(expected) + design.positions, latency=DEFAULT_LATENCY),
+            what=f"{design.positions} conv result rows from {len(expected)} operand beats",
         )
         await _until(
             dut,
             lambda: int(dut.writer_idle.value) and int(dut.feeder_idle.value) and int(dut.weight_feeder_idle.value),
+            cycles=HANDOVER_CYCLES, what="writer, feeder and weight feeder idle after the last result row",
         )
         await _release(dut, "drain")
         beats = self.operands.transfers[operands_before:]
@@ -220,8 +235,9 @@ class _ForwardBench:
         words = int(np.prod(shape))
         descriptor = {"address": address, "length": words, "count1": 1, "count2": 1, "scratch": 0}
         self.write_commands.append(design.dma.pack_descriptor(**descriptor))
-        await self.write_commands.wait_idle()
-        await _until(dut, lambda: int(dut.write_idle.value))
+        limit = self.dma_limit(words)
+        await self.write_commands.wait_idle(cycles=limit)
+        await _until(dut, lambda: int(dut.write_idle.value), cycles=limit, what=f"DMA write of {words} words")
         self.expected_bytes["written"] += transfer_bytes(shape, design.width // 8)
         self.check_counters()
         raw = self.ram.read(address, 2 * words)
@@ -250,7 +266,9 @@ class _ForwardBench:
                     },
                 )
             )
-        words = await self.scalar_results.receive_many(len(gamma), timeout_cycles=200_000)
+        forward_cycles = self.design.scalar.worst_case_cycles(ScalarMode.FORWARD)
+        limit = cycle_limit(len(gamma) * forward_cycles)
+        words = await self.scalar_results.receive_many(len(gamma), timeout_cycles=limit)
         return [unpack(self.design.scalar.result_layout, word) for word in words]
 
 
@@ -524,7 +542,7 @@ async def norm_backward_step_matches_golden(dut):
                 "mode": ScalarMode.DGAMMA.value, "s1": int(s1_sets[n, c // per_group]), "count": count,
                 "rstd": int(rstd_channel[n, c]), "r1": int(r1[set_of(n, c)]), "r2": int(r2[set_of(n, c)])}))
     commands = len(statistic_sets) + channels * samples
-    budget = 4 * sum(design.scalar.worst_case_cycles(mode) for mode in ScalarMode) * commands
+    budget = cycle_limit(max(design.scalar.worst_case_cycles(mode) for mode in ScalarMode) * commands)
     words = await scalar_results.receive_many(commands, timeout_cycles=budget)
     results = [unpack(design.scalar.result_layout, word) for word in words]
     backward = arithmetic.backward_constants(

@@ -17,7 +17,8 @@ from wavecore.verif.gemm import ArraySpec, GemmSchedule
 from wavecore.verif.packing import unpack
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.stream import DEFAULT_LATENCY, StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.waits import WaitTimeout, cycle_limit, stalled, wait_for
 
 
 def _sub_batch_gemm(x, dy, weight_shape):
@@ -59,6 +60,9 @@ async def weight_gradient_over_sub_batches(dut):
         schedules.append(schedule)
     rows_total = sum(schedule.output_rows for schedule in schedules)
     counts = {"beats": 0, "first_beat": None, "last_row": None}
+    # every sub-batch's longest operand stream and its result rows, at the drivers' idle rate, plus the array latency
+    limit = cycle_limit(stalled(sum(max(map(len, s.beats.values())) + s.output_rows for s in schedules), p["idle"]),
+                        latency=len(schedules) * (spec.rows + spec.cols))
 
     async def count():
         cycle, written = 0, 0
@@ -72,7 +76,9 @@ async def weight_gradient_over_sub_batches(dut):
             if int(dut.row_written.value):
                 written += 1
                 counts["last_row"] = cycle
-            assert cycle < 100_000, f"only {written} of {rows_total} result rows written"
+            if cycle >= limit:
+                raise WaitTimeout(f"{rows_total} result rows written: not reached within {limit} cycles "
+                                  f"(only {written})")
 
     counter = cocotb.start_soon(count())
     await RisingEdge(dut.clk)
@@ -83,8 +89,8 @@ async def weight_gradient_over_sub_batches(dut):
     beats, first_beat, last_row = counts["beats"], counts["first_beat"], counts["last_row"]
     assert beats == sum(len(schedule.beats["a"]) for schedule in schedules)
     await RisingEdge(dut.clk)
-    while not int(dut.idle.value):
-        await RisingEdge(dut.clk)
+    await wait_for(lambda: int(dut.idle.value), clock=dut.clk, cycles=cycle_limit(0, latency=DEFAULT_LATENCY),
+                   what="GEMM integration idle after the last row")
     cycles = last_row - first_beat + 1
     print(f"array utilization: {beats} operand beats / {cycles} cycles = {beats / cycles:.3f} "
           f"({spec.rows}x{spec.cols} OS, {subs} sub-batches, idle={p['idle']})")

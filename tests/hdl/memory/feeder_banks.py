@@ -46,11 +46,12 @@ class BankModel:
             self.place(base + sum(i * p for i, p in zip(index, pitches)), tensor[index])
 
     async def _serve(self, bank):
-        while True:
-            word = await self._requests[bank].receive(timeout_cycles=10**9)
+        def answer(word):
             assert word in self.words[bank], f"bank {bank}: read of unwritten word {word}"
             self.reads += 1
             self._responses[bank].append(self.words[bank][word] & ((1 << self.width) - 1))
+
+        await self._requests[bank].serve(answer)
 
 
 def beats_of(layout, words):

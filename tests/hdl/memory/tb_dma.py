@@ -17,10 +17,11 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from wavecore.golden.plan.traffic import transfer_bytes
 from wavecore.hdl.memory.dma import Dma
-from wavecore.verif.axi import AxiMonitor, attach_axi_ram, descriptor_bursts, descriptor_bytes
+from wavecore.verif.axi import AXI_ROUND_TRIP, AxiMonitor, attach_axi_ram, descriptor_bursts, descriptor_bytes
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.waits import WaitTimeout, cycle_limit, stalled, wait_for
 
 _SLOT = 1 << 16  # each descriptor's box lives in its own 64 KiB slot of DRAM
 _RAM_SIZE = 1 << 21  # 16 read slots + 16 write slots
@@ -64,6 +65,20 @@ def _box_addresses(descriptor: dict, beat_bytes: int) -> list[int]:
     ]
 
 
+def dma_cycle_limit(dma: Dma, descriptors: list[dict], params: dict) -> int:
+    """The cycle limit of moving ``descriptors`` (both channels): their bus words at the stall rates of the AXI
+    model, the command drivers and the scratchpad sinks, plus each burst's latency bound (``max_latency`` of the
+    model and an AXI round trip), through :func:`wavecore.verif.waits.cycle_limit`."""
+    words = sum(len(_box_addresses(descriptor, dma.beat_bytes)) for descriptor in descriptors)
+    bursts = sum(
+        len(descriptor_bursts(**{k: v for k, v in d.items() if k != "scratch"}, beat_bytes=dma.beat_bytes,
+                              max_burst=dma.max_burst))
+        for d in descriptors
+    )
+    expected = stalled(words + len(descriptors), params["stall"], params["idle"], params["backpressure"])
+    return cycle_limit(expected, latency=bursts * (params["max_latency"] + AXI_ROUND_TRIP))
+
+
 @cocotb.test()
 async def concurrent_descriptors_against_axi_ram(dut):
     params = tb_params()
@@ -81,7 +96,7 @@ async def concurrent_descriptors_against_axi_ram(dut):
         stall_probability=params["stall"],
         max_latency=params["max_latency"],
     )
-    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding)
+    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst)
     read_commands = StreamDriver(dut, "read_command", dut.clk, idle_probability=params["idle"], rng=random)
     write_commands = StreamDriver(dut, "write_command", dut.clk, idle_probability=params["idle"], rng=random)
     scratch_writes = StreamSink(
@@ -121,20 +136,14 @@ async def concurrent_descriptors_against_axi_ram(dut):
                 beat, "little"
             )
 
-    async def serve_fetches():
-        # The scratchpad side of the write channel: answer each fetch with its word, in order.
-        while True:
-            address = await fetches.receive(timeout_cycles=10**9)
-            fetched.append(scratch_image[address])
-
-    cocotb.start_soon(serve_fetches())
+    # The scratchpad side of the write channel: answer each fetch with its word, in order.
+    cocotb.start_soon(fetches.serve(lambda address: fetched.append(scratch_image[address])))
     read_commands.extend(dma.pack_descriptor(**descriptor) for descriptor in reads)
     write_commands.extend(dma.pack_descriptor(**descriptor) for descriptor in writes)
 
     address_bits = dma.scratch_width
-    received = await scratch_writes.receive_many(
-        len(expected_scratch), timeout_cycles=400 * (len(expected_scratch) + 10)
-    )
+    limit = dma_cycle_limit(dma, reads + writes, params)
+    received = await scratch_writes.receive_many(len(expected_scratch), timeout_cycles=limit)
     got = [(word & ((1 << address_bits) - 1), word >> address_bits) for word in received]
     want = [(address, expected_scratch[address]) for address in sorted(expected_scratch)]
     assert got == want, (
@@ -142,15 +151,11 @@ async def concurrent_descriptors_against_axi_ram(dut):
         f"{next(i for i, (g, w) in enumerate(zip(got, want)) if g != w)}"
     )
 
-    await read_commands.wait_idle()
-    await write_commands.wait_idle()
-    for _ in range(100_000):
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if int(dut.read_idle.value) and int(dut.write_idle.value):
-            break
-    else:
-        raise AssertionError("DMA never became idle")
+    await read_commands.wait_idle(cycles=limit)
+    await write_commands.wait_idle(cycles=limit)
+    await wait_for(lambda: int(dut.read_idle.value) and int(dut.write_idle.value), clock=dut.clk, cycles=limit,
+                   what="DMA read_idle and write_idle after the last descriptor", settle=True,
+                   progress=lambda: f"{monitor.write_beats} W beats, {monitor.read_beats} R beats seen")
     await RisingEdge(dut.clk)
     await ReadOnly()
 
@@ -205,3 +210,45 @@ async def concurrent_descriptors_against_axi_ram(dut):
     assert int(dut.bytes_read.value) == 0 and int(dut.bytes_written.value) == 0, (
         "clear_counters did not clear"
     )
+
+
+@cocotb.test()
+async def silent_subordinate_fails_within_the_limit(dut):
+    """An AXI subordinate that never answers (every ready and valid low): the waits for the read channel's
+    scratchpad writes and for the write channel to go idle each end after their derived limit, naming what they
+    awaited, instead of hanging the simulation."""
+    params = tb_params()
+    dma = Dma(**params["dma"])
+    start_clock(dut)
+    dut.clear_counters.value = 0
+    for name in ("awready", "wready", "arready", "rvalid", "bvalid", "rlast", "rdata", "rresp", "bresp", "rid",
+                 "bid"):
+        getattr(dut, f"axi__{name}").value = 0
+    read_commands = StreamDriver(dut, "read_command", dut.clk)
+    write_commands = StreamDriver(dut, "write_command", dut.clk)
+    scratch_writes = StreamSink(dut, "read_data", dut.clk)
+    fetches = StreamSink(dut, "write_fetch", dut.clk)
+    fetched = StreamDriver(dut, "write_fetched", dut.clk)
+    cocotb.start_soon(fetches.serve(lambda address: fetched.append(address)))
+    await reset(dut)
+    read = {"address": 0xFF0, "length": 40, "count1": 1, "stride1": 0, "count2": 1, "stride2": 0, "scratch": 0}
+    write = {**read, "address": 0x10000}
+    read_commands.append(dma.pack_descriptor(**read))
+    write_commands.append(dma.pack_descriptor(**write))
+    limit = dma_cycle_limit(dma, [read], params)
+    start = scratch_writes.cycle
+    try:
+        await scratch_writes.receive_many(40, timeout_cycles=limit)
+    except WaitTimeout as timeout:
+        assert str(timeout) == f"stream read_data: 40 payloads: not reached within {limit} cycles (0 arrived)"
+    else:
+        raise AssertionError("scratchpad writes arrived though the subordinate never answered")
+    assert scratch_writes.cycle - start == limit
+    try:
+        await wait_for(lambda: int(dut.write_idle.value), clock=dut.clk, cycles=limit, settle=True,
+                       what="DMA write_idle")
+    except WaitTimeout as timeout:
+        assert str(timeout) == f"DMA write_idle: not reached within {limit} cycles"
+    else:
+        raise AssertionError("the write channel went idle though AW was never accepted")
+    dut._log.info("silent subordinate: each wait gave up after %d cycles", limit)

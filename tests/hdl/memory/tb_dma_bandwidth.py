@@ -9,13 +9,14 @@ and checks the data (a bandwidth figure of a DMA that moves wrong data would be 
 import json
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from wavecore.hdl.memory.dma import Dma
-from wavecore.verif.axi import AxiMonitor, PipelinedAxiRam, attach_axi_ram
+from wavecore.verif.axi import AXI_ROUND_TRIP, AxiMonitor, PipelinedAxiRam, attach_axi_ram
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.waits import cycle_limit, wait_for
 
 
 @cocotb.test()
@@ -34,7 +35,7 @@ async def bandwidth(dut):
     else:
         ram = attach_axi_ram(dut, clock=dut.clk, reset=dut.rst, rng=random, size=1 << 22)
         write_ram, read_ram = ram.write, ram.read
-    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding)
+    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst)
     read_commands = StreamDriver(dut, "read_command", dut.clk)
     write_commands = StreamDriver(dut, "write_command", dut.clk)
     scratch_writes = StreamSink(dut, "read_data", dut.clk)
@@ -46,12 +47,7 @@ async def bandwidth(dut):
     write_ram(0, source)
     scratch_image = [int.from_bytes(random.bytes(beat), "little") for _ in range(words)]
 
-    async def serve_fetches():
-        while True:
-            address = await fetches.receive(timeout_cycles=10**9)
-            fetched.append(scratch_image[address])
-
-    cocotb.start_soon(serve_fetches())
+    cocotb.start_soon(fetches.serve(lambda address: fetched.append(scratch_image[address])))
     await RisingEdge(dut.clk)
     start = monitor.cycle
     destination = 1 << 21
@@ -61,18 +57,15 @@ async def bandwidth(dut):
         write_commands.append(
             dma.pack_descriptor(address=destination, length=words, count1=1, count2=1, scratch=0)
         )
-    for _ in range(50 * words + 1000):
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if (
-            int(dut.read_idle.value)
-            and int(dut.write_idle.value)
-            and read_commands.idle
-            and write_commands.idle
-        ):
-            break
-    else:
-        raise AssertionError("transfer did not finish")
+    # both channels share the bus clock: at most words beats each; one latency per burst if nothing overlaps
+    bursts = -(-words // dma.max_burst) + words * beat // 4096 + 1
+    latency = bursts * (params.get("latency", 0) + AXI_ROUND_TRIP)
+    await wait_for(
+        lambda: int(dut.read_idle.value) and int(dut.write_idle.value) and read_commands.idle and write_commands.idle,
+        clock=dut.clk, cycles=cycle_limit(2 * words, latency=latency), settle=True,
+        what=f"{direction} transfer of {words} words",
+        progress=lambda: f"{monitor.read_beats} R / {monitor.write_beats} W beats",
+    )
     end = monitor.cycle
     monitor.check()
 

@@ -63,6 +63,7 @@ async def im2col_beats_match_golden(dut):
     memory = BankModel(dut, prefix="", banks=banks, width=feeder.width, stall=params["stall"], rng=random)
     commands = StreamDriver(dut, "command", dut.clk)
     beats = StreamSink(dut, "operand", dut.clk, backpressure_probability=params["backpressure"], rng=random)
+    beats.cover_flags(last=feeder.operand_layout["last"].offset)
     await reset(dut)
 
     layer = params["layer"]

@@ -8,23 +8,24 @@ overwritten before it was drained.
 """
 
 import cocotb
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.stream import DEFAULT_LATENCY, StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.waits import cycle_limit, stalled, wait_for
 
 
-async def _acquire(dut, side: str) -> int:
+async def _acquire(dut, side: str, cycles: int) -> int:
+    """Request a region for ``side`` and wait at most ``cycles`` for it to be owned; returns its index."""
     getattr(dut, f"{side}_acquire").value = 1
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if int(getattr(dut, f"{side}_owned").value):
-            region = int(getattr(dut, f"{side}_region").value)
-            await RisingEdge(dut.clk)
-            getattr(dut, f"{side}_acquire").value = 0
-            return region
+    await RisingEdge(dut.clk)
+    await wait_for(lambda: int(getattr(dut, f"{side}_owned").value), clock=dut.clk, cycles=cycles, settle=True,
+                   what=f"scratchpad region owned by {side}")
+    region = int(getattr(dut, f"{side}_region").value)
+    await RisingEdge(dut.clk)
+    getattr(dut, f"{side}_acquire").value = 0
+    return region
 
 
 async def _release(dut, side: str) -> None:
@@ -57,12 +58,16 @@ async def producer_consumer_tiles(dut):
         for bank in range(banks)
     ]
     await reset(dut)
+    # a region frees once the other side has moved a whole region (each bank in parallel, at the stall rates);
+    # every side waits at most two such regions (the one in flight and the one before it)
+    region_cycles = cycle_limit(stalled(2 * region_depth, params["idle"], params["backpressure"]),
+                                latency=DEFAULT_LATENCY)
     written: list = []
     regions_filled: list[int] = []
 
     async def producer():
         for _ in range(tiles):
-            region = await _acquire(dut, "fill")
+            region = await _acquire(dut, "fill", region_cycles)
             regions_filled.append(region)
             tile = random.integers(0, 1 << width, size=(banks, region_depth))
             written.append(tile)
@@ -73,14 +78,14 @@ async def producer_consumer_tiles(dut):
                     int(address) | (int(tile[bank, address]) << address_bits) for address in order
                 )
             for writer in writers:
-                await writer.wait_idle()
+                await writer.wait_idle(cycles=region_cycles)
             for _ in range(int(random.integers(0, 4))):
                 await RisingEdge(dut.clk)
             await _release(dut, "fill")
 
     async def consumer():
         for index in range(tiles):
-            region = await _acquire(dut, "drain")
+            region = await _acquire(dut, "drain", region_cycles)
             assert region == regions_filled[index], (
                 f"tile {index}: drained region {region}, filled {regions_filled[index]}"
             )
@@ -88,7 +93,7 @@ async def producer_consumer_tiles(dut):
             for bank in range(banks):
                 requests[bank].extend(int(address) for address in orders[bank])
             for bank in range(banks):
-                words = await responses[bank].receive_many(region_depth, timeout_cycles=200 * region_depth)
+                words = await responses[bank].receive_many(region_depth, timeout_cycles=region_cycles)
                 expected = [int(written[index][bank, address]) for address in orders[bank]]
                 assert words == expected, f"tile {index} bank {bank}: read back differs from what was written"
             for _ in range(int(random.integers(0, 4))):

@@ -66,6 +66,8 @@ class _Pair:
         self.stalls = params["stall"] or pressure
         self.a_sink = StreamSink(dut, "a_operand", dut.clk, backpressure_probability=pressure, rng=random)
         self.b_sink = StreamSink(dut, "b_operand", dut.clk, backpressure_probability=pressure, rng=random)
+        self.a_sink.cover_flags(last=a.operand_layout["last"].offset)
+        self.b_sink.cover_flags(last=b.operand_layout["last"].offset)
 
     async def tiles(self, dut, count):
         """Receive ``count`` beats on each operand; return the (a, b) tiles, checking their ``last`` agree."""

@@ -8,22 +8,22 @@ pass in order, or ``wavecore.golden.numerics.requantize`` of the last pass.
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ReadOnly, RisingEdge
+from cocotb.triggers import RisingEdge
 
 from wavecore.golden.numerics import IntFormat, MacArithmetic, requantize
 from wavecore.verif.packing import pack, unpack
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
-from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.stream import DEFAULT_LATENCY, StreamDriver, StreamSink, reset, start_clock
+from wavecore.verif.waits import cycle_limit, wait_for
 
 
 async def _wait_writer_idle(dut):
-    while True:
-        await RisingEdge(dut.clk)
-        await ReadOnly()
-        if int(dut.idle.value):
-            await RisingEdge(dut.clk)
-            return
+    """The writer drains its last row within its read-modify-write pipeline (a few cycles)."""
+    await RisingEdge(dut.clk)
+    await wait_for(lambda: int(dut.idle.value), clock=dut.clk, cycles=cycle_limit(0, latency=DEFAULT_LATENCY),
+                   settle=True, what="writer idle after the last row")
+    await RisingEdge(dut.clk)
 
 
 def _requantize_inputs(random, shape, shift, out, accumulator):
