@@ -112,3 +112,14 @@ def test_pipeline_simulate_checks_every_boundary_of_a_zoo_net(tmp_path):
     # progress went to stderr as timestamped lines (not a terminal), results stayed on stdout
     assert "simulate 3 stages, 1 frame(s): started" in result.stderr
     assert "started" not in result.stdout
+
+
+
+def test_output_into_a_closed_pipe_ends_quietly(tmp_path):
+    # `wavecore plan ... | head`: the reader leaves before the command writes; no traceback, exit status 0
+    process = subprocess.Popen([sys.executable, "-m", "wavecore", "plan", "--network", "vgg16", "--batch", "8",
+                                "--quiet", "-o", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # before the plan is printed: every write of the command hits a closed pipe
+    stderr = process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr
