@@ -37,12 +37,11 @@ from __future__ import annotations
 from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.numerics import check_int
 from wavecore.hdl.core.counters import CoreCounters
-from wavecore.hdl.core.dram_model import DramModel
-from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
+from wavecore.hdl.core.dram_model import DramModel, connect_backdoor, system_members
+from wavecore.hdl.core.register_block import RegisterBlock
 from wavecore.hdl.core.registers import CoreIdentity, ErrorCode, RegisterMap, default_register_map
 from wavecore.hdl.memory.dma import Dma
 
@@ -109,16 +108,7 @@ class CopySystem(wiring.Component):
             identity=CoreIdentity(rows=1, cols=1, dram_data_width=data_width,
                                   scratchpad_kib=max(1, scratch_words * self.word_bytes // 1024)),
         )
-        super().__init__(
-            {
-                "s_axil": In(axi4_lite_signature(address_width=self.register_map.address_width)),
-                "irq": Out(1),
-                "backdoor_load": In(1),
-                "backdoor_dump": In(1),
-                "backdoor_first": In(32),
-                "backdoor_last": In(32),
-            }
-        )
+        super().__init__(system_members(self.register_map.address_width))
 
     def elaborate(self, platform):
         m = Module()
@@ -127,13 +117,8 @@ class CopySystem(wiring.Component):
         m.submodules.dram = dram = self.dram
         wiring.connect(m, wiring.flipped(self.s_axil), registers.s_axil)
         wiring.connect(m, dma.axi, dram.s_axi)
-        m.d.comb += [
-            self.irq.eq(registers.irq),
-            dram.backdoor_load.eq(self.backdoor_load),
-            dram.backdoor_dump.eq(self.backdoor_dump),
-            dram.backdoor_first.eq(self.backdoor_first),
-            dram.backdoor_last.eq(self.backdoor_last),
-        ]
+        m.d.comb += self.irq.eq(registers.irq)
+        connect_backdoor(m, self, dram)
         core = registers.core
         regs = self.register_map
         word_bytes, word_shift = self.word_bytes, self.word_bytes.bit_length() - 1

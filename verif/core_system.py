@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from amaranth import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.core.semantics import CoreParameters
-from wavecore.hdl.core.dram_model import DramModel
-from wavecore.hdl.core.register_block import axi4_lite_signature
+from wavecore.hdl.core.dram_model import DramModel, connect_backdoor, system_members
 from wavecore.hdl.core.wavecore import WaveCore
 
 __all__ = ["CoreSystem"]
@@ -46,14 +44,7 @@ class CoreSystem(wiring.Component):
                               outstanding=dram_outstanding, seed=seed, stall=stall, latency_min=latency_min,
                               latency_max=latency_max)
         self.register_map = self.core.register_map
-        super().__init__({
-            "s_axil": In(axi4_lite_signature(address_width=self.register_map.address_width)),
-            "irq": Out(1),
-            "backdoor_load": In(1),
-            "backdoor_dump": In(1),
-            "backdoor_first": In(32),
-            "backdoor_last": In(32),
-        })
+        super().__init__(system_members(self.register_map.address_width))
 
     def elaborate(self, platform):
         m = Module()
@@ -61,11 +52,6 @@ class CoreSystem(wiring.Component):
         m.submodules.dram = dram = self.dram
         wiring.connect(m, wiring.flipped(self.s_axil), core.s_axil)
         wiring.connect(m, core.m_axi, dram.s_axi)
-        m.d.comb += [
-            self.irq.eq(core.irq),
-            dram.backdoor_load.eq(self.backdoor_load),
-            dram.backdoor_dump.eq(self.backdoor_dump),
-            dram.backdoor_first.eq(self.backdoor_first),
-            dram.backdoor_last.eq(self.backdoor_last),
-        ]
+        m.d.comb += self.irq.eq(core.irq)
+        connect_backdoor(m, self, dram)
         return m

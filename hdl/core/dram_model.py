@@ -19,12 +19,12 @@ from pathlib import Path
 
 from amaranth import ClockSignal, Instance, Module, ResetSignal
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.numerics import check_int
 from wavecore.hdl.memory.dma import axi4_signature
 
-__all__ = ["MODULE_NAME", "DramModel", "plusargs", "verilog_source"]
+__all__ = ["MODULE_NAME", "DramModel", "connect_backdoor", "plusargs", "system_members", "verilog_source"]
 
 MODULE_NAME = "wavecore_dram_model"
 
@@ -142,3 +142,24 @@ class DramModel(wiring.Component):
             **ports,
         )
         return m
+
+
+def system_members(register_address_width: int) -> dict:
+    """The ports of a simulated system top around this model: the host's register port ``s_axil``, ``irq`` and
+    the model's backdoor strobes passed through (what :func:`wavecore.verif.host.simulated_host` drives)."""
+    from wavecore.hdl.core.register_block import axi4_lite_signature
+
+    return {
+        "s_axil": In(axi4_lite_signature(address_width=register_address_width)),
+        "irq": Out(1),
+        "backdoor_load": In(1),
+        "backdoor_dump": In(1),
+        "backdoor_first": In(32),
+        "backdoor_last": In(32),
+    }
+
+
+def connect_backdoor(m, system, dram: DramModel) -> None:
+    """Pass a system top's backdoor ports (:func:`system_members`) through to ``dram``."""
+    m.d.comb += [getattr(dram, name).eq(getattr(system, name))
+                 for name in ("backdoor_load", "backdoor_dump", "backdoor_first", "backdoor_last")]
