@@ -6,7 +6,6 @@ the netlist's MISR accumulates, so the ``pass`` LED lights exactly when the synt
 models) behave like the RTL for every folded cycle.
 """
 
-import shutil
 
 import pytest
 
@@ -14,8 +13,6 @@ from wavecore.boards.bist import POWER_ON_CYCLES
 from wavecore.boards.gatelevel import SIM_MODELS, cell_library, simulate_bist, status_ports, synthesize_component
 from wavecore.boards.synth import multiplier_factory, registry_factories, synth_block
 from wavecore.boards.targets import TARGETS, get_target
-
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 
 _CYCLES = 96
 

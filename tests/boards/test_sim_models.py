@@ -7,7 +7,6 @@ Icarus next to the primitive) and from an integer model of the register chain of
 (:func:`_reference_dsp`), never from the model itself.
 """
 
-import shutil
 
 import pytest
 from amaranth import signed, unsigned
@@ -16,8 +15,6 @@ from amaranth.back import verilog
 from wavecore.boards.gatelevel import SIM_MODELS, GateLevelError, run_icarus
 from wavecore.hdl.array.ecp5_mult import Ecp5Multiplier
 from wavecore.verif.seed import rng
-
-pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None, reason="needs Icarus Verilog")
 
 MODEL = SIM_MODELS / "mult18x18d.v"
 _STEPS = 400
