@@ -1,0 +1,160 @@
+"""The interface every WaveCore compute unit (GEMM, VECTOR, NORM, LOSS, SGD) implements, and the adapter that
+serves its element ports from the core's word-wide on-chip memories.
+
+**Unit interface** (:class:`ComputeUnitSignature`, members seen from the unit):
+
+* ``start`` (in, 1): one-cycle pulse; ``instruction`` (the 128-bit word of :mod:`wavecore.golden.core.isa`) and
+  ``shape`` (the last SHAPE word, 128 bits; its fields are the shape format's) are valid in that cycle and stay
+  unchanged until ``done``.
+* ``done`` (out, 1): one-cycle pulse when the instruction has retired: every write has been presented (a write
+  is complete in the cycle it is presented). ``done`` may come in the cycle after ``start`` at the earliest.
+* ``scratch_read0``, ``scratch_read1`` (two read ports on the scratchpad), ``scratch_write``, ``acc_read``,
+  ``acc_write``: element ports (:class:`ElementReadSignature`, :class:`ElementWriteSignature`). Addresses are
+  element addresses as in the ISA. A read presented with ``en`` in cycle t returns the element in ``data`` in
+  cycle t + 1, and ``data`` holds that value while ``en`` is low; a read sees every write presented in an
+  earlier cycle (not one presented in the same cycle). Scratchpad elements are ``operand_bytes * 8`` bits,
+  accumulator elements ``accumulator_bytes * 8`` bits, two's complement (as in DRAM): a unit writes values
+  that fit (the golden model's formats guarantee it) and the adapter keeps the low bits.
+* A unit keeps every ``en`` low while it is idle, so the core can OR the ports of its units.
+
+:class:`ElementPorts` adapts one element read port set and one write port to a word memory (one bus word of
+``word_bits`` bits per address): the read returns the addressed lane one cycle later, the write uses a
+write port with one enable per element. An address at or above the memory's ``elements`` is out of range:
+the adapter raises ``out_of_range`` in that cycle and drops the write.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Signal, signed
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters
+
+__all__ = [
+    "ADDRESS_WIDTH",
+    "ComputeUnitSignature",
+    "ElementPorts",
+    "ElementReadSignature",
+    "ElementWriteSignature",
+    "READ_PORTS",
+    "WRITE_PORTS",
+    "shape_field",
+]
+
+#: Element address width: the compute format's dst/src fields.
+ADDRESS_WIDTH = next(spec.width for spec in isa.FORMATS["compute"] if spec.name == "dst")
+
+#: ``name -> space`` of the unit's element ports.
+READ_PORTS = {"scratch_read0": "scratchpad", "scratch_read1": "scratchpad", "acc_read": "accumulator"}
+WRITE_PORTS = {"scratch_write": "scratchpad", "acc_write": "accumulator"}
+
+
+class ElementReadSignature(wiring.Signature):
+    """``addr``, ``en`` (out) and ``data`` (in, signed ``width`` bits, one cycle after ``en``)."""
+
+    def __init__(self, width: int):
+        self.width = width
+        super().__init__({"addr": Out(ADDRESS_WIDTH), "en": Out(1), "data": In(signed(width))})
+
+
+class ElementWriteSignature(wiring.Signature):
+    """``addr``, ``en``, ``data`` (out, signed ``width`` bits); written at the end of the cycle."""
+
+    def __init__(self, width: int):
+        self.width = width
+        super().__init__({"addr": Out(ADDRESS_WIDTH), "en": Out(1), "data": Out(signed(width))})
+
+
+def element_widths(parameters: CoreParameters) -> dict:
+    """``space -> bits`` of one on-chip element."""
+    return {"scratchpad": parameters.operand_bytes * 8, "accumulator": parameters.accumulator_bytes * 8}
+
+
+class ComputeUnitSignature(wiring.Signature):
+    """The members of a compute unit (see the module docstring)."""
+
+    def __init__(self, parameters: CoreParameters):
+        widths = element_widths(parameters)
+        members = {"start": In(1), "instruction": In(isa.INSTRUCTION_BITS), "shape": In(isa.INSTRUCTION_BITS),
+                   "done": Out(1)}
+        members.update({name: Out(ElementReadSignature(widths[space])) for name, space in READ_PORTS.items()})
+        members.update({name: Out(ElementWriteSignature(widths[space])) for name, space in WRITE_PORTS.items()})
+        super().__init__(members)
+
+
+def shape_field(shape, name: str):
+    """The value of shape-format field ``name`` in a 128-bit SHAPE word (a slice of the signal)."""
+    spec = next(spec for spec in isa.FORMATS["shape"] if spec.name == name)
+    return shape[spec.offset : spec.offset + spec.width]
+
+
+class ElementPorts(wiring.Component):
+    """Element ports on a word memory (see the module docstring).
+
+    Parameters
+    ----------
+    element_bits : int
+        Bits of one element (8, 16, 32 or 64); ``word_bits`` must be a multiple.
+    word_bits : int
+        Bits of one memory word.
+    elements : int
+        Elements the memory holds (the range check).
+    readers : int
+        Number of element read ports (``read[k]`` members ``read0``, ``read1``, ...).
+
+    The word memory's ports are passed at elaboration time through :meth:`attach`: ``read_ports`` (one word
+    read port per element read port, synchronous, enable-gated) and ``write_port`` (granularity
+    ``element_bits``).
+    """
+
+    def __init__(self, *, element_bits: int, word_bits: int, elements: int, readers: int = 1):
+        if element_bits not in (8, 16, 32, 64) or word_bits % element_bits:
+            raise ValueError(f"element_bits must be 8, 16, 32 or 64 and divide word_bits {word_bits}, "
+                             f"not {element_bits}")
+        self.element_bits, self.word_bits, self.elements, self.readers = element_bits, word_bits, elements, readers
+        self.lanes = word_bits // element_bits
+        self.lane_bits = (self.lanes - 1).bit_length()
+        members = {f"read{k}": In(ElementReadSignature(element_bits)) for k in range(readers)}
+        members["write"] = In(ElementWriteSignature(element_bits))
+        members["out_of_range"] = Out(1)
+        super().__init__(members)
+        self._read_ports, self._write_port = None, None
+
+    def attach(self, read_ports, write_port):
+        """The word memory's ports this adapter drives (``len(read_ports) == readers``)."""
+        if len(read_ports) != self.readers:
+            raise ValueError(f"need {self.readers} read ports, not {len(read_ports)}")
+        self._read_ports, self._write_port = list(read_ports), write_port
+
+    def elaborate(self, platform):
+        if self._write_port is None:
+            raise RuntimeError("ElementPorts.attach() must be called before elaboration")
+        m = Module()
+        bits, lanes, lane_bits = self.element_bits, self.lanes, self.lane_bits
+        outside = []
+        for k, port in enumerate(self._read_ports):
+            element = getattr(self, f"read{k}")
+            lane = Signal(max(1, lane_bits), name=f"read{k}_lane")
+            m.d.comb += [port.addr.eq(element.addr >> lane_bits), port.en.eq(element.en)]
+            if lane_bits:
+                with m.If(element.en):
+                    m.d.sync += lane.eq(element.addr[:lane_bits])
+                m.d.comb += element.data.eq(port.data.word_select(lane, bits).as_signed())
+            else:
+                m.d.comb += element.data.eq(port.data.as_signed())
+            outside.append(element.en & (element.addr >= self.elements))
+        write = self.write
+        write_outside = write.en & (write.addr >= self.elements)
+        outside.append(write_outside)
+        m.d.comb += [self._write_port.addr.eq(write.addr >> lane_bits),
+                     self._write_port.data.eq(write.data.as_unsigned().replicate(lanes))]
+        if lane_bits:
+            for lane in range(lanes):
+                m.d.comb += self._write_port.en[lane].eq(write.en & ~write_outside
+                                                         & (write.addr[:lane_bits] == lane))
+        else:
+            m.d.comb += self._write_port.en.eq(write.en & ~write_outside)
+        m.d.comb += self.out_of_range.eq(Cat(*outside).any())
+        return m
