@@ -205,7 +205,8 @@ SECTION_KEYS = {
             choices=OVERFLOW_MODES),
     ),
     "memory": (
-        Key("buffer", "size", "10MiB", "on-chip buffer capacity (the planner's buffer)"),
+        Key("buffer", "size", "128KiB",
+            "on-chip buffer capacity (the planner's buffer; 128 KiB: a mid-size FPGA's block RAM)"),
         Key("dram_bytes_per_cycle", "count", 16, "DRAM bandwidth in bytes per accelerator clock cycle"),
     ),
     "workload": (

@@ -114,12 +114,39 @@ _CORE_SIZES = ("rows", "cols", "in_width", "acc_width", "scratchpad_elements", "
 
 
 def _core_arguments(parameters: dict) -> dict:
-    """The sizes the contract depends on -> ``parameters`` (:class:`wavecore.golden.core.semantics.CoreParameters`);
-    the bus, DMA and queue parameters pass through."""
-    from wavecore.golden.core.semantics import CoreParameters
+    """The sizes the contract depends on -> ``parameters`` (:class:`wavecore.golden.core.semantics.CoreParameters`),
+    ``overflow`` -> ``numerics``, ``units`` -> the opcode list; with ``accelerator_config`` (a YAML path) the
+    array, widths, overflow mode and buffer come from that file (``golden.core.build.core_setup``, what
+    ``wavecore compile --config`` uses); the bus, DMA and queue parameters pass through."""
+    import dataclasses
+
+    from wavecore.golden.core.semantics import CoreParameters, core_numerics
+    from wavecore.hdl.core.units import UNITS
 
     sizes = {name: parameters.pop(name) for name in _CORE_SIZES}
-    parameters["parameters"] = CoreParameters(**sizes)
+    overflow = parameters.pop("overflow")
+    config_path = parameters.pop("accelerator_config")
+    units = parameters.pop("units")
+    if config_path:
+        from wavecore.golden.config import load_config
+        from wavecore.golden.core.build import core_setup
+
+        core, numerics = core_setup(load_config(config_path))
+        parameters["parameters"] = dataclasses.replace(
+            core, accumulator_elements=sizes["accumulator_elements"], dram_bytes=sizes["dram_bytes"])
+    else:
+        parameters["parameters"] = CoreParameters(**sizes)
+        numerics = core_numerics(parameters["parameters"], overflow=overflow)
+    parameters["numerics"] = numerics
+    names = [name.strip().upper() for name in units.split(",") if name.strip()]
+    if units.strip().lower() == "all":
+        names = list(UNITS)
+    elif units.strip().lower() == "none":
+        names = []
+    unknown = [name for name in names if name not in UNITS]
+    if unknown:
+        raise ValueError(f"units must be all, none or a comma list of {', '.join(UNITS)}, not {units!r}")
+    parameters["units"] = names
     return parameters
 
 
@@ -182,8 +209,8 @@ BLOCKS: dict[str, Block] = {
     ),
     "core": Block(
         name="core", component_path="wavecore.hdl.core.wavecore:WaveCore", arguments=_core_arguments,
-        help="WaveCore training core (this build: fetch, decode, queues with tokens, LOAD/STORE, END; "
-        "docs/core.md 'RTL status'); ports s_axil_*, m_axi_*, irq",
+        help="WaveCore training core: fetch, decode, queues with tokens, LOAD/STORE, GEMM, VECTOR, NORM, LOSS and "
+        "SGD units (docs/core.md); ports s_axil_*, m_axi_*, irq",
         parameters=(Parameter("rows", int, 8, "systolic array rows (reported in CONFIG_ARRAY)"),
                     Parameter("cols", int, 8, "systolic array columns (reported in CONFIG_ARRAY)"),
                     Parameter("in_width", int, 8, "operand bits (scratchpad element size)"),
@@ -195,7 +222,14 @@ BLOCKS: dict[str, Block] = {
                     Parameter("max_burst", int, 16, "longest burst in beats (1-256)"),
                     Parameter("max_outstanding", int, 4, "bursts in flight per channel (1-64)"),
                     Parameter("queue_depth", int, 4, "entries of each instruction queue (2-64)"),
-                    Parameter("token_width", int, 8, "bits of each dependency-token counter (1-16)")),
+                    Parameter("token_width", int, 8, "bits of each dependency-token counter (1-16)"),
+                    Parameter("overflow", str, "saturate", "accumulator overflow of the MAC arithmetic",
+                              ("wrap", "saturate")),
+                    Parameter("units", str, "all", "compute units in this build: all, none or a comma list of "
+                              "GEMM,VECTOR,NORM,LOSS,SGD (an opcode without its unit ends in NOT_IMPLEMENTED)"),
+                    Parameter("accelerator_config", str, "", "accelerator YAML: array, widths, overflow and buffer "
+                              "(as scratchpad) from it, as `wavecore compile --config` uses them; "
+                              "`wavecore generate core --config FILE`")),
     ),
     "writer": Block(
         name="writer", component_path="wavecore.hdl.memory.writer:ResultWriter",

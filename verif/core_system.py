@@ -28,6 +28,8 @@ class CoreSystem(wiring.Component):
         The core's (see :class:`WaveCore`).
     dram_outstanding, seed, stall, latency_min, latency_max : int
         The DRAM model's defaults (plusargs override them at run time).
+    numerics, units
+        The core's compute arithmetic and units (see :class:`WaveCore`).
     model_bytes : int or None
         Size of the DRAM model (default ``parameters.dram_bytes``). A smaller model answers accesses above it
         with DECERR while the core's range check passes them: the test of the AXI error states.
@@ -36,9 +38,10 @@ class CoreSystem(wiring.Component):
     def __init__(self, *, parameters: CoreParameters | None = None, data_width: int = 64, max_burst: int = 16,
                  max_outstanding: int = 4, queue_depth: int = 4, token_width: int = 8, dram_outstanding: int = 8,
                  seed: int = 1, stall: int = 0, latency_min: int = 0, latency_max: int = 0,
-                 model_bytes: int | None = None):
+                 model_bytes: int | None = None, numerics=None, units=None):
         self.core = WaveCore(parameters=parameters, data_width=data_width, max_burst=max_burst,
-                             max_outstanding=max_outstanding, queue_depth=queue_depth, token_width=token_width)
+                             max_outstanding=max_outstanding, queue_depth=queue_depth, token_width=token_width,
+                             numerics=numerics, units=units)
         self.dram = DramModel(address_width=32, data_width=data_width,
                               size_bytes=model_bytes or self.core.parameters.dram_bytes,
                               outstanding=dram_outstanding, seed=seed, stall=stall, latency_min=latency_min,

@@ -18,7 +18,7 @@ from wavecore.golden.core.isa import FORMATS, QUEUES, Instruction
 from wavecore.golden.core.memory_map import element_bytes
 from wavecore.golden.plan.cycles import gemm_cycles
 
-__all__ = ["CoreParameters", "Shape", "accesses", "cycles", "dma_rows", "makespan", "norm_count"]
+__all__ = ["CoreParameters", "Shape", "accesses", "core_numerics", "cycles", "dma_rows", "makespan", "norm_count"]
 
 #: Fixed cost of starting any instruction (decode and issue), and the DMA's first-beat latency.
 ISSUE_CYCLES = 2
@@ -50,6 +50,21 @@ class CoreParameters:
     def sizes(self) -> dict:
         return {"scratchpad": self.scratchpad_elements, "accumulator": self.accumulator_elements,
                 "dram": self.dram_bytes}
+
+
+def core_numerics(parameters: CoreParameters, *, overflow: str | None = None):
+    """The integer arithmetic of a core with ``parameters``: the ``int8`` preset of
+    :data:`wavecore.golden.numerics.INTEGER_PRESETS` for operands up to 8 bits, else ``int16``, with the
+    parameters' operand and accumulator widths and the accumulator ``overflow`` mode (default the preset's).
+    ``wavecore compile`` and ``wavecore generate core`` build theirs from the config's ``numerics`` this way."""
+    import dataclasses
+
+    from wavecore.golden.numerics import INTEGER_PRESETS
+
+    preset = INTEGER_PRESETS["int8" if parameters.in_width <= 8 else "int16"]
+    mac = dataclasses.replace(preset.mac, in_width=parameters.in_width, acc_width=parameters.acc_width,
+                              overflow=overflow or preset.mac.overflow)
+    return dataclasses.replace(preset, mac=mac)
 
 
 class Shape(dict):

@@ -41,12 +41,14 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.core import isa
-from wavecore.golden.core.semantics import CoreParameters
-from wavecore.golden.numerics import check_int
+from wavecore.golden.core.semantics import CoreParameters, core_numerics
+from wavecore.golden.numerics import IntegerTraining, check_int
 from wavecore.hdl.core import decoder
+from wavecore.hdl.core.compute_unit import READ_PORTS, WRITE_PORTS, ElementPorts, element_widths
 from wavecore.hdl.core.counters import CoreCounters
 from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
 from wavecore.hdl.core.registers import CoreIdentity, ErrorCode, RegisterMap
+from wavecore.hdl.core.units import UNITS, unit_classes
 from wavecore.hdl.memory.dma import Dma, axi4_signature
 
 __all__ = ["WaveCore", "core_register_map"]
@@ -79,6 +81,13 @@ class WaveCore(wiring.Component):
         Entries of each instruction queue FIFO (2 to 64).
     token_width : int
         Bits of each dependency-token counter (1 to 16).
+    numerics : IntegerTraining
+        The integer arithmetic of the compute units (default :func:`~wavecore.golden.core.semantics.core_numerics`
+        of ``parameters``); the compiler and the simulator must use the same.
+    units : iterable of str
+        Opcodes that get their compute unit in this build (default all: GEMM, VECTOR, NORM, LOSS, SGD); an
+        opcode left out ends a program in ``NOT_IMPLEMENTED`` (a smaller build for tests or small FPGAs). A dict
+        ``opcode -> class`` supplies the classes (a test's own unit).
 
     Attributes
     ----------
@@ -92,7 +101,8 @@ class WaveCore(wiring.Component):
     """
 
     def __init__(self, *, parameters: CoreParameters | None = None, data_width: int = 64, max_burst: int = 16,
-                 max_outstanding: int = 4, queue_depth: int = 4, token_width: int = 8):
+                 max_outstanding: int = 4, queue_depth: int = 4, token_width: int = 8,
+                 numerics: IntegerTraining | None = None, units=None):
         parameters = CoreParameters() if parameters is None else parameters
         if not isinstance(parameters, CoreParameters):
             raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
@@ -114,6 +124,18 @@ class WaveCore(wiring.Component):
                                  f"{self.word_bytes}-byte bus word, not {elements}")
             self.memory_words[space] = elements * size // self.word_bytes
         scratch_width = max(1, max((words - 1).bit_length() for words in self.memory_words.values()))
+        self.numerics = core_numerics(parameters) if numerics is None else numerics
+        if not isinstance(self.numerics, IntegerTraining):
+            raise TypeError(f"numerics must be an IntegerTraining, not {self.numerics!r}")
+        if (self.numerics.mac.in_width, self.numerics.mac.acc_width) != (parameters.in_width, parameters.acc_width):
+            raise ValueError(f"numerics in_width/acc_width {self.numerics.mac.in_width}/{self.numerics.mac.acc_width}"
+                             f" must equal the parameters' {parameters.in_width}/{parameters.acc_width}")
+        classes = dict(units) if isinstance(units, dict) else unit_classes(units)  # a dict: opcode -> class
+        unknown = [name for name in classes if name not in UNITS]
+        if unknown:
+            raise ValueError(f"units must be among {', '.join(UNITS)}, not {unknown[0]!r}")
+        self.units = {name: cls(parameters, self.numerics) for name, cls in classes.items()}
+        self.element_widths = element_widths(parameters)
         self.register_map = core_register_map()
         self.dma = Dma(address_width=_ADDRESS_WIDTH, data_width=data_width, max_burst=max_burst,
                        max_outstanding=max_outstanding, count_width=16, scratch_width=scratch_width,
@@ -167,6 +189,15 @@ class WaveCore(wiring.Component):
                                                     self.parameters.scratchpad_elements))
         return misaligned, dram_outside, chip_outside
 
+    @staticmethod
+    def _or(values):
+        """The OR of same-width values (the ports of the units, all zero but the running one's)."""
+        values = [value.as_unsigned() for value in values]
+        result = Const(0, max((len(value) for value in values), default=1))
+        for value in values:
+            result = result | value
+        return result
+
     # ---- elaboration ---------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
@@ -179,14 +210,22 @@ class WaveCore(wiring.Component):
         m.submodules.counters = counters = CoreCounters(register_map=self.register_map,
                                                         beat_bytes=self.word_bytes)
         wiring.connect(m, counters.counters, core.counters)
-        m.d.comb += counters.clear.eq(core.clear_counters)
+        counter_clear = Signal()  # COUNTER.clear retiring
+        m.d.comb += counters.clear.eq(core.clear_counters | counter_clear)
 
         # On-chip memories: one bus word per memory word.
         memories = {}
+        element_ports = {}  # the compute units' element ports on each memory
         for space in isa.SPACES:
             memory = Memory(shape=self.data_width, depth=self.memory_words[space], init=[])
             m.submodules[space] = memory
             memories[space] = (memory.write_port(), memory.read_port())
+            readers = sum(1 for target in READ_PORTS.values() if target == space)
+            adapter = ElementPorts(element_bits=self.element_widths[space], word_bits=self.data_width,
+                                   elements=self.parameters.sizes()[space], readers=readers)
+            adapter.attach([memory.read_port() for _ in range(readers)],
+                           memory.write_port(granularity=self.element_widths[space]))
+            m.submodules[f"{space}_elements"] = element_ports[space] = adapter
 
         flush = Signal()  # soft reset: empties the queues and the token counters
         entry_width = isa.INSTRUCTION_BITS + _ADDRESS_WIDTH
@@ -273,7 +312,8 @@ class WaveCore(wiring.Component):
         load_busy = Signal()  # the load executor owns the DMA read channel
         opcode_bad = ~decoder.legal_opcode(instruction)
         field_bad = decoder.illegal_field(instruction)
-        implemented = decoder.opcode_is(instruction, "LOAD", "STORE", "SHAPE", "SYNC", "END")
+        implemented = decoder.opcode_is(instruction, "LOAD", "STORE", "SHAPE", "SYNC", "END", "COUNTER",
+                                        *self.units)
         misaligned, dram_outside, chip_outside = self._memory_checks(m, instruction)
         is_memory = decoder.opcode_is(instruction, "LOAD", "STORE")
         decode_code = Signal(8)
@@ -422,21 +462,57 @@ class WaveCore(wiring.Component):
             counters.write_class.eq(decoder.field(current["store"], "funct")[: _log2(classes)]),
         ]
 
-        # ---- compute executor: SHAPE, SYNC, END ----------------------------------------------------------------
-        shape = Signal(isa.INSTRUCTION_BITS)  # the geometry register (read by the compute units to come)
+        # ---- compute executor: SHAPE, SYNC, END, COUNTER and the compute units ---------------------------------
+        shape = Signal(isa.INSTRUCTION_BITS)  # the geometry register (read by the compute units)
         end_ready = (~queues["load"].r_rdy & ~queues["store"].r_rdy & load_idle & store_idle
                      & fetch.ongoing("STOP"))
         compute_head_end = decoder.opcode_is(head["compute"], "END")
         finish = Signal()
+        unit_names = list(self.units)
+        for name, unit in self.units.items():
+            m.submodules[f"{name.lower()}_unit"] = unit
+            m.d.comb += [unit.instruction.eq(current["compute"]), unit.shape.eq(shape)]
+        # The unit's element ports drive the memories' adapters while its instruction runs (an idle unit keeps
+        # its enables low, so OR-ing the ports of all units is exact); the read data goes to every unit.
+        readers = {space: 0 for space in isa.SPACES}
+        for port, space in READ_PORTS.items():  # scratch_read0 -> read0, scratch_read1 -> read1, acc_read -> read0
+            reader = getattr(element_ports[space], f"read{readers[space]}")
+            readers[space] += 1
+            m.d.comb += [reader.en.eq(self._or(getattr(unit, port).en for unit in self.units.values())),
+                         reader.addr.eq(self._or(getattr(unit, port).addr for unit in self.units.values()))]
+            for unit in self.units.values():
+                m.d.comb += getattr(unit, port).data.eq(reader.data)
+        for port, space in WRITE_PORTS.items():
+            writer = element_ports[space].write
+            m.d.comb += [writer.en.eq(self._or(getattr(unit, port).en for unit in self.units.values())),
+                         writer.addr.eq(self._or(getattr(unit, port).addr for unit in self.units.values())),
+                         writer.data.eq(self._or(getattr(unit, port).data for unit in self.units.values()))]
+        unit_done = self._or(unit.done for unit in self.units.values())
         with m.FSM(name="compute") as compute:
             with m.State("IDLE"), m.If(start["compute"]):
+                with m.If(decoder.opcode_is(head["compute"], *unit_names) if unit_names else Const(0, 1)):
+                    m.next = "START"
+                with m.Else():
+                    m.next = "RETIRE"
+            with m.State("START"):
+                for name, unit in self.units.items():
+                    m.d.comb += unit.start.eq(decoder.opcode_is(current["compute"], name))
+                m.next = "RUN"
+            with m.State("RUN"), m.If(unit_done):
                 m.next = "RETIRE"
             with m.State("RETIRE"):
                 with m.If(decoder.opcode_is(current["compute"], "SHAPE")):
                     m.d.sync += shape.eq(current["compute"])
                 m.next = "IDLE"
         m.d.comb += [retire["compute"].eq(compute.ongoing("RETIRE")),
-                     finish.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "END"))]
+                     finish.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "END")),
+                     counter_clear.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "COUNTER")
+                                      & (decoder.field(current["compute"], "funct")
+                                         == isa.FUNCTS["COUNTER"]["clear"][0]))]
+        m.d.comb += counters.array_busy.eq(compute.ongoing("RUN") & decoder.opcode_is(current["compute"], "GEMM"))
+        out_of_range = element_ports["scratchpad"].out_of_range | element_ports["accumulator"].out_of_range
+        raise_error(out_of_range & ~compute.ongoing("IDLE"), ErrorCode.SCRATCHPAD_OUT_OF_RANGE,
+                    current_address["compute"])
         compute_idle = compute.ongoing("IDLE")
         m.d.comb += start["compute"].eq(compute_idle & tokens_ready["compute"] & ~aborting
                                         & (~compute_head_end | end_ready))

@@ -31,7 +31,8 @@ def add_arguments(parser):
                 options["choices"] = parameter.choices
                 options.pop("metavar", None)
             help_text = f"{parameter.help} (default: {parameter.default})"
-            sub.add_argument(parameter.option, help=help_text, **options)
+            spellings = [parameter.option] + (["--config"] if parameter.name == "accelerator_config" else [])
+            sub.add_argument(*spellings, help=help_text, **options)
         sub.add_argument("-o", "--output", default="build/generated",
                          help="directory for NAME.v and NAME.json (default: build/generated)")
         sub.add_argument("--name", default=None, help=f"Verilog module and file name (default: {spec.name})")

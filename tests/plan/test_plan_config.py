@@ -21,13 +21,13 @@ def test_config_plans_vgg16_with_its_own_norm(capsys):
     # the done-when: the file's workload norm does not apply to another --network
     document = _plan_json(capsys, "--config", "configs/default.yaml", "--network", "vgg16", "--schedule", "baseline")
     assert document["norm"] == "none"
-    assert (document["array"], document["dataflow"], document["buffer_bytes"]) == ([8, 8], "os", 10 * MIB)
+    assert (document["array"], document["dataflow"], document["buffer_bytes"]) == ([8, 8], "os", 128 * 1024)
     assert (document["dtype"], document["batch"], document["clock_mhz"]) == ("int8", 8, 200)
     assert not any(layer.endswith("_norm") or layer.startswith("bn") for layer in document["schedules"][0][
         "per_layer_bytes"])
     assert main(["plan", "--config", "configs/default.yaml", "--network", "vgg16", "--schedule", "baseline",
                  "--no-report"]) == 0
-    assert capsys.readouterr().out.startswith("# vgg16  norm none  batch 8  buffer 10 MiB  dtype int8  array 8x8 os")
+    assert capsys.readouterr().out.startswith("# vgg16  norm none  batch 8  buffer 128 KiB  dtype int8  array 8x8 os")
 
 
 def test_config_workload_and_times(capsys):

@@ -1,0 +1,156 @@
+"""One compiled training step on the generated WaveCore RTL, compared with the golden model and the predictions.
+
+:func:`run_step_on_core` compiles the configured workload (:func:`wavecore.golden.core.build.compile_workload`),
+draws a reproducible batch and runs the golden integer step and the instruction-level simulator
+(:func:`~wavecore.golden.core.build.training_data`), generates the core for the configuration, builds it for a
+simulator (cached), runs the program on it with the HDL DRAM model (random latency and stalls from the seed,
+Python idle while the core runs: ``verif/tb_training_step.py``), and returns a :class:`CoreStepReport`:
+
+* **bit-exact** — every DRAM byte after the step equals the simulator's (parameters, velocities, stored
+  activations, losses: the whole image), and the simulator's tensors equal the golden step's;
+* **traffic** — the bytes per traffic class the core's counters measured, the compiler's prediction
+  (``expected.json``), and the planner's;
+* **cycles** — measured cycles, the compiler's predicted cycles (:func:`wavecore.golden.core.semantics.makespan`)
+  and the GEMM unit's busy cycles.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.build import CompiledWorkload, compile_workload, training_data
+
+__all__ = ["CoreStepReport", "golden_differences", "run_step_on_core"]
+
+
+def golden_differences(workload: CompiledWorkload, data) -> list[str]:
+    """DRAM regions of the simulator's image after the step that differ from the golden integer step."""
+    golden, mm, image, bad = data.golden, workload.step.memory_map, data.final, []
+    for layer, entry in golden.params.items():
+        for key, value in entry.items():
+            if not np.array_equal(mm.read(image, f"param.{layer}.{key}"), value):
+                bad.append(f"param.{layer}.{key}")
+            if not np.array_equal(mm.read(image, f"velocity.{layer}.{key}"),
+                                  golden.state["velocity"][f"{layer}.{key}"]):
+                bad.append(f"velocity.{layer}.{key}")
+    if int(mm.read(image, "loss_mean")[0]) != golden.loss_q:
+        bad.append("loss_mean")
+    for tensor, region in workload.step.stored.items():
+        if not np.array_equal(mm.read(image, region), golden.activations[tensor]):
+            bad.append(region)
+    return bad
+
+
+@dataclass
+class CoreStepReport:
+    schedule: str
+    network: str
+    batch: int
+    groups: list
+    instructions: int
+    fault: dict | None
+    wrong_regions: list  # DRAM regions where the core differs from the simulator
+    golden_wrong: list  # regions where the simulator differs from the golden step
+    measured_bytes: dict  # class -> bytes read + written (counters)
+    predicted_bytes: dict  # class -> the compiler's prediction
+    planner_bytes: dict  # class -> planner + named terms
+    measured_cycles: int
+    predicted_cycles: int
+    gemm_busy_cycles: int
+    build_seconds: float
+    run_seconds: float
+    directory: str
+    counters: dict = field(default_factory=dict)
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.fault is None and not self.wrong_regions and not self.golden_wrong
+
+    @property
+    def traffic_matches(self) -> bool:
+        return self.fault is None and self.measured_bytes == self.predicted_bytes
+
+    def to_dict(self) -> dict:
+        return dict(dataclasses.asdict(self), bit_exact=self.bit_exact, traffic_matches=self.traffic_matches)
+
+
+def _wrong_regions(workload, got: bytes, want: bytes) -> list[str]:
+    wrong = []
+    for region in workload.step.memory_map.regions:
+        if got[region.offset : region.stop] != want[region.offset : region.stop]:
+            wrong.append(region.name)
+    return wrong
+
+
+def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None, norm=None, seed: int = 0,
+                     simulator: str = "verilator", stall: int = 32, latency: tuple = (0, 24), steps: int = 1,
+                     directory=None) -> CoreStepReport:
+    """Run one training step (``steps`` > 1: the same program again on the image it left) on the core; see the
+    module docstring. ``stall`` (0..255, out of 256) and ``latency`` (cycles, min and max) randomise the DRAM
+    model from ``seed``."""
+    from wavecore.hdl.core.dram_model import plusargs, verilog_source
+    from wavecore.hdl.core.ports import convert
+    from wavecore.verif.core_system import CoreSystem
+    from wavecore.verif.runner import SimulationFailed, build, build_dir_root
+
+    if steps < 1:
+        raise ValueError(f"steps must be at least 1, not {steps}")
+    workload = compile_workload(config, network=network, batch=batch, schedule=schedule, norm=norm)
+    data = training_data(workload, seed=seed)
+    expected_final = bytearray(data.final)
+    from wavecore.golden.core.simulator import Simulator
+
+    for _ in range(steps - 1):  # further steps on the image the previous one left
+        again = Simulator(parameters=workload.parameters, numerics=workload.numerics)
+        again.run(workload.step.program, expected_final)
+    # 4 MiB unless the image needs more: one build serves every workload that fits
+    dram_bytes = 1 << max(22, (len(data.initial) - 1).bit_length())
+    parameters = dataclasses.replace(workload.parameters, dram_bytes=dram_bytes)
+    started = time.perf_counter()
+    system = CoreSystem(parameters=parameters, numerics=workload.numerics)
+    toplevel = "wavecore_step"
+    design = build(convert(system, name=toplevel), toplevel=toplevel, simulator=simulator,
+                   extra_sources=[verilog_source()])
+    built = time.perf_counter()
+    directory = Path(directory) if directory else build_dir_root() / "step" / f"{workload.network.name}-{schedule}"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "result.json").unlink(missing_ok=True)
+    (directory / "image.bin").write_bytes(data.initial)
+    (directory / "program.lst").write_text(workload.step.listing())
+    program_base = workload.step.memory_map["program"].offset
+    predicted = workload.expected["cycles"]
+    try:
+        design.run("wavecore.verif.tb_training_step", test_name=f"{toplevel}-{workload.network.name}-{schedule}",
+                   params={"data_width": 64, "image": str(directory / "image.bin"), "program_base": program_base,
+                           "cycle_bound": 50 * predicted * steps + 100_000, "steps": steps,
+                           "dram": str(directory / "dram_after.bin"), "result": str(directory / "result.json")},
+                   plusargs=plusargs(seed=seed + 1, stall=stall, latency_min=latency[0], latency_max=latency[1],
+                                     load="dram_load.hex", dump="dram_dump.hex"))
+    except SimulationFailed:
+        if not (directory / "result.json").exists():
+            raise  # a hang or a crash, not a core fault: the simulation log says what happened
+    finished = time.perf_counter()
+    result = json.loads((directory / "result.json").read_text())
+    after = (directory / "dram_after.bin").read_bytes()
+    counters = result["steps"][-1] if result["steps"] else (result["fault"] or {}).get("counters", {})
+    measured = {cls: counters.get(f"bytes_read_{cls}", 0) + counters.get(f"bytes_written_{cls}", 0)
+                for cls in isa.TRAFFIC_CLASSES}
+    predicted_bytes = {cls: workload.expected["bytes"].get(cls, 0) for cls in isa.TRAFFIC_CLASSES}
+    terms = workload.expected["planner_terms"].values()
+    planner = {cls: workload.expected["planner_bytes"].get(cls, 0) + sum(term.get(cls, 0) for term in terms)
+               for cls in isa.TRAFFIC_CLASSES}
+    return CoreStepReport(
+        schedule=schedule, network=workload.network.name, batch=workload.batch,
+        groups=workload.expected["groups"], instructions=len(workload.step.program), fault=result["fault"],
+        wrong_regions=_wrong_regions(workload, after, bytes(expected_final)),
+        golden_wrong=golden_differences(workload, data), measured_bytes=measured, predicted_bytes=predicted_bytes,
+        planner_bytes=planner, measured_cycles=counters.get("cycles", 0), predicted_cycles=predicted,
+        gemm_busy_cycles=counters.get("array_busy", 0), build_seconds=built - started,
+        run_seconds=finished - built, directory=str(directory), counters=counters)
