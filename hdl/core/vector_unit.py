@@ -223,13 +223,14 @@ class VectorUnit(wiring.Component):
         n_o, n_m, n_i = Signal(cw), Signal(cw), Signal(cw)
         r_o, r_m, r_i, w_o, w_m, w_i = (Signal(cw, name=f"stride_{name}") for name in (
             "ro", "rm", "ri", "wo", "wm", "wi"))
-        roff0, woff0 = Signal(cw), Signal(cw)
+        roff0, woff0, channel_offset = Signal(cw), Signal(cw), Signal(cw)
+        m.d.comb += channel_offset.eq(imm * hw)
         reduce = Signal()
         m.d.comb += [n_o.eq(1), n_m.eq(1), n_i.eq(x_all), r_i.eq(1), w_i.eq(1)]
         with m.If(is_("channel_insert")):
-            m.d.comb += [n_o.eq(n), n_i.eq(chw), r_o.eq(chw), w_o.eq(ochw), woff0.eq(imm * hw)]
+            m.d.comb += [n_o.eq(n), n_i.eq(chw), r_o.eq(chw), w_o.eq(ochw), woff0.eq(channel_offset)]
         with m.If(is_("channel_extract")):
-            m.d.comb += [n_o.eq(n), n_i.eq(ochw), r_o.eq(chw), w_o.eq(ochw), roff0.eq(imm * hw)]
+            m.d.comb += [n_o.eq(n), n_i.eq(ochw), r_o.eq(chw), w_o.eq(ochw), roff0.eq(channel_offset)]
         with m.If(is_("global_pool_backward")):
             m.d.comb += [n_o.eq(nc), n_i.eq(hw), r_o.eq(1), r_i.eq(0), w_o.eq(hw)]
         with m.If(is_chsum):

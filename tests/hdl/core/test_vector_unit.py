@@ -61,7 +61,8 @@ def pool_shape(n, c, h, w, kernel, stride, padding, ceil_mode=False):
 
 
 SMALL = dict(samples=2, channels=3, height=5, width=3)
-ELEMENTWISE = [("add_saturate", 0), ("add_exact", 0), ("relu", 0), ("relu", 37), ("relu_mask", 0), ("relu_mask", 41)]
+ELEMENTWISE = [("add_saturate", 0), ("add_exact", 0), ("relu", 0), ("relu", 37), ("relu_mask", 0), ("relu_mask", 41),
+               ("relu", 300), ("relu_mask", 300)]
 
 
 @pytest.mark.parametrize("in_width", [8, 16])
@@ -196,6 +197,22 @@ def test_avgpool(in_width):
         steps += [(shape, "avgpool_forward", dict(dst=next(dst), src0=3 + case)),
                   (shape, "avgpool_backward", dict(dst=next(dst), src0=201 + case))]
     run(p, numerics, scratch, acc, steps)
+
+
+def test_operand_narrower_than_element():
+    """in_width 12 in 16-bit elements: saturation at the operand format, not the element."""
+    p = parameters(12)
+    numerics = numerics_for(p)
+    fmt = numerics.operand
+    rng = np.random.default_rng(12)
+    scratch, acc = memories(rng, p, numerics, acc_range=1 << 20)
+    scratch[7:12], scratch[301:306] = fmt.max - 3, 5
+    scratch[12:17], scratch[306:311] = fmt.min + 2, -9
+    run(p, numerics, scratch, acc, [
+        (SMALL, "add_saturate", dict(dst=403, src0=7, src1=301)),
+        (SMALL, "requantize", dict(dst=503, src0=5, imm=3)),
+        (pool_shape(1, 2, 4, 4, (2, 2), (1, 1), (0, 0)), "avgpool_backward", dict(dst=603, src0=7)),
+        (dict(samples=2, channels=3, height=3, width=3, out_channels=3), "global_pool_forward", dict(dst=703, src0=7))])
 
 
 def test_unit_cycles_formula():
