@@ -109,7 +109,7 @@ def test_requantize(in_width, rounding):
     steps = [(shape, "requantize", dict(dst=101 + 40 * k, src0=shift * 3, imm=shift))
              for k, shift in enumerate((0, 4, 1, 7))]
     steps += [(dict(samples=1, channels=1, height=3, width=6), "requantize", dict(dst=301 + 20 * k, src0=1, imm=shift))
-              for k, shift in enumerate((p.acc_width - 1, p.acc_width, p.acc_width + 1, 60))]
+              for k, shift in enumerate((p.acc_width - 1, p.acc_width, p.acc_width + 1, 60, 63, 64, 100, 65535))]
     run(p, numerics, scratch, acc, steps)
 
 
