@@ -199,6 +199,33 @@ def test_avgpool(in_width):
     run(p, numerics, scratch, acc, steps)
 
 
+@pytest.mark.parametrize("in_width", [8, 16])
+def test_random_pools(in_width):
+    """Seeded random pool geometries (PyTorch's limits: padding at most half the kernel)."""
+    p = parameters(in_width)
+    numerics = numerics_for(p)
+    rng = np.random.default_rng([in_width, 7])
+    scratch, acc = memories(rng, p, numerics)
+    scratch[:600] = rng.integers(-3, 3, 600)  # ties
+    scratch[600:900] = rng.integers(-6, 7, 300)  # dy of maxpool_backward
+    steps, dst = [], 1001
+    for funct in ("maxpool_forward", "maxpool_backward", "avgpool_forward", "avgpool_backward") * 2:
+        while True:
+            h, w, kh, kw, sh, sw = (int(v) for v in (*rng.integers(1, 8, 2), *rng.integers(1, 5, 4)))
+            ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+            if h + 2 * ph >= kh and w + 2 * pw >= kw:
+                break
+        ceil_mode = funct.startswith("max") and bool(rng.integers(0, 2))
+        shape = pool_shape(int(rng.integers(1, 3)), int(rng.integers(1, 3)), h, w, (kh, kw), (sh, sw), (ph, pw),
+                           ceil_mode)
+        sources = dict(src0=601 + len(steps), src1=1 + len(steps)) if funct == "maxpool_backward" else dict(
+            src0=1 + len(steps))
+        steps.append((shape, funct, dict(dst=dst, **sources)))
+        dst += max(Shape(shape).input_elements, Shape(shape).output_elements) + 1
+    assert dst <= SCRATCH
+    run(p, numerics, scratch, acc, steps)
+
+
 def test_operand_narrower_than_element():
     """in_width 12 in 16-bit elements: saturation at the operand format, not the element."""
     p = parameters(12)
