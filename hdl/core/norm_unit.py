@@ -116,7 +116,7 @@ class NormUnit(wiring.Component):
         self.arithmetic = _arithmetic(numerics, self.max_count)
         super().__init__(ComputeUnitSignature(parameters))
 
-    def elaborate(self, platform):  # noqa: C901 (one sequencer)
+    def elaborate(self, platform):
         m = Module()
         ar, numerics = self.arithmetic, self.numerics
         m.submodules.scalar = scalar = _scalar(numerics, self.max_count)
@@ -293,22 +293,21 @@ class NormUnit(wiring.Component):
             m.next = "SCALAR"
 
         with m.FSM():
-            with m.State("IDLE"):
-                with m.If(self.start):
-                    m.d.sync += [
-                        funct.eq(decoder.field(word, "funct")),
-                        dst.eq(decoder.field(word, "dst", "compute")),
-                        src0.eq(decoder.field(word, "src0", "compute")),
-                        src1.eq(decoder.field(word, "src1", "compute")),
-                        src2.eq(decoder.field(word, "src2", "compute")),
-                        imm.eq(decoder.field(word, "imm", "compute")),
-                        samples.eq(shape_field(shape, "samples")),
-                        channels.eq(shape_field(shape, "channels")),
-                        height.eq(shape_field(shape, "height")),
-                        width.eq(shape_field(shape, "width")),
-                        groups.eq(shape_field(shape, "groups")),
-                    ]
-                    m.next = "INIT"
+            with m.State("IDLE"), m.If(self.start):
+                m.d.sync += [
+                    funct.eq(decoder.field(word, "funct")),
+                    dst.eq(decoder.field(word, "dst", "compute")),
+                    src0.eq(decoder.field(word, "src0", "compute")),
+                    src1.eq(decoder.field(word, "src1", "compute")),
+                    src2.eq(decoder.field(word, "src2", "compute")),
+                    imm.eq(decoder.field(word, "imm", "compute")),
+                    samples.eq(shape_field(shape, "samples")),
+                    channels.eq(shape_field(shape, "channels")),
+                    height.eq(shape_field(shape, "height")),
+                    width.eq(shape_field(shape, "width")),
+                    groups.eq(shape_field(shape, "groups")),
+                ]
+                m.next = "INIT"
             with m.State("INIT"):
                 m.d.sync += [hw.eq(height * width), per_group.eq(0), per_group_sum.eq(0)]
                 with m.If(gn):
@@ -511,22 +510,21 @@ class NormUnit(wiring.Component):
                 m.d.comb += [scalar.command.valid.eq(~scalar_sent), scalar.result.ready.eq(1)]
                 with m.If(scalar.command.ready):
                     m.d.sync += scalar_sent.eq(1)
-                with m.If(scalar.result.valid):
-                    with m.Switch(scalar_mode):
-                        with m.Case(ScalarMode.FORWARD):
-                            m.d.sync += [out_rstd.eq(result.rstd), out_a.eq(result.a), out_c.eq(result.c)]
-                            m.next = "CONSTANTS_RSTD"
-                        with m.Case(ScalarMode.BACKWARD):
-                            m.d.sync += [k2.eq(result.k2), k3.eq(result.k3), k.eq(0), phase_dx.eq(1)]
-                            m.next = "PLANE"
-                        with m.Case(ScalarMode.DGAMMA):
-                            m.d.sync += [dgamma_sum.eq(dgamma_sum + result.dgamma),
-                                         dbeta_sum.eq(dbeta_sum + regs["r1"])]
-                            with m.If(~gn | (p_sample == samples - 1)):
-                                m.next = "GRADS_WRITE0"
-                            with m.Else():
-                                m.d.sync += p_sample.eq(p_sample + 1)
-                                m.next = "GRADS_S1"
+                with m.If(scalar.result.valid), m.Switch(scalar_mode):
+                    with m.Case(ScalarMode.FORWARD):
+                        m.d.sync += [out_rstd.eq(result.rstd), out_a.eq(result.a), out_c.eq(result.c)]
+                        m.next = "CONSTANTS_RSTD"
+                    with m.Case(ScalarMode.BACKWARD):
+                        m.d.sync += [k2.eq(result.k2), k3.eq(result.k3), k.eq(0), phase_dx.eq(1)]
+                        m.next = "PLANE"
+                    with m.Case(ScalarMode.DGAMMA):
+                        m.d.sync += [dgamma_sum.eq(dgamma_sum + result.dgamma),
+                                     dbeta_sum.eq(dbeta_sum + regs["r1"])]
+                        with m.If(~gn | (p_sample == samples - 1)):
+                            m.next = "GRADS_WRITE0"
+                        with m.Else():
+                            m.d.sync += p_sample.eq(p_sample + 1)
+                            m.next = "GRADS_S1"
 
             with m.State("DONE"):
                 m.d.comb += self.done.eq(1)
