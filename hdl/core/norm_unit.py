@@ -28,17 +28,20 @@ on the shape at generation time. Iteration terms:
   program; dbeta = r1 (GN: summed); written to ``dst`` (``dst + C``), optionally added to the old values.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`unit_cycles` computes them; ``HW = H*W``, ``P = C/G``,
-``L_f``, ``L_b``, ``L_g`` = :meth:`NormScalar.worst_case_cycles` of forward, backward, dgamma, plus 1 each):
-``3 + [GN: P + 1] + body`` where, with ``E = HW + 4`` cycles per plane,
+``L_f``, ``L_b``, ``L_g`` = :meth:`NormScalar.worst_case_cycles` of forward, backward, dgamma, plus 1 each;
+``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
+of a set take ``S = planes*HW + 4`` cycles when they stream back to back (one element per cycle: BN, and GN
+statistics), else ``S = planes*(HW + 4)`` (GN: A, C, gamma and r1/r2 change with the channel). Body:
 
-* statistics: ``sets * (1 + planes * E + 4)``;
-* affine, affine_relu, relu_mask: ``sets * (1 + planes * E)``;
+* statistics: ``sets * (1 + S + 4)``;
+* affine, affine_relu, relu_mask: ``sets * (1 + S)``;
 * constants: ``sets * (3 + channels * (2 + L_f + 4))`` (BN: 1 channel per set, GN: ``P``);
-* backward mode 0: ``sets * (1 + 2 * planes * E + writes * 4 + 3 + L_b)`` (``writes``: BN 1, GN ``P``);
-  modes 1, 3: ``C * (1 + N * E + 4)``; mode 4: ``C * (1 + 4 + 3 + L_b + N * E)``;
-* param_grads: ``C * (1 + loops * (5 + L_g) + 4)`` (``loops``: BN 1, GN ``N``);
+* backward mode 0: ``sets * (1 + 2*S + writes*4 + 3 + L_b)`` (``writes``: BN 1, GN ``P``);
+  modes 1, 3: ``C * (1 + S + 4)``; mode 4: ``C * (1 + 4 + 3 + L_b + S)``;
+* param_grads: ``C * (1 + loops * (5 + L_g) + 4)`` (``loops``: BN 1, GN ``N``).
 
-with ``sets`` = BN ``C``, GN ``N*G`` and ``planes`` per set = BN ``N``, GN ``P``.
+The scalar unit dominates the per-channel functions (``L_f`` is about 2,900 cycles for the int8 preset and
+``max_count = 2**30``); the streaming functions run at one element per cycle plus a few cycles per set.
 
 **Assumptions**: the counts, sums and constants fit the formats of a :class:`NormArithmetic` with ``max_count``
 (default ``2**30``, every count a SHAPE word can express); gamma/beta fit the operand width; the golden model's
@@ -157,6 +160,7 @@ class NormUnit(wiring.Component):
         k = Signal(12)  # plane (or channel) within the set
         element = Signal(16)
         plane_base = Signal(ADDRESS_WIDTH)
+        plane_stride = Signal(ADDRESS_WIDTH)  # between the planes of a set: BN C*H*W, GN H*W
         phase_dx = Signal()
         planes = Mux(gn, per_group, samples)
         set_channels = Mux(gn, per_group, 1)
@@ -165,6 +169,8 @@ class NormUnit(wiring.Component):
         block = Mux(gn, outer * words, 0)
         set_word = Mux(gn, group, outer)
         last_k = k == Mux(op == _OPS["constants"], set_channels, planes) - 1
+        # planes of a set stream back to back unless their channel (constants, r1/r2) changes: BN, GN statistics
+        continuous = ~gn | (op == _OPS["statistics"])
         last_set = Mux(gn, (outer == samples - 1) & (group == groups - 1), outer == channels - 1)
 
         offsets = {"s1": 0, "s2": sets, "rstd": 2 * sets, "a": 2 * sets + channels, "c": 2 * sets + 2 * channels,
@@ -325,6 +331,7 @@ class NormUnit(wiring.Component):
                 set_words = Mux(gn, groups, channels)
                 m.d.sync += [
                     count.eq(Mux(gn, per_group, statistic_samples) * hw),
+                    plane_stride.eq(Mux(gn, 1, channels) * hw),
                     sets.eq(set_words),
                     words.eq(2 * set_words + 6 * channels),
                     outer.eq(0), group.eq(0), channel_base.eq(0),
@@ -370,7 +377,10 @@ class NormUnit(wiring.Component):
                 m.d.sync += [stream_valid.eq(1), write_address.eq((dst + offset)[:ADDRESS_WIDTH]),
                              element.eq(element + 1)]
                 with m.If(element == hw - 1):
-                    m.next = "DRAIN"
+                    with m.If(continuous & ~last_k):  # the set's next plane, without a break
+                        m.d.sync += [k.eq(k + 1), element.eq(0), plane_base.eq(plane_base + plane_stride)]
+                    with m.Else():
+                        m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.next = "PLANE_END"
             with m.State("PLANE_END"):
@@ -551,21 +561,22 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     cycles -= 1  # the start cycle is not counted
     sets = n * g if gn else c
     planes = per_group if gn else n
-    plane = hw + 4
+    continuous = not gn or name == "statistics"
+    stream = planes * hw + 4 if continuous else planes * (hw + 4)  # the planes of one set
     imm = instruction.get("imm")
     if name == "statistics":
-        return cycles + sets * (1 + planes * plane + 4)
+        return cycles + sets * (1 + stream + 4)
     if name in ("affine", "affine_relu", "relu_mask"):
-        return cycles + sets * (1 + planes * plane)
+        return cycles + sets * (1 + stream)
     if name == "constants":
         return cycles + sets * (1 + 2 + per_group * (2 + latency[ScalarMode.FORWARD] + 4))
     if name == "backward":
         mode = imm & 7 if not gn else 0
         if mode in (1, 3):
-            return cycles + c * (1 + n * plane + 4)
+            return cycles + c * (1 + stream + 4)
         if mode == 4:
-            return cycles + c * (1 + 4 + 3 + latency[ScalarMode.BACKWARD] + n * plane)
+            return cycles + c * (1 + 4 + 3 + latency[ScalarMode.BACKWARD] + stream)
         writes = per_group if gn else 1
-        return cycles + sets * (1 + 2 * planes * plane + writes * 4 + 3 + latency[ScalarMode.BACKWARD])
+        return cycles + sets * (1 + 2 * stream + writes * 4 + 3 + latency[ScalarMode.BACKWARD])
     loops = n if gn else 1
     return cycles + c * (1 + loops * (5 + latency[ScalarMode.DGAMMA]) + 4)
