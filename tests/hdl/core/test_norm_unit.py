@@ -184,6 +184,35 @@ def test_int16():
         scratch, accumulator, prepare=[shape, *forward("gn", 1)[:2]])
 
 
+@pytest.mark.parametrize("rounding", ["floor", "half_up", "half_away_from_zero"])
+def test_rounding_modes(rounding):
+    """y and dx requantize with the mode's rounding (the scalar unit's divisions round half away from zero)."""
+    numerics = dataclasses.replace(numerics_for(P8), rounding=rounding)
+    rng = np.random.default_rng(len(rounding))
+    dims = (2, 2, 1, 3)
+    scratch, accumulator = memories(rng, P8, *dims)
+    shape = isa.Instruction("SHAPE", fields=shape_of(*dims))
+    run(P8, [shape, norm("affine_bn", dst=Y, src0=X, src1=BLOCK),
+             norm("backward_bn", dst=DX, src0=DZ, src1=X, src2=BLOCK)],
+        scratch, accumulator, prepare=[shape, *forward("bn", 1)[:2]], numerics=numerics)
+
+
+def test_compiler_sequence():
+    """statistics, constants (simulated first), affine as ``wavecore compile --norm bn`` emits them (imm = 1),
+    on a sub-batch of 8 samples with 4x4 planes."""
+    rng = np.random.default_rng(88)
+    dims = (8, 3, 4, 4)
+    scratch, accumulator = memories(rng, P8, *dims)
+    shape = isa.Instruction("SHAPE", fields=shape_of(*dims))
+    x, y, block, parameters = 0x60, 0x260, 0xC, 0x50
+    scratch[parameters : parameters + 6] = scratch[GAMMA : GAMMA + 6]
+    scratch[x : x + 384] = scratch[X : X + 384]
+    run(P8, [shape, norm("statistics_bn", dst=block, src0=x), norm("affine_bn", dst=y, src0=x, src1=block)],
+        scratch, accumulator,
+        prepare=[shape, norm("statistics_bn", dst=block, src0=x),
+                 norm("constants_bn", dst=block, src0=block, src1=parameters, imm=1)])
+
+
 def test_unit_cycles_shapes():
     """The formula on shapes too large to simulate: monotone in the elements, and the streamed modes."""
     shape = Shape(shape_of(8, 16, 8, 8))
