@@ -7,9 +7,9 @@ scratchpad read ports, one scratchpad write port, one accumulator read and one w
 
 **Organisation.** One sequencer walks the NORM block (:func:`wavecore.golden.core.isa.norm_block`: BN one block,
 GN one block per sample) and the NCHW tensors; the per-set scalar arithmetic (rstd by a digit-by-digit square
-root, the divisions by the element count, saturation) is the micro-programmed shift-and-add
-:class:`wavecore.hdl.norm.scalar.NormScalar` (one adder, sequential dividers and root; its latency does not
-depend on the data). The element count (BN ``N*H*W`` or, streamed, ``imm[15:3]*H*W``; GN ``C/G*H*W``) is formed
+root, the divisions by the element count, saturation) is :class:`wavecore.hdl.core.norm_constants.NormConstants`
+(multipliers, one sequential restoring divider, one sequential root; its latency does not depend on the
+data). The element count (BN ``N*H*W`` or, streamed, ``imm[15:3]*H*W``; GN ``C/G*H*W``) is formed
 at run time from the SHAPE word (``C/G`` by repeated addition, one cycle per quotient step), so nothing depends
 on the shape at generation time. Iteration terms:
 
@@ -28,7 +28,8 @@ on the shape at generation time. Iteration terms:
   program; dbeta = r1 (GN: summed); written to ``dst`` (``dst + C``), optionally added to the old values.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`unit_cycles` computes them; ``HW = H*W``, ``P = C/G``,
-``L_f``, ``L_b``, ``L_g`` = :meth:`NormScalar.worst_case_cycles` of forward, backward, dgamma, plus 1 each;
+``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward, dgamma, plus 1 each
+(152, 88, 69 for the presets);
 ``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
 of a set take ``S = planes*HW + 4`` cycles when they stream back to back (one element per cycle: BN, and GN
 statistics), else ``S = planes*(HW + 4)`` (GN: A, C, gamma and r1/r2 change with the channel). Body:
@@ -40,8 +41,8 @@ statistics), else ``S = planes*(HW + 4)`` (GN: A, C, gamma and r1/r2 change with
   modes 1, 3: ``C * (1 + S + 4)``; mode 4: ``C * (1 + 4 + 3 + L_b + S)``;
 * param_grads: ``C * (1 + loops * (5 + L_g) + 4)`` (``loops``: BN 1, GN ``N``).
 
-The scalar unit dominates the per-channel functions (``L_f`` is about 2,900 cycles for the int8 preset and
-``max_count = 2**30``); the streaming functions run at one element per cycle plus a few cycles per set.
+The streaming functions run at one element per cycle plus a few cycles per set (GN: per plane); the
+per-channel functions are bound by the scalar unit's divider and root (about 150 cycles a channel).
 
 **Assumptions**: the counts, sums and constants fit the formats of a :class:`NormArithmetic` with ``max_count``
 (default ``2**30``, every count a SHAPE word can express); gamma/beta fit the operand width; the golden model's
@@ -60,7 +61,8 @@ from wavecore.golden.core.semantics import CoreParameters
 from wavecore.golden.numerics import IntegerTraining, NormArithmetic, check_int
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import ADDRESS_WIDTH, ComputeUnitSignature, element_widths, shape_field
-from wavecore.hdl.norm.scalar import NormScalar, ScalarMode
+from wavecore.hdl.core.norm_constants import NormConstants
+from wavecore.hdl.norm.scalar import ScalarMode
 from wavecore.hdl.stream.window import requantize
 
 __all__ = ["NormUnit", "unit_cycles"]
@@ -76,11 +78,11 @@ def _arithmetic(numerics: IntegerTraining, max_count: int) -> NormArithmetic:
     return NormArithmetic.from_training(numerics, max_count=max_count)
 
 
-def _scalar(numerics: IntegerTraining, max_count: int) -> NormScalar:
+def _scalar(numerics: IntegerTraining, max_count: int) -> NormConstants:
     arithmetic = _arithmetic(numerics, max_count)
     param_width = numerics.operand.width
-    return NormScalar(arithmetic=arithmetic, param_width=param_width,
-                      weighted_width=arithmetic.weighted_width(param_width))
+    return NormConstants(arithmetic=arithmetic, param_width=param_width,
+                         weighted_width=arithmetic.weighted_width(param_width))
 
 
 @functools.lru_cache(maxsize=16)
