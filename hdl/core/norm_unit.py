@@ -31,14 +31,16 @@ on the shape at generation time. Iteration terms:
 ``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward, dgamma, plus 1 each
 (152, 88, 69 for the presets);
 ``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
-of a set take ``S = planes*HW + 4`` cycles when they stream back to back (one element per cycle: BN, and GN
-statistics), else ``S = planes*(HW + 4)`` (GN: A, C, gamma and r1/r2 change with the channel). Body:
+of a set stream one element per cycle; they take ``S = planes*HW + 4`` cycles when they stream back to back (BN,
+and GN statistics), else ``S = planes*(HW + 2) + 2`` (GN: A, C and gamma change with the channel; two cycles
+read them). The backward reduction pass takes ``R = N*HW + 6`` (BN) or ``R = P*(HW + 6)`` (GN: r1, r2 written
+per channel). Body:
 
 * statistics: ``sets * (1 + S + 4)``;
 * affine, affine_relu, relu_mask: ``sets * (1 + S)``;
 * constants: ``sets * (3 + channels * (2 + L_f + 4))`` (BN: 1 channel per set, GN: ``P``);
-* backward mode 0: ``sets * (1 + 2*S + writes*4 + 3 + L_b)`` (``writes``: BN 1, GN ``P``);
-  modes 1, 3: ``C * (1 + S + 4)``; mode 4: ``C * (1 + 4 + 3 + L_b + S)``;
+* backward mode 0: ``sets * (1 + R + S + 3 + L_b)``; modes 1, 3: ``C * (1 + R)``; mode 4:
+  ``C * (1 + 4 + 3 + L_b + S)``;
 * param_grads: ``C * (1 + loops * (5 + L_g) + 4)`` (``loops``: BN 1, GN ``N``).
 
 The streaming functions run at one element per cycle plus a few cycles per set (GN: per plane); the
@@ -378,26 +380,29 @@ class NormUnit(wiring.Component):
                 ]
                 m.d.sync += [stream_valid.eq(1), write_address.eq((dst + offset)[:ADDRESS_WIDTH]),
                              element.eq(element + 1)]
+                # The state after the last element's read computes it (the pipeline stage runs in any state).
                 with m.If(element == hw - 1):
                     with m.If(continuous & ~last_k):  # the set's next plane, without a break
                         m.d.sync += [k.eq(k + 1), element.eq(0), plane_base.eq(plane_base + plane_stride)]
+                    with m.Elif(is_backward & ~phase_dx & (gn | last_k)):  # the channel's r1, r2 are complete
+                        m.next = "R_WRITE0"
+                    with m.Elif(~last_k):  # the next plane's constants (read after this one's last use)
+                        m.d.sync += k.eq(k + 1)
+                        m.next = "PLANE"
                     with m.Else():
                         m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.next = "PLANE_END"
             with m.State("PLANE_END"):
-                with m.If(is_backward & ~phase_dx & (gn | last_k)):
-                    m.next = "R_WRITE0"
-                with m.Else():
-                    next_plane()
+                set_end()
 
-            # ---- r1, r2 of a channel (backward reductions) ----------------------------------------------------
+            # ---- r1, r2 of a channel (backward reductions; R_WRITE0 computes the last element) -----------------
             with m.State("R_WRITE0"):
                 acc_read(block_address(src2, "r1", plane_channel), "old0")
-                m.d.sync += [w1.eq(w1 + regs["gamma"] * r1_sum), w2.eq(w2 + regs["gamma"] * r2_sum)]
                 m.next = "R_WRITE1"
             with m.State("R_WRITE1"):
                 acc_read(block_address(src2, "r2", plane_channel), "old1")
+                m.d.sync += [w1.eq(w1 + regs["gamma"] * r1_sum), w2.eq(w2 + regs["gamma"] * r2_sum)]
                 m.next = "R_WRITE2"
             with m.State("R_WRITE2"):
                 acc_write(block_address(src2, "r1", plane_channel), r1_sum + Mux(add_reductions, regs["old0"], 0))
@@ -564,7 +569,10 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     sets = n * g if gn else c
     planes = per_group if gn else n
     continuous = not gn or name == "statistics"
-    stream = planes * hw + 4 if continuous else planes * (hw + 4)  # the planes of one set
+    # the planes of one set: without r1/r2 writes (a drain and an end cycle after the last plane), and the
+    # backward reduction pass with them (4 cycles a channel, the first one draining)
+    stream = planes * hw + 4 if continuous else planes * (hw + 2) + 2
+    reduction = n * hw + 2 + 4 if not gn else planes * (hw + 2 + 4)
     imm = instruction.get("imm")
     if name == "statistics":
         return cycles + sets * (1 + stream + 4)
@@ -575,10 +583,9 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     if name == "backward":
         mode = imm & 7 if not gn else 0
         if mode in (1, 3):
-            return cycles + c * (1 + stream + 4)
+            return cycles + c * (1 + reduction)
         if mode == 4:
             return cycles + c * (1 + 4 + 3 + latency[ScalarMode.BACKWARD] + stream)
-        writes = per_group if gn else 1
-        return cycles + sets * (1 + 2 * stream + writes * 4 + 3 + latency[ScalarMode.BACKWARD])
+        return cycles + sets * (1 + reduction + stream + 3 + latency[ScalarMode.BACKWARD])
     loops = n if gn else 1
     return cycles + c * (1 + loops * (5 + latency[ScalarMode.DGAMMA]) + 4)

@@ -78,7 +78,7 @@ def test_bn_forward(dims, eps, limit):
         scratch, accumulator)
 
 
-@pytest.mark.parametrize(("dims", "eps"), [((1, 4, 2, 2, 2), 3), ((1, 3, 3, 1, 1), 0), ((2, 2, 1, 3, 2), 1000)])
+@pytest.mark.parametrize(("dims", "eps"), [((2, 4, 2, 2, 2), 3), ((1, 3, 3, 1, 1), 0), ((2, 2, 1, 3, 2), 1000)])
 def test_gn_forward(dims, eps):
     rng = np.random.default_rng(sum(dims) * 7 + eps)
     scratch, accumulator = memories(rng, P8, *dims[:4])
@@ -133,14 +133,23 @@ def test_bn_backward(dims, accumulate):
         prepare=[shape, *forward("bn", 2)])
 
 
-@pytest.mark.parametrize(("dims", "accumulate"), [((2, 4, 1, 2, 2), False), ((1, 3, 2, 2, 1), False),
-                                                   ((2, 2, 2, 1, 1), True)])
+@pytest.mark.parametrize(("dims", "accumulate"), [((2, 4, 1, 2, 2), True), ((1, 3, 2, 2, 1), False),
+                                                   ((2, 2, 2, 1, 1), True), ((2, 3, 1, 1, 3), True)])
 def test_gn_backward(dims, accumulate):
     rng = np.random.default_rng(sum(dims) * 3)
     scratch, accumulator = memories(rng, P8, *dims[:4])
     shape = isa.Instruction("SHAPE", fields=shape_of(*dims))
     run(P8, [shape, *backward("gn", accumulate=accumulate)], scratch, accumulator,
         prepare=[shape, *forward("gn", 2)])
+
+
+@pytest.mark.parametrize(("kind", "dims"), [("bn", (2, 3, 2, 2, 1)), ("gn", (2, 4, 2, 1, 2))])
+def test_training_step(kind, dims):
+    """The whole forward and backward of one norm layer on the unit, constants included."""
+    rng = np.random.default_rng(77 + len(kind))
+    scratch, accumulator = memories(rng, P8, *dims[:4])
+    run(P8, [isa.Instruction("SHAPE", fields=shape_of(*dims)), *forward(kind, 3), *backward(kind)], scratch,
+        accumulator)
 
 
 def test_relu_mask_limit():
