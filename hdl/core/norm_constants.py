@@ -87,6 +87,7 @@ class NormConstants(wiring.Component):
             "dgamma": (rw + t_dgamma + self.dgamma_up + 3, count_bits + self.dgamma_down + 1),
         }
         self.width = max(max(n, d + self.quotient_bits[name] + 1) for name, (n, d) in divisions.items()) + 1
+        self._temporary_bits = max(centred, t_backward, t_dgamma) + 1
         self.command_layout = data.StructLayout({
             "mode": ScalarMode,
             "s1": signed(s1w),
@@ -130,9 +131,10 @@ class NormConstants(wiring.Component):
         s1, s2, count = fields.s1, fields.s2, fields.count
         rw = a.rstd_width
 
+        a_bits = self._temporary_bits
         # registers
-        temp = Signal(signed(width + 2))  # centred sum / rstd**2, rstd**3 / t
-        temp2 = Signal(signed(width + 2))
+        temp = Signal(signed(a_bits))  # M*S2 - S1**2, M*W2 - S1*W1 or M*r2 - S1*r1
+        cube = Signal(unsigned(3 * rw))  # rstd**2, then rstd**3
         remainder = Signal(width)
         shifted = Signal(width)  # the divisor times 2**i of the current quotient bit
         quotient = Signal(_DGAMMA_BITS)
@@ -147,11 +149,20 @@ class NormConstants(wiring.Component):
         for name, signal in outputs.items():
             m.d.comb += getattr(self.result.payload, name).eq(signal)
 
-        def divide(numerator, divisor, bits, then):
-            """Set up ``divide_round(numerator, divisor)`` with ``bits`` quotient bits; go to ``then`` after."""
-            magnitude = Mux(numerator < 0, -numerator, numerator)
-            total = (magnitude << 1) + divisor
-            twice = divisor << 1
+        # one instance of every shared term (each state drives the divider's operands)
+        count_squared = Signal(2 * len(count))
+        m.d.comb += count_squared.eq(count * count)
+        numerator = Signal(signed(width))  # n of divide_round(n, d)
+        divisor = Signal(width)  # d
+        magnitude = Signal(width)
+        total = Signal(width + 1)  # 2|n| + d
+        twice = Signal(width)  # 2d
+        m.d.comb += [magnitude.eq(Mux(numerator < 0, -numerator, numerator)), total.eq((magnitude << 1) + divisor),
+                     twice.eq(divisor << 1)]
+
+        def divide(value, by, bits, then):
+            """Set up ``divide_round(value, by)`` with ``bits`` quotient bits; go to ``then`` after."""
+            m.d.comb += [numerator.eq(value), divisor.eq(by)]
             m.d.sync += [remainder.eq(total), shifted.eq(twice << (bits - 1)), quotient.eq(0),
                          negative.eq(numerator < 0), overflow.eq(total >= (twice << bits)), steps.eq(bits)]
             m.d.sync += resume.eq(then)
@@ -186,12 +197,12 @@ class NormConstants(wiring.Component):
             with m.State("F0"):
                 m.d.sync += temp.eq(count * s2 - s1 * s1)
                 m.next = "F1"
-            with m.State("F1"):
-                denominator = (temp << a.eps_frac) + fields.eps * count * count
-                k_squared = (count * count) << self.k_shift
-                # rstd**2 = floor(K**2 / D): the divider without the rounding set-up
-                m.d.sync += [remainder.eq(k_squared), shifted.eq(denominator << (2 * rw - 1)), quotient.eq(0),
-                             negative.eq(0), overflow.eq(k_squared >= (denominator << (2 * rw))), steps.eq(2 * rw),
+            with m.State("F1"):  # rstd**2 = floor(K**2 / D): the divider without the rounding set-up
+                k_squared = Signal(width, name="k_squared")
+                m.d.comb += [k_squared.eq(count_squared << self.k_shift),
+                             divisor.eq((temp << a.eps_frac) + fields.eps * count_squared)]
+                m.d.sync += [remainder.eq(k_squared), shifted.eq(divisor << (2 * rw - 1)), quotient.eq(0),
+                             negative.eq(0), overflow.eq(k_squared >= (divisor << (2 * rw))), steps.eq(2 * rw),
                              resume.eq(after["sqrt"])]
                 m.next = "DIVIDE"
             with m.State("SQRT_SETUP"):
@@ -208,35 +219,36 @@ class NormConstants(wiring.Component):
             with m.State("F_A"):
                 rstd = Mux(overflow, a.rstd_format.max, root)
                 m.d.sync += outputs["rstd"].eq(rstd)
-                product = fields.gamma * rstd
-                magnitude = Mux(product < 0, -product, product)
-                scaled = ((magnitude << 1) + (1 << self.a_shift)) >> (self.a_shift + 1)
+                product = Signal(signed(self.param_width + rw + 1))
+                m.d.comb += product.eq(fields.gamma * rstd)
+                size = Mux(product < 0, -product, product)
+                scaled = ((size << 1) + (1 << self.a_shift)) >> (self.a_shift + 1)
                 value = Mux(product < 0, -scaled, scaled)
                 fmt = a.coefficient
                 m.d.sync += outputs["a"].eq(Mux(value > fmt.max, fmt.max, Mux(value < fmt.min, fmt.min, value)))
                 m.next = "F_C"
             with m.State("F_C"):
-                numerator = ((fields.beta << self.beta_shift) * count - outputs["a"] * s1).as_signed()
-                divide(numerator, count, self.quotient_bits["c"], after["c"])
+                divide((fields.beta << self.beta_shift) * count - outputs["a"] * s1, count, self.quotient_bits["c"],
+                       after["c"])
             with m.State("F_OUT"):
                 m.d.sync += [outputs["c"].eq(rounded(a.bias)), self.result.valid.eq(1)]
                 m.next = "IDLE"
 
             # -- backward -----------------------------------------------------------------------------------
             with m.State("B0"):
-                m.d.sync += [temp.eq(count * fields.w2 - s1 * fields.w1), temp2.eq(fields.rstd * fields.rstd)]
+                m.d.sync += [temp.eq(count * fields.w2 - s1 * fields.w1), cube.eq(fields.rstd * fields.rstd)]
                 m.next = "B1"
             with m.State("B1"):
-                m.d.sync += temp2.eq(temp2 * fields.rstd)
+                m.d.sync += cube.eq(cube * fields.rstd)
                 m.next = "B2"
             with m.State("B2"):
-                divide(-(temp2 * temp), (count * count) << self.k2_exponent, self.quotient_bits["k2"], after["k2"])
+                divide(-(cube * temp), count_squared << self.k2_exponent, self.quotient_bits["k2"], after["k2"])
             with m.State("B_K2"):
                 m.d.sync += outputs["k2"].eq(rounded(a.coefficient))
                 m.next = "B3"
             with m.State("B3"):
-                numerator = -(fields.rstd * fields.w1 + ((outputs["k2"] * s1) << self.k3_shift))
-                divide(numerator, count << self.k3_shift, self.quotient_bits["k3"], after["k3"])
+                divide(-(fields.rstd * fields.w1 + ((outputs["k2"] * s1) << self.k3_shift)), count << self.k3_shift,
+                       self.quotient_bits["k3"], after["k3"])
             with m.State("B_OUT"):
                 m.d.sync += [outputs["k3"].eq(rounded(a.bias)), self.result.valid.eq(1)]
                 m.next = "IDLE"

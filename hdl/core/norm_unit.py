@@ -170,19 +170,23 @@ class NormUnit(wiring.Component):
         set_channels = Mux(gn, per_group, 1)
         plane_channel = Mux(gn, channel_base + k, outer)
         plane_index = Mux(gn, outer * channels + channel_base + k, k * channels + outer)
-        block = Mux(gn, outer * words, 0)
+        block = Signal(ADDRESS_WIDTH)  # the set's block (GN: one per sample)
+        m.d.comb += block.eq(Mux(gn, outer * words, 0))
         set_word = Mux(gn, group, outer)
         last_k = k == Mux(op == _OPS["constants"], set_channels, planes) - 1
         # planes of a set stream back to back unless their channel (constants, r1/r2) changes: BN, GN statistics
         continuous = ~gn | (op == _OPS["statistics"])
         last_set = Mux(gn, (outer == samples - 1) & (group == groups - 1), outer == channels - 1)
 
-        offsets = {"s1": 0, "s2": sets, "rstd": 2 * sets, "a": 2 * sets + channels, "c": 2 * sets + 2 * channels,
-                   "gamma": 2 * sets + 3 * channels, "r1": 2 * sets + 4 * channels, "r2": 2 * sets + 5 * channels}
+        offsets = {}  # of the parts in a block (isa.norm_block)
+        for index, part in enumerate(("s1", "s2", "rstd", "a", "c", "gamma", "r1", "r2")):
+            offsets[part] = Signal(16, name=f"offset_{part}")
+            m.d.comb += offsets[part].eq(min(index, 2) * sets + max(index - 2, 0) * channels)
 
-        def block_address(base, part, index, sample=None):
-            start = block if sample is None else sample * words
-            return (base + start + offsets[part] + index)[:ADDRESS_WIDTH]
+        grads_block = Signal(ADDRESS_WIDTH)  # param_grads: the block of the sample in turn
+
+        def block_address(base, part, index, grads=False):
+            return (base + (grads_block if grads else block) + offsets[part] + index)[:ADDRESS_WIDTH]
 
         # -- data registers --------------------------------------------------------------------------------
         acc_data = self.acc_read.data
@@ -218,6 +222,7 @@ class NormUnit(wiring.Component):
 
         # param_grads counters
         p_channel, p_sample, p_group, p_in_group = Signal(12), Signal(12), Signal(12), Signal(12)
+        m.d.comb += grads_block.eq(Mux(gn, p_sample * words, 0))
 
         # -- the element pipeline: reads in cycle t, compute and write in t + 1 -----------------------------
         stream_valid = Signal()
@@ -225,12 +230,16 @@ class NormUnit(wiring.Component):
         first = self.scratch_read0.data  # x (statistics, affine), dz (relu_mask), dy (backward)
         second = self.scratch_read1.data  # x (relu_mask, backward)
         affine_in = Mux(op == _OPS["relu_mask"], second, first)
+        affine_sum = Signal(signed(acc_bits + operand.width + 2))  # A*x + C, exact
+        m.d.comb += affine_sum.eq(regs["a"] * affine_in + regs["c"])
         y = Signal(signed(operand.width))
-        m.d.comb += y.eq(requantize(regs["a"] * affine_in + regs["c"], sf, numerics.rounding, operand))
+        m.d.comb += y.eq(requantize(affine_sum, sf, numerics.rounding, operand))
         limit = imm
         relu_y = Mux(y < 0, 0, Mux((limit != 0) & (y > limit), limit, y))
         mask = (y > 0) & ((limit == 0) | (y < limit))
-        dx = requantize(regs["a"] * first + k2 * second + k3, sf, numerics.rounding, numerics.operand)
+        dx_sum = Signal(signed(max(acc_bits + operand.width, ar.coefficient_width + operand.width, ar.bias_width) + 3))
+        m.d.comb += dx_sum.eq(regs["a"] * first + k2 * second + k3)  # K1*dy + K2*x + K3, exact
+        dx = requantize(dx_sum, sf, numerics.rounding, numerics.operand)
         with m.If(stream_valid):
             with m.Switch(op):
                 with m.Case(_OPS["statistics"]):
@@ -487,16 +496,16 @@ class NormUnit(wiring.Component):
                 m.d.sync += [dgamma_sum.eq(0), dbeta_sum.eq(0), p_sample.eq(0)]
                 m.next = "GRADS_S1"
             with m.State("GRADS_S1"):
-                acc_read(block_address(src0, "s1", Mux(gn, p_group, p_channel), Mux(gn, p_sample, 0)), "s1")
+                acc_read(block_address(src0, "s1", Mux(gn, p_group, p_channel), grads=True), "s1")
                 m.next = "GRADS_RSTD"
             with m.State("GRADS_RSTD"):
-                acc_read(block_address(src0, "rstd", p_channel, Mux(gn, p_sample, 0)), "rstd")
+                acc_read(block_address(src0, "rstd", p_channel, grads=True), "rstd")
                 m.next = "GRADS_R1"
             with m.State("GRADS_R1"):
-                acc_read(block_address(src0, "r1", p_channel, Mux(gn, p_sample, 0)), "r1")
+                acc_read(block_address(src0, "r1", p_channel, grads=True), "r1")
                 m.next = "GRADS_R2"
             with m.State("GRADS_R2"):
-                acc_read(block_address(src0, "r2", p_channel, Mux(gn, p_sample, 0)), "r2")
+                acc_read(block_address(src0, "r2", p_channel, grads=True), "r2")
                 m.next = "GRADS_WAIT"
             with m.State("GRADS_WAIT"):
                 start_scalar(ScalarMode.DGAMMA)
