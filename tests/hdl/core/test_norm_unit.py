@@ -182,15 +182,17 @@ def test_bn_backward_streamed():
         scratch, accumulator, prepare=prepare)
 
 
-def test_int16():
-    """The int16 preset: 16-bit scratchpad elements, other grids."""
-    rng = np.random.default_rng(16)
+@pytest.mark.parametrize("acc_width", [32, 48])
+def test_int16(acc_width):
+    """The int16 preset: 16-bit scratchpad elements, other grids; 32- and 64-bit accumulator elements. The whole
+    layer on the unit (GN forward, then BN forward and backward with the parameter gradients)."""
+    parameters = dataclasses.replace(P16, acc_width=acc_width)
+    rng = np.random.default_rng(acc_width)
     dims = (2, 2, 1, 3, 2)
-    scratch, accumulator = memories(rng, P16, *dims[:4], spread=3000, gamma=(2000, 6000))
+    scratch, accumulator = memories(rng, parameters, *dims[:4], spread=3000, gamma=(2000, 6000))
     shape = isa.Instruction("SHAPE", fields=shape_of(*dims))
-    run(P16, [shape, norm("affine_relu_gn", dst=Z, src0=X, src1=BLOCK),
-              norm("backward_gn", dst=DX, src0=DZ, src1=X, src2=BLOCK)],
-        scratch, accumulator, prepare=[shape, *forward("gn", 1)[:2]])
+    run(parameters, [shape, *forward("gn", 1), norm("backward_gn", dst=DX, src0=DZ, src1=X, src2=BLOCK),
+                     *forward("bn", 9), *backward("bn")], scratch, accumulator)
 
 
 @pytest.mark.parametrize("rounding", ["floor", "half_up", "half_away_from_zero"])
