@@ -46,6 +46,13 @@ per channel). Body:
 The streaming functions run at one element per cycle plus a few cycles per set (GN: per plane); the
 per-channel functions are bound by the scalar unit's divider and root (about 150 cycles a channel).
 
+**Ports**: ``scratch_read0`` reads x (statistics, affine), dz (relu_mask), dy (backward) and gamma
+(constants); ``scratch_read1`` reads x (relu_mask, backward) and beta (constants); ``scratch_write`` writes y,
+z, dy and dx one cycle after the element's read; ``acc_read``/``acc_write`` read and write the NORM blocks and
+the parameter gradients. Every write is presented at least one cycle before ``done``; ``done`` is high in one
+cycle and the unit is idle (every ``en`` low) from the next one. An address outside a memory is the core's to
+detect (the unit does not check ranges).
+
 **Assumptions**: the counts, sums and constants fit the formats of a :class:`NormArithmetic` with ``max_count``
 (default ``2**30``, every count a SHAPE word can express); gamma/beta fit the operand width; the golden model's
 error conditions (GN with imm modes, mode 2, ``C`` not a multiple of ``G``) are not detected.
