@@ -30,7 +30,7 @@ own addresses). The constants must be in range (the simulator refuses others); t
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 
 from wavecore.golden.core import isa
@@ -136,8 +136,10 @@ class SgdUnit(wiring.Component):
         with m.If(stage1):
             m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight1.eq(w_in)]
         grid = a._velocity_grid
-        velocity_total = ((momentum_v << (grid - a.velocity_frac)) + (decay_w << (grid - a.weight_frac))
-                          + (g_in << (a.constant_frac + grid - a.grad_frac)))
+        velocity_sum = ((momentum_v << (grid - a.velocity_frac)) + (decay_w << (grid - a.weight_frac))
+                        + (g_in << (a.constant_frac + grid - a.grad_frac)))
+        velocity_total = Signal(signed(a.velocity_accumulator_width))
+        m.d.comb += velocity_total.eq(velocity_sum)
         new_velocity = Signal(self.scratch_write.data.shape())
         m.d.comb += new_velocity.eq(requantize_value(velocity_total, a.constant_frac + grid - a.velocity_frac,
                                                      a.velocity, a.rounding))
@@ -146,8 +148,9 @@ class SgdUnit(wiring.Component):
         with m.If(stage2):
             m.d.sync += [velocity2.eq(new_velocity), weight2.eq(weight1)]
         grid = a._weight_grid
-        weight_total = ((weight2 << (a.constant_frac + grid - a.weight_frac))
-                        - ((lr * velocity2) << (grid - a.velocity_frac)))
+        weight_total = Signal(signed(a.weight_accumulator_width))
+        m.d.comb += weight_total.eq((weight2 << (a.constant_frac + grid - a.weight_frac))
+                                    - ((lr * velocity2) << (grid - a.velocity_frac)))
         new_weight = Signal(self.scratch_write.data.shape())
         m.d.comb += new_weight.eq(requantize_value(weight_total, a.constant_frac + grid - a.weight_frac, a.weight,
                                                    a.rounding))
