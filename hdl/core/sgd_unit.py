@@ -18,14 +18,13 @@ with the numerics' rounding mode; every sum exact.
 **Timing**: the constants are read in cycles 0..2 (cycle 0 is the ``start`` cycle); element ``i`` reads ``w, v``
 (both scratchpad ports) in cycle ``2 + 2i`` and ``g`` in cycle ``3 + 2i``; the products ``M*v, WD*w`` are
 registered in cycle ``3 + 2i``, ``v'`` is written in cycle ``4 + 2i`` and ``w'`` in ``5 + 2i`` (one scratchpad
-write port, two writes per element: two cycles per element is the bound). ``done`` comes with the last write:
+write port, two writes per element: two cycles per element is the bound). ``done`` comes with the last write::
 
     cycles = 2 * elements + 3         (from start to done, as verif.compute_bench measures)
 
-**Assumptions**: the weight, velocity and gradient ranges do not overlap partially (the simulator reads all of
-them before it writes; the unit writes element ``i`` after reading elements ``0..i`` only, at element ``i``'s
-own addresses). The constants must be in range (the simulator refuses others); the unit uses their low
-``constant_width`` bits.
+**Assumptions**: the weight, velocity and gradient ranges are disjoint (the simulator reads all of them before
+it writes; the unit writes element ``i``'s ``v'`` and ``w'`` after reading elements ``0..i`` only). The
+constants must be in range (the simulator refuses others); the unit uses their low ``constant_width`` bits.
 """
 
 from __future__ import annotations
