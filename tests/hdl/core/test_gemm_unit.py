@@ -29,10 +29,11 @@ def geometry(n, c, h, w, o, kernel, stride=1, padding=0, groups=1):
                 padding_width=pw, groups=groups)
 
 
-def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0):
+def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0,
+        **unit):
     """Random memories (operands of ``operand_bits`` bits, default the full operand width, the lower bound
-    raised by ``skew`` so sums drift upwards), one SHAPE and one GEMM at odd addresses; checks the unit against
-    the simulator and its cycles against unit_cycles."""
+    raised by ``skew`` so sums drift upwards), one SHAPE and one GEMM at odd addresses; checks the unit (built
+    with the options ``unit``: lanes, buffer_depth) against the simulator and its cycles against unit_cycles."""
     numerics = numerics or numerics_for(parameters)
     shape = Shape(fields)
     x, y, wt = shape.input_elements, shape.output_elements, shape.weight_elements
@@ -50,9 +51,9 @@ def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=N
     accumulator = rng.integers(-(1 << (carry - 1)), 1 << (carry - 1), acc_size)
     imm = numerics.weight_frac if funct in ("forward", "forward_bias", "backward_data") else 0
     gemm = isa.Instruction("GEMM", funct, dict(dst=dst, src0=src0, src1=src1, src2=src2, imm=imm))
-    cycles = check_unit(GemmUnit(parameters, numerics), parameters, numerics,
+    cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics,
                         [isa.Instruction("SHAPE", fields=fields), gemm], scratchpad, accumulator)
-    assert cycles == [unit_cycles(gemm, shape, parameters)]
+    assert cycles == [unit_cycles(gemm, shape, parameters, **unit)]
     return cycles[0]
 
 
@@ -118,20 +119,35 @@ def test_weight_gradient_carry_over_two_sub_batches():
     program = [isa.Instruction("SHAPE", fields=fields),
                isa.Instruction("GEMM", "backward_weight", dict(dst=1, src0=0, src1=20)),
                isa.Instruction("GEMM", "backward_weight_accumulate", dict(dst=1, src0=41, src1=67))]
-    cycles = check_unit(GemmUnit(parameters, numerics_for(parameters)), parameters, numerics_for(parameters),
+    cycles = check_unit(GemmUnit(parameters, numerics_for(parameters), lanes=2), parameters, numerics_for(parameters),
                         program, rng.integers(-128, 128, 96), rng.integers(-999, 999, 64))
-    assert cycles == [unit_cycles(ins, shape, parameters) for ins in program[1:]]
+    assert cycles == [unit_cycles(ins, shape, parameters, lanes=2) for ins in program[1:]]
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_tiles_of_lanes_and_direct_mode(funct):
+    """Channels split into several tiles of 2 lanes (the last one partial); a buffer too small for the slice
+    runs direct (one lane, both operands from the scratchpad)."""
+    run(funct, geometry(1, 5, 3, 3, 5, 3, 2, 1), seed=9, lanes=2)
+    run(funct, geometry(1, 4, 3, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8)
 
 
 def test_cycles_formula():
     """unit_cycles on a shape too big to simulate: the docstring's formula."""
-    fields = geometry(8, 16, 8, 8, 32, 3, 1, 1, groups=2)
-    shape, gemm = Shape(fields), isa.Instruction("GEMM", "forward", {})
-    assert unit_cycles(gemm, shape, INT8) == 15 + 8 * 32 * 8 * 8 * 8 * 9
-    assert unit_cycles(isa.Instruction("GEMM", "forward_bias", {}), shape, INT8) == 15 + 8 * 32 * 8 * 8 * 8 * 9 + 8 * 32
+    fields = geometry(8, 16, 8, 8, 32, 3, 1, 1, groups=2)  # Cg 8, Og 16, K 72, Q 512
+    shape = Shape(fields)
+
+    def cycles(funct, **unit):
+        return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, **unit)
+
+    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 512 * 72 + 512 * 16)
+    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 512 * 72 + 512 * 16)
+    assert cycles("forward", buffer_depth=71) == 15 + 2 * (16 * 512 * 72 + 512 * 16)  # direct: one lane
+    assert cycles("backward_weight", buffer_depth=512) == 15 + 2 * (16 * 512 + 2 * 72 * 512 + 72 * 16)
+    assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512) == \
+        15 + 2 * (16 * 512 + 72 * 512 + 2 * 72 * 16)
     # backward_data, stride 1, padding 1, kernel 3 on 8: each axis has 8 * 3 - 2 valid (position, tap) pairs
-    assert unit_cycles(isa.Instruction("GEMM", "backward_data", {}), shape, INT8) == \
-        15 + 8 * 16 * (8 * 8 * 9 + 15 * 22 * 22)
+    assert cycles("backward_data") == 15 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22) + 8 * 8 * 8 * 8)
 
 
 def test_rejects_mismatched_numerics():
@@ -139,3 +155,7 @@ def test_rejects_mismatched_numerics():
         GemmUnit(INT8, numerics_for(INT16))
     with pytest.raises(TypeError, match=r"^numerics must be an IntegerTraining"):
         GemmUnit(INT8, "int8")
+    with pytest.raises(ValueError, match=r"^lanes must be an integer between 1 and 64, not 0$"):
+        GemmUnit(INT8, numerics_for(INT8), lanes=0)
+    with pytest.raises(ValueError, match=r"^buffer_depth must be an integer between 1 and 65536, not 0$"):
+        GemmUnit(INT8, numerics_for(INT8), buffer_depth=0)
