@@ -73,7 +73,7 @@ _TAP_BITS = 8
 #: Fixed cycles of every instruction: division, priming, pipeline.
 SETUP_CYCLES = _DIVIDER_BITS + 3
 #: Default local buffer elements per lane.
-BUFFER_DEPTH = 512
+BUFFER_DEPTH = 2048
 
 _FUNCTS = isa.FUNCTS["GEMM"]
 
@@ -161,7 +161,8 @@ class GemmUnit(wiring.Component):
     lanes : int
         Channels computed in parallel (1 to 64; default ``parameters.cols``).
     buffer_depth : int
-        Local operand buffer elements per lane (1 to 65536).
+        Local operand buffer elements per lane (1 to 65536; default 2048: every slice of tiny_resnet at
+        sub-batch 8 fits).
     """
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, lanes: int | None = None,
@@ -395,7 +396,7 @@ class GemmUnit(wiring.Component):
         def begin_output():
             m.d.sync += state.eq(Mux(is_carry, _State.CARRY, _State.COMPUTE))
 
-        slice_length = Signal(24)
+        slice_length = Signal(28)
         m.d.comb += slice_length.eq(Mux(is_fwd, cg * KH * KW, Mux(is_data, og * KH * KW, N * OH * OW)))
         for name, counter in counters.items():
             last = ol_last if name == "ol" else at_last[name]

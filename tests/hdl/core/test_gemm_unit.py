@@ -61,7 +61,7 @@ def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=N
 @pytest.mark.parametrize(("kernel", "stride", "padding", "groups"),
                          [(3, 1, 1, 1), (3, 2, 1, 2), (1, 2, 0, 1), (3, 2, 0, 1), (1, 1, 0, 2)])
 def test_conv_geometries_match_the_simulator(funct, kernel, stride, padding, groups):
-    run(funct, geometry(1, 2 * groups, 5, 4, 2 * groups, kernel, stride, padding, groups),
+    run(funct, geometry(1, 2 * groups, 4, 3, 2 * groups, kernel, stride, padding, groups),
         seed=kernel + 3 * stride + 7 * padding + groups)
 
 
