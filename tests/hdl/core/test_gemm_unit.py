@@ -132,6 +132,26 @@ def test_tiles_of_lanes_and_direct_mode(funct):
     run(funct, geometry(1, 4, 3, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8)
 
 
+def test_every_funct_back_to_back():
+    """One program of every funct (two groups, one lane: two tiles per group): the unit starts each instruction
+    from a clean state, and backward_weight_accumulate carries what backward_weight wrote."""
+    fields = geometry(1, 4, 3, 3, 4, 3, 1, 1, groups=2)
+    shape = Shape(fields)
+    parameters = dataclasses.replace(INT8, scratchpad_elements=256, accumulator_elements=80)
+    numerics = numerics_for(parameters)
+    shift = numerics.weight_frac
+    program = [isa.Instruction("SHAPE", fields=fields),
+               isa.Instruction("GEMM", "forward", dict(dst=130, src0=0, src1=40, imm=shift)),
+               isa.Instruction("GEMM", "backward_weight", dict(dst=3, src0=130, src1=0)),
+               isa.Instruction("GEMM", "forward_bias", dict(dst=170, src0=1, src1=41, src2=120, imm=shift)),
+               isa.Instruction("GEMM", "backward_data", dict(dst=210, src0=170, src1=40, imm=shift)),
+               isa.Instruction("GEMM", "backward_weight_accumulate", dict(dst=3, src0=170, src1=210))]
+    rng = np.random.default_rng(12)
+    cycles = check_unit(GemmUnit(parameters, numerics, lanes=1), parameters, numerics, program,
+                        rng.integers(-128, 128, 256), rng.integers(-999, 999, 80))
+    assert cycles == [unit_cycles(ins, shape, parameters, lanes=1) for ins in program[1:]]
+
+
 def test_cycles_formula():
     """unit_cycles on a shape too big to simulate: the docstring's formula."""
     fields = geometry(8, 16, 8, 8, 32, 3, 1, 1, groups=2)  # Cg 8, Og 16, K 72, Q 512
