@@ -1,0 +1,507 @@
+"""The WaveCore vector unit: every function code of the VECTOR opcode (:data:`wavecore.golden.core.isa.FUNCTS`),
+bit-exact with :meth:`wavecore.golden.core.simulator.Simulator._op_vector` and the kernels it calls
+(:class:`wavecore.golden.integer.IntegerKernels`).
+
+**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (start/instruction/shape/done and
+the element ports). ``instruction`` and ``shape`` are read combinationally while the instruction runs (the
+interface holds them until ``done``).
+
+**Structure**: a sequencer issues one *slot* per cycle: the reads of one element (``scratch_read0``,
+``scratch_read1``, ``acc_read``) with tags (first/last of a group, write address). One cycle later the data
+stage combines the read data with a running register (sum, maximum and its position) and, at the last slot of
+a group, presents the write. One shared requantizer (shift with the numerics' rounding, saturation to the
+operand format) serves ``requantize`` (shift = imm) and the divisions of the average pools: a window of
+``count`` elements is divided by a shift when ``count`` is a power of two, else by the product with
+``round(2**reciprocal_frac / count)`` shifted by ``reciprocal_frac`` (``IntegerKernels._divide``); that
+reciprocal comes from a restoring divider in a set-up phase (``reciprocal_frac + 2`` cycles).
+
+Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
+
+* ``add_saturate``, ``add_exact``, ``relu`` (imm = limit, 0: none), ``relu_mask``, ``requantize``,
+  ``channel_insert``, ``global_pool_backward``, ``channel_sum(_accumulate)``, ``global_pool_forward``: X;
+  ``channel_extract``: N*out_channels*H*W.
+* ``maxpool_forward``, ``avgpool_forward``: Y*K (one slot per window position; positions in the padding or
+  beyond the input (ceil mode) are not read: -inf for the max, 0 for the average).
+* ``maxpool_backward``: X (zero dx) + Y*(K+1): each window reads its K positions of x and its dy, finds the
+  first maximum (row-major, as ``argmax``), then reads dx at that position and writes dx + dy (scatter-add
+  in the scratchpad, modulo the element width, so only the final values must fit).
+* ``avgpool_backward``: gather per input element: the windows covering it, one slot each (for each input
+  element with ``ry = (iy+ph) mod sh``, ``rx = (ix+pw) mod sw``: ``ny*nx`` slots with ``ny = #{ky = ry,
+  ry+sh, ... < kh}``, ``nx`` likewise, or 1 slot when there is none); the sum of the windows' shares is
+  saturated once (col2im, then saturate).
+
+**Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
+``1 + setup + slots`` (:func:`unit_cycles`), where ``setup`` is 0 except for the average pools
+(``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with ``divider = reciprocal_frac + 2`` when the
+window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw)`` for ``avgpool_backward``
+(else 0).
+
+**Assumptions** (as the compiler emits): pools have out_channels = channels and out_height/out_width equal to
+the golden output size (``conv_output_size``, floor for the average pool, ``ceil_mode`` for the max pool);
+global pools have out_height = out_width = 1; ``dst`` does not overlap the sources except element for element
+(element-wise functions); ``requantize``'s shift (imm) is below 63 (the simulator's int64); sums fit the
+accumulator format (the golden model's results fit their elements, which :func:`check_unit` asserts).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import wiring
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters, Shape
+from wavecore.golden.numerics import IntegerTraining
+from wavecore.hdl.core.compute_unit import ADDRESS_WIDTH, ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.core.decoder import field
+
+__all__ = ["VectorUnit", "unit_cycles"]
+
+FUNCT = {name: number for name, (number, _) in isa.FUNCTS["VECTOR"].items()}
+_AVERAGE = ("avgpool_forward", "avgpool_backward", "global_pool_forward", "global_pool_backward")
+
+
+def _conv_count(kh, sh, ry):
+    """Window offsets ``ky = ry, ry + sh, ... < kh``."""
+    return 0 if ry >= kh else (kh - 1 - ry) // sh + 1
+
+
+def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters,
+                numerics: IntegerTraining | None = None) -> int:
+    """Cycles from ``start`` to ``done`` of one VECTOR instruction (the formula of the module docstring).
+
+    ``numerics`` gives ``reciprocal_frac`` (default: the preset of ``parameters.in_width``).
+    """
+    if numerics is None:
+        from wavecore.verif.compute_bench import numerics_for
+
+        numerics = numerics_for(parameters)
+    funct = instruction.funct
+    n, c, h, w = shape["samples"], shape["channels"], shape["height"], shape["width"]
+    oh, ow = shape["out_height"], shape["out_width"]
+    kh, kw, sh, sw = shape["kernel_height"], shape["kernel_width"], shape["stride_height"], shape["stride_width"]
+    ph, pw = shape["padding_height"], shape["padding_width"]
+    x, y, k = n * c * h * w, n * c * oh * ow, kh * kw
+    if funct == "channel_extract":
+        slots = n * shape["out_channels"] * h * w
+    elif funct in ("maxpool_forward", "avgpool_forward"):
+        slots = y * k
+    elif funct == "maxpool_backward":
+        slots = x + y * (k + 1)
+    elif funct == "avgpool_backward":
+        rows = [_conv_count(kh, sh, (iy + ph) % sh) for iy in range(h)]
+        cols = [_conv_count(kw, sw, (ix + pw) % sw) for ix in range(w)]
+        slots = n * c * sum(ny * nx if ny and nx else 1 for ny in rows for nx in cols)
+    else:
+        slots = x
+    setup = 0
+    if funct in _AVERAGE:
+        count = k if funct.startswith("avgpool") else h * w
+        divider = 0 if count & (count - 1) == 0 else numerics.reciprocal_frac + 2
+        divmod_steps = max(ph // sh, pw // sw) if funct == "avgpool_backward" else 0
+        setup = 1 + max(divider, divmod_steps)
+    return 1 + setup + slots
+
+
+def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str):
+    """``clip(round(value / 2**shift), low, high)`` with the golden rounding modes (``numerics._round_shift``);
+    ``shift`` (unsigned) at most ``len(value) + 1``."""
+    width = len(value) + 2
+    wide = Signal(signed(width), name=f"{name}_wide")
+    m.d.comb += wide.eq(value)
+    floor = Signal(signed(width), name=f"{name}_floor")
+    m.d.comb += floor.eq(wide >> shift)
+    guard = Signal(name=f"{name}_guard")
+    sticky = Signal(name=f"{name}_sticky")
+    m.d.comb += [
+        guard.eq((shift != 0) & wide.as_unsigned().bit_select((shift - 1)[: len(shift)], 1)),
+        sticky.eq((wide.as_unsigned() & Cat(*(Const(k + 1) < shift for k in range(width)))).any()),
+    ]
+    if rounding == "floor":
+        up = Const(0, 1)
+    elif rounding == "half_up":
+        up = guard
+    elif rounding == "half_even":
+        up = guard & (sticky | floor[0])
+    else:  # half_away_from_zero
+        up = guard & (sticky | ~wide[-1])
+    rounded = Signal(signed(width + 1), name=f"{name}_rounded")
+    m.d.comb += rounded.eq(floor + up)
+    result = Signal(signed(max(low.bit_length(), high.bit_length()) + 1), name=name)
+    m.d.comb += result.eq(Mux(rounded > high, high, Mux(rounded < low, low, rounded)))
+    return result
+
+
+class VectorUnit(wiring.Component):
+    """The VECTOR unit (see the module docstring).
+
+    Parameters
+    ----------
+    parameters : CoreParameters
+        Element sizes (operand and accumulator bytes) of the ports.
+    numerics : IntegerTraining
+        The operand format (saturation), the rounding mode of every requantization and ``reciprocal_frac``.
+    """
+
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
+        if not isinstance(parameters, CoreParameters):
+            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
+        if not isinstance(numerics, IntegerTraining):
+            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        widths = element_widths(parameters)
+        if numerics.operand.width > widths["scratchpad"]:
+            raise ValueError(f"the operand format ({numerics.operand.width} bits) must fit a scratchpad element "
+                             f"({widths['scratchpad']} bits)")
+        if numerics.mac.acc_width > widths["accumulator"]:
+            raise ValueError(f"the accumulator format ({numerics.mac.acc_width} bits) must fit an accumulator "
+                             f"element ({widths['accumulator']} bits)")
+        self.parameters, self.numerics = parameters, numerics
+        super().__init__(ComputeUnitSignature(parameters))
+
+    def elaborate(self, platform):
+        m = Module()
+        widths = element_widths(self.parameters)
+        op_bits, acc_bits = widths["scratchpad"], widths["accumulator"]
+        fmt, rounding, recip_frac = self.numerics.operand, self.numerics.rounding, self.numerics.reciprocal_frac
+        aw, cw = ADDRESS_WIDTH, ADDRESS_WIDTH + 2
+
+        ins, shp = self.instruction, self.shape
+        funct = field(ins, "funct")
+
+        def is_(*names):
+            return Cat(*(funct == FUNCT[name] for name in names)).any()
+
+        imm = field(ins, "imm", "compute")
+        dst, src0, src1 = (field(ins, name, "compute") for name in ("dst", "src0", "src1"))
+        n, c, h, w = (shape_field(shp, name) for name in ("samples", "channels", "height", "width"))
+        oc, oh, ow = (shape_field(shp, name) for name in ("out_channels", "out_height", "out_width"))
+        kh, kw, sh, sw, ph, pw = (shape_field(shp, name) for name in (
+            "kernel_height", "kernel_width", "stride_height", "stride_width", "padding_height", "padding_width"))
+
+        # -- sizes (combinational from the held shape word) ---------------------------------------------------
+        hw, chw, ochw, nc, ohw, x_all, window = (Signal(cw, name=name) for name in (
+            "hw", "chw", "ochw", "nc", "ohw", "x_all", "window"))
+        m.d.comb += [hw.eq(h * w), chw.eq(c * hw), ochw.eq(oc * hw), nc.eq(n * c), ohw.eq(oh * ow),
+                     x_all.eq(n * chw), window.eq(kh * kw)]
+
+        is_add = is_("add_saturate", "add_exact")
+        is_chsum = is_("channel_sum", "channel_sum_accumulate")
+        is_window_fwd = is_("maxpool_forward", "avgpool_forward")
+        is_maxbwd = is_("maxpool_backward")
+        is_avgbwd = is_("avgpool_backward")
+        is_average = is_(*_AVERAGE)
+        is_sum_divided = is_("avgpool_forward", "global_pool_forward")
+
+        # -- divisor of the average pools: shift or reciprocal ------------------------------------------------
+        count = Signal(17)
+        m.d.comb += count.eq(Mux(is_("avgpool_forward", "avgpool_backward"), window, hw))
+        pow2 = Signal()
+        m.d.comb += pow2.eq((count & (count - 1)) == 0)
+        log2 = Signal(range(18))
+        for bit in range(17):
+            with m.If(count[bit]):
+                m.d.comb += log2.eq(bit)
+        div_steps = recip_frac + 2
+        div_left = Signal(range(div_steps + 1))
+        div_rem = Signal(18)
+        div_q = Signal(div_steps)
+        reciprocal = Signal(recip_frac + 1)
+        m.d.comb += reciprocal.eq((div_q + 1) >> 1)
+
+        # ph // sh and pw // sw for the gather of avgpool_backward
+        qy0, qx0 = Signal(5), Signal(5)
+        ry0, rx0 = Signal(5), Signal(5)
+
+        # -- state -------------------------------------------------------------------------------------------
+        state = Signal(range(4))
+        IDLE, SETUP, RUN, DRAIN = range(4)
+        phase = Signal()  # maxpool_backward: 0 zeroing dx, 1 windows
+        NEST, WINDOW, GATHER = range(3)
+        family = Signal(range(3))
+        m.d.comb += family.eq(Mux(is_window_fwd | (is_maxbwd & phase), WINDOW, Mux(is_avgbwd, GATHER, NEST)))
+
+        # nest (element streams and reductions): outer o, middle mi, inner i; offsets of reads and writes
+        n_o, n_m, n_i = Signal(cw), Signal(cw), Signal(cw)
+        r_o, r_m, r_i, w_o, w_m, w_i = (Signal(cw, name=f"stride_{name}") for name in (
+            "ro", "rm", "ri", "wo", "wm", "wi"))
+        roff0, woff0, channel_offset = Signal(cw), Signal(cw), Signal(cw)
+        m.d.comb += channel_offset.eq(imm * hw)
+        reduce = Signal()
+        m.d.comb += [n_o.eq(1), n_m.eq(1), n_i.eq(x_all), r_i.eq(1), w_i.eq(1)]
+        with m.If(is_("channel_insert")):
+            m.d.comb += [n_o.eq(n), n_i.eq(chw), r_o.eq(chw), w_o.eq(ochw), woff0.eq(channel_offset)]
+        with m.If(is_("channel_extract")):
+            m.d.comb += [n_o.eq(n), n_i.eq(ochw), r_o.eq(chw), w_o.eq(ochw), roff0.eq(channel_offset)]
+        with m.If(is_("global_pool_backward")):
+            m.d.comb += [n_o.eq(nc), n_i.eq(hw), r_o.eq(1), r_i.eq(0), w_o.eq(hw)]
+        with m.If(is_chsum):
+            m.d.comb += [n_o.eq(c), n_m.eq(n), n_i.eq(hw), r_o.eq(hw), r_m.eq(chw), w_o.eq(1), w_i.eq(0),
+                         reduce.eq(1)]
+        with m.If(is_("global_pool_forward")):
+            m.d.comb += [n_o.eq(nc), n_i.eq(hw), r_o.eq(hw), w_o.eq(1), w_i.eq(0), reduce.eq(1)]
+        o, mi, i = Signal(cw), Signal(cw), Signal(cw)
+        rd_outer, rd_mid, rd_cur = Signal(cw), Signal(cw), Signal(cw)
+        wr_outer, wr_mid, wr_cur = Signal(cw), Signal(cw), Signal(cw)
+
+        # window (pool forward, maxpool backward): plane, oy, ox, ky, kx, the gap slot of maxpool_backward
+        plane, out_idx, plane_base = Signal(cw), Signal(cw), Signal(cw)
+        oy, ox, ky, kx = Signal(8), Signal(8), Signal(4), Signal(4)
+        gap = Signal()
+        iy0, ix0 = Signal(signed(10)), Signal(signed(10))
+
+        # gather (avgpool backward): plane, iy, ix with (q, r) = divmod(i + p, s); candidates (k, o)
+        iy, ix = Signal(8), Signal(8)
+        qy, qx = Signal(signed(11)), Signal(signed(11))
+        ry, rx = Signal(5), Signal(5)
+        cky, ckx = Signal(6), Signal(6)
+        coy, cox = Signal(signed(11)), Signal(signed(11))
+
+        def init_run():
+            return [o.eq(0), mi.eq(0), i.eq(0),
+                    rd_outer.eq(roff0), rd_mid.eq(roff0), rd_cur.eq(roff0),
+                    wr_outer.eq(woff0), wr_mid.eq(woff0), wr_cur.eq(woff0),
+                    plane.eq(0), out_idx.eq(0), plane_base.eq(0), oy.eq(0), ox.eq(0), ky.eq(0), kx.eq(0),
+                    gap.eq(0), iy0.eq(-ph), ix0.eq(-pw), phase.eq(0),
+                    iy.eq(0), ix.eq(0), qy.eq(qy0), ry.eq(ry0), qx.eq(qx0), rx.eq(rx0),
+                    cky.eq(ry0), coy.eq(qy0), ckx.eq(rx0), cox.eq(qx0)]
+
+        # -- issue stage (combinational from the counters) -------------------------------------------------
+        i_active, i_rd0, i_rd1, i_acc = Signal(), Signal(), Signal(), Signal()
+        i_rd0_addr, i_rd1_addr, i_acc_addr, i_wr_addr = (Signal(aw, name=name) for name in (
+            "i_rd0_addr", "i_rd1_addr", "i_acc_addr", "i_wr_addr"))
+        i_first, i_last, i_ws, i_wa, i_dx, i_dy, i_final = (Signal(name=name) for name in (
+            "i_first", "i_last", "i_ws", "i_wa", "i_dx", "i_dy", "i_final"))
+        i_xoff = Signal(cw)
+
+        running = state == RUN
+        m.d.comb += i_active.eq(running)
+        with m.Switch(family):
+            with m.Case(NEST):
+                zeroing = is_maxbwd
+                last_group = (mi == n_m - 1) & (i == n_i - 1)
+                m.d.comb += [
+                    i_first.eq(~reduce | ((mi == 0) & (i == 0))),
+                    i_last.eq(~reduce | last_group),
+                    i_final.eq(last_group & (o == n_o - 1)),
+                    i_rd0.eq(running & ~zeroing & ~is_("requantize")),
+                    i_rd0_addr.eq(src0 + rd_cur),
+                    i_rd1.eq(running & is_("add_saturate", "add_exact", "relu_mask")),
+                    i_rd1_addr.eq(src1 + rd_cur),
+                    i_acc.eq(running & (is_("requantize")
+                                        | (is_("channel_sum_accumulate") & (mi == 0) & (i == 0)))),
+                    i_acc_addr.eq(Mux(is_chsum, dst + wr_cur, src0 + rd_cur)),
+                    i_wr_addr.eq(dst + wr_cur),
+                ]
+                m.d.comb += [i_ws.eq(i_last & ~is_chsum), i_wa.eq(i_last & is_chsum)]
+            with m.Case(WINDOW):
+                win_iy = Signal(signed(11))
+                win_ix = Signal(signed(11))
+                m.d.comb += [win_iy.eq(iy0 + ky), win_ix.eq(ix0 + kx)]
+                inside = (win_iy >= 0) & (win_iy < h) & (win_ix >= 0) & (win_ix < w)
+                last_pos = (kx == kw - 1) & (ky == kh - 1)
+                m.d.comb += [
+                    i_xoff.eq(plane_base + win_iy * w + win_ix),
+                    i_rd0.eq(running & inside & ~gap),
+                    i_rd0_addr.eq(Mux(is_maxbwd, src1, src0) + i_xoff),
+                    i_first.eq((kx == 0) & (ky == 0) & ~gap),
+                    i_last.eq(last_pos & ~gap),
+                    i_ws.eq(last_pos & ~gap & ~is_maxbwd),
+                    i_dx.eq(last_pos & ~gap & is_maxbwd),
+                    i_dy.eq((kx == 0) & (ky == 0) & ~gap & is_maxbwd),
+                    i_rd1.eq(running & (kx == 0) & (ky == 0) & ~gap & is_maxbwd),
+                    i_rd1_addr.eq(src0 + out_idx),
+                    i_wr_addr.eq(dst + out_idx),
+                    i_final.eq(last_pos & (gap | ~is_maxbwd) & (ox == ow - 1) & (oy == oh - 1)
+                               & (plane == nc - 1)),
+                ]
+            with m.Case(GATHER):
+                has = (ry < kh) & (rx < kw)
+                valid = has & (coy >= 0) & (coy < oh) & (cox >= 0) & (cox < ow)
+                x_more = has & (ckx + sw < kw)
+                y_more = has & (cky + sh < kh)
+                m.d.comb += [
+                    i_rd0.eq(running & valid),
+                    i_rd0_addr.eq(src0 + plane_base + coy * ow + cox),
+                    i_first.eq((cky == ry) & (ckx == rx)),
+                    i_last.eq(~x_more & ~y_more),
+                    i_ws.eq(~x_more & ~y_more),
+                    i_wr_addr.eq(dst + out_idx),
+                    i_final.eq(~x_more & ~y_more & (ix == w - 1) & (iy == h - 1) & (plane == nc - 1)),
+                ]
+
+        # -- sequencer -------------------------------------------------------------------------------------
+        with m.Switch(state):
+            with m.Case(IDLE), m.If(self.start):
+                m.d.sync += init_run()
+                m.d.sync += [div_left.eq(Mux(pow2, 0, div_steps)),
+                             div_rem.eq(0), div_q.eq(0), qy0.eq(0), ry0.eq(ph), qx0.eq(0), rx0.eq(pw)]
+                m.d.sync += state.eq(Mux(is_average, SETUP, RUN))
+            with m.Case(SETUP):
+                with m.If(div_left != 0):
+                    partial = Cat(div_left == div_steps, div_rem)
+                    with m.If(partial >= count):
+                        m.d.sync += [div_rem.eq(partial - count), div_q.eq(Cat(1, div_q))]
+                    with m.Else():
+                        m.d.sync += [div_rem.eq(partial), div_q.eq(Cat(0, div_q))]
+                    m.d.sync += div_left.eq(div_left - 1)
+                with m.If(is_avgbwd & (ry0 >= sh)):
+                    m.d.sync += [ry0.eq(ry0 - sh), qy0.eq(qy0 + 1)]
+                with m.If(is_avgbwd & (rx0 >= sw)):
+                    m.d.sync += [rx0.eq(rx0 - sw), qx0.eq(qx0 + 1)]
+                with m.If((div_left == 0) & ~(is_avgbwd & ((ry0 >= sh) | (rx0 >= sw)))):
+                    m.d.sync += init_run()
+                    m.d.sync += state.eq(RUN)
+            with m.Case(RUN):
+                with m.If(i_final):
+                    with m.If(is_maxbwd & ~phase):
+                        m.d.sync += phase.eq(1)
+                    with m.Else():
+                        m.d.sync += state.eq(DRAIN)
+                with m.Switch(family):
+                    with m.Case(NEST):
+                        with m.If(i != n_i - 1):
+                            m.d.sync += [i.eq(i + 1), rd_cur.eq(rd_cur + r_i), wr_cur.eq(wr_cur + w_i)]
+                        with m.Elif(mi != n_m - 1):
+                            m.d.sync += [i.eq(0), mi.eq(mi + 1), rd_mid.eq(rd_mid + r_m), rd_cur.eq(rd_mid + r_m),
+                                         wr_mid.eq(wr_mid + w_m), wr_cur.eq(wr_mid + w_m)]
+                        with m.Else():
+                            m.d.sync += [i.eq(0), mi.eq(0), o.eq(o + 1),
+                                         rd_outer.eq(rd_outer + r_o), rd_mid.eq(rd_outer + r_o),
+                                         rd_cur.eq(rd_outer + r_o),
+                                         wr_outer.eq(wr_outer + w_o), wr_mid.eq(wr_outer + w_o),
+                                         wr_cur.eq(wr_outer + w_o)]
+                    with m.Case(WINDOW):
+                        with m.If(kx != kw - 1):
+                            m.d.sync += kx.eq(kx + 1)
+                        with m.Elif(ky != kh - 1):
+                            m.d.sync += [kx.eq(0), ky.eq(ky + 1)]
+                        with m.Elif(is_maxbwd & ~gap):
+                            m.d.sync += gap.eq(1)
+                        with m.Else():
+                            m.d.sync += [gap.eq(0), kx.eq(0), ky.eq(0), out_idx.eq(out_idx + 1)]
+                            with m.If(ox != ow - 1):
+                                m.d.sync += [ox.eq(ox + 1), ix0.eq(ix0 + sw)]
+                            with m.Elif(oy != oh - 1):
+                                m.d.sync += [ox.eq(0), ix0.eq(-pw), oy.eq(oy + 1), iy0.eq(iy0 + sh)]
+                            with m.Else():
+                                m.d.sync += [ox.eq(0), ix0.eq(-pw), oy.eq(0), iy0.eq(-ph), plane.eq(plane + 1),
+                                             plane_base.eq(plane_base + hw)]
+                    with m.Case(GATHER):
+                        with m.If(x_more):
+                            m.d.sync += [ckx.eq(ckx + sw), cox.eq(cox - 1)]
+                        with m.Elif(y_more):
+                            m.d.sync += [ckx.eq(rx), cox.eq(qx), cky.eq(cky + sh), coy.eq(coy - 1)]
+                        with m.Else():
+                            m.d.sync += out_idx.eq(out_idx + 1)
+                            nqy, nqx = Signal(signed(11)), Signal(signed(11))
+                            nry, nrx = Signal(5), Signal(5)
+                            m.d.comb += [nqy.eq(qy), nry.eq(ry), nqx.eq(qx), nrx.eq(rx)]
+                            step_x = Mux(rx + 1 == sw, Cat(Const(0, 5), (qx + 1)[:11]), Cat((rx + 1)[:5], qx))
+                            step_y = Mux(ry + 1 == sh, Cat(Const(0, 5), (qy + 1)[:11]), Cat((ry + 1)[:5], qy))
+                            with m.If(ix != w - 1):
+                                m.d.comb += Cat(nrx, nqx).eq(step_x)
+                                m.d.sync += ix.eq(ix + 1)
+                            with m.Elif(iy != h - 1):
+                                m.d.comb += [nrx.eq(rx0), nqx.eq(qx0), Cat(nry, nqy).eq(step_y)]
+                                m.d.sync += [ix.eq(0), iy.eq(iy + 1)]
+                            with m.Else():
+                                m.d.comb += [nrx.eq(rx0), nqx.eq(qx0), nry.eq(ry0), nqy.eq(qy0)]
+                                m.d.sync += [ix.eq(0), iy.eq(0), plane.eq(plane + 1),
+                                             plane_base.eq(plane_base + ohw)]
+                            m.d.sync += [qx.eq(nqx), rx.eq(nrx), qy.eq(nqy), ry.eq(nry),
+                                         ckx.eq(nrx), cox.eq(nqx), cky.eq(nry), coy.eq(nqy)]
+            with m.Case(DRAIN):
+                m.d.sync += state.eq(IDLE)
+        m.d.comb += self.done.eq(state == DRAIN)
+
+        # -- data stage (one cycle after the issue) ----------------------------------------------------------
+        d_active, d_rd0, d_first, d_last, d_ws, d_wa, d_dx, d_dy = (Signal(name=name) for name in (
+            "d_active", "d_rd0", "d_first", "d_last", "d_ws", "d_wa", "d_dx", "d_dy"))
+        d_wr_addr = Signal(aw)
+        d_xoff = Signal(cw)
+        m.d.sync += [d_active.eq(i_active), d_rd0.eq(i_rd0), d_first.eq(i_active & i_first),
+                     d_last.eq(i_active & i_last), d_ws.eq(i_active & i_ws), d_wa.eq(i_active & i_wa),
+                     d_dx.eq(i_active & i_dx), d_dy.eq(i_active & i_dy), d_wr_addr.eq(i_wr_addr),
+                     d_xoff.eq(i_xoff)]
+        x0, x1, xa = self.scratch_read0.data, self.scratch_read1.data, self.acc_read.data
+
+        # requantizer: requantize (acc, shift imm) or the division of an average pool (shift or reciprocal)
+        sum_bits = max(acc_bits, op_bits + 17) + 2
+        running_sum = Signal(signed(sum_bits))
+        total = Signal(signed(sum_bits))
+        plain_sum = Signal(signed(sum_bits))
+        dividend = Signal(signed(sum_bits))
+        m.d.comb += dividend.eq(Mux(is_sum_divided, plain_sum, x0))
+        rq_bits = max(acc_bits, sum_bits + recip_frac + 2)
+        rq_in = Signal(signed(rq_bits))
+        rq_shift = Signal(range(rq_bits + 2))
+        with m.If(is_("requantize")):
+            m.d.comb += [rq_in.eq(xa), rq_shift.eq(Mux(imm > rq_bits + 1, rq_bits + 1, imm))]
+        with m.Elif(pow2):
+            m.d.comb += [rq_in.eq(dividend), rq_shift.eq(log2)]
+        with m.Else():
+            m.d.comb += [rq_in.eq(dividend * reciprocal), rq_shift.eq(recip_frac)]
+        rq_out = _requantizer(m, rq_in, rq_shift, rounding, fmt.min, fmt.max, "rq")
+
+        # running sum (channel_sum, average pools) and running maximum with its position (max pools)
+        base = Mux(d_first, Mux(is_("channel_sum_accumulate"), xa, 0), running_sum)
+        m.d.comb += [plain_sum.eq(base + Mux(d_rd0, x0, 0)),
+                     total.eq(Mux(is_avgbwd, base + Mux(d_rd0, rq_out, 0), plain_sum))]
+        best, best_off, seen = Signal(signed(op_bits)), Signal(cw), Signal()
+        seen_before = seen & ~d_first
+        take = d_rd0 & (~seen_before | (x0 > best))
+        best_now = Mux(take, x0, best)
+        best_off_now = Mux(take, d_xoff, best_off)
+        with m.If(d_active):
+            m.d.sync += [running_sum.eq(total), best.eq(best_now), best_off.eq(best_off_now),
+                         seen.eq(seen_before | d_rd0)]
+
+        def saturate(value):
+            return Mux(value > fmt.max, fmt.max, Mux(value < fmt.min, fmt.min, value))
+
+        result = Signal(signed(op_bits + 2))
+        add = x0 + x1
+        keep = (x1 > 0) & ((imm == 0) | (x1 < imm))
+        with m.If(is_("add_saturate")):
+            m.d.comb += result.eq(saturate(add))
+        with m.Elif(is_add):
+            m.d.comb += result.eq(add)
+        with m.Elif(is_("relu")):
+            m.d.comb += result.eq(Mux(x0 < 0, 0, Mux((imm != 0) & (x0 > imm), imm, x0)))
+        with m.Elif(is_("relu_mask")):
+            m.d.comb += result.eq(Mux(keep, x0, 0))
+        with m.Elif(is_("channel_insert", "channel_extract")):
+            m.d.comb += result.eq(x0)
+        with m.Elif(is_("maxpool_forward")):
+            m.d.comb += result.eq(best_now)
+        with m.Elif(is_avgbwd):
+            m.d.comb += result.eq(saturate(total))
+        with m.Elif(is_maxbwd):
+            m.d.comb += result.eq(0)
+        with m.Else():
+            m.d.comb += result.eq(rq_out)
+
+        # maxpool_backward: dy latched from read1; dx read at the argmax, written plus dy one cycle later
+        dy = Signal(signed(op_bits))
+        with m.If(d_dy):
+            m.d.sync += dy.eq(x1)
+        pending = Signal()
+        pending_addr = Signal(aw)
+        m.d.sync += [pending.eq(d_dx), pending_addr.eq(dst + best_off_now)]
+
+        # -- ports ----------------------------------------------------------------------------------------
+        m.d.comb += [
+            self.scratch_read0.en.eq(i_rd0), self.scratch_read0.addr.eq(i_rd0_addr),
+            self.acc_read.en.eq(i_acc), self.acc_read.addr.eq(i_acc_addr),
+        ]
+        with m.If(d_dx):
+            m.d.comb += [self.scratch_read1.en.eq(1), self.scratch_read1.addr.eq(dst + best_off_now)]
+        with m.Else():
+            m.d.comb += [self.scratch_read1.en.eq(i_rd1), self.scratch_read1.addr.eq(i_rd1_addr)]
+        with m.If(pending):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(pending_addr),
+                         self.scratch_write.data.eq(x1 + dy)]
+        with m.Else():
+            m.d.comb += [self.scratch_write.en.eq(d_ws), self.scratch_write.addr.eq(d_wr_addr),
+                         self.scratch_write.data.eq(result)]
+        m.d.comb += [self.acc_write.en.eq(d_wa), self.acc_write.addr.eq(d_wr_addr), self.acc_write.data.eq(total)]
+        return m
