@@ -1,0 +1,582 @@
+"""The WaveCore NORM unit: every ``NORM`` function code of :mod:`wavecore.golden.core.isa` for BatchNorm (``_bn``)
+and GroupNorm (``_gn``), bit-exact with :meth:`wavecore.golden.core.simulator.Simulator._op_norm` (the kernels
+of :class:`wavecore.golden.integer.IntegerKernels` and :class:`wavecore.golden.numerics.NormArithmetic`).
+
+**Interface**: :class:`wavecore.hdl.core.compute_unit.ComputeUnitSignature` (start/instruction/shape/done, two
+scratchpad read ports, one scratchpad write port, one accumulator read and one write port).
+
+**Organisation.** One sequencer walks the NORM block (:func:`wavecore.golden.core.isa.norm_block`: BN one block,
+GN one block per sample) and the NCHW tensors; the per-set scalar arithmetic (rstd by a digit-by-digit square
+root, the divisions by the element count, saturation) is the micro-programmed shift-and-add
+:class:`wavecore.hdl.norm.scalar.NormScalar` (one adder, sequential dividers and root; its latency does not
+depend on the data). The element count (BN ``N*H*W`` or, streamed, ``imm[15:3]*H*W``; GN ``C/G*H*W``) is formed
+at run time from the SHAPE word (``C/G`` by repeated addition, one cycle per quotient step), so nothing depends
+on the shape at generation time. Iteration terms:
+
+* a *set* is a statistic set: BN a channel ``c`` (planes ``n*C + c`` for every sample), GN a (sample ``n``,
+  group ``g``) pair (the ``P = C/G`` planes ``n*C + g*P + j``); a *plane* is ``H*W`` contiguous elements.
+* ``statistics``: per set S1 = sum x, S2 = sum x*x over its planes (one element per cycle); imm bit 0 adds the
+  block's old sums.
+* ``constants``: per set read S1, S2; per channel of the set read gamma, beta (scratchpad ``src1``,
+  ``src1 + C``), run the scalar unit's forward program (rstd, A, C) and write rstd, A, C, gamma.
+* ``affine``/``affine_relu``/``relu_mask``: per plane read A, C, then one element per cycle.
+* ``backward``: per set, the reduction pass (r1 = sum dy, r2 = sum dy*x per channel, written to the block; W1,
+  W2 = sum gamma*r) then the scalar unit's backward program (K2, K3) and the dx pass (K1 = A per plane). imm
+  modes (BN): 1 reductions only, 3 reductions added to the block's, 4 dx only from the block's r1, r2 with the
+  count ``imm[15:3]*H*W`` (0: SHAPE samples).
+* ``param_grads(_accumulate)``: per channel (GN: per channel and sample, summed) the scalar unit's dgamma
+  program; dbeta = r1 (GN: summed); written to ``dst`` (``dst + C``), optionally added to the old values.
+
+**Timing** (cycles from ``start`` to ``done``, as :func:`unit_cycles` computes them; ``HW = H*W``, ``P = C/G``,
+``L_f``, ``L_b``, ``L_g`` = :meth:`NormScalar.worst_case_cycles` of forward, backward, dgamma, plus 1 each;
+``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
+of a set take ``S = planes*HW + 4`` cycles when they stream back to back (one element per cycle: BN, and GN
+statistics), else ``S = planes*(HW + 4)`` (GN: A, C, gamma and r1/r2 change with the channel). Body:
+
+* statistics: ``sets * (1 + S + 4)``;
+* affine, affine_relu, relu_mask: ``sets * (1 + S)``;
+* constants: ``sets * (3 + channels * (2 + L_f + 4))`` (BN: 1 channel per set, GN: ``P``);
+* backward mode 0: ``sets * (1 + 2*S + writes*4 + 3 + L_b)`` (``writes``: BN 1, GN ``P``);
+  modes 1, 3: ``C * (1 + S + 4)``; mode 4: ``C * (1 + 4 + 3 + L_b + S)``;
+* param_grads: ``C * (1 + loops * (5 + L_g) + 4)`` (``loops``: BN 1, GN ``N``).
+
+The scalar unit dominates the per-channel functions (``L_f`` is about 2,900 cycles for the int8 preset and
+``max_count = 2**30``); the streaming functions run at one element per cycle plus a few cycles per set.
+
+**Assumptions**: the counts, sums and constants fit the formats of a :class:`NormArithmetic` with ``max_count``
+(default ``2**30``, every count a SHAPE word can express); gamma/beta fit the operand width; the golden model's
+error conditions (GN with imm modes, mode 2, ``C`` not a multiple of ``G``) are not detected.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters
+from wavecore.golden.numerics import IntegerTraining, NormArithmetic, check_int
+from wavecore.hdl.core import decoder
+from wavecore.hdl.core.compute_unit import ADDRESS_WIDTH, ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.norm.scalar import NormScalar, ScalarMode
+from wavecore.hdl.stream.window import requantize
+
+__all__ = ["NormUnit", "unit_cycles"]
+
+_OPS = {name[:-3]: number for name, (number, _) in isa.FUNCTS["NORM"].items() if name.endswith("_bn")}
+_GN_BIT = isa.FUNCTS["NORM"]["statistics_gn"][0] - isa.FUNCTS["NORM"]["statistics_bn"][0]
+
+# tags of the accumulator reads: the register the returning word goes to
+_TAGS = ("none", "a", "c", "gamma", "s1", "s2", "rstd", "r1", "r2", "old0", "old1")
+
+
+def _arithmetic(numerics: IntegerTraining, max_count: int) -> NormArithmetic:
+    return NormArithmetic.from_training(numerics, max_count=max_count)
+
+
+def _scalar(numerics: IntegerTraining, max_count: int) -> NormScalar:
+    arithmetic = _arithmetic(numerics, max_count)
+    param_width = numerics.operand.width
+    return NormScalar(arithmetic=arithmetic, param_width=param_width,
+                      weighted_width=arithmetic.weighted_width(param_width))
+
+
+@functools.lru_cache(maxsize=16)
+def _scalar_latency(numerics: IntegerTraining, max_count: int) -> dict:
+    """``mode -> cycles`` of a SCALAR step of the sequencer (the scalar unit's latency + the capture cycle)."""
+    scalar = _scalar(numerics, max_count)
+    scalar._MustUse__silence = True  # built only to read its latency
+    return {mode: scalar.worst_case_cycles(mode) + 1 for mode in ScalarMode}
+
+
+class NormUnit(wiring.Component):
+    """The NORM compute unit (see the module docstring).
+
+    Parameters
+    ----------
+    parameters : CoreParameters
+        Element widths (operand and accumulator) of the core.
+    numerics : IntegerTraining
+        The integer mode (grids, rounding, operand format) of the simulator.
+    max_count : int
+        Largest element count of a statistic set the unit is built for (sizes the scalar unit).
+    """
+
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, max_count: int = 1 << 30):
+        if not isinstance(parameters, CoreParameters):
+            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
+        if not isinstance(numerics, IntegerTraining):
+            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        self.parameters, self.numerics = parameters, numerics
+        self.max_count = check_int("max_count", max_count, 1, 1 << 30)
+        widths = element_widths(parameters)
+        self.operand_bits, self.accumulator_bits = widths["scratchpad"], widths["accumulator"]
+        if numerics.operand.width > self.operand_bits:
+            raise ValueError(f"the operand format int{numerics.operand.width} does not fit the "
+                             f"{self.operand_bits}-bit scratchpad elements")
+        self.arithmetic = _arithmetic(numerics, self.max_count)
+        super().__init__(ComputeUnitSignature(parameters))
+
+    def elaborate(self, platform):
+        m = Module()
+        ar, numerics = self.arithmetic, self.numerics
+        m.submodules.scalar = scalar = _scalar(numerics, self.max_count)
+        acc_bits = self.accumulator_bits
+        operand = numerics.operand
+        sf = numerics.scalar_frac
+
+        # -- instruction and shape registers --------------------------------------------------------------
+        word, shape = self.instruction, self.shape
+        funct = Signal(4)
+        dst, src0, src1, src2 = (Signal(ADDRESS_WIDTH, name=name) for name in ("dst", "src0", "src1", "src2"))
+        imm = Signal(16)
+        samples = Signal(12)
+        channels = Signal(12)
+        height, width = Signal(8), Signal(8)
+        groups = Signal(12)
+        op = funct[:3]
+        gn = funct[3]
+        mode = imm[:3]
+        streamed_samples = imm[3:]
+        is_backward = op == _OPS["backward"]
+        bn_backward = is_backward & ~gn
+        reduce_only = bn_backward & mode[0]
+        add_reductions = reduce_only & mode[1]
+        dx_only = bn_backward & ~mode[0] & mode[2]
+
+        hw = Signal(16)
+        per_group = Signal(12)  # P = C/G (GN)
+        per_group_sum = Signal(13)
+        count = Signal(range(1 << 30))
+        sets = Signal(12)  # s1/s2 words of a block: BN C, GN G
+        words = Signal(16)
+
+        # iteration
+        outer = Signal(12)  # BN: channel; GN: sample
+        group = Signal(12)  # GN: group
+        channel_base = Signal(12)  # GN: group * P
+        k = Signal(12)  # plane (or channel) within the set
+        element = Signal(16)
+        plane_base = Signal(ADDRESS_WIDTH)
+        plane_stride = Signal(ADDRESS_WIDTH)  # between the planes of a set: BN C*H*W, GN H*W
+        phase_dx = Signal()
+        planes = Mux(gn, per_group, samples)
+        set_channels = Mux(gn, per_group, 1)
+        plane_channel = Mux(gn, channel_base + k, outer)
+        plane_index = Mux(gn, outer * channels + channel_base + k, k * channels + outer)
+        block = Mux(gn, outer * words, 0)
+        set_word = Mux(gn, group, outer)
+        last_k = k == Mux(op == _OPS["constants"], set_channels, planes) - 1
+        # planes of a set stream back to back unless their channel (constants, r1/r2) changes: BN, GN statistics
+        continuous = ~gn | (op == _OPS["statistics"])
+        last_set = Mux(gn, (outer == samples - 1) & (group == groups - 1), outer == channels - 1)
+
+        offsets = {"s1": 0, "s2": sets, "rstd": 2 * sets, "a": 2 * sets + channels, "c": 2 * sets + 2 * channels,
+                   "gamma": 2 * sets + 3 * channels, "r1": 2 * sets + 4 * channels, "r2": 2 * sets + 5 * channels}
+
+        def block_address(base, part, index, sample=None):
+            start = block if sample is None else sample * words
+            return (base + start + offsets[part] + index)[:ADDRESS_WIDTH]
+
+        # -- data registers --------------------------------------------------------------------------------
+        acc_data = self.acc_read.data
+        regs = {tag: Signal(signed(acc_bits), name=f"reg_{tag}") for tag in _TAGS[1:]}
+        tag_pending = Signal(range(len(_TAGS)))
+        with m.Switch(tag_pending):
+            for index, tag in enumerate(_TAGS[1:], start=1):
+                with m.Case(index):
+                    m.d.sync += regs[tag].eq(acc_data)
+        m.d.sync += tag_pending.eq(0)
+
+        def acc_read(address, tag):
+            m.d.comb += [self.acc_read.en.eq(1), self.acc_read.addr.eq(address)]
+            m.d.sync += tag_pending.eq(_TAGS.index(tag))
+
+        def acc_write(address, value):
+            m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(address), self.acc_write.data.eq(value)]
+
+        sum_bits = 64
+        s1_sum, s2_sum = Signal(signed(sum_bits)), Signal(signed(sum_bits))
+        r1_sum, r2_sum = Signal(signed(sum_bits)), Signal(signed(sum_bits))
+        weighted = scalar.weighted_width
+        w1, w2 = Signal(signed(weighted)), Signal(signed(weighted))
+        gamma_in, beta_in = Signal(signed(operand.width)), Signal(signed(operand.width))
+        k2 = Signal(signed(ar.coefficient_width))
+        k3 = Signal(signed(ar.bias_width))
+        out_rstd = Signal(unsigned(ar.rstd_width))
+        out_a = Signal(signed(ar.coefficient_width))
+        out_c = Signal(signed(ar.bias_width))
+        dgamma_sum, dbeta_sum = Signal(signed(acc_bits)), Signal(signed(acc_bits))
+        scalar_mode = Signal(ScalarMode)
+        scalar_sent = Signal()
+
+        # param_grads counters
+        p_channel, p_sample, p_group, p_in_group = Signal(12), Signal(12), Signal(12), Signal(12)
+
+        # -- the element pipeline: reads in cycle t, compute and write in t + 1 -----------------------------
+        stream_valid = Signal()
+        write_address = Signal(ADDRESS_WIDTH)
+        first = self.scratch_read0.data  # x (statistics, affine), dz (relu_mask), dy (backward)
+        second = self.scratch_read1.data  # x (relu_mask, backward)
+        affine_in = Mux(op == _OPS["relu_mask"], second, first)
+        y = Signal(signed(operand.width))
+        m.d.comb += y.eq(requantize(regs["a"] * affine_in + regs["c"], sf, numerics.rounding, operand))
+        limit = imm
+        relu_y = Mux(y < 0, 0, Mux((limit != 0) & (y > limit), limit, y))
+        mask = (y > 0) & ((limit == 0) | (y < limit))
+        dx = requantize(regs["a"] * first + k2 * second + k3, sf, numerics.rounding, numerics.operand)
+        with m.If(stream_valid):
+            with m.Switch(op):
+                with m.Case(_OPS["statistics"]):
+                    m.d.sync += [s1_sum.eq(s1_sum + first), s2_sum.eq(s2_sum + first * first)]
+                with m.Case(_OPS["affine"]):
+                    m.d.comb += self.scratch_write.data.eq(y)
+                with m.Case(_OPS["affine_relu"]):
+                    m.d.comb += self.scratch_write.data.eq(relu_y)
+                with m.Case(_OPS["relu_mask"]):
+                    m.d.comb += self.scratch_write.data.eq(Mux(mask, first, 0))
+                with m.Case(_OPS["backward"]):
+                    with m.If(phase_dx):
+                        m.d.comb += self.scratch_write.data.eq(dx.as_signed())
+                    with m.Else():
+                        m.d.sync += [r1_sum.eq(r1_sum + first), r2_sum.eq(r2_sum + first * second)]
+            writes = (op == _OPS["affine"]) | (op == _OPS["affine_relu"]) | (op == _OPS["relu_mask"]) | (
+                is_backward & phase_dx)
+            m.d.comb += [self.scratch_write.en.eq(writes), self.scratch_write.addr.eq(write_address)]
+        m.d.sync += stream_valid.eq(0)
+
+        # -- the scalar unit's command and result ---------------------------------------------------------------
+        command = scalar.command.payload
+        m.d.comb += [
+            command.mode.eq(scalar_mode),
+            command.s1.eq(regs["s1"]),
+            command.s2.eq(regs["s2"]),
+            command.count.eq(count),
+            command.gamma.eq(gamma_in),
+            command.beta.eq(beta_in),
+            command.eps.eq(imm),
+            command.rstd.eq(regs["rstd"]),
+            command.w1.eq(w1),
+            command.w2.eq(w2),
+            command.r1.eq(regs["r1"]),
+            command.r2.eq(regs["r2"]),
+        ]
+        result = scalar.result.payload
+
+        # -- the sequencer -------------------------------------------------------------------------------------
+        def next_set():
+            with m.If(last_set):
+                m.next = "DONE"
+            with m.Else():
+                m.next = "SET_BEGIN"
+                with m.If(gn):
+                    with m.If(group == groups - 1):
+                        m.d.sync += [group.eq(0), channel_base.eq(0), outer.eq(outer + 1)]
+                    with m.Else():
+                        m.d.sync += [group.eq(group + 1), channel_base.eq(channel_base + per_group)]
+                with m.Else():
+                    m.d.sync += outer.eq(outer + 1)
+
+        def set_end():
+            with m.If(op == _OPS["statistics"]):
+                m.next = "STATS_WRITE0"
+            with m.Elif(is_backward & ~phase_dx & ~reduce_only):
+                m.next = "BACKWARD_SCALAR0"
+            with m.Else():
+                next_set()
+
+        def next_plane():
+            with m.If(last_k):
+                set_end()
+            with m.Else():
+                m.d.sync += k.eq(k + 1)
+                m.next = "PLANE"
+
+        def start_scalar(mode_value):
+            m.d.sync += [scalar_mode.eq(mode_value), scalar_sent.eq(0)]
+            m.next = "SCALAR"
+
+        with m.FSM():
+            with m.State("IDLE"), m.If(self.start):
+                m.d.sync += [
+                    funct.eq(decoder.field(word, "funct")),
+                    dst.eq(decoder.field(word, "dst", "compute")),
+                    src0.eq(decoder.field(word, "src0", "compute")),
+                    src1.eq(decoder.field(word, "src1", "compute")),
+                    src2.eq(decoder.field(word, "src2", "compute")),
+                    imm.eq(decoder.field(word, "imm", "compute")),
+                    samples.eq(shape_field(shape, "samples")),
+                    channels.eq(shape_field(shape, "channels")),
+                    height.eq(shape_field(shape, "height")),
+                    width.eq(shape_field(shape, "width")),
+                    groups.eq(shape_field(shape, "groups")),
+                ]
+                m.next = "INIT"
+            with m.State("INIT"):
+                m.d.sync += [hw.eq(height * width), per_group.eq(0), per_group_sum.eq(0)]
+                with m.If(gn):
+                    m.next = "DIVIDE"
+                with m.Else():
+                    m.next = "SETUP"
+            with m.State("DIVIDE"):  # P = C/G by repeated addition
+                with m.If(per_group_sum >= channels):
+                    m.next = "SETUP"
+                with m.Else():
+                    m.d.sync += [per_group_sum.eq(per_group_sum + groups), per_group.eq(per_group + 1)]
+            with m.State("SETUP"):
+                statistic_samples = Mux(bn_backward & (mode != 0) & (streamed_samples != 0), streamed_samples,
+                                        samples)
+                set_words = Mux(gn, groups, channels)
+                m.d.sync += [
+                    count.eq(Mux(gn, per_group, statistic_samples) * hw),
+                    plane_stride.eq(Mux(gn, 1, channels) * hw),
+                    sets.eq(set_words),
+                    words.eq(2 * set_words + 6 * channels),
+                    outer.eq(0), group.eq(0), channel_base.eq(0),
+                    p_channel.eq(0), p_sample.eq(0), p_group.eq(0), p_in_group.eq(0),
+                ]
+                with m.If((op == _OPS["param_grads"]) | (op == _OPS["param_grads_accumulate"])):
+                    m.next = "GRADS_CHANNEL"
+                with m.Else():
+                    m.next = "SET_BEGIN"
+
+            # ---- sets -----------------------------------------------------------------------------------------
+            with m.State("SET_BEGIN"):
+                m.d.sync += [k.eq(0), phase_dx.eq(0), s1_sum.eq(0), s2_sum.eq(0), r1_sum.eq(0), r2_sum.eq(0),
+                             w1.eq(0), w2.eq(0)]
+                with m.If(op == _OPS["constants"]):
+                    m.next = "CONSTANTS_S1"
+                with m.Elif(dx_only):
+                    m.next = "STORED0"
+                with m.Else():
+                    m.next = "PLANE"
+
+            # ---- planes ---------------------------------------------------------------------------------------
+            with m.State("PLANE"):
+                m.d.sync += [plane_base.eq(plane_index * hw), element.eq(0)]
+                with m.If((op == _OPS["affine"]) | (op == _OPS["affine_relu"]) | (op == _OPS["relu_mask"])
+                          | (is_backward & phase_dx)):
+                    acc_read(block_address(Mux(is_backward, src2, Mux(op == _OPS["relu_mask"], src2, src1)), "a",
+                                           plane_channel), "a")
+                with m.Elif(is_backward):
+                    acc_read(block_address(src2, "gamma", plane_channel), "gamma")
+                m.next = "PLANE_C"
+            with m.State("PLANE_C"):
+                with m.If((op == _OPS["affine"]) | (op == _OPS["affine_relu"]) | (op == _OPS["relu_mask"])):
+                    acc_read(block_address(Mux(op == _OPS["relu_mask"], src2, src1), "c", plane_channel), "c")
+                m.next = "STREAM"
+            with m.State("STREAM"):
+                offset = plane_base + element
+                m.d.comb += [
+                    self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq((src0 + offset)[:ADDRESS_WIDTH]),
+                    self.scratch_read1.en.eq((op == _OPS["relu_mask"]) | is_backward),
+                    self.scratch_read1.addr.eq((src1 + offset)[:ADDRESS_WIDTH]),
+                ]
+                m.d.sync += [stream_valid.eq(1), write_address.eq((dst + offset)[:ADDRESS_WIDTH]),
+                             element.eq(element + 1)]
+                with m.If(element == hw - 1):
+                    with m.If(continuous & ~last_k):  # the set's next plane, without a break
+                        m.d.sync += [k.eq(k + 1), element.eq(0), plane_base.eq(plane_base + plane_stride)]
+                    with m.Else():
+                        m.next = "DRAIN"
+            with m.State("DRAIN"):
+                m.next = "PLANE_END"
+            with m.State("PLANE_END"):
+                with m.If(is_backward & ~phase_dx & (gn | last_k)):
+                    m.next = "R_WRITE0"
+                with m.Else():
+                    next_plane()
+
+            # ---- r1, r2 of a channel (backward reductions) ----------------------------------------------------
+            with m.State("R_WRITE0"):
+                acc_read(block_address(src2, "r1", plane_channel), "old0")
+                m.d.sync += [w1.eq(w1 + regs["gamma"] * r1_sum), w2.eq(w2 + regs["gamma"] * r2_sum)]
+                m.next = "R_WRITE1"
+            with m.State("R_WRITE1"):
+                acc_read(block_address(src2, "r2", plane_channel), "old1")
+                m.next = "R_WRITE2"
+            with m.State("R_WRITE2"):
+                acc_write(block_address(src2, "r1", plane_channel), r1_sum + Mux(add_reductions, regs["old0"], 0))
+                m.next = "R_WRITE3"
+            with m.State("R_WRITE3"):
+                acc_write(block_address(src2, "r2", plane_channel), r2_sum + Mux(add_reductions, regs["old1"], 0))
+                m.d.sync += [r1_sum.eq(0), r2_sum.eq(0)]
+                next_plane()
+
+            # ---- statistics: write the sums ---------------------------------------------------------------------
+            with m.State("STATS_WRITE0"):
+                acc_read(block_address(dst, "s1", set_word), "old0")
+                m.next = "STATS_WRITE1"
+            with m.State("STATS_WRITE1"):
+                acc_read(block_address(dst, "s2", set_word), "old1")
+                m.next = "STATS_WRITE2"
+            with m.State("STATS_WRITE2"):
+                acc_write(block_address(dst, "s1", set_word), s1_sum + Mux(imm[0], regs["old0"], 0))
+                m.next = "STATS_WRITE3"
+            with m.State("STATS_WRITE3"):
+                acc_write(block_address(dst, "s2", set_word), s2_sum + Mux(imm[0], regs["old1"], 0))
+                next_set()
+
+            # ---- backward: the set's constants K2, K3 ----------------------------------------------------------
+            with m.State("STORED0"):  # mode 4: W1, W2 from the block's r1, r2
+                acc_read(block_address(src2, "r1", outer), "r1")
+                m.next = "STORED1"
+            with m.State("STORED1"):
+                acc_read(block_address(src2, "r2", outer), "r2")
+                m.next = "STORED2"
+            with m.State("STORED2"):
+                acc_read(block_address(src2, "gamma", outer), "gamma")
+                m.next = "STORED3"
+            with m.State("STORED3"):
+                m.d.sync += [w1.eq(acc_data * regs["r1"]), w2.eq(acc_data * regs["r2"])]
+                m.next = "BACKWARD_SCALAR0"
+            with m.State("BACKWARD_SCALAR0"):
+                acc_read(block_address(src2, "s1", set_word), "s1")
+                m.next = "BACKWARD_SCALAR1"
+            with m.State("BACKWARD_SCALAR1"):
+                acc_read(block_address(src2, "rstd", Mux(gn, channel_base, outer)), "rstd")
+                m.next = "BACKWARD_SCALAR2"
+            with m.State("BACKWARD_SCALAR2"):
+                start_scalar(ScalarMode.BACKWARD)
+
+            # ---- constants ------------------------------------------------------------------------------------
+            with m.State("CONSTANTS_S1"):
+                acc_read(block_address(src0, "s1", set_word), "s1")
+                m.next = "CONSTANTS_S2"
+            with m.State("CONSTANTS_S2"):
+                acc_read(block_address(src0, "s2", set_word), "s2")
+                m.next = "CONSTANTS_GAMMA"
+            with m.State("CONSTANTS_GAMMA"):
+                m.d.comb += [
+                    self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq((src1 + plane_channel)[:ADDRESS_WIDTH]),
+                    self.scratch_read1.en.eq(1),
+                    self.scratch_read1.addr.eq((src1 + channels + plane_channel)[:ADDRESS_WIDTH]),
+                ]
+                m.next = "CONSTANTS_BETA"
+            with m.State("CONSTANTS_BETA"):
+                m.d.sync += [gamma_in.eq(self.scratch_read0.data), beta_in.eq(self.scratch_read1.data)]
+                start_scalar(ScalarMode.FORWARD)
+            with m.State("CONSTANTS_RSTD"):
+                acc_write(block_address(dst, "rstd", plane_channel), out_rstd)
+                m.next = "CONSTANTS_A"
+            with m.State("CONSTANTS_A"):
+                acc_write(block_address(dst, "a", plane_channel), out_a)
+                m.next = "CONSTANTS_C"
+            with m.State("CONSTANTS_C"):
+                acc_write(block_address(dst, "c", plane_channel), out_c)
+                m.next = "CONSTANTS_G"
+            with m.State("CONSTANTS_G"):
+                acc_write(block_address(dst, "gamma", plane_channel), gamma_in)
+                with m.If(last_k):
+                    next_set()
+                with m.Else():
+                    m.d.sync += k.eq(k + 1)
+                    m.next = "CONSTANTS_GAMMA"
+
+            # ---- param_grads ----------------------------------------------------------------------------------
+            with m.State("GRADS_CHANNEL"):
+                m.d.sync += [dgamma_sum.eq(0), dbeta_sum.eq(0), p_sample.eq(0)]
+                m.next = "GRADS_S1"
+            with m.State("GRADS_S1"):
+                acc_read(block_address(src0, "s1", Mux(gn, p_group, p_channel), Mux(gn, p_sample, 0)), "s1")
+                m.next = "GRADS_RSTD"
+            with m.State("GRADS_RSTD"):
+                acc_read(block_address(src0, "rstd", p_channel, Mux(gn, p_sample, 0)), "rstd")
+                m.next = "GRADS_R1"
+            with m.State("GRADS_R1"):
+                acc_read(block_address(src0, "r1", p_channel, Mux(gn, p_sample, 0)), "r1")
+                m.next = "GRADS_R2"
+            with m.State("GRADS_R2"):
+                acc_read(block_address(src0, "r2", p_channel, Mux(gn, p_sample, 0)), "r2")
+                m.next = "GRADS_WAIT"
+            with m.State("GRADS_WAIT"):
+                start_scalar(ScalarMode.DGAMMA)
+            with m.State("GRADS_WRITE0"):
+                acc_read((dst + p_channel)[:ADDRESS_WIDTH], "old0")
+                m.next = "GRADS_WRITE1"
+            with m.State("GRADS_WRITE1"):
+                acc_read((dst + channels + p_channel)[:ADDRESS_WIDTH], "old1")
+                m.next = "GRADS_WRITE2"
+            accumulate = op == _OPS["param_grads_accumulate"]
+            with m.State("GRADS_WRITE2"):
+                acc_write((dst + p_channel)[:ADDRESS_WIDTH], dgamma_sum + Mux(accumulate, regs["old0"], 0))
+                m.next = "GRADS_WRITE3"
+            with m.State("GRADS_WRITE3"):
+                acc_write((dst + channels + p_channel)[:ADDRESS_WIDTH], dbeta_sum + Mux(accumulate, regs["old1"], 0))
+                with m.If(p_channel == channels - 1):
+                    m.next = "DONE"
+                with m.Else():
+                    m.d.sync += p_channel.eq(p_channel + 1)
+                    with m.If(p_in_group == per_group - 1):
+                        m.d.sync += [p_in_group.eq(0), p_group.eq(p_group + 1)]
+                    with m.Else():
+                        m.d.sync += p_in_group.eq(p_in_group + 1)
+                    m.next = "GRADS_CHANNEL"
+
+            # ---- the scalar unit --------------------------------------------------------------------------------
+            with m.State("SCALAR"):
+                m.d.comb += [scalar.command.valid.eq(~scalar_sent), scalar.result.ready.eq(1)]
+                with m.If(scalar.command.ready):
+                    m.d.sync += scalar_sent.eq(1)
+                with m.If(scalar.result.valid), m.Switch(scalar_mode):
+                    with m.Case(ScalarMode.FORWARD):
+                        m.d.sync += [out_rstd.eq(result.rstd), out_a.eq(result.a), out_c.eq(result.c)]
+                        m.next = "CONSTANTS_RSTD"
+                    with m.Case(ScalarMode.BACKWARD):
+                        m.d.sync += [k2.eq(result.k2), k3.eq(result.k3), k.eq(0), phase_dx.eq(1)]
+                        m.next = "PLANE"
+                    with m.Case(ScalarMode.DGAMMA):
+                        m.d.sync += [dgamma_sum.eq(dgamma_sum + result.dgamma),
+                                     dbeta_sum.eq(dbeta_sum + regs["r1"])]
+                        with m.If(~gn | (p_sample == samples - 1)):
+                            m.next = "GRADS_WRITE0"
+                        with m.Else():
+                            m.d.sync += p_sample.eq(p_sample + 1)
+                            m.next = "GRADS_S1"
+
+            with m.State("DONE"):
+                m.d.comb += self.done.eq(1)
+                m.next = "IDLE"
+        return m
+
+
+def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
+                numerics: IntegerTraining | None = None, *, max_count: int = 1 << 30) -> int:
+    """Cycles from ``start`` to ``done`` of ``instruction`` (a NORM instruction) under ``shape`` (the formula
+    of the module docstring). ``numerics`` defaults to the preset of the operand width (what ``wavecore
+    compile`` uses); the scalar unit's latency depends on its formats."""
+    if numerics is None:
+        from wavecore.verif.compute_bench import numerics_for
+
+        numerics = numerics_for(parameters)
+    latency = _scalar_latency(numerics, max_count)
+    name, kind = instruction.funct[:-3], instruction.funct[-2:]
+    gn = kind == "gn"
+    n, c, h, w, g = (shape[key] for key in ("samples", "channels", "height", "width", "groups"))
+    hw = h * w
+    per_group = c // g if gn else 1
+    cycles = 3 + (per_group + 1 if gn else 0) + 1  # IDLE->INIT, [DIVIDE], SETUP, DONE
+    cycles -= 1  # the start cycle is not counted
+    sets = n * g if gn else c
+    planes = per_group if gn else n
+    continuous = not gn or name == "statistics"
+    stream = planes * hw + 4 if continuous else planes * (hw + 4)  # the planes of one set
+    imm = instruction.get("imm")
+    if name == "statistics":
+        return cycles + sets * (1 + stream + 4)
+    if name in ("affine", "affine_relu", "relu_mask"):
+        return cycles + sets * (1 + stream)
+    if name == "constants":
+        return cycles + sets * (1 + 2 + per_group * (2 + latency[ScalarMode.FORWARD] + 4))
+    if name == "backward":
+        mode = imm & 7 if not gn else 0
+        if mode in (1, 3):
+            return cycles + c * (1 + stream + 4)
+        if mode == 4:
+            return cycles + c * (1 + 4 + 3 + latency[ScalarMode.BACKWARD] + stream)
+        writes = per_group if gn else 1
+        return cycles + sets * (1 + 2 * stream + writes * 4 + 3 + latency[ScalarMode.BACKWARD])
+    loops = n if gn else 1
+    return cycles + c * (1 + loops * (5 + latency[ScalarMode.DGAMMA]) + 4)
