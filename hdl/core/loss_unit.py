@@ -1,0 +1,393 @@
+"""The loss unit of the WaveCore: ``LOSS.cross_entropy`` and ``LOSS.mean``, bit-exact with the instruction-level
+simulator (:meth:`wavecore.golden.core.simulator.Simulator._op_loss`, i.e.
+:class:`wavecore.golden.numerics.LossArithmetic` of ``numerics.loss_arithmetic``; formulas in the comment above
+that class).
+
+**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read that module's docstring).
+
+* ``LOSS.cross_entropy``: ``N = samples`` rows of ``C = channels`` logits at ``src0`` (scratchpad, row-major),
+  the labels at ``src1`` (scratchpad, ``N``), ``imm`` = the mini-batch size the gradient divides by; writes
+  ``dlogits`` at ``dst`` (scratchpad, ``N * C``) and the per-sample losses at ``src2`` (accumulator, ``N``).
+* ``LOSS.mean``: ``dst`` (accumulator, one element) = ``divide_round(sum of the N losses at src0, N)``.
+
+**Datapath**: three engines work on consecutive rows at once (a row is handed on when the next engine is free;
+each keeps its own copy of the row's ``m, S, label, d_y``, addresses):
+
+* **F** (read port 0): reads the label, then the row twice: the *max* pass gives ``m = max z_j``; the
+  *exponent* pass gives ``d_j = m - z_j``, ``e_j`` from ``K`` exponent tables ``T_i`` (ROMs,
+  :class:`amaranth.lib.memory.Memory`, synchronous read, indexed by the ``table_bits``-bit chunks of ``d_j``)
+  and ``K - 1`` chained round-half-up products (0 from ``exp_cutoff`` on), ``S = sum e_j`` and ``d_y``;
+* **D**: a restoring divider, one quotient bit per cycle, computes ``q = floor(2**(R+1) / (S * imm))`` in
+  ``Q = reciprocal_width + 1`` cycles (its partial remainder starts at ``2**(exp_frac-1)``, below ``S * imm >=
+  2**exp_frac``), so ``r = (q + 1) >> 1 = divide_round(2**R, S * imm)``. Meanwhile ``S`` is normalised
+  (shifted left until its top bit is set, ``k`` counting down: at most ``sum_width - 1 - exp_frac`` cycles),
+  the logarithm table (a ROM of ``2**table_bits + 1`` entries, two read ports) is read at the ``table_bits``
+  bits below the leading one and interpolated with the remaining bits; the loss
+  ``sat(round((ln S + d_y << (log_frac - logit_frac)) / 16))`` is written to the accumulator when D hands the
+  row to G;
+* **G** (read port 1, the scratchpad write port): reads the row a third time, ``e_j`` from the same ROMs
+  (second read ports), ``g_j = sat(round((e_j - [j == y] S) * r / 2**(R - grad_frac)))`` (the product is
+  registered, the write follows it) to ``dst``.
+
+``LOSS.mean`` sums the accumulator elements (one read per cycle) and divides ``2 |sum|`` by ``N`` on the same
+divider (``mean_bits = loss_width + 12`` quotient bits, the samples field being 12 bits), rounding half away
+from zero as ``divide_round``.
+
+**Timing** (cycle 0 is the ``start`` cycle; ``Q = reciprocal_width + 1``)::
+
+    cross_entropy: cycles = 3 * C + Q + 8 + (N - 1) * max(2 * C + 4, Q + 1)
+    mean:          cycles = N + mean_bits + 3
+
+F takes ``2 * C + 4`` cycles per row (label, two passes, two cycles for the last exponentials to reach ``S``,
+the hand-over), D ``Q + 1``, G ``C + 2``; the slowest sets the rate. The int16 preset has ``Q = 28``, the int8
+preset ``Q = 23``; ``mean_bits`` is 44 for both.
+
+**Assumptions**: ``dst`` and ``src0`` of ``LOSS.cross_entropy`` are equal (in place) or their ranges disjoint
+(a row's gradient is written while later rows are read); ``imm >= N`` and the labels are in ``0 .. C - 1``
+(the simulator refuses anything else); ``C <= max_classes``.
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters, Shape
+from wavecore.golden.numerics import IntegerTraining
+from wavecore.hdl.core import decoder
+from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.norm.common import requantize_value
+
+__all__ = ["LossUnit", "unit_cycles"]
+
+#: Bits of the SHAPE samples field (the largest N of LOSS.mean).
+_SAMPLES_BITS = next(spec.width for spec in isa.FORMATS["shape"] if spec.name == "samples")
+_LOG_GUARD = 4  # golden.numerics: guard bits of the logarithm below the loss grid
+
+# passes of a logit read
+_LABEL, _MAX, _EXP = 0, 1, 2
+
+
+def divide_cycles(numerics: IntegerTraining) -> int:
+    """``Q``: quotient bits (cycles) of the cross-entropy's reciprocal ``floor(2**(R+1) / (S * imm))``."""
+    return numerics.loss_arithmetic.reciprocal_width + 1
+
+
+def mean_bits(numerics: IntegerTraining) -> int:
+    """Quotient bits (cycles) of LOSS.mean's division of ``2 |sum|`` by ``N``."""
+    return numerics.loss_arithmetic.loss_width + _SAMPLES_BITS
+
+
+def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters,
+                numerics: IntegerTraining | None = None) -> int:
+    """Cycles from ``start`` to ``done`` (module docstring); ``numerics`` defaults to the compiler's
+    (:func:`wavecore.verif.compute_bench.numerics_for`)."""
+    if numerics is None:
+        from wavecore.verif.compute_bench import numerics_for
+
+        numerics = numerics_for(parameters)
+    n, classes = shape["samples"], shape["channels"]
+    if instruction.funct == "mean":
+        return n + mean_bits(numerics) + 3
+    q_bits = divide_cycles(numerics)
+    return 3 * classes + q_bits + 8 + (n - 1) * max(2 * classes + 4, q_bits + 1)
+
+
+class LossUnit(wiring.Component):
+    """LOSS.cross_entropy and LOSS.mean (see the module docstring).
+
+    Parameters
+    ----------
+    parameters : CoreParameters
+    numerics : IntegerTraining
+        Its ``loss_arithmetic`` gives the formats, grids, tables and rounding.
+    """
+
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
+        if not isinstance(parameters, CoreParameters):
+            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
+        if not isinstance(numerics, IntegerTraining):
+            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        if numerics.loss != "integer":
+            raise ValueError(f"numerics must use the on-chip loss (loss='integer'), not {numerics.loss!r}")
+        a = numerics.loss_arithmetic
+        widths = element_widths(parameters)
+        for name in ("logits", "gradient"):
+            if getattr(a, name).width > widths["scratchpad"]:
+                raise ValueError(f"the {name} format ({getattr(a, name).width} bits) does not fit a "
+                                 f"{widths['scratchpad']}-bit scratchpad element")
+        if a.loss_width > widths["accumulator"]:
+            raise ValueError(f"the loss format ({a.loss_width} bits) does not fit a {widths['accumulator']}-bit "
+                             "accumulator element")
+        if a.max_batch > 1 << 16:
+            raise ValueError(f"max_batch must be at most 65536 (imm is 16 bits), not {a.max_batch}")
+        normalise = a.sum_width - 1 - a.exp_frac
+        if normalise > divide_cycles(numerics) - 1:
+            raise ValueError(f"the divider's {divide_cycles(numerics)} cycles do not cover the logarithm's "
+                             f"{normalise} normalisation steps and its table read")
+        self.parameters, self.numerics, self.arithmetic = parameters, numerics, a
+        super().__init__(ComputeUnitSignature(parameters))
+
+    def _exponential(self, m: Module, tables, difference, name: str):
+        """``(e, cutoff)`` one cycle after ``difference``: table ROM read ports (one per table, on the shared
+        ROMs) and the chained products; ``e`` is not yet zeroed at the cutoff, ``cutoff`` is registered."""
+        a = self.arithmetic
+        tb, ef = a.table_bits, a.exp_frac
+        outputs = []
+        for index, memory in enumerate(tables):
+            port = memory.read_port()
+            m.d.comb += port.addr.eq(difference[index * tb : (index + 1) * tb])
+            outputs.append(port.data)
+        value = outputs[0]
+        for table in outputs[1:]:
+            value = ((value * table + (1 << (ef - 1))) >> ef)[: ef + 1]
+        cutoff = Signal(name=f"{name}_cutoff")
+        m.d.sync += cutoff.eq(difference >= a.exp_cutoff)
+        e = Signal(ef + 1, name=f"{name}_e")
+        m.d.comb += e.eq(Mux(cutoff, 0, value))
+        return e
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.arithmetic
+        tb, ef, sw = a.table_bits, a.exp_frac, a.sum_width
+        word, shape = self.instruction, self.shape
+        dst, src0, src1, src2, imm = (decoder.field(word, name, "compute")
+                                      for name in ("dst", "src0", "src1", "src2", "imm"))
+        is_mean = decoder.field(word, "funct") == isa.FUNCTS["LOSS"]["mean"][0]
+        samples, classes = shape_field(shape, "samples"), shape_field(shape, "channels")
+        q_bits, w_bits = divide_cycles(self.numerics), mean_bits(self.numerics)
+        tables = []
+        for index, table in enumerate(a.exp_tables):
+            memory = Memory(shape=unsigned(ef + 1), depth=1 << tb, init=table)
+            m.submodules[f"exp_table{index}"] = memory
+            tables.append(memory)
+        address = len(dst)
+        logit_width = len(self.scratch_read0.data)
+
+        # -- divider (restoring, one quotient bit per cycle), shared by the D engine and LOSS.mean ------------
+        divisor = Signal(max(a.divisor_width, _SAMPLES_BITS))
+        remainder = Signal(len(divisor) + 1)
+        dividend = Signal(w_bits)
+        quotient = Signal(max(q_bits, w_bits))
+        divide_count = Signal(range(max(q_bits, w_bits) + 1))
+        shifted = Cat(dividend[-1], remainder)
+        fits = shifted >= divisor
+        with m.If(divide_count != 0):
+            m.d.sync += [remainder.eq(Mux(fits, shifted - divisor, shifted)), dividend.eq(dividend << 1),
+                         quotient.eq(Cat(fits, quotient)), divide_count.eq(divide_count - 1)]
+
+        # == F engine: label, max pass, exponent pass of one row on read port 0 ====================================
+        f_row = Signal(len(samples))
+        f_column = Signal(len(classes))
+        f_logit_base, f_grad_base, f_label_address, f_loss_address = (Signal(address, name=f"f_{n}") for n in (
+            "logit_base", "grad_base", "label_address", "loss_address"))
+        f_wait = Signal()
+        f_ready = Signal()  # the row's S, m, label, d_y are final (state HOLD)
+        accept = Signal()  # the D engine takes them in this cycle
+        f_last_column = f_column == classes - 1
+        f_issue, f_pass = Signal(), Signal(2)
+        fa_valid, fa_pass, fa_first = Signal(), Signal(2), Signal()
+        fa_column = Signal.like(f_column)
+        m.d.sync += [fa_valid.eq(f_issue), fa_pass.eq(f_pass), fa_first.eq(f_column == 0),
+                     fa_column.eq(f_column)]
+        logit = self.scratch_read0.data
+        f_max = Signal(signed(logit_width))
+        f_label = Signal(logit_width)
+        with m.If(fa_valid & (fa_pass == _LABEL)):
+            m.d.sync += f_label.eq(logit.as_unsigned())
+        with m.If(fa_valid & (fa_pass == _MAX)):
+            m.d.sync += f_max.eq(Mux(fa_first | (logit > f_max), logit, f_max))
+        f_difference = Signal(a.difference_width)
+        m.d.comb += f_difference.eq(f_max - logit)
+        f_dy = Signal(a.difference_width)
+        with m.If(fa_valid & (fa_pass == _EXP) & (fa_column == f_label)):
+            m.d.sync += f_dy.eq(f_difference)
+        fb_valid, fb_first = Signal(), Signal()
+        m.d.sync += [fb_valid.eq(fa_valid & (fa_pass == _EXP)), fb_first.eq(fa_first)]
+        f_e = self._exponential(m, tables, f_difference, "f")
+        f_total = Signal(sw)
+        with m.If(fb_valid):
+            m.d.sync += f_total.eq(Mux(fb_first, f_e, f_total + f_e))
+
+        with m.FSM(name="f"):
+            with m.State("IDLE"):
+                m.d.sync += [f_row.eq(0), f_column.eq(0), f_logit_base.eq(src0), f_grad_base.eq(dst),
+                             f_label_address.eq(src1), f_loss_address.eq(src2)]
+                with m.If(self.start & ~is_mean):
+                    m.next = "LABEL"
+            with m.State("LABEL"):
+                m.d.comb += [f_issue.eq(1), f_pass.eq(_LABEL), self.scratch_read0.en.eq(1),
+                             self.scratch_read0.addr.eq(f_label_address)]
+                m.next = "MAX"
+            for state, pass_, following in (("MAX", _MAX, "EXP"), ("EXP", _EXP, "SUM")):
+                with m.State(state):
+                    m.d.comb += [f_issue.eq(1), f_pass.eq(pass_), self.scratch_read0.en.eq(1),
+                                 self.scratch_read0.addr.eq(f_logit_base + f_column)]
+                    m.d.sync += f_column.eq(Mux(f_last_column, 0, f_column + 1))
+                    with m.If(f_last_column):
+                        m.d.sync += f_wait.eq(1)
+                        m.next = following
+            with m.State("SUM"):  # the last exponentials reach the sum
+                m.d.sync += f_wait.eq(0)
+                with m.If(~f_wait):
+                    m.next = "HOLD"
+            with m.State("HOLD"):
+                m.d.comb += f_ready.eq(1)
+                with m.If(accept):
+                    m.d.sync += [f_row.eq(f_row + 1), f_logit_base.eq(f_logit_base + classes),
+                                 f_grad_base.eq(f_grad_base + classes), f_label_address.eq(f_label_address + 1),
+                                 f_loss_address.eq(f_loss_address + 1)]
+                    with m.If(f_row == samples - 1):
+                        m.next = "FINISHED"
+                    with m.Else():
+                        m.next = "LABEL"
+            with m.State("FINISHED"), m.If(self.done):
+                m.next = "IDLE"
+
+        # == D engine: divider (reciprocal) and logarithm (loss) of one row =========================================
+        d_max = Signal.like(f_max)
+        d_label = Signal.like(f_label)
+        d_total = Signal.like(f_total)
+        d_logit_base, d_grad_base, d_loss_address = (Signal(address, name=f"d_{n}") for n in (
+            "logit_base", "grad_base", "loss_address"))
+        d_last = Signal()
+        d_dy = Signal.like(f_dy)
+        handoff = Signal()  # to the G engine, in this cycle
+        g_free = Signal()
+        normalised = Signal(sw)
+        leading = Signal(range(sw))
+        with m.If(accept):
+            m.d.sync += [d_max.eq(f_max), d_label.eq(f_label), d_total.eq(f_total), d_dy.eq(f_dy),
+                         d_logit_base.eq(f_logit_base), d_grad_base.eq(f_grad_base),
+                         d_loss_address.eq(f_loss_address), d_last.eq(f_row == samples - 1),
+                         divisor.eq(f_total * imm), remainder.eq(1 << (ef - 1)), dividend.eq(0), quotient.eq(0),
+                         divide_count.eq(q_bits), normalised.eq(f_total), leading.eq(sw - 1)]
+        with m.Elif(~normalised[-1]):
+            m.d.sync += [normalised.eq(normalised << 1), leading.eq(leading - 1)]
+        rest_bits = sw - 1 - tb
+        index = normalised[rest_bits : sw - 1]
+        log_memory = Memory(shape=unsigned(max(a.log_table).bit_length()), depth=len(a.log_table),
+                            init=a.log_table)
+        m.submodules.log_table = log_memory
+        low, high = log_memory.read_port(), log_memory.read_port()
+        m.d.comb += [low.addr.eq(index), high.addr.eq(index + 1)]
+        if rest_bits:
+            step = high.data.as_signed() - low.data.as_signed()
+            interpolated = (step * normalised[:rest_bits] + (1 << (rest_bits - 1))) >> rest_bits
+        else:
+            interpolated = Const(0)
+        logarithm = (leading - ef) * a.log_table[-1] + low.data + interpolated
+        loss = Signal(signed(a.loss_width))
+        m.d.comb += loss.eq(requantize_value(logarithm + (d_dy << (a.log_frac - a.logit_frac)), _LOG_GUARD,
+                                             a.loss_format, a.rounding))
+        with m.If(handoff):
+            m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(d_loss_address),
+                         self.acc_write.data.eq(loss)]
+
+        with m.FSM(name="d"):
+            with m.State("IDLE"):
+                m.d.comb += accept.eq(f_ready)
+                with m.If(accept):
+                    m.next = "DIVIDE"
+            with m.State("DIVIDE"), m.If(divide_count == 1):
+                m.next = "READY"
+            with m.State("READY"):  # quotient final: hand over to G when it is free, take the next row
+                m.d.comb += [handoff.eq(g_free), accept.eq(g_free & f_ready)]
+                with m.If(accept):
+                    m.next = "DIVIDE"
+                with m.Elif(handoff):
+                    m.next = "IDLE"
+
+        # == G engine: gradient pass of one row on read port 1, the write port ========================================
+        g_max = Signal.like(f_max)
+        g_label = Signal.like(f_label)
+        g_total = Signal.like(f_total)
+        g_reciprocal = Signal(a.reciprocal_width)
+        g_logit_base, g_grad_base = Signal(address), Signal(address)
+        g_last = Signal()
+        g_column = Signal(len(classes))
+        with m.If(handoff):
+            m.d.sync += [g_max.eq(d_max), g_label.eq(d_label), g_total.eq(d_total),
+                         g_reciprocal.eq((quotient[:q_bits] + 1) >> 1), g_logit_base.eq(d_logit_base),
+                         g_grad_base.eq(d_grad_base), g_last.eq(d_last)]
+        g_issue = Signal()
+        g_last_column = g_column == classes - 1
+        ga_valid, ga_last = Signal(), Signal()
+        ga_column = Signal.like(g_column)
+        ga_address = Signal(address)
+        m.d.sync += [ga_valid.eq(g_issue), ga_column.eq(g_column), ga_address.eq(g_grad_base + g_column),
+                     ga_last.eq(g_last & g_last_column)]
+        g_difference = Signal(a.difference_width)
+        m.d.comb += g_difference.eq(g_max - self.scratch_read1.data)
+        gb_valid, gb_last, gb_label = Signal(), Signal(), Signal()
+        gb_address = Signal(address)
+        m.d.sync += [gb_valid.eq(ga_valid), gb_last.eq(ga_last), gb_label.eq(ga_column == g_label),
+                     gb_address.eq(ga_address)]
+        g_e = self._exponential(m, tables, g_difference, "g")
+        numerator = Signal(signed(sw + 1))
+        m.d.comb += numerator.eq(g_e - Mux(gb_label, g_total, 0))
+        product = Signal(signed(a.product_width))
+        gc_valid, gc_last = Signal(), Signal()
+        gc_address = Signal(address)
+        m.d.sync += [gc_valid.eq(gb_valid), gc_last.eq(gb_last), gc_address.eq(gb_address),
+                     product.eq(numerator * g_reciprocal)]
+        with m.If(gc_valid):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(gc_address),
+                         self.scratch_write.data.eq(requantize_value(product, a.reciprocal_frac - a.grad_frac,
+                                                                     a.gradient, a.rounding))]
+
+        with m.FSM(name="g"):
+            with m.State("IDLE"):
+                m.d.comb += g_free.eq(1)
+                m.d.sync += g_column.eq(0)
+                with m.If(handoff):
+                    m.next = "GRADIENT"
+            with m.State("GRADIENT"):
+                m.d.comb += [g_issue.eq(1), self.scratch_read1.en.eq(1),
+                             self.scratch_read1.addr.eq(g_logit_base + g_column)]
+                m.d.sync += g_column.eq(g_column + 1)
+                with m.If(g_last_column):
+                    m.next = "TAIL"
+            with m.State("TAIL"):  # the last token's stage A still reads g_max and g_label
+                m.next = "IDLE"
+
+        # == LOSS.mean ==================================================================================
+        mean_total = Signal(signed(a.loss_width + _SAMPLES_BITS + 1))
+        mean_column = Signal(_SAMPLES_BITS)
+        mean_arrives, mean_first = Signal(), Signal()
+        with m.If(mean_arrives):
+            m.d.sync += mean_total.eq(Mux(mean_first, self.acc_read.data, mean_total + self.acc_read.data))
+        negative = mean_total < 0
+        magnitude = Mux(negative, -mean_total, mean_total)
+        rounded = (quotient[:w_bits] + 1) >> 1
+        mean = Signal(signed(a.loss_width))
+        m.d.comb += mean.eq(requantize_value(Mux(negative, -rounded, rounded), 0, a.loss_format, a.rounding))
+        m.d.sync += mean_arrives.eq(0)
+        mean_write = Signal()
+        with m.FSM(name="mean"):
+            with m.State("IDLE"):
+                m.d.sync += mean_column.eq(0)
+                with m.If(self.start & is_mean):
+                    m.next = "READ"
+            with m.State("READ"):
+                m.d.comb += [self.acc_read.en.eq(1), self.acc_read.addr.eq(src0 + mean_column)]
+                m.d.sync += [mean_column.eq(mean_column + 1), mean_arrives.eq(1), mean_first.eq(mean_column == 0)]
+                with m.If(mean_column == samples - 1):
+                    m.next = "SUM"
+            with m.State("SUM"):
+                m.next = "SETUP"
+            with m.State("SETUP"):
+                m.d.sync += [divisor.eq(samples), remainder.eq(0), dividend.eq(magnitude << 1), quotient.eq(0),
+                             divide_count.eq(w_bits)]
+                m.next = "DIVIDE"
+            with m.State("DIVIDE"), m.If(divide_count == 1):
+                m.next = "WRITE"
+            with m.State("WRITE"):
+                m.d.comb += [mean_write.eq(1), self.acc_write.en.eq(1), self.acc_write.addr.eq(dst),
+                             self.acc_write.data.eq(mean)]
+                m.next = "IDLE"
+        m.d.comb += self.done.eq((gc_valid & gc_last) | mean_write)
+        return m

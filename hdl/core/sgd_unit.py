@@ -1,0 +1,166 @@
+"""The SGD unit of the WaveCore: ``SGD.momentum``, bit-exact with the instruction-level simulator
+(:meth:`wavecore.golden.core.simulator.Simulator._op_sgd`, i.e. :meth:`wavecore.golden.numerics.SgdArithmetic.update`
+on the grids of ``numerics.sgd_arithmetic``).
+
+**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read that module's docstring).
+The instruction's fields (compute format): ``src0`` = weights ``w`` (scratchpad, updated in place), ``src1`` =
+velocity ``v`` (scratchpad, updated in place), ``src2`` = gradient ``g`` (scratchpad), ``dst`` = the three
+constants ``LR, M, WD`` at ``dst, dst + 1, dst + 2`` (accumulator, unsigned ``constant_width`` bits on
+Q.constant_frac, read at run time). The tensor has ``samples * channels * height * width`` elements (SHAPE).
+
+**Arithmetic** (per element, ``F = max(vf, wf, gf)``, ``G = max(vf, wf)``, ``cf`` = constant_frac)::
+
+    v' = sat_v(round((M*v << (F - vf)) + (WD*w << (F - wf)) + (g << (cf + F - gf)), cf + F - vf))
+    w' = sat_w(round((w << (cf + G - wf)) - (LR*v' << (G - vf)), cf + G - wf))
+
+with the numerics' rounding mode; every sum exact.
+
+**Timing**: the constants are read in cycles 0..2 (cycle 0 is the ``start`` cycle); element ``i`` reads ``w, v``
+(both scratchpad ports) in cycle ``2 + 2i`` and ``g`` in cycle ``3 + 2i``; the products ``M*v, WD*w`` are
+registered in cycle ``3 + 2i``, ``v'`` is written in cycle ``4 + 2i`` and ``w'`` in ``5 + 2i`` (one scratchpad
+write port, two writes per element: two cycles per element is the bound). ``done`` comes with the last write:
+
+    cycles = 2 * elements + 3         (from start to done, as verif.compute_bench measures)
+
+**Assumptions**: the weight, velocity and gradient ranges do not overlap partially (the simulator reads all of
+them before it writes; the unit writes element ``i`` after reading elements ``0..i`` only, at element ``i``'s
+own addresses). The constants must be in range (the simulator refuses others); the unit uses their low
+``constant_width`` bits.
+"""
+
+from __future__ import annotations
+
+from amaranth import Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters, Shape
+from wavecore.golden.numerics import IntegerTraining
+from wavecore.hdl.core import decoder
+from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.norm.common import requantize_value
+
+__all__ = ["SgdUnit", "unit_cycles"]
+
+#: Cycle (from start) in which element 0's weight and velocity are read: after the constant reads.
+_FIRST_READ = 2
+
+
+def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters) -> int:
+    """Cycles from ``start`` to ``done`` of an SGD instruction: ``2 * elements + 3``."""
+    return 2 * shape.input_elements + _FIRST_READ + 1
+
+
+class SgdUnit(wiring.Component):
+    """SGD.momentum on the scratchpad (see the module docstring).
+
+    Parameters
+    ----------
+    parameters : CoreParameters
+    numerics : IntegerTraining
+        Its ``sgd_arithmetic`` gives the formats, grids and rounding (the simulator's template).
+    """
+
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
+        if not isinstance(parameters, CoreParameters):
+            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
+        if not isinstance(numerics, IntegerTraining):
+            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        if numerics.sgd != "integer":
+            raise ValueError(f"numerics must use the on-chip SGD (sgd='integer'), not {numerics.sgd!r}")
+        arithmetic = numerics.sgd_arithmetic(lr=0.0, momentum=0.0, weight_decay=0.0)
+        widths = element_widths(parameters)
+        for name in ("weight", "velocity", "gradient"):
+            if getattr(arithmetic, name).width > widths["scratchpad"]:
+                raise ValueError(f"the {name} format ({getattr(arithmetic, name).width} bits) does not fit a "
+                                 f"{widths['scratchpad']}-bit scratchpad element")
+        if arithmetic.constant_width >= widths["accumulator"]:
+            raise ValueError(f"the SGD constants ({arithmetic.constant_width} bits unsigned) do not fit a "
+                             f"{widths['accumulator']}-bit accumulator element")
+        self.parameters, self.numerics, self.arithmetic = parameters, numerics, arithmetic
+        super().__init__(ComputeUnitSignature(parameters))
+
+    def elaborate(self, platform):
+        m = Module()
+        a = self.arithmetic
+        word, shape = self.instruction, self.shape
+        src0, src1, src2, dst = (decoder.field(word, name, "compute") for name in ("src0", "src1", "src2", "dst"))
+        elements = Signal(range(1 << 41))
+        m.d.comb += elements.eq(shape_field(shape, "samples") * shape_field(shape, "channels")
+                                * shape_field(shape, "height") * shape_field(shape, "width"))
+
+        busy = Signal()
+        active = Signal()
+        m.d.comb += active.eq(self.start | busy)
+        m.d.sync += busy.eq(active & ~self.done)
+
+        # constants: momentum (dst + 1) in cycle 0, weight decay (dst + 2) in 1, learning rate (dst) in 2
+        step = Signal(range(4))  # 0 in the start cycle, saturates at 3
+        with m.If(self.done):
+            m.d.sync += step.eq(0)
+        with m.Elif(active & (step != 3)):
+            m.d.sync += step.eq(step + 1)
+        lr, momentum, decay = (Signal(unsigned(a.constant_width), name=n) for n in ("lr", "momentum", "decay"))
+        m.d.comb += [self.acc_read.en.eq(active & (step < 3)),
+                     self.acc_read.addr.eq(dst + Mux(step == 0, 1, Mux(step == 1, 2, 0)))]
+        constant = self.acc_read.data[: a.constant_width]
+        with m.If(step == 1):
+            m.d.sync += momentum.eq(constant)
+        with m.If(step == 2):
+            m.d.sync += decay.eq(constant)
+        with m.If(step == 3):
+            m.d.sync += lr.eq(constant)
+
+        # reads: element `issued` in two cycles (phase 0: w and v, phase 1: g)
+        issued = Signal.like(elements)
+        phase = Signal()
+        issue = Signal()
+        m.d.comb += issue.eq(active & (step >= _FIRST_READ) & (issued < elements))
+        with m.If(issue):
+            m.d.sync += phase.eq(~phase)
+            with m.If(phase):
+                m.d.sync += issued.eq(issued + 1)
+        with m.If(issue & ~phase):
+            m.d.comb += [self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq(src0 + issued),
+                         self.scratch_read1.en.eq(1), self.scratch_read1.addr.eq(src1 + issued)]
+        with m.If(issue & phase):
+            m.d.comb += [self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq(src2 + issued)]
+
+        # stage 1 (w, v on the ports): the products; stage 2 (g on the port): v'; stage 3: w'
+        stage1, stage2, stage3 = Signal(), Signal(), Signal()
+        m.d.sync += [stage1.eq(issue & ~phase), stage2.eq(stage1), stage3.eq(stage2)]
+        w_in, v_in, g_in = self.scratch_read0.data, self.scratch_read1.data, self.scratch_read0.data
+        momentum_v = Signal.like(momentum * v_in)
+        decay_w = Signal.like(decay * w_in)
+        weight1 = Signal.like(w_in)
+        with m.If(stage1):
+            m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight1.eq(w_in)]
+        grid = a._velocity_grid
+        velocity_total = ((momentum_v << (grid - a.velocity_frac)) + (decay_w << (grid - a.weight_frac))
+                          + (g_in << (a.constant_frac + grid - a.grad_frac)))
+        new_velocity = Signal(self.scratch_write.data.shape())
+        m.d.comb += new_velocity.eq(requantize_value(velocity_total, a.constant_frac + grid - a.velocity_frac,
+                                                     a.velocity, a.rounding))
+        velocity2 = Signal.like(new_velocity)
+        weight2 = Signal.like(w_in)
+        with m.If(stage2):
+            m.d.sync += [velocity2.eq(new_velocity), weight2.eq(weight1)]
+        grid = a._weight_grid
+        weight_total = ((weight2 << (a.constant_frac + grid - a.weight_frac))
+                        - ((lr * velocity2) << (grid - a.velocity_frac)))
+        new_weight = Signal(self.scratch_write.data.shape())
+        m.d.comb += new_weight.eq(requantize_value(weight_total, a.constant_frac + grid - a.weight_frac, a.weight,
+                                                   a.rounding))
+
+        written = Signal.like(elements)  # element whose v' / w' is being written
+        with m.If(stage2):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(src1 + written),
+                         self.scratch_write.data.eq(new_velocity)]
+        with m.If(stage3):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(src0 + written),
+                         self.scratch_write.data.eq(new_weight)]
+            m.d.sync += written.eq(written + 1)
+        m.d.comb += self.done.eq(stage3 & (written + 1 == elements))
+        with m.If(self.done):
+            m.d.sync += [issued.eq(0), written.eq(0), phase.eq(0)]
+        return m

@@ -1,0 +1,119 @@
+"""The SGD unit (hdl/core/sgd_unit.py) against the instruction-level simulator, in amaranth.sim."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.compiler import sgd_constants
+from wavecore.golden.core.semantics import CoreParameters, Shape
+from wavecore.golden.numerics import IntegerTraining
+from wavecore.golden.train import SGD
+from wavecore.hdl.core.sgd_unit import SgdUnit, unit_cycles
+from wavecore.verif.compute_bench import check_unit, numerics_for
+
+#: tests/golden/core/core_cases.py OPTIMIZER (what the core tests train with), a plain SGD, and a large step.
+OPTIMIZERS = {
+    "core_cases": SGD(lr=0.1, momentum=0.9, weight_decay=1e-4),
+    "plain": SGD(lr=0.01, momentum=0.0, weight_decay=0.0),
+    "large": SGD(lr=1.5, momentum=0.99, weight_decay=0.05),
+}
+WIDTHS = {"int8": dict(in_width=8, acc_width=32), "int16": dict(in_width=16, acc_width=48)}
+CONSTANTS_AT = 5  # accumulator address of lr, momentum, weight decay (unaligned)
+
+
+def _parameters(kind: str) -> CoreParameters:
+    return CoreParameters(scratchpad_elements=512, accumulator_elements=16, **WIDTHS[kind])
+
+
+def _run(kind, constants, shape, *, rng, extreme_fraction=0.1, addresses=(3, 131, 260), instructions=None,
+         data=None):
+    parameters = _parameters(kind)
+    numerics = numerics_for(parameters)
+    fmt = numerics.operand
+    scratchpad = fmt.random(rng, parameters.scratchpad_elements, extreme_fraction) if data is None else data
+    accumulator = rng.integers(-1000, 1000, parameters.accumulator_elements)
+    accumulator[CONSTANTS_AT : CONSTANTS_AT + 3] = constants
+    w, v, g = addresses
+    if instructions is None:
+        instructions = [isa.Instruction("SHAPE", fields=shape),
+                        isa.Instruction("SGD", "momentum", dict(dst=CONSTANTS_AT, src0=w, src1=v, src2=g))]
+    cycles = check_unit(SgdUnit(parameters, numerics), parameters, numerics, instructions, scratchpad, accumulator)
+    current, expected = Shape(), []
+    for instruction in instructions:
+        if instruction.opcode == "SHAPE":
+            current = Shape(instruction.fields)
+        else:
+            expected.append(unit_cycles(instruction, current, parameters))
+    assert cycles == expected
+    return cycles
+
+
+@pytest.mark.parametrize("kind", WIDTHS)
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_optimizer_constants(kind, optimizer):
+    """Constants as the compiler writes them (compiler.sgd_constants) on random data with extremes."""
+    numerics = numerics_for(_parameters(kind))
+    constants = sgd_constants(numerics, OPTIMIZERS[optimizer])
+    rng = np.random.default_rng([7, len(kind), len(optimizer)])
+    _run(kind, constants, dict(samples=2, channels=3, height=1, width=5), rng=rng)
+
+
+@pytest.mark.parametrize("kind", WIDTHS)
+def test_saturation(kind):
+    """The largest constants on extreme data: both v' and w' saturate at both ends."""
+    parameters = _parameters(kind)
+    fmt = numerics_for(parameters).operand
+    rng = np.random.default_rng(11)
+    largest = (1 << 24) - 1
+    data = rng.choice(np.array([fmt.min, fmt.max, fmt.min + 1, fmt.max - 1, 0, -1, 1]),
+                      parameters.scratchpad_elements)
+    _run(kind, (largest, largest, largest), dict(samples=1, channels=1, height=3, width=7), rng=rng, data=data)
+    _run(kind, (largest, 0, 1), dict(samples=1, channels=1, height=3, width=7), rng=rng, data=data)
+
+
+@pytest.mark.parametrize("kind", WIDTHS)
+def test_rounding_ties(kind):
+    """Small values and constants with few bits set: many exact ties of the two roundings."""
+    parameters = _parameters(kind)
+    rng = np.random.default_rng(12)
+    data = rng.integers(-4, 5, parameters.scratchpad_elements)
+    _run(kind, (1 << 19, 1 << 19, 3 << 18), dict(samples=1, channels=2, height=2, width=4), rng=rng, data=data)
+
+
+def test_sequence_and_one_element():
+    """Two instructions in a row (the state resets), one of them a single element at the last addresses."""
+    rng = np.random.default_rng(13)
+    parameters = _parameters("int8")
+    constants = sgd_constants(numerics_for(parameters), OPTIMIZERS["core_cases"])
+    instructions = [isa.Instruction("SHAPE", fields=dict(samples=3, channels=1, height=1, width=3)),
+                    isa.Instruction("SGD", "momentum", dict(dst=CONSTANTS_AT, src0=0, src1=9, src2=18)),
+                    isa.Instruction("SHAPE", fields=dict(samples=1, channels=1, height=1, width=1)),
+                    isa.Instruction("SGD", "momentum", dict(dst=CONSTANTS_AT, src0=509, src1=510, src2=511))]
+    assert _run("int8", constants, None, rng=rng, instructions=instructions) == [2 * 9 + 3, 2 * 1 + 3]
+
+
+def test_in_width_12():
+    """Operands narrower than their 16-bit element (int16 preset at in_width 12)."""
+    parameters = CoreParameters(scratchpad_elements=256, accumulator_elements=16, in_width=12, acc_width=32)
+    numerics = numerics_for(parameters)
+    rng = np.random.default_rng(14)
+    scratchpad = numerics.operand.random(rng, 256)
+    accumulator = np.zeros(16, dtype=np.int64)
+    accumulator[:3] = sgd_constants(numerics, OPTIMIZERS["large"])
+    shape = dict(samples=1, channels=5, height=1, width=5)
+    instructions = [isa.Instruction("SHAPE", fields=shape),
+                    isa.Instruction("SGD", "momentum", dict(dst=0, src0=1, src1=30, src2=60))]
+    cycles = check_unit(SgdUnit(parameters, numerics), parameters, numerics, instructions, scratchpad, accumulator)
+    assert cycles == [unit_cycles(instructions[1], Shape(shape), parameters)] == [53]
+
+
+def test_validation():
+    parameters = CoreParameters(in_width=8, acc_width=32)
+    with pytest.raises(ValueError, match="does not fit a 8-bit scratchpad element"):
+        SgdUnit(parameters, numerics_for(CoreParameters(in_width=16, acc_width=48)))
+    with pytest.raises(ValueError, match="on-chip SGD"):
+        SgdUnit(parameters, IntegerTraining(sgd="host"))
+    with pytest.raises(TypeError, match="numerics must be an IntegerTraining"):
+        SgdUnit(parameters, None)
