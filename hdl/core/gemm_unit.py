@@ -1,0 +1,555 @@
+"""The WaveCore GEMM unit: every ``GEMM`` function code as multiply-accumulate loops over ``lanes`` channels at
+once, bit-exact with :meth:`wavecore.golden.core.simulator.Simulator._op_gemm` (``golden/integer.py``
+``conv_forward`` / ``conv_backward`` through :class:`~wavecore.golden.numerics.MacArithmetic` and
+:func:`~wavecore.golden.numerics.requantize`).
+
+**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read its docstring). Geometry from
+the SHAPE word: x is (N, C, H, W), the weight (O, C/G, KH, KW), y / dy (N, O, OH, OW), all dense NCHW at element
+addresses; a linear layer is a 1x1 convolution on 1x1 maps.
+
+**Function codes** (every addition wraps or saturates to ``acc_width`` bits as ``numerics.mac.overflow`` says,
+in the golden GEMM's order: its reduction index ascending):
+
+* ``forward`` / ``forward_bias``: y[n, o, oh, ow] = requantize(start + sum over (c, i, j) ascending of
+  w[o, c, i, j] * x[n, g*C/G + c, oh*SH + i - PH, ow*SW + j - PW]), start = bias[o] << activation_frac
+  (``forward_bias``, bias at src2) or 0. A padded tap adds a zero product (no change in either overflow mode).
+* ``backward_data``: dx[n, g*C/G + c, h, w] = requantize(exact sum over the taps (i, j) with h + PH - i = oh*SH,
+  w + PW - j = ow*SW, 0 <= oh < OH, 0 <= ow < OW of T(i, j)), T = sum over the group's output channels o
+  ascending of w[o, c, i, j] * dy[n, o, oh, ow] with the overflow rule (the golden ``W^T dY`` GEMM, then
+  ``col2im`` summing exactly, here in ``acc_width + 8`` bits).
+* ``backward_weight`` / ``backward_weight_accumulate``: dW[o, c, i, j] (accumulator memory at dst) = start +
+  sum over (n, oh, ow) ascending of dy[n, o, oh, ow] * x[n, g*C/G + c, oh*SH + i - PH, ow*SW + j - PW],
+  start = the accumulator's dW (``_accumulate``: the sum carried from the previous sub-batch) or 0.
+
+Requantization (``forward*``, ``backward_data``): shift by ``imm`` bits [4:0] (the simulator accepts only
+``imm = weight_frac``) with ``numerics.rounding``, then saturate to the operand format.
+
+**Lanes**: the unit computes up to ``lanes`` (default ``parameters.cols``) channels of one group in parallel,
+one MAC per lane per cycle: output channels for ``forward*`` and ``backward_weight*``, input channels for
+``backward_data``. Per tile of lanes it first copies each lane's *slice* of the operand that does not change
+along the outputs it computes into a local buffer of ``buffer_depth`` elements per lane (FILL, one element per
+cycle on ``scratch_read1``): the weights w[o, :, :, :] (S = C/G*KH*KW) for ``forward*``, w[:, c, :, :]
+(S = O/G*KH*KW) for ``backward_data``, dy[:, o, :, :] (S = N*OH*OW) for ``backward_weight*``. Then one read of
+the shared operand on ``scratch_read0`` (x, dy, x) feeds every lane. When S > ``buffer_depth`` the unit runs
+*direct*: one lane, both operands read from the scratchpad each cycle (no FILL). After each output position's
+reduction the lanes' results are written one per cycle (WRITE).
+
+**Timing** (cycles from ``start`` to ``done``, as :func:`~wavecore.verif.compute_bench.check_unit` counts them;
+:func:`unit_cycles`): ``SETUP_CYCLES`` (= 15: a 12-step restoring division for C/G, O/G, PH/SH, PW/SW, one cycle
+to prime the counters, two pipeline cycles) plus, with P = lanes (1 when direct), Cg = C/G, Og = O/G,
+K = Cg*KH*KW, Q = N*OH*OW, tiles T = ceil(Og / P) (``backward_data``: ceil(Cg / P)) and the FILL term only when
+not direct:
+
+* ``forward*``: G * (Og*K [FILL] + Og [``forward_bias``: bias reads] + T*Q*K + Q*Og [WRITE]);
+* ``backward_weight*``: G * (Og*Q [FILL] + T*K*Q + K*Og [WRITE] + K*Og [``_accumulate``: carry reads]);
+* ``backward_data``: G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW) + N*H*W*Cg [WRITE]), VH = the
+  number of pairs (h, i) whose tap reaches an output row (likewise VW): a tap that reaches no output takes one
+  cycle, a valid one Og cycles.
+
+Pipeline: issue (counters -> addresses, reads presented) -> MAC (read data; lane products; overflow rule; FILL
+writes the buffer) -> write (requantize; ``done`` in the cycle of the last write).
+"""
+
+from __future__ import annotations
+
+import math
+
+from amaranth import Array, Const, Module, Mux, Signal, signed
+from amaranth.lib import enum, wiring
+from amaranth.lib.memory import Memory
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters, Shape
+from wavecore.golden.numerics import IntegerTraining
+from wavecore.hdl.core import decoder
+from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
+
+__all__ = ["SETUP_CYCLES", "GemmUnit", "unit_cycles"]
+
+#: Bits of the restoring divider (the widest shape field divided: channels, out_channels).
+_DIVIDER_BITS = 12
+#: Extra accumulator bits of the backward-data col2im sum (up to 15 x 15 taps).
+_TAP_BITS = 8
+#: Fixed cycles of every instruction: division, priming, pipeline.
+SETUP_CYCLES = _DIVIDER_BITS + 3
+#: Default local buffer elements per lane.
+BUFFER_DEPTH = 512
+
+_FUNCTS = isa.FUNCTS["GEMM"]
+
+
+def _taps_hit(size: int, out_size: int, kernel: int, stride: int, padding: int) -> int:
+    """Pairs (position, tap) of one axis where the tap reaches an output: position + padding - tap =
+    stride * out with 0 <= out < out_size."""
+    count = 0
+    for position in range(size):
+        for tap in range(kernel):
+            t = position + padding - tap
+            if t >= 0 and t % stride == 0 and t // stride < out_size:
+                count += 1
+    return count
+
+
+def _slice_length(funct: str, shape: Shape) -> int:
+    s = shape
+    if funct.startswith("forward"):
+        return s["channels"] // s["groups"] * s["kernel_height"] * s["kernel_width"]
+    if funct == "backward_data":
+        return s["out_channels"] // s["groups"] * s["kernel_height"] * s["kernel_width"]
+    return s["samples"] * s["out_height"] * s["out_width"]
+
+
+def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters, *, lanes: int | None = None,
+                buffer_depth: int = BUFFER_DEPTH) -> int:
+    """Cycles from ``start`` to ``done`` of one GEMM instruction (the formula of the module docstring) on a
+    unit built with ``lanes`` (default ``parameters.cols``) and ``buffer_depth``."""
+    s = shape
+    n, c, h, w = s["samples"], s["channels"], s["height"], s["width"]
+    o, oh, ow = s["out_channels"], s["out_height"], s["out_width"]
+    kh, kw, groups = s["kernel_height"], s["kernel_width"], s["groups"]
+    cg, og = c // groups, o // groups
+    k, q = cg * kh * kw, n * oh * ow
+    funct = instruction.funct
+    direct = _slice_length(funct, shape) > buffer_depth
+    lanes = 1 if direct else (lanes or parameters.cols)
+    fill = not direct
+    if funct.startswith("forward"):
+        tiles = math.ceil(og / lanes)
+        per_group = og * k * fill + og * (funct == "forward_bias") + tiles * q * k + q * og
+    elif funct == "backward_data":
+        tiles = math.ceil(cg / lanes)
+        vh = _taps_hit(h, oh, kh, s["stride_height"], s["padding_height"])
+        vw = _taps_hit(w, ow, kw, s["stride_width"], s["padding_width"])
+        per_group = cg * og * kh * kw * fill + tiles * n * (h * w * kh * kw + (og - 1) * vh * vw) + n * h * w * cg
+    else:
+        tiles = math.ceil(og / lanes)
+        per_group = og * q * fill + tiles * k * q + k * og * (1 + (funct == "backward_weight_accumulate"))
+    return SETUP_CYCLES + groups * per_group
+
+
+class _State(enum.Enum, shape=4):
+    IDLE = 0
+    SETUP = 1
+    PRIME = 2
+    FILL = 3
+    BIAS = 4
+    CARRY = 5
+    COMPUTE = 6
+    WRITE = 7
+    DRAIN = 8
+
+
+class _Kind(enum.Enum, shape=3):
+    """What a step in the pipeline does."""
+
+    NONE = 0
+    FILL = 1
+    START = 2  # a lane's starting value: bias (forward_bias) or carry (backward_weight_accumulate)
+    MAC = 3
+    WRITE = 4
+
+
+class GemmUnit(wiring.Component):
+    """The GEMM compute unit (see the module docstring).
+
+    Parameters
+    ----------
+    parameters : CoreParameters
+        ``in_width`` and ``acc_width`` must be the numerics' MAC widths; ``cols`` is the default lane count.
+    numerics : IntegerTraining
+        Overflow rule, rounding, ``activation_frac`` (the bias shift).
+    lanes : int
+        Channels computed in parallel (1 to 64; default ``parameters.cols``).
+    buffer_depth : int
+        Local operand buffer elements per lane (1 to 65536).
+    """
+
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, lanes: int | None = None,
+                 buffer_depth: int = BUFFER_DEPTH):
+        if not isinstance(parameters, CoreParameters):
+            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
+        if not isinstance(numerics, IntegerTraining):
+            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        mac = numerics.mac
+        if (mac.in_width, mac.acc_width) != (parameters.in_width, parameters.acc_width):
+            raise ValueError(f"numerics MAC widths {mac.in_width}/{mac.acc_width} must equal the parameters' "
+                             f"in_width/acc_width {parameters.in_width}/{parameters.acc_width}")
+        widths = element_widths(parameters)
+        if mac.in_width > widths["scratchpad"] or mac.acc_width > widths["accumulator"]:
+            raise ValueError("the MAC widths must fit the scratchpad and accumulator elements")
+        lanes = parameters.cols if lanes is None else lanes
+        if not isinstance(lanes, int) or not 1 <= lanes <= 64:
+            raise ValueError(f"lanes must be an integer between 1 and 64, not {lanes!r}")
+        if not isinstance(buffer_depth, int) or not 1 <= buffer_depth <= 65536:
+            raise ValueError(f"buffer_depth must be an integer between 1 and 65536, not {buffer_depth!r}")
+        self.parameters, self.numerics, self.lanes, self.buffer_depth = parameters, numerics, lanes, buffer_depth
+        super().__init__(ComputeUnitSignature(parameters))
+
+    def elaborate(self, platform):
+        m = Module()
+        numerics, mac = self.numerics, self.numerics.mac
+        in_width, acc_width = mac.in_width, mac.acc_width
+        wide = acc_width + _TAP_BITS
+        P = self.lanes
+        ins, shp = self.instruction, self.shape
+
+        def fld(name):
+            return decoder.field(ins, name, "compute")
+
+        def geo(name):
+            return shape_field(shp, name)
+
+        funct = decoder.field(ins, "funct")
+        is_fwd = (funct == _FUNCTS["forward"][0]) | (funct == _FUNCTS["forward_bias"][0])
+        is_bias = funct == _FUNCTS["forward_bias"][0]
+        is_data = funct == _FUNCTS["backward_data"][0]
+        is_weight = (funct == _FUNCTS["backward_weight"][0]) | (funct == _FUNCTS["backward_weight_accumulate"][0])
+        is_carry = funct == _FUNCTS["backward_weight_accumulate"][0]
+
+        N, C, H, W = geo("samples"), geo("channels"), geo("height"), geo("width")
+        O, OH, OW = geo("out_channels"), geo("out_height"), geo("out_width")
+        KH, KW, SH, SW = geo("kernel_height"), geo("kernel_width"), geo("stride_height"), geo("stride_width")
+        PH, PW, G = geo("padding_height"), geo("padding_width"), geo("groups")
+
+        state = Signal(_State)
+        step_count = Signal(range(_DIVIDER_BITS + 1))
+
+        # -- restoring dividers: C/G, O/G, PH/SH, PW/SW -----------------------------------------------------
+        divisions = []
+        for name, numerator, denominator in (("cg", C, G), ("og", O, G), ("ph", PH, SH), ("pw", PW, SW)):
+            quotient = Signal(_DIVIDER_BITS, name=f"{name}_quotient")
+            remainder = Signal(_DIVIDER_BITS + 1, name=f"{name}_remainder")
+            divisions.append((quotient, remainder, numerator, denominator))
+        (cg, _, _, _), (og, _, _, _), (ph_q, ph_r, _, _), (pw_q, pw_r, _, _) = divisions
+
+        # -- tiles and lanes --------------------------------------------------------------------------------
+        direct = Signal()  # the slice does not fit the buffer: one lane, operands straight from the scratchpad
+        tile = Signal(12)  # first channel (within the group) of the current tile of lanes
+        tile_limit = Mux(is_data, cg, og)
+        remaining = Signal(13)
+        m.d.comb += remaining.eq(tile_limit - tile)
+        active = Signal(range(P + 1))  # lanes of this tile
+        m.d.comb += active.eq(Mux(direct, 1, Mux(remaining > P, P, remaining)))
+        tile_last = Signal()
+        m.d.comb += tile_last.eq(remaining <= Mux(direct, 1, P))
+
+        # -- loop counters ----------------------------------------------------------------------------------
+        limits = {"g": G, "lane": active, "n": N, "ol": og, "cl": cg, "oh": OH, "ow": OW, "h": H, "w": W,
+                  "i": KH, "j": KW}
+        counters = {name: Signal(max(1, len(limit)), name=f"{name}_count") for name, limit in limits.items()}
+        at_last = {name: Signal(name=f"{name}_last") for name in limits}
+        inc = {name: Signal(name=f"{name}_inc") for name in limits}
+        for name in limits:
+            m.d.comb += at_last[name].eq(counters[name] == limits[name] - 1)
+        c = counters
+        c_base = Signal(12)  # g * C/G
+        o_base = Signal(12)  # g * O/G
+        # backward_data: h + PH - i = tap_h_q * SH + tap_h_r (base pair: i = 0), likewise for w
+        pair_bits = 10
+        base_h_q, base_w_q, tap_h_q, tap_w_q = (Signal(signed(pair_bits), name=nm)
+                                                 for nm in ("base_h_q", "base_w_q", "tap_h_q", "tap_w_q"))
+        base_h_r, base_w_r, tap_h_r, tap_w_r = (Signal(4, name=nm)
+                                                 for nm in ("base_h_r", "base_w_r", "tap_h_r", "tap_w_r"))
+        tap_valid = Signal()
+        m.d.comb += tap_valid.eq((tap_h_r == 0) & (tap_w_r == 0) & (tap_h_q >= 0) & (tap_h_q < OH)
+                                 & (tap_w_q >= 0) & (tap_w_q < OW))
+        ol_last = Signal()  # the ol loop's end (backward_data's reduction: an invalid tap is one step)
+        m.d.comb += ol_last.eq(at_last["ol"] | (is_data & (state == _State.COMPUTE) & ~tap_valid))
+
+        def nest(names, carry):
+            """Carry chain of the loop nest ``names`` (outermost first) into ``inc``; returns its end."""
+            for name in reversed(names):
+                m.d.comb += inc[name].eq(carry)
+                carry = carry & (ol_last if name == "ol" else at_last[name])
+            return carry
+
+        fill_end, reduction_end, lanes_end, spatial_end, tile_end = (
+            Signal(name=nm) for nm in ("fill_end", "reduction_end", "lanes_end", "spatial_end", "tile_end"))
+        red_first, red_last, tap_first, tap_last = Signal(), Signal(), Signal(), Signal()
+        m.d.comb += lanes_end.eq(at_last["lane"])
+        with m.Switch(state):
+            with m.Case(_State.FILL):
+                with m.If(is_fwd):
+                    m.d.comb += fill_end.eq(nest(["lane", "cl", "i", "j"], 1))
+                with m.Elif(is_weight):
+                    m.d.comb += fill_end.eq(nest(["lane", "n", "oh", "ow"], 1))
+                with m.Else():
+                    m.d.comb += fill_end.eq(nest(["lane", "ol", "i", "j"], 1))
+            with m.Case(_State.BIAS, _State.CARRY):
+                nest(["lane"], 1)
+            with m.Case(_State.COMPUTE):
+                with m.If(is_fwd):
+                    m.d.comb += reduction_end.eq(nest(["cl", "i", "j"], 1))
+                with m.Elif(is_weight):
+                    m.d.comb += reduction_end.eq(nest(["n", "oh", "ow"], 1))
+                with m.Else():
+                    m.d.comb += reduction_end.eq(nest(["i", "j", "ol"], 1))
+            with m.Case(_State.WRITE):
+                nest(["lane"], 1)
+                with m.If(is_fwd):
+                    m.d.comb += spatial_end.eq(nest(["n", "oh", "ow"], lanes_end))
+                with m.Elif(is_weight):
+                    m.d.comb += spatial_end.eq(nest(["cl", "i", "j"], lanes_end))
+                with m.Else():
+                    m.d.comb += spatial_end.eq(nest(["n", "h", "w"], lanes_end))
+                m.d.comb += tile_end.eq(nest(["g"], spatial_end & tile_last) & tile_last)
+        with m.If(is_fwd):
+            m.d.comb += [red_first.eq((c["cl"] == 0) & (c["i"] == 0) & (c["j"] == 0)),
+                         red_last.eq(at_last["cl"] & at_last["i"] & at_last["j"])]
+        with m.Elif(is_weight):
+            m.d.comb += [red_first.eq((c["n"] == 0) & (c["oh"] == 0) & (c["ow"] == 0)),
+                         red_last.eq(at_last["n"] & at_last["oh"] & at_last["ow"])]
+        with m.Else():
+            m.d.comb += [red_first.eq(c["ol"] == 0), red_last.eq(ol_last),
+                         tap_first.eq((c["i"] == 0) & (c["j"] == 0)), tap_last.eq(at_last["i"] & at_last["j"])]
+
+        # -- addresses of the current step ----------------------------------------------------------------
+        address_bits = len(self.scratch_read0.addr)
+        channel = Signal(12)  # x's channel: g * C/G + cl
+        out_channel = Signal(12)  # dy's channel in backward_data: g * O/G + ol
+        lane_channel = Signal(13)  # the lane's channel within the group: tile + lane
+        m.d.comb += [channel.eq(c_base + c["cl"]), out_channel.eq(o_base + c["ol"]),
+                     lane_channel.eq(tile + c["lane"])]
+        pixel_h = Signal(signed(14))
+        pixel_w = Signal(signed(14))
+        m.d.comb += [pixel_h.eq(c["oh"] * SH + c["i"] - PH), pixel_w.eq(c["ow"] * SW + c["j"] - PW)]
+        pixel_valid = Signal()
+        m.d.comb += pixel_valid.eq((pixel_h >= 0) & (pixel_h < H) & (pixel_w >= 0) & (pixel_w < W))
+        x_index = Signal(address_bits)  # x[n, channel, pixel]
+        m.d.comb += x_index.eq(((c["n"] * C + channel) * H + pixel_h[:8]) * W + pixel_w[:8])
+        shared_address = Signal(address_bits)  # scratch_read0 in COMPUTE: x, dy (backward_data), x
+        slice_address = Signal(address_bits)  # scratch_read1 in FILL (and COMPUTE when direct)
+        buffer_address = Signal(range(self.buffer_depth))
+        out_address = Signal(address_bits)  # WRITE (and CARRY) address of the lane's output
+        with m.If(is_fwd):
+            m.d.comb += [
+                shared_address.eq(fld("src0") + x_index),
+                slice_address.eq(fld("src1") + (((o_base + lane_channel) * cg + c["cl"]) * KH + c["i"]) * KW
+                                 + c["j"]),
+                buffer_address.eq((c["cl"] * KH + c["i"]) * KW + c["j"]),
+                out_address.eq(fld("dst") + ((c["n"] * O + o_base + lane_channel) * OH + c["oh"]) * OW + c["ow"]),
+            ]
+        with m.Elif(is_weight):
+            m.d.comb += [
+                shared_address.eq(fld("src1") + x_index),
+                slice_address.eq(fld("src0") + ((c["n"] * O + o_base + lane_channel) * OH + c["oh"]) * OW
+                                 + c["ow"]),
+                buffer_address.eq((c["n"] * OH + c["oh"]) * OW + c["ow"]),
+                out_address.eq(fld("dst") + (((o_base + lane_channel) * cg + c["cl"]) * KH + c["i"]) * KW + c["j"]),
+            ]
+        with m.Else():
+            m.d.comb += [
+                shared_address.eq(fld("src0") + ((c["n"] * O + out_channel) * OH + tap_h_q[:8]) * OW
+                                  + tap_w_q[:8]),
+                slice_address.eq(fld("src1") + ((out_channel * cg + lane_channel) * KH + c["i"]) * KW + c["j"]),
+                buffer_address.eq((c["ol"] * KH + c["i"]) * KW + c["j"]),
+                out_address.eq(fld("dst") + ((c["n"] * C + c_base + lane_channel) * H + c["h"]) * W + c["w"]),
+            ]
+        zero = Signal()
+        m.d.comb += zero.eq(Mux(is_data, ~tap_valid, ~pixel_valid))
+
+        # -- local operand buffers --------------------------------------------------------------------------
+        buffer_data = []
+        buffer_writes = []
+        for lane in range(P):
+            memory = Memory(shape=signed(in_width), depth=self.buffer_depth, init=[])
+            m.submodules[f"buffer{lane}"] = memory
+            write = memory.write_port()
+            read = memory.read_port(transparent_for=(write,))
+            m.d.comb += [read.addr.eq(buffer_address), read.en.eq(state == _State.COMPUTE)]
+            buffer_data.append(read.data)
+            buffer_writes.append(write)
+
+        # -- issue --------------------------------------------------------------------------------------------
+        kind = Signal(_Kind)
+        read0, read1, acc_read = self.scratch_read0, self.scratch_read1, self.acc_read
+        with m.Switch(state):
+            with m.Case(_State.FILL):
+                m.d.comb += [kind.eq(_Kind.FILL), read1.en.eq(1), read1.addr.eq(slice_address)]
+            with m.Case(_State.BIAS):
+                m.d.comb += [kind.eq(_Kind.START), read1.en.eq(1),
+                             read1.addr.eq(fld("src2") + o_base + lane_channel)]
+            with m.Case(_State.CARRY):
+                m.d.comb += [kind.eq(_Kind.START), acc_read.en.eq(1), acc_read.addr.eq(out_address)]
+            with m.Case(_State.COMPUTE):
+                m.d.comb += [kind.eq(_Kind.MAC), read0.en.eq(~zero), read0.addr.eq(shared_address),
+                             read1.en.eq(direct & ~zero), read1.addr.eq(slice_address)]
+            with m.Case(_State.WRITE):
+                m.d.comb += kind.eq(_Kind.WRITE)
+
+        # -- control ----------------------------------------------------------------------------------------
+        def pair_up(q, r, stride):
+            return Mux(r == stride - 1, q + 1, q), Mux(r == stride - 1, 0, r + 1)
+
+        def pair_down(q, r, stride):
+            return Mux(r == 0, q - 1, q), Mux(r == 0, stride - 1, r - 1)
+
+        def begin_tile(skip_fill):
+            with m.If(~skip_fill):
+                m.d.sync += state.eq(_State.FILL)
+            with m.Elif(is_bias):
+                m.d.sync += state.eq(_State.BIAS)
+            with m.Else():
+                begin_output()
+
+        def begin_output():
+            m.d.sync += state.eq(Mux(is_carry, _State.CARRY, _State.COMPUTE))
+
+        slice_length = Signal(24)
+        m.d.comb += slice_length.eq(Mux(is_fwd, cg * KH * KW, Mux(is_data, og * KH * KW, N * OH * OW)))
+        for name, counter in counters.items():
+            last = ol_last if name == "ol" else at_last[name]
+            with m.If(inc[name]):
+                m.d.sync += counter.eq(Mux(last, 0, counter + 1))
+        with m.If(inc["g"]):
+            m.d.sync += [c_base.eq(Mux(at_last["g"], 0, c_base + cg)), o_base.eq(Mux(at_last["g"], 0, o_base + og))]
+
+        # backward_data tap pairs: base pairs follow h, w (WRITE); tap pairs follow i, j (COMPUTE)
+        next_bh_q, next_bh_r = Signal.like(base_h_q), Signal.like(base_h_r)
+        next_bw_q, next_bw_r = Signal.like(base_w_q), Signal.like(base_w_r)
+        up_h, up_w = pair_up(base_h_q, base_h_r, SH), pair_up(base_w_q, base_w_r, SW)
+        m.d.comb += [next_bh_q.eq(base_h_q), next_bh_r.eq(base_h_r), next_bw_q.eq(base_w_q), next_bw_r.eq(base_w_r)]
+        with m.If(inc["h"]):
+            m.d.comb += [next_bh_q.eq(Mux(at_last["h"], ph_q, up_h[0])), next_bh_r.eq(Mux(at_last["h"], ph_r, up_h[1]))]
+        with m.If(inc["w"]):
+            m.d.comb += [next_bw_q.eq(Mux(at_last["w"], pw_q, up_w[0])), next_bw_r.eq(Mux(at_last["w"], pw_r, up_w[1]))]
+        down_h, down_w = pair_down(tap_h_q, tap_h_r, SH), pair_down(tap_w_q, tap_w_r, SW)
+
+        with m.Switch(state):
+            with m.Case(_State.IDLE), m.If(self.start):
+                m.d.sync += [state.eq(_State.SETUP), step_count.eq(0), c_base.eq(0), o_base.eq(0), tile.eq(0)]
+                m.d.sync += [counter.eq(0) for counter in counters.values()]
+                for quotient, remainder, numerator, _ in divisions:
+                    m.d.sync += [quotient.eq(numerator), remainder.eq(0)]
+            with m.Case(_State.SETUP):
+                for quotient, remainder, _, denominator in divisions:
+                    shifted = Signal(_DIVIDER_BITS + 1)
+                    m.d.comb += shifted.eq((remainder << 1) | quotient[-1])
+                    with m.If(shifted >= denominator):
+                        m.d.sync += [remainder.eq(shifted - denominator), quotient.eq((quotient << 1) | 1)]
+                    with m.Else():
+                        m.d.sync += [remainder.eq(shifted), quotient.eq(quotient << 1)]
+                m.d.sync += step_count.eq(step_count + 1)
+                with m.If(step_count == _DIVIDER_BITS - 1):
+                    m.d.sync += state.eq(_State.PRIME)
+            with m.Case(_State.PRIME):
+                is_direct = slice_length > self.buffer_depth
+                m.d.sync += [base_h_q.eq(ph_q), base_h_r.eq(ph_r), tap_h_q.eq(ph_q), tap_h_r.eq(ph_r),
+                             base_w_q.eq(pw_q), base_w_r.eq(pw_r), tap_w_q.eq(pw_q), tap_w_r.eq(pw_r),
+                             direct.eq(is_direct)]
+                begin_tile(is_direct)
+            with m.Case(_State.FILL), m.If(fill_end):
+                with m.If(is_bias):
+                    m.d.sync += state.eq(_State.BIAS)
+                with m.Else():
+                    begin_output()
+            with m.Case(_State.BIAS), m.If(lanes_end):
+                begin_output()
+            with m.Case(_State.CARRY), m.If(lanes_end):
+                m.d.sync += state.eq(_State.COMPUTE)
+            with m.Case(_State.COMPUTE):
+                with m.If(inc["i"]):
+                    m.d.sync += [tap_h_q.eq(Mux(at_last["i"], base_h_q, down_h[0])),
+                                 tap_h_r.eq(Mux(at_last["i"], base_h_r, down_h[1]))]
+                with m.If(inc["j"]):
+                    m.d.sync += [tap_w_q.eq(Mux(at_last["j"], base_w_q, down_w[0])),
+                                 tap_w_r.eq(Mux(at_last["j"], base_w_r, down_w[1]))]
+                with m.If(reduction_end):
+                    m.d.sync += state.eq(_State.WRITE)
+            with m.Case(_State.WRITE), m.If(lanes_end):
+                m.d.sync += [base_h_q.eq(next_bh_q), base_h_r.eq(next_bh_r), tap_h_q.eq(next_bh_q),
+                             tap_h_r.eq(next_bh_r), base_w_q.eq(next_bw_q), base_w_r.eq(next_bw_r),
+                             tap_w_q.eq(next_bw_q), tap_w_r.eq(next_bw_r)]
+                with m.If(tile_end):
+                    m.d.sync += state.eq(_State.DRAIN)
+                with m.Elif(spatial_end):
+                    m.d.sync += tile.eq(Mux(tile_last, 0, tile + Mux(direct, 1, P)))
+                    begin_tile(direct)
+                with m.Else():
+                    begin_output()
+            with m.Case(_State.DRAIN), m.If(self.done):
+                m.d.sync += state.eq(_State.IDLE)
+
+        # -- MAC stage ------------------------------------------------------------------------------------
+        s1_kind = Signal(_Kind)
+        s1_lane = Signal.like(c["lane"])
+        s1_buffer_address = Signal.like(buffer_address)
+        s1_out_address = Signal(address_bits)
+        s1_zero, s1_first, s1_last, s1_tap_first, s1_tap_last, s1_final = (Signal() for _ in range(6))
+        m.d.sync += [s1_kind.eq(kind), s1_lane.eq(c["lane"]), s1_buffer_address.eq(buffer_address),
+                     s1_out_address.eq(out_address), s1_zero.eq(zero), s1_first.eq(red_first),
+                     s1_last.eq(red_last), s1_tap_first.eq(tap_first), s1_tap_last.eq(tap_last),
+                     s1_final.eq((state == _State.WRITE) & lanes_end & tile_end)]
+        for lane, write in enumerate(buffer_writes):
+            m.d.comb += [write.addr.eq(s1_buffer_address), write.data.eq(read1.data),
+                         write.en.eq((s1_kind == _Kind.FILL) & (s1_lane == lane))]
+        has_start = is_bias | is_carry
+        starts = Array(Signal(signed(acc_width), name=f"start{lane}") for lane in range(P))
+        results = Array(Signal(signed(wide), name=f"result{lane}") for lane in range(P))
+        with m.If(s1_kind == _Kind.START):
+            m.d.sync += starts[s1_lane].eq(Mux(is_bias, read1.data << numerics.activation_frac,
+                                               acc_read.data[:acc_width].as_signed()))
+        low, high = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
+        for lane in range(P):
+            operand = Mux(direct, read1.data, buffer_data[lane])
+            product = Signal(signed(2 * in_width), name=f"product{lane}")
+            m.d.comb += product.eq(Mux(s1_zero, 0, read0.data * operand))
+            accumulator = Signal(signed(acc_width), name=f"accumulator{lane}")
+            outer = Signal(signed(wide), name=f"outer{lane}")
+            total = Signal(signed(acc_width + 1), name=f"total{lane}")
+            m.d.comb += total.eq(Mux(s1_first, Mux(has_start, starts[lane], 0), accumulator) + product)
+            updated = Signal(signed(acc_width), name=f"updated{lane}")
+            if mac.overflow == "wrap":
+                m.d.comb += updated.eq(total[:acc_width].as_signed())
+            else:
+                m.d.comb += updated.eq(Mux(total > high, high, Mux(total < low, low, total)))
+            outer_sum = Signal(signed(wide), name=f"outer_sum{lane}")
+            m.d.comb += outer_sum.eq(Mux(s1_tap_first, 0, outer) + updated)
+            with m.If(s1_kind == _Kind.MAC):
+                m.d.sync += accumulator.eq(updated)
+                with m.If(s1_last):
+                    m.d.sync += outer.eq(outer_sum)
+                    with m.If(~is_data | s1_tap_last):
+                        m.d.sync += results[lane].eq(Mux(is_data, outer_sum, updated))
+
+        s2_valid, s2_final = Signal(), Signal()
+        s2_address = Signal(address_bits)
+        result = Signal(signed(wide))
+        m.d.sync += [s2_valid.eq(s1_kind == _Kind.WRITE), s2_final.eq(s1_final), s2_address.eq(s1_out_address),
+                     result.eq(results[s1_lane])]
+
+        # -- write stage: requantize --------------------------------------------------------------------
+        shift = Signal(5)
+        m.d.comb += shift.eq(fld("imm")[:5])
+        extended = Signal(signed(wide + 32))
+        m.d.comb += extended.eq(result)
+        floor = Signal(signed(wide))
+        m.d.comb += floor.eq(result >> shift)
+        remainder = Signal(32)
+        m.d.comb += remainder.eq(extended.as_unsigned() & ((Const(1, 33) << shift) - 1))
+        half = Signal(32)
+        m.d.comb += half.eq((Const(1, 33) << shift) >> 1)
+        rounding = numerics.rounding
+        if rounding == "floor":
+            up = Const(0, 1)
+        elif rounding == "half_up":
+            up = remainder >= half
+        elif rounding == "half_even":
+            up = (remainder > half) | ((remainder == half) & floor[0])
+        else:
+            up = (remainder > half) | ((remainder == half) & (result >= 0))
+        rounded = Signal(signed(wide + 1))
+        m.d.comb += rounded.eq(floor + Mux(shift == 0, 0, up))
+        low, high = -(1 << (in_width - 1)), (1 << (in_width - 1)) - 1
+        requantized = Signal(signed(in_width))
+        m.d.comb += requantized.eq(Mux(rounded > high, high, Mux(rounded < low, low, rounded)))
+
+        with m.If(s2_valid):
+            with m.If(is_weight):
+                m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(s2_address),
+                             self.acc_write.data.eq(result)]
+            with m.Else():
+                m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(s2_address),
+                             self.scratch_write.data.eq(requantized)]
+        m.d.comb += self.done.eq(s2_valid & s2_final)
+        return m

@@ -1,0 +1,161 @@
+# amaranth: UnusedElaboratable=no
+"""GemmUnit (hdl/core/gemm_unit.py) in amaranth.sim against the instruction-level simulator (verif/compute_bench):
+every GEMM funct over kernels 1 and 3, strides 1 and 2, padding 0 and 1, groups 1, 2 and depthwise, a linear
+layer, the int8 and int16 presets, saturating and wrapping accumulators narrow enough to overflow, every
+rounding mode, the weight-gradient carry; the measured cycles equal unit_cycles."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from wavecore.golden.core import isa
+from wavecore.golden.core.semantics import CoreParameters, Shape
+from wavecore.golden.numerics import INTEGER_PRESETS, MacArithmetic
+from wavecore.hdl.core.gemm_unit import GemmUnit, unit_cycles
+from wavecore.verif.compute_bench import check_unit, numerics_for
+
+FUNCTS = tuple(isa.FUNCTS["GEMM"])
+INT8 = CoreParameters(in_width=8, acc_width=32)
+INT16 = CoreParameters(in_width=16, acc_width=48)
+
+
+def geometry(n, c, h, w, o, kernel, stride=1, padding=0, groups=1):
+    """A SHAPE's fields; ``kernel``, ``stride``, ``padding`` are ints or (height, width) pairs."""
+    (kh, kw), (sh, sw), (ph, pw) = (v if isinstance(v, tuple) else (v, v) for v in (kernel, stride, padding))
+    return dict(samples=n, channels=c, height=h, width=w, out_channels=o,
+                out_height=(h + 2 * ph - kh) // sh + 1, out_width=(w + 2 * pw - kw) // sw + 1,
+                kernel_height=kh, kernel_width=kw, stride_height=sh, stride_width=sw, padding_height=ph,
+                padding_width=pw, groups=groups)
+
+
+def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0,
+        **unit):
+    """Random memories (operands of ``operand_bits`` bits, default the full operand width, the lower bound
+    raised by ``skew`` so sums drift upwards), one SHAPE and one GEMM at odd addresses; checks the unit (built
+    with the options ``unit``: lanes, buffer_depth) against the simulator and its cycles against unit_cycles."""
+    numerics = numerics or numerics_for(parameters)
+    shape = Shape(fields)
+    x, y, wt = shape.input_elements, shape.output_elements, shape.weight_elements
+    src0, src1, src2 = 3, 3 + max(x, y) + 5, 3 + max(x, y) + 5 + max(x, wt) + 1
+    dst = src2 + shape["out_channels"] + 7
+    spad_size = dst + max(x, y) + 9
+    if funct.startswith("backward_weight"):
+        dst, spad_size = 5, src2
+    spad_size, acc_size = -(-spad_size // 8) * 8, -(-(wt + 9) // 8) * 8  # whole memory words
+    parameters = dataclasses.replace(parameters, scratchpad_elements=spad_size, accumulator_elements=acc_size)
+    rng = np.random.default_rng(seed)
+    bits = operand_bits or parameters.in_width
+    scratchpad = rng.integers(-(1 << (bits - 1)) + skew, 1 << (bits - 1), spad_size)
+    carry = carry_bits or min(parameters.acc_width - 2, 30)
+    accumulator = rng.integers(-(1 << (carry - 1)), 1 << (carry - 1), acc_size)
+    imm = numerics.weight_frac if funct in ("forward", "forward_bias", "backward_data") else 0
+    gemm = isa.Instruction("GEMM", funct, dict(dst=dst, src0=src0, src1=src1, src2=src2, imm=imm))
+    cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics,
+                        [isa.Instruction("SHAPE", fields=fields), gemm], scratchpad, accumulator)
+    assert cycles == [unit_cycles(gemm, shape, parameters, **unit)]
+    return cycles[0]
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+@pytest.mark.parametrize(("kernel", "stride", "padding", "groups"),
+                         [(3, 1, 1, 1), (3, 2, 1, 2), (1, 2, 0, 1), (3, 2, 0, 1), (1, 1, 0, 2)])
+def test_conv_geometries_match_the_simulator(funct, kernel, stride, padding, groups):
+    run(funct, geometry(1, 2 * groups, 5, 4, 2 * groups, kernel, stride, padding, groups),
+        seed=kernel + 3 * stride + 7 * padding + groups)
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_depthwise_and_odd_windows(funct):
+    run(funct, geometry(2, 3, 4, 3, 3, 3, 1, 1, groups=3), seed=1)  # depthwise, two samples
+    run(funct, geometry(1, 2, 5, 3, 3, (3, 1), (2, 1), (1, 0)), seed=2)  # non-square kernel, stride, padding
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_linear_layer(funct):
+    """fc as the compiler emits it: a 1x1 convolution on 1x1 maps."""
+    run(funct, geometry(3, 6, 1, 1, 5, 1), seed=4)
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_int16_preset(funct):
+    run(funct, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT16, seed=5)
+
+
+@pytest.mark.parametrize("overflow", ["saturate", "wrap"])
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_narrow_accumulator_overflows_in_golden_order(funct, overflow):
+    """acc_width 16 with full-scale int8 operands drifting positive: many sums overflow (backward_data's
+    per-tap sums over 8 output channels too), so a saturating unit must saturate after every addition in the
+    golden order (k ascending) to match."""
+    parameters = CoreParameters(in_width=8, acc_width=16)
+    numerics = dataclasses.replace(INTEGER_PRESETS["int8"], mac=MacArithmetic(8, 16, True, overflow),
+                                   weight_frac=12)
+    run(funct, geometry(2, 2, 3, 3, 8, 3, 1, 1), parameters, numerics, seed=6, carry_bits=16, skew=100)
+
+
+def test_saturation_order_matters_here():
+    """The data of the narrow-accumulator test gives another result when summed in reverse order, so the
+    test above can tell the order apart."""
+    mac = MacArithmetic(8, 16, True, "saturate")
+    rng = np.random.default_rng(6)
+    a, b = rng.integers(-128, 128, (4, 36)), rng.integers(-128, 128, (36, 4))
+    assert not np.array_equal(mac.matmul(a, b), mac.matmul(a[:, ::-1], b[::-1]))
+
+
+@pytest.mark.parametrize("rounding", ["floor", "half_up", "half_away_from_zero"])
+def test_rounding_modes(rounding):
+    numerics = dataclasses.replace(numerics_for(INT8), rounding=rounding)
+    for funct in ("forward_bias", "backward_data"):
+        run(funct, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT8, numerics, seed=7, operand_bits=5)
+
+
+def test_weight_gradient_carry_over_two_sub_batches():
+    """backward_weight on one sub-batch then backward_weight_accumulate on the next: the accumulator carries."""
+    fields = geometry(1, 2, 3, 3, 2, 3, 1, 1)
+    shape = Shape(fields)
+    parameters = dataclasses.replace(INT8, scratchpad_elements=96, accumulator_elements=64)
+    rng = np.random.default_rng(8)
+    program = [isa.Instruction("SHAPE", fields=fields),
+               isa.Instruction("GEMM", "backward_weight", dict(dst=1, src0=0, src1=20)),
+               isa.Instruction("GEMM", "backward_weight_accumulate", dict(dst=1, src0=41, src1=67))]
+    cycles = check_unit(GemmUnit(parameters, numerics_for(parameters), lanes=2), parameters, numerics_for(parameters),
+                        program, rng.integers(-128, 128, 96), rng.integers(-999, 999, 64))
+    assert cycles == [unit_cycles(ins, shape, parameters, lanes=2) for ins in program[1:]]
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_tiles_of_lanes_and_direct_mode(funct):
+    """Channels split into several tiles of 2 lanes (the last one partial); a buffer too small for the slice
+    runs direct (one lane, both operands from the scratchpad)."""
+    run(funct, geometry(1, 5, 3, 3, 5, 3, 2, 1), seed=9, lanes=2)
+    run(funct, geometry(1, 4, 3, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8)
+
+
+def test_cycles_formula():
+    """unit_cycles on a shape too big to simulate: the docstring's formula."""
+    fields = geometry(8, 16, 8, 8, 32, 3, 1, 1, groups=2)  # Cg 8, Og 16, K 72, Q 512
+    shape = Shape(fields)
+
+    def cycles(funct, **unit):
+        return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, **unit)
+
+    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 512 * 72 + 512 * 16)
+    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 512 * 72 + 512 * 16)
+    assert cycles("forward", buffer_depth=71) == 15 + 2 * (16 * 512 * 72 + 512 * 16)  # direct: one lane
+    assert cycles("backward_weight", buffer_depth=512) == 15 + 2 * (16 * 512 + 2 * 72 * 512 + 72 * 16)
+    assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512) == \
+        15 + 2 * (16 * 512 + 72 * 512 + 2 * 72 * 16)
+    # backward_data, stride 1, padding 1, kernel 3 on 8: each axis has 8 * 3 - 2 valid (position, tap) pairs
+    assert cycles("backward_data") == 15 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22) + 8 * 8 * 8 * 8)
+
+
+def test_rejects_mismatched_numerics():
+    with pytest.raises(ValueError, match=r"^numerics MAC widths 16/48 must equal the parameters' in_width/acc_wid"):
+        GemmUnit(INT8, numerics_for(INT16))
+    with pytest.raises(TypeError, match=r"^numerics must be an IntegerTraining"):
+        GemmUnit(INT8, "int8")
+    with pytest.raises(ValueError, match=r"^lanes must be an integer between 1 and 64, not 0$"):
+        GemmUnit(INT8, numerics_for(INT8), lanes=0)
+    with pytest.raises(ValueError, match=r"^buffer_depth must be an integer between 1 and 65536, not 0$"):
+        GemmUnit(INT8, numerics_for(INT8), buffer_depth=0)
