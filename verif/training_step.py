@@ -83,7 +83,7 @@ class CoreStepReport:
 
 def _wrong_regions(workload, got: bytes, want: bytes) -> list[str]:
     wrong = []
-    for region in workload.step.memory_map.regions:
+    for region in workload.step.memory_map.regions.values():
         if got[region.offset : region.stop] != want[region.offset : region.stop]:
             wrong.append(region.name)
     return wrong
