@@ -49,7 +49,7 @@ preset ``Q = 23``; ``mean_bits`` is 44 for both.
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -141,8 +141,10 @@ class LossUnit(wiring.Component):
             m.d.comb += port.addr.eq(difference[index * tb : (index + 1) * tb])
             outputs.append(port.data)
         value = outputs[0]
-        for table in outputs[1:]:
-            value = ((value * table + (1 << (ef - 1))) >> ef)[: ef + 1]
+        for index, table in enumerate(outputs[1:], 1):
+            chained = Signal(ef + 1, name=f"{name}_chain{index}")
+            m.d.comb += chained.eq((value * table + (1 << (ef - 1))) >> ef)
+            value = chained
         cutoff = Signal(name=f"{name}_cutoff")
         m.d.sync += cutoff.eq(difference >= a.exp_cutoff)
         e = Signal(ef + 1, name=f"{name}_e")
@@ -274,15 +276,15 @@ class LossUnit(wiring.Component):
         m.submodules.log_table = log_memory
         low, high = log_memory.read_port(), log_memory.read_port()
         m.d.comb += [low.addr.eq(index), high.addr.eq(index + 1)]
+        interpolated = Signal(signed(len(low.data) + 1))
         if rest_bits:
             step = high.data.as_signed() - low.data.as_signed()
-            interpolated = (step * normalised[:rest_bits] + (1 << (rest_bits - 1))) >> rest_bits
-        else:
-            interpolated = Const(0)
+            m.d.comb += interpolated.eq((step * normalised[:rest_bits] + (1 << (rest_bits - 1))) >> rest_bits)
         logarithm = (leading - ef) * a.log_table[-1] + low.data + interpolated
+        shifted_loss = Signal(signed(a.log_frac + a.difference_width + (sw - 1 - ef).bit_length() + 8))
+        m.d.comb += shifted_loss.eq(logarithm + (d_dy << (a.log_frac - a.logit_frac)))
         loss = Signal(signed(a.loss_width))
-        m.d.comb += loss.eq(requantize_value(logarithm + (d_dy << (a.log_frac - a.logit_frac)), _LOG_GUARD,
-                                             a.loss_format, a.rounding))
+        m.d.comb += loss.eq(requantize_value(shifted_loss, _LOG_GUARD, a.loss_format, a.rounding))
         with m.If(handoff):
             m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(d_loss_address),
                          self.acc_write.data.eq(loss)]
@@ -364,7 +366,9 @@ class LossUnit(wiring.Component):
         magnitude = Mux(negative, -mean_total, mean_total)
         rounded = (quotient[:w_bits] + 1) >> 1
         mean = Signal(signed(a.loss_width))
-        m.d.comb += mean.eq(requantize_value(Mux(negative, -rounded, rounded), 0, a.loss_format, a.rounding))
+        signed_mean = Signal(signed(w_bits + 1))
+        m.d.comb += signed_mean.eq(Mux(negative, -rounded, rounded))
+        m.d.comb += mean.eq(requantize_value(signed_mean, 0, a.loss_format, a.rounding))
         m.d.sync += mean_arrives.eq(0)
         mean_write = Signal()
         with m.FSM(name="mean"):

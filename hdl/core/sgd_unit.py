@@ -18,19 +18,18 @@ with the numerics' rounding mode; every sum exact.
 **Timing**: the constants are read in cycles 0..2 (cycle 0 is the ``start`` cycle); element ``i`` reads ``w, v``
 (both scratchpad ports) in cycle ``2 + 2i`` and ``g`` in cycle ``3 + 2i``; the products ``M*v, WD*w`` are
 registered in cycle ``3 + 2i``, ``v'`` is written in cycle ``4 + 2i`` and ``w'`` in ``5 + 2i`` (one scratchpad
-write port, two writes per element: two cycles per element is the bound). ``done`` comes with the last write:
+write port, two writes per element: two cycles per element is the bound). ``done`` comes with the last write::
 
     cycles = 2 * elements + 3         (from start to done, as verif.compute_bench measures)
 
-**Assumptions**: the weight, velocity and gradient ranges do not overlap partially (the simulator reads all of
-them before it writes; the unit writes element ``i`` after reading elements ``0..i`` only, at element ``i``'s
-own addresses). The constants must be in range (the simulator refuses others); the unit uses their low
-``constant_width`` bits.
+**Assumptions**: the weight, velocity and gradient ranges are disjoint (the simulator reads all of them before
+it writes; the unit writes element ``i``'s ``v'`` and ``w'`` after reading elements ``0..i`` only). The
+constants must be in range (the simulator refuses others); the unit uses their low ``constant_width`` bits.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, unsigned
+from amaranth import Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 
 from wavecore.golden.core import isa
@@ -136,8 +135,10 @@ class SgdUnit(wiring.Component):
         with m.If(stage1):
             m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight1.eq(w_in)]
         grid = a._velocity_grid
-        velocity_total = ((momentum_v << (grid - a.velocity_frac)) + (decay_w << (grid - a.weight_frac))
-                          + (g_in << (a.constant_frac + grid - a.grad_frac)))
+        velocity_sum = ((momentum_v << (grid - a.velocity_frac)) + (decay_w << (grid - a.weight_frac))
+                        + (g_in << (a.constant_frac + grid - a.grad_frac)))
+        velocity_total = Signal(signed(a.velocity_accumulator_width))
+        m.d.comb += velocity_total.eq(velocity_sum)
         new_velocity = Signal(self.scratch_write.data.shape())
         m.d.comb += new_velocity.eq(requantize_value(velocity_total, a.constant_frac + grid - a.velocity_frac,
                                                      a.velocity, a.rounding))
@@ -146,8 +147,9 @@ class SgdUnit(wiring.Component):
         with m.If(stage2):
             m.d.sync += [velocity2.eq(new_velocity), weight2.eq(weight1)]
         grid = a._weight_grid
-        weight_total = ((weight2 << (a.constant_frac + grid - a.weight_frac))
-                        - ((lr * velocity2) << (grid - a.velocity_frac)))
+        weight_total = Signal(signed(a.weight_accumulator_width))
+        m.d.comb += weight_total.eq((weight2 << (a.constant_frac + grid - a.weight_frac))
+                                    - ((lr * velocity2) << (grid - a.velocity_frac)))
         new_weight = Signal(self.scratch_write.data.shape())
         m.d.comb += new_weight.eq(requantize_value(weight_total, a.constant_frac + grid - a.weight_frac, a.weight,
                                                    a.rounding))

@@ -197,3 +197,23 @@ def test_validation():
         LossUnit(parameters, IntegerTraining(loss="host"))
     with pytest.raises(TypeError, match="parameters must be a CoreParameters"):
         LossUnit(None, numerics_for(parameters))
+
+
+def test_idle_ports_low():
+    """Without start every enable and done stay low (the core ORs the units' ports)."""
+    from amaranth.sim import Simulator
+
+    parameters = _parameters("int8")
+    unit = LossUnit(parameters, numerics_for(parameters))
+    ports = [unit.scratch_read0.en, unit.scratch_read1.en, unit.scratch_write.en, unit.acc_read.en,
+             unit.acc_write.en, unit.done]
+
+    async def testbench(ctx):
+        for _ in range(8):
+            assert not any(ctx.get(port) for port in ports)
+            await ctx.tick()
+
+    simulator = Simulator(unit)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
