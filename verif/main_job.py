@@ -146,7 +146,7 @@ def _run_main_job(config: AcceleratorConfig, output: Path, *, simulator: str,
                   progress: Callable[[str], None]) -> MainJobSummary:
     from wavecore.golden.core.build import compile_workload, core_setup
     from wavecore.hdl.registry import generate_files
-    from wavecore.verif.training_step import run_step_on_core
+    from wavecore.verif.training_step import bus_width, run_step_on_core
 
     summary = MainJobSummary(config=config, output=output)
     workloads, reports = {}, {}
@@ -177,7 +177,7 @@ def _run_main_job(config: AcceleratorConfig, output: Path, *, simulator: str,
         block = {"block": "core", "rows": parameters.rows, "cols": parameters.cols,
                  "in_width": parameters.in_width, "acc_width": parameters.acc_width,
                  "scratchpad_elements": parameters.scratchpad_elements,
-                 "overflow": numerics.mac.overflow}
+                 "overflow": numerics.mac.overflow, "data_width": bus_width(parameters)}
         files = generate_files(block, output / "core", toplevel="wavecore")
         verilog = files.paths[0]
         summary.files["verilog"] = [str(path) for path in files.paths]

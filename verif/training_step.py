@@ -27,7 +27,7 @@ import numpy as np
 from wavecore.golden.core import isa
 from wavecore.golden.core.build import CompiledWorkload, compile_workload, training_data
 
-__all__ = ["CoreStepReport", "golden_differences", "run_step_on_core"]
+__all__ = ["CoreStepReport", "bus_width", "golden_differences", "run_step_on_core"]
 
 
 def golden_differences(workload: CompiledWorkload, data) -> list[str]:
@@ -81,6 +81,15 @@ class CoreStepReport:
         return dict(dataclasses.asdict(self), bit_exact=self.bit_exact, traffic_matches=self.traffic_matches)
 
 
+def bus_width(parameters) -> int:
+    """The AXI data width that carries the configured DRAM bandwidth (``dram_bytes_per_cycle`` 4, 8 or 16)."""
+    width = 8 * parameters.dram_bytes_per_cycle
+    if width not in (32, 64, 128):
+        raise ValueError(f"memory.dram_bytes_per_cycle must be 4, 8 or 16 for the core's AXI4 port, not "
+                         f"{parameters.dram_bytes_per_cycle}")
+    return width
+
+
 def _wrong_regions(workload, got: bytes, want: bytes) -> list[str]:
     wrong = []
     for region in workload.step.memory_map.regions.values():
@@ -114,7 +123,8 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     dram_bytes = 1 << max(22, (len(data.initial) - 1).bit_length())
     parameters = dataclasses.replace(workload.parameters, dram_bytes=dram_bytes)
     started = time.perf_counter()
-    system = CoreSystem(parameters=parameters, numerics=workload.numerics)
+    data_width = bus_width(parameters)
+    system = CoreSystem(parameters=parameters, numerics=workload.numerics, data_width=data_width)
     toplevel = "wavecore_step"
     design = build(convert(system, name=toplevel), toplevel=toplevel, simulator=simulator,
                    extra_sources=[verilog_source()])
@@ -128,7 +138,8 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     predicted = workload.expected["cycles"]
     try:
         design.run("wavecore.verif.tb_training_step", test_name=f"{toplevel}-{workload.network.name}-{schedule}",
-                   params={"data_width": 64, "image": str(directory / "image.bin"), "program_base": program_base,
+                   params={"data_width": data_width, "image": str(directory / "image.bin"),
+                           "program_base": program_base,
                            "cycle_bound": 50 * predicted * steps + 100_000, "steps": steps,
                            "dram": str(directory / "dram_after.bin"), "result": str(directory / "result.json")},
                    plusargs=plusargs(seed=seed + 1, stall=stall, latency_min=latency[0], latency_max=latency[1],

@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "ERROR_CODES",
     "FORMATS",
     "FUNCTS",
     "HEADER",
@@ -222,18 +221,6 @@ FUNCTS = {
     },
     "COUNTER": {"clear": (0, "zero every counter"), "snapshot": (1, "record the counters in the trace; imm = id")},
     "SYNC": {"none": (0, "-")},
-}
-
-#: Error codes of the core's status (the RTL's error register; the simulator's ``CoreError.code``). An error
-#: stops the core with the failing instruction's index; DRAM outside the failing store is unchanged.
-ERROR_CODES = {
-    "none": 0,
-    "illegal_instruction": 1,  # an opcode or funct not in the tables, or a token bit a queue cannot have
-    "dram_range": 2,  # a LOAD/STORE row outside DRAM
-    "scratchpad_range": 3,  # an access outside the scratchpad
-    "accumulator_range": 4,  # an access outside the accumulator memory
-    "element_range": 5,  # a STORE value that does not fit its DRAM element
-    "no_end": 6,  # the program ran out without END
 }
 
 _OPCODE_BY_NUMBER = {number: name for name, (number, _, _) in OPCODES.items()}

@@ -5,7 +5,9 @@ and the RTL testbench.
   memories, DMA bandwidth, element sizes).
 * :func:`accesses` gives the memory ranges an instruction reads and writes, from its fields and the current
   SHAPE register: the compiler sets tokens from them, the simulator checks the tokens against them.
-* :func:`cycles` is the per-instruction cycle model; :func:`makespan` schedules a program's queues with
+* :func:`cycles` is the per-instruction cycle model (LOAD/STORE: issue, first-beat latency and the DRAM
+  bandwidth; compute instructions: the unit's own cycle formula, kept beside its RTL, plus the core's dispatch);
+  :func:`makespan` schedules a program's queues with
   their tokens (a queue runs its instructions in order; a pop waits for the matching push's retirement).
 """
 
@@ -16,12 +18,14 @@ from dataclasses import dataclass
 
 from wavecore.golden.core.isa import FORMATS, QUEUES, Instruction
 from wavecore.golden.core.memory_map import element_bytes
-from wavecore.golden.plan.cycles import gemm_cycles
 
 __all__ = ["CoreParameters", "Shape", "accesses", "core_numerics", "cycles", "dma_rows", "makespan", "norm_count"]
 
 #: Fixed cost of starting any instruction (decode and issue), and the DMA's first-beat latency.
 ISSUE_CYCLES = 2
+#: Cycles the core's compute queue adds to a unit's own (``hdl/core/wavecore.py``: start, the unit's done seen,
+#: retire).
+UNIT_DISPATCH_CYCLES = 3
 DMA_LATENCY = 24
 
 
@@ -215,27 +219,17 @@ def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters)
 
 def cycles(instruction: Instruction, shape: Shape, parameters: CoreParameters) -> int:
     """Predicted cycles of one instruction (the model ``docs/core.md`` states)."""
-    op, funct = instruction.opcode, instruction.funct
-    lanes = parameters.vector_lanes
+    op = instruction.opcode
     if op in ("LOAD", "STORE"):
         rows, size = dma_rows(instruction, parameters)
         moved = sum(stop - start for start, stop in rows)
         return ISSUE_CYCLES + DMA_LATENCY + math.ceil(moved / parameters.dram_bytes_per_cycle)
-    if op == "GEMM":
-        groups = shape["groups"]
-        positions = shape["samples"] * shape["out_height"] * shape["out_width"]
-        k = shape["channels"] // groups * shape["kernel_height"] * shape["kernel_width"]
-        out = shape["out_channels"] // groups
-        m, kk, nn = {"backward_data": (positions, out * shape["kernel_height"] * shape["kernel_width"],
-                                       shape["channels"] // groups),
-                     "backward_weight": (k, positions, out),
-                     "backward_weight_accumulate": (k, positions, out)}.get(funct, (positions, k, out))
-        return ISSUE_CYCLES + groups * gemm_cycles(m, kk, nn, rows=parameters.rows, cols=parameters.cols,
-                                                   convention="overlapped")
-    if op in ("VECTOR", "NORM", "SGD", "LOSS"):
-        elements = max(shape.input_elements, shape.output_elements if op == "VECTOR" else 0)
-        passes = 2 if (op == "NORM" and funct.startswith("backward")) else 1
-        return ISSUE_CYCLES + passes * math.ceil(elements / lanes)
+    if op in ("GEMM", "VECTOR", "NORM", "LOSS", "SGD"):
+        # the unit's own formula (beside its RTL: hdl/core/<unit>_unit.py unit_cycles, equal to the cycles the
+        # unit takes, tests/hdl/core/test_*_unit.py) plus the core's dispatch: start, run, retire
+        from wavecore.hdl.core.units import unit_cycles
+
+        return UNIT_DISPATCH_CYCLES + unit_cycles(instruction, shape, parameters)
     return ISSUE_CYCLES
 
 

@@ -22,7 +22,17 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from wavecore.golden.core.isa import INSTRUCTION_BYTES, QUEUES, TRAFFIC_CLASSES, Instruction, decode, encode, norm_block
+from wavecore.golden.core.errors import ErrorCode
+from wavecore.golden.core.isa import (
+    INSTRUCTION_BYTES,
+    OPCODES,
+    QUEUES,
+    TRAFFIC_CLASSES,
+    Instruction,
+    decode,
+    encode,
+    norm_block,
+)
 from wavecore.golden.core.memory_map import MemoryMap
 from wavecore.golden.core.program import Ordering, TokenError
 from wavecore.golden.core.semantics import CoreParameters, Shape, accesses, cycles, dma_rows, memory_of, norm_count
@@ -33,12 +43,26 @@ __all__ = ["CoreError", "Simulator", "TraceEntry"]
 
 
 class CoreError(RuntimeError):
-    """An error state of the core: ``code`` (a key of :data:`golden.core.isa.ERROR_CODES`), the failing
-    instruction's program ``index`` (None before the first), and a message naming it."""
+    """An error state of the core: ``code`` (:class:`golden.core.errors.ErrorCode`, the RTL's ``ERROR_CODE``
+    for the faults both detect), the failing instruction's program ``index`` (None before the first), and a
+    message naming it."""
 
-    def __init__(self, message: str, *, code: str, index: int | None = None):
+    def __init__(self, message: str, *, code: ErrorCode, index: int | None = None):
         super().__init__(message)
-        self.code, self.index = code, index
+        self.code, self.index = ErrorCode(code), index
+
+
+_OPCODE_NUMBERS = {number for number, _, _ in OPCODES.values()}
+
+
+def _check_ranges(index: int, ins: Instruction, reads, writes, sizes: dict):
+    """Stop with the RTL's code for the first access outside its memory: DRAM first (the RTL checks
+    DRAM_OUT_OF_RANGE before SCRATCHPAD_OUT_OF_RANGE), then the scratchpad or the accumulator memory."""
+    for memory, start, stop in sorted([*reads, *writes], key=lambda access: access[0] != "dram"):
+        if not 0 <= start <= stop <= sizes[memory]:
+            code = ErrorCode.DRAM_OUT_OF_RANGE if memory == "dram" else ErrorCode.SCRATCHPAD_OUT_OF_RANGE
+            raise CoreError(f"instruction #{index} ({ins.text()}): {memory} range [{start}, {stop}) is outside "
+                            f"[0, {sizes[memory]})", code=code, index=index)
 
 
 @dataclass
@@ -88,18 +112,22 @@ class Simulator:
     # -- running ----------------------------------------------------------------------------------------------
     def run_from_dram(self, dram: bytearray, program_address: int, count: int) -> list[TraceEntry]:
         """Fetch ``count`` instruction words from DRAM at ``program_address`` (what the core's fetch unit
-        does), decode them and run them; an undecodable word is an ``illegal_instruction`` error."""
+        does), decode them and run them. As the RTL's decoder: an undefined opcode is ``ILLEGAL_OPCODE``, any
+        other undecodable word (function code, a token bit its queue cannot have, a field out of range)
+        ``ILLEGAL_FIELD``; a fetch outside DRAM ``DRAM_OUT_OF_RANGE``."""
         program = []
         for index in range(count):
             start = program_address + index * INSTRUCTION_BYTES
             if start + INSTRUCTION_BYTES > len(dram):
-                raise CoreError(f"instruction #{index}: fetch at {start} is outside DRAM", code="dram_range",
-                                index=index)
+                raise CoreError(f"instruction #{index}: fetch at {start} is outside DRAM",
+                                code=ErrorCode.DRAM_OUT_OF_RANGE, index=index)
+            word = bytes(dram[start : start + INSTRUCTION_BYTES])
             try:
-                instruction = decode(bytes(dram[start : start + INSTRUCTION_BYTES]))
-                encode(instruction)  # token bits a queue cannot have
+                instruction = decode(word)
+                encode(instruction)  # token bits a queue cannot have, fields below their minimum
             except ValueError as error:
-                raise CoreError(f"instruction #{index}: {error}", code="illegal_instruction", index=index) from None
+                code = ErrorCode.ILLEGAL_OPCODE if word[0] not in _OPCODE_NUMBERS else ErrorCode.ILLEGAL_FIELD
+                raise CoreError(f"instruction #{index}: {error}", code=code, index=index) from None
             program.append(instruction)
         return self.run(program, dram)
 
@@ -108,9 +136,10 @@ class Simulator:
         if len(dram) > self.parameters.dram_bytes:
             raise ValueError(f"dram holds {len(dram)} bytes, more than dram_bytes {self.parameters.dram_bytes}")
         if not program or program[-1].opcode != "END":
-            raise CoreError("the program must end with END", code="no_end", index=len(program))
+            raise CoreError("the program must end with END", code=ErrorCode.NO_END, index=len(program))
         self.dram = dram
-        ordering = Ordering({**self.parameters.sizes(), "dram": len(dram)})
+        sizes = {**self.parameters.sizes(), "dram": len(dram)}
+        ordering = Ordering(sizes)
         queues = {q: [i for i, ins in enumerate(program) if ins.queue == q] for q in QUEUES}
         shapes = self._shapes(program)
         position = dict.fromkeys(QUEUES, 0)
@@ -151,12 +180,8 @@ class Simulator:
             shape = shapes[index]
             reads, writes = accesses(ins, shape, self.parameters)
             queue_number = QUEUES.index(q)
-            try:
-                needs = ordering.needs(queue_number, reads, writes)
-            except ValueError as error:
-                memory = str(error).split()[0]
-                raise CoreError(f"instruction #{index} ({ins.text()}): {error}", code=f"{memory}_range",
-                                index=index) from error
+            _check_ranges(index, ins, reads, writes, sizes)
+            needs = ordering.needs(queue_number, reads, writes)
             for other, (needed, kind, access) in enumerate(needs):
                 if needed > merged[other]:
                     culprit = queues[QUEUES[other]][needed]
@@ -172,7 +197,7 @@ class Simulator:
             try:
                 self._execute(ins, shape, entry, writes)
             except (ValueError, TypeError) as error:
-                code = "element_range" if "does not fit" in str(error) else "illegal_instruction"
+                code = ErrorCode.ELEMENT_OUT_OF_RANGE if "does not fit" in str(error) else ErrorCode.ILLEGAL_FIELD
                 raise CoreError(f"instruction #{index} ({ins.text()}): {error}", code=code, index=index) from error
             self.trace.append(entry)
             free[q] = end

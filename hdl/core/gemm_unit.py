@@ -31,28 +31,31 @@ along the outputs it computes into a local buffer of ``buffer_depth`` elements p
 cycle on ``scratch_read1``): the weights w[o, :, :, :] (S = C/G*KH*KW) for ``forward*``, w[:, c, :, :]
 (S = O/G*KH*KW) for ``backward_data``, dy[:, o, :, :] (S = N*OH*OW) for ``backward_weight*``. Then one read of
 the shared operand on ``scratch_read0`` (x, dy, x) feeds every lane. When S > ``buffer_depth`` the unit runs
-*direct*: one lane, both operands read from the scratchpad each cycle (no FILL). After each output position's
-reduction the lanes' results are written one per cycle (WRITE).
+*direct*: one lane, both operands read from the scratchpad each cycle (no FILL). When a reduction ends, its
+lanes' results are written one per cycle while the next reduction runs.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`~wavecore.verif.compute_bench.check_unit` counts them;
-:func:`unit_cycles`): ``SETUP_CYCLES`` (= 15: a 12-step restoring division for C/G, O/G, PH/SH, PW/SW, one cycle
-to prime the counters, two pipeline cycles) plus, with P = lanes (1 when direct), Cg = C/G, Og = O/G,
-K = Cg*KH*KW, Q = N*OH*OW, tiles T = ceil(Og / P) (``backward_data``: ceil(Cg / P)) and the FILL term only when
-not direct:
+:func:`unit_cycles` computes it): ``SETUP_CYCLES`` (= 15: a 12-step restoring division for C/G, O/G, PH/SH,
+PW/SW, one cycle to prime the counters, two pipeline cycles) + the issue cycles + the lanes of the last tile (its
+last writes). With P = lanes (1 when direct), Cg = C/G, Og = O/G, K = Cg*KH*KW, Q = N*OH*OW, tiles of
+L = min(P, channels left) lanes (T = ceil(Og / P) tiles, ``backward_data``: ceil(Cg / P)), the issue cycles are,
+per tile: FILL L*S (not when direct), BIAS L (``forward_bias``), and per output position: CARRY L
+(``backward_weight_accumulate``) + the reduction's steps (``forward*``: K; ``backward_weight*``: Q;
+``backward_data``: KH*KW + (Og - 1)*vh*vw at pixel (h, w), vh = the taps i that reach an output row from h,
+likewise vw: a tap that reaches no output takes one cycle, a valid one Og). The last step of a reduction is
+issued at least L' cycles after the previous reduction's last step (L' = its lanes, whose writes must be done
+first). Without such stalls (every reduction at least as long as its lanes), in closed form:
 
-* ``forward*``: G * (Og*K [FILL] + Og [``forward_bias``: bias reads] + T*Q*K + Q*Og [WRITE]);
-* ``backward_weight*``: G * (Og*Q [FILL] + T*K*Q + K*Og [WRITE] + K*Og [``_accumulate``: carry reads]);
-* ``backward_data``: G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW) + N*H*W*Cg [WRITE]), VH = the
-  number of pairs (h, i) whose tap reaches an output row (likewise VW): a tap that reaches no output takes one
-  cycle, a valid one Og cycles.
+* ``forward*``: G * (Og*K [FILL] + Og [``forward_bias``] + T*Q*K) + L_last;
+* ``backward_weight*``: G * (Og*Q [FILL] + T*K*Q + K*Og [``_accumulate``]) + L_last;
+* ``backward_data``: G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW)) + L_last, VH = sum of vh over
+  the rows (likewise VW).
 
 Pipeline: issue (counters -> addresses, reads presented) -> MAC (read data; lane products; overflow rule; FILL
 writes the buffer) -> write (requantize; ``done`` in the cycle of the last write).
 """
 
 from __future__ import annotations
-
-import math
 
 from amaranth import Array, Const, Module, Mux, Signal, signed
 from amaranth.lib import enum, wiring
@@ -73,20 +76,19 @@ _TAP_BITS = 8
 #: Fixed cycles of every instruction: division, priming, pipeline.
 SETUP_CYCLES = _DIVIDER_BITS + 3
 #: Default local buffer elements per lane.
-BUFFER_DEPTH = 512
+BUFFER_DEPTH = 2048
 
 _FUNCTS = isa.FUNCTS["GEMM"]
 
 
-def _taps_hit(size: int, out_size: int, kernel: int, stride: int, padding: int) -> int:
-    """Pairs (position, tap) of one axis where the tap reaches an output: position + padding - tap =
-    stride * out with 0 <= out < out_size."""
+def _taps_hit_at(position: int, out_size: int, kernel: int, stride: int, padding: int) -> int:
+    """Taps of one axis that reach an output from ``position``: position + padding - tap = stride * out with
+    0 <= out < out_size."""
     count = 0
-    for position in range(size):
-        for tap in range(kernel):
-            t = position + padding - tap
-            if t >= 0 and t % stride == 0 and t // stride < out_size:
-                count += 1
+    for tap in range(kernel):
+        t = position + padding - tap
+        if t >= 0 and t % stride == 0 and t // stride < out_size:
+            count += 1
     return count
 
 
@@ -101,7 +103,7 @@ def _slice_length(funct: str, shape: Shape) -> int:
 
 def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters, *, lanes: int | None = None,
                 buffer_depth: int = BUFFER_DEPTH) -> int:
-    """Cycles from ``start`` to ``done`` of one GEMM instruction (the formula of the module docstring) on a
+    """Cycles from ``start`` to ``done`` of one GEMM instruction (the model of the module docstring) on a
     unit built with ``lanes`` (default ``parameters.cols``) and ``buffer_depth``."""
     s = shape
     n, c, h, w = s["samples"], s["channels"], s["height"], s["width"]
@@ -110,21 +112,32 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
     cg, og = c // groups, o // groups
     k, q = cg * kh * kw, n * oh * ow
     funct = instruction.funct
-    direct = _slice_length(funct, shape) > buffer_depth
+    length = _slice_length(funct, shape)
+    direct = length > buffer_depth
     lanes = 1 if direct else (lanes or parameters.cols)
-    fill = not direct
+    channels = cg if funct == "backward_data" else og
+    tiles = [min(lanes, channels - first) for first in range(0, channels, lanes)]
     if funct.startswith("forward"):
-        tiles = math.ceil(og / lanes)
-        per_group = og * k * fill + og * (funct == "forward_bias") + tiles * q * k + q * og
+        reductions = [(k, q)]  # (steps, how many outputs in a row)
     elif funct == "backward_data":
-        tiles = math.ceil(cg / lanes)
-        vh = _taps_hit(h, oh, kh, s["stride_height"], s["padding_height"])
-        vw = _taps_hit(w, ow, kw, s["stride_width"], s["padding_width"])
-        per_group = cg * og * kh * kw * fill + tiles * n * (h * w * kh * kw + (og - 1) * vh * vw) + n * h * w * cg
+        rows = [_taps_hit_at(y, oh, kh, s["stride_height"], s["padding_height"]) for y in range(h)]
+        columns = [_taps_hit_at(x, ow, kw, s["stride_width"], s["padding_width"]) for x in range(w)]
+        steps = [kh * kw + (og - 1) * rows[y] * columns[x] for y in range(h) for x in range(w)]
+        reductions = [(step, 1) for step in steps] * n
     else:
-        tiles = math.ceil(og / lanes)
-        per_group = og * q * fill + tiles * k * q + k * og * (1 + (funct == "backward_weight_accumulate"))
-    return SETUP_CYCLES + groups * per_group
+        reductions = [(q, k)]
+    issued, last_end, last_lanes = 0, None, 0
+    for _ in range(groups):
+        for active in tiles:
+            issued += active * length * (not direct) + active * (funct == "forward_bias")  # FILL, BIAS
+            for steps, count in reductions:
+                steps += active * (funct == "backward_weight_accumulate")  # CARRY
+                issued += steps
+                if last_end is not None:  # a reduction's last step waits for the previous lanes' writes
+                    issued = max(issued, last_end + last_lanes)
+                issued += (count - 1) * max(steps, active)
+                last_end, last_lanes = issued, active
+    return SETUP_CYCLES + issued + last_lanes
 
 
 class _State(enum.Enum, shape=4):
@@ -135,8 +148,7 @@ class _State(enum.Enum, shape=4):
     BIAS = 4
     CARRY = 5
     COMPUTE = 6
-    WRITE = 7
-    DRAIN = 8
+    DRAIN = 7
 
 
 class _Kind(enum.Enum, shape=3):
@@ -146,7 +158,6 @@ class _Kind(enum.Enum, shape=3):
     FILL = 1
     START = 2  # a lane's starting value: bias (forward_bias) or carry (backward_weight_accumulate)
     MAC = 3
-    WRITE = 4
 
 
 class GemmUnit(wiring.Component):
@@ -161,7 +172,8 @@ class GemmUnit(wiring.Component):
     lanes : int
         Channels computed in parallel (1 to 64; default ``parameters.cols``).
     buffer_depth : int
-        Local operand buffer elements per lane (1 to 65536).
+        Local operand buffer elements per lane (1 to 65536; default 2048: every slice of tiny_resnet at
+        sub-batch 8 fits).
     """
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, lanes: int | None = None,
@@ -266,6 +278,8 @@ class GemmUnit(wiring.Component):
         fill_end, reduction_end, lanes_end, spatial_end, tile_end = (
             Signal(name=nm) for nm in ("fill_end", "reduction_end", "lanes_end", "spatial_end", "tile_end"))
         red_first, red_last, tap_first, tap_last = Signal(), Signal(), Signal(), Signal()
+        stall = Signal()
+        draining = Signal(range(P + 1))  # cycles until the lanes of the last reduction are written (+ 1)
         m.d.comb += lanes_end.eq(at_last["lane"])
         with m.Switch(state):
             with m.Case(_State.FILL):
@@ -278,20 +292,17 @@ class GemmUnit(wiring.Component):
             with m.Case(_State.BIAS, _State.CARRY):
                 nest(["lane"], 1)
             with m.Case(_State.COMPUTE):
-                with m.If(is_fwd):
-                    m.d.comb += reduction_end.eq(nest(["cl", "i", "j"], 1))
-                with m.Elif(is_weight):
-                    m.d.comb += reduction_end.eq(nest(["n", "oh", "ow"], 1))
-                with m.Else():
-                    m.d.comb += reduction_end.eq(nest(["i", "j", "ol"], 1))
-            with m.Case(_State.WRITE):
-                nest(["lane"], 1)
-                with m.If(is_fwd):
-                    m.d.comb += spatial_end.eq(nest(["n", "oh", "ow"], lanes_end))
-                with m.Elif(is_weight):
-                    m.d.comb += spatial_end.eq(nest(["cl", "i", "j"], lanes_end))
-                with m.Else():
-                    m.d.comb += spatial_end.eq(nest(["n", "h", "w"], lanes_end))
+                # the last step of a reduction waits until the lanes of the previous one are written
+                for names, spatial, condition in ((["cl", "i", "j"], ["n", "oh", "ow"], is_fwd),
+                                                  (["n", "oh", "ow"], ["cl", "i", "j"], is_weight),
+                                                  (["i", "j", "ol"], ["n", "h", "w"], is_data)):
+                    with m.If(condition):
+                        all_last = Const(1, 1)
+                        for name in names:
+                            all_last = all_last & (ol_last if name == "ol" else at_last[name])
+                        m.d.comb += [stall.eq(all_last & (draining > 1)),
+                                     reduction_end.eq(nest(names, ~stall)),
+                                     spatial_end.eq(nest(spatial, reduction_end))]
                 m.d.comb += tile_end.eq(nest(["g"], spatial_end & tile_last) & tile_last)
         with m.If(is_fwd):
             m.d.comb += [red_first.eq((c["cl"] == 0) & (c["i"] == 0) & (c["j"] == 0)),
@@ -320,7 +331,8 @@ class GemmUnit(wiring.Component):
         shared_address = Signal(address_bits)  # scratch_read0 in COMPUTE: x, dy (backward_data), x
         slice_address = Signal(address_bits)  # scratch_read1 in FILL (and COMPUTE when direct)
         buffer_address = Signal(range(self.buffer_depth))
-        out_address = Signal(address_bits)  # WRITE (and CARRY) address of the lane's output
+        out_address = Signal(address_bits)  # the lane's output (CARRY; lane 0 in COMPUTE: the write's start)
+        out_stride = Signal(address_bits)  # from one lane's output to the next
         with m.If(is_fwd):
             m.d.comb += [
                 shared_address.eq(fld("src0") + x_index),
@@ -328,6 +340,7 @@ class GemmUnit(wiring.Component):
                                  + c["j"]),
                 buffer_address.eq((c["cl"] * KH + c["i"]) * KW + c["j"]),
                 out_address.eq(fld("dst") + ((c["n"] * O + o_base + lane_channel) * OH + c["oh"]) * OW + c["ow"]),
+                out_stride.eq(OH * OW),
             ]
         with m.Elif(is_weight):
             m.d.comb += [
@@ -336,6 +349,7 @@ class GemmUnit(wiring.Component):
                                  + c["ow"]),
                 buffer_address.eq((c["n"] * OH + c["oh"]) * OW + c["ow"]),
                 out_address.eq(fld("dst") + (((o_base + lane_channel) * cg + c["cl"]) * KH + c["i"]) * KW + c["j"]),
+                out_stride.eq(cg * KH * KW),
             ]
         with m.Else():
             m.d.comb += [
@@ -344,6 +358,7 @@ class GemmUnit(wiring.Component):
                 slice_address.eq(fld("src1") + ((out_channel * cg + lane_channel) * KH + c["i"]) * KW + c["j"]),
                 buffer_address.eq((c["ol"] * KH + c["i"]) * KW + c["j"]),
                 out_address.eq(fld("dst") + ((c["n"] * C + c_base + lane_channel) * H + c["h"]) * W + c["w"]),
+                out_stride.eq(H * W),
             ]
         zero = Signal()
         m.d.comb += zero.eq(Mux(is_data, ~tap_valid, ~pixel_valid))
@@ -371,11 +386,9 @@ class GemmUnit(wiring.Component):
                              read1.addr.eq(fld("src2") + o_base + lane_channel)]
             with m.Case(_State.CARRY):
                 m.d.comb += [kind.eq(_Kind.START), acc_read.en.eq(1), acc_read.addr.eq(out_address)]
-            with m.Case(_State.COMPUTE):
+            with m.Case(_State.COMPUTE), m.If(~stall):
                 m.d.comb += [kind.eq(_Kind.MAC), read0.en.eq(~zero), read0.addr.eq(shared_address),
                              read1.en.eq(direct & ~zero), read1.addr.eq(slice_address)]
-            with m.Case(_State.WRITE):
-                m.d.comb += kind.eq(_Kind.WRITE)
 
         # -- control ----------------------------------------------------------------------------------------
         def pair_up(q, r, stride):
@@ -395,7 +408,7 @@ class GemmUnit(wiring.Component):
         def begin_output():
             m.d.sync += state.eq(Mux(is_carry, _State.CARRY, _State.COMPUTE))
 
-        slice_length = Signal(24)
+        slice_length = Signal(28)
         m.d.comb += slice_length.eq(Mux(is_fwd, cg * KH * KW, Mux(is_data, og * KH * KW, N * OH * OW)))
         for name, counter in counters.items():
             last = ol_last if name == "ol" else at_last[name]
@@ -404,7 +417,7 @@ class GemmUnit(wiring.Component):
         with m.If(inc["g"]):
             m.d.sync += [c_base.eq(Mux(at_last["g"], 0, c_base + cg)), o_base.eq(Mux(at_last["g"], 0, o_base + og))]
 
-        # backward_data tap pairs: base pairs follow h, w (WRITE); tap pairs follow i, j (COMPUTE)
+        # backward_data tap pairs: base pairs follow h, w, tap pairs i, j
         next_bh_q, next_bh_r = Signal.like(base_h_q), Signal.like(base_h_r)
         next_bw_q, next_bw_r = Signal.like(base_w_q), Signal.like(base_w_r)
         up_h, up_w = pair_up(base_h_q, base_h_r, SH), pair_up(base_w_q, base_w_r, SW)
@@ -455,18 +468,16 @@ class GemmUnit(wiring.Component):
                     m.d.sync += [tap_w_q.eq(Mux(at_last["j"], base_w_q, down_w[0])),
                                  tap_w_r.eq(Mux(at_last["j"], base_w_r, down_w[1]))]
                 with m.If(reduction_end):
-                    m.d.sync += state.eq(_State.WRITE)
-            with m.Case(_State.WRITE), m.If(lanes_end):
-                m.d.sync += [base_h_q.eq(next_bh_q), base_h_r.eq(next_bh_r), tap_h_q.eq(next_bh_q),
-                             tap_h_r.eq(next_bh_r), base_w_q.eq(next_bw_q), base_w_r.eq(next_bw_r),
-                             tap_w_q.eq(next_bw_q), tap_w_r.eq(next_bw_r)]
-                with m.If(tile_end):
-                    m.d.sync += state.eq(_State.DRAIN)
-                with m.Elif(spatial_end):
-                    m.d.sync += tile.eq(Mux(tile_last, 0, tile + Mux(direct, 1, P)))
-                    begin_tile(direct)
-                with m.Else():
-                    begin_output()
+                    m.d.sync += [base_h_q.eq(next_bh_q), base_h_r.eq(next_bh_r), tap_h_q.eq(next_bh_q),
+                                 tap_h_r.eq(next_bh_r), base_w_q.eq(next_bw_q), base_w_r.eq(next_bw_r),
+                                 tap_w_q.eq(next_bw_q), tap_w_r.eq(next_bw_r)]
+                    with m.If(tile_end):
+                        m.d.sync += state.eq(_State.DRAIN)
+                    with m.Elif(spatial_end):
+                        m.d.sync += tile.eq(Mux(tile_last, 0, tile + Mux(direct, 1, P)))
+                        begin_tile(direct)
+                    with m.Else():
+                        begin_output()
             with m.Case(_State.DRAIN), m.If(self.done):
                 m.d.sync += state.eq(_State.IDLE)
 
@@ -475,11 +486,13 @@ class GemmUnit(wiring.Component):
         s1_lane = Signal.like(c["lane"])
         s1_buffer_address = Signal.like(buffer_address)
         s1_out_address = Signal(address_bits)
+        s1_stride = Signal(address_bits)
+        s1_lanes = Signal.like(active)
         s1_zero, s1_first, s1_last, s1_tap_first, s1_tap_last, s1_final = (Signal() for _ in range(6))
         m.d.sync += [s1_kind.eq(kind), s1_lane.eq(c["lane"]), s1_buffer_address.eq(buffer_address),
                      s1_out_address.eq(out_address), s1_zero.eq(zero), s1_first.eq(red_first),
                      s1_last.eq(red_last), s1_tap_first.eq(tap_first), s1_tap_last.eq(tap_last),
-                     s1_final.eq((state == _State.WRITE) & lanes_end & tile_end)]
+                     s1_stride.eq(out_stride), s1_lanes.eq(active), s1_final.eq(tile_end)]
         for lane, write in enumerate(buffer_writes):
             m.d.comb += [write.addr.eq(s1_buffer_address), write.data.eq(read1.data),
                          write.en.eq((s1_kind == _Kind.FILL) & (s1_lane == lane))]
@@ -512,11 +525,29 @@ class GemmUnit(wiring.Component):
                     with m.If(~is_data | s1_tap_last):
                         m.d.sync += results[lane].eq(Mux(is_data, outer_sum, updated))
 
+        # -- drain: the lanes' results of a finished reduction, one per cycle, while the next one runs ------
+        drain_lane = Signal.like(active)
+        drain_left = Signal.like(active)
+        drain_address = Signal(address_bits)
+        drain_stride = Signal(address_bits)
+        drain_final = Signal()
         s2_valid, s2_final = Signal(), Signal()
         s2_address = Signal(address_bits)
         result = Signal(signed(wide))
-        m.d.sync += [s2_valid.eq(s1_kind == _Kind.WRITE), s2_final.eq(s1_final), s2_address.eq(s1_out_address),
-                     result.eq(results[s1_lane])]
+        m.d.sync += s2_valid.eq(0)
+        with m.If(drain_left != 0):
+            m.d.sync += [s2_valid.eq(1), s2_final.eq(drain_final & (drain_left == 1)), s2_address.eq(drain_address),
+                         result.eq(results[drain_lane]), drain_lane.eq(drain_lane + 1), drain_left.eq(drain_left - 1),
+                         drain_address.eq(drain_address + drain_stride)]
+        with m.If((s1_kind == _Kind.MAC) & s1_last & (~is_data | s1_tap_last)):
+            m.d.sync += [drain_lane.eq(0), drain_left.eq(s1_lanes), drain_address.eq(s1_out_address),
+                         drain_stride.eq(s1_stride), drain_final.eq(s1_final)]
+        with m.If(state == _State.IDLE):
+            m.d.sync += [draining.eq(0), drain_left.eq(0)]
+        with m.Elif(reduction_end):
+            m.d.sync += draining.eq(active)
+        with m.Elif(draining != 0):
+            m.d.sync += draining.eq(draining - 1)
 
         # -- write stage: requantize --------------------------------------------------------------------
         shift = Signal(5)

@@ -7,9 +7,9 @@ scratchpad read ports, one scratchpad write port, one accumulator read and one w
 
 **Organisation.** One sequencer walks the NORM block (:func:`wavecore.golden.core.isa.norm_block`: BN one block,
 GN one block per sample) and the NCHW tensors; the per-set scalar arithmetic (rstd by a digit-by-digit square
-root, the divisions by the element count, saturation) is the micro-programmed shift-and-add
-:class:`wavecore.hdl.norm.scalar.NormScalar` (one adder, sequential dividers and root; its latency does not
-depend on the data). The element count (BN ``N*H*W`` or, streamed, ``imm[15:3]*H*W``; GN ``C/G*H*W``) is formed
+root, the divisions by the element count, saturation) is :class:`wavecore.hdl.core.norm_constants.NormConstants`
+(multipliers, one sequential restoring divider, one sequential root; its latency does not depend on the
+data). The element count (BN ``N*H*W`` or, streamed, ``imm[15:3]*H*W``; GN ``C/G*H*W``) is formed
 at run time from the SHAPE word (``C/G`` by repeated addition, one cycle per quotient step), so nothing depends
 on the shape at generation time. Iteration terms:
 
@@ -28,20 +28,30 @@ on the shape at generation time. Iteration terms:
   program; dbeta = r1 (GN: summed); written to ``dst`` (``dst + C``), optionally added to the old values.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`unit_cycles` computes them; ``HW = H*W``, ``P = C/G``,
-``L_f``, ``L_b``, ``L_g`` = :meth:`NormScalar.worst_case_cycles` of forward, backward, dgamma, plus 1 each;
+``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward, dgamma, plus 1 each
+(152, 88, 69 for the presets);
 ``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
-of a set take ``S = planes*HW + 4`` cycles when they stream back to back (one element per cycle: BN, and GN
-statistics), else ``S = planes*(HW + 4)`` (GN: A, C, gamma and r1/r2 change with the channel). Body:
+of a set stream one element per cycle; they take ``S = planes*HW + 4`` cycles when they stream back to back (BN,
+and GN statistics), else ``S = planes*(HW + 2) + 2`` (GN: A, C and gamma change with the channel; two cycles
+read them). The backward reduction pass takes ``R = N*HW + 6`` (BN) or ``R = P*(HW + 6)`` (GN: r1, r2 written
+per channel). Body:
 
 * statistics: ``sets * (1 + S + 4)``;
 * affine, affine_relu, relu_mask: ``sets * (1 + S)``;
 * constants: ``sets * (3 + channels * (2 + L_f + 4))`` (BN: 1 channel per set, GN: ``P``);
-* backward mode 0: ``sets * (1 + 2*S + writes*4 + 3 + L_b)`` (``writes``: BN 1, GN ``P``);
-  modes 1, 3: ``C * (1 + S + 4)``; mode 4: ``C * (1 + 4 + 3 + L_b + S)``;
+* backward mode 0: ``sets * (1 + R + S + 3 + L_b)``; modes 1, 3: ``C * (1 + R)``; mode 4:
+  ``C * (1 + 4 + 3 + L_b + S)``;
 * param_grads: ``C * (1 + loops * (5 + L_g) + 4)`` (``loops``: BN 1, GN ``N``).
 
-The scalar unit dominates the per-channel functions (``L_f`` is about 2,900 cycles for the int8 preset and
-``max_count = 2**30``); the streaming functions run at one element per cycle plus a few cycles per set.
+The streaming functions run at one element per cycle plus a few cycles per set (GN: per plane); the
+per-channel functions are bound by the scalar unit's divider and root (about 150 cycles a channel).
+
+**Ports**: ``scratch_read0`` reads x (statistics, affine), dz (relu_mask), dy (backward) and gamma
+(constants); ``scratch_read1`` reads x (relu_mask, backward) and beta (constants); ``scratch_write`` writes y,
+z, dy and dx one cycle after the element's read; ``acc_read``/``acc_write`` read and write the NORM blocks and
+the parameter gradients. Every write is presented at least one cycle before ``done``; ``done`` is high in one
+cycle and the unit is idle (every ``en`` low) from the next one. An address outside a memory is the core's to
+detect (the unit does not check ranges).
 
 **Assumptions**: the counts, sums and constants fit the formats of a :class:`NormArithmetic` with ``max_count``
 (default ``2**30``, every count a SHAPE word can express); gamma/beta fit the operand width; the golden model's
@@ -60,7 +70,8 @@ from wavecore.golden.core.semantics import CoreParameters
 from wavecore.golden.numerics import IntegerTraining, NormArithmetic, check_int
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import ADDRESS_WIDTH, ComputeUnitSignature, element_widths, shape_field
-from wavecore.hdl.norm.scalar import NormScalar, ScalarMode
+from wavecore.hdl.core.norm_constants import NormConstants
+from wavecore.hdl.norm.scalar import ScalarMode
 from wavecore.hdl.stream.window import requantize
 
 __all__ = ["NormUnit", "unit_cycles"]
@@ -76,11 +87,11 @@ def _arithmetic(numerics: IntegerTraining, max_count: int) -> NormArithmetic:
     return NormArithmetic.from_training(numerics, max_count=max_count)
 
 
-def _scalar(numerics: IntegerTraining, max_count: int) -> NormScalar:
+def _scalar(numerics: IntegerTraining, max_count: int) -> NormConstants:
     arithmetic = _arithmetic(numerics, max_count)
     param_width = numerics.operand.width
-    return NormScalar(arithmetic=arithmetic, param_width=param_width,
-                      weighted_width=arithmetic.weighted_width(param_width))
+    return NormConstants(arithmetic=arithmetic, param_width=param_width,
+                         weighted_width=arithmetic.weighted_width(param_width))
 
 
 @functools.lru_cache(maxsize=16)
@@ -166,19 +177,23 @@ class NormUnit(wiring.Component):
         set_channels = Mux(gn, per_group, 1)
         plane_channel = Mux(gn, channel_base + k, outer)
         plane_index = Mux(gn, outer * channels + channel_base + k, k * channels + outer)
-        block = Mux(gn, outer * words, 0)
+        block = Signal(ADDRESS_WIDTH)  # the set's block (GN: one per sample)
+        m.d.comb += block.eq(Mux(gn, outer * words, 0))
         set_word = Mux(gn, group, outer)
         last_k = k == Mux(op == _OPS["constants"], set_channels, planes) - 1
         # planes of a set stream back to back unless their channel (constants, r1/r2) changes: BN, GN statistics
         continuous = ~gn | (op == _OPS["statistics"])
         last_set = Mux(gn, (outer == samples - 1) & (group == groups - 1), outer == channels - 1)
 
-        offsets = {"s1": 0, "s2": sets, "rstd": 2 * sets, "a": 2 * sets + channels, "c": 2 * sets + 2 * channels,
-                   "gamma": 2 * sets + 3 * channels, "r1": 2 * sets + 4 * channels, "r2": 2 * sets + 5 * channels}
+        offsets = {}  # of the parts in a block (isa.norm_block)
+        for index, part in enumerate(("s1", "s2", "rstd", "a", "c", "gamma", "r1", "r2")):
+            offsets[part] = Signal(16, name=f"offset_{part}")
+            m.d.comb += offsets[part].eq(min(index, 2) * sets + max(index - 2, 0) * channels)
 
-        def block_address(base, part, index, sample=None):
-            start = block if sample is None else sample * words
-            return (base + start + offsets[part] + index)[:ADDRESS_WIDTH]
+        grads_block = Signal(ADDRESS_WIDTH)  # param_grads: the block of the sample in turn
+
+        def block_address(base, part, index, grads=False):
+            return (base + (grads_block if grads else block) + offsets[part] + index)[:ADDRESS_WIDTH]
 
         # -- data registers --------------------------------------------------------------------------------
         acc_data = self.acc_read.data
@@ -214,6 +229,7 @@ class NormUnit(wiring.Component):
 
         # param_grads counters
         p_channel, p_sample, p_group, p_in_group = Signal(12), Signal(12), Signal(12), Signal(12)
+        m.d.comb += grads_block.eq(Mux(gn, p_sample * words, 0))
 
         # -- the element pipeline: reads in cycle t, compute and write in t + 1 -----------------------------
         stream_valid = Signal()
@@ -221,12 +237,16 @@ class NormUnit(wiring.Component):
         first = self.scratch_read0.data  # x (statistics, affine), dz (relu_mask), dy (backward)
         second = self.scratch_read1.data  # x (relu_mask, backward)
         affine_in = Mux(op == _OPS["relu_mask"], second, first)
+        affine_sum = Signal(signed(acc_bits + operand.width + 2))  # A*x + C, exact
+        m.d.comb += affine_sum.eq(regs["a"] * affine_in + regs["c"])
         y = Signal(signed(operand.width))
-        m.d.comb += y.eq(requantize(regs["a"] * affine_in + regs["c"], sf, numerics.rounding, operand))
+        m.d.comb += y.eq(requantize(affine_sum, sf, numerics.rounding, operand))
         limit = imm
         relu_y = Mux(y < 0, 0, Mux((limit != 0) & (y > limit), limit, y))
         mask = (y > 0) & ((limit == 0) | (y < limit))
-        dx = requantize(regs["a"] * first + k2 * second + k3, sf, numerics.rounding, numerics.operand)
+        dx_sum = Signal(signed(max(acc_bits + operand.width, ar.coefficient_width + operand.width, ar.bias_width) + 3))
+        m.d.comb += dx_sum.eq(regs["a"] * first + k2 * second + k3)  # K1*dy + K2*x + K3, exact
+        dx = requantize(dx_sum, sf, numerics.rounding, numerics.operand)
         with m.If(stream_valid):
             with m.Switch(op):
                 with m.Case(_OPS["statistics"]):
@@ -376,26 +396,29 @@ class NormUnit(wiring.Component):
                 ]
                 m.d.sync += [stream_valid.eq(1), write_address.eq((dst + offset)[:ADDRESS_WIDTH]),
                              element.eq(element + 1)]
+                # The state after the last element's read computes it (the pipeline stage runs in any state).
                 with m.If(element == hw - 1):
                     with m.If(continuous & ~last_k):  # the set's next plane, without a break
                         m.d.sync += [k.eq(k + 1), element.eq(0), plane_base.eq(plane_base + plane_stride)]
+                    with m.Elif(is_backward & ~phase_dx & (gn | last_k)):  # the channel's r1, r2 are complete
+                        m.next = "R_WRITE0"
+                    with m.Elif(~last_k):  # the next plane's constants (read after this one's last use)
+                        m.d.sync += k.eq(k + 1)
+                        m.next = "PLANE"
                     with m.Else():
                         m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.next = "PLANE_END"
             with m.State("PLANE_END"):
-                with m.If(is_backward & ~phase_dx & (gn | last_k)):
-                    m.next = "R_WRITE0"
-                with m.Else():
-                    next_plane()
+                set_end()
 
-            # ---- r1, r2 of a channel (backward reductions) ----------------------------------------------------
+            # ---- r1, r2 of a channel (backward reductions; R_WRITE0 computes the last element) -----------------
             with m.State("R_WRITE0"):
                 acc_read(block_address(src2, "r1", plane_channel), "old0")
-                m.d.sync += [w1.eq(w1 + regs["gamma"] * r1_sum), w2.eq(w2 + regs["gamma"] * r2_sum)]
                 m.next = "R_WRITE1"
             with m.State("R_WRITE1"):
                 acc_read(block_address(src2, "r2", plane_channel), "old1")
+                m.d.sync += [w1.eq(w1 + regs["gamma"] * r1_sum), w2.eq(w2 + regs["gamma"] * r2_sum)]
                 m.next = "R_WRITE2"
             with m.State("R_WRITE2"):
                 acc_write(block_address(src2, "r1", plane_channel), r1_sum + Mux(add_reductions, regs["old0"], 0))
@@ -480,16 +503,16 @@ class NormUnit(wiring.Component):
                 m.d.sync += [dgamma_sum.eq(0), dbeta_sum.eq(0), p_sample.eq(0)]
                 m.next = "GRADS_S1"
             with m.State("GRADS_S1"):
-                acc_read(block_address(src0, "s1", Mux(gn, p_group, p_channel), Mux(gn, p_sample, 0)), "s1")
+                acc_read(block_address(src0, "s1", Mux(gn, p_group, p_channel), grads=True), "s1")
                 m.next = "GRADS_RSTD"
             with m.State("GRADS_RSTD"):
-                acc_read(block_address(src0, "rstd", p_channel, Mux(gn, p_sample, 0)), "rstd")
+                acc_read(block_address(src0, "rstd", p_channel, grads=True), "rstd")
                 m.next = "GRADS_R1"
             with m.State("GRADS_R1"):
-                acc_read(block_address(src0, "r1", p_channel, Mux(gn, p_sample, 0)), "r1")
+                acc_read(block_address(src0, "r1", p_channel, grads=True), "r1")
                 m.next = "GRADS_R2"
             with m.State("GRADS_R2"):
-                acc_read(block_address(src0, "r2", p_channel, Mux(gn, p_sample, 0)), "r2")
+                acc_read(block_address(src0, "r2", p_channel, grads=True), "r2")
                 m.next = "GRADS_WAIT"
             with m.State("GRADS_WAIT"):
                 start_scalar(ScalarMode.DGAMMA)
@@ -562,7 +585,10 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     sets = n * g if gn else c
     planes = per_group if gn else n
     continuous = not gn or name == "statistics"
-    stream = planes * hw + 4 if continuous else planes * (hw + 4)  # the planes of one set
+    # the planes of one set: without r1/r2 writes (a drain and an end cycle after the last plane), and the
+    # backward reduction pass with them (4 cycles a channel, the first one draining)
+    stream = planes * hw + 4 if continuous else planes * (hw + 2) + 2
+    reduction = n * hw + 2 + 4 if not gn else planes * (hw + 2 + 4)
     imm = instruction.get("imm")
     if name == "statistics":
         return cycles + sets * (1 + stream + 4)
@@ -573,10 +599,9 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     if name == "backward":
         mode = imm & 7 if not gn else 0
         if mode in (1, 3):
-            return cycles + c * (1 + stream + 4)
+            return cycles + c * (1 + reduction)
         if mode == 4:
             return cycles + c * (1 + 4 + 3 + latency[ScalarMode.BACKWARD] + stream)
-        writes = per_group if gn else 1
-        return cycles + sets * (1 + 2 * stream + writes * 4 + 3 + latency[ScalarMode.BACKWARD])
+        return cycles + sets * (1 + reduction + stream + 3 + latency[ScalarMode.BACKWARD])
     loops = n if gn else 1
     return cycles + c * (1 + loops * (5 + latency[ScalarMode.DGAMMA]) + 4)

@@ -1,7 +1,8 @@
 """The core's AXI4-Lite register map, defined once.
 
-Everything that states a register offset, a field position, an access type or an error code reads this
-module: the RTL register block (:mod:`wavecore.hdl.core.register_block`), the host driver
+Everything that states a register offset, a field position or an access type reads this module (the error
+codes are :class:`wavecore.golden.core.errors.ErrorCode`, shared with the simulator and re-exported here): the
+RTL register block (:mod:`wavecore.hdl.core.register_block`), the host driver
 (:mod:`wavecore.verif.host`), the Markdown table in ``docs/core.md`` (:meth:`RegisterMap.markdown`), the JSON
 sidecar (:meth:`RegisterMap.to_json`) and a C header for board software (:meth:`RegisterMap.c_header`).
 
@@ -16,10 +17,10 @@ returns, so a 64-bit counter read as LO then HI is consistent while the counter 
 
 from __future__ import annotations
 
-import enum
 import json
 from dataclasses import dataclass
 
+from wavecore.golden.core.errors import ErrorCode
 from wavecore.golden.plan.traffic import TRAFFIC_CLASSES
 
 __all__ = [
@@ -45,46 +46,6 @@ ACCESS_TYPES = {
     "RW": "read-write: reads what was last written (per byte lane, by WSTRB)",
     "W1C": "write 1 to clear: a bit is set by the hardware and cleared by writing 1 to it",
     "W1P": "write 1 to pulse: writing 1 to a bit raises a one-cycle command; reads 0",
-}
-
-
-class ErrorCode(enum.IntEnum):
-    """Values of ``ERROR_CODE`` (0 = no error). The first error since the last accepted START is kept."""
-
-    NONE = 0
-    ILLEGAL_OPCODE = 1
-    ILLEGAL_FIELD = 2
-    DRAM_OUT_OF_RANGE = 3
-    SCRATCHPAD_OUT_OF_RANGE = 4
-    START_WHILE_BUSY = 5
-    AXI_READ_ERROR = 6
-    AXI_WRITE_ERROR = 7
-    TOKEN_OVERFLOW = 8
-    NOT_IMPLEMENTED = 9
-    MISALIGNED = 10
-    DEADLOCK = 11
-
-    @property
-    def meaning(self) -> str:
-        return _ERROR_MEANINGS[self]
-
-
-_ERROR_MEANINGS = {
-    ErrorCode.NONE: "no error",
-    ErrorCode.ILLEGAL_OPCODE: "the fetched instruction's opcode is not defined",
-    ErrorCode.ILLEGAL_FIELD: "a field of the instruction (function code, token bit, count) is outside its range",
-    ErrorCode.DRAM_OUT_OF_RANGE: "a LOAD/STORE descriptor or the instruction fetch reaches outside DRAM",
-    ErrorCode.SCRATCHPAD_OUT_OF_RANGE: "an instruction's scratchpad or accumulator region is outside the memory",
-    ErrorCode.START_WHILE_BUSY: "START was written while busy: ignored, the running program continues; ERROR_ADDRESS = "
-    "the refused PROGRAM_BASE",
-    ErrorCode.AXI_READ_ERROR: "an AXI read (instruction fetch or LOAD) got an SLVERR or DECERR response",
-    ErrorCode.AXI_WRITE_ERROR: "an AXI write (STORE) got an SLVERR or DECERR response",
-    ErrorCode.TOKEN_OVERFLOW: "a dependency-token queue between two instruction queues overflowed",
-    ErrorCode.NOT_IMPLEMENTED: "the instruction is defined but its unit is not in this build of the core",
-    ErrorCode.MISALIGNED: "a LOAD/STORE address, length or stride, or PROGRAM_BASE, is not a whole number of DRAM "
-    "bus words (this build moves whole words)",
-    ErrorCode.DEADLOCK: "no queue can start an instruction and the fetch unit cannot dispatch one (the program's "
-    "dependency tokens do not pair); ERROR_ADDRESS = the oldest blocked instruction",
 }
 
 
@@ -345,7 +306,8 @@ class RegisterMap:
             ],
             "counters": list(self.counters),
             "traffic_classes": list(self.traffic_classes),
-            "error_codes": [{"name": code.name, "value": int(code), "meaning": code.meaning} for code in ErrorCode],
+            "error_codes": [{"name": code.name, "value": int(code), "meaning": code.meaning,
+                             "raised_by": list(code.raised_by)} for code in ErrorCode],
             "unmapped": "reads and writes of an unmapped offset are answered SLVERR (reads return 0)",
         }
 
@@ -377,8 +339,12 @@ class RegisterMap:
             )
         lines += ["", "Access types:", ""]
         lines += [f"- **{name}**: {meaning}" for name, meaning in ACCESS_TYPES.items()]
-        lines += ["", "Error codes (`ERROR_CODE`):", "", "| code | name | meaning |", "|---|---|---|"]
-        lines += [f"| {int(code)} | `{code.name}` | {code.meaning} |" for code in ErrorCode]
+        lines += ["", "Error codes (`ERROR_CODE` and the simulator's `CoreError.code`, both "
+                  "`wavecore.golden.core.errors.ErrorCode`; a fault both detect gets the same code):", "",
+                  "| code | name | raised by | meaning |", "|---|---|---|---|"]
+        raisers = {"rtl": "RTL", "simulator": "simulator"}
+        lines += [f"| {int(code)} | `{code.name}` | {', '.join(raisers[r] for r in code.raised_by)} | {code.meaning} |"
+                  for code in ErrorCode]
         return "\n".join(lines) + "\n"
 
     def c_header(self, prefix: str = "WAVECORE") -> str:
@@ -395,7 +361,8 @@ class RegisterMap:
                 lines.append(f"#define {prefix}_{register.name}_{f.name.upper()}_SHIFT {f.offset}u")
                 lines.append(f"#define {prefix}_{register.name}_{f.name.upper()}_MASK 0x{f.mask:08x}u")
         for code in ErrorCode:
-            lines.append(f"#define {prefix}_ERROR_{code.name} {int(code)}u")
+            note = "" if "rtl" in code.raised_by else " /* simulator only: never in ERROR_CODE */"
+            lines.append(f"#define {prefix}_ERROR_{code.name} {int(code)}u{note}")
         lines.append(f"#endif /* {prefix}_REGISTERS_H */")
         return "\n".join(lines) + "\n"
 

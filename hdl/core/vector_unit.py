@@ -39,8 +39,9 @@ window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw
 **Assumptions** (as the compiler emits): pools have out_channels = channels and out_height/out_width equal to
 the golden output size (``conv_output_size``, floor for the average pool, ``ceil_mode`` for the max pool);
 global pools have out_height = out_width = 1; ``dst`` does not overlap the sources except element for element
-(element-wise functions); ``requantize``'s shift (imm) is below 63 (the simulator's int64); sums fit the
-accumulator format (the golden model's results fit their elements, which :func:`check_unit` asserts).
+(element-wise functions); sums fit the accumulator format (the golden model's results fit their elements,
+which :func:`check_unit` asserts). ``requantize`` takes any shift (imm): from 64 on it rounds down in every
+mode, as the simulator's int64 arithmetic does.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from amaranth.lib import wiring
 
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
-from wavecore.golden.numerics import IntegerTraining
+from wavecore.golden.numerics import INTEGER_PRESETS, IntegerTraining
 from wavecore.hdl.core.compute_unit import ADDRESS_WIDTH, ComputeUnitSignature, element_widths, shape_field
 from wavecore.hdl.core.decoder import field
 
@@ -69,12 +70,11 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
                 numerics: IntegerTraining | None = None) -> int:
     """Cycles from ``start`` to ``done`` of one VECTOR instruction (the formula of the module docstring).
 
-    ``numerics`` gives ``reciprocal_frac`` (default: the preset of ``parameters.in_width``).
+    ``numerics`` gives ``reciprocal_frac`` (default: the preset of ``parameters.in_width``, as
+    :func:`wavecore.verif.compute_bench.numerics_for`).
     """
     if numerics is None:
-        from wavecore.verif.compute_bench import numerics_for
-
-        numerics = numerics_for(parameters)
+        numerics = INTEGER_PRESETS["int8" if parameters.in_width <= 8 else "int16"]
     funct = instruction.funct
     n, c, h, w = shape["samples"], shape["channels"], shape["height"], shape["width"]
     oh, ow = shape["out_height"], shape["out_width"]
@@ -102,9 +102,9 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
     return 1 + setup + slots
 
 
-def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str):
+def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str, truncate):
     """``clip(round(value / 2**shift), low, high)`` with the golden rounding modes (``numerics._round_shift``);
-    ``shift`` (unsigned) at most ``len(value) + 1``."""
+    ``shift`` (unsigned) at most ``len(value) + 1``; ``truncate`` high: rounding down whatever the mode."""
     width = len(value) + 2
     wide = Signal(signed(width), name=f"{name}_wide")
     m.d.comb += wide.eq(value)
@@ -125,7 +125,7 @@ def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, na
     else:  # half_away_from_zero
         up = guard & (sticky | ~wide[-1])
     rounded = Signal(signed(width + 1), name=f"{name}_rounded")
-    m.d.comb += rounded.eq(floor + up)
+    m.d.comb += rounded.eq(floor + (up & ~truncate))
     result = Signal(signed(max(low.bit_length(), high.bit_length()) + 1), name=name)
     m.d.comb += result.eq(Mux(rounded > high, high, Mux(rounded < low, low, rounded)))
     return result
@@ -440,7 +440,10 @@ class VectorUnit(wiring.Component):
             m.d.comb += [rq_in.eq(dividend), rq_shift.eq(log2)]
         with m.Else():
             m.d.comb += [rq_in.eq(dividend * reciprocal), rq_shift.eq(recip_frac)]
-        rq_out = _requantizer(m, rq_in, rq_shift, rounding, fmt.min, fmt.max, "rq")
+        # the simulator's int64 arithmetic rounds a shift of 64 or more down (_round_shift: 1 << (shift - 1) is
+        # beyond int64, so no remainder reaches half)
+        rq_out = _requantizer(m, rq_in, rq_shift, rounding, fmt.min, fmt.max, "rq",
+                              is_("requantize") & (imm >= 64))
 
         # running sum (channel_sum, average pools) and running maximum with its position (max pools)
         base = Mux(d_first, Mux(is_("channel_sum_accumulate"), xa, 0), running_sum)

@@ -7,6 +7,7 @@ import hashlib
 import pytest
 from core_cases import run_step
 
+from wavecore.golden.core.errors import ErrorCode
 from wavecore.golden.core.isa import Instruction
 from wavecore.golden.core.memory_map import MemoryMap
 from wavecore.golden.core.program import ProgramBuilder, TokenError
@@ -121,6 +122,53 @@ def test_a_load_outside_dram_is_an_error_state():
         Simulator(parameters=parameters, numerics=INTEGER_PRESETS["int8"]).run(program, bytearray(1000))
 
 
+def _stopped(program, dram, parameters=None):
+    simulator = Simulator(parameters=parameters or CoreParameters(dram_bytes=4096, scratchpad_elements=1024,
+                                                                  accumulator_elements=256),
+                          numerics=INTEGER_PRESETS["int8"])
+    with pytest.raises(CoreError) as raised:
+        simulator.run(program, dram)
+    return raised.value
+
+
+def test_an_accumulator_region_outside_its_memory_is_the_rtls_scratchpad_code():
+    store = Instruction("STORE", "io.accumulator", {"dram_address": 0, "scratch_address": 250, "length": 8})
+    error = _stopped([store, Instruction("END")], bytearray(4096))
+    assert error.code is ErrorCode.SCRATCHPAD_OUT_OF_RANGE and error.index == 0
+    assert str(error) == f"instruction #0 ({store.text()}): accumulator range [250, 258) is outside [0, 256)"
+
+
+def test_dram_is_checked_before_the_scratchpad_as_in_the_rtl():
+    store = Instruction("STORE", "io.scratchpad", {"dram_address": 4090, "scratch_address": 1020, "length": 8})
+    error = _stopped([store, Instruction("END")], bytearray(4096))
+    assert error.code is ErrorCode.DRAM_OUT_OF_RANGE and "dram range [4090, 4098)" in str(error)
+
+
+def test_a_stored_value_that_does_not_fit_is_element_out_of_range_and_dram_is_unchanged():
+    program = [Instruction("STORE", "io.accumulator", {"dram_address": 0, "scratch_address": 0, "length": 2},
+                           pop_prev=False), Instruction("END")]
+    parameters = CoreParameters(dram_bytes=4096, scratchpad_elements=1024, accumulator_elements=256)
+    simulator = Simulator(parameters=parameters, numerics=INTEGER_PRESETS["int8"])
+    simulator.accumulator[1] = 1 << (8 * parameters.accumulator_bytes)
+    dram = bytearray(4096)
+    with pytest.raises(CoreError, match="does not fit") as raised:
+        simulator.run(program, dram)
+    assert raised.value.code is ErrorCode.ELEMENT_OUT_OF_RANGE and raised.value.index == 0
+    assert raised.value.code.raised_by == ("simulator",) and dram == bytearray(4096)
+
+
+def test_a_program_without_end_is_no_end():
+    error = _stopped([Instruction("SYNC")], bytearray(64))
+    assert error.code is ErrorCode.NO_END and error.index == 1 and error.code.raised_by == ("simulator",)
+
+
+def test_an_immediate_the_unit_does_not_accept_is_an_illegal_field():
+    gemm = Instruction("GEMM", "forward", {"imm": INTEGER_PRESETS["int8"].weight_frac + 1})
+    error = _stopped([Instruction("SHAPE", fields=dict(samples=1, channels=1, height=1, width=1)), gemm,
+                      Instruction("END")], bytearray(64))
+    assert error.code is ErrorCode.ILLEGAL_FIELD and error.index == 1
+
+
 def test_a_value_that_does_not_fit_its_dram_element_is_an_error():
     with pytest.raises(ValueError, match="^STORE: 300 does not fit a 1-byte element$"):
         MemoryMap.encode([1, 300], 1, "STORE")
@@ -140,14 +188,25 @@ def test_fetching_the_program_from_dram_gives_the_same_image(run):
     assert image == run.image
 
 
+def _with_field(word: int, name: str, value: int) -> int:
+    """``word`` with one header or format field replaced (positions from the ISA tables)."""
+    from wavecore.golden.core.isa import FORMATS, HEADER
+
+    spec = next(f for f in (*HEADER, *(f for fields in FORMATS.values() for f in fields)) if f.name == name)
+    mask = ((1 << spec.width) - 1) << spec.offset
+    return (word & ~mask) | (value << spec.offset)
+
+
 @pytest.mark.parametrize("fault, code", [
-    ("opcode", "illegal_instruction"),
-    ("token", "illegal_instruction"),
-    ("scratchpad", "scratchpad_range"),
-    ("dram", "dram_range"),
+    ("opcode", ErrorCode.ILLEGAL_OPCODE),
+    ("funct", ErrorCode.ILLEGAL_FIELD),
+    ("token", ErrorCode.ILLEGAL_FIELD),
+    ("length", ErrorCode.ILLEGAL_FIELD),
+    ("scratchpad", ErrorCode.SCRATCHPAD_OUT_OF_RANGE),
+    ("dram", ErrorCode.DRAM_OUT_OF_RANGE),
 ])
 def test_faults_stop_with_the_documented_code_and_leave_dram_unchanged(run, fault, code):
-    from wavecore.golden.core.isa import ERROR_CODES, encode
+    from wavecore.golden.core.isa import FUNCTS, encode
 
     image = bytearray(run.initial)
     index = next(i for i, ins in enumerate(run.step.program) if ins.funct.endswith(".scratchpad"))
@@ -157,6 +216,12 @@ def test_faults_stop_with_the_documented_code_and_leave_dram_unchanged(run, faul
     offset = program.offset + 16 * index
     if fault == "opcode":
         image[offset] = 0x7F
+    elif fault == "funct":
+        assert 9 not in {number for number, _ in FUNCTS["GEMM"].values()}
+        image[offset : offset + 16] = _with_field(encode(Instruction("GEMM", "forward")), "funct", 9).to_bytes(
+            16, "little")
+    elif fault == "length":
+        image[offset : offset + 16] = _with_field(encode(first), "length", 0).to_bytes(16, "little")
     else:
         bad = {"token": dataclasses.replace(first, pop_prev=True),
                "scratchpad": dataclasses.replace(first, fields={**first.fields, "scratch_address": (1 << 18) - 1}),
@@ -168,5 +233,5 @@ def test_faults_stop_with_the_documented_code_and_leave_dram_unchanged(run, faul
                           numerics=run.numerics)
     with pytest.raises(CoreError) as raised:
         simulator.run_from_dram(image, program.offset, len(run.step.program))
-    assert raised.value.code == code and raised.value.index == index and code in ERROR_CODES
+    assert raised.value.code is code and raised.value.index == index and "simulator" in code.raised_by
     assert bytes(image) == before

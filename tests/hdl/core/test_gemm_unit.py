@@ -61,7 +61,7 @@ def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=N
 @pytest.mark.parametrize(("kernel", "stride", "padding", "groups"),
                          [(3, 1, 1, 1), (3, 2, 1, 2), (1, 2, 0, 1), (3, 2, 0, 1), (1, 1, 0, 2)])
 def test_conv_geometries_match_the_simulator(funct, kernel, stride, padding, groups):
-    run(funct, geometry(1, 2 * groups, 5, 4, 2 * groups, kernel, stride, padding, groups),
+    run(funct, geometry(1, 2 * groups, 4, 3, 2 * groups, kernel, stride, padding, groups),
         seed=kernel + 3 * stride + 7 * padding + groups)
 
 
@@ -132,6 +132,26 @@ def test_tiles_of_lanes_and_direct_mode(funct):
     run(funct, geometry(1, 4, 3, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8)
 
 
+def test_every_funct_back_to_back():
+    """One program of every funct (two groups, one lane: two tiles per group): the unit starts each instruction
+    from a clean state, and backward_weight_accumulate carries what backward_weight wrote."""
+    fields = geometry(1, 4, 3, 3, 4, 3, 1, 1, groups=2)
+    shape = Shape(fields)
+    parameters = dataclasses.replace(INT8, scratchpad_elements=256, accumulator_elements=80)
+    numerics = numerics_for(parameters)
+    shift = numerics.weight_frac
+    program = [isa.Instruction("SHAPE", fields=fields),
+               isa.Instruction("GEMM", "forward", dict(dst=130, src0=0, src1=40, imm=shift)),
+               isa.Instruction("GEMM", "backward_weight", dict(dst=3, src0=130, src1=0)),
+               isa.Instruction("GEMM", "forward_bias", dict(dst=170, src0=1, src1=41, src2=120, imm=shift)),
+               isa.Instruction("GEMM", "backward_data", dict(dst=210, src0=170, src1=40, imm=shift)),
+               isa.Instruction("GEMM", "backward_weight_accumulate", dict(dst=3, src0=170, src1=210))]
+    rng = np.random.default_rng(12)
+    cycles = check_unit(GemmUnit(parameters, numerics, lanes=1), parameters, numerics, program,
+                        rng.integers(-128, 128, 256), rng.integers(-999, 999, 80))
+    assert cycles == [unit_cycles(ins, shape, parameters, lanes=1) for ins in program[1:]]
+
+
 def test_cycles_formula():
     """unit_cycles on a shape too big to simulate: the docstring's formula."""
     fields = geometry(8, 16, 8, 8, 32, 3, 1, 1, groups=2)  # Cg 8, Og 16, K 72, Q 512
@@ -140,14 +160,25 @@ def test_cycles_formula():
     def cycles(funct, **unit):
         return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, **unit)
 
-    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 512 * 72 + 512 * 16)
-    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 512 * 72 + 512 * 16)
-    assert cycles("forward", buffer_depth=71) == 15 + 2 * (16 * 512 * 72 + 512 * 16)  # direct: one lane
-    assert cycles("backward_weight", buffer_depth=512) == 15 + 2 * (16 * 512 + 2 * 72 * 512 + 72 * 16)
+    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 512 * 72) + 8
+    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 512 * 72) + 8
+    assert cycles("forward", buffer_depth=71) == 15 + 2 * 16 * 512 * 72 + 1  # direct: one lane
+    assert cycles("backward_weight", buffer_depth=512) == 15 + 2 * (16 * 512 + 2 * 72 * 512) + 8
     assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512) == \
-        15 + 2 * (16 * 512 + 72 * 512 + 2 * 72 * 16)
+        15 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
     # backward_data, stride 1, padding 1, kernel 3 on 8: each axis has 8 * 3 - 2 valid (position, tap) pairs
-    assert cycles("backward_data") == 15 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22) + 8 * 8 * 8 * 8)
+    assert cycles("backward_data") == 15 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22)) + 8
+    # reductions shorter than the lanes: 2 steps each, but 8 lanes to write: the first output after the FILL,
+    # then one every 8 cycles
+    stalled = Shape(geometry(2, 2, 2, 2, 8, 1))
+    assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8) == 15 + 8 * 2 + 2 + 7 * 8 + 8
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_reductions_shorter_than_the_lanes(funct):
+    """forward: one input channel (K = 1) for 4 lanes: each reduction waits for the previous lanes' writes;
+    backward_data: 4 output channels for 1 lane."""
+    run(funct, geometry(2, 1, 2, 2, 4, 1), seed=11, lanes=4)
 
 
 def test_rejects_mismatched_numerics():

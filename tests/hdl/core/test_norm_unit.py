@@ -78,7 +78,7 @@ def test_bn_forward(dims, eps, limit):
         scratch, accumulator)
 
 
-@pytest.mark.parametrize(("dims", "eps"), [((1, 4, 2, 2, 2), 3), ((1, 3, 3, 1, 1), 0), ((2, 2, 1, 3, 2), 1000)])
+@pytest.mark.parametrize(("dims", "eps"), [((2, 4, 2, 2, 2), 3), ((1, 3, 3, 1, 1), 0), ((2, 2, 1, 3, 2), 1000)])
 def test_gn_forward(dims, eps):
     rng = np.random.default_rng(sum(dims) * 7 + eps)
     scratch, accumulator = memories(rng, P8, *dims[:4])
@@ -133,14 +133,23 @@ def test_bn_backward(dims, accumulate):
         prepare=[shape, *forward("bn", 2)])
 
 
-@pytest.mark.parametrize(("dims", "accumulate"), [((2, 4, 1, 2, 2), False), ((1, 3, 2, 2, 1), False),
-                                                   ((2, 2, 2, 1, 1), True)])
+@pytest.mark.parametrize(("dims", "accumulate"), [((2, 4, 1, 2, 2), True), ((1, 3, 2, 2, 1), False),
+                                                   ((2, 2, 2, 1, 1), True), ((2, 3, 1, 1, 3), True)])
 def test_gn_backward(dims, accumulate):
     rng = np.random.default_rng(sum(dims) * 3)
     scratch, accumulator = memories(rng, P8, *dims[:4])
     shape = isa.Instruction("SHAPE", fields=shape_of(*dims))
     run(P8, [shape, *backward("gn", accumulate=accumulate)], scratch, accumulator,
         prepare=[shape, *forward("gn", 2)])
+
+
+@pytest.mark.parametrize(("kind", "dims"), [("bn", (2, 3, 2, 2, 1)), ("gn", (2, 4, 2, 1, 2))])
+def test_training_step(kind, dims):
+    """The whole forward and backward of one norm layer on the unit, constants included."""
+    rng = np.random.default_rng(77 + len(kind))
+    scratch, accumulator = memories(rng, P8, *dims[:4])
+    run(P8, [isa.Instruction("SHAPE", fields=shape_of(*dims)), *forward(kind, 3), *backward(kind)], scratch,
+        accumulator)
 
 
 def test_relu_mask_limit():
@@ -173,15 +182,17 @@ def test_bn_backward_streamed():
         scratch, accumulator, prepare=prepare)
 
 
-def test_int16():
-    """The int16 preset: 16-bit scratchpad elements, other grids."""
-    rng = np.random.default_rng(16)
+@pytest.mark.parametrize("acc_width", [32, 48])
+def test_int16(acc_width):
+    """The int16 preset: 16-bit scratchpad elements, other grids; 32- and 64-bit accumulator elements. The whole
+    layer on the unit (GN forward, then BN forward and backward with the parameter gradients)."""
+    parameters = dataclasses.replace(P16, acc_width=acc_width)
+    rng = np.random.default_rng(acc_width)
     dims = (2, 2, 1, 3, 2)
-    scratch, accumulator = memories(rng, P16, *dims[:4], spread=3000, gamma=(2000, 6000))
+    scratch, accumulator = memories(rng, parameters, *dims[:4], spread=3000, gamma=(2000, 6000))
     shape = isa.Instruction("SHAPE", fields=shape_of(*dims))
-    run(P16, [shape, norm("affine_relu_gn", dst=Z, src0=X, src1=BLOCK),
-              norm("backward_gn", dst=DX, src0=DZ, src1=X, src2=BLOCK)],
-        scratch, accumulator, prepare=[shape, *forward("gn", 1)[:2]])
+    run(parameters, [shape, *forward("gn", 1), norm("backward_gn", dst=DX, src0=DZ, src1=X, src2=BLOCK),
+                     *forward("bn", 9), *backward("bn")], scratch, accumulator)
 
 
 @pytest.mark.parametrize("rounding", ["floor", "half_up", "half_away_from_zero"])

@@ -109,7 +109,7 @@ def test_requantize(in_width, rounding):
     steps = [(shape, "requantize", dict(dst=101 + 40 * k, src0=shift * 3, imm=shift))
              for k, shift in enumerate((0, 4, 1, 7))]
     steps += [(dict(samples=1, channels=1, height=3, width=6), "requantize", dict(dst=301 + 20 * k, src0=1, imm=shift))
-              for k, shift in enumerate((p.acc_width - 1, p.acc_width, p.acc_width + 1, 60))]
+              for k, shift in enumerate((p.acc_width - 1, p.acc_width, p.acc_width + 1, 60, 63, 64, 100, 65535))]
     run(p, numerics, scratch, acc, steps)
 
 
@@ -196,6 +196,33 @@ def test_avgpool(in_width):
     for case, shape in enumerate(shapes):
         steps += [(shape, "avgpool_forward", dict(dst=next(dst), src0=3 + case)),
                   (shape, "avgpool_backward", dict(dst=next(dst), src0=201 + case))]
+    run(p, numerics, scratch, acc, steps)
+
+
+@pytest.mark.parametrize("in_width", [8, 16])
+def test_random_pools(in_width):
+    """Seeded random pool geometries (PyTorch's limits: padding at most half the kernel)."""
+    p = parameters(in_width)
+    numerics = numerics_for(p)
+    rng = np.random.default_rng([in_width, 7])
+    scratch, acc = memories(rng, p, numerics)
+    scratch[:600] = rng.integers(-3, 3, 600)  # ties
+    scratch[600:900] = rng.integers(-6, 7, 300)  # dy of maxpool_backward
+    steps, dst = [], 1001
+    for funct in ("maxpool_forward", "maxpool_backward", "avgpool_forward", "avgpool_backward") * 2:
+        while True:
+            h, w, kh, kw, sh, sw = (int(v) for v in (*rng.integers(1, 8, 2), *rng.integers(1, 5, 4)))
+            ph, pw = int(rng.integers(0, kh // 2 + 1)), int(rng.integers(0, kw // 2 + 1))
+            if h + 2 * ph >= kh and w + 2 * pw >= kw:
+                break
+        ceil_mode = funct.startswith("max") and bool(rng.integers(0, 2))
+        shape = pool_shape(int(rng.integers(1, 3)), int(rng.integers(1, 3)), h, w, (kh, kw), (sh, sw), (ph, pw),
+                           ceil_mode)
+        sources = dict(src0=601 + len(steps), src1=1 + len(steps)) if funct == "maxpool_backward" else dict(
+            src0=1 + len(steps))
+        steps.append((shape, funct, dict(dst=dst, **sources)))
+        dst += max(Shape(shape).input_elements, Shape(shape).output_elements) + 1
+    assert dst <= SCRATCH
     run(p, numerics, scratch, acc, steps)
 
 

@@ -21,7 +21,8 @@ SIZES = {"scratchpad_elements": 4096, "accumulator_elements": 1024, "dram_bytes"
 
 
 def _build(simulator, data_width, max_burst):
-    system = CoreSystem(parameters=CoreParameters(**SIZES), data_width=data_width, max_burst=max_burst)
+    # the LOAD/STORE build (no compute units): what these tests exercise, and NOT_IMPLEMENTED for the rest
+    system = CoreSystem(parameters=CoreParameters(**SIZES), data_width=data_width, max_burst=max_burst, units=())
     return build(convert(system, name="wavecore_system"), toplevel="wavecore_system", simulator=simulator,
                  extra_sources=[verilog_source()])
 
@@ -44,7 +45,7 @@ def test_wavecore_runs_load_store_programs_like_the_simulator(simulator, data_wi
 def test_wavecore_axi_error_responses_end_in_their_error_code():
     """Icarus only (one more build): the DRAM model is half the core's DRAM range, so accesses above it get
     DECERR."""
-    system = CoreSystem(parameters=CoreParameters(**SIZES), model_bytes=SIZES["dram_bytes"] // 2)
+    system = CoreSystem(parameters=CoreParameters(**SIZES), model_bytes=SIZES["dram_bytes"] // 2, units=())
     design = build(convert(system, name="wavecore_small_dram"), toplevel="wavecore_small_dram",
                    simulator="icarus", extra_sources=[verilog_source()])
     design.run("tb_wavecore", testcase="axi_error_responses_end_in_their_error_code",
