@@ -81,8 +81,8 @@ _ERROR_MEANINGS = {
     ErrorCode.AXI_WRITE_ERROR: "an AXI write (STORE) got an SLVERR or DECERR response",
     ErrorCode.TOKEN_OVERFLOW: "a dependency-token queue between two instruction queues overflowed",
     ErrorCode.NOT_IMPLEMENTED: "the instruction is defined but its unit is not in this build of the core",
-    ErrorCode.MISALIGNED: "a LOAD/STORE address, length or stride, or PROGRAM_BASE, is not a whole number of DRAM "
-    "bus words (this build moves whole words)",
+    ErrorCode.MISALIGNED: "a LOAD/STORE DRAM address is not a multiple of its element size, or PROGRAM_BASE is not "
+    "a multiple of the 16-byte instruction",
     ErrorCode.DEADLOCK: "no queue can start an instruction and the fetch unit cannot dispatch one (the program's "
     "dependency tokens do not pair); ERROR_ADDRESS = the oldest blocked instruction",
 }
