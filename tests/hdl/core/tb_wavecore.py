@@ -493,3 +493,41 @@ async def long_aligned_rows_move_about_a_bus_word_per_cycle(dut):
     dut._log.info(f"long aligned rows: {words} bus words in {counters['cycles']} cycles")
     if not params.get("stall", 0) and not params.get("latency_max", 0):
         assert counters["cycles"] < 1.1 * words + 200, (counters["cycles"], words)
+
+
+@cocotb.test()
+async def compiled_network_transfers_match_the_simulator(dut):
+    """The LOADs and STOREs of a compiled training step (``wavecore compile``; its compute instructions are left
+    out and the builder sets the tokens again), moved by ``dram_offset`` bytes: DRAM and counters equal the
+    simulator's. Both memories are loaded whole first, so the STOREs send defined data. Runs only on a build
+    whose test gives ``program_file``."""
+    params, host = await _host(dut)
+    if "program_file" not in params:
+        return
+    parameters = parameters_from(params)
+    with open(params["program_file"], "rb") as file:
+        compiled = isa.decode_program(file.read())
+    offset = params["dram_offset"]
+    program = Program(parameters)
+    source = 0x2006  # after the program; not whole bus words
+    for space, cls in (("scratchpad", "activations"), ("accumulator", "stash")):
+        elements = parameters.accumulator_elements if space == "accumulator" else parameters.scratchpad_elements
+        size = parameters.accumulator_bytes if space == "accumulator" else parameters.operand_bytes
+        rows = 32
+        source = -(-source // size) * size
+        program.memory("LOAD", cls, space, dram_address=source, length=elements // rows, count1=rows,
+                       stride1=elements // rows)
+        source += elements * size
+    transfers = [ins for ins in compiled if ins.opcode in ("LOAD", "STORE")]
+    for ins in transfers:
+        cls, space = ins.funct.split(".")
+        program.memory(ins.opcode, cls, space, **{**ins.fields, "dram_address": ins.get("dram_address") + offset})
+    program = program.instructions()
+    image = image_with_data(params, "wavecore-compiled")
+    loaded, after, counters, fault = await run_both(host, params, program, image)
+    assert fault is None, str(fault)
+    expected, simulator = simulate(params, program, loaded)
+    assert_same_dram(after, expected)
+    assert_counters(counters, simulator, program)
+    dut._log.info(f"compiled transfers: {len(transfers)} LOAD/STORE of {params['program_file']}, "
+                  f"{sum(simulator.counters.values())} bytes moved, {counters['cycles']} cycles")
