@@ -207,6 +207,12 @@ class WaveCore(wiring.Component):
             result = result | value
         return result
 
+    @staticmethod
+    def _gated(port, name):
+        """``port.<name>`` where ``port.en`` is high, else 0."""
+        value = getattr(port, name).as_unsigned()
+        return Mux(port.en, value, 0)
+
     # ---- elaboration ---------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
@@ -509,21 +515,25 @@ class WaveCore(wiring.Component):
         for name, unit in self.units.items():
             m.submodules[f"{name.lower()}_unit"] = unit
             m.d.comb += [unit.instruction.eq(current["compute"]), unit.shape.eq(shape)]
-        # The unit's element ports drive the memories' adapters while its instruction runs (an idle unit keeps
-        # its enables low, so OR-ing the ports of all units is exact); the read data goes to every unit.
+        # The unit's element ports drive the memories' adapters while its instruction runs: an idle unit keeps its
+        # enables low, so the OR of every unit's enable-gated address and data is the running unit's; the read
+        # data goes to every unit.
         readers = {space: 0 for space in isa.SPACES}
         for port, space in READ_PORTS.items():  # scratch_read0 -> read0, scratch_read1 -> read1, acc_read -> read0
             reader = getattr(element_ports[space], f"read{readers[space]}")
             readers[space] += 1
             m.d.comb += [reader.en.eq(self._or(getattr(unit, port).en for unit in self.units.values())),
-                         reader.addr.eq(self._or(getattr(unit, port).addr for unit in self.units.values()))]
+                         reader.addr.eq(self._or(self._gated(getattr(unit, port), "addr")
+                                                 for unit in self.units.values()))]
             for unit in self.units.values():
                 m.d.comb += getattr(unit, port).data.eq(reader.data)
         for port, space in WRITE_PORTS.items():
             writer = element_ports[space].write
             m.d.comb += [writer.en.eq(self._or(getattr(unit, port).en for unit in self.units.values())),
-                         writer.addr.eq(self._or(getattr(unit, port).addr for unit in self.units.values())),
-                         writer.data.eq(self._or(getattr(unit, port).data for unit in self.units.values()))]
+                         writer.addr.eq(self._or(self._gated(getattr(unit, port), "addr")
+                                                 for unit in self.units.values())),
+                         writer.data.eq(self._or(self._gated(getattr(unit, port), "data")
+                                                 for unit in self.units.values()))]
         unit_done = self._or(unit.done for unit in self.units.values())
         with m.FSM(name="compute") as compute:
             with m.State("IDLE"), m.If(start["compute"]):
