@@ -64,8 +64,8 @@ _MEANINGS = {
     ErrorCode.AXI_WRITE_ERROR: (_RTL, "an AXI write (STORE) got an SLVERR or DECERR response"),
     ErrorCode.TOKEN_OVERFLOW: (_RTL, "a dependency-token queue between two instruction queues overflowed"),
     ErrorCode.NOT_IMPLEMENTED: (_RTL, "the instruction is defined but its unit is not in this build of the core"),
-    ErrorCode.MISALIGNED: (_RTL, "a LOAD/STORE address, length or stride, or PROGRAM_BASE, is not a whole number "
-                           "of DRAM bus words (this build moves whole words)"),
+    ErrorCode.MISALIGNED: (_RTL, "a LOAD/STORE DRAM address is not a multiple of its element size, or "
+                           "PROGRAM_BASE is not a multiple of the 16-byte instruction"),
     ErrorCode.DEADLOCK: (_RTL, "no queue can start an instruction and the fetch unit cannot dispatch one (the "
                          "program's dependency tokens do not pair); ERROR_ADDRESS = the oldest blocked instruction "
                          "(the simulator raises TokenError)"),

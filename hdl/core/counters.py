@@ -2,7 +2,9 @@
 
 One :class:`CoreCounters` per core feeds :class:`wavecore.hdl.core.register_block.RegisterBlock`'s counter
 inputs (``wiring.connect(m, counters.counters, registers.core.counters)``). The DMA's beats are charged to the
-traffic class of the LOAD or STORE that issued them, which the core gives with each beat.
+traffic class of the LOAD or STORE that issued them, which the core gives with each beat, together with the
+bytes of the beat that belong to the transfer (a row's partial first and last beats count only their row
+bytes, so the counters equal the instruction-level simulator's).
 """
 
 from __future__ import annotations
@@ -39,9 +41,11 @@ class CoreCounters(wiring.Component):
     array_busy : In(1)
         ``array_busy`` counts the cycles this is high.
     read_beat, write_beat : In(1)
-        One DRAM read (R) or write (W) beat this cycle: adds ``beat_bytes`` to ``bytes_read_<class>`` or
-        ``bytes_written_<class>`` of class index ``read_class`` or ``write_class``. A class index outside the
-        map is not counted.
+        One DRAM read (R) or write (W) beat this cycle: adds ``read_bytes`` or ``write_bytes`` to
+        ``bytes_read_<class>`` or ``bytes_written_<class>`` of class index ``read_class`` or ``write_class``. A
+        class index outside the map is not counted.
+    read_bytes, write_bytes : In(range(beat_bytes + 1), init=beat_bytes)
+        The bytes a beat counts (left unconnected: ``beat_bytes``, a whole beat).
     read_class, write_class : In(range(len(traffic_classes)))
     clear : In(1)
         Zeroes every counter at the next edge; events in the same cycle are not counted.
@@ -63,8 +67,10 @@ class CoreCounters(wiring.Component):
                 "array_busy": In(1),
                 "read_beat": In(1),
                 "read_class": In(classes),
+                "read_bytes": In(range(self.beat_bytes + 1), init=self.beat_bytes),
                 "write_beat": In(1),
                 "write_class": In(classes),
+                "write_bytes": In(range(self.beat_bytes + 1), init=self.beat_bytes),
                 "clear": In(1),
                 "counters": Out(wiring.Signature({name: Out(counter_width)
                                                   for name in self.register_map.counters})),
@@ -80,8 +86,8 @@ class CoreCounters(wiring.Component):
             "array_busy": (self.array_busy, 1),
         }
         for index, cls in enumerate(self.register_map.traffic_classes):
-            increments[f"bytes_read_{cls}"] = (self.read_beat & (self.read_class == index), self.beat_bytes)
-            increments[f"bytes_written_{cls}"] = (self.write_beat & (self.write_class == index), self.beat_bytes)
+            increments[f"bytes_read_{cls}"] = (self.read_beat & (self.read_class == index), self.read_bytes)
+            increments[f"bytes_written_{cls}"] = (self.write_beat & (self.write_class == index), self.write_bytes)
         for name in self.register_map.counters:
             value = getattr(counters, name)
             event, amount = increments[name]

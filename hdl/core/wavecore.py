@@ -3,8 +3,8 @@
 This build is the first vertical slice of the core: the instruction fetch from DRAM, the decoder (generated
 from :mod:`wavecore.golden.core.isa` through :mod:`wavecore.hdl.core.decoder`), dispatch into the load,
 compute and store queues, the four dependency-token counters between neighbouring queues, LOAD and STORE
-executed by the AXI4 DMA (:class:`wavecore.hdl.memory.dma.Dma`) between DRAM and the scratchpad or the
-accumulator memory with the per-traffic-class byte counters, SHAPE (the geometry register), SYNC, END, and every
+executed by the byte-granular AXI4 DMA (:class:`wavecore.hdl.memory.dma.Dma`) between DRAM and the scratchpad or
+the accumulator memory with the per-traffic-class byte counters, SHAPE (the geometry register), SYNC, END, and every
 documented error state. GEMM, VECTOR, NORM, LOSS, SGD and COUNTER are decoded and end the program with
 ``NOT_IMPLEMENTED`` (``docs/core.md``, "RTL status").
 
@@ -17,11 +17,19 @@ Timing and behaviour (one instruction at a time per queue; the queues run concur
 * **Queues.** A queue starts its head instruction when its executor is idle and every token it pops is
   available (the token is consumed at the start); it pushes its tokens when the instruction retires. A
   LOAD/STORE retires when the DMA channel is idle again (every beat written, every B response received).
+* **LOAD/STORE.** Element-granular: rows of any length at any element-aligned DRAM address and strides, to or
+  from any on-chip element address. The DMA reads/writes the bus words each row covers (partial first and last
+  words: ``wstrb`` on the W beats, so DRAM bytes outside the rows keep their value); a
+  :class:`~wavecore.hdl.memory.row_packer.RowPacker` realigns LOAD beats into the dense on-chip region (per-element
+  write enables, neighbouring elements keep their value) and a
+  :class:`~wavecore.hdl.memory.row_unpacker.RowUnpacker` realigns the region into STORE beats. About one bus word
+  per cycle on long rows; a row costs one more bus word when it straddles a word boundary unaligned. The byte
+  counters add the row bytes of each beat (``sum(length) * element size``, as the simulator counts).
   END retires when the load and store queues are empty and idle; it raises ``done`` (and ``irq``).
 * **Errors.** Checks at dispatch, in this order: ``ILLEGAL_OPCODE``; ``ILLEGAL_FIELD`` (function code, a
   token bit the queue cannot have, a field below its minimum, as the assembler checks);
-  ``NOT_IMPLEMENTED``; ``MISALIGNED`` (a LOAD/STORE whose DRAM address, row length, strides or on-chip
-  address are not whole DRAM bus words; a PROGRAM_BASE not a multiple of 16); ``DRAM_OUT_OF_RANGE`` (the
+  ``NOT_IMPLEMENTED``; ``MISALIGNED`` (a LOAD/STORE whose DRAM address is not a multiple of its element size;
+  a PROGRAM_BASE not a multiple of 16); ``DRAM_OUT_OF_RANGE`` (the
   descriptor's last row, or the instruction fetch, ends above DRAM); ``SCRATCHPAD_OUT_OF_RANGE`` (the on-chip
   region ends above its memory). While running: ``AXI_READ_ERROR``/``AXI_WRITE_ERROR`` on a non-OKAY
   response, ``TOKEN_OVERFLOW`` when a push finds its counter at ``2**token_width - 1``, and ``DEADLOCK``
@@ -50,6 +58,8 @@ from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
 from wavecore.hdl.core.registers import CoreIdentity, ErrorCode, RegisterMap
 from wavecore.hdl.core.units import UNITS, unit_classes
 from wavecore.hdl.memory.dma import Dma, axi4_signature
+from wavecore.hdl.memory.row_packer import RowPacker, lane_count
+from wavecore.hdl.memory.row_unpacker import RowUnpacker
 
 __all__ = ["WaveCore", "core_register_map"]
 
@@ -137,9 +147,12 @@ class WaveCore(wiring.Component):
         self.units = {name: cls(parameters, self.numerics) for name, cls in classes.items()}
         self.element_widths = element_widths(parameters)
         self.register_map = core_register_map()
+        # Byte lengths: the widest of length/count1/count2 plus the largest element's log2 size.
+        count_width = (max(spec.width for spec in isa.FORMATS["memory"] if spec.name in ("length", "count1", "count2"))
+                       + _log2(max(parameters.operand_bytes, parameters.accumulator_bytes)))
         self.dma = Dma(address_width=_ADDRESS_WIDTH, data_width=data_width, max_burst=max_burst,
-                       max_outstanding=max_outstanding, count_width=16, scratch_width=scratch_width,
-                       counter_width=48)
+                       max_outstanding=max_outstanding, count_width=count_width, scratch_width=scratch_width,
+                       counter_width=48, byte_granular=True)
         self.registers = RegisterBlock(
             register_map=self.register_map,
             identity=CoreIdentity(
@@ -172,12 +185,8 @@ class WaveCore(wiring.Component):
         dram_outside = Signal(name="decode_dram_outside")
         chip_outside = Signal(name="decode_chip_outside")
         conditions = []
-        for size in (self.parameters.operand_bytes, self.parameters.accumulator_bytes):
-            bits = self.word_shift - _log2(size)  # low element-count bits that must be 0
-            low = [get("dram_address")[: self.word_shift].any()]
-            if bits > 0:
-                low += [get(name)[:bits].any() for name in ("length", "stride1", "stride2", "scratch_address")]
-            conditions.append(Cat(*low).any())
+        for size in (self.parameters.operand_bytes, self.parameters.accumulator_bytes):  # element-aligned DRAM
+            conditions.append(get("dram_address")[: _log2(size)].any() if size > 1 else Const(0))
         m.d.comb += misaligned.eq(Mux(accumulator, conditions[1], conditions[0]))
         extent = Signal(40, name="decode_extent")
         m.d.comb += extent.eq(((get("count2") - 1) * get("stride2") + (get("count1") - 1) * get("stride1")
@@ -222,10 +231,11 @@ class WaveCore(wiring.Component):
         # On-chip memories: one bus word per memory word.
         memories = {}
         element_ports = {}  # the compute units' element ports on each memory
+        element_bytes = {"scratchpad": self.parameters.operand_bytes, "accumulator": self.parameters.accumulator_bytes}
         for space in isa.SPACES:
             memory = Memory(shape=self.data_width, depth=self.memory_words[space], init=[])
             m.submodules[space] = memory
-            memories[space] = (memory.write_port(), memory.read_port())
+            memories[space] = (memory.write_port(granularity=8 * element_bytes[space]), memory.read_port())
             readers = sum(1 for target in READ_PORTS.values() if target == space)
             adapter = ElementPorts(element_bits=self.element_widths[space], word_bits=self.data_width,
                                    elements=self.parameters.sizes()[space], readers=readers)
@@ -387,18 +397,24 @@ class WaveCore(wiring.Component):
             value = value.as_unsigned()
             return value[:width] if len(value) >= width else Cat(value, Const(0, width - len(value)))
 
+        counts = dma.count_width
+
         def descriptor(word):
-            """The DMA descriptor of a memory-format word (bus words; strides in bytes)."""
+            """The byte-granular DMA descriptor of a memory-format word (address, strides and length in bytes;
+            the on-chip side is the row packer's/unpacker's)."""
             get = lambda name: decoder.field(word, name, "memory")  # noqa: E731
             shift = self._element_shift(word)
             return Cat(fit(get("dram_address"), _ADDRESS_WIDTH), fit(get("stride1") << shift, _ADDRESS_WIDTH),
-                       fit(get("stride2") << shift, _ADDRESS_WIDTH),
-                       fit((get("length") << shift) >> self.word_shift, 16), fit(get("count1"), 16),
-                       fit(get("count2"), 16),
-                       fit((get("scratch_address") << shift) >> self.word_shift, dma.scratch_width))
+                       fit(get("stride2") << shift, _ADDRESS_WIDTH), fit(get("length") << shift, counts),
+                       fit(get("count1"), counts), fit(get("count2"), counts), Const(0, dma.scratch_width))
 
-        fetch_descriptor = Cat(fetch_address[:_ADDRESS_WIDTH], Const(0, 2 * _ADDRESS_WIDTH), Const(beats, 16),
-                               Const(1, 16), Const(1, 16), Const(0, dma.scratch_width))
+        def chip_byte(word, width):
+            """The on-chip byte address of a memory-format word's first element."""
+            return fit(decoder.field(word, "scratch_address", "memory") << self._element_shift(word), width)
+
+        fetch_descriptor = Cat(fetch_address[:_ADDRESS_WIDTH], Const(0, 2 * _ADDRESS_WIDTH),
+                               Const(isa.INSTRUCTION_BYTES, counts), Const(1, counts), Const(1, counts),
+                               Const(0, dma.scratch_width))
 
         executors = {}
         axi = dma.axi
@@ -415,7 +431,10 @@ class WaveCore(wiring.Component):
                     with m.If(command.valid & command.ready):
                         m.next = "WAIT"
                 with m.State("WAIT"), m.If(channel_idle[q]):
-                    m.next = "RETIRE"
+                    m.next = "FLUSH" if q == "load" else "RETIRE"
+                if q == "load":
+                    with m.State("FLUSH"):  # the row packer writes its last partial word
+                        m.next = "RETIRE"
                 with m.State("RETIRE"):
                     m.next = "IDLE"
             raise_error(executor.ongoing("WAIT") & channel_error[q], channel_code[q], current_address[q])
@@ -436,36 +455,54 @@ class WaveCore(wiring.Component):
             dma.write_command.payload.eq(descriptor(current["store"])),
         ]
 
-        # DMA read beats -> the LOAD's memory; STORE fetches <- the STORE's memory.
+        # DMA read beats -> the row packer -> the LOAD's memory; the STORE's memory -> the row unpacker -> W beats.
         load_accumulator = self._accumulator_side(current["load"])
         store_accumulator = self._accumulator_side(current["store"])
         loading = ~load_idle & dma.read_data.valid
-        fetched_valid = Signal()
+        m.submodules.row_packer = packer = RowPacker(data_width=self.data_width, address_width=dma.scratch_width)
+        m.submodules.row_unpacker = unpacker = RowUnpacker(data_width=self.data_width,
+                                                           address_width=dma.scratch_width)
+        load_issued = executors["load"].ongoing("ISSUE") & dma.read_command.ready
+        store_issued = executors["store"].ongoing("ISSUE") & dma.write_command.ready
         m.d.comb += [
             dma.read_data.ready.eq(1),
-            dma.write_fetch.ready.eq(~fetched_valid | dma.write_fetched.ready),
-            dma.write_fetched.valid.eq(fetched_valid),
+            packer.start.eq(load_issued),
+            packer.chip_byte.eq(chip_byte(current["load"], len(packer.chip_byte))),
+            packer.beat_valid.eq(loading),
+            packer.beat_data.eq(dma.read_data.payload.data),
+            packer.beat_strobe.eq(dma.read_data.payload.strobe),
+            packer.flush.eq(executors["load"].ongoing("FLUSH")),
+            unpacker.start.eq(store_issued),
+            unpacker.chip_byte.eq(chip_byte(current["store"], len(unpacker.chip_byte))),
+            unpacker.active.eq(executors["store"].ongoing("WAIT")),
+            unpacker.read_data.eq(Mux(store_accumulator, memories["accumulator"][1].data,
+                                      memories["scratchpad"][1].data)),
+            unpacker.beat_strobe.eq(axi.wstrb),
+            unpacker.beat_ready.eq(dma.write_fetched.ready),
+            dma.write_fetched.valid.eq(unpacker.beat_valid),
+            dma.write_fetched.payload.eq(unpacker.beat_data),
+            dma.write_fetch.ready.eq(1),  # the unpacker follows the W beats' strobes, not the word fetches
         ]
-        with m.If(dma.write_fetch.ready):
-            m.d.sync += fetched_valid.eq(dma.write_fetch.valid)
         for space, (write_port, read_port) in memories.items():
             selected_load = load_accumulator if space == "accumulator" else ~load_accumulator
+            size = element_bytes[space]
             m.d.comb += [
-                write_port.addr.eq(dma.read_data.payload.address),
-                write_port.data.eq(dma.read_data.payload.data),
-                write_port.en.eq(loading & selected_load),
-                read_port.en.eq(dma.write_fetch.ready),
-                read_port.addr.eq(dma.write_fetch.payload),
+                write_port.addr.eq(packer.write_address),
+                write_port.data.eq(packer.write_data),
+                write_port.en.eq(Cat(*(packer.write_strobe[lane] & packer.write_enable & selected_load
+                                       for lane in range(0, self.word_bytes, size)))),
+                read_port.en.eq(unpacker.read_enable),
+                read_port.addr.eq(unpacker.read_address),
             ]
-        m.d.comb += dma.write_fetched.payload.eq(Mux(store_accumulator, memories["accumulator"][1].data,
-                                                     memories["scratchpad"][1].data))
         classes = len(isa.TRAFFIC_CLASSES)
         m.d.comb += [
             counters.busy.eq(running),
             counters.read_beat.eq(loading),
             counters.read_class.eq(decoder.field(current["load"], "funct")[: _log2(classes)]),
+            counters.read_bytes.eq(lane_count(dma.read_data.payload.strobe)),
             counters.write_beat.eq(~store_idle & axi.wvalid & axi.wready),
             counters.write_class.eq(decoder.field(current["store"], "funct")[: _log2(classes)]),
+            counters.write_bytes.eq(lane_count(axi.wstrb)),
         ]
 
         # ---- compute executor: SHAPE, SYNC, END, COUNTER and the compute units ---------------------------------

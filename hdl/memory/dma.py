@@ -14,11 +14,18 @@ are consecutive from ``scratch``. Rows are split into INCR bursts of at most ``m
 never cross a 4 KiB boundary (AXI4 rule, ARM IHI 0022 §A3.4.1), and at most ``max_outstanding`` bursts
 per channel are in flight (AR issued and last R beat not yet received; AW issued and B not yet
 received). Both rules are proved with SymbiYosys in ``tests/hdl/memory/test_formal_dma.py``.
+
+With ``byte_granular=True`` rows are byte ranges instead: ``address``, the strides and ``length`` count bytes,
+a row covers the bus words from the one holding its first byte to the one holding its last, and every beat
+carries the byte strobe of the row's bytes in it (``read_data.payload.strobe`` on the read channel, ``wstrb``
+on the write channel; only a row's first and last beats are partial). The scratchpad side is then the user's:
+the read channel's ``address`` and the write channel's fetches still count words from ``scratch`` but the
+user realigns the bytes (``wavecore.hdl.memory.row_packer``/``row_unpacker``).
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal
+from amaranth import Cat, Const, Module, Mux, Signal
 from amaranth.hdl import Shape
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
@@ -76,7 +83,8 @@ def descriptor_layout(*, address_width: int, count_width: int, scratch_width: in
     """Fields of a transfer descriptor (low bits first, in this order).
 
     ``address``, ``stride1`` and ``stride2`` are byte values; their bits below the bus word size are
-    ignored (transfers are whole bus words). A descriptor with any count equal to zero moves nothing.
+    ignored (transfers are whole bus words) unless the DMA is byte-granular, where ``length`` counts bytes
+    too. A descriptor with any count equal to zero moves nothing.
     """
     return data.StructLayout(
         {
@@ -100,6 +108,7 @@ class _BurstWalker:
 
     def __init__(self, dma: Dma, name: str):
         word_bits = dma.address_width - dma.word_shift
+        stride_bits = dma.address_width if dma.byte_granular else word_bits
         self.dma = dma
         self.active = Signal(name=f"{name}_active")
         self.word_address = Signal(word_bits, name=f"{name}_word_address")  # current burst start
@@ -110,10 +119,20 @@ class _BurstWalker:
         self.planes_left = Signal(dma.count_width, name=f"{name}_planes_left")
         self.length = Signal(dma.count_width, name=f"{name}_length")
         self.count1 = Signal(dma.count_width, name=f"{name}_count1")
-        self.stride1 = Signal(word_bits, name=f"{name}_stride1")
-        self.stride2 = Signal(word_bits, name=f"{name}_stride2")
+        self.stride1 = Signal(stride_bits, name=f"{name}_stride1")
+        self.stride2 = Signal(stride_bits, name=f"{name}_stride2")
         self.scratch = Signal(dma.scratch_width, name=f"{name}_scratch")
         self.burst_length = Signal(range(dma.max_burst + 1), name=f"{name}_burst_length")
+        # Byte-granular rows: the byte address of the row and the plane, the lanes of the row's first and last
+        # byte in their words, and whether the next burst starts the row (head) / this burst ends it (tail).
+        lanes = range(dma.beat_bytes)
+        self.row_byte = Signal(dma.address_width, name=f"{name}_row_byte")
+        self.plane_byte = Signal(dma.address_width, name=f"{name}_plane_byte")
+        self.row_head = Signal(lanes, name=f"{name}_row_head")
+        self.row_tail = Signal(lanes, name=f"{name}_row_tail")
+        self.row_first = Signal(name=f"{name}_row_first")
+        self.burst_head = Signal(lanes, name=f"{name}_burst_head")  # first lane of the burst's first beat
+        self.burst_tail = Signal(lanes, name=f"{name}_burst_tail")  # last lane of the burst's last beat
 
     def elaborate(self, m: Module, command: stream.Interface, advance) -> None:
         dma = self.dma
@@ -126,6 +145,9 @@ class _BurstWalker:
 
         m.d.comb += command.ready.eq(~self.active)
         descriptor = command.payload
+        if dma.byte_granular:
+            self._elaborate_bytes(m, command, advance)
+            return
         with m.If(command.valid & command.ready):
             start = descriptor.address[dma.word_shift :]
             m.d.sync += [
@@ -172,6 +194,74 @@ class _BurstWalker:
             with m.Else():
                 m.d.sync += self.active.eq(0)
 
+    def _elaborate_bytes(self, m: Module, command: stream.Interface, advance) -> None:
+        """The byte-granular walk: each row's word count follows from its first byte's lane."""
+        dma = self.dma
+        shift, last_lane = dma.word_shift, dma.beat_bytes - 1
+        descriptor = command.payload
+
+        def row_start(byte_address, length):
+            """Register the row at ``byte_address`` (``length`` bytes) as the next burst's row."""
+            head = byte_address[:shift]
+            return [
+                self.row_byte.eq(byte_address),
+                self.word_address.eq(byte_address[shift:]),
+                self.row_head.eq(head),
+                self.row_tail.eq(head + length - 1),
+                self.row_remaining.eq((head + length + last_lane) >> shift),
+                self.row_first.eq(1),
+            ]
+
+        m.d.comb += [
+            self.burst_head.eq(Mux(self.row_first, self.row_head, 0)),
+            self.burst_tail.eq(Mux(self.row_remaining == self.burst_length, self.row_tail, last_lane)),
+        ]
+        with m.If(command.valid & command.ready):
+            m.d.sync += [
+                self.active.eq(
+                    (descriptor.length != 0) & (descriptor.count1 != 0) & (descriptor.count2 != 0)
+                ),
+                self.plane_byte.eq(descriptor.address),
+                self.rows_left.eq(descriptor.count1),
+                self.planes_left.eq(descriptor.count2),
+                self.length.eq(descriptor.length),
+                self.count1.eq(descriptor.count1),
+                self.stride1.eq(descriptor.stride1),
+                self.stride2.eq(descriptor.stride2),
+                self.scratch.eq(descriptor.scratch),
+                *row_start(descriptor.address, descriptor.length),
+            ]
+        with m.If(advance):
+            m.d.sync += [self.scratch.eq(self.scratch + self.burst_length), self.row_first.eq(0)]
+            with m.If(self.row_remaining != self.burst_length):
+                m.d.sync += [
+                    self.word_address.eq(self.word_address + self.burst_length),
+                    self.row_remaining.eq(self.row_remaining - self.burst_length),
+                ]
+            with m.Elif(self.rows_left != 1):
+                m.d.sync += [*row_start(self.row_byte + self.stride1, self.length),
+                             self.rows_left.eq(self.rows_left - 1)]
+            with m.Elif(self.planes_left != 1):
+                next_plane = self.plane_byte + self.stride2
+                m.d.sync += [
+                    *row_start(next_plane, self.length),
+                    self.plane_byte.eq(next_plane),
+                    self.rows_left.eq(self.count1),
+                    self.planes_left.eq(self.planes_left - 1),
+                ]
+            with m.Else():
+                m.d.sync += self.active.eq(0)
+
+
+def _lanes_between(first, last, lanes: int):
+    """A ``lanes``-bit strobe with bits ``first`` to ``last`` (inclusive) set (``first``/``last`` lane indices)."""
+    bits = []
+    for lane in range(lanes):  # no comparison a lane index makes constant (Verilator's CMPCONST)
+        after = (first <= lane) if lane < lanes - 1 else Const(1)
+        before = (last >= lane) if lane > 0 else Const(1)
+        bits.append(after & before)
+    return Cat(*bits)
+
 
 class Dma(wiring.Component):
     """Two-channel AXI4 DMA (DRAM <-> scratchpad) with 2-D/3-D descriptors and byte counters.
@@ -192,6 +282,10 @@ class Dma(wiring.Component):
         Bits of a scratchpad word address (1 to 32).
     counter_width : int
         Bits of each byte counter (8 to 64); counters wrap.
+    byte_granular : bool
+        Rows of ``length`` bytes at any byte address and byte strides (module docstring); the read channel's
+        ``read_data.payload`` gets a ``strobe`` field (the lanes of the beat inside its row) and the write
+        channel drives ``wstrb`` with the row's lanes. Off: whole bus words, every strobe set.
 
     Attributes
     ----------
@@ -199,7 +293,8 @@ class Dma(wiring.Component):
         DRAM -> scratchpad descriptors. Accepted (``ready``) only when the read channel has no descriptor
         left to split into bursts; bursts of the previous descriptor may still be in flight.
     read_data : Out(stream.Signature(StructLayout({"address": scratch_width, "data": data_width})))
-        One scratchpad write per R beat, in address order; ``ready`` low stalls the R channel.
+        One scratchpad write per R beat, in address order; ``ready`` low stalls the R channel. Byte-granular:
+        a third field ``strobe`` (``data_width // 8`` bits) marks the beat's bytes that belong to the row.
     read_idle : Out(1)
         High when no read descriptor is active and no read burst is outstanding.
     write_command : In(stream.Signature(descriptor_layout(...)))
@@ -211,7 +306,9 @@ class Dma(wiring.Component):
     write_idle : Out(1)
         High when no write descriptor is active and every write burst has its B response.
     axi : Out(axi4_signature(...))
-        The AXI4 manager port; ID 0 for every transaction, INCR bursts of full bus words, all strobes set.
+        The AXI4 manager port; ID 0 for every transaction, INCR bursts of full bus words, all strobes set
+        (byte-granular: ``wstrb`` set on the row's bytes; it is valid from the cycle the beat's burst is framed,
+        before ``write_fetched.valid``, so the user may compute the beat's word from it).
     bytes_read, bytes_written : Out(counter_width)
         Bytes moved on R and W beats since reset or ``clear_counters``.
     clear_counters : In(1)
@@ -230,6 +327,7 @@ class Dma(wiring.Component):
         count_width: int = 16,
         scratch_width: int = 16,
         counter_width: int = 48,
+        byte_granular: bool = False,
     ):
         self.address_width = check_int("address_width", address_width, 12, 64)
         self.data_width = check_int("data_width", data_width, 8, 1024)
@@ -240,12 +338,18 @@ class Dma(wiring.Component):
         self.count_width = check_int("count_width", count_width, 1, 32)
         self.scratch_width = check_int("scratch_width", scratch_width, 1, 32)
         self.counter_width = check_int("counter_width", counter_width, 8, 64)
+        if not isinstance(byte_granular, bool):
+            raise TypeError(f"byte_granular must be a bool, not {byte_granular!r}")
+        self.byte_granular = byte_granular
         self.beat_bytes = data_width // 8
         self.word_shift = self.beat_bytes.bit_length() - 1
         self.descriptor = descriptor_layout(
             address_width=address_width, count_width=count_width, scratch_width=scratch_width
         )
-        self.scratch_write_layout = data.StructLayout({"address": scratch_width, "data": data_width})
+        fields = {"address": scratch_width, "data": data_width}
+        if byte_granular:
+            fields["strobe"] = self.beat_bytes
+        self.scratch_write_layout = data.StructLayout(fields)
         outstanding = range(max_outstanding + 1)
         super().__init__(
             {
@@ -301,8 +405,9 @@ class Dma(wiring.Component):
             axi.awburst.eq(_BURST_INCR),
             axi.arid.eq(0),
             axi.awid.eq(0),
-            axi.wstrb.eq((1 << self.beat_bytes) - 1),
         ]
+        if not self.byte_granular:
+            m.d.comb += axi.wstrb.eq((1 << self.beat_bytes) - 1)
         self._elaborate_read(m)
         self._elaborate_write(m)
 
@@ -320,8 +425,10 @@ class Dma(wiring.Component):
         walker = self.read_walker
         # One entry per burst in flight: where its beats go in the scratchpad. R beats of one ID return
         # in order, so the head entry always belongs to the beats arriving now.
+        entry = data.StructLayout({"scratch": self.scratch_width, "head": range(self.beat_bytes),
+                                   "tail": range(self.beat_bytes)})
         m.submodules.read_bursts = bursts = fifo.SyncFIFO(
-            width=self.scratch_width, depth=max(2, self.max_outstanding)
+            width=entry.size if self.byte_granular else self.scratch_width, depth=max(2, self.max_outstanding)
         )
         issue = axi.arvalid & axi.arready
         walker.elaborate(m, self.read_command, issue)
@@ -329,13 +436,23 @@ class Dma(wiring.Component):
             axi.arvalid.eq(walker.active & self._may_issue(self.read_outstanding) & bursts.w_rdy),
             axi.araddr.eq(walker.word_address << self.word_shift),
             axi.arlen.eq(walker.burst_length - 1),
-            bursts.w_data.eq(walker.scratch),
             bursts.w_en.eq(issue),
         ]
         beat = Signal(8)
+        if self.byte_granular:
+            head = data.View(entry, bursts.r_data)
+            m.d.comb += [
+                bursts.w_data.eq(Cat(walker.scratch, walker.burst_head, walker.burst_tail)),
+                self.read_data.payload.strobe.eq(_lanes_between(
+                    Mux(beat == 0, head.head, 0), Mux(axi.rlast, head.tail, self.beat_bytes - 1), self.beat_bytes)),
+            ]
+            scratch = head.scratch
+        else:
+            m.d.comb += bursts.w_data.eq(walker.scratch)
+            scratch = bursts.r_data
         m.d.comb += [
             self.read_data.valid.eq(axi.rvalid & bursts.r_rdy),
-            self.read_data.payload.address.eq(bursts.r_data + beat),
+            self.read_data.payload.address.eq(scratch + beat),
             self.read_data.payload.data.eq(axi.rdata),
             axi.rready.eq(self.read_data.ready & bursts.r_rdy),
         ]
@@ -356,8 +473,11 @@ class Dma(wiring.Component):
         m.submodules.fetch_bursts = fetch_bursts = fifo.SyncFIFO(
             width=fetch_entry.size, depth=max(2, self.max_outstanding)
         )
+        beat_entry = data.StructLayout({"beats": range(self.max_burst + 1), "head": range(self.beat_bytes),
+                                        "tail": range(self.beat_bytes)})
         m.submodules.beat_bursts = beat_bursts = fifo.SyncFIFO(
-            width=Shape.cast(range(self.max_burst + 1)).width, depth=max(2, self.max_outstanding)
+            width=beat_entry.size if self.byte_granular else Shape.cast(range(self.max_burst + 1)).width,
+            depth=max(2, self.max_outstanding),
         )
         issue = axi.awvalid & axi.awready
         walker.elaborate(m, self.write_command, issue)
@@ -372,7 +492,11 @@ class Dma(wiring.Component):
             axi.awlen.eq(walker.burst_length - 1),
             fetch_bursts.w_data.eq(walker.scratch | (walker.burst_length << self.scratch_width)),
             fetch_bursts.w_en.eq(issue),
-            beat_bursts.w_data.eq(walker.burst_length),
+            beat_bursts.w_data.eq(
+                Cat(walker.burst_length, walker.burst_head, walker.burst_tail)
+                if self.byte_granular
+                else walker.burst_length
+            ),
             beat_bursts.w_en.eq(issue),
         ]
 
@@ -405,13 +529,24 @@ class Dma(wiring.Component):
         beat_sent = axi.wvalid & axi.wready
         frame_free = ~framing | (beat_sent & (beats_left == 1))
         m.d.comb += beat_bursts.r_en.eq(frame_free)
+        frame = data.View(beat_entry, beat_bursts.r_data) if self.byte_granular else None
         with m.If(frame_free):
             with m.If(beat_bursts.r_rdy):
-                m.d.sync += [framing.eq(1), beats_left.eq(beat_bursts.r_data)]
+                m.d.sync += [framing.eq(1), beats_left.eq(frame.beats if frame is not None else beat_bursts.r_data)]
             with m.Else():
                 m.d.sync += framing.eq(0)
         with m.Elif(beat_sent):
             m.d.sync += beats_left.eq(beats_left - 1)
+        if self.byte_granular:  # the framed burst's first/last lanes; the first beat is the one after a load
+            frame_head, frame_tail, first_beat = (Signal(range(self.beat_bytes)), Signal(range(self.beat_bytes)),
+                                                  Signal())
+            with m.If(frame_free & beat_bursts.r_rdy):
+                m.d.sync += [frame_head.eq(frame.head), frame_tail.eq(frame.tail), first_beat.eq(1)]
+            with m.Elif(beat_sent):
+                m.d.sync += first_beat.eq(0)
+            m.d.comb += axi.wstrb.eq(_lanes_between(Mux(first_beat, frame_head, 0),
+                                                    Mux(beats_left == 1, frame_tail, self.beat_bytes - 1),
+                                                    self.beat_bytes))
 
         m.d.comb += axi.bready.eq(1)
         finished = axi.bvalid & axi.bready

@@ -51,8 +51,9 @@ def expected_cycles(program, params) -> int:
         if instruction.opcode in ("LOAD", "STORE"):
             rows, _ = dma_rows(instruction, parameters)
             for start, stop in rows:
-                bursts = -(-(stop - start) // (word * params["max_burst"]))
-                total += bursts * latency + (stop - start) // word
+                words = (stop - 1) // word - start // word + 1  # the bus words the row covers
+                bursts = -(-words // params["max_burst"]) + 1  # + a 4 KiB split
+                total += bursts * latency + words + 2
     return int(total * slow)
 
 
@@ -106,8 +107,9 @@ TENSORS = [
 def assert_same_dram(after, expected, what="DRAM"):
     if after != expected:
         wrong = [i for i in range(len(after)) if after[i] != expected[i]]
+        listed = ", ".join(f"{i:#x}: {after[i]:#04x} != {expected[i]:#04x}" for i in wrong[:12])
         raise AssertionError(f"{what} differs from the simulator's at {len(wrong)} bytes, first {wrong[0]:#x}, last "
-                             f"{wrong[-1]:#x}: {after[wrong[0]]:#04x} != {expected[wrong[0]]:#04x}")
+                             f"{wrong[-1]:#x} ({listed})")
 
 
 def assert_counters(counters, simulator, program):
@@ -168,7 +170,11 @@ def fault_cases(params):
         ("load pop_prev", _raw(load, pop_prev=1), ErrorCode.ILLEGAL_FIELD),
         ("gemm", isa.encode_program([isa.Instruction("GEMM", "forward")]), ErrorCode.NOT_IMPLEMENTED),
         ("vector", isa.encode_program([isa.Instruction("VECTOR", "relu")]), ErrorCode.NOT_IMPLEMENTED),
-        ("misaligned length", _raw(load, length=12), ErrorCode.MISALIGNED),
+        ("accumulator address not element-aligned", isa.encode_program([isa.Instruction(
+            "LOAD", "stash.accumulator", {"dram_address": SOURCE + 2, "length": 3})]), ErrorCode.MISALIGNED),
+        ("accumulator store address not element-aligned", isa.encode_program([isa.Instruction(
+            "STORE", "weight_grads.accumulator", {"dram_address": DESTINATION + 4 * 7 + 1, "scratch_address": 5,
+                                                  "length": 1})]), ErrorCode.MISALIGNED),
         ("store outside DRAM", isa.encode_program([isa.Instruction(
             "STORE", "io.scratchpad", {"dram_address": dram - 32, "length": 64})]), ErrorCode.DRAM_OUT_OF_RANGE),
         ("load rows outside DRAM", isa.encode_program([isa.Instruction(
@@ -388,3 +394,135 @@ async def axi_error_responses_end_in_their_error_code(dut):
         assert fault.code == ErrorCode.AXI_READ_ERROR and fault.address == model + 0x100, str(fault)
     else:
         raise AssertionError("a fetch answered DECERR must stop the core")
+
+
+def random_program(params, seed_name: str, steps: int):
+    """Element-granular LOADs and STOREs (random DRAM element addresses, lengths, strides and on-chip addresses
+    in both memories) with the builder's tokens. The program first loads both memories whole (from unaligned
+    DRAM addresses), so every STORE sends data the program loaded (the RTL's memories outlive a program)."""
+    parameters = parameters_from(params)
+    random = rng(seed_name)
+    program = Program(parameters)
+    spaces = {"scratchpad": (parameters.scratchpad_elements, parameters.operand_bytes),
+              "accumulator": (parameters.accumulator_elements, parameters.accumulator_bytes)}
+    program.memory("LOAD", "activations", "scratchpad", dram_address=SOURCE + 3,
+                   length=parameters.scratchpad_elements)
+    program.memory("LOAD", "stash", "accumulator", dram_address=SOURCE + 0x1004,
+                   length=parameters.accumulator_elements)
+    region = 0x8000  # LOADs read [SOURCE, SOURCE + region), STOREs write [DESTINATION, DESTINATION + region)
+    for _ in range(steps):
+        opcode = "LOAD" if random.random() < 0.5 else "STORE"
+        space = "accumulator" if random.random() < 0.4 else "scratchpad"
+        elements, size = spaces[space]
+        kind = random.random()
+        if kind < 0.15:  # within one bus word
+            length, count1, count2 = int(random.integers(1, 4)), int(random.integers(1, 4)), 1
+        elif kind < 0.25:  # long rows
+            length, count1, count2 = int(random.integers(100, min(600, elements // 2))), 1, 1
+        else:
+            length, count1, count2 = (int(random.integers(1, 40)), int(random.integers(1, 5)),
+                                      int(random.integers(1, 4)))
+        stride1 = int(random.integers(0, length + 24))
+        stride2 = int(random.integers(0, count1 * (length + 24) + 8))
+        extent = ((count2 - 1) * stride2 + (count1 - 1) * stride1 + length) * size
+        base = SOURCE if opcode == "LOAD" else DESTINATION
+        dram_address = base + int(random.integers(0, (region - extent) // size)) * size
+        if random.random() < 0.1:  # a row across a 4 KiB page, unaligned
+            dram_address = base + 0x3000 - size * int(random.integers(1, 12))
+        chip = length * count1 * count2
+        scratch_address = int(random.integers(0, elements - chip + 1))
+        if random.random() < 0.1:
+            scratch_address = elements - chip  # up to the memory's last element
+        cls = isa.TRAFFIC_CLASSES[int(random.integers(0, len(isa.TRAFFIC_CLASSES)))]
+        program.memory(opcode, cls, space, dram_address=dram_address, scratch_address=scratch_address,
+                       length=length, count1=count1, stride1=stride1, count2=count2, stride2=stride2)
+    # The last element of DRAM, loaded and stored back to the region's end.
+    size = parameters.accumulator_bytes
+    program.memory("LOAD", "io", "accumulator", dram_address=params["dram_bytes"] - size, scratch_address=7,
+                   length=1)
+    program.memory("STORE", "io", "accumulator", dram_address=params["dram_bytes"] - 3 * size, scratch_address=6,
+                   length=3)
+    return program.instructions()
+
+
+@cocotb.test()
+async def element_granular_transfers_match_the_simulator(dut):
+    """Random element-granular LOAD/STORE programs (DRAM addresses, lengths, strides and on-chip addresses not
+    whole bus words; both memories; every traffic class): DRAM bit for bit and the byte counters equal the
+    simulator's, under the DRAM model's random latency and stalls when the test sets them."""
+    params, host = await _host(dut)
+    image = image_with_data(params, "wavecore-elements")
+    for index in range(params.get("programs", 3)):
+        program = random_program(params, f"wavecore-elements-{index}", steps=params.get("steps", 40))
+        loaded, after, counters, fault = await run_both(host, params, program, image)
+        assert fault is None, str(fault)
+        expected, simulator = simulate(params, program, loaded)
+        assert expected != loaded, "the program changes DRAM"
+        assert_same_dram(after, expected, f"program {index}: DRAM")
+        assert_counters(counters, simulator, program)
+        assert counters["instructions"] == len(program)
+        dut._log.info(f"element-granular program {index}: {len(program)} instructions, "
+                      f"{sum(simulator.counters.values())} bytes moved, {counters['cycles']} cycles")
+        image = after
+
+
+@cocotb.test()
+async def long_aligned_rows_move_about_a_bus_word_per_cycle(dut):
+    """One long LOAD and one long STORE (whole bus words): the cycles stay close to one word per cycle (without
+    DRAM stalls and latency; with them the bound scales)."""
+    params, host = await _host(dut)
+    parameters = parameters_from(params)
+    word = params["data_width"] // 8
+    length = parameters.scratchpad_elements
+    program = Program(parameters)
+    program.memory("LOAD", "activations", dram_address=SOURCE, length=length)
+    program.memory("STORE", "activations", dram_address=DESTINATION, length=length)
+    program = program.instructions()
+    image = image_with_data(params, "wavecore-long")
+    loaded, after, counters, fault = await run_both(host, params, program, image)
+    assert fault is None, str(fault)
+    expected, simulator = simulate(params, program, loaded)
+    assert_same_dram(after, expected)
+    assert_counters(counters, simulator, program)
+    words = 2 * length * parameters.operand_bytes // word
+    dut._log.info(f"long aligned rows: {words} bus words in {counters['cycles']} cycles")
+    if not params.get("stall", 0) and not params.get("latency_max", 0):
+        assert counters["cycles"] < 1.1 * words + 200, (counters["cycles"], words)
+
+
+@cocotb.test()
+async def compiled_network_transfers_match_the_simulator(dut):
+    """The LOADs and STOREs of a compiled training step (``wavecore compile``; its compute instructions are left
+    out and the builder sets the tokens again), moved by ``dram_offset`` bytes: DRAM and counters equal the
+    simulator's. Both memories are loaded whole first, so the STOREs send defined data. Runs only on a build
+    whose test gives ``program_file``."""
+    params, host = await _host(dut)
+    if "program_file" not in params:
+        return
+    parameters = parameters_from(params)
+    with open(params["program_file"], "rb") as file:
+        compiled = isa.decode_program(file.read())
+    offset = params["dram_offset"]
+    program = Program(parameters)
+    source = 0x2006  # after the program; not whole bus words
+    for space, cls in (("scratchpad", "activations"), ("accumulator", "stash")):
+        elements = parameters.accumulator_elements if space == "accumulator" else parameters.scratchpad_elements
+        size = parameters.accumulator_bytes if space == "accumulator" else parameters.operand_bytes
+        rows = 32
+        source = -(-source // size) * size
+        program.memory("LOAD", cls, space, dram_address=source, length=elements // rows, count1=rows,
+                       stride1=elements // rows)
+        source += elements * size
+    transfers = [ins for ins in compiled if ins.opcode in ("LOAD", "STORE")]
+    for ins in transfers:
+        cls, space = ins.funct.split(".")
+        program.memory(ins.opcode, cls, space, **{**ins.fields, "dram_address": ins.get("dram_address") + offset})
+    program = program.instructions()
+    image = image_with_data(params, "wavecore-compiled")
+    loaded, after, counters, fault = await run_both(host, params, program, image)
+    assert fault is None, str(fault)
+    expected, simulator = simulate(params, program, loaded)
+    assert_same_dram(after, expected)
+    assert_counters(counters, simulator, program)
+    dut._log.info(f"compiled transfers: {len(transfers)} LOAD/STORE of {params['program_file']}, "
+                  f"{sum(simulator.counters.values())} bytes moved, {counters['cycles']} cycles")

@@ -9,8 +9,11 @@ from wavecore.hdl.core.counters import CoreCounters
 from wavecore.hdl.core.registers import RegisterMap
 
 
-@pytest.mark.parametrize(("classes", "beat_bytes", "width"), [(None, 8, 64), (("a", "b", "c"), 16, 12)])
-def test_counters_follow_random_events(classes, beat_bytes, width):
+@pytest.mark.parametrize(("classes", "beat_bytes", "width", "partial"),
+                         [(None, 8, 64, False), (("a", "b", "c"), 16, 12, False), (None, 8, 64, True)])
+def test_counters_follow_random_events(classes, beat_bytes, width, partial):
+    """``partial``: each beat counts a random number of bytes (a row's partial first/last beat); otherwise the
+    byte inputs are left at their default, a whole beat."""
     register_map = RegisterMap() if classes is None else RegisterMap(traffic_classes=classes)
     dut = CoreCounters(register_map=register_map, beat_bytes=beat_bytes, counter_width=width)
     random = np.random.default_rng(5)
@@ -24,6 +27,11 @@ def test_counters_follow_random_events(classes, beat_bytes, width):
                                                                      "write_beat")}
             read_class, write_class = int(random.integers(0, count)), int(random.integers(0, count))
             clear = int(cycle in (150, 151, 300))
+            read_bytes = write_bytes = beat_bytes
+            if partial:
+                read_bytes, write_bytes = (int(value) for value in random.integers(0, beat_bytes + 1, 2))
+                ctx.set(dut.read_bytes, read_bytes)
+                ctx.set(dut.write_bytes, write_bytes)
             for name, value in events.items():
                 ctx.set(getattr(dut, name), value)
             ctx.set(dut.read_class, read_class)
@@ -38,8 +46,8 @@ def test_counters_follow_random_events(classes, beat_bytes, width):
                 expected["instructions"] += events["retire"]
                 expected["array_busy"] += events["array_busy"]
                 cls = register_map.traffic_classes
-                expected[f"bytes_read_{cls[read_class]}"] += beat_bytes * events["read_beat"]
-                expected[f"bytes_written_{cls[write_class]}"] += beat_bytes * events["write_beat"]
+                expected[f"bytes_read_{cls[read_class]}"] += read_bytes * events["read_beat"]
+                expected[f"bytes_written_{cls[write_class]}"] += write_bytes * events["write_beat"]
             for name, value in expected.items():
                 assert ctx.get(getattr(dut.counters, name)) == value & mask, (cycle, name)
 

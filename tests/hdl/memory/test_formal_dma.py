@@ -91,9 +91,10 @@ class _OffByOneCreditDma(Dma):
         return outstanding <= self.max_outstanding
 
 
-@pytest.mark.parametrize(("max_burst", "max_outstanding"), [(16, 2), (256, 3)])
-def test_dma_never_crosses_4k_nor_exceeds_outstanding_limit(max_burst, max_outstanding, tmp_path):
-    dma = Dma(max_burst=max_burst, max_outstanding=max_outstanding, **_SMALL)
+@pytest.mark.parametrize(("max_burst", "max_outstanding", "byte_granular"),
+                         [(16, 2, False), (256, 3, False), (16, 2, True)])
+def test_dma_never_crosses_4k_nor_exceeds_outstanding_limit(max_burst, max_outstanding, byte_granular, tmp_path):
+    dma = Dma(max_burst=max_burst, max_outstanding=max_outstanding, byte_granular=byte_granular, **_SMALL)
     result = run_sby(DmaHarness(dma), workdir=tmp_path, mode="prove", depth=6)
     assert result.status == "PASS", result.log[-3000:]
 
@@ -105,8 +106,9 @@ def test_dma_never_crosses_4k_nor_exceeds_outstanding_limit(max_burst, max_outst
         (_OffByOneCreditDma, "too many"),
     ],
 )
-def test_dma_proof_fails_on_seeded_bug(mutant, message, tmp_path):
-    dma = mutant(max_burst=256, max_outstanding=2, **_SMALL)
+@pytest.mark.parametrize("byte_granular", [False, True])
+def test_dma_proof_fails_on_seeded_bug(mutant, message, byte_granular, tmp_path):
+    dma = mutant(max_burst=256, max_outstanding=2, byte_granular=byte_granular, **_SMALL)
     result = run_sby(DmaHarness(dma), workdir=tmp_path, mode="prove", depth=6)
     assert result.status == "FAIL", result.log[-3000:]
     assert any(message in line for line in result.failed_sources()), result.failed_sources()

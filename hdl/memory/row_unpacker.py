@@ -1,0 +1,110 @@
+"""Unpacks a dense on-chip region into the byte-granular DMA's DRAM row beats (the STORE side of the realignment).
+
+A STORE scatters one dense on-chip region, starting at any byte of its first word, into DRAM rows that start
+at any byte of their words. The DMA (:class:`wavecore.hdl.memory.dma.Dma` with ``byte_granular=True``) frames
+each W beat with the row's lanes in ``wstrb`` before it asks for the beat's word; the unpacker reads the
+region's words in order (dropping the bytes before its first byte) into a three-word carry and answers each
+beat with the carry's next ``popcount(strobe)`` bytes shifted up to the strobe's first lane.
+
+Ports (``lanes = data_width // 8``):
+
+* ``start`` (1 cycle) with ``chip_byte``: a new transfer reading from on-chip byte ``chip_byte``; empties
+  the carry. ``active`` high lets the unpacker read ahead (it reads at most three words past what the beats
+  consumed; the extra words' bytes are never sent).
+* ``read_enable``/``read_address`` -> ``read_data``: the on-chip read port (data the cycle after the read).
+* ``beat_strobe`` (the lanes of the beat the DMA frames), ``beat_valid``/``beat_data`` (the beat's word, valid
+  once the carry holds its bytes), ``beat_ready`` (the DMA takes it).
+
+Timing: with ``beat_ready`` always high it sustains one full beat per cycle after a three-cycle fill (a read
+each cycle while the carry plus the word in flight leave room for one more word).
+"""
+
+from __future__ import annotations
+
+from amaranth import Cat, Module, Mux, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from wavecore.golden.numerics import check_int
+from wavecore.hdl.memory.row_packer import first_lane, lane_count
+
+__all__ = ["RowUnpacker"]
+
+
+class RowUnpacker(wiring.Component):
+    """Dense on-chip words -> DRAM row beats (see the module docstring).
+
+    Parameters
+    ----------
+    data_width : int
+        Bits of a DRAM beat and of an on-chip word (a power of two, 16 to 1024).
+    address_width : int
+        Bits of an on-chip word address (1 to 32).
+    """
+
+    def __init__(self, *, data_width: int = 64, address_width: int = 16):
+        check_int("data_width", data_width, 16, 1024)
+        if data_width & (data_width - 1):
+            raise ValueError(f"data_width must be a power of two between 16 and 1024, not {data_width}")
+        self.data_width = data_width
+        self.address_width = check_int("address_width", address_width, 1, 32)
+        self.lanes = data_width // 8
+        self.lane_shift = self.lanes.bit_length() - 1
+        super().__init__({
+            "start": In(1),
+            "chip_byte": In(address_width + self.lane_shift),
+            "active": In(1),
+            "read_enable": Out(1),
+            "read_address": Out(address_width),
+            "read_data": In(data_width),
+            "beat_strobe": In(self.lanes),
+            "beat_valid": Out(1),
+            "beat_data": Out(data_width),
+            "beat_ready": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        lanes, width = self.lanes, self.data_width
+        capacity = 3 * lanes
+        carry = Signal(3 * width)  # bytes [0, fill) are the region's next bytes, in order
+        fill = Signal(range(capacity + 1))
+        pending = Signal()  # a read issued last cycle: its word is on read_data now
+        first = Signal()  # the next word read is the region's first: drop its bytes below `skip`
+        skip = Signal(range(lanes))
+        address = Signal(self.address_width)
+
+        count = Signal(range(lanes + 1))
+        m.d.comb += [
+            count.eq(lane_count(self.beat_strobe)),
+            self.beat_valid.eq(self.active & (fill >= count)),
+            self.beat_data.eq(carry[:width] << (first_lane(self.beat_strobe) * 8)),
+        ]
+        taken = Signal(range(lanes + 1))
+        m.d.comb += taken.eq(Mux(self.beat_valid & self.beat_ready, count, 0))
+        rest = Signal(3 * width)
+        m.d.comb += rest.eq(carry >> (taken * 8))
+        base = Signal(range(capacity + 1))
+        m.d.comb += base.eq(fill - taken)
+        drop = Mux(first, skip, 0)
+        incoming = Signal(width)
+        m.d.comb += incoming.eq(self.read_data >> (drop * 8))
+        placed = Signal(3 * width)
+        m.d.comb += placed.eq(incoming << (base * 8))
+        merged = Cat(*(Mux(lane < base, rest[8 * lane : 8 * lane + 8], placed[8 * lane : 8 * lane + 8])
+                       for lane in range(capacity)))
+
+        issue = self.active & (fill + Mux(pending, lanes, 0) + lanes <= capacity)
+        m.d.comb += [self.read_enable.eq(issue), self.read_address.eq(address)]
+        with m.If(self.start):
+            m.d.sync += [fill.eq(0), pending.eq(0), first.eq(1), skip.eq(self.chip_byte[: self.lane_shift]),
+                         address.eq(self.chip_byte[self.lane_shift :])]
+        with m.Else():
+            m.d.sync += pending.eq(issue)
+            with m.If(issue):
+                m.d.sync += address.eq(address + 1)
+            with m.If(pending):
+                m.d.sync += [carry.eq(merged), fill.eq(base + lanes - drop), first.eq(0)]
+            with m.Else():
+                m.d.sync += [carry.eq(rest), fill.eq(base)]
+        return m
