@@ -3,8 +3,8 @@
 This build is the first vertical slice of the core: the instruction fetch from DRAM, the decoder (generated
 from :mod:`wavecore.golden.core.isa` through :mod:`wavecore.hdl.core.decoder`), dispatch into the load,
 compute and store queues, the four dependency-token counters between neighbouring queues, LOAD and STORE
-executed by the byte-granular AXI4 DMA (:class:`wavecore.hdl.memory.dma.Dma`) between DRAM and the scratchpad or
-the accumulator memory with the per-traffic-class byte counters, SHAPE (the geometry register), SYNC, END, and every
+executed by the AXI4 DMA (:class:`wavecore.hdl.memory.dma.Dma`) between DRAM and the scratchpad or the
+accumulator memory with the per-traffic-class byte counters, SHAPE (the geometry register), SYNC, END, and every
 documented error state. GEMM, VECTOR, NORM, LOSS, SGD and COUNTER are decoded and end the program with
 ``NOT_IMPLEMENTED`` (``docs/core.md``, "RTL status").
 
@@ -17,6 +17,7 @@ Timing and behaviour (one instruction at a time per queue; the queues run concur
 * **Queues.** A queue starts its head instruction when its executor is idle and every token it pops is
   available (the token is consumed at the start); it pushes its tokens when the instruction retires. A
   LOAD/STORE retires when the DMA channel is idle again (every beat written, every B response received).
+  END retires when the load and store queues are empty and idle; it raises ``done`` (and ``irq``).
 * **LOAD/STORE.** Element-granular: rows of any length at any element-aligned DRAM address and strides, to or
   from any on-chip element address. The DMA reads/writes the bus words each row covers (partial first and last
   words: ``wstrb`` on the W beats, so DRAM bytes outside the rows keep their value); a
@@ -24,8 +25,8 @@ Timing and behaviour (one instruction at a time per queue; the queues run concur
   write enables, neighbouring elements keep their value) and a
   :class:`~wavecore.hdl.memory.row_unpacker.RowUnpacker` realigns the region into STORE beats. About one bus word
   per cycle on long rows; a row costs one more bus word when it straddles a word boundary unaligned. The byte
-  counters add the row bytes of each beat (``sum(length) * element size``, as the simulator counts).
-  END retires when the load and store queues are empty and idle; it raises ``done`` (and ``irq``).
+  counters add the row bytes of each beat (``sum(length) * element size``, as the simulator counts). A LOAD
+  retires one cycle after its channel is idle (the packer writes its last, partial word).
 * **Errors.** Checks at dispatch, in this order: ``ILLEGAL_OPCODE``; ``ILLEGAL_FIELD`` (function code, a
   token bit the queue cannot have, a field below its minimum, as the assembler checks);
   ``NOT_IMPLEMENTED``; ``MISALIGNED`` (a LOAD/STORE whose DRAM address is not a multiple of its element size;

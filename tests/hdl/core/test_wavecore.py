@@ -42,6 +42,18 @@ def test_wavecore_runs_load_store_programs_like_the_simulator(simulator, data_wi
     )
 
 
+@pytest.mark.parametrize("data_width", [32, 128])
+def test_wavecore_element_granular_transfers_on_other_bus_widths(data_width):
+    """Icarus only: the random element-granular programs on a 32-bit bus (an accumulator element per word) and a
+    128-bit bus, under random DRAM latency and stalls."""
+    design = _build("icarus", data_width, 8)
+    design.run("tb_wavecore", testcase="element_granular_transfers_match_the_simulator",
+               params={**SIZES, "data_width": data_width, "max_burst": 8, "stall": 48, "latency_max": 10,
+                       "programs": 2},
+               plusargs=plusargs(seed=11, stall=48, latency_min=0, latency_max=10, load="dram_load.hex",
+                                 dump="dram_dump.hex"))
+
+
 def test_wavecore_moves_a_compiled_training_steps_transfers_like_the_simulator(tmp_path):
     """Verilator only (one more build, memories large enough for tiny_resnet): the LOADs and STOREs of
     ``wavecore compile --network tiny_resnet`` (element-granular on-chip addresses and lengths)."""
