@@ -273,3 +273,40 @@ def test_avgpool_backward_saturates(in_width):
     run(p, numerics, scratch, acc, [
         (pool_shape(1, 2, 4, 4, kernel, (1, 1), (0, 0)), "avgpool_backward", dict(dst=601 + 40 * k, src0=301))
         for k, kernel in enumerate(((2, 2), (1, 2), (3, 3)))])
+
+
+def test_idle_ports_low():
+    """Every enable is low before start and after done (the core ORs the units' ports)."""
+    from amaranth.sim import Simulator
+
+    p = parameters(8)
+    unit = VectorUnit(p, numerics_for(p))
+    ports = [getattr(unit, name).en for name in ("scratch_read0", "scratch_read1", "scratch_write", "acc_read",
+                                                 "acc_write")]
+    shape = Shape(pool_shape(1, 1, 4, 4, (2, 2), (2, 2), (0, 0)))
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(unit.shape, isa.encode(isa.Instruction("SHAPE", fields=dict(shape))))
+        for funct in ("maxpool_backward", "avgpool_backward", "channel_sum_accumulate"):
+            for _ in range(3):
+                await ctx.tick()
+                assert not any(ctx.get(en) for en in ports) and not ctx.get(unit.done)
+            ctx.set(unit.instruction, isa.encode(isa.Instruction("VECTOR", funct, dict(dst=64, src0=0, src1=32))))
+            ctx.set(unit.start, 1)
+            await ctx.tick()
+            ctx.set(unit.start, 0)
+            cycles = 1
+            while not ctx.get(unit.done):
+                await ctx.tick()
+                cycles += 1
+            seen[funct] = cycles
+        await ctx.tick()
+        assert not any(ctx.get(en) for en in ports)
+
+    simulator = Simulator(unit)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    for funct, cycles in seen.items():
+        assert cycles == unit_cycles(isa.Instruction("VECTOR", funct), shape, p)
