@@ -7,13 +7,16 @@ the element ports). ``instruction`` and ``shape`` are read combinationally while
 interface holds them until ``done``).
 
 **Structure**: a sequencer issues one *slot* per cycle: the reads of one element (``scratch_read0``,
-``scratch_read1``, ``acc_read``) with tags (first/last of a group, write address). One cycle later the data
-stage combines the read data with a running register (sum, maximum and its position) and, at the last slot of
-a group, presents the write. One shared requantizer (shift with the numerics' rounding, saturation to the
-operand format) serves ``requantize`` (shift = imm) and the divisions of the average pools: a window of
-``count`` elements is divided by a shift when ``count`` is a power of two, else by the product with
-``round(2**reciprocal_frac / count)`` shifted by ``reciprocal_frac`` (``IntegerKernels._divide``); that
-reciprocal comes from a restoring divider in a set-up phase (``reciprocal_frac + 2`` cycles).
+``scratch_read1``, ``acc_read``) with tags (first/last of a group, write address). The operand stage (the
+cycle the data arrives) registers the read data and the product of ``scratch_read0``'s element with a
+factor; the result stage (one cycle later) combines them with a running register (sum, maximum and its
+position) and, at the last slot of a group, presents the write. One requantizer (shift with the numerics'
+rounding, saturation to the operand format) serves ``requantize`` (shift = imm) and the divisions of the
+average pools: a window of ``count`` elements is divided by a shift when ``count`` is a power of two, else by
+the product with ``r = round(2**reciprocal_frac / count)`` shifted by ``reciprocal_frac``
+(``IntegerKernels._divide``). The factor is ``r`` (else 1), so a forward average sums ``x * r`` (which is
+exactly ``r * sum(x)``) and the backward divides each dy. ``r`` comes from a restoring divider in a set-up
+phase (``reciprocal_frac + 2`` cycles).
 
 Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
 
@@ -30,8 +33,19 @@ Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
   ry+sh, ... < kh}``, ``nx`` likewise, or 1 slot when there is none); the sum of the windows' shares is
   saturated once (col2im, then saturate).
 
+**Ports**: ``scratch_read0`` reads the first source (x of ``maxpool_backward``, dy of the other backward pools);
+``maxpool_backward`` reads its dy on ``scratch_read0`` too (in the gap slot after a window's K positions);
+``scratch_read1`` reads the second source of ``add_*``/``relu_mask`` and, for ``maxpool_backward``, dx at the
+window's maximum (read-modify-write: read in the result stage of the window's last position, dx + dy written
+one cycle later); ``acc_read`` the accumulator source of ``requantize`` and, for ``channel_sum_accumulate``,
+``dst[c]`` with the first element of channel c; ``acc_write`` only channel sums. A write is presented two
+cycles after its last read; the last write in the ``done`` cycle. Longest paths: the result stage
+(requantizer, sum, saturation) and the issue stage's address (a small multiplier, adders); the sizes
+(products of shape fields) are combinational from the held ``shape`` word.
+``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the simulator's result).
+
 **Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
-``1 + setup + slots`` (:func:`unit_cycles`), where ``setup`` is 0 except for the average pools
+``2 + setup + slots`` (:func:`unit_cycles`), where ``setup`` is 0 except for the average pools
 (``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with ``divider = reciprocal_frac + 2`` when the
 window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw)`` for ``avgpool_backward``
 (else 0).
@@ -99,7 +113,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
         divider = 0 if count & (count - 1) == 0 else numerics.reciprocal_frac + 2
         divmod_steps = max(ph // sh, pw // sw) if funct == "avgpool_backward" else 0
         setup = 1 + max(divider, divmod_steps)
-    return 1 + setup + slots
+    return 2 + setup + slots
 
 
 def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str, truncate):
@@ -212,8 +226,8 @@ class VectorUnit(wiring.Component):
         ry0, rx0 = Signal(5), Signal(5)
 
         # -- state -------------------------------------------------------------------------------------------
-        state = Signal(range(4))
-        IDLE, SETUP, RUN, DRAIN = range(4)
+        state = Signal(range(5))
+        IDLE, SETUP, RUN, DRAIN, DONE = range(5)
         phase = Signal()  # maxpool_backward: 0 zeroing dx, 1 windows
         NEST, WINDOW, GATHER = range(3)
         family = Signal(range(3))
@@ -268,8 +282,8 @@ class VectorUnit(wiring.Component):
         i_active, i_rd0, i_rd1, i_acc = Signal(), Signal(), Signal(), Signal()
         i_rd0_addr, i_rd1_addr, i_acc_addr, i_wr_addr = (Signal(aw, name=name) for name in (
             "i_rd0_addr", "i_rd1_addr", "i_acc_addr", "i_wr_addr"))
-        i_first, i_last, i_ws, i_wa, i_dx, i_dy, i_final = (Signal(name=name) for name in (
-            "i_first", "i_last", "i_ws", "i_wa", "i_dx", "i_dy", "i_final"))
+        i_first, i_last, i_ws, i_wa, i_dx, i_final = (Signal(name=name) for name in (
+            "i_first", "i_last", "i_ws", "i_wa", "i_dx", "i_final"))
         i_xoff = Signal(cw)
 
         running = state == RUN
@@ -300,15 +314,12 @@ class VectorUnit(wiring.Component):
                 last_pos = (kx == kw - 1) & (ky == kh - 1)
                 m.d.comb += [
                     i_xoff.eq(plane_base + win_iy * w + win_ix),
-                    i_rd0.eq(running & inside & ~gap),
-                    i_rd0_addr.eq(Mux(is_maxbwd, src1, src0) + i_xoff),
+                    i_rd0.eq(running & Mux(gap, is_maxbwd, inside)),  # the gap slot reads dy
+                    i_rd0_addr.eq(Mux(gap, src0 + out_idx, Mux(is_maxbwd, src1, src0) + i_xoff)),
                     i_first.eq((kx == 0) & (ky == 0) & ~gap),
                     i_last.eq(last_pos & ~gap),
                     i_ws.eq(last_pos & ~gap & ~is_maxbwd),
                     i_dx.eq(last_pos & ~gap & is_maxbwd),
-                    i_dy.eq((kx == 0) & (ky == 0) & ~gap & is_maxbwd),
-                    i_rd1.eq(running & (kx == 0) & (ky == 0) & ~gap & is_maxbwd),
-                    i_rd1_addr.eq(src0 + out_idx),
                     i_wr_addr.eq(dst + out_idx),
                     i_final.eq(last_pos & (gap | ~is_maxbwd) & (ox == ow - 1) & (oy == oh - 1)
                                & (plane == nc - 1)),
@@ -410,70 +421,80 @@ class VectorUnit(wiring.Component):
                             m.d.sync += [qx.eq(nqx), rx.eq(nrx), qy.eq(nqy), ry.eq(nry),
                                          ckx.eq(nrx), cox.eq(nqx), cky.eq(nry), coy.eq(nqy)]
             with m.Case(DRAIN):
+                m.d.sync += state.eq(DONE)
+            with m.Case(DONE):
                 m.d.sync += state.eq(IDLE)
-        m.d.comb += self.done.eq(state == DRAIN)
+        m.d.comb += self.done.eq(state == DONE)
 
-        # -- data stage (one cycle after the issue) ----------------------------------------------------------
-        d_active, d_rd0, d_first, d_last, d_ws, d_wa, d_dx, d_dy = (Signal(name=name) for name in (
-            "d_active", "d_rd0", "d_first", "d_last", "d_ws", "d_wa", "d_dx", "d_dy"))
-        d_wr_addr = Signal(aw)
-        d_xoff = Signal(cw)
+        # -- operand stage (the cycle after the issue): the read data and its product with the divisor's factor
+        # (the reciprocal for an average whose window is not a power of two, else 1), registered ------------
+        d_active, d_rd0, d_first, d_last, d_ws, d_wa, d_dx = (Signal(name=f"d_{name}") for name in (
+            "active", "rd0", "first", "last", "ws", "wa", "dx"))
+        d_wr_addr, d_xoff = Signal(aw), Signal(cw)
         m.d.sync += [d_active.eq(i_active), d_rd0.eq(i_rd0), d_first.eq(i_active & i_first),
                      d_last.eq(i_active & i_last), d_ws.eq(i_active & i_ws), d_wa.eq(i_active & i_wa),
-                     d_dx.eq(i_active & i_dx), d_dy.eq(i_active & i_dy), d_wr_addr.eq(i_wr_addr),
-                     d_xoff.eq(i_xoff)]
-        x0, x1, xa = self.scratch_read0.data, self.scratch_read1.data, self.acc_read.data
+                     d_dx.eq(i_active & i_dx), d_wr_addr.eq(i_wr_addr), d_xoff.eq(i_xoff)]
+        factor = Signal(recip_frac + 1)
+        m.d.comb += factor.eq(Mux(is_average & ~pow2, reciprocal, 1))
+        r_x0, r_x1, r_xa = Signal(signed(op_bits)), Signal(signed(op_bits)), Signal(signed(acc_bits))
+        r_product = Signal(signed(op_bits + recip_frac + 2))
+        m.d.sync += [r_x0.eq(self.scratch_read0.data), r_x1.eq(self.scratch_read1.data),
+                     r_xa.eq(self.acc_read.data), r_product.eq(self.scratch_read0.data * factor)]
 
-        # requantizer: requantize (acc, shift imm) or the division of an average pool (shift or reciprocal)
-        sum_bits = max(acc_bits, op_bits + 17) + 2
+        # -- result stage (two cycles after the issue): combine, requantize, write -------------------------
+        e_active, e_rd0, e_first, e_last, e_ws, e_wa, e_dx = (Signal(name=f"e_{name}") for name in (
+            "active", "rd0", "first", "last", "ws", "wa", "dx"))
+        e_wr_addr, e_xoff = Signal(aw), Signal(cw)
+        m.d.sync += [e_active.eq(d_active), e_rd0.eq(d_rd0), e_first.eq(d_first), e_last.eq(d_last),
+                     e_ws.eq(d_ws), e_wa.eq(d_wa), e_dx.eq(d_dx), e_wr_addr.eq(d_wr_addr), e_xoff.eq(d_xoff)]
+
+        # sums: of products (channel sums with factor 1; average pools forward: sum(x * r) = r * sum(x)) or,
+        # for avgpool_backward, of the requantized shares
+        sum_bits = max(acc_bits, op_bits + recip_frac + 2 + 17) + 1
         running_sum = Signal(signed(sum_bits))
-        total = Signal(signed(sum_bits))
-        plain_sum = Signal(signed(sum_bits))
-        dividend = Signal(signed(sum_bits))
-        m.d.comb += dividend.eq(Mux(is_sum_divided, plain_sum, x0))
-        rq_bits = max(acc_bits, sum_bits + recip_frac + 2)
-        rq_in = Signal(signed(rq_bits))
-        rq_shift = Signal(range(rq_bits + 2))
+        base = Mux(e_first, Mux(is_("channel_sum_accumulate"), r_xa, 0), running_sum)
+        product_sum = Signal(signed(sum_bits))
+        m.d.comb += product_sum.eq(base + Mux(e_rd0, r_product, 0))
+        rq_in = Signal(signed(sum_bits))
+        rq_shift = Signal(range(sum_bits + 2))
         with m.If(is_("requantize")):
-            m.d.comb += [rq_in.eq(xa), rq_shift.eq(Mux(imm > rq_bits + 1, rq_bits + 1, imm))]
-        with m.Elif(pow2):
-            m.d.comb += [rq_in.eq(dividend), rq_shift.eq(log2)]
+            m.d.comb += [rq_in.eq(r_xa), rq_shift.eq(Mux(imm > sum_bits + 1, sum_bits + 1, imm))]
         with m.Else():
-            m.d.comb += [rq_in.eq(dividend * reciprocal), rq_shift.eq(recip_frac)]
+            m.d.comb += [rq_in.eq(Mux(is_sum_divided, product_sum, r_product)),
+                         rq_shift.eq(Mux(pow2, log2, recip_frac))]
         # the simulator's int64 arithmetic rounds a shift of 64 or more down (_round_shift: 1 << (shift - 1) is
         # beyond int64, so no remainder reaches half)
         rq_out = _requantizer(m, rq_in, rq_shift, rounding, fmt.min, fmt.max, "rq",
                               is_("requantize") & (imm >= 64))
+        total = Signal(signed(sum_bits))
+        m.d.comb += total.eq(Mux(is_avgbwd, base + Mux(e_rd0, rq_out, 0), product_sum))
 
-        # running sum (channel_sum, average pools) and running maximum with its position (max pools)
-        base = Mux(d_first, Mux(is_("channel_sum_accumulate"), xa, 0), running_sum)
-        m.d.comb += [plain_sum.eq(base + Mux(d_rd0, x0, 0)),
-                     total.eq(Mux(is_avgbwd, base + Mux(d_rd0, rq_out, 0), plain_sum))]
+        # running maximum with its position (max pools): the first maximum in row-major order
         best, best_off, seen = Signal(signed(op_bits)), Signal(cw), Signal()
-        seen_before = seen & ~d_first
-        take = d_rd0 & (~seen_before | (x0 > best))
-        best_now = Mux(take, x0, best)
-        best_off_now = Mux(take, d_xoff, best_off)
-        with m.If(d_active):
+        seen_before = seen & ~e_first
+        take = e_rd0 & (~seen_before | (r_x0 > best))
+        best_now = Mux(take, r_x0, best)
+        best_off_now = Mux(take, e_xoff, best_off)
+        with m.If(e_active):
             m.d.sync += [running_sum.eq(total), best.eq(best_now), best_off.eq(best_off_now),
-                         seen.eq(seen_before | d_rd0)]
+                         seen.eq(seen_before | e_rd0)]
 
         def saturate(value):
             return Mux(value > fmt.max, fmt.max, Mux(value < fmt.min, fmt.min, value))
 
         result = Signal(signed(op_bits + 2))
-        add = x0 + x1
-        keep = (x1 > 0) & ((imm == 0) | (x1 < imm))
+        add = r_x0 + r_x1
+        keep = (r_x1 > 0) & ((imm == 0) | (r_x1 < imm))
         with m.If(is_("add_saturate")):
             m.d.comb += result.eq(saturate(add))
         with m.Elif(is_add):
             m.d.comb += result.eq(add)
         with m.Elif(is_("relu")):
-            m.d.comb += result.eq(Mux(x0 < 0, 0, Mux((imm != 0) & (x0 > imm), imm, x0)))
+            m.d.comb += result.eq(Mux(r_x0 < 0, 0, Mux((imm != 0) & (r_x0 > imm), imm, r_x0)))
         with m.Elif(is_("relu_mask")):
-            m.d.comb += result.eq(Mux(keep, x0, 0))
+            m.d.comb += result.eq(Mux(keep, r_x0, 0))
         with m.Elif(is_("channel_insert", "channel_extract")):
-            m.d.comb += result.eq(x0)
+            m.d.comb += result.eq(r_x0)
         with m.Elif(is_("maxpool_forward")):
             m.d.comb += result.eq(best_now)
         with m.Elif(is_avgbwd):
@@ -483,28 +504,26 @@ class VectorUnit(wiring.Component):
         with m.Else():
             m.d.comb += result.eq(rq_out)
 
-        # maxpool_backward: dy latched from read1; dx read at the argmax, written plus dy one cycle later
-        dy = Signal(signed(op_bits))
-        with m.If(d_dy):
-            m.d.sync += dy.eq(x1)
+        # maxpool_backward: dx read at the window's maximum in the result stage of its last position, written
+        # plus dy (read by the gap slot, in r_x0 by then) one cycle later
         pending = Signal()
         pending_addr = Signal(aw)
-        m.d.sync += [pending.eq(d_dx), pending_addr.eq(dst + best_off_now)]
+        m.d.sync += [pending.eq(e_dx), pending_addr.eq(dst + best_off_now)]
 
         # -- ports ----------------------------------------------------------------------------------------
         m.d.comb += [
             self.scratch_read0.en.eq(i_rd0), self.scratch_read0.addr.eq(i_rd0_addr),
             self.acc_read.en.eq(i_acc), self.acc_read.addr.eq(i_acc_addr),
         ]
-        with m.If(d_dx):
+        with m.If(e_dx):
             m.d.comb += [self.scratch_read1.en.eq(1), self.scratch_read1.addr.eq(dst + best_off_now)]
         with m.Else():
             m.d.comb += [self.scratch_read1.en.eq(i_rd1), self.scratch_read1.addr.eq(i_rd1_addr)]
         with m.If(pending):
             m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(pending_addr),
-                         self.scratch_write.data.eq(x1 + dy)]
+                         self.scratch_write.data.eq(self.scratch_read1.data + r_x0)]
         with m.Else():
-            m.d.comb += [self.scratch_write.en.eq(d_ws), self.scratch_write.addr.eq(d_wr_addr),
+            m.d.comb += [self.scratch_write.en.eq(e_ws), self.scratch_write.addr.eq(e_wr_addr),
                          self.scratch_write.data.eq(result)]
-        m.d.comb += [self.acc_write.en.eq(d_wa), self.acc_write.addr.eq(d_wr_addr), self.acc_write.data.eq(total)]
+        m.d.comb += [self.acc_write.en.eq(e_wa), self.acc_write.addr.eq(e_wr_addr), self.acc_write.data.eq(total)]
         return m

@@ -82,7 +82,7 @@ def test_elementwise(in_width):
         sources = dict(src0=120, src1=220) if funct == "add_exact" else dict(src0=7, src1=301)
         steps.append((SMALL, funct, dict(dst=403 + 91 * index, imm=imm, **sources)))
     cycles = run(p, numerics, scratch, acc, steps)
-    assert cycles == [1 + 90] * len(ELEMENTWISE)
+    assert cycles == [2 + 90] * len(ELEMENTWISE)
 
 
 def test_elementwise_in_place():
@@ -247,11 +247,11 @@ def test_unit_cycles_formula():
     numerics = numerics_for(p)
     shape = Shape(pool_shape(2, 3, 6, 6, (3, 3), (2, 2), (1, 1)))
     y, x = 2 * 3 * 3 * 3, 2 * 3 * 36
-    assert unit_cycles(isa.Instruction("VECTOR", "maxpool_forward"), shape, p, numerics) == 1 + y * 9
-    assert unit_cycles(isa.Instruction("VECTOR", "maxpool_backward"), shape, p, numerics) == 1 + x + y * 10
+    assert unit_cycles(isa.Instruction("VECTOR", "maxpool_forward"), shape, p, numerics) == 2 + y * 9
+    assert unit_cycles(isa.Instruction("VECTOR", "maxpool_backward"), shape, p, numerics) == 2 + x + y * 10
     assert unit_cycles(isa.Instruction("VECTOR", "avgpool_forward"), shape, p, numerics) == (
-        1 + 1 + numerics.reciprocal_frac + 2 + y * 9)
-    assert unit_cycles(isa.Instruction("VECTOR", "relu"), shape, p, numerics) == 1 + x
+        2 + 1 + numerics.reciprocal_frac + 2 + y * 9)
+    assert unit_cycles(isa.Instruction("VECTOR", "relu"), shape, p, numerics) == 2 + x
 
 
 def test_parameters_validated():
@@ -273,3 +273,40 @@ def test_avgpool_backward_saturates(in_width):
     run(p, numerics, scratch, acc, [
         (pool_shape(1, 2, 4, 4, kernel, (1, 1), (0, 0)), "avgpool_backward", dict(dst=601 + 40 * k, src0=301))
         for k, kernel in enumerate(((2, 2), (1, 2), (3, 3)))])
+
+
+def test_idle_ports_low():
+    """Every enable is low before start and after done (the core ORs the units' ports)."""
+    from amaranth.sim import Simulator
+
+    p = parameters(8)
+    unit = VectorUnit(p, numerics_for(p))
+    ports = [getattr(unit, name).en for name in ("scratch_read0", "scratch_read1", "scratch_write", "acc_read",
+                                                 "acc_write")]
+    shape = Shape(pool_shape(1, 1, 4, 4, (2, 2), (2, 2), (0, 0)))
+    seen = {}
+
+    async def bench(ctx):
+        ctx.set(unit.shape, isa.encode(isa.Instruction("SHAPE", fields=dict(shape))))
+        for funct in ("maxpool_backward", "avgpool_backward", "channel_sum_accumulate"):
+            for _ in range(3):
+                await ctx.tick()
+                assert not any(ctx.get(en) for en in ports) and not ctx.get(unit.done)
+            ctx.set(unit.instruction, isa.encode(isa.Instruction("VECTOR", funct, dict(dst=64, src0=0, src1=32))))
+            ctx.set(unit.start, 1)
+            await ctx.tick()
+            ctx.set(unit.start, 0)
+            cycles = 1
+            while not ctx.get(unit.done):
+                await ctx.tick()
+                cycles += 1
+            seen[funct] = cycles
+        await ctx.tick()
+        assert not any(ctx.get(en) for en in ports)
+
+    simulator = Simulator(unit)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(bench)
+    simulator.run()
+    for funct, cycles in seen.items():
+        assert cycles == unit_cycles(isa.Instruction("VECTOR", funct), shape, p)
