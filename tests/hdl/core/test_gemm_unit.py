@@ -69,6 +69,7 @@ def test_conv_geometries_match_the_simulator(funct, kernel, stride, padding, gro
 def test_depthwise_and_odd_windows(funct):
     run(funct, geometry(2, 3, 4, 3, 3, 3, 1, 1, groups=3), seed=1)  # depthwise, two samples
     run(funct, geometry(1, 2, 5, 3, 3, (3, 1), (2, 1), (1, 0)), seed=2)  # non-square kernel, stride, padding
+    run(funct, geometry(1, 2, 2, 3, 3, (1, 2), 1, (1, 2)), seed=3)  # windows wholly in the padding
 
 
 @pytest.mark.parametrize("funct", FUNCTS)
@@ -160,9 +161,11 @@ def test_cycles_formula():
     def cycles(funct, **unit):
         return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, **unit)
 
-    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 512 * 72) + 8
-    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 512 * 72) + 8
-    assert cycles("forward", buffer_depth=71) == 15 + 2 * 16 * 512 * 72 + 1  # direct: one lane
+    # forward skips the taps in the padding: 8 * 3 - 2 per axis
+    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward", buffer_depth=71) == 15 + 2 * 16 * 8 * 8 * 22 * 22 + 1  # direct: one lane
+    assert cycles("forward", lanes=16) == 15 + 2 * (16 * 72 + 8 * 8 * 22 * 22) + 16
     assert cycles("backward_weight", buffer_depth=512) == 15 + 2 * (16 * 512 + 2 * 72 * 512) + 8
     assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512) == \
         15 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
