@@ -70,7 +70,7 @@ from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
 
-__all__ = ["SETUP_CYCLES", "GemmUnit", "unit_cycles"]
+__all__ = ["BUFFER_DEPTH", "SETUP_CYCLES", "GemmUnit", "unit_cycles"]
 
 #: Bits of the restoring divider (the widest shape field divided: channels, out_channels).
 _DIVIDER_BITS = 12

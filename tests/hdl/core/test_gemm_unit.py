@@ -12,8 +12,8 @@ import pytest
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import INTEGER_PRESETS, MacArithmetic
-from wavecore.hdl.core.gemm_unit import GemmUnit, unit_cycles
-from wavecore.verif.compute_bench import check_unit, numerics_for
+from wavecore.hdl.core.gemm_unit import BUFFER_DEPTH, GemmUnit, unit_cycles
+from wavecore.verif.compute_bench import check_unit, numerics_for, run_golden
 
 FUNCTS = tuple(isa.FUNCTS["GEMM"])
 INT8 = CoreParameters(in_width=8, acc_width=32)
@@ -29,11 +29,10 @@ def geometry(n, c, h, w, o, kernel, stride=1, padding=0, groups=1):
                 padding_width=pw, groups=groups)
 
 
-def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0,
-        **unit):
-    """Random memories (operands of ``operand_bits`` bits, default the full operand width, the lower bound
-    raised by ``skew`` so sums drift upwards), one SHAPE and one GEMM at odd addresses; checks the unit (built
-    with the options ``unit``: lanes, buffer_depth) against the simulator and its cycles against unit_cycles."""
+def case(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0):
+    """``(parameters, numerics, program, scratchpad, accumulator)``: random memories (operands of ``operand_bits``
+    bits, default the full operand width, the lower bound raised by ``skew`` so sums drift upwards), one SHAPE
+    and one GEMM at odd addresses."""
     numerics = numerics or numerics_for(parameters)
     shape = Shape(fields)
     x, y, wt = shape.input_elements, shape.output_elements, shape.weight_elements
@@ -51,9 +50,17 @@ def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=N
     accumulator = rng.integers(-(1 << (carry - 1)), 1 << (carry - 1), acc_size)
     imm = numerics.weight_frac if funct in ("forward", "forward_bias", "backward_data") else 0
     gemm = isa.Instruction("GEMM", funct, dict(dst=dst, src0=src0, src1=src1, src2=src2, imm=imm))
-    cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics,
-                        [isa.Instruction("SHAPE", fields=fields), gemm], scratchpad, accumulator)
-    assert cycles == [unit_cycles(gemm, shape, parameters, **unit)]
+    return parameters, numerics, [isa.Instruction("SHAPE", fields=fields), gemm], scratchpad, accumulator
+
+
+def run(funct, fields, parameters=INT8, numerics=None, *, lanes=None, buffer_depth=BUFFER_DEPTH, **data):
+    """Checks the unit (built with ``lanes``, ``buffer_depth``) on :func:`case` against the simulator and its
+    cycles against unit_cycles."""
+    parameters, numerics, program, scratchpad, accumulator = case(funct, fields, parameters, numerics, **data)
+    unit = dict(lanes=lanes, buffer_depth=buffer_depth)
+    cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics, program, scratchpad,
+                        accumulator)
+    assert cycles == [unit_cycles(program[1], Shape(fields), parameters, **unit)]
     return cycles[0]
 
 
@@ -83,25 +90,37 @@ def test_int16_preset(funct):
     run(funct, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT16, seed=5)
 
 
+NARROW = dict(fields=geometry(2, 2, 3, 3, 8, 3, 1, 1), parameters=CoreParameters(in_width=8, acc_width=16),
+              seed=6, carry_bits=16, skew=100)
+
+
 @pytest.mark.parametrize("overflow", ["saturate", "wrap"])
 @pytest.mark.parametrize("funct", FUNCTS)
 def test_narrow_accumulator_overflows_in_golden_order(funct, overflow):
     """acc_width 16 with full-scale int8 operands drifting positive: many sums overflow (backward_data's
     per-tap sums over 8 output channels too), so a saturating unit must saturate after every addition in the
     golden order (k ascending) to match."""
-    parameters = CoreParameters(in_width=8, acc_width=16)
-    numerics = dataclasses.replace(INTEGER_PRESETS["int8"], mac=MacArithmetic(8, 16, True, overflow),
-                                   weight_frac=12)
-    run(funct, geometry(2, 2, 3, 3, 8, 3, 1, 1), parameters, numerics, seed=6, carry_bits=16, skew=100)
+    run(funct, numerics=narrow_numerics(overflow), **NARROW)
 
 
-def test_saturation_order_matters_here():
-    """The data of the narrow-accumulator test gives another result when summed in reverse order, so the
-    test above can tell the order apart."""
-    mac = MacArithmetic(8, 16, True, "saturate")
-    rng = np.random.default_rng(6)
-    a, b = rng.integers(-128, 128, (4, 36)), rng.integers(-128, 128, (36, 4))
-    assert not np.array_equal(mac.matmul(a, b), mac.matmul(a[:, ::-1], b[::-1]))
+def narrow_numerics(overflow):
+    return dataclasses.replace(INTEGER_PRESETS["int8"], mac=MacArithmetic(8, 16, True, overflow), weight_frac=12)
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_narrow_data_tells_the_overflow_rule_and_the_order_apart(funct, monkeypatch):
+    """On the data of the narrow-accumulator test the simulator gives other results with wrap instead of
+    saturate and with the reduction summed in descending order, so that test can fail on either mistake."""
+    parameters, numerics, program, scratchpad, accumulator = case(funct, numerics=narrow_numerics("saturate"),
+                                                                  **NARROW)
+    want = run_golden(parameters, numerics, program, scratchpad, accumulator)
+    wrapped = run_golden(parameters, narrow_numerics("wrap"), program, scratchpad, accumulator)
+    assert any(not np.array_equal(a, b) for a, b in zip(want, wrapped))
+    ascending = MacArithmetic.matmul
+    monkeypatch.setattr(MacArithmetic, "matmul",
+                        lambda self, a, b, c=None: ascending(self, np.asarray(a)[:, ::-1], np.asarray(b)[::-1], c))
+    descending = run_golden(parameters, numerics, program, scratchpad, accumulator)
+    assert any(not np.array_equal(a, b) for a, b in zip(want, descending))
 
 
 @pytest.mark.parametrize("rounding", ["floor", "half_up", "half_away_from_zero"])
