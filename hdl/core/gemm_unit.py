@@ -12,7 +12,8 @@ in the golden GEMM's order: its reduction index ascending):
 
 * ``forward`` / ``forward_bias``: y[n, o, oh, ow] = requantize(start + sum over (c, i, j) ascending of
   w[o, c, i, j] * x[n, g*C/G + c, oh*SH + i - PH, ow*SW + j - PW]), start = bias[o] << activation_frac
-  (``forward_bias``, bias at src2) or 0. A padded tap adds a zero product (no change in either overflow mode).
+  (``forward_bias``, bias at src2) or 0. The taps in the padding are skipped: their products are zero and adding
+  zero changes nothing in either overflow mode.
 * ``backward_data``: dx[n, g*C/G + c, h, w] = requantize(exact sum over the taps (i, j) with h + PH - i = oh*SH,
   w + PW - j = ow*SW, 0 <= oh < OH, 0 <= ow < OW of T(i, j)), T = sum over the group's output channels o
   ascending of w[o, c, i, j] * dy[n, o, oh, ow] with the overflow rule (the golden ``W^T dY`` GEMM, then
@@ -40,13 +41,15 @@ PW/SW, one cycle to prime the counters, two pipeline cycles) + the issue cycles 
 last writes). With P = lanes (1 when direct), Cg = C/G, Og = O/G, K = Cg*KH*KW, Q = N*OH*OW, tiles of
 L = min(P, channels left) lanes (T = ceil(Og / P) tiles, ``backward_data``: ceil(Cg / P)), the issue cycles are,
 per tile: FILL L*S (not when direct), BIAS L (``forward_bias``), and per output position: CARRY L
-(``backward_weight_accumulate``) + the reduction's steps (``forward*``: K; ``backward_weight*``: Q;
+(``backward_weight_accumulate``) + the reduction's steps (``forward*``: Cg*th*tw, th = the taps of the window
+of row oh inside the input, likewise tw; Cg when th*tw = 0; ``backward_weight*``: Q;
 ``backward_data``: KH*KW + (Og - 1)*vh*vw at pixel (h, w), vh = the taps i that reach an output row from h,
 likewise vw: a tap that reaches no output takes one cycle, a valid one Og). The last step of a reduction is
 issued at least L' cycles after the previous reduction's last step (L' = its lanes, whose writes must be done
 first). Without such stalls (every reduction at least as long as its lanes), in closed form:
 
-* ``forward*``: G * (Og*K [FILL] + Og [``forward_bias``] + T*Q*K) + L_last;
+* ``forward*``: G * (Og*K [FILL] + Og [``forward_bias``] + T*N*Cg*TH*TW) + L_last, TH = sum of th over the
+  output rows (likewise TW), when no window lies wholly in the padding;
 * ``backward_weight*``: G * (Og*Q [FILL] + T*K*Q + K*Og [``_accumulate``]) + L_last;
 * ``backward_data``: G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW)) + L_last, VH = sum of vh over
   the rows (likewise VW).
@@ -67,7 +70,7 @@ from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
 
-__all__ = ["SETUP_CYCLES", "GemmUnit", "unit_cycles"]
+__all__ = ["BUFFER_DEPTH", "SETUP_CYCLES", "GemmUnit", "unit_cycles"]
 
 #: Bits of the restoring divider (the widest shape field divided: channels, out_channels).
 _DIVIDER_BITS = 12
@@ -90,6 +93,23 @@ def _taps_hit_at(position: int, out_size: int, kernel: int, stride: int, padding
         if t >= 0 and t % stride == 0 and t // stride < out_size:
             count += 1
     return count
+
+
+def _window_taps(out: int, size: int, kernel: int, stride: int, padding: int) -> int:
+    """Taps of one axis of output ``out``'s window that fall inside the input (not in the padding)."""
+    first = out * stride - padding
+    return max(0, min(kernel, size - first) - max(0, -first))
+
+
+def _runs(steps: list) -> list:
+    """``[(steps, count)]``: runs of equal consecutive values."""
+    runs = []
+    for value in steps:
+        if runs and runs[-1][0] == value:
+            runs[-1][1] += 1
+        else:
+            runs.append([value, 1])
+    return runs
 
 
 def _slice_length(funct: str, shape: Shape) -> int:
@@ -118,12 +138,14 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
     channels = cg if funct == "backward_data" else og
     tiles = [min(lanes, channels - first) for first in range(0, channels, lanes)]
     if funct.startswith("forward"):
-        reductions = [(k, q)]  # (steps, how many outputs in a row)
+        rows = [_window_taps(y, h, kh, s["stride_height"], s["padding_height"]) for y in range(oh)]
+        columns = [_window_taps(x, w, kw, s["stride_width"], s["padding_width"]) for x in range(ow)]
+        reductions = _runs([cg * (rows[y] * columns[x] or 1) for y in range(oh) for x in range(ow)] * n)
     elif funct == "backward_data":
         rows = [_taps_hit_at(y, oh, kh, s["stride_height"], s["padding_height"]) for y in range(h)]
         columns = [_taps_hit_at(x, ow, kw, s["stride_width"], s["padding_width"]) for x in range(w)]
         steps = [kh * kw + (og - 1) * rows[y] * columns[x] for y in range(h) for x in range(w)]
-        reductions = [(step, 1) for step in steps] * n
+        reductions = _runs(steps * n)
     else:
         reductions = [(q, k)]
     issued, last_end, last_lanes = 0, None, 0
@@ -246,9 +268,23 @@ class GemmUnit(wiring.Component):
         m.d.comb += tile_last.eq(remaining <= Mux(direct, 1, P))
 
         # -- loop counters ----------------------------------------------------------------------------------
+        # forward: the taps of output (oh, ow) inside the input, i_lo <= i < i_hi (likewise j), counted by ri, rj
+        # (a window wholly in the padding is one zero step)
+        oh_count, ow_count = Signal(8), Signal(8)
+        row0, col0 = Signal(signed(14)), Signal(signed(14))  # oh*SH - PH, ow*SW - PW
+        m.d.comb += [row0.eq(oh_count * SH - PH), col0.eq(ow_count * SW - PW)]
+        i_lo, j_lo = Signal(signed(14)), Signal(signed(14))
+        i_hi, j_hi = Signal(signed(14)), Signal(signed(14))
+        m.d.comb += [i_lo.eq(Mux(row0 < 0, -row0, 0)), j_lo.eq(Mux(col0 < 0, -col0, 0)),
+                     i_hi.eq(Mux(H - row0 < KH, H - row0, KH)), j_hi.eq(Mux(W - col0 < KW, W - col0, KW))]
+        window_empty = Signal()
+        m.d.comb += window_empty.eq((i_hi <= i_lo) | (j_hi <= j_lo))
+        taps_h, taps_w = Signal(4), Signal(4)
+        m.d.comb += [taps_h.eq(Mux(window_empty, 1, i_hi - i_lo)), taps_w.eq(Mux(window_empty, 1, j_hi - j_lo))]
         limits = {"g": G, "lane": active, "n": N, "ol": og, "cl": cg, "oh": OH, "ow": OW, "h": H, "w": W,
-                  "i": KH, "j": KW}
+                  "i": KH, "j": KW, "ri": taps_h, "rj": taps_w}
         counters = {name: Signal(max(1, len(limit)), name=f"{name}_count") for name, limit in limits.items()}
+        counters["oh"], counters["ow"] = oh_count, ow_count
         at_last = {name: Signal(name=f"{name}_last") for name in limits}
         inc = {name: Signal(name=f"{name}_inc") for name in limits}
         for name in limits:
@@ -293,7 +329,7 @@ class GemmUnit(wiring.Component):
                 nest(["lane"], 1)
             with m.Case(_State.COMPUTE):
                 # the last step of a reduction waits until the lanes of the previous one are written
-                for names, spatial, condition in ((["cl", "i", "j"], ["n", "oh", "ow"], is_fwd),
+                for names, spatial, condition in ((["cl", "ri", "rj"], ["n", "oh", "ow"], is_fwd),
                                                   (["n", "oh", "ow"], ["cl", "i", "j"], is_weight),
                                                   (["i", "j", "ol"], ["n", "h", "w"], is_data)):
                     with m.If(condition):
@@ -305,8 +341,8 @@ class GemmUnit(wiring.Component):
                                      spatial_end.eq(nest(spatial, reduction_end))]
                 m.d.comb += tile_end.eq(nest(["g"], spatial_end & tile_last) & tile_last)
         with m.If(is_fwd):
-            m.d.comb += [red_first.eq((c["cl"] == 0) & (c["i"] == 0) & (c["j"] == 0)),
-                         red_last.eq(at_last["cl"] & at_last["i"] & at_last["j"])]
+            m.d.comb += [red_first.eq((c["cl"] == 0) & (c["ri"] == 0) & (c["rj"] == 0)),
+                         red_last.eq(at_last["cl"] & at_last["ri"] & at_last["rj"])]
         with m.Elif(is_weight):
             m.d.comb += [red_first.eq((c["n"] == 0) & (c["oh"] == 0) & (c["ow"] == 0)),
                          red_last.eq(at_last["n"] & at_last["oh"] & at_last["ow"])]
@@ -321,9 +357,14 @@ class GemmUnit(wiring.Component):
         lane_channel = Signal(13)  # the lane's channel within the group: tile + lane
         m.d.comb += [channel.eq(c_base + c["cl"]), out_channel.eq(o_base + c["ol"]),
                      lane_channel.eq(tile + c["lane"])]
+        tap_i, tap_j = Signal(5), Signal(5)  # the kernel tap of x's pixel (forward: within the input)
+        with m.If(is_fwd & (state == _State.COMPUTE)):
+            m.d.comb += [tap_i.eq(i_lo + c["ri"]), tap_j.eq(j_lo + c["rj"])]
+        with m.Else():
+            m.d.comb += [tap_i.eq(c["i"]), tap_j.eq(c["j"])]
         pixel_h = Signal(signed(14))
         pixel_w = Signal(signed(14))
-        m.d.comb += [pixel_h.eq(c["oh"] * SH + c["i"] - PH), pixel_w.eq(c["ow"] * SW + c["j"] - PW)]
+        m.d.comb += [pixel_h.eq(row0 + tap_i), pixel_w.eq(col0 + tap_j)]
         pixel_valid = Signal()
         m.d.comb += pixel_valid.eq((pixel_h >= 0) & (pixel_h < H) & (pixel_w >= 0) & (pixel_w < W))
         x_index = Signal(address_bits)  # x[n, channel, pixel]
@@ -336,9 +377,9 @@ class GemmUnit(wiring.Component):
         with m.If(is_fwd):
             m.d.comb += [
                 shared_address.eq(fld("src0") + x_index),
-                slice_address.eq(fld("src1") + (((o_base + lane_channel) * cg + c["cl"]) * KH + c["i"]) * KW
-                                 + c["j"]),
-                buffer_address.eq((c["cl"] * KH + c["i"]) * KW + c["j"]),
+                slice_address.eq(fld("src1") + (((o_base + lane_channel) * cg + c["cl"]) * KH + tap_i) * KW
+                                 + tap_j),
+                buffer_address.eq((c["cl"] * KH + tap_i) * KW + tap_j),
                 out_address.eq(fld("dst") + ((c["n"] * O + o_base + lane_channel) * OH + c["oh"]) * OW + c["ow"]),
                 out_stride.eq(OH * OW),
             ]
@@ -361,7 +402,7 @@ class GemmUnit(wiring.Component):
                 out_stride.eq(H * W),
             ]
         zero = Signal()
-        m.d.comb += zero.eq(Mux(is_data, ~tap_valid, ~pixel_valid))
+        m.d.comb += zero.eq(Mux(is_data, ~tap_valid, ~pixel_valid | (is_fwd & window_empty)))
 
         # -- local operand buffers --------------------------------------------------------------------------
         buffer_data = []

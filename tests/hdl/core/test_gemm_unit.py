@@ -12,8 +12,8 @@ import pytest
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import INTEGER_PRESETS, MacArithmetic
-from wavecore.hdl.core.gemm_unit import GemmUnit, unit_cycles
-from wavecore.verif.compute_bench import check_unit, numerics_for
+from wavecore.hdl.core.gemm_unit import BUFFER_DEPTH, GemmUnit, unit_cycles
+from wavecore.verif.compute_bench import check_unit, numerics_for, run_golden
 
 FUNCTS = tuple(isa.FUNCTS["GEMM"])
 INT8 = CoreParameters(in_width=8, acc_width=32)
@@ -29,85 +29,107 @@ def geometry(n, c, h, w, o, kernel, stride=1, padding=0, groups=1):
                 padding_width=pw, groups=groups)
 
 
-def run(funct, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0,
-        **unit):
-    """Random memories (operands of ``operand_bits`` bits, default the full operand width, the lower bound
-    raised by ``skew`` so sums drift upwards), one SHAPE and one GEMM at odd addresses; checks the unit (built
-    with the options ``unit``: lanes, buffer_depth) against the simulator and its cycles against unit_cycles."""
+def case(functs, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0):
+    """``(parameters, numerics, program, scratchpad, accumulator)``: random memories (operands of ``operand_bits``
+    bits, default the full operand width, the lower bound raised by ``skew`` so sums drift upwards), one SHAPE
+    and a GEMM of each of ``functs`` (a name or a tuple), every tensor at its own odd address: x, w, bias and dy
+    are inputs, each instruction writes its own output (the carry of ``_accumulate`` is the random accumulator)."""
+    functs = (functs,) if isinstance(functs, str) else functs
     numerics = numerics or numerics_for(parameters)
     shape = Shape(fields)
-    x, y, wt = shape.input_elements, shape.output_elements, shape.weight_elements
-    src0, src1, src2 = 3, 3 + max(x, y) + 5, 3 + max(x, y) + 5 + max(x, wt) + 1
-    dst = src2 + shape["out_channels"] + 7
-    spad_size = dst + max(x, y) + 9
-    if funct.startswith("backward_weight"):
-        dst, spad_size = 5, src2
-    spad_size, acc_size = -(-spad_size // 8) * 8, -(-(wt + 9) // 8) * 8  # whole memory words
+    x, y, wt, o = shape.input_elements, shape.output_elements, shape.weight_elements, shape["out_channels"]
+    regions, free = {}, 3
+    for name, size in (("x", x), ("w", wt), ("bias", o), ("dy", y), ("forward", y), ("forward_bias", y),
+                       ("backward_data", x)):
+        regions[name], free = free, free + size + 2
+    spad_size, acc_size = -(-free // 8) * 8, -(-(2 * wt + 9) // 8) * 8  # whole memory words
+    regions["backward_weight"], regions["backward_weight_accumulate"] = 1, 4 + wt
     parameters = dataclasses.replace(parameters, scratchpad_elements=spad_size, accumulator_elements=acc_size)
     rng = np.random.default_rng(seed)
     bits = operand_bits or parameters.in_width
     scratchpad = rng.integers(-(1 << (bits - 1)) + skew, 1 << (bits - 1), spad_size)
     carry = carry_bits or min(parameters.acc_width - 2, 30)
     accumulator = rng.integers(-(1 << (carry - 1)), 1 << (carry - 1), acc_size)
-    imm = numerics.weight_frac if funct in ("forward", "forward_bias", "backward_data") else 0
-    gemm = isa.Instruction("GEMM", funct, dict(dst=dst, src0=src0, src1=src1, src2=src2, imm=imm))
-    cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics,
-                        [isa.Instruction("SHAPE", fields=fields), gemm], scratchpad, accumulator)
-    assert cycles == [unit_cycles(gemm, shape, parameters, **unit)]
-    return cycles[0]
+    program = [isa.Instruction("SHAPE", fields=fields)]
+    for funct in functs:
+        sources = {"forward": ("x", "w"), "forward_bias": ("x", "w"), "backward_data": ("dy", "w")}.get(funct,
+                                                                                                      ("dy", "x"))
+        imm = numerics.weight_frac if funct in ("forward", "forward_bias", "backward_data") else 0
+        program.append(isa.Instruction("GEMM", funct, dict(dst=regions[funct], src0=regions[sources[0]],
+                                                           src1=regions[sources[1]], src2=regions["bias"], imm=imm)))
+    return parameters, numerics, program, scratchpad, accumulator
 
 
-@pytest.mark.parametrize("funct", FUNCTS)
+def run(functs, fields, parameters=INT8, numerics=None, *, lanes=None, buffer_depth=BUFFER_DEPTH, **data):
+    """Checks the unit (built with ``lanes``, ``buffer_depth``) on :func:`case` against the simulator and its
+    cycles against unit_cycles."""
+    parameters, numerics, program, scratchpad, accumulator = case(functs, fields, parameters, numerics, **data)
+    unit = dict(lanes=lanes, buffer_depth=buffer_depth)
+    cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics, program, scratchpad,
+                        accumulator)
+    assert cycles == [unit_cycles(gemm, Shape(fields), parameters, **unit) for gemm in program[1:]]
+    return cycles
+
+
 @pytest.mark.parametrize(("kernel", "stride", "padding", "groups"),
                          [(3, 1, 1, 1), (3, 2, 1, 2), (1, 2, 0, 1), (3, 2, 0, 1), (1, 1, 0, 2)])
-def test_conv_geometries_match_the_simulator(funct, kernel, stride, padding, groups):
-    run(funct, geometry(1, 2 * groups, 4, 3, 2 * groups, kernel, stride, padding, groups),
+def test_conv_geometries_match_the_simulator(kernel, stride, padding, groups):
+    """Every funct (one program) on kernels 1 and 3, strides 1 and 2, padding 0 and 1, groups 1 and 2."""
+    run(FUNCTS, geometry(1, 2 * groups, 4, 3, 2 * groups, kernel, stride, padding, groups),
         seed=kernel + 3 * stride + 7 * padding + groups)
 
 
-@pytest.mark.parametrize("funct", FUNCTS)
-def test_depthwise_and_odd_windows(funct):
-    run(funct, geometry(2, 3, 4, 3, 3, 3, 1, 1, groups=3), seed=1)  # depthwise, two samples
-    run(funct, geometry(1, 2, 5, 3, 3, (3, 1), (2, 1), (1, 0)), seed=2)  # non-square kernel, stride, padding
+def test_depthwise_and_odd_windows():
+    run(FUNCTS, geometry(2, 3, 4, 3, 3, 3, 1, 1, groups=3), seed=1)  # depthwise, two samples
+    run(FUNCTS, geometry(1, 2, 5, 3, 3, (3, 1), (2, 1), (1, 0)), seed=2)  # non-square kernel, stride, padding
+    run(FUNCTS, geometry(1, 2, 2, 3, 3, (1, 2), 1, (1, 2)), seed=3)  # windows wholly in the padding
 
 
-@pytest.mark.parametrize("funct", FUNCTS)
-def test_linear_layer(funct):
+def test_linear_layer():
     """fc as the compiler emits it: a 1x1 convolution on 1x1 maps."""
-    run(funct, geometry(3, 6, 1, 1, 5, 1), seed=4)
+    run(FUNCTS, geometry(3, 6, 1, 1, 5, 1), seed=4)
 
 
-@pytest.mark.parametrize("funct", FUNCTS)
-def test_int16_preset(funct):
-    run(funct, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT16, seed=5)
+def test_int16_preset():
+    run(FUNCTS, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT16, seed=5)
+
+
+NARROW = dict(fields=geometry(2, 2, 3, 3, 8, 3, 1, 1), parameters=CoreParameters(in_width=8, acc_width=16),
+              seed=6, carry_bits=16, skew=100)
 
 
 @pytest.mark.parametrize("overflow", ["saturate", "wrap"])
-@pytest.mark.parametrize("funct", FUNCTS)
-def test_narrow_accumulator_overflows_in_golden_order(funct, overflow):
+def test_narrow_accumulator_overflows_in_golden_order(overflow):
     """acc_width 16 with full-scale int8 operands drifting positive: many sums overflow (backward_data's
     per-tap sums over 8 output channels too), so a saturating unit must saturate after every addition in the
     golden order (k ascending) to match."""
-    parameters = CoreParameters(in_width=8, acc_width=16)
-    numerics = dataclasses.replace(INTEGER_PRESETS["int8"], mac=MacArithmetic(8, 16, True, overflow),
-                                   weight_frac=12)
-    run(funct, geometry(2, 2, 3, 3, 8, 3, 1, 1), parameters, numerics, seed=6, carry_bits=16, skew=100)
+    run(FUNCTS, numerics=narrow_numerics(overflow), **NARROW)
 
 
-def test_saturation_order_matters_here():
-    """The data of the narrow-accumulator test gives another result when summed in reverse order, so the
-    test above can tell the order apart."""
-    mac = MacArithmetic(8, 16, True, "saturate")
-    rng = np.random.default_rng(6)
-    a, b = rng.integers(-128, 128, (4, 36)), rng.integers(-128, 128, (36, 4))
-    assert not np.array_equal(mac.matmul(a, b), mac.matmul(a[:, ::-1], b[::-1]))
+def narrow_numerics(overflow):
+    return dataclasses.replace(INTEGER_PRESETS["int8"], mac=MacArithmetic(8, 16, True, overflow), weight_frac=12)
+
+
+@pytest.mark.parametrize("funct", FUNCTS)
+def test_narrow_data_tells_the_overflow_rule_and_the_order_apart(funct, monkeypatch):
+    """On the data of the narrow-accumulator test the simulator gives other results with wrap instead of
+    saturate and with the reduction summed in descending order, so that test can fail on either mistake."""
+    parameters, numerics, program, scratchpad, accumulator = case(funct, numerics=narrow_numerics("saturate"),
+                                                                  **NARROW)
+    want = run_golden(parameters, numerics, program, scratchpad, accumulator)
+    wrapped = run_golden(parameters, narrow_numerics("wrap"), program, scratchpad, accumulator)
+    assert any(not np.array_equal(a, b) for a, b in zip(want, wrapped))
+    ascending = MacArithmetic.matmul
+    monkeypatch.setattr(MacArithmetic, "matmul",
+                        lambda self, a, b, c=None: ascending(self, np.asarray(a)[:, ::-1], np.asarray(b)[::-1], c))
+    descending = run_golden(parameters, numerics, program, scratchpad, accumulator)
+    assert any(not np.array_equal(a, b) for a, b in zip(want, descending))
 
 
 @pytest.mark.parametrize("rounding", ["floor", "half_up", "half_away_from_zero"])
 def test_rounding_modes(rounding):
     numerics = dataclasses.replace(numerics_for(INT8), rounding=rounding)
-    for funct in ("forward_bias", "backward_data"):
-        run(funct, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT8, numerics, seed=7, operand_bits=5)
+    run(("forward_bias", "backward_data"), geometry(1, 2, 3, 3, 2, 3, 1, 1), INT8, numerics, seed=7, operand_bits=5)
 
 
 def test_weight_gradient_carry_over_two_sub_batches():
@@ -124,12 +146,11 @@ def test_weight_gradient_carry_over_two_sub_batches():
     assert cycles == [unit_cycles(ins, shape, parameters, lanes=2) for ins in program[1:]]
 
 
-@pytest.mark.parametrize("funct", FUNCTS)
-def test_tiles_of_lanes_and_direct_mode(funct):
+def test_tiles_of_lanes_and_direct_mode():
     """Channels split into several tiles of 2 lanes (the last one partial); a buffer too small for the slice
     runs direct (one lane, both operands from the scratchpad)."""
-    run(funct, geometry(1, 5, 3, 3, 5, 3, 2, 1), seed=9, lanes=2)
-    run(funct, geometry(1, 4, 3, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8)
+    run(FUNCTS, geometry(1, 5, 3, 3, 5, 3, 2, 1), seed=9, lanes=2)
+    run(FUNCTS, geometry(1, 4, 2, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8)
 
 
 def test_every_funct_back_to_back():
@@ -160,9 +181,11 @@ def test_cycles_formula():
     def cycles(funct, **unit):
         return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, **unit)
 
-    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 512 * 72) + 8
-    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 512 * 72) + 8
-    assert cycles("forward", buffer_depth=71) == 15 + 2 * 16 * 512 * 72 + 1  # direct: one lane
+    # forward skips the taps in the padding: 8 * 3 - 2 per axis
+    assert cycles("forward") == 15 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward_bias") == 15 + 2 * (16 * 72 + 16 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward", buffer_depth=71) == 15 + 2 * 16 * 8 * 8 * 22 * 22 + 1  # direct: one lane
+    assert cycles("forward", lanes=16) == 15 + 2 * (16 * 72 + 8 * 8 * 22 * 22) + 16
     assert cycles("backward_weight", buffer_depth=512) == 15 + 2 * (16 * 512 + 2 * 72 * 512) + 8
     assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512) == \
         15 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
@@ -174,11 +197,10 @@ def test_cycles_formula():
     assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8) == 15 + 8 * 2 + 2 + 7 * 8 + 8
 
 
-@pytest.mark.parametrize("funct", FUNCTS)
-def test_reductions_shorter_than_the_lanes(funct):
+def test_reductions_shorter_than_the_lanes():
     """forward: one input channel (K = 1) for 4 lanes: each reduction waits for the previous lanes' writes;
     backward_data: 4 output channels for 1 lane."""
-    run(funct, geometry(2, 1, 2, 2, 4, 1), seed=11, lanes=4)
+    run(FUNCTS, geometry(2, 1, 2, 2, 4, 1), seed=11, lanes=4)
 
 
 def test_rejects_mismatched_numerics():
