@@ -54,25 +54,6 @@ def test_wavecore_element_granular_transfers_on_other_bus_widths(data_width):
                                  dump="dram_dump.hex"))
 
 
-def test_wavecore_moves_a_compiled_training_steps_transfers_like_the_simulator(tmp_path):
-    """Verilator only (one more build, memories large enough for tiny_resnet): the LOADs and STOREs of
-    ``wavecore compile --network tiny_resnet`` (element-granular on-chip addresses and lengths)."""
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, "-m", "wavecore", "compile", "--network", "tiny_resnet", "-o", str(tmp_path)],
-                   check=True, capture_output=True)
-    sizes = {"scratchpad_elements": 1 << 18, "accumulator_elements": 1 << 14, "dram_bytes": 1 << 20}
-    system = CoreSystem(parameters=CoreParameters(**sizes), data_width=64, max_burst=16)
-    design = build(convert(system, name="wavecore_large"), toplevel="wavecore_large", simulator="verilator",
-                   extra_sources=[verilog_source()])
-    design.run("tb_wavecore", testcase="compiled_network_transfers_match_the_simulator",
-               params={**sizes, "data_width": 64, "max_burst": 16, "stall": 32, "latency_max": 12,
-                       "program_file": str(tmp_path / "program.bin"), "dram_offset": 0x80000},
-               plusargs=plusargs(seed=5, stall=32, latency_min=0, latency_max=12, load="dram_load.hex",
-                                 dump="dram_dump.hex"))
-
-
 def test_wavecore_axi_error_responses_end_in_their_error_code():
     """Icarus only (one more build): the DRAM model is half the core's DRAM range, so accesses above it get
     DECERR."""
