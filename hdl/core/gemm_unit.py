@@ -55,7 +55,12 @@ first). Without such stalls (every reduction at least as long as its lanes), in 
   the rows (likewise VW).
 
 Pipeline: issue (counters -> addresses, reads presented) -> MAC (read data; lane products; overflow rule; FILL
-writes the buffer) -> write (requantize; ``done`` in the cycle of the last write).
+writes the buffer) -> write (requantize; ``done`` in the cycle of the last write). Ports: ``scratch_read0`` and
+``scratch_read1`` (operands, bias), ``acc_read`` (the carry), ``scratch_write`` (``forward*``,
+``backward_data``), ``acc_write`` (``backward_weight*``). Hardware: ``lanes`` multipliers and accumulators,
+``lanes`` buffer memories of ``buffer_depth`` operands, a 12-bit restoring divider per quotient; the issue
+cycle computes the element addresses from the loop counters with multipliers (up to three in series: the place
+to pipeline or to turn into running pointers for a fast clock).
 """
 
 from __future__ import annotations

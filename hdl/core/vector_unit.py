@@ -11,12 +11,13 @@ interface holds them until ``done``).
 cycle the data arrives) registers the read data and the product of ``scratch_read0``'s element with a
 factor; the result stage (one cycle later) combines them with a running register (sum, maximum and its
 position) and, at the last slot of a group, presents the write. One requantizer (shift with the numerics'
-rounding, saturation to the operand format) serves ``requantize`` (shift = imm) and the divisions of the
-average pools: a window of ``count`` elements is divided by a shift when ``count`` is a power of two, else by
-the product with ``r = round(2**reciprocal_frac / count)`` shifted by ``reciprocal_frac``
-(``IntegerKernels._divide``). The factor is ``r`` (else 1), so a forward average sums ``x * r`` (which is
-exactly ``r * sum(x)``) and the backward divides each dy. ``r`` comes from a restoring divider in a set-up
-phase (``reciprocal_frac + 2`` cycles).
+rounding, saturation to the operand format; its inputs are registers) serves ``requantize`` (shift = imm)
+and the divisions of the average pools: a window of ``count`` elements is divided by a shift when ``count`` is
+a power of two, else by the product with ``r = round(2**reciprocal_frac / count)`` shifted by
+``reciprocal_frac`` (``IntegerKernels._divide``). The factor is ``r`` (else 1), so a forward average sums
+``x * r`` (exactly ``r * sum(x)``) in the result stage and divides the registered sum in a late stage (one
+cycle later); the backward divides each dy in the result stage and sums the registered shares in the late
+stage. ``r`` comes from a restoring divider in a set-up phase (``reciprocal_frac + 2`` cycles).
 
 Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
 
@@ -39,13 +40,15 @@ Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
 window's maximum (read-modify-write: read in the result stage of the window's last position, dx + dy written
 one cycle later); ``acc_read`` the accumulator source of ``requantize`` and, for ``channel_sum_accumulate``,
 ``dst[c]`` with the first element of channel c; ``acc_write`` only channel sums. A write is presented two
-cycles after its last read; the last write in the ``done`` cycle. Longest paths: the result stage
-(requantizer, sum, saturation) and the issue stage's address (a small multiplier, adders); the sizes
+cycles after its last read (three for ``avgpool_*`` and ``global_pool_forward``); the last write in the
+``done`` cycle, so ``instruction`` and ``shape`` must be held through it. Longest paths: the requantizer
+(from registers to the write data) and the issue stage's address (a small multiplier, adders); the sizes
 (products of shape fields) are combinational from the held ``shape`` word.
 ``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the simulator's result).
 
 **Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
-``2 + setup + slots`` (:func:`unit_cycles`), where ``setup`` is 0 except for the average pools
+``2 + late + setup + slots`` (:func:`unit_cycles`), where ``late`` is 1 for ``avgpool_forward``,
+``avgpool_backward`` and ``global_pool_forward`` (else 0) and ``setup`` is 0 except for the average pools
 (``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with ``divider = reciprocal_frac + 2`` when the
 window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw)`` for ``avgpool_backward``
 (else 0).
@@ -113,7 +116,8 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
         divider = 0 if count & (count - 1) == 0 else numerics.reciprocal_frac + 2
         divmod_steps = max(ph // sh, pw // sw) if funct == "avgpool_backward" else 0
         setup = 1 + max(divider, divmod_steps)
-    return 2 + setup + slots
+    late = funct in ("avgpool_forward", "global_pool_forward", "avgpool_backward")
+    return 2 + late + setup + slots
 
 
 def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str, truncate):
@@ -204,6 +208,7 @@ class VectorUnit(wiring.Component):
         is_avgbwd = is_("avgpool_backward")
         is_average = is_(*_AVERAGE)
         is_sum_divided = is_("avgpool_forward", "global_pool_forward")
+        is_late = is_sum_divided | is_avgbwd  # written from the late stage
 
         # -- divisor of the average pools: shift or reciprocal ------------------------------------------------
         count = Signal(17)
@@ -226,8 +231,8 @@ class VectorUnit(wiring.Component):
         ry0, rx0 = Signal(5), Signal(5)
 
         # -- state -------------------------------------------------------------------------------------------
-        state = Signal(range(5))
-        IDLE, SETUP, RUN, DRAIN, DONE = range(5)
+        state = Signal(range(6))
+        IDLE, SETUP, RUN, DRAIN, LATE, DONE = range(6)
         phase = Signal()  # maxpool_backward: 0 zeroing dx, 1 windows
         NEST, WINDOW, GATHER = range(3)
         family = Signal(range(3))
@@ -421,6 +426,8 @@ class VectorUnit(wiring.Component):
                             m.d.sync += [qx.eq(nqx), rx.eq(nrx), qy.eq(nqy), ry.eq(nry),
                                          ckx.eq(nrx), cox.eq(nqx), cky.eq(nry), coy.eq(nqy)]
             with m.Case(DRAIN):
+                m.d.sync += state.eq(Mux(is_late, LATE, DONE))
+            with m.Case(LATE):
                 m.d.sync += state.eq(DONE)
             with m.Case(DONE):
                 m.d.sync += state.eq(IDLE)
@@ -448,26 +455,40 @@ class VectorUnit(wiring.Component):
         m.d.sync += [e_active.eq(d_active), e_rd0.eq(d_rd0), e_first.eq(d_first), e_last.eq(d_last),
                      e_ws.eq(d_ws), e_wa.eq(d_wa), e_dx.eq(d_dx), e_wr_addr.eq(d_wr_addr), e_xoff.eq(d_xoff)]
 
-        # sums: of products (channel sums with factor 1; average pools forward: sum(x * r) = r * sum(x)) or,
-        # for avgpool_backward, of the requantized shares
+        # sums of products: channel sums (factor 1) and forward averages (sum(x * r) = r * sum(x))
         sum_bits = max(acc_bits, op_bits + recip_frac + 2 + 17) + 1
         running_sum = Signal(signed(sum_bits))
+        total = Signal(signed(sum_bits))
         base = Mux(e_first, Mux(is_("channel_sum_accumulate"), r_xa, 0), running_sum)
-        product_sum = Signal(signed(sum_bits))
-        m.d.comb += product_sum.eq(base + Mux(e_rd0, r_product, 0))
+        m.d.comb += total.eq(base + Mux(e_rd0, r_product, 0))
+
+        # -- late stage (three cycles after the issue; average pools): the requantizer takes registers only --
+        f_active, f_rd0, f_first, f_last, f_ws = (Signal(name=f"f_{name}") for name in (
+            "active", "rd0", "first", "last", "ws"))
+        f_wr_addr = Signal(aw)
+        # (gated while the instruction is held: the next one may be late while this one was not)
+        m.d.sync += [f_active.eq(e_active & is_late), f_rd0.eq(e_rd0), f_first.eq(e_first), f_last.eq(e_last),
+                     f_ws.eq(e_ws & is_late), f_wr_addr.eq(e_wr_addr)]
+        window_sum = Signal(signed(sum_bits))
+        m.d.sync += window_sum.eq(total)
         rq_in = Signal(signed(sum_bits))
         rq_shift = Signal(range(sum_bits + 2))
         with m.If(is_("requantize")):
             m.d.comb += [rq_in.eq(r_xa), rq_shift.eq(Mux(imm > sum_bits + 1, sum_bits + 1, imm))]
         with m.Else():
-            m.d.comb += [rq_in.eq(Mux(is_sum_divided, product_sum, r_product)),
+            m.d.comb += [rq_in.eq(Mux(is_sum_divided, window_sum, r_product)),
                          rq_shift.eq(Mux(pow2, log2, recip_frac))]
         # the simulator's int64 arithmetic rounds a shift of 64 or more down (_round_shift: 1 << (shift - 1) is
         # beyond int64, so no remainder reaches half)
         rq_out = _requantizer(m, rq_in, rq_shift, rounding, fmt.min, fmt.max, "rq",
                               is_("requantize") & (imm >= 64))
-        total = Signal(signed(sum_bits))
-        m.d.comb += total.eq(Mux(is_avgbwd, base + Mux(e_rd0, rq_out, 0), product_sum))
+        # avgpool_backward: each dy's share (requantized in the result stage), summed in the late stage
+        share, share_sum, share_total = Signal(signed(op_bits)), Signal(signed(op_bits + 9)), Signal(
+            signed(op_bits + 9))
+        m.d.sync += share.eq(rq_out)
+        m.d.comb += share_total.eq(Mux(f_first, 0, share_sum) + Mux(f_rd0, share, 0))
+        with m.If(f_active):
+            m.d.sync += share_sum.eq(share_total)
 
         # running maximum with its position (max pools): the first maximum in row-major order
         best, best_off, seen = Signal(signed(op_bits)), Signal(cw), Signal()
@@ -497,8 +518,6 @@ class VectorUnit(wiring.Component):
             m.d.comb += result.eq(r_x0)
         with m.Elif(is_("maxpool_forward")):
             m.d.comb += result.eq(best_now)
-        with m.Elif(is_avgbwd):
-            m.d.comb += result.eq(saturate(total))
         with m.Elif(is_maxbwd):
             m.d.comb += result.eq(0)
         with m.Else():
@@ -522,6 +541,9 @@ class VectorUnit(wiring.Component):
         with m.If(pending):
             m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(pending_addr),
                          self.scratch_write.data.eq(self.scratch_read1.data + r_x0)]
+        with m.Elif(is_late):
+            m.d.comb += [self.scratch_write.en.eq(f_ws), self.scratch_write.addr.eq(f_wr_addr),
+                         self.scratch_write.data.eq(Mux(is_avgbwd, saturate(share_total), rq_out))]
         with m.Else():
             m.d.comb += [self.scratch_write.en.eq(e_ws), self.scratch_write.addr.eq(e_wr_addr),
                          self.scratch_write.data.eq(result)]
