@@ -41,9 +41,10 @@ window's maximum (read-modify-write: read in the result stage of the window's la
 one cycle later); ``acc_read`` the accumulator source of ``requantize`` and, for ``channel_sum_accumulate``,
 ``dst[c]`` with the first element of channel c; ``acc_write`` only channel sums. A write is presented two
 cycles after its last read (three for ``avgpool_*`` and ``global_pool_forward``); the last write in the
-``done`` cycle, so ``instruction`` and ``shape`` must be held through it. Longest paths: the requantizer
-(from registers to the write data) and the issue stage's address (a small multiplier, adders); the sizes
-(products of shape fields) are combinational from the held ``shape`` word.
+``done`` cycle, so ``instruction`` and ``shape`` must be held through it. The sizes (products of shape
+fields, two multipliers deep) are combinational from the held ``shape`` word: in a generic LUT6 synthesis
+(Yosys ``synth; abc -lut 6``, int8) they are the longest path (30 levels), constant while an instruction runs;
+the data paths (requantizer from registers to the write data, the issue stage's address) are shorter.
 ``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the simulator's result).
 
 **Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
@@ -199,7 +200,7 @@ class VectorUnit(wiring.Component):
         hw, chw, ochw, nc, ohw, x_all, window = (Signal(cw, name=name) for name in (
             "hw", "chw", "ochw", "nc", "ohw", "x_all", "window"))
         m.d.comb += [hw.eq(h * w), chw.eq(c * hw), ochw.eq(oc * hw), nc.eq(n * c), ohw.eq(oh * ow),
-                     x_all.eq(n * chw), window.eq(kh * kw)]
+                     x_all.eq(nc * hw), window.eq(kh * kw)]
 
         is_add = is_("add_saturate", "add_exact")
         is_chsum = is_("channel_sum", "channel_sum_accumulate")
