@@ -27,7 +27,7 @@ import numpy as np
 from wavecore.golden.core import isa
 from wavecore.golden.core.build import CompiledWorkload, compile_workload, training_data
 
-__all__ = ["CoreStepReport", "bus_width", "golden_differences", "run_step_on_core"]
+__all__ = ["CoreStepReport", "build_core", "bus_width", "golden_differences", "run_step_on_core", "step_parameters"]
 
 
 def golden_differences(workload: CompiledWorkload, data) -> list[str]:
@@ -90,6 +90,30 @@ def bus_width(parameters) -> int:
     return width
 
 
+def build_core(parameters, numerics, *, simulator: str = "verilator", toplevel: str = "wavecore_step"):
+    """The core with every unit and the HDL DRAM model (:class:`~wavecore.verif.core_system.CoreSystem`, AXI
+    width from :func:`bus_width`), built for ``simulator`` (cached: the same parameters reuse the build)."""
+    from wavecore.hdl.core.dram_model import verilog_source
+    from wavecore.hdl.core.ports import convert
+    from wavecore.verif.core_system import CoreSystem
+    from wavecore.verif.runner import build
+
+    system = CoreSystem(parameters=parameters, numerics=numerics, data_width=bus_width(parameters))
+    return build(convert(system, name=toplevel), toplevel=toplevel, simulator=simulator,
+                 extra_sources=[verilog_source()])
+
+
+def step_parameters(config, image_bytes: int = 0):
+    """The core parameters of the configured core as the step runner builds it: the configuration's
+    (:func:`~wavecore.golden.core.build.core_setup`) with a DRAM of 4 MiB, or the next power of two that holds
+    ``image_bytes`` (one build serves every workload that fits), and its numerics."""
+    from wavecore.golden.core.build import core_setup
+
+    parameters, numerics = core_setup(config)
+    dram_bytes = 1 << max(22, (max(1, image_bytes) - 1).bit_length())
+    return dataclasses.replace(parameters, dram_bytes=dram_bytes), numerics
+
+
 def _wrong_regions(workload, got: bytes, want: bytes) -> list[str]:
     wrong = []
     for region in workload.step.memory_map.regions.values():
@@ -104,10 +128,8 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     """Run one training step (``steps`` > 1: the same program again on the image it left) on the core; see the
     module docstring. ``stall`` (0..255, out of 256) and ``latency`` (cycles, min and max) randomise the DRAM
     model from ``seed``."""
-    from wavecore.hdl.core.dram_model import plusargs, verilog_source
-    from wavecore.hdl.core.ports import convert
-    from wavecore.verif.core_system import CoreSystem
-    from wavecore.verif.runner import SimulationFailed, build, build_dir_root
+    from wavecore.hdl.core.dram_model import plusargs
+    from wavecore.verif.runner import SimulationFailed, build_dir_root
 
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}")
@@ -119,15 +141,12 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     for _ in range(steps - 1):  # further steps on the image the previous one left
         again = Simulator(parameters=workload.parameters, numerics=workload.numerics)
         again.run(workload.step.program, expected_final)
-    # 4 MiB unless the image needs more: one build serves every workload that fits
-    dram_bytes = 1 << max(22, (len(data.initial) - 1).bit_length())
-    parameters = dataclasses.replace(workload.parameters, dram_bytes=dram_bytes)
+    parameters, _ = step_parameters(config, len(data.initial))
+    if parameters != dataclasses.replace(workload.parameters, dram_bytes=parameters.dram_bytes):
+        raise AssertionError("the compiled workload's core parameters differ from the configured core's")
     started = time.perf_counter()
-    data_width = bus_width(parameters)
-    system = CoreSystem(parameters=parameters, numerics=workload.numerics, data_width=data_width)
-    toplevel = "wavecore_step"
-    design = build(convert(system, name=toplevel), toplevel=toplevel, simulator=simulator,
-                   extra_sources=[verilog_source()])
+    design = build_core(parameters, workload.numerics, simulator=simulator)
+    data_width, toplevel = bus_width(parameters), design.toplevel
     built = time.perf_counter()
     directory = Path(directory) if directory else build_dir_root() / "step" / f"{workload.network.name}-{schedule}"
     directory.mkdir(parents=True, exist_ok=True)

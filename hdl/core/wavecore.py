@@ -536,6 +536,10 @@ class WaveCore(wiring.Component):
                          writer.data.eq(self._or(self._gated(getattr(unit, port), "data")
                                                  for unit in self.units.values()))]
         unit_done = self._or(unit.done for unit in self.units.values())
+        compute_faulted = Signal()  # a unit addressed outside its memory since START: the compute queue stops
+        element_fault = Signal()
+        with m.If(core.start & ~running):
+            m.d.sync += compute_faulted.eq(0)
         with m.FSM(name="compute") as compute:
             with m.State("IDLE"), m.If(start["compute"]):
                 with m.If(decoder.opcode_is(head["compute"], *unit_names) if unit_names else Const(0, 1)):
@@ -547,7 +551,12 @@ class WaveCore(wiring.Component):
                     m.d.comb += unit.start.eq(decoder.opcode_is(current["compute"], name))
                 m.next = "RUN"
             with m.State("RUN"), m.If(unit_done):
-                m.next = "RETIRE"
+                # a unit that addressed outside its memory does not retire: it pushes no token, so nothing
+                # that waits on it runs, and the compute queue stops (compute_faulted)
+                with m.If(compute_faulted | element_fault):
+                    m.next = "IDLE"
+                with m.Else():
+                    m.next = "RETIRE"
             with m.State("RETIRE"):
                 with m.If(decoder.opcode_is(current["compute"], "SHAPE")):
                     m.d.sync += shape.eq(current["compute"])
@@ -557,12 +566,14 @@ class WaveCore(wiring.Component):
                      counter_clear.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "COUNTER")
                                       & (decoder.field(current["compute"], "funct")
                                          == isa.FUNCTS["COUNTER"]["clear"][0]))]
+        m.d.comb += element_fault.eq((element_ports["scratchpad"].out_of_range
+                                      | element_ports["accumulator"].out_of_range) & ~compute.ongoing("IDLE"))
         m.d.comb += counters.array_busy.eq(compute.ongoing("RUN") & decoder.opcode_is(current["compute"], "GEMM"))
-        out_of_range = element_ports["scratchpad"].out_of_range | element_ports["accumulator"].out_of_range
-        raise_error(out_of_range & ~compute.ongoing("IDLE"), ErrorCode.SCRATCHPAD_OUT_OF_RANGE,
-                    current_address["compute"])
+        raise_error(element_fault, ErrorCode.SCRATCHPAD_OUT_OF_RANGE, current_address["compute"])
+        with m.If(element_fault):
+            m.d.sync += compute_faulted.eq(1)
         compute_idle = compute.ongoing("IDLE")
-        m.d.comb += start["compute"].eq(compute_idle & tokens_ready["compute"] & ~aborting
+        m.d.comb += start["compute"].eq(compute_idle & tokens_ready["compute"] & ~aborting & ~compute_faulted
                                         & (~compute_head_end | end_ready))
 
         # ---- end, quiescence (error drain, deadlock), soft reset --------------------------------------------

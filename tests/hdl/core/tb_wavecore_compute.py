@@ -1,49 +1,100 @@
-"""cocotb testbench: WaveCore's compute units run inside the core (fetch, queues, tokens, DMA) like the simulator.
+"""cocotb testbench: WaveCore's compute units inside the whole core (fetch, queues, tokens, DMA).
 
-Each case is a body of SHAPE and compute instructions (:data:`CASES` in ``wavecore_compute_cases``) wrapped by
-:func:`wavecore.verif.core_programs.wrapped_program` between a LOAD of the whole on-chip state used and a STORE
-of it: the RTL's DRAM after the run (read back through the backdoor) must equal the simulator's byte for byte,
-and so must the byte counters. Python is idle while the core runs.
+``compute_cases_match_the_simulator``: each case of ``wavecore_compute_cases.CASES`` (SHAPE and compute
+instructions) is wrapped by :func:`wavecore.verif.core_programs.wrapped_program` between a LOAD of the on-chip state
+it uses and a STORE of it; the RTL's DRAM afterwards (read back through the backdoor) and its byte counters equal
+the simulator's.
+
+``compute_regions_outside_memory_end_in_their_error_code``: a compute instruction whose region leaves the
+scratchpad or the accumulator memory ends the program in ``SCRATCHPAD_OUT_OF_RANGE`` at its address (the
+simulator raises the same code for the same program); it does not retire, so the STORE waiting for its token never
+runs, and DRAM equals the simulator's run of the instructions before it. Python is idle while the core runs.
 """
 
 import cocotb
 from tb_wavecore import PROGRAM_BASE, _host, assert_counters, assert_same_dram, parameters_from
-from wavecore_compute_cases import CASES, case_data
+from wavecore_compute_cases import CASES, case_data, fault_bodies
 
 from wavecore.golden.core import isa
+from wavecore.golden.core.errors import ErrorCode
 from wavecore.golden.core.semantics import core_numerics, makespan
-from wavecore.golden.core.simulator import Simulator
-from wavecore.verif.core_programs import wrapped_program
+from wavecore.golden.core.simulator import CoreError, Simulator
+from wavecore.verif.core_programs import Program, wrapped_program
+from wavecore.verif.host import CoreFault
 
 SOURCE = 0x8000
 DESTINATION = 0x20000
 
 
-async def _run_case(host, params, name):
-    parameters = parameters_from(params)
-    numerics = core_numerics(parameters)
-    body, scratchpad, accumulator = CASES[name](parameters)
-    program = wrapped_program(parameters, body, source=SOURCE, destination=DESTINATION, scratchpad=len(scratchpad),
-                              accumulator=len(accumulator))
-    image = case_data(parameters, scratchpad, accumulator, SOURCE, params["dram_bytes"])
+def _numerics(params, parameters):
+    return core_numerics(parameters, overflow=params["overflow"])
+
+
+async def _run(host, params, program, image):
+    """Load ``image`` + ``program``; run the RTL; return (DRAM after, counters, fault)."""
     words = isa.encode_program(program)
+    image = bytearray(image)
     image[PROGRAM_BASE : PROGRAM_BASE + len(words)] = words
-    expected = bytearray(image)
-    simulator = Simulator(parameters=parameters, numerics=numerics)
-    simulator.run(program, expected)
     await host.load({0: bytes(image)})
-    _, bound = makespan(program, parameters)
-    result = await host.run(program_base=PROGRAM_BASE, expected_cycles=20 * bound + 20_000)
-    after = await host.read(0, params["dram_bytes"])
-    assert_same_dram(after, bytes(expected), f"case {name}: DRAM")
-    assert_counters(result.counters, simulator, program)
-    assert result.counters["instructions"] == len(program), f"case {name}: instructions retired"
-    return result.counters["cycles"], simulator.cycles
+    _, bound = makespan(program, parameters_from(params))
+    fault = None
+    try:
+        result = await host.run(program_base=PROGRAM_BASE, expected_cycles=4 * bound + 20_000)
+        counters = result.counters
+    except CoreFault as error:
+        fault, counters = error, error.counters
+    return image, await host.read(0, params["dram_bytes"]), counters, fault
 
 
 @cocotb.test()
 async def compute_cases_match_the_simulator(dut):
     params, host = await _host(dut)
-    for name in params["cases"]:
-        measured, predicted = await _run_case(host, params, name)
-        dut._log.info("case %s: %d cycles measured, %d predicted", name, measured, predicted)
+    parameters = parameters_from(params)
+    numerics = _numerics(params, parameters)
+    for name, case in CASES.items():
+        body, scratchpad, accumulator = case(parameters, numerics)
+        program = wrapped_program(parameters, body, source=SOURCE, destination=DESTINATION,
+                                  scratchpad=len(scratchpad), accumulator=len(accumulator))
+        image = case_data(parameters, scratchpad, accumulator, SOURCE, params["dram_bytes"])
+        loaded, after, counters, fault = await _run(host, params, program, image)
+        assert fault is None, f"case {name}: {fault}"
+        expected = bytearray(loaded)
+        simulator = Simulator(parameters=parameters, numerics=numerics)
+        simulator.run(program, expected)
+        assert_same_dram(after, bytes(expected), f"case {name}: DRAM")
+        assert_counters(counters, simulator, program)
+        dut._log.info(f"case {name}: {counters['cycles']} cycles measured, {simulator.cycles} predicted")
+
+
+@cocotb.test()
+async def compute_regions_outside_memory_end_in_their_error_code(dut):
+    params, host = await _host(dut)
+    parameters = parameters_from(params)
+    numerics = _numerics(params, parameters)
+    image = case_data(parameters, [0], [0], SOURCE, params["dram_bytes"])
+    for name, body in fault_bodies(parameters, numerics):
+        program = Program(parameters)
+        program.memory("LOAD", "weights", "scratchpad", dram_address=SOURCE, scratch_address=0, length=64)
+        program.memory("STORE", "weights", "scratchpad", dram_address=DESTINATION, scratch_address=0, length=64)
+        prefix = program.instructions(end=False)
+        # the STORE of the failing instruction's result waits for its token: it must never run
+        never = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION + 0x1000, "length": 64},
+                                pop_prev=True)
+        body = [*body[:-1], body[-1].with_tokens(push_next=True)]
+        full = [*prefix, *body, never, isa.Instruction("END")]
+        loaded, after, counters, fault = await _run(host, params, full, image)
+        failing = len(prefix) + len(body) - 1
+        assert fault is not None, f"{name}: the program should stop with SCRATCHPAD_OUT_OF_RANGE"
+        assert fault.code == ErrorCode.SCRATCHPAD_OUT_OF_RANGE, f"{name}: {fault}"
+        assert fault.address == PROGRAM_BASE + failing * isa.INSTRUCTION_BYTES, f"{name}: {fault}"
+        ran = [*prefix, *body[:-1], isa.Instruction("END")]
+        expected = bytearray(loaded)
+        Simulator(parameters=parameters, numerics=numerics).run(ran, expected)
+        assert_same_dram(after, bytes(expected), f"{name}: DRAM")
+        try:  # the simulator stops at the same instruction with the same code
+            Simulator(parameters=parameters, numerics=numerics).run(full, bytearray(loaded))
+        except CoreError as error:
+            assert (error.code, error.index) == (ErrorCode.SCRATCHPAD_OUT_OF_RANGE, failing), (name, error)
+        else:
+            raise AssertionError(f"{name}: the simulator should stop too")
+        image = after

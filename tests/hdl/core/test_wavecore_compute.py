@@ -1,29 +1,20 @@
 # amaranth: UnusedElaboratable=no
-"""WaveCore with its compute units (hdl/core/*_unit.py) runs bodies of compute instructions inside the whole core
-(fetch, queues, tokens, DMA) and leaves the simulator's DRAM and counters (tb_wavecore_compute)."""
+"""WaveCore with its compute units runs bodies of compute instructions inside the whole core and leaves the
+simulator's DRAM and counters; compute regions outside the on-chip memories end in SCRATCHPAD_OUT_OF_RANGE
+(tb_wavecore_compute). The core is the configured one the training-step runner builds (one cached build)."""
 
-import pytest
-from sim_matrix import simulator_cases
-from test_wavecore import SIZES
-
-from wavecore.golden.core.semantics import CoreParameters
-from wavecore.hdl.core.dram_model import plusargs, verilog_source
-from wavecore.hdl.core.ports import convert
-from wavecore.verif.core_system import CoreSystem
-from wavecore.verif.runner import build
-
-CASE_NAMES = ["vector_relu"]
+from wavecore.golden.config import load_config
+from wavecore.hdl.core.dram_model import plusargs
+from wavecore.verif.training_step import build_core, bus_width, step_parameters
 
 
-def build_compute_core(simulator, units=None, name="wavecore_compute"):
-    system = CoreSystem(parameters=CoreParameters(**SIZES), units=units)
-    return build(convert(system, name=name), toplevel=name, simulator=simulator,
-                 extra_sources=[verilog_source()])
-
-
-@pytest.mark.parametrize(("simulator", "stall", "latency"), simulator_cases([(64, (0, 24))]))
-def test_compute_units_in_the_core_match_the_simulator(simulator, stall, latency):
-    design = build_compute_core(simulator)
-    design.run("tb_wavecore_compute", params={**SIZES, "data_width": 64, "max_burst": 16, "cases": CASE_NAMES},
-               plusargs=plusargs(seed=11, stall=stall, latency_min=latency[0], latency_max=latency[1],
-                                 load="dram_load.hex", dump="dram_dump.hex"))
+def test_compute_units_in_the_core_match_the_simulator_and_fault_on_bad_regions():
+    parameters, numerics = step_parameters(load_config(None))
+    design = build_core(parameters, numerics, simulator="verilator")
+    design.run("tb_wavecore_compute",
+               params={"scratchpad_elements": parameters.scratchpad_elements,
+                       "accumulator_elements": parameters.accumulator_elements,
+                       "dram_bytes": parameters.dram_bytes, "data_width": bus_width(parameters), "max_burst": 16,
+                       "overflow": numerics.mac.overflow},
+               plusargs=plusargs(seed=11, stall=48, latency_min=0, latency_max=24, load="dram_load.hex",
+                                 dump="dram_dump.hex"))
