@@ -8,7 +8,8 @@ from pathlib import Path
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
 NAME = "run"
-HELP = "generate the configured array, verify it on a simulator, plan and train the workload, print a summary"
+HELP = ("compile the configured workload (MBS and baseline), generate the core, run both training steps on it and "
+        "check them bit for bit, print measured vs predicted traffic and cycles")
 SIMULATORS = ("verilator", "icarus")
 
 
