@@ -280,7 +280,8 @@ def _cycle_table(network, header):
     lines = [
         f"## Per-layer GEMM cycles, whole mini-batch, {rows}x{cols} array (SCALE-Sim convention)",
         "",
-        "| layer | MMACs | os fwd | os bwd-data | os bwd-weight | ws fwd | ws bwd-data | ws bwd-weight |",
+        "| layer | MACs (M) | os fwd (cycles) | os bwd-data (cycles) | os bwd-weight (cycles) | ws fwd (cycles) "
+        "| ws bwd-data (cycles) | ws bwd-weight (cycles) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for o, w in zip(per_flow["os"], per_flow["ws"]):
@@ -328,24 +329,24 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
         reserve = "sized per group" if reserve == "auto" else _fmt_size(reserve)
         lines.append(
             f"# compulsory lower bound {_fmt_bytes(header['lower_bound_bytes'], unit)} {unit_name}; "
-            f"weight-tile reserve {reserve}; traffic and footprint in {unit_name}"
+            f"weight-tile reserve {reserve}"
         )
         if timed:
             lines.append(
                 f"# clock {header['clock_mhz']:g} MHz, DRAM {header['dram_bytes_per_cycle']} B/cycle: "
-                "compute_ms = cycles at the clock, dram_ms = traffic at the bandwidth"
+                "compute = cycles at the clock, dram = traffic at the bandwidth"
             )
         columns = [
             "schedule",
-            "total",
-            *TRAFFIC_CLASSES,
-            "vs_base",
-            "x_bound",
+            f"total ({unit_name})",
+            *(f"{c} ({unit_name})" for c in TRAFFIC_CLASSES),
+            "vs_base (%)",
+            "x_bound (times)",
             "groups",
-            "sub_batches",
-            "footprint",
+            "sub_batches (images)",
+            f"footprint ({unit_name})",
             "cycles",
-            *(("compute_ms", "dram_ms") if timed else ()),
+            *(("compute (ms)", "dram (ms)") if timed else ()),
         ]
         table = [columns]
         for row in rows:
@@ -355,7 +356,7 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
                     row["schedule"],
                     _fmt_bytes(row["total_bytes"], unit),
                     *[_fmt_bytes(row["traffic_bytes"][c], unit) for c in TRAFFIC_CLASSES],
-                    "-" if reduction is None else f"{-100 * reduction:+.1f}%",
+                    "-" if reduction is None else f"{-100 * reduction:+.1f}",
                     f"{row['distance_to_lower_bound']:.1f}",
                     str(row["groups"]),
                     _sub_batch_summary(row),
@@ -371,7 +372,7 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
             f"layer-by-layer {_fmt_bytes(row['baseline_bytes_per_image'])} MiB/image = "
             f"{row['reduction_factor']:.1f}x fewer; chips {row['chips']}"
         )
-        table = [["stage", "first", "last", "layers", "footprint_MiB", "out_MiB", "replicas", "MMACs"]]
+        table = [["stage", "first", "last", "layers", "footprint (MiB)", "out (MiB)", "replicas", "MACs (M)"]]
         for i, stage in enumerate(row["stages"]):
             table.append(
                 [
@@ -387,7 +388,8 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
             )
     else:
         table = [
-            ["schedule", "region_end", "blocks", "input_slices", "peak_M_elem", "baseline_M_elem", "of_base"]
+            ["schedule", "region_end", "blocks", "input_slices (rows)", "peak (M elements)", "baseline (M elements)",
+             "of_base (%)"]
         ]
         for row in rows:
             table.append(
@@ -398,7 +400,7 @@ def text_table(header: dict, rows: list[dict], kind: str) -> str:
                     " ".join(f"{a}:{b}" for a, b in row["input_slices"]),
                     f"{row['peak_elements'] / 1e6:.2f}",
                     f"{row['baseline_elements'] / 1e6:.2f}",
-                    f"{100 * row['fraction_of_baseline']:.0f}%",
+                    f"{100 * row['fraction_of_baseline']:.0f}",
                 ]
             )
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
@@ -546,7 +548,7 @@ def write_report(
         lines += [
             f"## Traffic vs buffer ({unit_name} per iteration)",
             "",
-            "| schedule | " + " | ".join(f"{m} {step_name}" for m in sweep) + " |",
+            "| schedule | " + " | ".join(f"traffic at {m} {step_name} ({unit_name})" for m in sweep) + " |",
             "|---|" + "---|" * len(sweep),
         ]
         lines += [
@@ -583,10 +585,10 @@ def write_report(
         lines += [
             "## Traffic vs capacity (MiB per image)",
             "",
-            "| capacity | occam | layer by layer |",
+            "| capacity (MiB) | occam (MiB/image) | layer by layer (MiB/image) |",
             "|---|---|---|",
         ]
-        lines += [f"| {m} MiB | {v:.2f} | {b:.2f} |" for m, v, b in zip(sweep, values, base)]
+        lines += [f"| {m} | {v:.2f} | {b:.2f} |" for m, v, b in zip(sweep, values, base)]
         lines.append("")
     elif kind == "lrcnn":
         # grouped bars: one group per schedule (named below the group), one bar per row block in it

@@ -361,16 +361,16 @@ def text_table(layers, *, rows: int, cols: int, dataflow: str, source: str) -> s
     lines = [
         f"SCALE-Sim topology {source}: {len(layers)} layer{'s' if len(layers) != 1 else ''}, "
         f"array {rows}x{cols}, dataflow {dataflow} "
-        "(one inference pass per layer, as SCALE-Sim; training passes beside it)",
-        f"{'layer':<24} {'M':>8} {'K':>7} {'N':>6} {'fwd cycles':>12} {'util %':>7} {'map eff %':>9} "
-        f"{'bwd-data cyc':>13} {'bwd-wt cyc':>12} {'DRAM words':>11}",
+        "(one inference pass per layer, as SCALE-Sim; training passes beside it; M, K, N: the layer's GEMM sizes)",
+        f"{'layer':<24} {'M':>8} {'K':>7} {'N':>6} {'fwd (cycles)':>13} {'util (%)':>8} "
+        f"{'map eff (%)':>11} {'bwd-data (cycles)':>17} {'bwd-wt (cycles)':>15} {'DRAM (words)':>12}",
     ]
     for layer, report in zip(layers, reports):
         dram = report["DRAM IFMAP Reads"] + report["DRAM Filter Reads"] + report["DRAM OFMAP Writes"]
         lines.append(
-            f"{layer.name[:24]:<24} {layer.m:>8} {layer.k:>7} {layer.n:>6} {report['Total Cycles']:>12} "
-            f"{report['Overall Util %']:>7.2f} {report['Mapping Efficiency %']:>9.2f} "
-            f"{report['Backward Data Cycles']:>13} {report['Backward Weight Cycles']:>12} {dram:>11}"
+            f"{layer.name[:24]:<24} {layer.m:>8} {layer.k:>7} {layer.n:>6} {report['Total Cycles']:>13} "
+            f"{report['Overall Util %']:>8.2f} {report['Mapping Efficiency %']:>11.2f} "
+            f"{report['Backward Data Cycles']:>17} {report['Backward Weight Cycles']:>15} {dram:>12}"
         )
     total = sum(report["Total Cycles"] for report in reports)
     training = sum(report["Training Cycles"] for report in reports)

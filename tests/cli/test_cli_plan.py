@@ -1,6 +1,7 @@
 """``wavecore plan``: table, JSON fields, report files and one-line errors."""
 
 import json
+import re
 
 import pytest
 
@@ -163,3 +164,81 @@ def test_lrcnn_on_a_network_without_row_local_layers_is_a_one_line_error(tmp_pat
         "network 'mlp' has no row-local layers for row blocks\n"
     )
     assert captured.out == "" and not out.exists()
+
+
+#: Columns that count what their header names (no unit beyond that); every other numeric column states its unit.
+COUNTED = {"groups", "layers", "replicas", "blocks", "stage", "cycles"}
+NUMBER = re.compile(r"[-+]?[\d,]+(\.\d+)?%?")
+
+
+def _unitless_numeric_columns(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Headers of the columns holding a number in some row that neither state a unit ``(...)`` nor count."""
+    return [
+        name for i, name in enumerate(header)
+        if any(i < len(row) and NUMBER.fullmatch(row[i]) for row in rows)
+        and not re.search(r"\(.+\)$", name) and name not in COUNTED
+    ]
+
+
+def _text_tables(out: str):
+    """The table of ``wavecore plan`` (columns two spaces apart) as (header, rows)."""
+    lines = [line for line in out.splitlines() if line and not line.startswith(("#", "report:", "["))]
+    cells = [re.split(r"\s{2,}", line.strip()) for line in lines]
+    return cells[0], cells[1:]
+
+
+def _markdown_tables(text: str):
+    """Every markdown table of a report as (header, rows)."""
+    tables, current = [], []
+    for line in text.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+        elif current:
+            tables.append((current[0], current[2:]))  # below the header, the |---| line
+            current = []
+    return tables
+
+
+@pytest.mark.parametrize(
+    ("argv", "report_tables"),
+    [
+        (["--config", "configs/default.yaml"], 2),  # MBS with the clock: times; traffic vs buffer, GEMM cycles
+        (["--network", "vgg16", "--schedule", "occam", "--buffer", "16MiB", "--last-layer", "pool5", "--chips", "4"],
+         1),  # traffic vs capacity
+        (["--network", "vgg16", "--schedule", "lrcnn"], 0),
+    ],
+    ids=["mbs", "occam", "lrcnn"],
+)
+def test_every_numeric_column_states_its_unit(argv, report_tables, tmp_path, capsys):
+    assert main(["plan", *argv, "--quiet", "-o", str(tmp_path)]) == 0
+    header, rows = _text_tables(capsys.readouterr().out)
+    assert rows and len({len(header), *map(len, rows)}) == 1, (header, rows)  # the split found the columns
+    assert _unitless_numeric_columns(header, rows) == [], header
+    if argv[0] == "--config":
+        assert {"total (KiB)", "stash (KiB)", "footprint (KiB)", "vs_base (%)", "compute (ms)", "dram (ms)"} <= set(
+            header)
+    tables = _markdown_tables((tmp_path / "report.md").read_text())
+    assert len(tables) == report_tables
+    for header, rows in tables:
+        assert rows and _unitless_numeric_columns(header, rows) == [], header
+
+
+def test_the_unit_check_catches_a_bare_header():
+    assert _unitless_numeric_columns(["schedule", "total", "cycles"], [["mbs", "1,579.9", "318,708"]]) == ["total"]
+
+
+def test_scalesim_tables_state_units(tmp_path, capsys):
+    from wavecore.golden.plan import scalesim_io
+
+    data = "tests/plan/data/scalesim"
+    assert main(["plan", "--config", f"{data}/scale.cfg", "--network", f"{data}/gemm_small.csv", "--csv",
+                 str(tmp_path)]) == 0
+    header = capsys.readouterr().out.splitlines()[1]
+    for column in ("fwd (cycles)", "util (%)", "map eff (%)", "bwd-data (cycles)", "bwd-wt (cycles)", "DRAM (words)"):
+        assert column in header
+    # the CSVs keep SCALE-Sim's column names (so the two diff), each naming its unit: cycles, %, word accesses, MACs
+    for name, columns in (("COMPUTE_REPORT.csv", scalesim_io.COMPUTE_COLUMNS),
+                          ("DETAILED_ACCESS_REPORT.csv", scalesim_io.ACCESS_COLUMNS)):
+        assert (tmp_path / name).read_text().splitlines()[0] == ", ".join(columns) + ","
+        for column in columns[2:]:
+            assert column.endswith((" Cycles", " %", " Reads", " Writes", "MACs")), column
