@@ -115,28 +115,17 @@ _CORE_SIZES = ("rows", "cols", "in_width", "acc_width", "scratchpad_elements", "
 
 def _core_arguments(parameters: dict) -> dict:
     """The sizes the contract depends on -> ``parameters`` (:class:`wavecore.golden.core.semantics.CoreParameters`),
-    ``overflow`` -> ``numerics``, ``units`` -> the opcode list; with ``accelerator_config`` (a YAML path) the
-    array, widths, overflow mode and buffer come from that file (``golden.core.build.core_setup``, what
-    ``wavecore compile --config`` uses); the bus, DMA and queue parameters pass through."""
-    import dataclasses
-
+    ``overflow`` -> ``numerics``, ``units`` -> the opcode list (``accelerator_config`` was applied by
+    :func:`full_config`); the bus, DMA and queue parameters pass through."""
     from wavecore.golden.core.semantics import CoreParameters, core_numerics
     from wavecore.hdl.core.units import UNITS
 
     sizes = {name: parameters.pop(name) for name in _CORE_SIZES}
     overflow = parameters.pop("overflow")
-    config_path = parameters.pop("accelerator_config")
+    parameters.pop("accelerator_config")  # already applied by full_config
     units = parameters.pop("units")
-    if config_path:
-        from wavecore.golden.config import load_config
-        from wavecore.golden.core.build import core_setup
-
-        core, numerics = core_setup(load_config(config_path))
-        parameters["parameters"] = dataclasses.replace(
-            core, accumulator_elements=sizes["accumulator_elements"], dram_bytes=sizes["dram_bytes"])
-    else:
-        parameters["parameters"] = CoreParameters(**sizes)
-        numerics = core_numerics(parameters["parameters"], overflow=overflow)
+    parameters["parameters"] = CoreParameters(**sizes)
+    numerics = core_numerics(parameters["parameters"], overflow=overflow)
     parameters["numerics"] = numerics
     names = [name.strip().upper() for name in units.split(",") if name.strip()]
     if units.strip().lower() == "all":
@@ -227,8 +216,8 @@ BLOCKS: dict[str, Block] = {
                               ("wrap", "saturate")),
                     Parameter("units", str, "all", "compute units in this build: all, none or a comma list of "
                               "GEMM,VECTOR,NORM,LOSS,SGD (an opcode without its unit ends in NOT_IMPLEMENTED)"),
-                    Parameter("accelerator_config", str, "", "accelerator YAML: array, widths, overflow and buffer "
-                              "(as scratchpad) from it, as `wavecore compile --config` uses them; "
+                    Parameter("accelerator_config", str, "", "accelerator YAML: array, widths, overflow, buffer (as "
+                              "scratchpad) and accumulator size from it, as `wavecore compile --config` uses them; "
                               "`wavecore generate core --config FILE`")),
     ),
     "writer": Block(
@@ -335,7 +324,22 @@ def full_config(name: str, parameters: Mapping | None = None) -> dict:
         if parameter.choices and value not in parameter.choices:
             raise ValueError(f"{parameter.name} must be one of {', '.join(parameter.choices)}, not {value!r}")
         config[parameter.name] = value
+    if name == "core" and config["accelerator_config"]:
+        config.update(_core_from_accelerator(config["accelerator_config"]))
     return config
+
+
+def _core_from_accelerator(path: str) -> dict:
+    """The core parameters an accelerator YAML sets (``golden.core.build.core_setup``, as ``wavecore compile
+    --config`` uses them): array, widths, overflow, the buffer as scratchpad elements and the accumulator
+    memory."""
+    from wavecore.golden.config import load_config
+    from wavecore.golden.core.build import core_setup
+
+    core, numerics = core_setup(load_config(path))
+    return {"rows": core.rows, "cols": core.cols, "in_width": core.in_width, "acc_width": core.acc_width,
+            "scratchpad_elements": core.scratchpad_elements, "accumulator_elements": core.accumulator_elements,
+            "overflow": numerics.mac.overflow}
 
 
 def from_config(config: Mapping):
