@@ -26,6 +26,8 @@ import numpy as np
 
 from wavecore.golden.core import isa
 from wavecore.golden.core.build import CompiledWorkload, compile_workload, training_data
+from wavecore.golden.core.simulator import Simulator
+from wavecore.verif.instruction_bisect import FirstWrongInstruction, dump_room, first_wrong_instruction
 
 __all__ = ["CoreStepReport", "bus_width", "golden_differences", "run_step_on_core"]
 
@@ -68,6 +70,8 @@ class CoreStepReport:
     run_seconds: float
     directory: str
     counters: dict = field(default_factory=dict)
+    # on a DRAM difference (``locate``): the instruction whose result on the core first differs
+    first_wrong_instruction: FirstWrongInstruction | None = None
 
     @property
     def bit_exact(self) -> bool:
@@ -100,10 +104,12 @@ def _wrong_regions(workload, got: bytes, want: bytes) -> list[str]:
 
 def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None, norm=None, seed: int = 0,
                      simulator: str = "verilator", stall: int = 32, latency: tuple = (0, 24), steps: int = 1,
-                     directory=None) -> CoreStepReport:
+                     directory=None, units=None, locate: bool = True, log=None) -> CoreStepReport:
     """Run one training step (``steps`` > 1: the same program again on the image it left) on the core; see the
     module docstring. ``stall`` (0..255, out of 256) and ``latency`` (cycles, min and max) randomise the DRAM
-    model from ``seed``."""
+    model from ``seed``. ``units`` is :class:`~wavecore.hdl.core.wavecore.WaveCore`'s (e.g. a test's broken
+    unit). ``locate``: when the DRAM differs, bisect for the first wrong instruction (about log2 of the
+    instruction count further runs, each at most a step long; ``log`` gets one line per run)."""
     from wavecore.hdl.core.dram_model import plusargs, verilog_source
     from wavecore.hdl.core.ports import convert
     from wavecore.verif.core_system import CoreSystem
@@ -114,42 +120,49 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     workload = compile_workload(config, network=network, batch=batch, schedule=schedule, norm=norm)
     data = training_data(workload, seed=seed)
     expected_final = bytearray(data.final)
-    from wavecore.golden.core.simulator import Simulator
-
     for _ in range(steps - 1):  # further steps on the image the previous one left
         again = Simulator(parameters=workload.parameters, numerics=workload.numerics)
         again.run(workload.step.program, expected_final)
-    # 4 MiB unless the image needs more: one build serves every workload that fits
-    dram_bytes = 1 << max(22, (len(data.initial) - 1).bit_length())
+    # 4 MiB unless the image needs more (with room for the probes of the bisection): one build serves every
+    # workload that fits
+    room = dump_room(workload.parameters, len(workload.step.program))
+    dram_bytes = 1 << max(22, (len(data.initial) + room - 1).bit_length())
     parameters = dataclasses.replace(workload.parameters, dram_bytes=dram_bytes)
     started = time.perf_counter()
     data_width = bus_width(parameters)
-    system = CoreSystem(parameters=parameters, numerics=workload.numerics, data_width=data_width)
+    system = CoreSystem(parameters=parameters, numerics=workload.numerics, data_width=data_width, units=units)
     toplevel = "wavecore_step"
     design = build(convert(system, name=toplevel), toplevel=toplevel, simulator=simulator,
                    extra_sources=[verilog_source()])
     built = time.perf_counter()
     directory = Path(directory) if directory else build_dir_root() / "step" / f"{workload.network.name}-{schedule}"
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / "result.json").unlink(missing_ok=True)
-    (directory / "image.bin").write_bytes(data.initial)
     (directory / "program.lst").write_text(workload.step.listing())
-    program_base = workload.step.memory_map["program"].offset
+
+    def run_core(image: bytes, program_base: int, cycles: int, *, runs: int = 1, name: str = ""):
+        """Run the program at ``program_base`` ``runs`` times on the core from ``image``: the DRAM image after
+        and the testbench's result (counters per run, fault)."""
+        where = directory / name if name else directory
+        where.mkdir(parents=True, exist_ok=True)
+        (where / "result.json").unlink(missing_ok=True)
+        (where / "image.bin").write_bytes(image)
+        try:
+            design.run("wavecore.verif.tb_training_step",
+                       test_name="-".join(filter(None, (toplevel, workload.network.name, schedule, name))),
+                       params={"data_width": data_width, "image": str(where / "image.bin"),
+                               "program_base": program_base, "cycle_bound": 50 * cycles * runs + 100_000,
+                               "steps": runs, "dram": str(where / "dram_after.bin"),
+                               "result": str(where / "result.json")},
+                       plusargs=plusargs(seed=seed + 1, stall=stall, latency_min=latency[0],
+                                         latency_max=latency[1], load="dram_load.hex", dump="dram_dump.hex"))
+        except SimulationFailed:
+            if not (where / "result.json").exists():
+                raise  # a hang or a crash, not a core fault: the simulation log says what happened
+        return (where / "dram_after.bin").read_bytes(), json.loads((where / "result.json").read_text())
+
     predicted = workload.expected["cycles"]
-    try:
-        design.run("wavecore.verif.tb_training_step", test_name=f"{toplevel}-{workload.network.name}-{schedule}",
-                   params={"data_width": data_width, "image": str(directory / "image.bin"),
-                           "program_base": program_base,
-                           "cycle_bound": 50 * predicted * steps + 100_000, "steps": steps,
-                           "dram": str(directory / "dram_after.bin"), "result": str(directory / "result.json")},
-                   plusargs=plusargs(seed=seed + 1, stall=stall, latency_min=latency[0], latency_max=latency[1],
-                                     load="dram_load.hex", dump="dram_dump.hex"))
-    except SimulationFailed:
-        if not (directory / "result.json").exists():
-            raise  # a hang or a crash, not a core fault: the simulation log says what happened
+    after, result = run_core(data.initial, workload.step.memory_map["program"].offset, predicted, runs=steps)
     finished = time.perf_counter()
-    result = json.loads((directory / "result.json").read_text())
-    after = (directory / "dram_after.bin").read_bytes()
     counters = result["steps"][-1] if result["steps"] else (result["fault"] or {}).get("counters", {})
     measured = {cls: counters.get(f"bytes_read_{cls}", 0) + counters.get(f"bytes_written_{cls}", 0)
                 for cls in isa.TRAFFIC_CLASSES}
@@ -157,11 +170,24 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     terms = workload.expected["planner_terms"].values()
     planner = {cls: workload.expected["planner_bytes"].get(cls, 0) + sum(term.get(cls, 0) for term in terms)
                for cls in isa.TRAFFIC_CLASSES}
+    wrong_regions = _wrong_regions(workload, after, bytes(expected_final))
+    located = None
+    if wrong_regions and locate:
+        before_last = bytearray(data.initial)  # the simulator's image before the last step
+        for _ in range(steps - 1):
+            Simulator(parameters=workload.parameters, numerics=workload.numerics).run(workload.step.program,
+                                                                                      before_last)
+
+        def run_probe(image, program_base, cycles):
+            got, outcome = run_core(image, program_base, cycles, name="probe")
+            return got, outcome["fault"]
+
+        located = first_wrong_instruction(workload, bytes(before_last), run_probe, log=log)
     return CoreStepReport(
         schedule=schedule, network=workload.network.name, batch=workload.batch,
         groups=workload.expected["groups"], instructions=len(workload.step.program), fault=result["fault"],
-        wrong_regions=_wrong_regions(workload, after, bytes(expected_final)),
+        wrong_regions=wrong_regions,
         golden_wrong=golden_differences(workload, data), measured_bytes=measured, predicted_bytes=predicted_bytes,
         planner_bytes=planner, measured_cycles=counters.get("cycles", 0), predicted_cycles=predicted,
         gemm_busy_cycles=counters.get("array_busy", 0), build_seconds=built - started,
-        run_seconds=finished - built, directory=str(directory), counters=counters)
+        run_seconds=finished - built, directory=str(directory), counters=counters, first_wrong_instruction=located)
