@@ -11,7 +11,11 @@ Python idle while the core runs: ``verif/tb_training_step.py``), and returns a :
 * **traffic** — the bytes per traffic class the core's counters measured, the compiler's prediction
   (``expected.json``), and the planner's;
 * **cycles** — measured cycles, the compiler's predicted cycles (:func:`wavecore.golden.core.semantics.makespan`)
-  and the GEMM unit's busy cycles.
+  and the GEMM unit's busy cycles;
+* **first wrong instruction** — when the DRAM differs (and ``locate``, the default): the instruction whose
+  result on the core first differs from the simulator's, its listing line and the first differing element
+  (:func:`wavecore.verif.instruction_bisect.first_wrong_instruction`: a bisection over truncated programs that
+  store the on-chip state, about log2(instructions) further runs on the same build).
 """
 
 from __future__ import annotations
