@@ -63,7 +63,6 @@ def broken_units() -> dict:
     return {**unit_classes(("GEMM", "LOSS", "SGD")), "VECTOR": BrokenVector}
 
 
-
 @pytest.fixture(scope="module")
 def workload():
     return compile_workload(load_config(None), network=NETWORK, batch=2)
