@@ -202,8 +202,11 @@ def _run_main_job(config: AcceleratorConfig, output: Path, *, simulator: str,
             if report.golden_wrong:
                 raise AssertionError(f"the simulator differs from the golden step in {report.golden_wrong[:3]}")
             if report.wrong_regions:
+                located = report.first_wrong_instruction
                 raise AssertionError(f"DRAM after the step differs from the simulator's in "
-                                     f"{len(report.wrong_regions)} regions, first {report.wrong_regions[0]}")
+                                     f"{len(report.wrong_regions)} regions, first {report.wrong_regions[0]}"
+                                     + (f"; first wrong instruction #{located.text} ({located.difference})"
+                                        if located else ""))
             if not report.traffic_matches:
                 raise AssertionError(f"measured bytes {report.measured_bytes} != predicted {report.predicted_bytes}")
             moved = sum(report.measured_bytes.values())
