@@ -64,6 +64,7 @@ __all__ = [
     "chosen_simulator",
     "simulator_params",
     "tb_params",
+    "top_ports",
     "verilog_for",
 ]
 
@@ -78,8 +79,12 @@ SIMULATORS = ("icarus", "verilator")
 # Every other warning stays fatal.
 VERILATOR_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE")
 
+# Verilator options for simulation speed (see docs/benchmarks.md, "WaveCore simulation speed").
+VERILATOR_SPEED_ARGS: list[str] = []
+VISIBILITIES = ("ports", "all")
+
 TIMESCALE = ("1ns", "1ps")
-_HARNESS_VERSION = "1"  # bump to invalidate every cached build when this file's build recipe changes
+_HARNESS_VERSION = "2"  # bump to invalidate every cached build when this file's build recipe changes
 _PARAMS_VARIABLE = "WAVECORE_TB_PARAMS"
 
 
@@ -328,6 +333,21 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")[:120] or "test"
 
 
+def top_ports(text: str, toplevel: str) -> list[str]:
+    """The port names of module ``toplevel`` in Verilog ``text`` (escaped identifiers without their backslash)."""
+    found = re.search(rf"^\s*module\s+\\?{re.escape(toplevel)}\s*\((.*?)\);", text, re.MULTILINE | re.DOTALL)
+    if found is None:
+        raise ValueError(f"no module {toplevel!r} with a port list in the Verilog text")
+    return [name.strip().lstrip("\\").strip() for name in found.group(1).split(",") if name.strip()]
+
+
+def _public_ports_file(path: Path, text: str, toplevel: str) -> Path:
+    """A Verilator control file making only the top-level ports of ``toplevel`` visible to VPI (cocotb)."""
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{toplevel}" -var "{name}"' for name in top_ports(text, toplevel)]
+    return _write_if_changed(path, "\n".join(lines) + "\n")
+
+
 def build(
     design,
     *,
@@ -335,11 +355,17 @@ def build(
     simulator: str,
     extra_sources: Sequence[Path] = (),
     extra_build_args: Sequence[str] = (),
+    visibility: str = "ports",
 ) -> Build:
     """Compile ``design`` for ``simulator``, reusing a cached build when nothing changed.
 
     ``design`` is a ``wiring.Component``, a zero-argument factory returning one, or Verilog text.
+    ``visibility`` (Verilator only): ``"ports"`` lets cocotb see the top-level ports only, so Verilator optimises
+    the inside freely (several times faster than ``"all"``, cocotb's ``--public-flat-rw``, which keeps every
+    signal of every module readable and writable through VPI; use ``"all"`` for a testbench that peeks inside).
     """
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
     from cocotb_tools.runner import get_runner
 
     if simulator not in SIMULATORS:
@@ -349,6 +375,11 @@ def build(
     text = verilog_for(design, toplevel)
     waves = _waves_enabled()
     build_args = [f"-Wno-{warning}" for warning in VERILATOR_WARNINGS] if simulator == "verilator" else []
+    ports_only = simulator == "verilator" and visibility == "ports"
+    if simulator == "verilator":
+        build_args += VERILATOR_SPEED_ARGS
+    if ports_only:
+        build_args.append("--no-public-flat-rw")  # after the runner's --public-flat-rw; the control file below
     build_args += list(extra_build_args)
     digest = hashlib.sha256()
     for part in (_HARNESS_VERSION, simulator, text, repr(build_args), repr(TIMESCALE), str(waves)):
@@ -361,10 +392,11 @@ def build(
     done = build_dir / ".built"
     with FileLock(str(build_dir) + ".lock"):
         verilog_path = _write_if_changed(build_dir / f"{toplevel}.v", text)
+        control = [_public_ports_file(build_dir / "public_ports.vlt", text, toplevel)] if ports_only else []
         if not done.exists():
             with _cocotb_waves(waves):
                 get_runner(simulator).build(
-                    sources=[verilog_path, *map(Path, extra_sources)],
+                    sources=[*control, verilog_path, *map(Path, extra_sources)],
                     hdl_toplevel=toplevel,
                     build_dir=build_dir,
                     build_args=build_args,
