@@ -41,5 +41,6 @@ async def training_step(dut):
         results.append(dict(result.counters))
     after = await host.read(0, len(image))
     Path(params["dram"]).write_bytes(after)
-    Path(params["result"]).write_text(json.dumps({"steps": results, "fault": fault, "seconds": seconds}, indent=1) + "\n")
+    result = {"steps": results, "fault": fault, "seconds": seconds}
+    Path(params["result"]).write_text(json.dumps(result, indent=1) + "\n")
     assert fault is None, f"the core stopped with error {fault['code']} at {fault['address']:#x}"
