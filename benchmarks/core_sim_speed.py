@@ -13,7 +13,8 @@ CPU seconds are the simulator process's, of the run alone (not the build, the im
     .venv/bin/python benchmarks/core_sim_speed.py [--case copy|step|both] [--units all] [--tensors 256]
         [--verilator-args "..."]
 
-``--verilator-args`` adds Verilator options to the build (experiments). Writes
+``--verilator-args`` adds Verilator options to the build (experiments); ``--visibility all`` builds with cocotb's
+``--public-flat-rw`` (every signal visible, the slow default before). Writes
 build/benchmarks/core_sim_speed.json and prints a Markdown table.
 """
 
@@ -41,13 +42,14 @@ SIZES = {"scratchpad_elements": 8192, "accumulator_elements": 1024, "dram_bytes"
 SETTINGS = {"data_width": 64, "max_burst": 64, "max_outstanding": 4}
 
 
-def _build_with(extra_args):
-    """runner.build with ``extra_args`` appended to every build, and the build's wall seconds recorded."""
+def _build_with(extra_args, visibility="ports"):
+    """runner.build with ``extra_args`` appended and ``visibility``, and the build's wall seconds recorded."""
     original = runner.build
     timing = {}
 
     def patched(design, **kwargs):
         kwargs["extra_build_args"] = [*kwargs.get("extra_build_args", ()), *extra_args]
+        kwargs["visibility"] = visibility
         began = time.perf_counter()
         built = original(design, **kwargs)
         timing["build_seconds"] = time.perf_counter() - began
@@ -56,8 +58,8 @@ def _build_with(extra_args):
     return patched, timing
 
 
-def copy_case(units, tensors: int, extra_args) -> dict:
-    build, timing = _build_with(extra_args)
+def copy_case(units, tensors: int, extra_args, visibility="ports") -> dict:
+    build, timing = _build_with(extra_args, visibility)
     chosen = None if units == "all" else () if units == "none" else tuple(units.split(","))
     system = CoreSystem(parameters=CoreParameters(**SIZES), units=chosen, **SETTINGS)
     design = build(convert(system, name="wavecore_system"), toplevel="wavecore_system", simulator="verilator",
@@ -73,11 +75,11 @@ def copy_case(units, tensors: int, extra_args) -> dict:
             measured["cpu_seconds"], **timing}
 
 
-def step_case(extra_args) -> dict:
+def step_case(extra_args, visibility="ports") -> dict:
     from wavecore.golden.config import load_config
     from wavecore.verif.training_step import run_step_on_core
 
-    build, timing = _build_with(extra_args)
+    build, timing = _build_with(extra_args, visibility)
     saved, runner.build = runner.build, build
     try:
         report = run_step_on_core(load_config(None), schedule="mbs")
@@ -97,16 +99,18 @@ def main(argv=None) -> None:
                         "runs none, every unit alone and all")
     parser.add_argument("--tensors", type=int, default=1000, help="LOAD/STORE pairs of the copy case (up to 1015)")
     parser.add_argument("--verilator-args", default="", help="extra Verilator options (experiments)")
+    parser.add_argument("--visibility", choices=runner.VISIBILITIES, default="ports",
+                        help="what cocotb sees of the design (runner.build's visibility; 'all' = cocotb's default)")
     parser.add_argument("--output", default=str(ROOT / "build" / "benchmarks" / "core_sim_speed.json"))
     args = parser.parse_args(argv)
     extra = shlex.split(args.verilator_args)
     rows = []
     if args.case in ("copy", "both"):
         for units in (["none", *UNITS, "all"] if args.units == "each" else [args.units]):
-            rows.append(copy_case(units, args.tensors, extra))
+            rows.append(copy_case(units, args.tensors, extra, args.visibility))
             print(rows[-1], flush=True)
     if args.case in ("step", "both"):
-        rows.append(step_case(extra))
+        rows.append(step_case(extra, args.visibility))
         print(rows[-1], flush=True)
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)
