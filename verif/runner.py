@@ -356,18 +356,24 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")[:120] or "test"
 
 
-def top_ports(text: str, toplevel: str) -> list[str]:
-    """The port names of module ``toplevel`` in Verilog ``text`` (escaped identifiers without their backslash)."""
-    found = re.search(rf"^\s*module\s+\\?{re.escape(toplevel)}\s*\((.*?)\);", text, re.MULTILINE | re.DOTALL)
+def top_ports(text: str, toplevel: str) -> list[str] | None:
+    """The port names of module ``toplevel`` in Verilog ``text`` (escaped identifiers without their backslash), or
+    ``None`` when the text has no such module with a plain port list (e.g. it comes from another file)."""
+    found = re.search(rf"^\s*module\s+\\?{re.escape(toplevel)}\s*\((.*?)\)\s*;", text, re.MULTILINE | re.DOTALL)
     if found is None:
-        raise ValueError(f"no module {toplevel!r} with a port list in the Verilog text")
-    return [name.strip().lstrip("\\").strip() for name in found.group(1).split(",") if name.strip()]
+        return None
+    names = []
+    for item in found.group(1).split(","):
+        words = re.sub(r"\[[^\]]*\]", " ", item).split()  # ANSI style: the name is the last word
+        if words:
+            names.append(words[-1].lstrip("\\"))
+    return names or None
 
 
-def _public_ports_file(path: Path, text: str, toplevel: str) -> Path:
-    """A Verilator control file making only the top-level ports of ``toplevel`` visible to VPI (cocotb)."""
+def _public_ports_file(path: Path, ports: Sequence[str], toplevel: str) -> Path:
+    """A Verilator control file making only the top-level ``ports`` of ``toplevel`` visible to VPI (cocotb)."""
     lines = ["`verilator_config"]
-    lines += [f'public_flat_rw -module "{toplevel}" -var "{name}"' for name in top_ports(text, toplevel)]
+    lines += [f'public_flat_rw -module "{toplevel}" -var "{name}"' for name in ports]
     return _write_if_changed(path, "\n".join(lines) + "\n")
 
 
@@ -398,7 +404,9 @@ def build(
     text = verilog_for(design, toplevel)
     waves = _waves_enabled()
     build_args = [f"-Wno-{warning}" for warning in VERILATOR_WARNINGS] if simulator == "verilator" else []
-    ports_only = simulator == "verilator" and visibility == "ports"
+    # ports only when the top module's port list is in the text (else cocotb's --public-flat-rw stays)
+    ports = top_ports(text, toplevel) if simulator == "verilator" and visibility == "ports" else None
+    ports_only = ports is not None
     if simulator == "verilator":
         build_args += VERILATOR_SPEED_ARGS
     if ports_only:
@@ -416,7 +424,7 @@ def build(
     done = build_dir / ".built"
     with FileLock(str(build_dir) + ".lock"):
         verilog_path = _write_if_changed(build_dir / f"{toplevel}.v", text)
-        control = [_public_ports_file(build_dir / "public_ports.vlt", text, toplevel)] if ports_only else []
+        control = [_public_ports_file(build_dir / "public_ports.vlt", ports, toplevel)] if ports_only else []
         if not done.exists():
             with _cocotb_waves(waves), _make_flags(make_flags):
                 get_runner(simulator).build(
