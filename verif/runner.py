@@ -9,6 +9,10 @@ Used from pytest::
         design = build(MyBlock(width=8), toplevel="my_block", simulator=simulator)
         design.run("tb_my_block", testcase="random_traffic", params={"count": 100})
 
+On Verilator, cocotb sees only the top-level ports (``visibility="ports"``: a control file instead of cocotb's
+``--public-flat-rw``, several times faster) and the model's C++ is compiled at ``-O2``; a testbench that reads
+signals inside the design builds with ``visibility="all"``.
+
 Builds are cached under ``build/sim/<toplevel>/<simulator>-<hash>`` where the hash covers the generated
 Verilog, the simulator, the build options and whether waves are on. A file lock makes the cache safe
 between pytest-xdist workers, and a finished build is reused by later pytest sessions. A testbench module is
@@ -83,7 +87,6 @@ VERILATOR_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE")
 # model's per-cycle code at -O2 instead of verilated.mk's -Os (+20 % cycles per second on the WaveCore, a few
 # seconds more of g++), unless OPT_FAST is already given in MAKEFLAGS. Verilator's own -O3, --x-assign fast and
 # --x-initial fast gave nothing measurable on the WaveCore.
-VERILATOR_SPEED_ARGS: list[str] = []
 VERILATOR_MAKE_FLAGS = "OPT_FAST=-O2"
 VISIBILITIES = ("ports", "all")
 
@@ -407,8 +410,6 @@ def build(
     # ports only when the top module's port list is in the text (else cocotb's --public-flat-rw stays)
     ports = top_ports(text, toplevel) if simulator == "verilator" and visibility == "ports" else None
     ports_only = ports is not None
-    if simulator == "verilator":
-        build_args += VERILATOR_SPEED_ARGS
     if ports_only:
         build_args.append("--no-public-flat-rw")  # after the runner's --public-flat-rw; the control file below
     build_args += list(extra_build_args)
