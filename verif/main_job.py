@@ -157,8 +157,8 @@ def _run_main_job(config: AcceleratorConfig, output: Path, *, simulator: str,
         for schedule in ("mbs", "baseline"):
             workloads[schedule] = workload = compile_workload(config, schedule=schedule)
             directory = output / "programs" / schedule
-            write_atomic_many({directory / "program.lst": workload.step.listing(),
-                               directory / "expected.json": json.dumps(workload.expected, indent=1) + "\n"})
+            write_atomic_many([(directory / "program.lst", workload.step.listing()),
+                               (directory / "expected.json", json.dumps(workload.expected, indent=1) + "\n")])
             summary.files.setdefault("programs", []).append(str(directory))
         mbs, base = workloads["mbs"], workloads["baseline"]
         summary.norm = mbs.network.norm
