@@ -4,11 +4,17 @@
 register port and ``irq``, and the DRAM model's backdoor (``backdoor_load``, ``backdoor_dump``,
 ``backdoor_first``, ``backdoor_last``), so a test loads a program and its data through a file, starts the
 core and waits for ``irq`` with Python idle (as :mod:`wavecore.verif.copy_system` does for the DMA alone).
+
+The ``rst`` input reaches the core through one register: the core leaves reset one cycle after ``rst`` falls (the
+DRAM model, whose reset sits inside its clocked process, takes ``rst`` directly, so its backdoor works at once).
+Amaranth folds the reset into the next-state logic of every register, and Verilator evaluates all logic that
+depends combinationally on a top-level input at every ``eval`` (twice per clock cycle under cocotb): with ``rst``
+straight from the port, that was the whole core's next-state logic, evaluated three times per cycle instead of once.
 """
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, Signal
 from amaranth.lib import wiring
 
 from wavecore.golden.core.semantics import CoreParameters
@@ -51,8 +57,14 @@ class CoreSystem(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = self.core
-        m.submodules.dram = dram = self.dram
+        # the registered reset (see the module docstring): domain "system" = clk + rst delayed by one cycle
+        m.domains.system = system = ClockDomain("system", local=True)
+        reset = Signal(init=1)
+        m.d.sync += reset.eq(0)
+        m.d.comb += [system.clk.eq(ClockSignal("sync")), system.rst.eq(reset)]
+        core, dram = self.core, self.dram
+        m.submodules.core = DomainRenamer("system")(core)
+        m.submodules.dram = dram
         wiring.connect(m, wiring.flipped(self.s_axil), core.s_axil)
         wiring.connect(m, core.m_axi, dram.s_axi)
         m.d.comb += self.irq.eq(core.irq)

@@ -9,6 +9,10 @@ Used from pytest::
         design = build(MyBlock(width=8), toplevel="my_block", simulator=simulator)
         design.run("tb_my_block", testcase="random_traffic", params={"count": 100})
 
+On Verilator, cocotb sees only the top-level ports (``visibility="ports"``: a control file instead of cocotb's
+``--public-flat-rw``, several times faster) and the model's C++ is compiled at ``-O2``; a testbench that reads
+signals inside the design builds with ``visibility="all"``.
+
 Builds are cached under ``build/sim/<toplevel>/<simulator>-<hash>`` where the hash covers the generated
 Verilog, the simulator, the build options and whether waves are on. A file lock makes the cache safe
 between pytest-xdist workers, and a finished build is reused by later pytest sessions. A testbench module is
@@ -64,6 +68,7 @@ __all__ = [
     "chosen_simulator",
     "simulator_params",
     "tb_params",
+    "top_ports",
     "verilog_for",
 ]
 
@@ -78,8 +83,15 @@ SIMULATORS = ("icarus", "verilator")
 # Every other warning stays fatal.
 VERILATOR_WARNINGS = ("WIDTHEXPAND", "WIDTHTRUNC", "CASEINCOMPLETE")
 
+# Verilator options for simulation speed (see docs/benchmarks.md, "WaveCore simulation speed"): the C++ of the
+# model's per-cycle code at -O2 instead of verilated.mk's -Os (+20 % cycles per second on the WaveCore, a few
+# seconds more of g++), unless OPT_FAST is already given in MAKEFLAGS. Verilator's own -O3, --x-assign fast and
+# --x-initial fast gave nothing measurable on the WaveCore.
+VERILATOR_MAKE_FLAGS = "OPT_FAST=-O2"
+VISIBILITIES = ("ports", "all")
+
 TIMESCALE = ("1ns", "1ps")
-_HARNESS_VERSION = "1"  # bump to invalidate every cached build when this file's build recipe changes
+_HARNESS_VERSION = "2"  # bump to invalidate every cached build when this file's build recipe changes
 _PARAMS_VARIABLE = "WAVECORE_TB_PARAMS"
 
 
@@ -165,6 +177,25 @@ def verilog_for(design, toplevel: str) -> str:
     from wavecore.hdl.hierarchy import convert
 
     return convert(design, name=toplevel)
+
+
+@contextlib.contextmanager
+def _make_flags(flags: str):
+    """Add ``flags`` to ``MAKEFLAGS`` while cocotb's runner calls make (unless the variable is set there already)."""
+    if not flags:
+        yield
+        return
+    saved = os.environ.get("MAKEFLAGS")
+    names = {flag.split("=", 1)[0] for flag in (saved or "").split()}
+    extra = [flag for flag in flags.split() if flag.split("=", 1)[0] not in names]
+    os.environ["MAKEFLAGS"] = " ".join([*(saved or "").split(), *extra])
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = saved
 
 
 @contextlib.contextmanager
@@ -328,6 +359,27 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name).strip("_")[:120] or "test"
 
 
+def top_ports(text: str, toplevel: str) -> list[str] | None:
+    """The port names of module ``toplevel`` in Verilog ``text`` (escaped identifiers without their backslash), or
+    ``None`` when the text has no such module with a plain port list (e.g. it comes from another file)."""
+    found = re.search(rf"^\s*module\s+\\?{re.escape(toplevel)}\s*\((.*?)\)\s*;", text, re.MULTILINE | re.DOTALL)
+    if found is None:
+        return None
+    names = []
+    for item in found.group(1).split(","):
+        words = re.sub(r"\[[^\]]*\]", " ", item).split()  # ANSI style: the name is the last word
+        if words:
+            names.append(words[-1].lstrip("\\"))
+    return names or None
+
+
+def _public_ports_file(path: Path, ports: Sequence[str], toplevel: str) -> Path:
+    """A Verilator control file making only the top-level ``ports`` of ``toplevel`` visible to VPI (cocotb)."""
+    lines = ["`verilator_config"]
+    lines += [f'public_flat_rw -module "{toplevel}" -var "{name}"' for name in ports]
+    return _write_if_changed(path, "\n".join(lines) + "\n")
+
+
 def build(
     design,
     *,
@@ -335,11 +387,17 @@ def build(
     simulator: str,
     extra_sources: Sequence[Path] = (),
     extra_build_args: Sequence[str] = (),
+    visibility: str = "ports",
 ) -> Build:
     """Compile ``design`` for ``simulator``, reusing a cached build when nothing changed.
 
     ``design`` is a ``wiring.Component``, a zero-argument factory returning one, or Verilog text.
+    ``visibility`` (Verilator only): ``"ports"`` lets cocotb see the top-level ports only, so Verilator optimises
+    the inside freely (several times faster than ``"all"``, cocotb's ``--public-flat-rw``, which keeps every
+    signal of every module readable and writable through VPI; use ``"all"`` for a testbench that peeks inside).
     """
+    if visibility not in VISIBILITIES:
+        raise ValueError(f"visibility must be one of {', '.join(VISIBILITIES)}, not {visibility!r}")
     from cocotb_tools.runner import get_runner
 
     if simulator not in SIMULATORS:
@@ -349,9 +407,15 @@ def build(
     text = verilog_for(design, toplevel)
     waves = _waves_enabled()
     build_args = [f"-Wno-{warning}" for warning in VERILATOR_WARNINGS] if simulator == "verilator" else []
+    # ports only when the top module's port list is in the text (else cocotb's --public-flat-rw stays)
+    ports = top_ports(text, toplevel) if simulator == "verilator" and visibility == "ports" else None
+    ports_only = ports is not None
+    if ports_only:
+        build_args.append("--no-public-flat-rw")  # after the runner's --public-flat-rw; the control file below
     build_args += list(extra_build_args)
     digest = hashlib.sha256()
-    for part in (_HARNESS_VERSION, simulator, text, repr(build_args), repr(TIMESCALE), str(waves)):
+    make_flags = VERILATOR_MAKE_FLAGS if simulator == "verilator" else ""
+    for part in (_HARNESS_VERSION, simulator, text, repr(build_args), repr(TIMESCALE), str(waves), make_flags):
         digest.update(part.encode())
         digest.update(b"\0")
     for source in extra_sources:
@@ -361,10 +425,11 @@ def build(
     done = build_dir / ".built"
     with FileLock(str(build_dir) + ".lock"):
         verilog_path = _write_if_changed(build_dir / f"{toplevel}.v", text)
+        control = [_public_ports_file(build_dir / "public_ports.vlt", ports, toplevel)] if ports_only else []
         if not done.exists():
-            with _cocotb_waves(waves):
+            with _cocotb_waves(waves), _make_flags(make_flags):
                 get_runner(simulator).build(
-                    sources=[verilog_path, *map(Path, extra_sources)],
+                    sources=[*control, verilog_path, *map(Path, extra_sources)],
                     hdl_toplevel=toplevel,
                     build_dir=build_dir,
                     build_args=build_args,
