@@ -24,7 +24,7 @@ the same D input as the next LFSR stage and Yosys would merge the two, hiding pa
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -143,8 +143,14 @@ class BistCore(wiring.Component):
         ]
         advance = Signal()
         count = Signal(range(self.cycles + 1))
-        outputs = Cat(*(port if valid is None else port.as_unsigned() & valid.replicate(len(port))
-                        for port, valid in observed_ports(block)))
+        observed = []
+        for index, (port, valid) in enumerate(observed_ports(block)):
+            if valid is not None:  # a stream payload: folded only while valid
+                masked = Signal(len(port), name=f"observed{index}")
+                m.d.comb += masked.eq(Mux(valid, port, 0))
+                port = masked
+            observed.append(port)
+        outputs = Cat(*observed)
 
         stimulus = Cat(*generators)
         offset = 0
