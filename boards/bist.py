@@ -12,8 +12,8 @@ The payload of an output stream is folded only while its ``valid`` is high (mask
 ``amaranth.lib.stream`` leaves the payload undefined without ``valid``, and real hardware makes use of that.
 A scratchpad read port mapped onto an iCE40 ``SB_RAM40_4K`` returns undefined data until its first read
 (Amaranth gives the read port no defined initial value and the block RAM has none), while the Amaranth
-simulation reads 0; folding that idle payload would make the signature depend on the power-up state of
-the silicon. Emulating an initial value instead would cost a mux per data bit of every bank that no
+simulation reads 0; folding that idle payload would make the signature depend on a value nothing defines
+on the board. Emulating an initial value instead would cost a mux per data bit of every bank that no
 consumer needs. Everything else (``valid``, ``ready``, control outputs, payloads of valid beats, and a
 payload held while ``valid & ~ready``) is folded every cycle.
 

@@ -111,8 +111,8 @@ def test_wrong_block_ram_model_fails_the_gate_level_bist(ulx3s_scratchpad, tmp_p
 
 def test_icebreaker_scratchpad_bist_at_gate_level(tmp_path):
     """Four SB_RAM40_4K. Their read data is undefined until the first read (Amaranth gives the read port no
-    defined initial value, Yosys' iCE40 block RAM has none, and neither has the silicon), while Amaranth's
-    simulator reads 0: the BIST folds a stream payload only while its ``valid`` is high
+    defined initial value and Yosys' iCE40 block RAM mapping has none, so nothing promises one on the board),
+    while Amaranth's simulator reads 0: the BIST folds a stream payload only while its ``valid`` is high
     (:func:`wavecore.boards.bist.observed_ports`), the stream contract, so the signature does not depend on
     the power-up contents of the block RAM output register."""
     target, netlist, report = _netlist(tmp_path / "build", "icebreaker",
