@@ -8,6 +8,15 @@ for ``cycles`` cycles after reset. The expected signature is computed in Python 
 simulation of the block alone, and the outputs it produces are folded by the same MISR rule. On the board
 ``done`` lights when the run ends and ``pass`` when the signature matches.
 
+The payload of an output stream is folded only while its ``valid`` is high (masked to zero otherwise):
+``amaranth.lib.stream`` leaves the payload undefined without ``valid``, and real hardware makes use of that.
+A scratchpad read port mapped onto an iCE40 ``SB_RAM40_4K`` returns undefined data until its first read
+(Amaranth gives the read port no defined initial value and the block RAM has none), while the Amaranth
+simulation reads 0; folding that idle payload would make the signature depend on a value nothing defines
+on the board. Emulating an initial value instead would cost a mux per data bit of every bank that no
+consumer needs. Everything else (``valid``, ``ready``, control outputs, payloads of valid beats, and a
+payload held while ``valid & ~ready``) is folded every cycle.
+
 The LFSRs advance every other cycle. A block register whose input is an LFSR bit would otherwise have
 the same D input as the next LFSR stage and Yosys would merge the two, hiding part of the block
 (in a harness of the same kind without the enable, Yosys' ``opt_merge`` folded 192 of a 4x4 array's 779 FFs).
@@ -15,7 +24,7 @@ the same D input as the next LFSR stage and Yosys would merge the two, hiding pa
 
 from __future__ import annotations
 
-from amaranth import Cat, Const, Module, Signal, Value
+from amaranth import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -28,6 +37,7 @@ __all__ = [
     "Lfsr",
     "fold",
     "input_ports",
+    "observed_ports",
     "output_ports",
     "reference_signature",
 ]
@@ -70,6 +80,21 @@ def input_ports(block) -> list:
 def output_ports(block) -> list:
     """The block's ports that the BIST observes, in signature order."""
     return [Value.cast(value) for _, member, value in block.signature.flatten(block) if member.flow == Out]
+
+
+def observed_ports(block) -> list:
+    """``(port, valid)`` for every output port in signature order: ``valid`` is the output stream's valid
+    flag when ``port`` is that stream's payload (folded only while it is high), else ``None``."""
+    outputs = {
+        tuple(path): Value.cast(value)
+        for path, member, value in block.signature.flatten(block)
+        if member.flow == Out
+    }
+    observed = []
+    for path, port in outputs.items():
+        valid = outputs.get(path[:-1] + ("valid",)) if path and path[-1] == "payload" else None
+        observed.append((port, valid))
+    return observed
 
 
 def _stimulus_width(block) -> int:
@@ -118,7 +143,14 @@ class BistCore(wiring.Component):
         ]
         advance = Signal()
         count = Signal(range(self.cycles + 1))
-        outputs = Cat(*output_ports(block))
+        observed = []
+        for index, (port, valid) in enumerate(observed_ports(block)):
+            if valid is not None:  # a stream payload: folded only while valid
+                masked = Signal(len(port), name=f"observed{index}")
+                m.d.comb += masked.eq(Mux(valid, port, 0))
+                port = masked
+            observed.append(port)
+        outputs = Cat(*observed)
 
         stimulus = Cat(*generators)
         offset = 0
@@ -196,9 +228,9 @@ def reference_signature(block_factory, cycles: int) -> int:
 
     block = block_factory()
     inputs = input_ports(block)
-    outputs = output_ports(block)
+    outputs = observed_ports(block)
     width = sum(len(port) for port in inputs)
-    out_width = sum(len(port) for port in outputs)
+    out_width = sum(len(port) for port, _ in outputs)
     generators = [Lfsr.seed(i) for i in range((width + _WORD - 1) // _WORD)]
     result = {}
 
@@ -215,8 +247,9 @@ def reference_signature(block_factory, cycles: int) -> int:
                 offset += len(port)
             observed = 0
             offset = 0
-            for port in outputs:
-                observed |= (ctx.get(port) & ((1 << len(port)) - 1)) << offset
+            for port, valid in outputs:
+                if valid is None or ctx.get(valid):
+                    observed |= (ctx.get(port) & ((1 << len(port)) - 1)) << offset
                 offset += len(port)
             signature = Lfsr.step(signature) ^ fold(observed, out_width)
             if cycle % 2 == 1:

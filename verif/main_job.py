@@ -194,7 +194,9 @@ def _run_main_job(config: AcceleratorConfig, output: Path, *, simulator: str,
             report = run_step_on_core(config, schedule=schedule, simulator=simulator, seed=config.workload.seed,
                                       directory=output / "runs" / schedule)
             reports[schedule] = report
-            summary.files.setdefault("simulation", []).append(report.directory)
+            summary.files.setdefault("simulation", []).extend(
+                [report.directory, str(Path(report.simulation) / "sim.log")])
+            summary.files.setdefault("waveforms", []).extend(report.waveforms)
             values = report.to_dict()
             if report.fault:
                 raise AssertionError(f"the core stopped with error {report.fault['code']} at "

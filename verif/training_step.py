@@ -74,6 +74,8 @@ class CoreStepReport:
     run_seconds: float
     directory: str
     counters: dict = field(default_factory=dict)
+    simulation: str = ""  # the simulation's working directory (sim.log; waveforms with WAVES=1)
+    waveforms: list = field(default_factory=list)
     # on a DRAM difference (``locate``): the instruction whose result on the core first differs
     first_wrong_instruction: FirstWrongInstruction | None = None
 
@@ -140,7 +142,7 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     unit). ``locate``: when the DRAM differs, bisect for the first wrong instruction (about log2 of the
     instruction count further runs, each at most a step long; ``log`` gets one line per run)."""
     from wavecore.hdl.core.dram_model import plusargs
-    from wavecore.verif.runner import SimulationFailed, build_dir_root
+    from wavecore.verif.runner import SimulationFailed, _safe, build_dir_root
 
     if steps < 1:
         raise ValueError(f"steps must be at least 1, not {steps}")
@@ -163,6 +165,8 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "program.lst").write_text(workload.step.listing())
 
+    simulations = []  # the simulator's working directories (sim.log, waveforms with WAVES=1)
+
     def run_core(image: bytes, program_base: int, cycles: int, *, runs: int = 1, name: str = ""):
         """Run the program at ``program_base`` ``runs`` times on the core from ``image``: the DRAM image after
         and the testbench's result (counters per run, fault)."""
@@ -170,9 +174,10 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
         where.mkdir(parents=True, exist_ok=True)
         (where / "result.json").unlink(missing_ok=True)
         (where / "image.bin").write_bytes(image)
+        test_name = "-".join(filter(None, (toplevel, workload.network.name, schedule, name)))
+        simulations.append(design.build_dir / "tests" / _safe(test_name))
         try:
-            design.run("wavecore.verif.tb_training_step",
-                       test_name="-".join(filter(None, (toplevel, workload.network.name, schedule, name))),
+            design.run("wavecore.verif.tb_training_step", test_name=test_name,
                        params={"data_width": data_width, "image": str(where / "image.bin"),
                                "program_base": program_base, "cycle_bound": 50 * cycles * runs + 100_000,
                                "steps": runs, "dram": str(where / "dram_after.bin"),
@@ -214,4 +219,6 @@ def run_step_on_core(config, *, schedule: str = "mbs", network=None, batch=None,
         golden_wrong=golden_differences(workload, data), measured_bytes=measured, predicted_bytes=predicted_bytes,
         planner_bytes=planner, measured_cycles=counters.get("cycles", 0), predicted_cycles=predicted,
         gemm_busy_cycles=counters.get("array_busy", 0), build_seconds=built - started,
-        run_seconds=finished - built, directory=str(directory), counters=counters, first_wrong_instruction=located)
+        run_seconds=finished - built, directory=str(directory), counters=counters, first_wrong_instruction=located,
+        simulation=str(simulations[0]),
+        waveforms=sorted(str(path) for path in (*simulations[0].glob("*.vcd"), *simulations[0].glob("*.fst"))))

@@ -1,10 +1,20 @@
 """The self-checking BIST top: hardware LFSR/MISR against the integer model, detection of a wrong block."""
 
 import pytest
+from amaranth import Module, Mux, Signal, signed
 from amaranth.sim import Simulator
 from board_test_designs import Mac, StreamDoubler
 
-from wavecore.boards.bist import LFSR_TAPS, BistCore, Lfsr, fold, input_ports, output_ports, reference_signature
+from wavecore.boards.bist import (
+    LFSR_TAPS,
+    BistCore,
+    Lfsr,
+    fold,
+    input_ports,
+    observed_ports,
+    output_ports,
+    reference_signature,
+)
 
 
 def _run_core(core, cycles):
@@ -49,6 +59,34 @@ def test_stream_ports_are_driven_and_observed_in_both_directions():
     block = StreamDoubler()
     assert [len(port) for port in input_ports(block)] == [8, 1, 1]  # i.payload, i.valid, o.ready
     assert [len(port) for port in output_ports(block)] == [1, 9, 1]  # i.ready, o.payload, o.valid
+
+
+def test_stream_payload_is_folded_only_while_valid():
+    block = StreamDoubler()
+    observed = observed_ports(block)
+    assert [valid is None for _, valid in observed] == [True, False, True]  # o.payload paired with o.valid
+    assert observed[1][1] is observed[2][0]
+
+    def doubler(idle_payload):  # StreamDoubler with ``idle_payload(i)`` on o.payload while o.valid is low
+        class Doubler(StreamDoubler):
+            def elaborate(self, platform):
+                m = Module()
+                held = Signal(signed(9))
+                with m.If(self.o.ready | ~self.o.valid):
+                    m.d.sync += [self.o.valid.eq(self.i.valid), held.eq(self.i.payload * 2)]
+                m.d.comb += [self.i.ready.eq(self.o.ready | ~self.o.valid),
+                             self.o.payload.eq(Mux(self.o.valid, held, idle_payload(self)))]
+                return m
+
+        return Doubler
+
+    cycles = 200
+    reference = reference_signature(doubler(lambda block: 0), cycles)
+    assert reference_signature(doubler(lambda block: block.i.payload), cycles) == reference
+    assert reference_signature(StreamDoubler, cycles) == reference
+    outcome = _run_core(BistCore(doubler(lambda block: block.i.payload)(), cycles=cycles, expected=reference), cycles)
+    assert outcome == {"done": 1, "passed": 1, "misr": reference}
+
 
 
 def test_a_wrong_block_or_a_wrong_expectation_fails():

@@ -46,7 +46,7 @@ def test_point_id_is_sha256_of_the_canonical_parameters_and_evaluators():
                            separators=(",", ":"))
     assert point.id == hashlib.sha256(canonical.encode()).hexdigest()[:16]
     # The same point written differently (alias, size unit, key order, explicit default) has the same id.
-    other = parse_sweep({"grid": {"memory.buffer": [10 * 1024 * 1024], "array.dataflow": ["output_stationary"]},
+    other = parse_sweep({"grid": {"memory.buffer": [128 * 1024], "array.dataflow": ["output_stationary"]},
                          "base": {"workload.batch": 4, "array.rows": 8, "array.cols": 8,
                                   "workload.network": "tiny_resnet"}})
     assert other.points[0].id == point.id

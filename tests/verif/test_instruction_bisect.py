@@ -1,8 +1,10 @@
 """The first wrong instruction of a training step on the core (verif/instruction_bisect.py).
 
-The fault test builds the core with a VECTOR unit that corrupts one function's results (:class:`BrokenVector`) on a
-small network (``trace_fault_net.yaml``) and checks that the bisection names the first instruction of that
-function in program order; the other tests check the truncated programs on the instruction-level simulator alone.
+The fault tests corrupt one function's results on a small network (``trace_fault_net.yaml``) and check that the
+bisection names the first instruction of that function in program order: in ``make test`` the simulator's side is
+corrupted (the correct core, the cached build of the other core tests), in the slow tier the core is built with a
+VECTOR unit that corrupts its writes (:class:`BrokenVector`). The other tests check the truncated programs on the
+instruction-level simulator alone.
 """
 
 import time
@@ -135,6 +137,32 @@ def test_truncated_program_tokens(workload):
             truncated_program(program, bad, parameters, 0x10000)
 
 
+def test_a_simulator_that_disagrees_with_the_core_names_the_first_instruction_of_that_funct(monkeypatch):
+    """The bisection is symmetric: with the instruction-level simulator corrupting ``VECTOR.maxpool_forward`` (the
+    core is the correct configured one, the build the other core tests use), the step differs and the bisection
+    names that function's first instruction. The slow tier runs the same check with a broken RTL unit."""
+    from wavecore.verif.training_step import run_step_on_core
+
+    original = Simulator._op_vector
+
+    def corrupted(self, ins, shape, entry):
+        original(self, ins, shape, entry)
+        if ins.funct == BROKEN_FUNCT:
+            _, writes = accesses(ins, shape, self.parameters)
+            for _, start, stop in writes:
+                self.scratchpad[start:stop] ^= 1
+
+    monkeypatch.setattr(Simulator, "_op_vector", corrupted)
+    report = run_step_on_core(load_config(None), network=NETWORK, batch=2)
+    program = compile_workload(load_config(None), network=NETWORK, batch=2).step.program
+    first = next(i for i, ins in enumerate(program) if ins.opcode == "VECTOR" and ins.funct == BROKEN_FUNCT)
+    assert report.fault is None and report.wrong_regions
+    located = report.first_wrong_instruction
+    assert isinstance(located, FirstWrongInstruction) and located.index == first, located
+    assert located.text.startswith(f"{first}: VECTOR.{BROKEN_FUNCT}")
+
+
+@pytest.mark.slow
 def test_broken_vector_names_first_instruction_of_its_funct():
     """A core whose VECTOR unit corrupts one function: the step differs and the bisection names that function's
     first instruction in program order."""

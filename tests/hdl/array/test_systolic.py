@@ -59,6 +59,9 @@ def _run_config(config: dict) -> None:
                           hierarchical=config["form"] == "hierarchical")
     design = build(array, toplevel="systolic", simulator=config["simulator"])
     shapes = _shapes(config["rows"], config["cols"])
+    if config["dataflow"] == "weight_stationary":
+        # M = 2 rows of A per weight pass (two passes: K = rows + 1), the stream.group.flag_x_beats bin switch x 2
+        shapes = [*shapes, [2, config["rows"] + 1, 2]]
     testcases = ["random_gemms", "no_result_lost_or_repeated", "result_latency_matches_docstring"]
     if config["acc_width"] == "tight":
         testcases.append("overflowing_gemms")
@@ -82,7 +85,7 @@ def test_pairwise_configurations_cover_every_pair():
 @pytest.mark.parametrize("config", PAIRWISE, ids=_config_id)
 def test_array_matches_numpy_pairwise(config):
     """Random GEMMs (K = 1, ragged edges, extreme values, narrow accumulators overflowing) under random
-    input gaps and output backpressure, on both dataflows and both simulators; W^T preload on WS."""
+    input gaps and output backpressure, on both dataflows and both simulators; W^T preload and M = 2 on WS."""
     _run_config(config)
 
 
