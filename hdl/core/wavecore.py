@@ -38,6 +38,12 @@ Timing and behaviour (one instruction at a time per queue; the queues run concur
   finish every already dispatched instruction they can (so which instructions ran does not depend on DRAM
   timing: the failing instruction and everything after it never run), then the core ends with ``done`` and
   the error recorded in ``ERROR_CODE``/``ERROR_ADDRESS`` (the failing instruction's DRAM address).
+* **Memories.** Each on-chip memory is :class:`~wavecore.hdl.core.core_memory.CoreMemory`: one block-RAM
+  replica per compute read port (scratchpad two, accumulator one), each with one write and one read port. The
+  compute units' ports have priority and see the timing of a memory with enough ports; a LOAD's words wait in a
+  four-word buffer while a compute unit writes the same memory (the read channel stops while the buffer holds
+  two or more) and a LOAD retires when its last word is written; a STORE's read waits while every compute read
+  port of its memory reads.
 * **Soft reset** stops starting instructions, waits until the DMA is idle, then empties the queues and the
   token counters and returns to idle.
 """
