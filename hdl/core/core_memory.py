@@ -89,7 +89,7 @@ class CoreMemory(wiring.Component):
 
         # The DMA read takes the first replica whose compute port is idle.
         compute_en = [getattr(self, f"read{k}_en") for k in range(self.readers)]
-        choice = Signal(range(self.readers), name="dma_replica")
+        choice = Signal(range(max(self.readers, 2)), name="dma_replica")  # never 0 bits wide (Verilator)
         for k in reversed(range(self.readers)):
             with m.If(~compute_en[k]):
                 m.d.comb += choice.eq(k)
