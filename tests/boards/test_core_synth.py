@@ -1,7 +1,7 @@
 """`wavecore synth --block core --target ulx3s-85f`: the whole WaveCore (8x8 int8, the default configuration's
 128 KiB scratchpad, 32 KiB accumulator, 128-bit bus) fits the ECP5-85F with its memories in block RAM.
 
-Slow tier: Yosys and nextpnr take about half an hour on a loaded two-core machine (docs/benchmarks.md,
+Slow tier: Yosys and nextpnr take about an hour on a loaded two-core machine (docs/benchmarks.md,
 "WaveCore on the ECP5-85F")."""
 
 import json
