@@ -16,9 +16,10 @@ MEMORY_BRAMS = 2 * 64 + 16
 
 
 @pytest.mark.slow
+@pytest.mark.fpga
 def test_core_fits_the_ecp5_85f_with_its_memories_in_block_ram(tmp_path, capsys):
     out = tmp_path / "core"
-    assert main(["--quiet", "synth", "--target", "ulx3s-85f", "--block", "core", "-o", str(out)]) == 0
+    assert main(["synth", "--quiet", "--target", "ulx3s-85f", "--block", "core", "-o", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
     print(capsys.readouterr().out)  # the summary: resources and Fmax
     assert report["status"] in ("ok", "timing_failed"), report.get("error")
