@@ -204,10 +204,12 @@ BLOCKS: dict[str, Block] = {
                     Parameter("cols", int, 8, "systolic array columns (reported in CONFIG_ARRAY)"),
                     Parameter("in_width", int, 8, "operand bits (scratchpad element size)"),
                     Parameter("acc_width", int, 32, "accumulator bits (accumulator element size)"),
-                    Parameter("scratchpad_elements", int, 1 << 15, "scratchpad size in operand elements"),
+                    Parameter("scratchpad_elements", int, 1 << 17, "scratchpad size in operand elements "
+                              "(default: the default configuration's 128 KiB buffer of int8)"),
                     Parameter("accumulator_elements", int, 1 << 13, "accumulator memory size in elements"),
                     Parameter("dram_bytes", int, 1 << 26, "DRAM size in bytes (LOAD/STORE range check)"),
-                    Parameter("data_width", int, 64, "AXI data bits (32, 64 or 128)"),
+                    Parameter("data_width", int, 128, "AXI data bits (32, 64 or 128; default: the default "
+                              "configuration's 16 bytes per cycle)"),
                     Parameter("max_burst", int, 16, "longest burst in beats (1-256)"),
                     Parameter("max_outstanding", int, 4, "bursts in flight per channel (1-64)"),
                     Parameter("queue_depth", int, 4, "entries of each instruction queue (2-64)"),

@@ -15,7 +15,9 @@ set needs, bit-exact, in about 100 to 160 cycles instead of the bit-serial multi
 
 ``round`` is :func:`wavecore.golden.numerics.divide_round` (half away from zero): the divider computes
 ``floor((2|n| + d) / 2d)`` on magnitudes and applies the sign; a quotient of ``q`` bits is found in ``q``
-cycles (one compare-subtract each) after a one-cycle overflow test ``N >= D * 2**q``.
+cycles (one compare-subtract each) after a one-cycle overflow test ``N >= D * 2**q``. The operands of every
+division are registered first (the state with the wide products ends in a register), so no cycle holds both a
+wide multiplier and the divider's set-up (a shorter critical path; one cycle per division).
 
 **Ports** (as :class:`NormScalar`): ``command`` (stream of :attr:`command_layout`; taken, ``ready`` high, in
 the first cycle an idle unit sees ``valid`` while no result waits) and ``result`` (stream of
@@ -23,8 +25,8 @@ the first cycle an idle unit sees ``valid`` while no result waits) and ``result`
 ``ready``; the fields a mode does not produce are 0).
 
 **Timing** (data-independent, from the cycle the command is taken to the first cycle of ``result.valid``):
-forward ``3*rstd_width + bias_width + 7``, backward ``coefficient_width + bias_width + 7``, dgamma ``64 + 4``
-cycles (:meth:`worst_case_cycles`; 151, 87 and 68 for the default formats).
+forward ``3*rstd_width + bias_width + 9``, backward ``coefficient_width + bias_width + 9``, dgamma ``64 + 5``
+cycles (:meth:`worst_case_cycles`; 153, 89 and 69 for the default formats).
 """
 
 from __future__ import annotations
@@ -116,11 +118,12 @@ class NormConstants(wiring.Component):
         """Cycles from the cycle the command is taken to the first cycle ``result.valid`` is high (exact)."""
         q = self.quotient_bits
         mode = ScalarMode(mode)
-        if mode == ScalarMode.FORWARD:  # F0 F1, divide, SQRT_SETUP, root, F_A F_C, divide, F_OUT
-            return 2 + q["rstd"] + 1 + self.arithmetic.rstd_width + 2 + q["c"] + 1 + 1
-        if mode == ScalarMode.BACKWARD:  # B0 B1 B2, divide, B_K2 B3, divide, B_OUT
-            return 3 + q["k2"] + 2 + q["k3"] + 1 + 1
-        return 2 + q["dgamma"] + 1 + 1  # G0 G1, divide, G_OUT
+        # every division: the operands' state, SETUP (or F1_SETUP), then q DIVIDE cycles
+        if mode == ScalarMode.FORWARD:  # F0 F1 F1_SETUP, divide, SQRT_SETUP, root, F_A F_C SETUP, divide, F_OUT
+            return 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 3 + q["c"] + 1 + 1
+        if mode == ScalarMode.BACKWARD:  # B0 B1 B2 SETUP, divide, B_K2 B3 SETUP, divide, B_OUT
+            return 4 + q["k2"] + 3 + q["k3"] + 1 + 1
+        return 3 + q["dgamma"] + 1 + 1  # G0 G1 SETUP, divide, G_OUT
 
     def elaborate(self, platform):
         m = Module()
@@ -160,13 +163,17 @@ class NormConstants(wiring.Component):
         m.d.comb += [magnitude.eq(Mux(numerator < 0, -numerator, numerator)), total.eq((magnitude << 1) + divisor),
                      twice.eq(divisor << 1)]
 
+        # the registered operands of the next division (SETUP reads them)
+        dividend = Signal(signed(width + 1))  # F1: K**2 (unsigned, width bits)
+        held_divisor = Signal(width)
+        limit = Signal(width + max(self.quotient_bits.values()) + 1)  # 2d * 2**q: the overflow bound
+
         def divide(value, by, bits, then):
-            """Set up ``divide_round(value, by)`` with ``bits`` quotient bits; go to ``then`` after."""
-            m.d.comb += [numerator.eq(value), divisor.eq(by)]
-            m.d.sync += [remainder.eq(total), shifted.eq(twice << (bits - 1)), quotient.eq(0),
-                         negative.eq(numerator < 0), overflow.eq(total >= (twice << bits)), steps.eq(bits)]
-            m.d.sync += resume.eq(then)
-            m.next = "DIVIDE"
+            """``divide_round(value, by)`` with ``bits`` quotient bits: register the operands, SETUP next; go
+            to ``then`` after."""
+            m.d.sync += [dividend.eq(value), held_divisor.eq(by), shifted.eq(by << bits),
+                         limit.eq(by << (bits + 1)), steps.eq(bits), resume.eq(then)]
+            m.next = "SETUP"
 
         def rounded(fmt):
             """The signed quotient saturated to ``fmt`` (an IntFormat)."""
@@ -198,11 +205,12 @@ class NormConstants(wiring.Component):
                 m.d.sync += temp.eq(count * s2 - s1 * s1)
                 m.next = "F1"
             with m.State("F1"):  # rstd**2 = floor(K**2 / D): the divider without the rounding set-up
-                k_squared = Signal(width, name="k_squared")
-                m.d.comb += [k_squared.eq(count_squared << self.k_shift),
-                             divisor.eq((temp << a.eps_frac) + fields.eps * count_squared)]
-                m.d.sync += [remainder.eq(k_squared), shifted.eq(divisor << (2 * rw - 1)), quotient.eq(0),
-                             negative.eq(0), overflow.eq(k_squared >= (divisor << (2 * rw))), steps.eq(2 * rw),
+                m.d.sync += [dividend.eq(count_squared << self.k_shift),
+                             held_divisor.eq((temp << a.eps_frac) + fields.eps * count_squared)]
+                m.next = "F1_SETUP"
+            with m.State("F1_SETUP"):
+                m.d.sync += [remainder.eq(dividend), shifted.eq(held_divisor << (2 * rw - 1)), quotient.eq(0),
+                             negative.eq(0), overflow.eq(dividend >= (held_divisor << (2 * rw))), steps.eq(2 * rw),
                              resume.eq(after["sqrt"])]
                 m.next = "DIVIDE"
             with m.State("SQRT_SETUP"):
@@ -265,6 +273,11 @@ class NormConstants(wiring.Component):
                 m.next = "IDLE"
 
             # -- the shared divider ---------------------------------------------------------------------------
+            with m.State("SETUP"):  # the registered operands: signs, 2|n| + d, the overflow test
+                m.d.comb += [numerator.eq(dividend), divisor.eq(held_divisor)]
+                m.d.sync += [remainder.eq(total), quotient.eq(0), negative.eq(numerator < 0),
+                             overflow.eq(total >= limit)]
+                m.next = "DIVIDE"
             with m.State("DIVIDE"):
                 fits = remainder >= shifted
                 m.d.sync += [remainder.eq(Mux(fits, remainder - shifted, remainder)), shifted.eq(shifted >> 1),

@@ -38,6 +38,12 @@ Timing and behaviour (one instruction at a time per queue; the queues run concur
   finish every already dispatched instruction they can (so which instructions ran does not depend on DRAM
   timing: the failing instruction and everything after it never run), then the core ends with ``done`` and
   the error recorded in ``ERROR_CODE``/``ERROR_ADDRESS`` (the failing instruction's DRAM address).
+* **Memories.** Each on-chip memory is :class:`~wavecore.hdl.core.core_memory.CoreMemory`: one block-RAM
+  replica per compute read port (scratchpad two, accumulator one), each with one write and one read port. The
+  compute units' ports have priority and see the timing of a memory with enough ports; a LOAD's words wait in a
+  four-word buffer while a compute unit writes the same memory (the read channel stops while the buffer holds
+  two or more) and a LOAD retires when its last word is written; a STORE's read waits while every compute read
+  port of its memory reads.
 * **Soft reset** stops starting instructions, waits until the DMA is idle, then empties the queues and the
   token counters and returns to idle.
 """
@@ -46,7 +52,6 @@ from __future__ import annotations
 
 from amaranth import Cat, Const, Module, Mux, ResetInserter, Signal
 from amaranth.lib import fifo, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.core import isa
@@ -54,6 +59,7 @@ from wavecore.golden.core.semantics import CoreParameters, core_numerics
 from wavecore.golden.numerics import IntegerTraining, check_int
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import READ_PORTS, WRITE_PORTS, ElementPorts, element_widths
+from wavecore.hdl.core.core_memory import CoreMemory
 from wavecore.hdl.core.counters import CoreCounters
 from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
 from wavecore.hdl.core.registers import CoreIdentity, ErrorCode, RegisterMap
@@ -208,12 +214,6 @@ class WaveCore(wiring.Component):
             result = result | value
         return result
 
-    @staticmethod
-    def _gated(port, name):
-        """``port.<name>`` where ``port.en`` is high, else 0."""
-        value = getattr(port, name).as_unsigned()
-        return Mux(port.en, value, 0)
-
     # ---- elaboration ---------------------------------------------------------------------------------------
     def elaborate(self, platform):
         m = Module()
@@ -234,14 +234,15 @@ class WaveCore(wiring.Component):
         element_ports = {}  # the compute units' element ports on each memory
         element_bytes = {"scratchpad": self.parameters.operand_bytes, "accumulator": self.parameters.accumulator_bytes}
         for space in isa.SPACES:
-            memory = Memory(shape=self.data_width, depth=self.memory_words[space], init=[])
-            m.submodules[space] = memory
-            memories[space] = (memory.write_port(granularity=8 * element_bytes[space]), memory.read_port())
+            # Block-RAM friendly: one replica per compute read port, the DMA's reads and writes arbitrated in
+            # (wavecore.hdl.core.core_memory); the compute units' timing is that of a memory with enough ports.
             readers = sum(1 for target in READ_PORTS.values() if target == space)
+            memory = CoreMemory(word_bits=self.data_width, element_bits=8 * element_bytes[space],
+                                depth=self.memory_words[space], readers=readers)
+            m.submodules[space] = memories[space] = memory
             adapter = ElementPorts(element_bits=self.element_widths[space], word_bits=self.data_width,
                                    elements=self.parameters.sizes()[space], readers=readers)
-            adapter.attach([memory.read_port() for _ in range(readers)],
-                           memory.write_port(granularity=self.element_widths[space]))
+            adapter.attach(*memory.compute_ports())
             m.submodules[f"{space}_elements"] = element_ports[space] = adapter
 
         flush = Signal()  # soft reset: empties the queues and the token counters
@@ -363,7 +364,7 @@ class WaveCore(wiring.Component):
                     m.d.sync += [beat_count.eq(0), fetch_read_error.eq(0)]
                     m.next = "RECEIVE"
             with m.State("RECEIVE"):
-                with m.If(dma.read_data.valid):
+                with m.If(dma.read_data.valid & dma.read_data.ready):
                     m.d.sync += [instruction.eq(Cat(instruction[self.data_width:], dma.read_data.payload.data)),
                                  beat_count.eq(beat_count + 1)]
                 with m.If(dma.axi.rvalid & dma.axi.rready & (dma.axi.rresp != 0)):
@@ -423,6 +424,7 @@ class WaveCore(wiring.Component):
                          "store": axi.bvalid & axi.bready & (axi.bresp != 0)}
         channel_idle = {"load": dma.read_idle, "store": dma.write_idle}
         channel_code = {"load": ErrorCode.AXI_READ_ERROR, "store": ErrorCode.AXI_WRITE_ERROR}
+        drained = {"load": Signal(name="load_drained"), "store": Const(1, 1)}
         for q in ("load", "store"):
             with m.FSM(name=q) as executor:
                 with m.State("IDLE"), m.If(start[q]):
@@ -436,10 +438,10 @@ class WaveCore(wiring.Component):
                 if q == "load":
                     with m.State("FLUSH"):  # the row packer writes its last partial word
                         m.next = "RETIRE"
-                with m.State("RETIRE"):
+                with m.State("RETIRE"), m.If(drained[q]):  # a LOAD: its words are all in the memory
                     m.next = "IDLE"
             raise_error(executor.ongoing("WAIT") & channel_error[q], channel_code[q], current_address[q])
-            m.d.comb += retire[q].eq(executor.ongoing("RETIRE"))
+            m.d.comb += retire[q].eq(executor.ongoing("RETIRE") & drained[q])
             executors[q] = executor
         load_idle = executors["load"].ongoing("IDLE")
         store_idle = executors["store"].ongoing("IDLE")
@@ -459,14 +461,36 @@ class WaveCore(wiring.Component):
         # DMA read beats -> the row packer -> the LOAD's memory; the STORE's memory -> the row unpacker -> W beats.
         load_accumulator = self._accumulator_side(current["load"])
         store_accumulator = self._accumulator_side(current["store"])
-        loading = ~load_idle & dma.read_data.valid
+        loading = ~load_idle & dma.read_data.valid & dma.read_data.ready
         m.submodules.row_packer = packer = RowPacker(data_width=self.data_width, address_width=dma.scratch_width)
         m.submodules.row_unpacker = unpacker = RowUnpacker(data_width=self.data_width,
                                                            address_width=dma.scratch_width)
         load_issued = executors["load"].ongoing("ISSUE") & dma.read_command.ready
         store_issued = executors["store"].ongoing("ISSUE") & dma.write_command.ready
+        # The packer's words wait in a small buffer while a compute unit writes the same memory (compute first);
+        # the read channel stops while the buffer could not take the words of the beats in flight.
+        entry = self.data_width + self.word_bytes + dma.scratch_width + 1
+        m.submodules.load_buffer = load_buffer = fifo.SyncFIFO(width=entry, depth=4)
+        packer_word = Cat(packer.write_data, packer.write_strobe, packer.write_address, load_accumulator)
+        buffered = load_buffer.r_rdy
+        word = Mux(buffered, load_buffer.r_data, packer_word)
+        word_valid = buffered | packer.write_enable
+        word_data = word[: self.data_width]
+        word_strobe = word[self.data_width : self.data_width + self.word_bytes]
+        word_address = word[self.data_width + self.word_bytes : -1]
+        word_accumulator = word[-1]
+        word_taken = word_valid & Mux(word_accumulator, memories["accumulator"].dma_write_ready,
+                                      memories["scratchpad"].dma_write_ready)
         m.d.comb += [
-            dma.read_data.ready.eq(1),
+            load_buffer.w_data.eq(packer_word),
+            load_buffer.w_en.eq(packer.write_enable & (buffered | ~word_taken)),
+            load_buffer.r_en.eq(buffered & word_taken),
+            drained["load"].eq(~load_buffer.w_en & (~buffered | ((load_buffer.level == 1) & word_taken))),
+        ]
+        store_reader = Mux(store_accumulator, memories["accumulator"].dma_read_ready,
+                           memories["scratchpad"].dma_read_ready)
+        m.d.comb += [
+            dma.read_data.ready.eq(load_buffer.level <= 1),
             packer.start.eq(load_issued),
             packer.chip_byte.eq(chip_byte(current["load"], len(packer.chip_byte))),
             packer.beat_valid.eq(loading),
@@ -476,24 +500,26 @@ class WaveCore(wiring.Component):
             unpacker.start.eq(store_issued),
             unpacker.chip_byte.eq(chip_byte(current["store"], len(unpacker.chip_byte))),
             unpacker.active.eq(executors["store"].ongoing("WAIT")),
-            unpacker.read_data.eq(Mux(store_accumulator, memories["accumulator"][1].data,
-                                      memories["scratchpad"][1].data)),
+            unpacker.read_ready.eq(store_reader),
+            unpacker.read_data.eq(Mux(store_accumulator, memories["accumulator"].dma_read_data,
+                                      memories["scratchpad"].dma_read_data)),
             unpacker.beat_strobe.eq(axi.wstrb),
             unpacker.beat_ready.eq(dma.write_fetched.ready),
             dma.write_fetched.valid.eq(unpacker.beat_valid),
             dma.write_fetched.payload.eq(unpacker.beat_data),
             dma.write_fetch.ready.eq(1),  # the unpacker follows the W beats' strobes, not the word fetches
         ]
-        for space, (write_port, read_port) in memories.items():
-            selected_load = load_accumulator if space == "accumulator" else ~load_accumulator
+        for space, memory in memories.items():
+            selected_load = word_accumulator if space == "accumulator" else ~word_accumulator
+            selected_store = store_accumulator if space == "accumulator" else ~store_accumulator
             size = element_bytes[space]
             m.d.comb += [
-                write_port.addr.eq(packer.write_address),
-                write_port.data.eq(packer.write_data),
-                write_port.en.eq(Cat(*(packer.write_strobe[lane] & packer.write_enable & selected_load
-                                       for lane in range(0, self.word_bytes, size)))),
-                read_port.en.eq(unpacker.read_enable),
-                read_port.addr.eq(unpacker.read_address),
+                memory.dma_write_valid.eq(word_valid & selected_load),
+                memory.dma_write_addr.eq(word_address),
+                memory.dma_write_data.eq(word_data),
+                memory.dma_write_en.eq(Cat(*(word_strobe[lane] for lane in range(0, self.word_bytes, size)))),
+                memory.dma_read_en.eq(unpacker.read_enable & selected_store),
+                memory.dma_read_addr.eq(unpacker.read_address),
             ]
         classes = len(isa.TRAFFIC_CLASSES)
         m.d.comb += [
@@ -519,22 +545,29 @@ class WaveCore(wiring.Component):
         # The unit's element ports drive the memories' adapters while its instruction runs: an idle unit keeps its
         # enables low, so the OR of every unit's enable-gated address and data is the running unit's; the read
         # data goes to every unit.
+        # Each unit's enables count only while its instruction runs (hardware: they are low anyway; a Verilog
+        # simulator may start an idle unit's enable at X, which must not reach the memories' arbitration).
+        selected = {name: Signal(name=f"{name.lower()}_selected") for name in self.units}
+
+        def enable(name, port):
+            return getattr(self.units[name], port).en & selected[name]
+
+        def gated(name, port, field):
+            return Mux(enable(name, port), getattr(getattr(self.units[name], port), field).as_unsigned(), 0)
+
         readers = {space: 0 for space in isa.SPACES}
         for port, space in READ_PORTS.items():  # scratch_read0 -> read0, scratch_read1 -> read1, acc_read -> read0
             reader = getattr(element_ports[space], f"read{readers[space]}")
             readers[space] += 1
-            m.d.comb += [reader.en.eq(self._or(getattr(unit, port).en for unit in self.units.values())),
-                         reader.addr.eq(self._or(self._gated(getattr(unit, port), "addr")
-                                                 for unit in self.units.values()))]
+            m.d.comb += [reader.en.eq(self._or(enable(name, port) for name in self.units)),
+                         reader.addr.eq(self._or(gated(name, port, "addr") for name in self.units))]
             for unit in self.units.values():
                 m.d.comb += getattr(unit, port).data.eq(reader.data)
         for port, space in WRITE_PORTS.items():
             writer = element_ports[space].write
-            m.d.comb += [writer.en.eq(self._or(getattr(unit, port).en for unit in self.units.values())),
-                         writer.addr.eq(self._or(self._gated(getattr(unit, port), "addr")
-                                                 for unit in self.units.values())),
-                         writer.data.eq(self._or(self._gated(getattr(unit, port), "data")
-                                                 for unit in self.units.values()))]
+            m.d.comb += [writer.en.eq(self._or(enable(name, port) for name in self.units)),
+                         writer.addr.eq(self._or(gated(name, port, "addr") for name in self.units)),
+                         writer.data.eq(self._or(gated(name, port, "data") for name in self.units))]
         unit_done = self._or(unit.done for unit in self.units.values())
         compute_faulted = Signal()  # a unit addressed outside its memory since START: the compute queue stops
         element_fault = Signal()
@@ -561,6 +594,9 @@ class WaveCore(wiring.Component):
                 with m.If(decoder.opcode_is(current["compute"], "SHAPE")):
                     m.d.sync += shape.eq(current["compute"])
                 m.next = "IDLE"
+        unit_running = compute.ongoing("START") | compute.ongoing("RUN")
+        for name in self.units:
+            m.d.comb += selected[name].eq(unit_running & decoder.opcode_is(current["compute"], name))
         m.d.comb += [retire["compute"].eq(compute.ongoing("RETIRE")),
                      finish.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "END")),
                      counter_clear.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "COUNTER")

@@ -11,6 +11,7 @@ Ports (``lanes = data_width // 8``):
 * ``start`` (1 cycle) with ``chip_byte``: a new transfer reading from on-chip byte ``chip_byte``; empties
   the carry. ``active`` high lets the unpacker read ahead (it reads at most three words past what the beats
   consumed; the extra words' bytes are never sent).
+* ``read_ready`` (default high): the memory takes a read this cycle; while it is low the unpacker does not read.
 * ``read_enable``/``read_address`` -> ``read_data``: the on-chip read port (data the cycle after the read).
 * ``beat_strobe`` (the lanes of the beat the DMA frames), ``beat_valid``/``beat_data`` (the beat's word, valid
   once the carry holds its bytes), ``beat_ready`` (the DMA takes it).
@@ -54,6 +55,7 @@ class RowUnpacker(wiring.Component):
             "start": In(1),
             "chip_byte": In(address_width + self.lane_shift),
             "active": In(1),
+            "read_ready": In(1, init=1),
             "read_enable": Out(1),
             "read_address": Out(address_width),
             "read_data": In(data_width),
@@ -94,7 +96,7 @@ class RowUnpacker(wiring.Component):
         merged = Cat(*(Mux(lane < base, rest[8 * lane : 8 * lane + 8], placed[8 * lane : 8 * lane + 8])
                        for lane in range(capacity)))
 
-        issue = self.active & (fill + Mux(pending, lanes, 0) + lanes <= capacity)
+        issue = self.active & self.read_ready & (fill + Mux(pending, lanes, 0) + lanes <= capacity)
         m.d.comb += [self.read_enable.eq(issue), self.read_address.eq(address)]
         with m.If(self.start):
             m.d.sync += [fill.eq(0), pending.eq(0), first.eq(1), skip.eq(self.chip_byte[: self.lane_shift]),
