@@ -24,7 +24,7 @@ from wavecore.golden.core.simulator import Simulator, TraceEntry
 from wavecore.golden.numerics import INTEGER_PRESETS, IntegerTraining
 from wavecore.hdl.core.compute_unit import ElementPorts, element_widths
 
-__all__ = ["UnitBench", "check_unit", "numerics_for", "pack", "run_golden", "run_unit", "unpack"]
+__all__ = ["UnitBench", "check_unit", "idle_outputs", "numerics_for", "pack", "run_golden", "run_unit", "unpack"]
 
 
 def numerics_for(parameters: CoreParameters) -> IntegerTraining:
@@ -189,3 +189,25 @@ def check_unit(unit, parameters: CoreParameters, numerics: IntegerTraining, inst
                                  f"({len(wrong)} elements differ; instructions: "
                                  + "; ".join(ins.text() for ins in instructions) + ")")
     return cycles
+
+
+def idle_outputs(unit, cycles: int = 8) -> list[str]:
+    """The port enables and ``done`` a unit raises in ``cycles`` cycles without ``start`` (``"name@cycle"``; the
+    core ORs its units' ports, so an idle unit must keep them all low)."""
+    from amaranth.sim import Simulator as AmaranthSimulator
+
+    ports = {name: getattr(unit, name).en for name in ("scratch_read0", "scratch_read1", "scratch_write",
+                                                       "acc_read", "acc_write")}
+    ports["done"] = unit.done
+    raised = []
+
+    async def testbench(ctx):
+        for cycle in range(cycles):
+            raised.extend(f"{name}@{cycle}" for name, port in ports.items() if ctx.get(port))
+            await ctx.tick()
+
+    simulator = AmaranthSimulator(unit)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    return raised

@@ -40,6 +40,7 @@ __all__ = [
     "ElementWriteSignature",
     "READ_PORTS",
     "WRITE_PORTS",
+    "check_unit_arguments",
     "shape_field",
 ]
 
@@ -82,6 +83,17 @@ class ComputeUnitSignature(wiring.Signature):
         members.update({name: Out(ElementReadSignature(widths[space])) for name, space in READ_PORTS.items()})
         members.update({name: Out(ElementWriteSignature(widths[space])) for name, space in WRITE_PORTS.items()})
         super().__init__(members)
+
+
+def check_unit_arguments(parameters, numerics) -> None:
+    """The constructor checks every unit shares: ``parameters`` a CoreParameters, ``numerics`` an
+    IntegerTraining (one-line TypeErrors naming the argument)."""
+    from wavecore.golden.numerics import IntegerTraining
+
+    if not isinstance(parameters, CoreParameters):
+        raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
+    if not isinstance(numerics, IntegerTraining):
+        raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
 
 
 def shape_field(shape, name: str):

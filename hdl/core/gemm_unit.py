@@ -73,7 +73,12 @@ from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
-from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.core.compute_unit import (
+    ComputeUnitSignature,
+    check_unit_arguments,
+    element_widths,
+    shape_field,
+)
 
 __all__ = ["BUFFER_DEPTH", "SETUP_CYCLES", "GemmUnit", "unit_cycles"]
 
@@ -205,10 +210,7 @@ class GemmUnit(wiring.Component):
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, lanes: int | None = None,
                  buffer_depth: int = BUFFER_DEPTH):
-        if not isinstance(parameters, CoreParameters):
-            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
-        if not isinstance(numerics, IntegerTraining):
-            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        check_unit_arguments(parameters, numerics)
         mac = numerics.mac
         if (mac.in_width, mac.acc_width) != (parameters.in_width, parameters.acc_width):
             raise ValueError(f"numerics MAC widths {mac.in_width}/{mac.acc_width} must equal the parameters' "

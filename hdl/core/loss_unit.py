@@ -57,7 +57,12 @@ from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
-from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.core.compute_unit import (
+    ComputeUnitSignature,
+    check_unit_arguments,
+    element_widths,
+    shape_field,
+)
 from wavecore.hdl.norm.common import requantize_value
 
 __all__ = ["LossUnit", "unit_cycles"]
@@ -106,10 +111,7 @@ class LossUnit(wiring.Component):
     """
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
-        if not isinstance(parameters, CoreParameters):
-            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
-        if not isinstance(numerics, IntegerTraining):
-            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        check_unit_arguments(parameters, numerics)
         if numerics.loss != "integer":
             raise ValueError(f"numerics must use the on-chip loss (loss='integer'), not {numerics.loss!r}")
         a = numerics.loss_arithmetic

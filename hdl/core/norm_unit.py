@@ -69,7 +69,13 @@ from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters
 from wavecore.golden.numerics import IntegerTraining, NormArithmetic, check_int
 from wavecore.hdl.core import decoder
-from wavecore.hdl.core.compute_unit import ADDRESS_WIDTH, ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.core.compute_unit import (
+    ADDRESS_WIDTH,
+    ComputeUnitSignature,
+    check_unit_arguments,
+    element_widths,
+    shape_field,
+)
 from wavecore.hdl.core.norm_constants import NormConstants
 from wavecore.hdl.norm.scalar import ScalarMode
 from wavecore.hdl.stream.window import requantize
@@ -116,10 +122,7 @@ class NormUnit(wiring.Component):
     """
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, max_count: int = 1 << 30):
-        if not isinstance(parameters, CoreParameters):
-            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
-        if not isinstance(numerics, IntegerTraining):
-            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        check_unit_arguments(parameters, numerics)
         self.parameters, self.numerics = parameters, numerics
         self.max_count = check_int("max_count", max_count, 1, 1 << 30)
         widths = element_widths(parameters)

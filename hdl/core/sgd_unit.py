@@ -36,7 +36,12 @@ from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
-from wavecore.hdl.core.compute_unit import ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.core.compute_unit import (
+    ComputeUnitSignature,
+    check_unit_arguments,
+    element_widths,
+    shape_field,
+)
 from wavecore.hdl.norm.common import requantize_value
 
 __all__ = ["SgdUnit", "unit_cycles"]
@@ -61,10 +66,7 @@ class SgdUnit(wiring.Component):
     """
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
-        if not isinstance(parameters, CoreParameters):
-            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
-        if not isinstance(numerics, IntegerTraining):
-            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        check_unit_arguments(parameters, numerics)
         if numerics.sgd != "integer":
             raise ValueError(f"numerics must use the on-chip SGD (sgd='integer'), not {numerics.sgd!r}")
         arithmetic = numerics.sgd_arithmetic(lr=0.0, momentum=0.0, weight_decay=0.0)

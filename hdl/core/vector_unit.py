@@ -70,7 +70,13 @@ from amaranth.lib import wiring
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import INTEGER_PRESETS, IntegerTraining
-from wavecore.hdl.core.compute_unit import ADDRESS_WIDTH, ComputeUnitSignature, element_widths, shape_field
+from wavecore.hdl.core.compute_unit import (
+    ADDRESS_WIDTH,
+    ComputeUnitSignature,
+    check_unit_arguments,
+    element_widths,
+    shape_field,
+)
 from wavecore.hdl.core.decoder import field
 
 __all__ = ["VectorUnit", "unit_cycles"]
@@ -162,10 +168,7 @@ class VectorUnit(wiring.Component):
     """
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
-        if not isinstance(parameters, CoreParameters):
-            raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
-        if not isinstance(numerics, IntegerTraining):
-            raise TypeError(f"numerics must be an IntegerTraining, not {numerics!r}")
+        check_unit_arguments(parameters, numerics)
         widths = element_widths(parameters)
         if numerics.operand.width > widths["scratchpad"]:
             raise ValueError(f"the operand format ({numerics.operand.width} bits) must fit a scratchpad element "

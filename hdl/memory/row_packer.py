@@ -49,6 +49,15 @@ def lane_count(strobe):
     return total
 
 
+def check_bus(data_width: int, address_width: int) -> tuple[int, int]:
+    """The realigners' parameter checks: a power-of-two ``data_width`` of 16 to 1024 bits, an
+    ``address_width`` of 1 to 32 bits."""
+    check_int("data_width", data_width, 16, 1024)
+    if data_width & (data_width - 1):
+        raise ValueError(f"data_width must be a power of two between 16 and 1024, not {data_width}")
+    return data_width, check_int("address_width", address_width, 1, 32)
+
+
 class RowPacker(wiring.Component):
     """DRAM row beats -> dense on-chip words (see the module docstring).
 
@@ -61,11 +70,7 @@ class RowPacker(wiring.Component):
     """
 
     def __init__(self, *, data_width: int = 64, address_width: int = 16):
-        check_int("data_width", data_width, 16, 1024)
-        if data_width & (data_width - 1):
-            raise ValueError(f"data_width must be a power of two between 16 and 1024, not {data_width}")
-        self.data_width = data_width
-        self.address_width = check_int("address_width", address_width, 1, 32)
+        self.data_width, self.address_width = check_bus(data_width, address_width)
         self.lanes = data_width // 8
         self.lane_shift = self.lanes.bit_length() - 1
         super().__init__({

@@ -26,8 +26,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wavecore.golden.numerics import check_int
-from wavecore.hdl.memory.row_packer import first_lane, lane_count
+from wavecore.hdl.memory.row_packer import check_bus, first_lane, lane_count
 
 __all__ = ["RowUnpacker"]
 
@@ -44,11 +43,7 @@ class RowUnpacker(wiring.Component):
     """
 
     def __init__(self, *, data_width: int = 64, address_width: int = 16):
-        check_int("data_width", data_width, 16, 1024)
-        if data_width & (data_width - 1):
-            raise ValueError(f"data_width must be a power of two between 16 and 1024, not {data_width}")
-        self.data_width = data_width
-        self.address_width = check_int("address_width", address_width, 1, 32)
+        self.data_width, self.address_width = check_bus(data_width, address_width)
         self.lanes = data_width // 8
         self.lane_shift = self.lanes.bit_length() - 1
         super().__init__({

@@ -13,7 +13,7 @@ from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import INTEGER_PRESETS, MacArithmetic
 from wavecore.hdl.core.gemm_unit import BUFFER_DEPTH, GemmUnit, unit_cycles
-from wavecore.verif.compute_bench import check_unit, numerics_for, run_golden
+from wavecore.verif.compute_bench import check_unit, idle_outputs, numerics_for, run_golden
 
 FUNCTS = tuple(isa.FUNCTS["GEMM"])
 INT8 = CoreParameters(in_width=8, acc_width=32)
@@ -212,3 +212,8 @@ def test_rejects_mismatched_numerics():
         GemmUnit(INT8, numerics_for(INT8), lanes=0)
     with pytest.raises(ValueError, match=r"^buffer_depth must be an integer between 1 and 65536, not 0$"):
         GemmUnit(INT8, numerics_for(INT8), buffer_depth=0)
+
+
+def test_idle_ports_low():
+    """Without start every enable and done stay low (the core ORs the units' ports)."""
+    assert idle_outputs(GemmUnit(INT8, numerics_for(INT8))) == []

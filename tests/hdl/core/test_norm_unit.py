@@ -14,7 +14,7 @@ import pytest
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.hdl.core.norm_unit import NormUnit, unit_cycles
-from wavecore.verif.compute_bench import check_unit, numerics_for, run_golden
+from wavecore.verif.compute_bench import check_unit, idle_outputs, numerics_for, run_golden
 
 P8 = CoreParameters(scratchpad_elements=1024, accumulator_elements=256)
 P16 = CoreParameters(in_width=16, acc_width=32, scratchpad_elements=1024, accumulator_elements=256)
@@ -242,3 +242,8 @@ def test_parameters_validated():
         NormUnit(P8, "int8")
     with pytest.raises(ValueError, match="does not fit the 8-bit scratchpad elements"):
         NormUnit(P8, numerics_for(dataclasses.replace(P8, in_width=16)))
+
+
+def test_idle_ports_low():
+    """Without start every enable and done stay low (the core ORs the units' ports)."""
+    assert idle_outputs(NormUnit(P8, numerics_for(P8))) == []
