@@ -36,17 +36,17 @@ the shared operand on ``scratch_read0`` (x, dy, x) feeds every lane. When S > ``
 lanes' results are written one per cycle while the next reduction runs.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`~wavecore.verif.compute_bench.check_unit` counts them;
-:func:`unit_cycles` computes it): ``SETUP_CYCLES`` (= 15: a 12-step restoring division for C/G, O/G, PH/SH,
-PW/SW, one cycle to prime the counters, two pipeline cycles) + the issue cycles + the lanes of the last tile (its
-last writes). With P = lanes (1 when direct), Cg = C/G, Og = O/G, K = Cg*KH*KW, Q = N*OH*OW, tiles of
-L = min(P, channels left) lanes (T = ceil(Og / P) tiles, ``backward_data``: ceil(Cg / P)), the issue cycles are,
-per tile: FILL L*S (not when direct), BIAS L (``forward_bias``), and per output position: CARRY L
-(``backward_weight_accumulate``) + the reduction's steps (``forward*``: Cg*th*tw, th = the taps of the window
-of row oh inside the input, likewise tw; Cg when th*tw = 0; ``backward_weight*``: Q;
-``backward_data``: KH*KW + (Og - 1)*vh*vw at pixel (h, w), vh = the taps i that reach an output row from h,
-likewise vw: a tap that reaches no output takes one cycle, a valid one Og). The last step of a reduction is
-issued at least L' cycles after the previous reduction's last step (L' = its lanes, whose writes must be done
-first). Without such stalls (every reduction at least as long as its lanes), in closed form:
+:func:`unit_cycles` computes it): ``SETUP_CYCLES`` (= 23: a 12-step restoring division for C/G, O/G, PH/SH, PW/SW,
+one cycle for the instruction's products, one to prime the counters, and the pipeline's 9 stages) + the issue cycles
++ the lanes of the last tile (its last writes). With P = lanes (1 when direct), Cg = C/G, Og = O/G, K = Cg*KH*KW, Q
+= N*OH*OW, tiles of L = min(P, channels left) lanes (T = ceil(Og / P) tiles, ``backward_data``: ceil(Cg / P)), the
+issue cycles are, per tile: FILL L*S (not when direct), BIAS L (``forward_bias``), and per output position: CARRY L
+(``backward_weight_accumulate``) + the reduction's steps (``forward*``: Cg*th*tw, th = the taps of the window of row
+oh inside the input, likewise tw; Cg when th*tw = 0; ``backward_weight*``: Q; ``backward_data``: KH*KW + (Og -
+1)*vh*vw at pixel (h, w), vh = the taps i that reach an output row from h, likewise vw: a tap that reaches no output
+takes one cycle, a valid one Og). The last step of a reduction is issued at least L' cycles after the previous
+reduction's last step (L' = its lanes, whose writes must be done first). Without such stalls (every reduction at
+least as long as its lanes), in closed form:
 
 * ``forward*``: G * (Og*K [FILL] + Og [``forward_bias``] + T*N*Cg*TH*TW) + L_last, TH = sum of th over the
   output rows (likewise TW), when no window lies wholly in the padding;
@@ -54,18 +54,23 @@ first). Without such stalls (every reduction at least as long as its lanes), in 
 * ``backward_data``: G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW)) + L_last, VH = sum of vh over
   the rows (likewise VW).
 
-Pipeline: issue (counters -> addresses, reads presented) -> MAC (read data; lane products; overflow rule; FILL
-writes the buffer) -> write (requantize; ``done`` in the cycle of the last write). Ports: ``scratch_read0`` and
-``scratch_read1`` (operands, bias), ``acc_read`` (the carry), ``scratch_write`` (``forward*``,
-``backward_data``), ``acc_write`` (``backward_weight*``). Hardware: ``lanes`` multipliers and accumulators,
-``lanes`` buffer memories of ``buffer_depth`` operands, a 12-bit restoring divider per quotient; the issue
-cycle computes the element addresses from the loop counters with multipliers (up to three in series: the place
-to pipeline or to turn into running pointers for a fast clock).
+Pipeline (built for a fast clock: at most one multiplier between two registers): issue (the loop counters ->
+the terms of each address) -> ``ADDRESS_STAGES`` (= 4) stages computing every element address as
+((t0 * f1 + t1) * f2 + t2) * f3 + t3, one multiply-add per stage, with factors registered per instruction (the
+reads are presented from these registers) -> ``MAC_STAGES`` (= 3): read data; operands registered (FILL writes
+the buffer); products registered; accumulate (the overflow rule) -> ``WRITE_STAGES`` (= 2): shift and rounding
+decision registered; add, saturate, write (``done`` in the cycle of the last write). The loop control never
+multiplies: the window origin oh*SH - PH (likewise for ow) is a running register, the backward_data tap pairs
+are counted, and KH*KW, OH*OW, H*W and the slice lengths are computed once per instruction. Ports:
+``scratch_read0`` and ``scratch_read1`` (operands, bias), ``acc_read`` (the carry), ``scratch_write``
+(``forward*``, ``backward_data``), ``acc_write`` (``backward_weight*``). Hardware: ``lanes`` multipliers and
+accumulators, ``lanes`` buffer memories of ``buffer_depth`` operands, 11 address multipliers, a 12-bit
+restoring divider per quotient.
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import enum, wiring
 from amaranth.lib.memory import Memory
 
@@ -80,14 +85,21 @@ from wavecore.hdl.core.compute_unit import (
     shape_field,
 )
 
-__all__ = ["BUFFER_DEPTH", "SETUP_CYCLES", "GemmUnit", "unit_cycles"]
+__all__ = ["ADDRESS_STAGES", "BUFFER_DEPTH", "MAC_STAGES", "SETUP_CYCLES", "WRITE_STAGES", "GemmUnit", "unit_cycles"]
 
 #: Bits of the restoring divider (the widest shape field divided: channels, out_channels).
 _DIVIDER_BITS = 12
 #: Extra accumulator bits of the backward-data col2im sum (up to 15 x 15 taps).
 _TAP_BITS = 8
-#: Fixed cycles of every instruction: division, priming, pipeline.
-SETUP_CYCLES = _DIVIDER_BITS + 3
+#: Pipeline stages that compute a step's element addresses from the loop counters (operands, then three
+#: multiply-adds in Horner form, one multiplier between registers each).
+ADDRESS_STAGES = 4
+#: Pipeline stages from the read data to the accumulators (operands registered, product registered, add).
+MAC_STAGES = 3
+#: Pipeline stages of the write (requantization: shift and round registered, then add and saturate).
+WRITE_STAGES = 2
+#: Fixed cycles of every instruction: division, the instruction's products, priming, pipeline.
+SETUP_CYCLES = _DIVIDER_BITS + 2 + ADDRESS_STAGES + MAC_STAGES + WRITE_STAGES
 #: Default local buffer elements per lane.
 BUFFER_DEPTH = 2048
 
@@ -175,12 +187,13 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
 class _State(enum.Enum, shape=4):
     IDLE = 0
     SETUP = 1
-    PRIME = 2
-    FILL = 3
-    BIAS = 4
-    CARRY = 5
-    COMPUTE = 6
-    DRAIN = 7
+    PRODUCTS = 2
+    PRIME = 3
+    FILL = 4
+    BIAS = 5
+    CARRY = 6
+    COMPUTE = 7
+    DRAIN = 8
 
 
 class _Kind(enum.Enum, shape=3):
@@ -278,8 +291,8 @@ class GemmUnit(wiring.Component):
         # forward: the taps of output (oh, ow) inside the input, i_lo <= i < i_hi (likewise j), counted by ri, rj
         # (a window wholly in the padding is one zero step)
         oh_count, ow_count = Signal(8), Signal(8)
-        row0, col0 = Signal(signed(14)), Signal(signed(14))  # oh*SH - PH, ow*SW - PW
-        m.d.comb += [row0.eq(oh_count * SH - PH), col0.eq(ow_count * SW - PW)]
+        # oh*SH - PH, ow*SW - PW: running registers that follow the oh and ow counters (no multiplier)
+        row0, col0 = Signal(signed(14)), Signal(signed(14))
         i_lo, j_lo = Signal(signed(14)), Signal(signed(14))
         i_hi, j_hi = Signal(signed(14)), Signal(signed(14))
         m.d.comb += [i_lo.eq(Mux(row0 < 0, -row0, 0)), j_lo.eq(Mux(col0 < 0, -col0, 0)),
@@ -357,13 +370,17 @@ class GemmUnit(wiring.Component):
             m.d.comb += [red_first.eq(c["ol"] == 0), red_last.eq(ol_last),
                          tap_first.eq((c["i"] == 0) & (c["j"] == 0)), tap_last.eq(at_last["i"] & at_last["j"])]
 
-        # -- addresses of the current step ----------------------------------------------------------------
+        # -- addresses of the current step: Horner terms at issue, ADDRESS_STAGES registered stages ------------
+        # Every element address is ((t0 * f1 + t1) * f2 + t2) * f3 + t3: the terms t come from the loop counters
+        # in the issue cycle, the factors f are the instruction's (registered in PRIME). The pipeline computes one
+        # multiply-add per stage; everything else the step carries is delayed alongside (``delay``).
         address_bits = len(self.scratch_read0.addr)
         channel = Signal(12)  # x's channel: g * C/G + cl
         out_channel = Signal(12)  # dy's channel in backward_data: g * O/G + ol
         lane_channel = Signal(13)  # the lane's channel within the group: tile + lane
+        group_lane = Signal(13)  # o_base + lane_channel
         m.d.comb += [channel.eq(c_base + c["cl"]), out_channel.eq(o_base + c["ol"]),
-                     lane_channel.eq(tile + c["lane"])]
+                     lane_channel.eq(tile + c["lane"]), group_lane.eq(o_base + lane_channel)]
         tap_i, tap_j = Signal(5), Signal(5)  # the kernel tap of x's pixel (forward: within the input)
         with m.If(is_fwd & (state == _State.COMPUTE)):
             m.d.comb += [tap_i.eq(i_lo + c["ri"]), tap_j.eq(j_lo + c["rj"])]
@@ -374,42 +391,97 @@ class GemmUnit(wiring.Component):
         m.d.comb += [pixel_h.eq(row0 + tap_i), pixel_w.eq(col0 + tap_j)]
         pixel_valid = Signal()
         m.d.comb += pixel_valid.eq((pixel_h >= 0) & (pixel_h < H) & (pixel_w >= 0) & (pixel_w < W))
-        x_index = Signal(address_bits)  # x[n, channel, pixel]
-        m.d.comb += x_index.eq(((c["n"] * C + channel) * H + pixel_h[:8]) * W + pixel_w[:8])
-        shared_address = Signal(address_bits)  # scratch_read0 in COMPUTE: x, dy (backward_data), x
-        slice_address = Signal(address_bits)  # scratch_read1 in FILL (and COMPUTE when direct)
-        buffer_address = Signal(range(self.buffer_depth))
-        out_address = Signal(address_bits)  # the lane's output (CARRY; lane 0 in COMPUTE: the write's start)
-        out_stride = Signal(address_bits)  # from one lane's output to the next
-        with m.If(is_fwd):
-            m.d.comb += [
-                shared_address.eq(fld("src0") + x_index),
-                slice_address.eq(fld("src1") + (((o_base + lane_channel) * cg + c["cl"]) * KH + tap_i) * KW
-                                 + tap_j),
-                buffer_address.eq((c["cl"] * KH + tap_i) * KW + tap_j),
-                out_address.eq(fld("dst") + ((c["n"] * O + o_base + lane_channel) * OH + c["oh"]) * OW + c["ow"]),
-                out_stride.eq(OH * OW),
-            ]
-        with m.Elif(is_weight):
-            m.d.comb += [
-                shared_address.eq(fld("src1") + x_index),
-                slice_address.eq(fld("src0") + ((c["n"] * O + o_base + lane_channel) * OH + c["oh"]) * OW
-                                 + c["ow"]),
-                buffer_address.eq((c["n"] * OH + c["oh"]) * OW + c["ow"]),
-                out_address.eq(fld("dst") + (((o_base + lane_channel) * cg + c["cl"]) * KH + c["i"]) * KW + c["j"]),
-                out_stride.eq(cg * KH * KW),
-            ]
-        with m.Else():
-            m.d.comb += [
-                shared_address.eq(fld("src0") + ((c["n"] * O + out_channel) * OH + tap_h_q[:8]) * OW
-                                  + tap_w_q[:8]),
-                slice_address.eq(fld("src1") + ((out_channel * cg + lane_channel) * KH + c["i"]) * KW + c["j"]),
-                buffer_address.eq((c["ol"] * KH + c["i"]) * KW + c["j"]),
-                out_address.eq(fld("dst") + ((c["n"] * C + c_base + lane_channel) * H + c["h"]) * W + c["w"]),
-                out_stride.eq(H * W),
-            ]
+        buffer_bits = len(Signal(range(self.buffer_depth)))
+        # name -> (bits, terms per funct class (forward*, backward_weight*, backward_data))
+        addresses = {
+            # scratch_read0 in COMPUTE: x[n, channel, pixel] (forward*, backward_weight*), dy (backward_data)
+            "shared": (address_bits, (
+                (c["n"], channel, pixel_h[:8], pixel_w[:8] + fld("src0")),
+                (c["n"], channel, pixel_h[:8], pixel_w[:8] + fld("src1")),
+                (c["n"], out_channel, tap_h_q[:8], tap_w_q[:8] + fld("src0")))),
+            # scratch_read1 in FILL (and COMPUTE when direct): the lane's slice
+            "slice": (address_bits, (
+                (group_lane, c["cl"], tap_i, tap_j + fld("src1")),
+                (c["n"], group_lane, c["oh"], c["ow"] + fld("src0")),
+                (out_channel, lane_channel, c["i"], c["j"] + fld("src1")))),
+            # the local buffer: FILL writes it, COMPUTE reads it (the first factor is unused)
+            "buffer": (buffer_bits, (
+                (0, c["cl"], tap_i, tap_j),
+                (0, c["n"], c["oh"], c["ow"]),
+                (0, c["ol"], c["i"], c["j"]))),
+            # the lane's output (CARRY reads it; lane 0's in COMPUTE: where the write starts)
+            "out": (address_bits, (
+                (c["n"], group_lane, c["oh"], c["ow"] + fld("dst")),
+                (group_lane, c["cl"], c["i"], c["j"] + fld("dst")),
+                (c["n"], c_base + lane_channel, c["h"], c["w"] + fld("dst")))),
+        }
+        factor_table = {  # name -> factors (f1, f2, f3) per funct class
+            "shared": ((C, H, W), (C, H, W), (O, OH, OW)),
+            "slice": ((cg, KH, KW), (O, OH, OW), (cg, KH, KW)),
+            "buffer": ((0, KH, KW), (0, OH, OW), (0, KH, KW)),
+            "out": ((O, OH, OW), (cg, KH, KW), (C, H, W)),
+        }
+        factors = {name: [Signal(12, name=f"{name}_f{k + 1}") for k in range(3)] for name in addresses}
+        terms = {name: [Signal(bits, name=f"{name}_t{k}") for k in range(4)] for name, (bits, _) in addresses.items()}
+        for name, (_, per_class) in addresses.items():
+            for condition, values in zip((is_fwd, is_weight, is_data), per_class, strict=True):
+                with m.If(condition):
+                    m.d.comb += [term.eq(value) for term, value in zip(terms[name], values, strict=True)]
+        with m.If(state == _State.BIAS):  # the bias element of the lane: src2 + o_base + lane_channel
+            m.d.comb += [terms["slice"][0].eq(0), terms["slice"][1].eq(0), terms["slice"][2].eq(0),
+                         terms["slice"][3].eq(fld("src2") + group_lane)]
+
+        def horner(name):
+            """The address ``name`` after ADDRESS_STAGES stages."""
+            bits = addresses[name][0]
+            stage = [Signal(bits, name=f"{name}_a0_t{k}") for k in range(4)]
+            m.d.sync += [register.eq(term) for register, term in zip(stage, terms[name], strict=True)]
+            value = stage[0]
+            for level, factor in enumerate(factors[name]):
+                following = Signal(bits, name=f"{name}_a{level + 1}")
+                m.d.sync += following.eq(value * factor + stage[level + 1])
+                later = [Signal(bits, name=f"{name}_a{level + 1}_t{k}") for k in range(level + 2, 4)]
+                m.d.sync += [register.eq(term) for register, term in zip(later, stage[level + 2:], strict=True)]
+                value, stage = following, [None] * (level + 2) + later
+            return value
+
+        def delay(value, stages, name):
+            """``value`` registered ``stages`` times."""
+            for k in range(stages):
+                following = Signal.like(value, name=f"{name}_d{k + 1}")
+                m.d.sync += following.eq(value)
+                value = following
+            return value
+
+        shared_address, slice_address, buffer_address, out_address = (
+            horner(name) for name in ("shared", "slice", "buffer", "out"))
+        out_stride = Signal(address_bits)  # from one lane's output to the next (registered in PRIME)
         zero = Signal()
         m.d.comb += zero.eq(Mux(is_data, ~tap_valid, ~pixel_valid | (is_fwd & window_empty)))
+
+        # -- issue: what the step does; presented ADDRESS_STAGES cycles later ------------------------------
+        kind = Signal(_Kind)
+        enables = Signal(4)  # scratch_read0, scratch_read1, acc_read, the local buffers
+        with m.Switch(state):
+            with m.Case(_State.FILL):
+                m.d.comb += [kind.eq(_Kind.FILL), enables.eq(0b0010)]
+            with m.Case(_State.BIAS):
+                m.d.comb += [kind.eq(_Kind.START), enables.eq(0b0010)]
+            with m.Case(_State.CARRY):
+                m.d.comb += [kind.eq(_Kind.START), enables.eq(0b0100)]
+            with m.Case(_State.COMPUTE):
+                with m.If(~stall):
+                    m.d.comb += [kind.eq(_Kind.MAC), enables.eq(Cat(~zero, direct & ~zero, 0, 1))]
+                with m.Else():
+                    m.d.comb += enables.eq(0b1000)
+        flags = Cat(kind, c["lane"], zero, red_first, red_last, tap_first, tap_last, active, tile_end, enables)
+        presented = delay(flags, ADDRESS_STAGES, "step")
+        p_kind, p_lane, p_zero, p_first, p_last, p_tap_first, p_tap_last, p_lanes, p_final, p_enables = (
+            Signal.like(kind, name="p_kind"), Signal.like(c["lane"], name="p_lane"), Signal(name="p_zero"),
+            Signal(name="p_first"), Signal(name="p_last"), Signal(name="p_tap_first"), Signal(name="p_tap_last"),
+            Signal.like(active, name="p_lanes"), Signal(name="p_final"), Signal(4, name="p_enables"))
+        m.d.comb += Cat(p_kind, p_lane, p_zero, p_first, p_last, p_tap_first, p_tap_last, p_lanes, p_final,
+                        p_enables).eq(presented)
 
         # -- local operand buffers --------------------------------------------------------------------------
         buffer_data = []
@@ -419,24 +491,14 @@ class GemmUnit(wiring.Component):
             m.submodules[f"buffer{lane}"] = memory
             write = memory.write_port()
             read = memory.read_port(transparent_for=(write,))
-            m.d.comb += [read.addr.eq(buffer_address), read.en.eq(state == _State.COMPUTE)]
+            m.d.comb += [read.addr.eq(buffer_address), read.en.eq(p_enables[3])]
             buffer_data.append(read.data)
             buffer_writes.append(write)
 
-        # -- issue --------------------------------------------------------------------------------------------
-        kind = Signal(_Kind)
         read0, read1, acc_read = self.scratch_read0, self.scratch_read1, self.acc_read
-        with m.Switch(state):
-            with m.Case(_State.FILL):
-                m.d.comb += [kind.eq(_Kind.FILL), read1.en.eq(1), read1.addr.eq(slice_address)]
-            with m.Case(_State.BIAS):
-                m.d.comb += [kind.eq(_Kind.START), read1.en.eq(1),
-                             read1.addr.eq(fld("src2") + o_base + lane_channel)]
-            with m.Case(_State.CARRY):
-                m.d.comb += [kind.eq(_Kind.START), acc_read.en.eq(1), acc_read.addr.eq(out_address)]
-            with m.Case(_State.COMPUTE), m.If(~stall):
-                m.d.comb += [kind.eq(_Kind.MAC), read0.en.eq(~zero), read0.addr.eq(shared_address),
-                             read1.en.eq(direct & ~zero), read1.addr.eq(slice_address)]
+        m.d.comb += [read0.en.eq(p_enables[0]), read0.addr.eq(shared_address),
+                     read1.en.eq(p_enables[1]), read1.addr.eq(slice_address),
+                     acc_read.en.eq(p_enables[2]), acc_read.addr.eq(out_address)]
 
         # -- control ----------------------------------------------------------------------------------------
         def pair_up(q, r, stride):
@@ -456,12 +518,24 @@ class GemmUnit(wiring.Component):
         def begin_output():
             m.d.sync += state.eq(Mux(is_carry, _State.CARRY, _State.COMPUTE))
 
-        slice_length = Signal(28)
-        m.d.comb += slice_length.eq(Mux(is_fwd, cg * KH * KW, Mux(is_data, og * KH * KW, N * OH * OW)))
+        # the instruction's products, one multiplier between registers: KH*KW, OH*OW, H*W while the dividers
+        # run, then the slice lengths in PRODUCTS
+        kernel_taps, out_pixels, in_pixels = Signal(8), Signal(16), Signal(16)
+        slice_fwd, slice_data, slice_weight = Signal(20), Signal(20), Signal(24)
+        m.d.sync += [kernel_taps.eq(KH * KW), out_pixels.eq(OH * OW), in_pixels.eq(H * W)]
+        with m.If(state == _State.PRODUCTS):
+            m.d.sync += [slice_fwd.eq(cg * kernel_taps), slice_data.eq(og * kernel_taps),
+                         slice_weight.eq(N * out_pixels)]
+        slice_length = Signal(24)
+        m.d.comb += slice_length.eq(Mux(is_fwd, slice_fwd, Mux(is_data, slice_data, slice_weight)))
         for name, counter in counters.items():
             last = ol_last if name == "ol" else at_last[name]
             with m.If(inc[name]):
                 m.d.sync += counter.eq(Mux(last, 0, counter + 1))
+        with m.If(inc["oh"]):
+            m.d.sync += row0.eq(Mux(at_last["oh"], -PH, row0 + SH))
+        with m.If(inc["ow"]):
+            m.d.sync += col0.eq(Mux(at_last["ow"], -PW, col0 + SW))
         with m.If(inc["g"]):
             m.d.sync += [c_base.eq(Mux(at_last["g"], 0, c_base + cg)), o_base.eq(Mux(at_last["g"], 0, o_base + og))]
 
@@ -478,7 +552,8 @@ class GemmUnit(wiring.Component):
 
         with m.Switch(state):
             with m.Case(_State.IDLE), m.If(self.start):
-                m.d.sync += [state.eq(_State.SETUP), step_count.eq(0), c_base.eq(0), o_base.eq(0), tile.eq(0)]
+                m.d.sync += [state.eq(_State.SETUP), step_count.eq(0), c_base.eq(0), o_base.eq(0), tile.eq(0),
+                             row0.eq(-PH), col0.eq(-PW)]
                 m.d.sync += [counter.eq(0) for counter in counters.values()]
                 for quotient, remainder, numerator, _ in divisions:
                     m.d.sync += [quotient.eq(numerator), remainder.eq(0)]
@@ -492,9 +567,16 @@ class GemmUnit(wiring.Component):
                         m.d.sync += [remainder.eq(shifted), quotient.eq(quotient << 1)]
                 m.d.sync += step_count.eq(step_count + 1)
                 with m.If(step_count == _DIVIDER_BITS - 1):
-                    m.d.sync += state.eq(_State.PRIME)
+                    m.d.sync += state.eq(_State.PRODUCTS)
+            with m.Case(_State.PRODUCTS):
+                m.d.sync += state.eq(_State.PRIME)
             with m.Case(_State.PRIME):
                 is_direct = slice_length > self.buffer_depth
+                for name, per_class in factor_table.items():
+                    for condition, values in zip((is_fwd, is_weight, is_data), per_class, strict=True):
+                        with m.If(condition):
+                            m.d.sync += [f.eq(v) for f, v in zip(factors[name], values, strict=True)]
+                m.d.sync += out_stride.eq(Mux(is_fwd, out_pixels, Mux(is_data, in_pixels, slice_fwd)))
                 m.d.sync += [base_h_q.eq(ph_q), base_h_r.eq(ph_r), tap_h_q.eq(ph_q), tap_h_r.eq(ph_r),
                              base_w_q.eq(pw_q), base_w_r.eq(pw_r), tap_w_q.eq(pw_q), tap_w_r.eq(pw_r),
                              direct.eq(is_direct)]
@@ -529,67 +611,78 @@ class GemmUnit(wiring.Component):
             with m.Case(_State.DRAIN), m.If(self.done):
                 m.d.sync += state.eq(_State.IDLE)
 
-        # -- MAC stage ------------------------------------------------------------------------------------
+        # -- MAC pipeline: s1 (read data), s2 (operands registered), s3 (products registered), accumulate ----
         s1_kind = Signal(_Kind)
         s1_lane = Signal.like(c["lane"])
         s1_buffer_address = Signal.like(buffer_address)
-        s1_out_address = Signal(address_bits)
-        s1_stride = Signal(address_bits)
-        s1_lanes = Signal.like(active)
-        s1_zero, s1_first, s1_last, s1_tap_first, s1_tap_last, s1_final = (Signal() for _ in range(6))
-        m.d.sync += [s1_kind.eq(kind), s1_lane.eq(c["lane"]), s1_buffer_address.eq(buffer_address),
-                     s1_out_address.eq(out_address), s1_zero.eq(zero), s1_first.eq(red_first),
-                     s1_last.eq(red_last), s1_tap_first.eq(tap_first), s1_tap_last.eq(tap_last),
-                     s1_stride.eq(out_stride), s1_lanes.eq(active), s1_final.eq(tile_end)]
+        m.d.sync += [s1_kind.eq(p_kind), s1_lane.eq(p_lane), s1_buffer_address.eq(buffer_address)]
         for lane, write in enumerate(buffer_writes):
             m.d.comb += [write.addr.eq(s1_buffer_address), write.data.eq(read1.data),
                          write.en.eq((s1_kind == _Kind.FILL) & (s1_lane == lane))]
         has_start = is_bias | is_carry
         starts = Array(Signal(signed(acc_width), name=f"start{lane}") for lane in range(P))
         results = Array(Signal(signed(wide), name=f"result{lane}") for lane in range(P))
-        with m.If(s1_kind == _Kind.START):
-            m.d.sync += starts[s1_lane].eq(Mux(is_bias, read1.data << numerics.activation_frac,
-                                               acc_read.data[:acc_width].as_signed()))
+        # a lane's starting value is read in s1 and written at the accumulate stage, in step order with the MACs
+        start_value = Signal(signed(acc_width))
+        m.d.comb += start_value.eq(Mux(is_bias, read1.data << numerics.activation_frac,
+                                       acc_read.data[:acc_width].as_signed()))
+        start_step = delay(Cat(start_value, s1_lane, s1_kind == _Kind.START), MAC_STAGES - 1, "start")
+        with m.If(start_step[-1]):
+            m.d.sync += starts[start_step[acc_width:-1]].eq(start_step[:acc_width].as_signed())
+        # the step's flags at the accumulate stage (MAC_STAGES after they were presented)
+        step = Cat(p_kind, p_zero, p_first, p_last, p_tap_first, p_tap_last, p_lanes, p_final, out_address)
+        mac_step = delay(step, MAC_STAGES, "mac")
+        a_kind, a_zero, a_first, a_last, a_tap_first, a_tap_last, a_final = (
+            Signal.like(kind, name="a_kind"), *(Signal(name=f"a_{nm}") for nm in (
+                "zero", "first", "last", "tap_first", "tap_last")), Signal(name="a_final"))
+        a_lanes = Signal.like(active, name="a_lanes")
+        a_out_address = Signal(address_bits, name="a_out_address")
+        m.d.comb += Cat(a_kind, a_zero, a_first, a_last, a_tap_first, a_tap_last, a_lanes, a_final,
+                        a_out_address).eq(mac_step)
+        s2_zero = Signal()
+        m.d.sync += s2_zero.eq(delay(p_zero, 1, "s1_zero"))
+        shared_operand = Signal(signed(in_width))
+        m.d.sync += shared_operand.eq(read0.data)
         low, high = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1
         for lane in range(P):
-            operand = Mux(direct, read1.data, buffer_data[lane])
+            operand = Signal(signed(in_width), name=f"operand{lane}")
+            m.d.sync += operand.eq(Mux(direct, read1.data, buffer_data[lane]))
             product = Signal(signed(2 * in_width), name=f"product{lane}")
-            m.d.comb += product.eq(Mux(s1_zero, 0, read0.data * operand))
+            m.d.sync += product.eq(Mux(s2_zero, 0, shared_operand * operand))
             accumulator = Signal(signed(acc_width), name=f"accumulator{lane}")
             outer = Signal(signed(wide), name=f"outer{lane}")
             total = Signal(signed(acc_width + 1), name=f"total{lane}")
-            m.d.comb += total.eq(Mux(s1_first, Mux(has_start, starts[lane], 0), accumulator) + product)
+            m.d.comb += total.eq(Mux(a_first, Mux(has_start, starts[lane], 0), accumulator) + product)
             updated = Signal(signed(acc_width), name=f"updated{lane}")
             if mac.overflow == "wrap":
                 m.d.comb += updated.eq(total[:acc_width].as_signed())
             else:
                 m.d.comb += updated.eq(Mux(total > high, high, Mux(total < low, low, total)))
             outer_sum = Signal(signed(wide), name=f"outer_sum{lane}")
-            m.d.comb += outer_sum.eq(Mux(s1_tap_first, 0, outer) + updated)
-            with m.If(s1_kind == _Kind.MAC):
+            m.d.comb += outer_sum.eq(Mux(a_tap_first, 0, outer) + updated)
+            with m.If(a_kind == _Kind.MAC):
                 m.d.sync += accumulator.eq(updated)
-                with m.If(s1_last):
+                with m.If(a_last):
                     m.d.sync += outer.eq(outer_sum)
-                    with m.If(~is_data | s1_tap_last):
+                    with m.If(~is_data | a_tap_last):
                         m.d.sync += results[lane].eq(Mux(is_data, outer_sum, updated))
 
         # -- drain: the lanes' results of a finished reduction, one per cycle, while the next one runs ------
         drain_lane = Signal.like(active)
         drain_left = Signal.like(active)
         drain_address = Signal(address_bits)
-        drain_stride = Signal(address_bits)
         drain_final = Signal()
-        s2_valid, s2_final = Signal(), Signal()
-        s2_address = Signal(address_bits)
+        w1_valid, w1_final = Signal(), Signal()
+        w1_address = Signal(address_bits)
         result = Signal(signed(wide))
-        m.d.sync += s2_valid.eq(0)
+        m.d.sync += w1_valid.eq(0)
         with m.If(drain_left != 0):
-            m.d.sync += [s2_valid.eq(1), s2_final.eq(drain_final & (drain_left == 1)), s2_address.eq(drain_address),
+            m.d.sync += [w1_valid.eq(1), w1_final.eq(drain_final & (drain_left == 1)), w1_address.eq(drain_address),
                          result.eq(results[drain_lane]), drain_lane.eq(drain_lane + 1), drain_left.eq(drain_left - 1),
-                         drain_address.eq(drain_address + drain_stride)]
-        with m.If((s1_kind == _Kind.MAC) & s1_last & (~is_data | s1_tap_last)):
-            m.d.sync += [drain_lane.eq(0), drain_left.eq(s1_lanes), drain_address.eq(s1_out_address),
-                         drain_stride.eq(s1_stride), drain_final.eq(s1_final)]
+                         drain_address.eq(drain_address + out_stride)]
+        with m.If((a_kind == _Kind.MAC) & a_last & (~is_data | a_tap_last)):
+            m.d.sync += [drain_lane.eq(0), drain_left.eq(a_lanes), drain_address.eq(a_out_address),
+                         drain_final.eq(a_final)]
         with m.If(state == _State.IDLE):
             m.d.sync += [draining.eq(0), drain_left.eq(0)]
         with m.Elif(reduction_end):
@@ -597,7 +690,7 @@ class GemmUnit(wiring.Component):
         with m.Elif(draining != 0):
             m.d.sync += draining.eq(draining - 1)
 
-        # -- write stage: requantize --------------------------------------------------------------------
+        # -- write stages: requantize (shift and rounding decision registered, then add and saturate) -------
         shift = Signal(5)
         m.d.comb += shift.eq(fld("imm")[:5])
         extended = Signal(signed(wide + 32))
@@ -617,18 +710,23 @@ class GemmUnit(wiring.Component):
             up = (remainder > half) | ((remainder == half) & floor[0])
         else:
             up = (remainder > half) | ((remainder == half) & (result >= 0))
+        w2_valid, w2_final, w2_up = Signal(), Signal(), Signal()
+        w2_address = Signal(address_bits)
+        w2_result, w2_floor = Signal(signed(wide)), Signal(signed(wide))
+        m.d.sync += [w2_valid.eq(w1_valid), w2_final.eq(w1_final), w2_address.eq(w1_address),
+                     w2_result.eq(result), w2_floor.eq(floor), w2_up.eq(Mux(shift == 0, 0, up))]
         rounded = Signal(signed(wide + 1))
-        m.d.comb += rounded.eq(floor + Mux(shift == 0, 0, up))
+        m.d.comb += rounded.eq(w2_floor + w2_up)
         low, high = -(1 << (in_width - 1)), (1 << (in_width - 1)) - 1
         requantized = Signal(signed(in_width))
         m.d.comb += requantized.eq(Mux(rounded > high, high, Mux(rounded < low, low, rounded)))
 
-        with m.If(s2_valid):
+        with m.If(w2_valid):
             with m.If(is_weight):
-                m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(s2_address),
-                             self.acc_write.data.eq(result)]
+                m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(w2_address),
+                             self.acc_write.data.eq(w2_result)]
             with m.Else():
-                m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(s2_address),
+                m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(w2_address),
                              self.scratch_write.data.eq(requantized)]
-        m.d.comb += self.done.eq(s2_valid & s2_final)
+        m.d.comb += self.done.eq(w2_valid & w2_final)
         return m
