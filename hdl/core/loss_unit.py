@@ -23,11 +23,11 @@ each keeps its own copy of the row's ``m, S, label, d_y``, addresses):
   (shifted left until its top bit is set, ``k`` counting down: at most ``sum_width - 1 - exp_frac`` cycles),
   the logarithm table (a ROM of ``2**table_bits + 1`` entries, two read ports) is read at the ``table_bits``
   bits below the leading one and interpolated with the remaining bits; the loss
-  ``sat(round((ln S + d_y << (log_frac - logit_frac)) / 16))`` is written to the accumulator when D hands the
-  row to G;
+  ``sat(round((ln S + d_y << (log_frac - logit_frac)) / 16))``, computed in three registered stages after the
+  table read (final while the divider still runs), is written to the accumulator when D hands the row to G;
 * **G** (read port 1, the scratchpad write port): reads the row a third time, ``e_j`` from the same ROMs
-  (second read ports), ``g_j = sat(round((e_j - [j == y] S) * r / 2**(R - grad_frac)))`` (the product is
-  registered, the write follows it) to ``dst``.
+  (second read ports), ``g_j = sat(round((e_j - [j == y] S) * r / 2**(R - grad_frac)))`` (``e_j``, ``S``
+  and ``r`` registered, then the product, then the write) to ``dst``.
 
 ``LOSS.mean`` sums the accumulator elements (one read per cycle) and divides ``2 |sum|`` by ``N`` on the same
 divider (``mean_bits = loss_width + 12`` quotient bits, the samples field being 12 bits), rounding half away
@@ -35,7 +35,7 @@ from zero as ``divide_round``.
 
 **Timing** (cycle 0 is the ``start`` cycle; ``Q = reciprocal_width + 1``)::
 
-    cross_entropy: cycles = 3 * C + Q + 8 + (N - 1) * max(2 * C + 4, Q + 1)
+    cross_entropy: cycles = 3 * C + Q + 9 + (N - 1) * max(2 * C + 4, Q + 1)
     mean:          cycles = N + mean_bits + 3
 
 F takes ``2 * C + 4`` cycles per row (label, two passes, two cycles for the last exponentials to reach ``S``,
@@ -70,6 +70,7 @@ __all__ = ["LossUnit", "unit_cycles"]
 #: Bits of the SHAPE samples field (the largest N of LOSS.mean).
 _SAMPLES_BITS = next(spec.width for spec in isa.FORMATS["shape"] if spec.name == "samples")
 _LOG_GUARD = 4  # golden.numerics: guard bits of the logarithm below the loss grid
+_LOSS_STAGES = 3  # registered stages of the loss after the logarithm table read
 
 # passes of a logit read
 _LABEL, _MAX, _EXP = 0, 1, 2
@@ -97,7 +98,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
     if instruction.funct == "mean":
         return n + mean_bits(numerics) + 3
     q_bits = divide_cycles(numerics)
-    return 3 * classes + q_bits + 8 + (n - 1) * max(2 * classes + 4, q_bits + 1)
+    return 3 * classes + q_bits + 9 + (n - 1) * max(2 * classes + 4, q_bits + 1)
 
 
 class LossUnit(wiring.Component):
@@ -126,9 +127,9 @@ class LossUnit(wiring.Component):
         if a.max_batch > 1 << 16:
             raise ValueError(f"max_batch must be at most 65536 (imm is 16 bits), not {a.max_batch}")
         normalise = a.sum_width - 1 - a.exp_frac
-        if normalise > divide_cycles(numerics) - 1:
+        if normalise + 1 + _LOSS_STAGES > divide_cycles(numerics):
             raise ValueError(f"the divider's {divide_cycles(numerics)} cycles do not cover the logarithm's "
-                             f"{normalise} normalisation steps and its table read")
+                             f"{normalise} normalisation steps, its table read and its {_LOSS_STAGES} stages")
         self.parameters, self.numerics, self.arithmetic = parameters, numerics, a
         super().__init__(ComputeUnitSignature(parameters))
 
@@ -278,15 +279,21 @@ class LossUnit(wiring.Component):
         m.submodules.log_table = log_memory
         low, high = log_memory.read_port(), log_memory.read_port()
         m.d.comb += [low.addr.eq(index), high.addr.eq(index + 1)]
+        # the loss in _LOSS_STAGES registered stages (the table read data, the interpolation product, the sum,
+        # the requantization): final long before the divider hands the row on (checked at construction)
+        low_data, step_product = Signal.like(low.data), Signal(signed(len(low.data) + rest_bits + 2))
+        log_leading = Signal.like(leading)
+        m.d.sync += [low_data.eq(low.data), log_leading.eq(leading)]
         interpolated = Signal(signed(len(low.data) + 1))
         if rest_bits:
             step = high.data.as_signed() - low.data.as_signed()
-            m.d.comb += interpolated.eq((step * normalised[:rest_bits] + (1 << (rest_bits - 1))) >> rest_bits)
-        logarithm = (leading - ef) * a.log_table[-1] + low.data + interpolated
+            m.d.sync += step_product.eq(step * normalised[:rest_bits])
+            m.d.comb += interpolated.eq((step_product + (1 << (rest_bits - 1))) >> rest_bits)
+        logarithm = (log_leading - ef) * a.log_table[-1] + low_data + interpolated
         shifted_loss = Signal(signed(a.log_frac + a.difference_width + (sw - 1 - ef).bit_length() + 8))
-        m.d.comb += shifted_loss.eq(logarithm + (d_dy << (a.log_frac - a.logit_frac)))
+        m.d.sync += shifted_loss.eq(logarithm + (d_dy << (a.log_frac - a.logit_frac)))
         loss = Signal(signed(a.loss_width))
-        m.d.comb += loss.eq(requantize_value(shifted_loss, _LOG_GUARD, a.loss_format, a.rounding))
+        m.d.sync += loss.eq(requantize_value(shifted_loss, _LOG_GUARD, a.loss_format, a.rounding))
         with m.If(handoff):
             m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(d_loss_address),
                          self.acc_write.data.eq(loss)]
@@ -331,15 +338,23 @@ class LossUnit(wiring.Component):
         m.d.sync += [gb_valid.eq(ga_valid), gb_last.eq(ga_last), gb_label.eq(ga_column == g_label),
                      gb_address.eq(ga_address)]
         g_e = self._exponential(m, tables, g_difference, "g")
-        numerator = Signal(signed(sw + 1))
-        m.d.comb += numerator.eq(g_e - Mux(gb_label, g_total, 0))
-        product = Signal(signed(a.product_width))
+        # stage C: e_j, the label's S and r registered (the row's registers may be the next row's from here on)
+        gc_e, gc_subtrahend = Signal.like(g_e), Signal.like(g_total)
+        gc_reciprocal = Signal.like(g_reciprocal)
         gc_valid, gc_last = Signal(), Signal()
         gc_address = Signal(address)
-        m.d.sync += [gc_valid.eq(gb_valid), gc_last.eq(gb_last), gc_address.eq(gb_address),
-                     product.eq(numerator * g_reciprocal)]
-        with m.If(gc_valid):
-            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(gc_address),
+        m.d.sync += [gc_valid.eq(gb_valid), gc_last.eq(gb_last), gc_address.eq(gb_address), gc_e.eq(g_e),
+                     gc_subtrahend.eq(Mux(gb_label, g_total, 0)), gc_reciprocal.eq(g_reciprocal)]
+        numerator = Signal(signed(sw + 1))
+        m.d.comb += numerator.eq(gc_e - gc_subtrahend)
+        # stage D: the product registered, then requantized and written
+        product = Signal(signed(a.product_width))
+        gd_valid, gd_last = Signal(), Signal()
+        gd_address = Signal(address)
+        m.d.sync += [gd_valid.eq(gc_valid), gd_last.eq(gc_last), gd_address.eq(gc_address),
+                     product.eq(numerator * gc_reciprocal)]
+        with m.If(gd_valid):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(gd_address),
                          self.scratch_write.data.eq(requantize_value(product, a.reciprocal_frac - a.grad_frac,
                                                                      a.gradient, a.rounding))]
 
@@ -395,5 +410,5 @@ class LossUnit(wiring.Component):
                 m.d.comb += [mean_write.eq(1), self.acc_write.en.eq(1), self.acc_write.addr.eq(dst),
                              self.acc_write.data.eq(mean)]
                 m.next = "IDLE"
-        m.d.comb += self.done.eq((gc_valid & gc_last) | mean_write)
+        m.d.comb += self.done.eq((gd_valid & gd_last) | mean_write)
         return m

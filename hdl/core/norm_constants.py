@@ -119,11 +119,12 @@ class NormConstants(wiring.Component):
         q = self.quotient_bits
         mode = ScalarMode(mode)
         # every division: the operands' state, SETUP (or F1_SETUP), then q DIVIDE cycles
-        if mode == ScalarMode.FORWARD:  # F0 F1 F1_SETUP, divide, SQRT_SETUP, root, F_A F_C SETUP, divide, F_OUT
-            return 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 3 + q["c"] + 1 + 1
-        if mode == ScalarMode.BACKWARD:  # B0 B1 B2 SETUP, divide, B_K2 B3 SETUP, divide, B_OUT
-            return 4 + q["k2"] + 3 + q["k3"] + 1 + 1
-        return 3 + q["dgamma"] + 1 + 1  # G0 G1 SETUP, divide, G_OUT
+        # F0 F1 F1_SETUP, divide, SQRT_SETUP, root, F_A F_C SETUP OVERFLOW, divide, F_OUT
+        if mode == ScalarMode.FORWARD:
+            return 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 4 + q["c"] + 1 + 1
+        if mode == ScalarMode.BACKWARD:  # B0 B1 B2 B2_SUM SETUP OVERFLOW, divide, B_K2 B3 SETUP OVERFLOW, divide, B_OUT
+            return 6 + q["k2"] + 4 + q["k3"] + 1 + 1
+        return 4 + q["dgamma"] + 1 + 1  # G0 G1 SETUP OVERFLOW, divide, G_OUT
 
     def elaborate(self, platform):
         m = Module()
@@ -138,6 +139,9 @@ class NormConstants(wiring.Component):
         # registers
         temp = Signal(signed(a_bits))  # M*S2 - S1**2, M*W2 - S1*W1 or M*r2 - S1*r1
         cube = Signal(unsigned(3 * rw))  # rstd**2, then rstd**3
+        half_bits = (a_bits + 1) // 2
+        cube_low = Signal(unsigned(3 * rw + half_bits))  # rstd**3 * t[:half_bits] (unsigned)
+        cube_high = Signal(signed(3 * rw + a_bits - half_bits + 1))  # rstd**3 * t[half_bits:] (signed)
         remainder = Signal(width)
         shifted = Signal(width)  # the divisor times 2**i of the current quotient bit
         quotient = Signal(_DGAMMA_BITS)
@@ -153,8 +157,8 @@ class NormConstants(wiring.Component):
             m.d.comb += getattr(self.result.payload, name).eq(signal)
 
         # one instance of every shared term (each state drives the divider's operands)
-        count_squared = Signal(2 * len(count))
-        m.d.comb += count_squared.eq(count * count)
+        count_squared = Signal(2 * len(count))  # registered every cycle: valid from the state after IDLE
+        m.d.sync += count_squared.eq(count * count)
         numerator = Signal(signed(width))  # n of divide_round(n, d)
         divisor = Signal(width)  # d
         magnitude = Signal(width)
@@ -168,11 +172,13 @@ class NormConstants(wiring.Component):
         held_divisor = Signal(width)
         limit = Signal(width + max(self.quotient_bits.values()) + 1)  # 2d * 2**q: the overflow bound
 
-        def divide(value, by, bits, then):
-            """``divide_round(value, by)`` with ``bits`` quotient bits: register the operands, SETUP next; go
-            to ``then`` after."""
+        negate = Signal()  # the division's numerator is -dividend (the sign is applied to the quotient)
+
+        def divide(value, by, bits, then, *, negated=False):
+            """``divide_round(value, by)`` (``-value`` when ``negated``) with ``bits`` quotient bits: register the
+            operands, SETUP next; go to ``then`` after."""
             m.d.sync += [dividend.eq(value), held_divisor.eq(by), shifted.eq(by << bits),
-                         limit.eq(by << (bits + 1)), steps.eq(bits), resume.eq(then)]
+                         limit.eq(by << (bits + 1)), steps.eq(bits), resume.eq(then), negate.eq(negated)]
             m.next = "SETUP"
 
         def rounded(fmt):
@@ -249,14 +255,19 @@ class NormConstants(wiring.Component):
             with m.State("B1"):
                 m.d.sync += cube.eq(cube * fields.rstd)
                 m.next = "B2"
-            with m.State("B2"):
-                divide(-(cube * temp), count_squared << self.k2_exponent, self.quotient_bits["k2"], after["k2"])
+            with m.State("B2"):  # rstd**3 * t in two registered halves of t
+                m.d.sync += [cube_low.eq(cube * temp[:half_bits].as_unsigned()),
+                             cube_high.eq(cube * temp[half_bits:].as_signed())]
+                m.next = "B2_SUM"
+            with m.State("B2_SUM"):
+                divide(cube_low + (cube_high << half_bits), count_squared << self.k2_exponent,
+                       self.quotient_bits["k2"], after["k2"], negated=True)
             with m.State("B_K2"):
                 m.d.sync += outputs["k2"].eq(rounded(a.coefficient))
                 m.next = "B3"
             with m.State("B3"):
-                divide(-(fields.rstd * fields.w1 + ((outputs["k2"] * s1) << self.k3_shift)), count << self.k3_shift,
-                       self.quotient_bits["k3"], after["k3"])
+                divide(fields.rstd * fields.w1 + ((outputs["k2"] * s1) << self.k3_shift), count << self.k3_shift,
+                       self.quotient_bits["k3"], after["k3"], negated=True)
             with m.State("B_OUT"):
                 m.d.sync += [outputs["k3"].eq(rounded(a.bias)), self.result.valid.eq(1)]
                 m.next = "IDLE"
@@ -273,10 +284,13 @@ class NormConstants(wiring.Component):
                 m.next = "IDLE"
 
             # -- the shared divider ---------------------------------------------------------------------------
-            with m.State("SETUP"):  # the registered operands: signs, 2|n| + d, the overflow test
+            with m.State("SETUP"):  # the registered operands: sign, 2|n| + d
                 m.d.comb += [numerator.eq(dividend), divisor.eq(held_divisor)]
-                m.d.sync += [remainder.eq(total), quotient.eq(0), negative.eq(numerator < 0),
-                             overflow.eq(total >= limit)]
+                m.d.sync += [remainder.eq(total), quotient.eq(0),
+                             negative.eq(Mux(negate, numerator > 0, numerator < 0))]
+                m.next = "OVERFLOW"
+            with m.State("OVERFLOW"):  # the overflow test on the registered 2|n| + d
+                m.d.sync += overflow.eq(remainder >= limit)
                 m.next = "DIVIDE"
             with m.State("DIVIDE"):
                 fits = remainder >= shifted

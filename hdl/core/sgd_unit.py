@@ -86,9 +86,13 @@ class SgdUnit(wiring.Component):
         a = self.arithmetic
         word, shape = self.instruction, self.shape
         src0, src1, src2, dst = (decoder.field(word, name, "compute") for name in ("src0", "src1", "src2", "dst"))
+        # the element count, registered in two steps (one multiplier between registers): valid from cycle 2,
+        # the first cycle that uses it
+        planes, plane = Signal(24), Signal(16)
         elements = Signal(range(1 << 41))
-        m.d.comb += elements.eq(shape_field(shape, "samples") * shape_field(shape, "channels")
-                                * shape_field(shape, "height") * shape_field(shape, "width"))
+        m.d.sync += [planes.eq(shape_field(shape, "samples") * shape_field(shape, "channels")),
+                     plane.eq(shape_field(shape, "height") * shape_field(shape, "width")),
+                     elements.eq(planes * plane)]
 
         busy = Signal()
         active = Signal()

@@ -48,7 +48,8 @@ the data paths (requantizer from registers to the write data, the issue stage's 
 ``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the simulator's result).
 
 **Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
-``2 + late + setup + slots`` (:func:`unit_cycles`), where ``late`` is 1 for ``avgpool_forward``,
+``4 + late + setup + slots`` (:func:`unit_cycles`; 2 of the 4 are ``PREP_CYCLES``, in which the sizes, products of
+the SHAPE fields, are registered: no multiplier chain from the SHAPE word), where ``late`` is 1 for ``avgpool_forward``,
 ``avgpool_backward`` and ``global_pool_forward`` (else 0) and ``setup`` is 0 except for the average pools
 (``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with ``divider = reciprocal_frac + 2`` when the
 window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw)`` for ``avgpool_backward``
@@ -79,7 +80,10 @@ from wavecore.hdl.core.compute_unit import (
 )
 from wavecore.hdl.core.decoder import field
 
-__all__ = ["VectorUnit", "unit_cycles"]
+__all__ = ["PREP_CYCLES", "VectorUnit", "unit_cycles"]
+
+#: Cycles after ``start`` in which the sizes (products of the SHAPE fields) are registered.
+PREP_CYCLES = 2
 
 FUNCT = {name: number for name, (number, _) in isa.FUNCTS["VECTOR"].items()}
 _AVERAGE = ("avgpool_forward", "avgpool_backward", "global_pool_forward", "global_pool_backward")
@@ -124,7 +128,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
         divmod_steps = max(ph // sh, pw // sw) if funct == "avgpool_backward" else 0
         setup = 1 + max(divider, divmod_steps)
     late = funct in ("avgpool_forward", "global_pool_forward", "avgpool_backward")
-    return 2 + late + setup + slots
+    return 2 + PREP_CYCLES + late + setup + slots
 
 
 def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str, truncate):
@@ -199,11 +203,12 @@ class VectorUnit(wiring.Component):
         kh, kw, sh, sw, ph, pw = (shape_field(shp, name) for name in (
             "kernel_height", "kernel_width", "stride_height", "stride_width", "padding_height", "padding_width"))
 
-        # -- sizes (combinational from the held shape word) ---------------------------------------------------
+        # -- sizes: registered products of the held shape word, one multiplier between registers; the first
+        # row is valid one cycle after ``start``, the second two (the PREP states wait for them) -------------
         hw, chw, ochw, nc, ohw, x_all, window = (Signal(cw, name=name) for name in (
             "hw", "chw", "ochw", "nc", "ohw", "x_all", "window"))
-        m.d.comb += [hw.eq(h * w), chw.eq(c * hw), ochw.eq(oc * hw), nc.eq(n * c), ohw.eq(oh * ow),
-                     x_all.eq(nc * hw), window.eq(kh * kw)]
+        m.d.sync += [hw.eq(h * w), nc.eq(n * c), ohw.eq(oh * ow), window.eq(kh * kw)]
+        m.d.sync += [chw.eq(c * hw), ochw.eq(oc * hw), x_all.eq(nc * hw)]
 
         is_add = is_("add_saturate", "add_exact")
         is_chsum = is_("channel_sum", "channel_sum_accumulate")
@@ -235,8 +240,8 @@ class VectorUnit(wiring.Component):
         ry0, rx0 = Signal(5), Signal(5)
 
         # -- state -------------------------------------------------------------------------------------------
-        state = Signal(range(6))
-        IDLE, SETUP, RUN, DRAIN, LATE, DONE = range(6)
+        state = Signal(range(8))
+        IDLE, SETUP, RUN, DRAIN, LATE, DONE, PREP_A, PREP_B = range(8)
         phase = Signal()  # maxpool_backward: 0 zeroing dx, 1 windows
         NEST, WINDOW, GATHER = range(3)
         family = Signal(range(3))
@@ -247,7 +252,7 @@ class VectorUnit(wiring.Component):
         r_o, r_m, r_i, w_o, w_m, w_i = (Signal(cw, name=f"stride_{name}") for name in (
             "ro", "rm", "ri", "wo", "wm", "wi"))
         roff0, woff0, channel_offset = Signal(cw), Signal(cw), Signal(cw)
-        m.d.comb += channel_offset.eq(imm * hw)
+        m.d.sync += channel_offset.eq(imm * hw)
         reduce = Signal()
         m.d.comb += [n_o.eq(1), n_m.eq(1), n_i.eq(x_all), r_i.eq(1), w_i.eq(1)]
         with m.If(is_("channel_insert")):
@@ -351,6 +356,10 @@ class VectorUnit(wiring.Component):
         # -- sequencer -------------------------------------------------------------------------------------
         with m.Switch(state):
             with m.Case(IDLE), m.If(self.start):
+                m.d.sync += state.eq(PREP_A)
+            with m.Case(PREP_A):
+                m.d.sync += state.eq(PREP_B)
+            with m.Case(PREP_B):
                 m.d.sync += init_run()
                 m.d.sync += [div_left.eq(Mux(pow2, 0, div_steps)),
                              div_rem.eq(0), div_q.eq(0), qy0.eq(0), ry0.eq(ph), qx0.eq(0), rx0.eq(pw)]
