@@ -16,8 +16,10 @@ set needs, bit-exact, in about 100 to 160 cycles instead of the bit-serial multi
 ``round`` is :func:`wavecore.golden.numerics.divide_round` (half away from zero): the divider computes
 ``floor((2|n| + d) / 2d)`` on magnitudes and applies the sign; a quotient of ``q`` bits is found in ``q``
 cycles (one compare-subtract each) after a one-cycle overflow test ``N >= D * 2**q``. The operands of every
-division are registered first (the state with the wide products ends in a register), so no cycle holds both a
-wide multiplier and the divider's set-up (a shorter critical path; one cycle per division).
+division are registered first (the state with the wide products ends in a register), then ``2|n| + d`` (SETUP),
+then the overflow test (OVERFLOW), so no cycle holds a wide multiplier and a wide carry chain, or two wide
+carry chains; ``count**2`` is registered when the command is taken, ``rstd**3 * t`` is formed from two
+registered half products, and a negated numerator is a flag on the quotient's sign, not a negation.
 
 **Ports** (as :class:`NormScalar`): ``command`` (stream of :attr:`command_layout`; taken, ``ready`` high, in
 the first cycle an idle unit sees ``valid`` while no result waits) and ``result`` (stream of
@@ -25,8 +27,8 @@ the first cycle an idle unit sees ``valid`` while no result waits) and ``result`
 ``ready``; the fields a mode does not produce are 0).
 
 **Timing** (data-independent, from the cycle the command is taken to the first cycle of ``result.valid``):
-forward ``3*rstd_width + bias_width + 9``, backward ``coefficient_width + bias_width + 9``, dgamma ``64 + 5``
-cycles (:meth:`worst_case_cycles`; 153, 89 and 69 for the default formats).
+forward ``3*rstd_width + bias_width + 10``, backward ``coefficient_width + bias_width + 12``, dgamma ``64 + 6``
+cycles (:meth:`worst_case_cycles`; 154, 92 and 70 for the default formats).
 """
 
 from __future__ import annotations
