@@ -71,6 +71,10 @@ from wavecore.hdl.memory.row_unpacker import RowUnpacker
 __all__ = ["WaveCore", "core_register_map"]
 
 _ADDRESS_WIDTH = 32  # DRAM byte addresses (the memory format's dram_address field is 32 bits)
+#: Registered stages of the LOAD/STORE range checks (extent products, sums, comparisons): a fetched word waits
+#: in DECODE until they are valid (the word is final in the last RECEIVE cycle, so DECODE lasts
+#: ``DECODE_STAGES - 1`` cycles).
+DECODE_STAGES = 3
 
 
 def core_register_map() -> RegisterMap:
@@ -185,7 +189,8 @@ class WaveCore(wiring.Component):
         return decoder.field(word, "funct")[isa.SPACES.index("accumulator") + 2]
 
     def _memory_checks(self, m, word):
-        """``(misaligned, dram_outside, chip_outside)`` of a memory-format word."""
+        """``(misaligned, dram_outside, chip_outside)`` of a memory-format word, registered: valid
+        :data:`DECODE_STAGES` cycles after ``word`` (one multiplier or one wide comparison between registers)."""
         get = lambda name: decoder.field(word, name, "memory")  # noqa: E731
         accumulator = self._accumulator_side(word)
         misaligned = Signal(name="decode_misaligned")
@@ -194,15 +199,20 @@ class WaveCore(wiring.Component):
         conditions = []
         for size in (self.parameters.operand_bytes, self.parameters.accumulator_bytes):  # element-aligned DRAM
             conditions.append(get("dram_address")[: _log2(size)].any() if size > 1 else Const(0))
-        m.d.comb += misaligned.eq(Mux(accumulator, conditions[1], conditions[0]))
+        # stage 1: the products of the extents
+        outer, inner, row = (Signal(40, name=f"decode_{name}") for name in ("outer", "inner", "row"))
+        m.d.sync += [outer.eq((get("count2") - 1) * get("stride2")), inner.eq((get("count1") - 1) * get("stride1")),
+                     row.eq(get("length") * get("count1"))]
+        # stage 2: the DRAM extent in bytes and the on-chip end
         extent = Signal(40, name="decode_extent")
-        m.d.comb += extent.eq(((get("count2") - 1) * get("stride2") + (get("count1") - 1) * get("stride1")
-                               + get("length")) << self._element_shift(word))
-        m.d.comb += dram_outside.eq(get("dram_address") + extent > self.parameters.dram_bytes)
         chip_end = Signal(40, name="decode_chip_end")
-        m.d.comb += chip_end.eq(get("scratch_address") + get("length") * get("count1") * get("count2"))
-        m.d.comb += chip_outside.eq(chip_end > Mux(accumulator, self.parameters.accumulator_elements,
-                                                    self.parameters.scratchpad_elements))
+        m.d.sync += [extent.eq((outer + inner + get("length")) << self._element_shift(word)),
+                     chip_end.eq(get("scratch_address") + row * get("count2"))]
+        # stage 3: the comparisons
+        m.d.sync += [misaligned.eq(Mux(accumulator, conditions[1], conditions[0])),
+                     dram_outside.eq(get("dram_address") + extent > self.parameters.dram_bytes),
+                     chip_outside.eq(chip_end > Mux(accumulator, self.parameters.accumulator_elements,
+                                                    self.parameters.scratchpad_elements))]
         return misaligned, dram_outside, chip_outside
 
     @staticmethod
@@ -246,10 +256,13 @@ class WaveCore(wiring.Component):
             m.submodules[f"{space}_elements"] = element_ports[space] = adapter
 
         flush = Signal()  # soft reset: empties the queues and the token counters
+        # a START begins with empty queues and no tokens: what a failed program left blocked is discarded
+        program_start = Signal()
+        m.d.comb += program_start.eq(core.start & ~core.busy)
         entry_width = isa.INSTRUCTION_BITS + _ADDRESS_WIDTH
         queues = {}
         for queue in isa.QUEUES:
-            m.submodules[f"{queue}_queue"] = queues[queue] = ResetInserter(flush)(
+            m.submodules[f"{queue}_queue"] = queues[queue] = ResetInserter(flush | program_start)(
                 fifo.SyncFIFO(width=entry_width, depth=self.queue_depth))
 
         running = Signal()  # from START to done
@@ -283,7 +296,7 @@ class WaveCore(wiring.Component):
         pops = {pair: Signal(name=f"pop_{pair[0]}_{pair[1]}") for pair in pairs}
         full = (1 << self.token_width) - 1
         for pair in pairs:
-            with m.If(flush):
+            with m.If(flush | program_start):
                 m.d.sync += tokens[pair].eq(0)
             with m.Else():
                 m.d.sync += tokens[pair].eq(tokens[pair] + (pushes[pair] & (tokens[pair] != full)) - pops[pair])
@@ -326,6 +339,7 @@ class WaveCore(wiring.Component):
         instruction = Signal(isa.INSTRUCTION_BITS)
         beats = isa.INSTRUCTION_BYTES // self.word_bytes
         beat_count = Signal(range(beats + 1))
+        decode_wait = Signal(range(DECODE_STAGES))
         fetch_read_error = Signal()
         load_busy = Signal()  # the load executor owns the DMA read channel
         opcode_bad = ~decoder.legal_opcode(instruction)
@@ -370,6 +384,11 @@ class WaveCore(wiring.Component):
                 with m.If(dma.axi.rvalid & dma.axi.rready & (dma.axi.rresp != 0)):
                     m.d.sync += fetch_read_error.eq(1)
                 with m.If((beat_count == beats) & dma.read_idle):
+                    m.d.sync += decode_wait.eq(DECODE_STAGES - 2)
+                    m.next = "DECODE"
+            with m.State("DECODE"):  # the registered range checks of the new word
+                m.d.sync += decode_wait.eq(decode_wait - 1)
+                with m.If(decode_wait == 0):
                     m.next = "DISPATCH"
             with m.State("DISPATCH"):
                 with m.If(stop):

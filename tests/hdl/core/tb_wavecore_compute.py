@@ -8,7 +8,9 @@ the simulator's.
 ``compute_regions_outside_memory_end_in_their_error_code``: a compute instruction whose region leaves the
 scratchpad or the accumulator memory ends the program in ``SCRATCHPAD_OUT_OF_RANGE`` at its address (the
 simulator raises the same code for the same program); it does not retire, so the STORE waiting for its token never
-runs, and DRAM equals the simulator's run of the instructions before it. Python is idle while the core runs.
+runs, and DRAM equals the simulator's run of the instructions before it. The cases run back to back on one core
+without a soft reset, so a blocked STORE a failed program leaves in its queue must be discarded by the next START
+(it would otherwise take the next program's token). Python is idle while the core runs.
 """
 
 import cocotb
