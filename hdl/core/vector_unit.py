@@ -48,8 +48,9 @@ the data paths (requantizer from registers to the write data, the issue stage's 
 ``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the simulator's result).
 
 **Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
-``4 + late + setup + slots`` (:func:`unit_cycles`; 2 of the 4 are ``PREP_CYCLES``, in which the sizes, products of
-the SHAPE fields, are registered: no multiplier chain from the SHAPE word), where ``late`` is 1 for ``avgpool_forward``,
+``5 + late + setup + slots`` (:func:`unit_cycles`; 2 of the 5 are ``PREP_CYCLES``, in which the sizes, products of
+the SHAPE fields, are registered: no multiplier chain from the SHAPE word; 1 is ``PRESENT_STAGES``, the register
+between the issue's address arithmetic and the ports), where ``late`` is 1 for ``avgpool_forward``,
 ``avgpool_backward`` and ``global_pool_forward`` (else 0) and ``setup`` is 0 except for the average pools
 (``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with ``divider = reciprocal_frac + 2`` when the
 window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw)`` for ``avgpool_backward``
@@ -80,10 +81,12 @@ from wavecore.hdl.core.compute_unit import (
 )
 from wavecore.hdl.core.decoder import field
 
-__all__ = ["PREP_CYCLES", "VectorUnit", "unit_cycles"]
+__all__ = ["PREP_CYCLES", "PRESENT_STAGES", "VectorUnit", "unit_cycles"]
 
 #: Cycles after ``start`` in which the sizes (products of the SHAPE fields) are registered.
 PREP_CYCLES = 2
+#: Registered stage between the issue (counters -> addresses) and the ports.
+PRESENT_STAGES = 1
 
 FUNCT = {name: number for name, (number, _) in isa.FUNCTS["VECTOR"].items()}
 _AVERAGE = ("avgpool_forward", "avgpool_backward", "global_pool_forward", "global_pool_backward")
@@ -128,7 +131,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
         divmod_steps = max(ph // sh, pw // sw) if funct == "avgpool_backward" else 0
         setup = 1 + max(divider, divmod_steps)
     late = funct in ("avgpool_forward", "global_pool_forward", "avgpool_backward")
-    return 2 + PREP_CYCLES + late + setup + slots
+    return 2 + PREP_CYCLES + PRESENT_STAGES + late + setup + slots
 
 
 def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str, truncate):
@@ -240,8 +243,8 @@ class VectorUnit(wiring.Component):
         ry0, rx0 = Signal(5), Signal(5)
 
         # -- state -------------------------------------------------------------------------------------------
-        state = Signal(range(8))
-        IDLE, SETUP, RUN, DRAIN, LATE, DONE, PREP_A, PREP_B = range(8)
+        state = Signal(range(9))
+        IDLE, SETUP, RUN, DRAIN, LATE, DONE, PREP_A, PREP_B, PRESENT = range(9)
         phase = Signal()  # maxpool_backward: 0 zeroing dx, 1 windows
         NEST, WINDOW, GATHER = range(3)
         family = Signal(range(3))
@@ -353,6 +356,20 @@ class VectorUnit(wiring.Component):
                     i_final.eq(~x_more & ~y_more & (ix == w - 1) & (iy == h - 1) & (plane == nc - 1)),
                 ]
 
+        # -- the step as presented: the issue registered (reads and everything after them one cycle later) ---
+        presented = {}
+        for name, signal in (("active", i_active), ("rd0", i_rd0), ("rd1", i_rd1), ("acc", i_acc),
+                             ("rd0_addr", i_rd0_addr), ("rd1_addr", i_rd1_addr), ("acc_addr", i_acc_addr),
+                             ("wr_addr", i_wr_addr), ("first", i_first), ("last", i_last), ("ws", i_ws),
+                             ("wa", i_wa), ("dx", i_dx), ("xoff", i_xoff)):
+            presented[name] = Signal.like(signal, name=f"p_{name}")
+            m.d.sync += presented[name].eq(signal)
+        p_active, p_rd0, p_rd1, p_acc = (presented[name] for name in ("active", "rd0", "rd1", "acc"))
+        p_rd0_addr, p_rd1_addr, p_acc_addr, p_wr_addr = (presented[name] for name in (
+            "rd0_addr", "rd1_addr", "acc_addr", "wr_addr"))
+        p_first, p_last, p_ws, p_wa, p_dx, p_xoff = (presented[name] for name in (
+            "first", "last", "ws", "wa", "dx", "xoff"))
+
         # -- sequencer -------------------------------------------------------------------------------------
         with m.Switch(state):
             with m.Case(IDLE), m.If(self.start):
@@ -384,7 +401,7 @@ class VectorUnit(wiring.Component):
                     with m.If(is_maxbwd & ~phase):
                         m.d.sync += phase.eq(1)
                     with m.Else():
-                        m.d.sync += state.eq(DRAIN)
+                        m.d.sync += state.eq(PRESENT)
                 with m.Switch(family):
                     with m.Case(NEST):
                         with m.If(i != n_i - 1):
@@ -438,6 +455,8 @@ class VectorUnit(wiring.Component):
                                              plane_base.eq(plane_base + ohw)]
                             m.d.sync += [qx.eq(nqx), rx.eq(nrx), qy.eq(nqy), ry.eq(nry),
                                          ckx.eq(nrx), cox.eq(nqx), cky.eq(nry), coy.eq(nqy)]
+            with m.Case(PRESENT):  # the last issue is presented
+                m.d.sync += state.eq(DRAIN)
             with m.Case(DRAIN):
                 m.d.sync += state.eq(Mux(is_late, LATE, DONE))
             with m.Case(LATE):
@@ -451,9 +470,9 @@ class VectorUnit(wiring.Component):
         d_active, d_rd0, d_first, d_last, d_ws, d_wa, d_dx = (Signal(name=f"d_{name}") for name in (
             "active", "rd0", "first", "last", "ws", "wa", "dx"))
         d_wr_addr, d_xoff = Signal(aw), Signal(cw)
-        m.d.sync += [d_active.eq(i_active), d_rd0.eq(i_rd0), d_first.eq(i_active & i_first),
-                     d_last.eq(i_active & i_last), d_ws.eq(i_active & i_ws), d_wa.eq(i_active & i_wa),
-                     d_dx.eq(i_active & i_dx), d_wr_addr.eq(i_wr_addr), d_xoff.eq(i_xoff)]
+        m.d.sync += [d_active.eq(p_active), d_rd0.eq(p_rd0), d_first.eq(p_active & p_first),
+                     d_last.eq(p_active & p_last), d_ws.eq(p_active & p_ws), d_wa.eq(p_active & p_wa),
+                     d_dx.eq(p_active & p_dx), d_wr_addr.eq(p_wr_addr), d_xoff.eq(p_xoff)]
         factor = Signal(recip_frac + 1)
         m.d.comb += factor.eq(Mux(is_average & ~pow2, reciprocal, 1))
         r_x0, r_x1, r_xa = Signal(signed(op_bits)), Signal(signed(op_bits)), Signal(signed(acc_bits))
@@ -544,13 +563,13 @@ class VectorUnit(wiring.Component):
 
         # -- ports ----------------------------------------------------------------------------------------
         m.d.comb += [
-            self.scratch_read0.en.eq(i_rd0), self.scratch_read0.addr.eq(i_rd0_addr),
-            self.acc_read.en.eq(i_acc), self.acc_read.addr.eq(i_acc_addr),
+            self.scratch_read0.en.eq(p_rd0), self.scratch_read0.addr.eq(p_rd0_addr),
+            self.acc_read.en.eq(p_acc), self.acc_read.addr.eq(p_acc_addr),
         ]
         with m.If(e_dx):
             m.d.comb += [self.scratch_read1.en.eq(1), self.scratch_read1.addr.eq(dst + best_off_now)]
         with m.Else():
-            m.d.comb += [self.scratch_read1.en.eq(i_rd1), self.scratch_read1.addr.eq(i_rd1_addr)]
+            m.d.comb += [self.scratch_read1.en.eq(p_rd1), self.scratch_read1.addr.eq(p_rd1_addr)]
         with m.If(pending):
             m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(pending_addr),
                          self.scratch_write.data.eq(self.scratch_read1.data + r_x0)]
