@@ -293,22 +293,35 @@ class GemmUnit(wiring.Component):
         oh_count, ow_count = Signal(8), Signal(8)
         # oh*SH - PH, ow*SW - PW: running registers that follow the oh and ow counters (no multiplier)
         row0, col0 = Signal(signed(14)), Signal(signed(14))
+        # per axis, registered with the origin (row0, col0) it follows: the first tap inside the input (i_lo),
+        # whether none is (empty) and how many are (taps)
         i_lo, j_lo = Signal(signed(14)), Signal(signed(14))
-        i_hi, j_hi = Signal(signed(14)), Signal(signed(14))
-        m.d.comb += [i_lo.eq(Mux(row0 < 0, -row0, 0)), j_lo.eq(Mux(col0 < 0, -col0, 0)),
-                     i_hi.eq(Mux(H - row0 < KH, H - row0, KH)), j_hi.eq(Mux(W - col0 < KW, W - col0, KW))]
+        row_empty, col_empty = Signal(), Signal()
+        row_taps, col_taps = Signal(4), Signal(4)
+
+        def window_axis(origin, size, kernel, low, empty, taps):
+            """Assignments of ``low``, ``empty``, ``taps`` for the window whose first tap is at ``origin``."""
+            first = Mux(origin < 0, -origin, 0)
+            end = Mux(size - origin < kernel, size - origin, kernel)
+            return [low.eq(first), empty.eq(end <= first), taps.eq(end - first)]
+
         window_empty = Signal()
-        m.d.comb += window_empty.eq((i_hi <= i_lo) | (j_hi <= j_lo))
+        m.d.comb += window_empty.eq(row_empty | col_empty)
         taps_h, taps_w = Signal(4), Signal(4)
-        m.d.comb += [taps_h.eq(Mux(window_empty, 1, i_hi - i_lo)), taps_w.eq(Mux(window_empty, 1, j_hi - j_lo))]
+        m.d.comb += [taps_h.eq(Mux(window_empty, 1, row_taps)), taps_w.eq(Mux(window_empty, 1, col_taps))]
         limits = {"g": G, "lane": active, "n": N, "ol": og, "cl": cg, "oh": OH, "ow": OW, "h": H, "w": W,
                   "i": KH, "j": KW, "ri": taps_h, "rj": taps_w}
         counters = {name: Signal(max(1, len(limit)), name=f"{name}_count") for name, limit in limits.items()}
         counters["oh"], counters["ow"] = oh_count, ow_count
         at_last = {name: Signal(name=f"{name}_last") for name in limits}
         inc = {name: Signal(name=f"{name}_inc") for name in limits}
-        for name in limits:
-            m.d.comb += at_last[name].eq(counters[name] == limits[name] - 1)
+        for name, limit in limits.items():
+            if name in ("lane", "ri", "rj"):  # limits that change while the instruction runs
+                m.d.comb += at_last[name].eq(counters[name] == limit - 1)
+            else:  # the instruction's: limit - 1 registered (valid from PRIME on; og, cg from the dividers)
+                last_value = Signal(len(limit), name=f"{name}_last_value")
+                m.d.sync += last_value.eq(limit - 1)
+                m.d.comb += at_last[name].eq(counters[name] == last_value)
         c = counters
         c_base = Signal(12)  # g * C/G
         o_base = Signal(12)  # g * O/G
@@ -532,10 +545,12 @@ class GemmUnit(wiring.Component):
             last = ol_last if name == "ol" else at_last[name]
             with m.If(inc[name]):
                 m.d.sync += counter.eq(Mux(last, 0, counter + 1))
+        next_row0, next_col0 = Signal.like(row0), Signal.like(col0)
+        m.d.comb += [next_row0.eq(Mux(at_last["oh"], -PH, row0 + SH)), next_col0.eq(Mux(at_last["ow"], -PW, col0 + SW))]
         with m.If(inc["oh"]):
-            m.d.sync += row0.eq(Mux(at_last["oh"], -PH, row0 + SH))
+            m.d.sync += [row0.eq(next_row0), *window_axis(next_row0, H, KH, i_lo, row_empty, row_taps)]
         with m.If(inc["ow"]):
-            m.d.sync += col0.eq(Mux(at_last["ow"], -PW, col0 + SW))
+            m.d.sync += [col0.eq(next_col0), *window_axis(next_col0, W, KW, j_lo, col_empty, col_taps)]
         with m.If(inc["g"]):
             m.d.sync += [c_base.eq(Mux(at_last["g"], 0, c_base + cg)), o_base.eq(Mux(at_last["g"], 0, o_base + og))]
 
@@ -553,7 +568,8 @@ class GemmUnit(wiring.Component):
         with m.Switch(state):
             with m.Case(_State.IDLE), m.If(self.start):
                 m.d.sync += [state.eq(_State.SETUP), step_count.eq(0), c_base.eq(0), o_base.eq(0), tile.eq(0),
-                             row0.eq(-PH), col0.eq(-PW)]
+                             row0.eq(-PH), col0.eq(-PW), *window_axis(-PH, H, KH, i_lo, row_empty, row_taps),
+                             *window_axis(-PW, W, KW, j_lo, col_empty, col_taps)]
                 m.d.sync += [counter.eq(0) for counter in counters.values()]
                 for quotient, remainder, numerator, _ in divisions:
                     m.d.sync += [quotient.eq(numerator), remainder.eq(0)]
