@@ -1,6 +1,6 @@
-"""The NORM unit's per-set scalar arithmetic with hardware multipliers, one sequential divider and one
+"""The NORM unit's per-set scalar arithmetic with one digit-serial multiplier, one sequential divider and one
 digit-by-digit square root: the three programs of :class:`wavecore.golden.numerics.NormArithmetic` a statistic
-set needs, bit-exact, in about 100 to 160 cycles instead of the bit-serial multiplies of
+set needs, bit-exact, in about 110 to 220 cycles instead of the bit-serial multiplies of
 :class:`wavecore.hdl.norm.scalar.NormScalar` (same ports, same protocol, a drop-in replacement).
 
 * ``FORWARD``: ``rstd = sat(isqrt(K**2 // D))`` (``K = M * 2**(fa + eps_frac/2 + R)``, ``D = (M*S2 - S1**2) *
@@ -27,22 +27,31 @@ the first cycle an idle unit sees ``valid`` while no result waits) and ``result`
 ``ready``; the fields a mode does not produce are 0).
 
 **Timing** (data-independent, from the cycle the command is taken to the first cycle of ``result.valid``):
-forward ``3*rstd_width + bias_width + 10``, backward ``coefficient_width + bias_width + 12``, dgamma ``64 + 6``
-cycles (:meth:`worst_case_cycles`; 154, 92 and 70 for the default formats).
+:meth:`worst_case_cycles` (215, 208 and 109 for forward, backward and dgamma of the int8 preset): the states of
+each mode, every division's SETUP, OVERFLOW and quotient bits, and every product state's
+:func:`wavecore.hdl.core.serial_multiplier.cycles` + 1.
+
+**Products**: every wide product (``count**2``, ``count*S2``, ``S1**2``, ``eps*count**2``, ``rstd**3 * t`` ...)
+is formed on one :class:`wavecore.hdl.core.serial_multiplier.SerialMultiplier` (17-bit digits, one DSP), a state
+each, so no cycle holds a multiplier wider than one DSP; ``gamma * rstd`` (a parameter-width operand) stays a
+direct product.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed, unsigned
+from amaranth import Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.numerics import NormArithmetic, check_int
+from wavecore.hdl.core.serial_multiplier import SerialMultiplier
+from wavecore.hdl.core.serial_multiplier import cycles as product_cycles
 from wavecore.hdl.norm.scalar import ScalarMode
 
 __all__ = ["NormConstants"]
 
 _DGAMMA_BITS = 64  # the simulator holds dgamma in an int64
+_DIGIT = 17  # bits of a digit of the serial multiplier (a digit product fits an 18 x 18 signed DSP)
 
 
 class NormConstants(wiring.Component):
@@ -91,7 +100,25 @@ class NormConstants(wiring.Component):
             "dgamma": (rw + t_dgamma + self.dgamma_up + 3, count_bits + self.dgamma_down + 1),
         }
         self.width = max(max(n, d + self.quotient_bits[name] + 1) for name, (n, d) in divisions.items()) + 1
-        self._temporary_bits = max(centred, t_backward, t_dgamma) + 1
+        self._temporary_bits = temp_bits = max(centred, t_backward, t_dgamma) + 1
+        # the product states, in order per mode: state -> (bits of a, bits of b) (magnitudes; signed operands
+        # count their sign bit), the one definition the FSM and worst_case_cycles use
+        shifted_beta = len(Value.cast(Signal(signed(param_width)) << self.beta_shift))  # as the FSM forms it
+        self._product_bits = {
+            "F_COUNT": (count_bits, count_bits), "F0_A": (count_bits, s2w), "F0_B": (s1w, s1w),
+            "F1_A": (32, 2 * count_bits), "F_C_A": (shifted_beta, count_bits), "F_C_B": (cw, s1w),
+            "B_COUNT": (count_bits, count_bits), "B0_A": (count_bits, ww), "B0_B": (s1w, ww), "B1_A": (rw, rw),
+            "B1": (2 * rw, rw), "B2": (3 * rw, temp_bits), "B3_A": (rw, ww), "B3_B": (cw, s1w),
+            "G0_A": (count_bits, r2w), "G0_B": (s1w, r1w), "G1_A": (rw, temp_bits),
+        }
+        self._mode_products = {
+            ScalarMode.FORWARD: ("F_COUNT", "F0_A", "F0_B", "F1_A", "F_C_A", "F_C_B"),
+            ScalarMode.BACKWARD: ("B_COUNT", "B0_A", "B0_B", "B1_A", "B1", "B2", "B3_A", "B3_B"),
+            ScalarMode.DGAMMA: ("G0_A", "G0_B", "G1_A"),
+        }
+        # operand ports wide enough for every operand as a signed value (an unsigned one gets a zero sign bit)
+        self._a_width = max(a_bits for a_bits, _ in self._product_bits.values()) + 1
+        self._b_width = max(b_bits for _, b_bits in self._product_bits.values()) + 1
         self.command_layout = data.StructLayout({
             "mode": ScalarMode,
             "s1": signed(s1w),
@@ -120,13 +147,16 @@ class NormConstants(wiring.Component):
         """Cycles from the cycle the command is taken to the first cycle ``result.valid`` is high (exact)."""
         q = self.quotient_bits
         mode = ScalarMode(mode)
+        # every product state: the serial multiplier's cycles + 1 (the state's start cycle)
+        products = sum(product_cycles(*(-(-bits // _DIGIT) for bits in self._product_bits[state])) + 1
+                       for state in self._mode_products[mode])
         # every division: the operands' state, SETUP (or F1_SETUP), then q DIVIDE cycles
         # F0 F1 F1_SETUP, divide, SQRT_SETUP, root, F_A F_C SETUP OVERFLOW, divide, F_OUT
         if mode == ScalarMode.FORWARD:
-            return 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 4 + q["c"] + 1 + 1
-        if mode == ScalarMode.BACKWARD:  # B0 B1 B2 B2_SUM SETUP OVERFLOW, divide, B_K2 B3 SETUP OVERFLOW, divide, B_OUT
-            return 6 + q["k2"] + 4 + q["k3"] + 1 + 1
-        return 4 + q["dgamma"] + 1 + 1  # G0 G1 SETUP OVERFLOW, divide, G_OUT
+            return products + 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 4 + q["c"] + 1 + 1
+        if mode == ScalarMode.BACKWARD:  # B0 B2_SUM SETUP OVERFLOW, divide, B_K2 B3 SETUP OVERFLOW, divide, B_OUT
+            return products + 4 + q["k2"] + 4 + q["k3"] + 1 + 1
+        return products + 4 + q["dgamma"] + 1 + 1  # G0 G1 SETUP OVERFLOW, divide, G_OUT
 
     def elaborate(self, platform):
         m = Module()
@@ -141,9 +171,12 @@ class NormConstants(wiring.Component):
         # registers
         temp = Signal(signed(a_bits))  # M*S2 - S1**2, M*W2 - S1*W1 or M*r2 - S1*r1
         cube = Signal(unsigned(3 * rw))  # rstd**2, then rstd**3
-        half_bits = (a_bits + 1) // 2
-        cube_low = Signal(unsigned(3 * rw + half_bits))  # rstd**3 * t[:half_bits] (unsigned)
-        cube_high = Signal(signed(3 * rw + a_bits - half_bits + 1))  # rstd**3 * t[half_bits:] (signed)
+        # every wide product on one digit-serial multiplier (one DSP): a state per product
+        m.submodules.multiplier = multiplier = SerialMultiplier(a_width=self._a_width, b_width=self._b_width,
+                                                                digit=_DIGIT)
+        first_product = Signal(signed(self._a_width + self._b_width))
+        second_product = Signal.like(first_product)
+        product_wait = Signal()
         remainder = Signal(width)
         shifted = Signal(width)  # the divisor times 2**i of the current quotient bit
         quotient = Signal(_DGAMMA_BITS)
@@ -159,8 +192,7 @@ class NormConstants(wiring.Component):
             m.d.comb += getattr(self.result.payload, name).eq(signal)
 
         # one instance of every shared term (each state drives the divider's operands)
-        count_squared = Signal(2 * len(count))  # registered every cycle: valid from the state after IDLE
-        m.d.sync += count_squared.eq(count * count)
+        count_squared = Signal(2 * len(count))
         numerator = Signal(signed(width))  # n of divide_round(n, d)
         divisor = Signal(width)  # d
         magnitude = Signal(width)
@@ -189,6 +221,20 @@ class NormConstants(wiring.Component):
             high, low = fmt.max, fmt.min
             return Mux(overflow, Mux(negative, low, high), Mux(value > high, high, Mux(value < low, low, value)))
 
+        def product_state(state, a_value, b_value, target, following):
+            """State ``state``: ``target = a_value * b_value`` on the serial multiplier, then ``following``."""
+            a_bits, b_bits = self._product_bits[state]
+            assert len(Value.cast(a_value)) <= a_bits and len(Value.cast(b_value)) <= b_bits, (
+                state, len(Value.cast(a_value)), a_bits, len(Value.cast(b_value)), b_bits)
+            a_digits, b_digits = -(-a_bits // _DIGIT), -(-b_bits // _DIGIT)
+            with m.State(state):
+                m.d.comb += [multiplier.a.eq(a_value), multiplier.b.eq(b_value), multiplier.a_digits.eq(a_digits),
+                             multiplier.b_digits.eq(b_digits), multiplier.start.eq(~product_wait)]
+                m.d.sync += product_wait.eq(1)
+                with m.If(multiplier.done):
+                    m.d.sync += [target.eq(multiplier.product), product_wait.eq(0)]
+                    m.next = following
+
         resume = Signal(range(6))
         after = {"sqrt": 0, "c": 1, "k2": 2, "k3": 3, "dgamma": 4}
 
@@ -202,19 +248,23 @@ class NormConstants(wiring.Component):
                 m.d.sync += [fields.eq(cmd)] + [signal.eq(0) for signal in outputs.values()]
                 with m.Switch(cmd.mode):
                     with m.Case(ScalarMode.FORWARD):
-                        m.next = "F0"
+                        m.next = "F_COUNT"
                     with m.Case(ScalarMode.BACKWARD):
-                        m.next = "B0"
+                        m.next = "B_COUNT"
                     with m.Default():
-                        m.next = "G0"
+                        m.next = "G0_A"
 
             # -- forward ------------------------------------------------------------------------------------
+            product_state("F_COUNT", count, count, count_squared, "F0_A")
+            product_state("F0_A", count, s2, first_product, "F0_B")
+            product_state("F0_B", s1, s1, second_product, "F0")
             with m.State("F0"):
-                m.d.sync += temp.eq(count * s2 - s1 * s1)
-                m.next = "F1"
+                m.d.sync += temp.eq(first_product - second_product)
+                m.next = "F1_A"
+            product_state("F1_A", fields.eps, count_squared, first_product, "F1")
             with m.State("F1"):  # rstd**2 = floor(K**2 / D): the divider without the rounding set-up
                 m.d.sync += [dividend.eq(count_squared << self.k_shift),
-                             held_divisor.eq((temp << a.eps_frac) + fields.eps * count_squared)]
+                             held_divisor.eq((temp << a.eps_frac) + first_product)]
                 m.next = "F1_SETUP"
             with m.State("F1_SETUP"):
                 m.d.sync += [remainder.eq(dividend), shifted.eq(held_divisor << (2 * rw - 1)), quotient.eq(0),
@@ -242,45 +292,49 @@ class NormConstants(wiring.Component):
                 value = Mux(product < 0, -scaled, scaled)
                 fmt = a.coefficient
                 m.d.sync += outputs["a"].eq(Mux(value > fmt.max, fmt.max, Mux(value < fmt.min, fmt.min, value)))
-                m.next = "F_C"
+                m.next = "F_C_A"
+            product_state("F_C_A", fields.beta << self.beta_shift, count, first_product, "F_C_B")
+            product_state("F_C_B", outputs["a"], s1, second_product, "F_C")
             with m.State("F_C"):
-                divide((fields.beta << self.beta_shift) * count - outputs["a"] * s1, count, self.quotient_bits["c"],
-                       after["c"])
+                divide(first_product - second_product, count, self.quotient_bits["c"], after["c"])
             with m.State("F_OUT"):
                 m.d.sync += [outputs["c"].eq(rounded(a.bias)), self.result.valid.eq(1)]
                 m.next = "IDLE"
 
             # -- backward -----------------------------------------------------------------------------------
+            product_state("B_COUNT", count, count, count_squared, "B0_A")
+            product_state("B0_A", count, fields.w2, first_product, "B0_B")
+            product_state("B0_B", s1, fields.w1, second_product, "B0")
             with m.State("B0"):
-                m.d.sync += [temp.eq(count * fields.w2 - s1 * fields.w1), cube.eq(fields.rstd * fields.rstd)]
-                m.next = "B1"
-            with m.State("B1"):
-                m.d.sync += cube.eq(cube * fields.rstd)
-                m.next = "B2"
-            with m.State("B2"):  # rstd**3 * t in two registered halves of t
-                m.d.sync += [cube_low.eq(cube * temp[:half_bits].as_unsigned()),
-                             cube_high.eq(cube * temp[half_bits:].as_signed())]
-                m.next = "B2_SUM"
+                m.d.sync += temp.eq(first_product - second_product)
+                m.next = "B1_A"
+            product_state("B1_A", fields.rstd, fields.rstd, cube, "B1")
+            product_state("B1", cube[: 2 * rw], fields.rstd, cube, "B2")
+            product_state("B2", cube, temp, first_product, "B2_SUM")
             with m.State("B2_SUM"):
-                divide(cube_low + (cube_high << half_bits), count_squared << self.k2_exponent,
-                       self.quotient_bits["k2"], after["k2"], negated=True)
+                divide(first_product, count_squared << self.k2_exponent, self.quotient_bits["k2"], after["k2"],
+                       negated=True)
             with m.State("B_K2"):
                 m.d.sync += outputs["k2"].eq(rounded(a.coefficient))
-                m.next = "B3"
+                m.next = "B3_A"
+            product_state("B3_A", fields.rstd, fields.w1, first_product, "B3_B")
+            product_state("B3_B", outputs["k2"], s1, second_product, "B3")
             with m.State("B3"):
-                divide(fields.rstd * fields.w1 + ((outputs["k2"] * s1) << self.k3_shift), count << self.k3_shift,
+                divide(first_product + (second_product << self.k3_shift), count << self.k3_shift,
                        self.quotient_bits["k3"], after["k3"], negated=True)
             with m.State("B_OUT"):
                 m.d.sync += [outputs["k3"].eq(rounded(a.bias)), self.result.valid.eq(1)]
                 m.next = "IDLE"
 
             # -- dgamma -------------------------------------------------------------------------------------
+            product_state("G0_A", count, fields.r2, first_product, "G0_B")
+            product_state("G0_B", s1, fields.r1, second_product, "G0")
             with m.State("G0"):
-                m.d.sync += temp.eq(count * fields.r2 - s1 * fields.r1)
-                m.next = "G1"
+                m.d.sync += temp.eq(first_product - second_product)
+                m.next = "G1_A"
+            product_state("G1_A", fields.rstd, temp, first_product, "G1")
             with m.State("G1"):
-                divide((fields.rstd * temp) << self.dgamma_up, count << self.dgamma_down, _DGAMMA_BITS,
-                       after["dgamma"])
+                divide(first_product << self.dgamma_up, count << self.dgamma_down, _DGAMMA_BITS, after["dgamma"])
             with m.State("G_OUT"):
                 m.d.sync += [outputs["dgamma"].eq(Mux(negative, -quotient, quotient)), self.result.valid.eq(1)]
                 m.next = "IDLE"
