@@ -31,10 +31,12 @@ on the shape at generation time. Iteration terms:
 ``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward, dgamma, plus 1 each
 (216, 209, 110 for the int8 preset);
 ``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
-of a set stream one element per cycle; they take ``S = planes*HW + 4`` cycles when they stream back to back (BN,
-and GN statistics), else ``S = planes*(HW + 2) + 2`` (GN: A, C and gamma change with the channel; two cycles
-read them). The backward reduction pass takes ``R = N*HW + 6`` (BN) or ``R = P*(HW + 6)`` (GN: r1, r2 written
-per channel). Body:
+of a set stream one element per cycle; they take ``S = planes*HW + 6`` cycles when they stream back to back (BN,
+and GN statistics), else ``S = planes*(HW + 2) + 4`` (GN: A, C and gamma change with the channel; two cycles
+read them). The backward reduction pass takes ``R = N*HW + 8`` (BN) or ``R = P*(HW + 8)`` (GN: r1, r2 written
+per channel). An element is read in cycle t, its data and the plane's constants are registered in t + 1, its
+products in t + 2, and its sums, requantization and write happen in t + 3 (``ELEMENT_STAGES``), so no cycle holds
+a multiplier after a block-RAM read or before a wide addition. Body:
 
 * statistics: ``sets * (1 + S + 4)``;
 * affine, affine_relu, relu_mask: ``sets * (1 + S)``;
@@ -48,7 +50,7 @@ per-channel functions are bound by the scalar unit's divider and root (about 150
 
 **Ports**: ``scratch_read0`` reads x (statistics, affine), dz (relu_mask), dy (backward) and gamma
 (constants); ``scratch_read1`` reads x (relu_mask, backward) and beta (constants); ``scratch_write`` writes y,
-z, dy and dx one cycle after the element's read; ``acc_read``/``acc_write`` read and write the NORM blocks and
+z, dy and dx three cycles after the element's read; ``acc_read``/``acc_write`` read and write the NORM blocks and
 the parameter gradients. Every write is presented at least one cycle before ``done``; ``done`` is high in one
 cycle and the unit is idle (every ``en`` low) from the next one. An address outside a memory is the core's to
 detect (the unit does not check ranges).
@@ -80,10 +82,14 @@ from wavecore.hdl.core.norm_constants import NormConstants
 from wavecore.hdl.norm.scalar import ScalarMode
 from wavecore.hdl.stream.window import requantize
 
-__all__ = ["NormUnit", "unit_cycles"]
+__all__ = ["ELEMENT_STAGES", "NormUnit", "unit_cycles"]
 
 _OPS = {name[:-3]: number for name, (number, _) in isa.FUNCTS["NORM"].items() if name.endswith("_bn")}
 _GN_BIT = isa.FUNCTS["NORM"]["statistics_gn"][0] - isa.FUNCTS["NORM"]["statistics_bn"][0]
+
+#: Stages of an element from its read to its write: read data, products, sums and write (the waits before a
+#: set's end and before a channel's r1/r2 writes are ELEMENT_STAGES - 1 cycles).
+ELEMENT_STAGES = 3
 
 # tags of the accumulator reads: the register the returning word goes to
 _TAGS = ("none", "a", "c", "gamma", "s1", "s2", "rstd", "r1", "r2", "old0", "old1")
@@ -234,26 +240,43 @@ class NormUnit(wiring.Component):
         p_channel, p_sample, p_group, p_in_group = Signal(12), Signal(12), Signal(12), Signal(12)
         m.d.comb += grads_block.eq(Mux(gn, p_sample * words, 0))
 
-        # -- the element pipeline: reads in cycle t, compute and write in t + 1 -----------------------------
-        stream_valid = Signal()
+        # -- the element pipeline: reads in cycle t; t + 1 the read data and the plane's constants registered;
+        # t + 2 the products registered; t + 3 the sums, the requantization and the write (ELEMENT_STAGES) ----
+        stream_valid = Signal()  # stage 1
         write_address = Signal(ADDRESS_WIDTH)
-        first = self.scratch_read0.data  # x (statistics, affine), dz (relu_mask), dy (backward)
-        second = self.scratch_read1.data  # x (relu_mask, backward)
-        affine_in = Mux(op == _OPS["relu_mask"], second, first)
+        e1_first, e1_second = Signal(signed(operand.width)), Signal(signed(operand.width))
+        e1_a, e1_c = Signal.like(regs["a"]), Signal.like(regs["c"])
+        e1_valid, e1_dx = Signal(), Signal()
+        e1_address = Signal(ADDRESS_WIDTH)
+        m.d.sync += [e1_first.eq(self.scratch_read0.data),  # x (statistics, affine), dz (relu_mask), dy (backward)
+                     e1_second.eq(self.scratch_read1.data),  # x (relu_mask, backward)
+                     e1_a.eq(regs["a"]), e1_c.eq(regs["c"]), e1_valid.eq(stream_valid), e1_dx.eq(phase_dx),
+                     e1_address.eq(write_address)]
+        affine_in = Mux(op == _OPS["relu_mask"], e1_second, e1_first)
+        e2_affine = Signal(signed(acc_bits + operand.width + 1))  # A*x
+        e2_dy, e2_x = Signal.like(e2_affine), Signal(signed(ar.coefficient_width + operand.width + 1))  # K1*dy, K2*x
+        e2_square, e2_cross = Signal(signed(2 * operand.width)), Signal(signed(2 * operand.width))  # x*x, dy*x
+        e2_first, e2_c = Signal.like(e1_first), Signal.like(e1_c)
+        e2_valid, e2_dx = Signal(), Signal()
+        e2_address = Signal(ADDRESS_WIDTH)
+        m.d.sync += [e2_affine.eq(e1_a * affine_in), e2_dy.eq(e1_a * e1_first), e2_x.eq(k2 * e1_second),
+                     e2_square.eq(e1_first * e1_first), e2_cross.eq(e1_first * e1_second), e2_first.eq(e1_first),
+                     e2_c.eq(e1_c), e2_valid.eq(e1_valid), e2_dx.eq(e1_dx), e2_address.eq(e1_address)]
+        first = e2_first
         affine_sum = Signal(signed(acc_bits + operand.width + 2))  # A*x + C, exact
-        m.d.comb += affine_sum.eq(regs["a"] * affine_in + regs["c"])
+        m.d.comb += affine_sum.eq(e2_affine + e2_c)
         y = Signal(signed(operand.width))
         m.d.comb += y.eq(requantize(affine_sum, sf, numerics.rounding, operand))
         limit = imm
         relu_y = Mux(y < 0, 0, Mux((limit != 0) & (y > limit), limit, y))
         mask = (y > 0) & ((limit == 0) | (y < limit))
         dx_sum = Signal(signed(max(acc_bits + operand.width, ar.coefficient_width + operand.width, ar.bias_width) + 3))
-        m.d.comb += dx_sum.eq(regs["a"] * first + k2 * second + k3)  # K1*dy + K2*x + K3, exact
+        m.d.comb += dx_sum.eq(e2_dy + e2_x + k3)  # K1*dy + K2*x + K3, exact
         dx = requantize(dx_sum, sf, numerics.rounding, numerics.operand)
-        with m.If(stream_valid):
+        with m.If(e2_valid):
             with m.Switch(op):
                 with m.Case(_OPS["statistics"]):
-                    m.d.sync += [s1_sum.eq(s1_sum + first), s2_sum.eq(s2_sum + first * first)]
+                    m.d.sync += [s1_sum.eq(s1_sum + first), s2_sum.eq(s2_sum + e2_square)]
                 with m.Case(_OPS["affine"]):
                     m.d.comb += self.scratch_write.data.eq(y)
                 with m.Case(_OPS["affine_relu"]):
@@ -261,13 +284,13 @@ class NormUnit(wiring.Component):
                 with m.Case(_OPS["relu_mask"]):
                     m.d.comb += self.scratch_write.data.eq(Mux(mask, first, 0))
                 with m.Case(_OPS["backward"]):
-                    with m.If(phase_dx):
+                    with m.If(e2_dx):
                         m.d.comb += self.scratch_write.data.eq(dx.as_signed())
                     with m.Else():
-                        m.d.sync += [r1_sum.eq(r1_sum + first), r2_sum.eq(r2_sum + first * second)]
+                        m.d.sync += [r1_sum.eq(r1_sum + first), r2_sum.eq(r2_sum + e2_cross)]
             writes = (op == _OPS["affine"]) | (op == _OPS["affine_relu"]) | (op == _OPS["relu_mask"]) | (
-                is_backward & phase_dx)
-            m.d.comb += [self.scratch_write.en.eq(writes), self.scratch_write.addr.eq(write_address)]
+                is_backward & e2_dx)
+            m.d.comb += [self.scratch_write.en.eq(writes), self.scratch_write.addr.eq(e2_address)]
         m.d.sync += stream_valid.eq(0)
 
         # -- the scalar unit's command and result ---------------------------------------------------------------
@@ -404,18 +427,27 @@ class NormUnit(wiring.Component):
                     with m.If(continuous & ~last_k):  # the set's next plane, without a break
                         m.d.sync += [k.eq(k + 1), element.eq(0), plane_base.eq(plane_base + plane_stride)]
                     with m.Elif(is_backward & ~phase_dx & (gn | last_k)):  # the channel's r1, r2 are complete
-                        m.next = "R_WRITE0"
+                        m.next = "R_WAIT0"
                     with m.Elif(~last_k):  # the next plane's constants (read after this one's last use)
                         m.d.sync += k.eq(k + 1)
                         m.next = "PLANE"
                     with m.Else():
-                        m.next = "DRAIN"
+                        m.next = "DRAIN_WAIT0"
+            # the last element's stages (ELEMENT_STAGES - 1 = 2 waits, then DRAIN: its sums and write)
+            with m.State("DRAIN_WAIT0"):
+                m.next = "DRAIN_WAIT1"
+            with m.State("DRAIN_WAIT1"):
+                m.next = "DRAIN"
             with m.State("DRAIN"):
                 m.next = "PLANE_END"
             with m.State("PLANE_END"):
                 set_end()
 
-            # ---- r1, r2 of a channel (backward reductions; R_WRITE0 computes the last element) -----------------
+            # ---- r1, r2 of a channel (backward reductions; R_WRITE0 adds the last element's) -------------------
+            with m.State("R_WAIT0"):
+                m.next = "R_WAIT1"
+            with m.State("R_WAIT1"):
+                m.next = "R_WRITE0"
             with m.State("R_WRITE0"):
                 acc_read(block_address(src2, "r1", plane_channel), "old0")
                 m.next = "R_WRITE1"
@@ -590,8 +622,9 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     continuous = not gn or name == "statistics"
     # the planes of one set: without r1/r2 writes (a drain and an end cycle after the last plane), and the
     # backward reduction pass with them (4 cycles a channel, the first one draining)
-    stream = planes * hw + 4 if continuous else planes * (hw + 2) + 2
-    reduction = n * hw + 2 + 4 if not gn else planes * (hw + 2 + 4)
+    waits = ELEMENT_STAGES - 1  # for the last element's sums and write
+    stream = planes * hw + 4 + waits if continuous else planes * (hw + 2) + 2 + waits
+    reduction = n * hw + 2 + 4 + waits if not gn else planes * (hw + 2 + 4 + waits)
     imm = instruction.get("imm")
     if name == "statistics":
         return cycles + sets * (1 + stream + 4)

@@ -232,7 +232,7 @@ def test_unit_cycles_shapes():
         assert unit_cycles(norm(funct), shape, P8) > unit_cycles(norm(funct), small, P8)
     for funct in ("constants_bn", "param_grads_gn"):  # per channel: independent of H*W
         assert unit_cycles(norm(funct), shape, P8) == unit_cycles(norm(funct), small, P8)
-    assert unit_cycles(norm("statistics_bn"), shape, P8) == 3 + 16 * (1 + 8 * 64 + 4 + 4)
+    assert unit_cycles(norm("statistics_bn"), shape, P8) == 3 + 16 * (1 + 8 * 64 + 6 + 4)
 
 
 def test_parameters_validated():
