@@ -180,6 +180,7 @@ class NormUnit(wiring.Component):
         k = Signal(12)  # plane (or channel) within the set
         element = Signal(16)
         plane_base = Signal(ADDRESS_WIDTH)
+        plane_row = Signal(ADDRESS_WIDTH)  # the plane's index (n*C + c), registered in PLANE
         plane_stride = Signal(ADDRESS_WIDTH)  # between the planes of a set: BN C*H*W, GN H*W
         phase_dx = Signal()
         planes = Mux(gn, per_group, samples)
@@ -187,7 +188,8 @@ class NormUnit(wiring.Component):
         plane_channel = Mux(gn, channel_base + k, outer)
         plane_index = Mux(gn, outer * channels + channel_base + k, k * channels + outer)
         block = Signal(ADDRESS_WIDTH)  # the set's block (GN: one per sample)
-        m.d.comb += block.eq(Mux(gn, outer * words, 0))
+        # registered: valid one cycle after outer changes (SET_BEGIN, which uses no block address, is that cycle)
+        m.d.sync += block.eq(Mux(gn, outer * words, 0))
         set_word = Mux(gn, group, outer)
         last_k = k == Mux(op == _OPS["constants"], set_channels, planes) - 1
         # planes of a set stream back to back unless their channel (constants, r1/r2) changes: BN, GN statistics
@@ -238,7 +240,8 @@ class NormUnit(wiring.Component):
 
         # param_grads counters
         p_channel, p_sample, p_group, p_in_group = Signal(12), Signal(12), Signal(12), Signal(12)
-        m.d.comb += grads_block.eq(Mux(gn, p_sample * words, 0))
+        grads_offset = Signal(ADDRESS_WIDTH)  # p_sample * words, counted along with p_sample
+        m.d.comb += grads_block.eq(Mux(gn, grads_offset, 0))
 
         # -- the element pipeline: reads in cycle t; t + 1 the read data and the plane's constants registered;
         # t + 2 the products registered; t + 3 the sums, the requantization and the write (ELEMENT_STAGES) ----
@@ -381,7 +384,7 @@ class NormUnit(wiring.Component):
                     sets.eq(set_words),
                     words.eq(2 * set_words + 6 * channels),
                     outer.eq(0), group.eq(0), channel_base.eq(0),
-                    p_channel.eq(0), p_sample.eq(0), p_group.eq(0), p_in_group.eq(0),
+                    p_channel.eq(0), p_sample.eq(0), p_group.eq(0), p_in_group.eq(0), grads_offset.eq(0),
                 ]
                 with m.If((op == _OPS["param_grads"]) | (op == _OPS["param_grads_accumulate"])):
                     m.next = "GRADS_CHANNEL"
@@ -401,7 +404,7 @@ class NormUnit(wiring.Component):
 
             # ---- planes ---------------------------------------------------------------------------------------
             with m.State("PLANE"):
-                m.d.sync += [plane_base.eq(plane_index * hw), element.eq(0)]
+                m.d.sync += [plane_row.eq(plane_index), element.eq(0)]
                 with m.If((op == _OPS["affine"]) | (op == _OPS["affine_relu"]) | (op == _OPS["relu_mask"])
                           | (is_backward & phase_dx)):
                     acc_read(block_address(Mux(is_backward, src2, Mux(op == _OPS["relu_mask"], src2, src1)), "a",
@@ -410,6 +413,7 @@ class NormUnit(wiring.Component):
                     acc_read(block_address(src2, "gamma", plane_channel), "gamma")
                 m.next = "PLANE_C"
             with m.State("PLANE_C"):
+                m.d.sync += plane_base.eq(plane_row * hw)  # PLANE registered the plane's index
                 with m.If((op == _OPS["affine"]) | (op == _OPS["affine_relu"]) | (op == _OPS["relu_mask"])):
                     acc_read(block_address(Mux(op == _OPS["relu_mask"], src2, src1), "c", plane_channel), "c")
                 m.next = "STREAM"
@@ -535,7 +539,7 @@ class NormUnit(wiring.Component):
 
             # ---- param_grads ----------------------------------------------------------------------------------
             with m.State("GRADS_CHANNEL"):
-                m.d.sync += [dgamma_sum.eq(0), dbeta_sum.eq(0), p_sample.eq(0)]
+                m.d.sync += [dgamma_sum.eq(0), dbeta_sum.eq(0), p_sample.eq(0), grads_offset.eq(0)]
                 m.next = "GRADS_S1"
             with m.State("GRADS_S1"):
                 acc_read(block_address(src0, "s1", Mux(gn, p_group, p_channel), grads=True), "s1")
@@ -591,7 +595,7 @@ class NormUnit(wiring.Component):
                         with m.If(~gn | (p_sample == samples - 1)):
                             m.next = "GRADS_WRITE0"
                         with m.Else():
-                            m.d.sync += p_sample.eq(p_sample + 1)
+                            m.d.sync += [p_sample.eq(p_sample + 1), grads_offset.eq(grads_offset + words)]
                             m.next = "GRADS_S1"
 
             with m.State("DONE"):
