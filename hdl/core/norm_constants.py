@@ -16,8 +16,8 @@ set needs, bit-exact, in about 110 to 220 cycles instead of the bit-serial multi
 ``round`` is :func:`wavecore.golden.numerics.divide_round` (half away from zero): the divider computes
 ``floor((2|n| + d) / 2d)`` on magnitudes and applies the sign; a quotient of ``q`` bits is found in ``q``
 cycles (one compare-subtract each) after a one-cycle overflow test ``N >= D * 2**q``. The operands of every
-division are registered first (the state with the wide products ends in a register), then ``2|n| + d`` (SETUP),
-then the overflow test (OVERFLOW), so no cycle holds a wide multiplier and a wide carry chain, or two wide
+division are registered first (the state with the wide products ends in a register), then ``|n|`` (SETUP), ``2|n| + d``
+(TOTAL), then the overflow test (OVERFLOW), so no cycle holds a wide multiplier and a wide carry chain, or two wide
 carry chains; ``count**2`` is registered when the command is taken, ``rstd**3 * t`` is formed from two
 registered half products, and a negated numerator is a flag on the quotient's sign, not a negation.
 
@@ -27,7 +27,7 @@ the first cycle an idle unit sees ``valid`` while no result waits) and ``result`
 ``ready``; the fields a mode does not produce are 0).
 
 **Timing** (data-independent, from the cycle the command is taken to the first cycle of ``result.valid``):
-:meth:`worst_case_cycles` (215, 208 and 109 for forward, backward and dgamma of the int8 preset): the states of
+:meth:`worst_case_cycles` (216, 210 and 110 for forward, backward and dgamma of the int8 preset): the states of
 each mode, every division's SETUP, OVERFLOW and quotient bits, and every product state's
 :func:`wavecore.hdl.core.serial_multiplier.cycles` + 1.
 
@@ -150,13 +150,13 @@ class NormConstants(wiring.Component):
         # every product state: the serial multiplier's cycles + 1 (the state's start cycle)
         products = sum(product_cycles(*(-(-bits // _DIGIT) for bits in self._product_bits[state])) + 1
                        for state in self._mode_products[mode])
-        # every division: the operands' state, SETUP (or F1_SETUP), then q DIVIDE cycles
-        # F0 F1 F1_SETUP, divide, SQRT_SETUP, root, F_A F_C SETUP OVERFLOW, divide, F_OUT
+        # every division: the operands' state, SETUP TOTAL OVERFLOW (or F1_SETUP), then q DIVIDE cycles
+        # F0 F1 F1_SETUP, divide, SQRT_SETUP, root, F_A F_C SETUP TOTAL OVERFLOW, divide, F_OUT
         if mode == ScalarMode.FORWARD:
-            return products + 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 4 + q["c"] + 1 + 1
-        if mode == ScalarMode.BACKWARD:  # B0 B2_SUM SETUP OVERFLOW, divide, B_K2 B3 SETUP OVERFLOW, divide, B_OUT
-            return products + 4 + q["k2"] + 4 + q["k3"] + 1 + 1
-        return products + 4 + q["dgamma"] + 1 + 1  # G0 G1 SETUP OVERFLOW, divide, G_OUT
+            return products + 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 5 + q["c"] + 1 + 1
+        if mode == ScalarMode.BACKWARD:  # B0 B2_SUM SETUP TOTAL OVERFLOW, divide, B_K2 B3 SETUP TOTAL OVERFLOW, ...
+            return products + 5 + q["k2"] + 5 + q["k3"] + 1 + 1
+        return products + 5 + q["dgamma"] + 1 + 1  # G0 G1 SETUP TOTAL OVERFLOW, divide, G_OUT
 
     def elaborate(self, platform):
         m = Module()
@@ -194,12 +194,8 @@ class NormConstants(wiring.Component):
         # one instance of every shared term (each state drives the divider's operands)
         count_squared = Signal(2 * len(count))
         numerator = Signal(signed(width))  # n of divide_round(n, d)
-        divisor = Signal(width)  # d
         magnitude = Signal(width)
-        total = Signal(width + 1)  # 2|n| + d
-        twice = Signal(width)  # 2d
-        m.d.comb += [magnitude.eq(Mux(numerator < 0, -numerator, numerator)), total.eq((magnitude << 1) + divisor),
-                     twice.eq(divisor << 1)]
+        m.d.comb += magnitude.eq(Mux(numerator < 0, -numerator, numerator))
 
         # the registered operands of the next division (SETUP reads them)
         dividend = Signal(signed(width + 1))  # F1: K**2 (unsigned, width bits)
@@ -340,10 +336,13 @@ class NormConstants(wiring.Component):
                 m.next = "IDLE"
 
             # -- the shared divider ---------------------------------------------------------------------------
-            with m.State("SETUP"):  # the registered operands: sign, 2|n| + d
-                m.d.comb += [numerator.eq(dividend), divisor.eq(held_divisor)]
-                m.d.sync += [remainder.eq(total), quotient.eq(0),
+            with m.State("SETUP"):  # the registered operands: sign and |n| (in remainder)
+                m.d.comb += numerator.eq(dividend)
+                m.d.sync += [remainder.eq(magnitude), quotient.eq(0),
                              negative.eq(Mux(negate, numerator > 0, numerator < 0))]
+                m.next = "TOTAL"
+            with m.State("TOTAL"):  # 2|n| + d
+                m.d.sync += remainder.eq((remainder << 1) + held_divisor)
                 m.next = "OVERFLOW"
             with m.State("OVERFLOW"):  # the overflow test on the registered 2|n| + d
                 m.d.sync += overflow.eq(remainder >= limit)

@@ -29,7 +29,7 @@ on the shape at generation time. Iteration terms:
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`unit_cycles` computes them; ``HW = H*W``, ``P = C/G``,
 ``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward, dgamma, plus 1 each
-(216, 209, 110 for the int8 preset);
+(217, 211, 111 for the int8 preset);
 ``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
 of a set stream one element per cycle; they take ``S = planes*HW + 6`` cycles when they stream back to back (BN,
 and GN statistics), else ``S = planes*(HW + 2) + 4`` (GN: A, C and gamma change with the channel; two cycles
