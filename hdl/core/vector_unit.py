@@ -505,11 +505,13 @@ class VectorUnit(wiring.Component):
         m.d.sync += window_sum.eq(total)
         rq_in = Signal(signed(sum_bits))
         rq_shift = Signal(range(sum_bits + 2))
+        # the shift is the instruction's: registered (valid long before the first result stage)
         with m.If(is_("requantize")):
-            m.d.comb += [rq_in.eq(r_xa), rq_shift.eq(Mux(imm > sum_bits + 1, sum_bits + 1, imm))]
+            m.d.comb += rq_in.eq(r_xa)
+            m.d.sync += rq_shift.eq(Mux(imm > sum_bits + 1, sum_bits + 1, imm))
         with m.Else():
-            m.d.comb += [rq_in.eq(Mux(is_sum_divided, window_sum, r_product)),
-                         rq_shift.eq(Mux(pow2, log2, recip_frac))]
+            m.d.comb += rq_in.eq(Mux(is_sum_divided, window_sum, r_product))
+            m.d.sync += rq_shift.eq(Mux(pow2, log2, recip_frac))
         # the simulator's int64 arithmetic rounds a shift of 64 or more down (_round_shift: 1 << (shift - 1) is
         # beyond int64, so no remainder reaches half)
         rq_out = _requantizer(m, rq_in, rq_shift, rounding, fmt.min, fmt.max, "rq",
