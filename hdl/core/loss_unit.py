@@ -23,7 +23,7 @@ each keeps its own copy of the row's ``m, S, label, d_y``, addresses):
   (shifted left until its top bit is set, ``k`` counting down: at most ``sum_width - 1 - exp_frac`` cycles),
   the logarithm table (a ROM of ``2**table_bits + 1`` entries, two read ports) is read at the ``table_bits``
   bits below the leading one and interpolated with the remaining bits; the loss
-  ``sat(round((ln S + d_y << (log_frac - logit_frac)) / 16))``, computed in three registered stages after the
+  ``sat(round((ln S + d_y << (log_frac - logit_frac)) / 16))``, computed in four registered stages after the
   table read (final while the divider still runs), is written to the accumulator when D hands the row to G;
 * **G** (read port 1, the scratchpad write port): reads the row a third time, ``e_j`` from the same ROMs
   (second read ports), ``g_j = sat(round((e_j - [j == y] S) * r / 2**(R - grad_frac)))`` (``e_j``, ``S``
@@ -70,7 +70,7 @@ __all__ = ["LossUnit", "unit_cycles"]
 #: Bits of the SHAPE samples field (the largest N of LOSS.mean).
 _SAMPLES_BITS = next(spec.width for spec in isa.FORMATS["shape"] if spec.name == "samples")
 _LOG_GUARD = 4  # golden.numerics: guard bits of the logarithm below the loss grid
-_LOSS_STAGES = 3  # registered stages of the loss after the logarithm table read
+_LOSS_STAGES = 4  # registered stages of the loss after the logarithm table read
 
 # passes of a logit read
 _LABEL, _MAX, _EXP = 0, 1, 2
@@ -282,12 +282,14 @@ class LossUnit(wiring.Component):
         # the loss in _LOSS_STAGES registered stages (the table read data, the interpolation product, the sum,
         # the requantization): final long before the divider hands the row on (checked at construction)
         low_data, step_product = Signal.like(low.data), Signal(signed(len(low.data) + rest_bits + 2))
+        log_step, log_rest = Signal(signed(len(low.data) + 1)), Signal(max(1, rest_bits))
         log_leading = Signal.like(leading)
         m.d.sync += [low_data.eq(low.data), log_leading.eq(leading)]
         interpolated = Signal(signed(len(low.data) + 1))
         if rest_bits:
-            step = high.data.as_signed() - low.data.as_signed()
-            m.d.sync += step_product.eq(step * normalised[:rest_bits])
+            m.d.sync += [log_step.eq(high.data.as_signed() - low.data.as_signed()),
+                         log_rest.eq(normalised[:rest_bits])]
+            m.d.sync += step_product.eq(log_step * log_rest)
             m.d.comb += interpolated.eq((step_product + (1 << (rest_bits - 1))) >> rest_bits)
         logarithm = (log_leading - ef) * a.log_table[-1] + low_data + interpolated
         shifted_loss = Signal(signed(a.log_frac + a.difference_width + (sw - 1 - ef).bit_length() + 8))
