@@ -48,9 +48,10 @@ the data paths (requantizer from registers to the write data, the issue stage's 
 ``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the simulator's result).
 
 **Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
-``5 + late + setup + slots`` (:func:`unit_cycles`; 2 of the 5 are ``PREP_CYCLES``, in which the sizes, products of
-the SHAPE fields, are registered: no multiplier chain from the SHAPE word; 1 is ``PRESENT_STAGES``, the register
-between the issue's address arithmetic and the ports), where ``late`` is 1 for ``avgpool_forward``,
+``6 + late + setup + slots`` (:func:`unit_cycles`; 2 of the 6 are ``PREP_CYCLES``, in which the sizes, products of
+the SHAPE fields, are registered: no multiplier chain from the SHAPE word; 2 are ``PRESENT_STAGES``, the registers
+between the issue's counters and the ports: the counters' values, then the window or gather offset (one
+multiplier) and the addresses), where ``late`` is 1 for ``avgpool_forward``,
 ``avgpool_backward`` and ``global_pool_forward`` (else 0) and ``setup`` is 0 except for the average pools
 (``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with ``divider = reciprocal_frac + 2`` when the
 window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw)`` for ``avgpool_backward``
@@ -86,7 +87,7 @@ __all__ = ["PREP_CYCLES", "PRESENT_STAGES", "VectorUnit", "unit_cycles"]
 #: Cycles after ``start`` in which the sizes (products of the SHAPE fields) are registered.
 PREP_CYCLES = 2
 #: Registered stage between the issue (counters -> addresses) and the ports.
-PRESENT_STAGES = 1
+PRESENT_STAGES = 2
 
 FUNCT = {name: number for name, (number, _) in isa.FUNCTS["VECTOR"].items()}
 _AVERAGE = ("avgpool_forward", "avgpool_backward", "global_pool_forward", "global_pool_backward")
@@ -244,6 +245,7 @@ class VectorUnit(wiring.Component):
 
         # -- state -------------------------------------------------------------------------------------------
         state = Signal(range(9))
+        present_wait = Signal(range(PRESENT_STAGES))
         IDLE, SETUP, RUN, DRAIN, LATE, DONE, PREP_A, PREP_B, PRESENT = range(9)
         phase = Signal()  # maxpool_backward: 0 zeroing dx, 1 windows
         NEST, WINDOW, GATHER = range(3)
@@ -301,7 +303,8 @@ class VectorUnit(wiring.Component):
             "i_rd0_addr", "i_rd1_addr", "i_acc_addr", "i_wr_addr"))
         i_first, i_last, i_ws, i_wa, i_dx, i_final = (Signal(name=name) for name in (
             "i_first", "i_last", "i_ws", "i_wa", "i_dx", "i_final"))
-        i_xoff = Signal(cw)
+        # window and gather reads: x's offset = row * (W or OW) + (plane base + column), formed a stage later
+        i_row, i_column = Signal(signed(11)), Signal(cw)
 
         running = state == RUN
         m.d.comb += i_active.eq(running)
@@ -330,9 +333,9 @@ class VectorUnit(wiring.Component):
                 inside = (win_iy >= 0) & (win_iy < h) & (win_ix >= 0) & (win_ix < w)
                 last_pos = (kx == kw - 1) & (ky == kh - 1)
                 m.d.comb += [
-                    i_xoff.eq(plane_base + win_iy * w + win_ix),
+                    i_row.eq(win_iy), i_column.eq(plane_base + win_ix),
                     i_rd0.eq(running & Mux(gap, is_maxbwd, inside)),  # the gap slot reads dy
-                    i_rd0_addr.eq(Mux(gap, src0 + out_idx, Mux(is_maxbwd, src1, src0) + i_xoff)),
+                    i_rd0_addr.eq(src0 + out_idx),  # the gap slot's; the window's is formed a stage later
                     i_first.eq((kx == 0) & (ky == 0) & ~gap),
                     i_last.eq(last_pos & ~gap),
                     i_ws.eq(last_pos & ~gap & ~is_maxbwd),
@@ -348,7 +351,7 @@ class VectorUnit(wiring.Component):
                 y_more = has & (cky + sh < kh)
                 m.d.comb += [
                     i_rd0.eq(running & valid),
-                    i_rd0_addr.eq(src0 + plane_base + coy * ow + cox),
+                    i_row.eq(coy), i_column.eq(plane_base + cox),
                     i_first.eq((cky == ry) & (ckx == rx)),
                     i_last.eq(~x_more & ~y_more),
                     i_ws.eq(~x_more & ~y_more),
@@ -357,13 +360,30 @@ class VectorUnit(wiring.Component):
                 ]
 
         # -- the step as presented: the issue registered (reads and everything after them one cycle later) ---
-        presented = {}
+        # stage 1: the issue's values registered (the window/gather offset's terms too); stage 2: the offset
+        # (one multiplier) and the read address
+        staged = {}
         for name, signal in (("active", i_active), ("rd0", i_rd0), ("rd1", i_rd1), ("acc", i_acc),
                              ("rd0_addr", i_rd0_addr), ("rd1_addr", i_rd1_addr), ("acc_addr", i_acc_addr),
                              ("wr_addr", i_wr_addr), ("first", i_first), ("last", i_last), ("ws", i_ws),
-                             ("wa", i_wa), ("dx", i_dx), ("xoff", i_xoff)):
-            presented[name] = Signal.like(signal, name=f"p_{name}")
-            m.d.sync += presented[name].eq(signal)
+                             ("wa", i_wa), ("dx", i_dx), ("row", i_row), ("column", i_column), ("family", family),
+                             ("gap", gap)):
+            staged[name] = Signal.like(signal, name=f"s_{name}")
+            m.d.sync += staged[name].eq(signal)
+        s_window, s_gather = staged["family"] == WINDOW, staged["family"] == GATHER
+        offset = Signal(cw)
+        m.d.comb += offset.eq(staged["row"] * Mux(s_window, w, ow) + staged["column"])
+        presented = {}
+        for name in ("active", "rd0", "rd1", "acc", "rd1_addr", "acc_addr", "wr_addr", "first", "last", "ws",
+                     "wa", "dx"):
+            presented[name] = Signal.like(staged[name], name=f"p_{name}")
+            m.d.sync += presented[name].eq(staged[name])
+        presented["rd0_addr"], presented["xoff"] = Signal(aw, name="p_rd0_addr"), Signal(cw, name="p_xoff")
+        m.d.sync += [
+            presented["rd0_addr"].eq(Mux(s_window & ~staged["gap"], Mux(is_maxbwd, src1, src0) + offset,
+                                         Mux(s_gather, src0 + offset, staged["rd0_addr"]))),
+            presented["xoff"].eq(Mux(s_window, offset, 0)),
+        ]
         p_active, p_rd0, p_rd1, p_acc = (presented[name] for name in ("active", "rd0", "rd1", "acc"))
         p_rd0_addr, p_rd1_addr, p_acc_addr, p_wr_addr = (presented[name] for name in (
             "rd0_addr", "rd1_addr", "acc_addr", "wr_addr"))
@@ -455,8 +475,10 @@ class VectorUnit(wiring.Component):
                                              plane_base.eq(plane_base + ohw)]
                             m.d.sync += [qx.eq(nqx), rx.eq(nrx), qy.eq(nqy), ry.eq(nry),
                                          ckx.eq(nrx), cox.eq(nqx), cky.eq(nry), coy.eq(nqy)]
-            with m.Case(PRESENT):  # the last issue is presented
-                m.d.sync += state.eq(DRAIN)
+            with m.Case(PRESENT):  # the last issue is presented (PRESENT_STAGES cycles)
+                m.d.sync += present_wait.eq(present_wait + 1)
+                with m.If(present_wait == PRESENT_STAGES - 1):
+                    m.d.sync += [state.eq(DRAIN), present_wait.eq(0)]
             with m.Case(DRAIN):
                 m.d.sync += state.eq(Mux(is_late, LATE, DONE))
             with m.Case(LATE):
