@@ -17,10 +17,13 @@ with the numerics' rounding mode; every sum exact.
 
 **Timing**: the constants are read in cycles 0..2 (cycle 0 is the ``start`` cycle); element ``i`` reads ``w, v``
 (both scratchpad ports) in cycle ``2 + 2i`` and ``g`` in cycle ``3 + 2i``; the products ``M*v, WD*w`` are
-registered in cycle ``3 + 2i``, ``v'`` is written in cycle ``4 + 2i`` and ``w'`` in ``5 + 2i`` (one scratchpad
-write port, two writes per element: two cycles per element is the bound). ``done`` comes with the last write::
+registered in cycle ``3 + 2i``, the velocity sum in ``4 + 2i``; ``v'`` is written in cycle ``5 + 2i``; ``lr*v'``
+is registered in ``6 + 2i``, the weight sum in ``7 + 2i``, and ``w'`` is written in ``8 + 2i`` (one scratchpad
+write port, two writes per element, ``v'`` on odd and ``w'`` on even cycles: two cycles per element is the
+bound; no cycle holds a multiplier and a sum, or a sum and a requantization). ``done`` comes with the last
+write::
 
-    cycles = 2 * elements + 3         (from start to done, as verif.compute_bench measures)
+    cycles = 2 * elements + 6         (from start to done, as verif.compute_bench measures)
 
 **Assumptions**: the weight, velocity and gradient ranges are disjoint (the simulator reads all of them before
 it writes; the unit writes element ``i``'s ``v'`` and ``w'`` after reading elements ``0..i`` only). The
@@ -51,8 +54,8 @@ _FIRST_READ = 2
 
 
 def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters) -> int:
-    """Cycles from ``start`` to ``done`` of an SGD instruction: ``2 * elements + 3``."""
-    return 2 * shape.input_elements + _FIRST_READ + 1
+    """Cycles from ``start`` to ``done`` of an SGD instruction: ``2 * elements + 6``."""
+    return 2 * shape.input_elements + _FIRST_READ + 4
 
 
 class SgdUnit(wiring.Component):
@@ -131,44 +134,56 @@ class SgdUnit(wiring.Component):
         with m.If(issue & phase):
             m.d.comb += [self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq(src2 + issued)]
 
-        # stage 1 (w, v on the ports): the products; stage 2 (g on the port): v'; stage 3: w'
-        stage1, stage2, stage3 = Signal(), Signal(), Signal()
-        m.d.sync += [stage1.eq(issue & ~phase), stage2.eq(stage1), stage3.eq(stage2)]
+        # stage 1 (w, v on the ports): the products M*v, WD*w registered; stage 2 (g on the port): the velocity
+        # sum registered; stage 3: v' requantized and written; stage 4: lr*v' registered; stage 5: the weight sum
+        # registered; stage 6: w' requantized and written (v' on odd cycles, w' on even: one write port)
+        stage = [Signal(name=f"stage{k}") for k in range(7)]
+        m.d.comb += stage[0].eq(issue & ~phase)
+        for k in range(1, 7):
+            m.d.sync += stage[k].eq(stage[k - 1])
         w_in, v_in, g_in = self.scratch_read0.data, self.scratch_read1.data, self.scratch_read0.data
         momentum_v = Signal.like(momentum * v_in)
         decay_w = Signal.like(decay * w_in)
-        weight1 = Signal.like(w_in)
-        with m.If(stage1):
-            m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight1.eq(w_in)]
+        weight = [Signal.like(w_in, name=f"weight{k}") for k in range(7)]
+        with m.If(stage[1]):
+            m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight[2].eq(w_in)]
+        for k in range(3, 7):
+            m.d.sync += weight[k].eq(weight[k - 1])
         grid = a._velocity_grid
-        velocity_sum = ((momentum_v << (grid - a.velocity_frac)) + (decay_w << (grid - a.weight_frac))
-                        + (g_in << (a.constant_frac + grid - a.grad_frac)))
         velocity_total = Signal(signed(a.velocity_accumulator_width))
-        m.d.comb += velocity_total.eq(velocity_sum)
+        with m.If(stage[2]):
+            m.d.sync += velocity_total.eq((momentum_v << (grid - a.velocity_frac))
+                                          + (decay_w << (grid - a.weight_frac))
+                                          + (g_in << (a.constant_frac + grid - a.grad_frac)))
         new_velocity = Signal(self.scratch_write.data.shape())
         m.d.comb += new_velocity.eq(requantize_value(velocity_total, a.constant_frac + grid - a.velocity_frac,
                                                      a.velocity, a.rounding))
-        velocity2 = Signal.like(new_velocity)
-        weight2 = Signal.like(w_in)
-        with m.If(stage2):
-            m.d.sync += [velocity2.eq(new_velocity), weight2.eq(weight1)]
+        velocity3 = Signal.like(new_velocity)
+        with m.If(stage[3]):
+            m.d.sync += velocity3.eq(new_velocity)
         grid = a._weight_grid
+        step = Signal(signed(len(lr) + len(velocity3) + 1))
+        with m.If(stage[4]):
+            m.d.sync += step.eq(lr * velocity3)
         weight_total = Signal(signed(a.weight_accumulator_width))
-        m.d.comb += weight_total.eq((weight2 << (a.constant_frac + grid - a.weight_frac))
-                                    - ((lr * velocity2) << (grid - a.velocity_frac)))
+        with m.If(stage[5]):
+            m.d.sync += weight_total.eq((weight[5] << (a.constant_frac + grid - a.weight_frac))
+                                        - (step << (grid - a.velocity_frac)))
         new_weight = Signal(self.scratch_write.data.shape())
         m.d.comb += new_weight.eq(requantize_value(weight_total, a.constant_frac + grid - a.weight_frac, a.weight,
                                                    a.rounding))
 
         written = Signal.like(elements)  # element whose v' / w' is being written
-        with m.If(stage2):
-            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(src1 + written),
+        velocity_written = Signal.like(elements)  # element whose v' is written (stage 3)
+        with m.If(stage[3]):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(src1 + velocity_written),
                          self.scratch_write.data.eq(new_velocity)]
-        with m.If(stage3):
+            m.d.sync += velocity_written.eq(velocity_written + 1)
+        with m.If(stage[6]):
             m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(src0 + written),
                          self.scratch_write.data.eq(new_weight)]
             m.d.sync += written.eq(written + 1)
-        m.d.comb += self.done.eq(stage3 & (written + 1 == elements))
+        m.d.comb += self.done.eq(stage[6] & (written + 1 == elements))
         with m.If(self.done):
-            m.d.sync += [issued.eq(0), written.eq(0), phase.eq(0)]
+            m.d.sync += [issued.eq(0), written.eq(0), velocity_written.eq(0), phase.eq(0)]
         return m
