@@ -283,15 +283,16 @@ class LossUnit(wiring.Component):
         # the requantization): final long before the divider hands the row on (checked at construction)
         low_data, step_product = Signal.like(low.data), Signal(signed(len(low.data) + rest_bits + 2))
         log_step, log_rest = Signal(signed(len(low.data) + 1)), Signal(max(1, rest_bits))
-        log_leading = Signal.like(leading)
-        m.d.sync += [low_data.eq(low.data), log_leading.eq(leading)]
+        m.d.sync += low_data.eq(low.data)
         interpolated = Signal(signed(len(low.data) + 1))
         if rest_bits:
             m.d.sync += [log_step.eq(high.data.as_signed() - low.data.as_signed()),
                          log_rest.eq(normalised[:rest_bits])]
             m.d.sync += step_product.eq(log_step * log_rest)
             m.d.comb += interpolated.eq((step_product + (1 << (rest_bits - 1))) >> rest_bits)
-        logarithm = (log_leading - ef) * a.log_table[-1] + low_data + interpolated
+        log_integer = Signal(signed(len(leading) + 1 + max(a.log_table).bit_length()))  # (k - exp_frac) * ln 2
+        m.d.sync += log_integer.eq((leading - ef) * a.log_table[-1])
+        logarithm = log_integer + low_data + interpolated
         shifted_loss = Signal(signed(a.log_frac + a.difference_width + (sw - 1 - ef).bit_length() + 8))
         m.d.sync += shifted_loss.eq(logarithm + (d_dy << (a.log_frac - a.logit_frac)))
         loss = Signal(signed(a.loss_width))

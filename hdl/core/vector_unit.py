@@ -195,7 +195,10 @@ class VectorUnit(wiring.Component):
         aw, cw = ADDRESS_WIDTH, ADDRESS_WIDTH + 2
 
         ins, shp = self.instruction, self.shape
-        funct = field(ins, "funct")
+        # the function code registered: valid from the cycle after start (the first PREP cycle), so the decode
+        # of the held instruction is off every datapath
+        funct = Signal.like(field(ins, "funct"))
+        m.d.sync += funct.eq(field(ins, "funct"))
 
         def is_(*names):
             return Cat(*(funct == FUNCT[name] for name in names)).any()
