@@ -1,7 +1,8 @@
 """Benchmark: Fmax of each WaveCore compute unit alone on the ECP5-85F, out of context (minutes per unit, not the
 hour of the whole core), to find and fix the unit that limits the core's clock.
 
-Each unit of ``--units`` (default: all of ``wavecore.hdl.core.units.UNITS``), built with the configuration's
+Each unit of ``--units`` (default: all of ``wavecore.hdl.core.units.UNITS``; ``SHELL``: the core without compute
+units, i.e. fetch, queues, DMA, on-chip memories, registers), built with the configuration's
 parameters and numerics (``--config``, default the embedded one), is wrapped so that every input comes from a
 register (a shift chain) and every output goes into one (folded by XOR into one output bit), as in the core, where
 ``start``, ``instruction`` and ``shape`` are registers and the element ports end in block RAM or the core's
@@ -39,6 +40,8 @@ from wavecore.golden.core.build import core_setup  # noqa: E402
 from wavecore.hdl.core.units import UNITS, unit_classes  # noqa: E402
 
 OUT = ROOT / "build" / "benchmarks"
+#: The name of the core without compute units in ``--units``.
+SHELL = "SHELL"
 
 
 class RegisteredPorts(wiring.Component):
@@ -87,7 +90,13 @@ def _critical_path(report: dict) -> dict:
 
 def time_unit(name: str, parameters, numerics, work: Path, *, route: bool, seed: int, environment) -> dict:
     work.mkdir(parents=True, exist_ok=True)
-    unit = unit_classes([name])[name](parameters, numerics)
+    if name == SHELL:  # the core without compute units: fetch, queues, DMA, memories, registers
+        from wavecore.hdl.core.wavecore import WaveCore
+        from wavecore.verif.training_step import bus_width
+
+        unit = WaveCore(parameters=parameters, numerics=numerics, data_width=bus_width(parameters), units=())
+    else:
+        unit = unit_classes([name])[name](parameters, numerics)
     started = time.perf_counter()
     (work / "top.v").write_text(verilog.convert(RegisteredPorts(unit), name="top"))
     subprocess.run([environment["YOSYS"], "-q", "-l", "yosys.log", "-p",
@@ -117,15 +126,16 @@ def time_unit(name: str, parameters, numerics, work: Path, *, route: bool, seed:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--units", default=",".join(UNITS), help="comma-separated opcodes (default: all)")
+    parser.add_argument("--units", default=",".join(UNITS),
+                        help=f"comma-separated opcodes, or {SHELL} for the core without units (default: all units)")
     parser.add_argument("--config", default=None, help="accelerator YAML (default: the embedded one)")
     parser.add_argument("--no-route", action="store_true", help="stop after placement (nextpnr's estimate)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     names = [name.strip().upper() for name in args.units.split(",") if name.strip()]
-    unknown = [name for name in names if name not in UNITS]
+    unknown = [name for name in names if name not in (*UNITS, SHELL)]
     if unknown:
-        parser.error(f"--units must be among {', '.join(UNITS)}, not {unknown[0]!r}")
+        parser.error(f"--units must be among {', '.join((*UNITS, SHELL))}, not {unknown[0]!r}")
     parameters, numerics = core_setup(load_config(args.config))
     environment = tool_environment(get_target("ulx3s-85f"))
     results = []

@@ -228,6 +228,7 @@ class NormUnit(wiring.Component):
         r1_sum, r2_sum = Signal(signed(sum_bits)), Signal(signed(sum_bits))
         weighted = scalar.weighted_width
         w1, w2 = Signal(signed(weighted)), Signal(signed(weighted))
+        weighted1, weighted2 = Signal(signed(weighted)), Signal(signed(weighted))  # gamma * r1, gamma * r2
         gamma_in, beta_in = Signal(signed(operand.width)), Signal(signed(operand.width))
         k2 = Signal(signed(ar.coefficient_width))
         k3 = Signal(signed(ar.bias_width))
@@ -457,9 +458,10 @@ class NormUnit(wiring.Component):
                 m.next = "R_WRITE1"
             with m.State("R_WRITE1"):
                 acc_read(block_address(src2, "r2", plane_channel), "old1")
-                m.d.sync += [w1.eq(w1 + regs["gamma"] * r1_sum), w2.eq(w2 + regs["gamma"] * r2_sum)]
+                m.d.sync += [weighted1.eq(regs["gamma"] * r1_sum), weighted2.eq(regs["gamma"] * r2_sum)]
                 m.next = "R_WRITE2"
-            with m.State("R_WRITE2"):
+            with m.State("R_WRITE2"):  # the products registered in R_WRITE1, summed here
+                m.d.sync += [w1.eq(w1 + weighted1), w2.eq(w2 + weighted2)]
                 acc_write(block_address(src2, "r1", plane_channel), r1_sum + Mux(add_reductions, regs["old0"], 0))
                 m.next = "R_WRITE3"
             with m.State("R_WRITE3"):
@@ -491,10 +493,11 @@ class NormUnit(wiring.Component):
             with m.State("STORED2"):
                 acc_read(block_address(src2, "gamma", outer), "gamma")
                 m.next = "STORED3"
-            with m.State("STORED3"):
-                m.d.sync += [w1.eq(acc_data * regs["r1"]), w2.eq(acc_data * regs["r2"])]
+            with m.State("STORED3"):  # gamma arrives (regs["gamma"] from the next cycle)
                 m.next = "BACKWARD_SCALAR0"
             with m.State("BACKWARD_SCALAR0"):
+                with m.If(dx_only):  # mode 4: W1, W2 from the block's r1, r2 and gamma, read in STORED0-3
+                    m.d.sync += [w1.eq(regs["gamma"] * regs["r1"]), w2.eq(regs["gamma"] * regs["r2"])]
                 acc_read(block_address(src2, "s1", set_word), "s1")
                 m.next = "BACKWARD_SCALAR1"
             with m.State("BACKWARD_SCALAR1"):
