@@ -137,6 +137,23 @@ SUBSYSTEMS: dict[str, Subsystem] = {
             "hdl/memory/writer.py": ("tests/hdl/memory/test_writer.py", "tests/hdl/memory/test_formal_writer.py"),
         },
     ),
+    "core": Subsystem(
+        name="core",
+        # a small core with every compute unit (the units' own tests check them against the simulator)
+        configurations=({"block": "core", "scratchpad_elements": 4096, "accumulator_elements": 512,
+                         "dram_bytes": 1 << 20, "data_width": 64},),
+        tests={
+            "hdl/core/gemm_unit.py": ("tests/hdl/core/test_gemm_unit.py",),
+            "hdl/core/vector_unit.py": ("tests/hdl/core/test_vector_unit.py",),
+            "hdl/core/norm_unit.py": ("tests/hdl/core/test_norm_unit.py",),
+            "hdl/core/norm_constants.py": ("tests/hdl/core/test_norm_constants.py",
+                                           "tests/hdl/core/test_norm_unit.py"),
+            "hdl/core/serial_multiplier.py": ("tests/hdl/core/test_serial_multiplier.py",
+                                              "tests/hdl/core/test_norm_constants.py"),
+            "hdl/core/loss_unit.py": ("tests/hdl/core/test_loss_unit.py",),
+            "hdl/core/sgd_unit.py": ("tests/hdl/core/test_sgd_unit.py",),
+        },
+    ),
     "norm": Subsystem(
         name="norm",
         configurations=tuple({"block": name, "preset": "int8", "max_count": 64} for name in (

@@ -144,10 +144,12 @@ class SgdUnit(wiring.Component):
         w_in, v_in, g_in = self.scratch_read0.data, self.scratch_read1.data, self.scratch_read0.data
         momentum_v = Signal.like(momentum * v_in)
         decay_w = Signal.like(decay * w_in)
-        weight = [Signal.like(w_in, name=f"weight{k}") for k in range(7)]
+        # w along the stages: weight[2] holds element i's w in cycles 4+2i and 5+2i (an element every other
+        # cycle), so weight[4] has it in 6+2i and 7+2i, when the weight sum (stage 5, cycle 7+2i) reads it
+        weight = [Signal.like(w_in, name=f"weight{k}") for k in range(5)]
         with m.If(stage[1]):
             m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight[2].eq(w_in)]
-        for k in range(3, 7):
+        for k in range(3, 5):
             m.d.sync += weight[k].eq(weight[k - 1])
         grid = a._velocity_grid
         velocity_total = Signal(signed(a.velocity_accumulator_width))
@@ -167,7 +169,7 @@ class SgdUnit(wiring.Component):
             m.d.sync += step.eq(lr * velocity3)
         weight_total = Signal(signed(a.weight_accumulator_width))
         with m.If(stage[5]):
-            m.d.sync += weight_total.eq((weight[5] << (a.constant_frac + grid - a.weight_frac))
+            m.d.sync += weight_total.eq((weight[4] << (a.constant_frac + grid - a.weight_frac))
                                         - (step << (grid - a.velocity_frac)))
         new_weight = Signal(self.scratch_write.data.shape())
         m.d.comb += new_weight.eq(requantize_value(weight_total, a.constant_frac + grid - a.weight_frac, a.weight,
