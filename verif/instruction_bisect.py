@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from wavecore.golden.core import isa
 from wavecore.golden.core.isa import QUEUES, Instruction
 from wavecore.golden.core.program import TokenError
-from wavecore.golden.core.semantics import Shape, accesses
+from wavecore.golden.core.semantics import accesses, shapes_in_effect
 from wavecore.golden.core.simulator import CoreError, Simulator
 
 __all__ = ["FirstWrongInstruction", "Probe", "describe_difference", "dump_room", "first_wrong_instruction",
@@ -74,18 +74,9 @@ class Probe:
     dumps: list
 
 
-def _shapes(program):
-    shape, result = Shape(), []
-    for ins in program:
-        if ins.opcode == "SHAPE":
-            shape = Shape(ins.fields)
-        result.append(shape)
-    return result
-
-
 def _writes(program, parameters):
     """Per instruction, the ``(memory, start, stop)`` it writes (on chip and DRAM)."""
-    return [accesses(ins, shape, parameters)[1] for ins, shape in zip(program, _shapes(program))]
+    return [accesses(ins, shape, parameters)[1] for ins, shape in zip(program, shapes_in_effect(program))]
 
 
 def _matching_pops(program) -> dict:

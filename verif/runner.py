@@ -188,29 +188,30 @@ def _make_flags(flags: str):
     saved = os.environ.get("MAKEFLAGS")
     names = {flag.split("=", 1)[0] for flag in (saved or "").split()}
     extra = [flag for flag in flags.split() if flag.split("=", 1)[0] not in names]
-    os.environ["MAKEFLAGS"] = " ".join([*(saved or "").split(), *extra])
-    try:
+    with _environment("MAKEFLAGS", " ".join([*(saved or "").split(), *extra])):
         yield
-    finally:
-        if saved is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = saved
 
 
 @contextlib.contextmanager
 def _cocotb_waves(waves: bool):
     """cocotb's runner lets ``WAVES`` override its ``waves`` argument; hold ``WAVES`` at our decision (which
     ``WAVECORE_WAVES`` may have made) while it runs."""
-    saved = os.environ.get("WAVES")
-    os.environ["WAVES"] = "1" if waves else "0"
+    with _environment("WAVES", "1" if waves else "0"):
+        yield
+
+
+@contextlib.contextmanager
+def _environment(name: str, value: str):
+    """Set environment variable ``name`` to ``value`` for the block; restore (or remove) it afterwards."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
     try:
         yield
     finally:
         if saved is None:
-            del os.environ["WAVES"]
+            del os.environ[name]
         else:
-            os.environ["WAVES"] = saved
+            os.environ[name] = saved
 
 
 def _write_if_changed(path: Path, text: str) -> Path:

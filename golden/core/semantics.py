@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from wavecore.golden.core.isa import FORMATS, QUEUES, Instruction
 from wavecore.golden.core.memory_map import element_bytes
 
-__all__ = ["CoreParameters", "Shape", "accesses", "core_numerics", "cycles", "dma_rows", "makespan", "norm_count"]
+__all__ = ["CoreParameters", "Shape", "accesses", "core_numerics", "cycles", "dma_rows", "makespan", "norm_count",
+           "shapes_in_effect"]
 
 #: Fixed cost of starting any instruction (decode and issue), and the DMA's first-beat latency.
 ISSUE_CYCLES = 2
@@ -126,6 +127,17 @@ def _norm_blocks(instruction: Instruction, shape: Shape) -> int:
     kind = instruction.funct[-2:]
     block = norm_block(kind, shape["channels"], shape["groups"])["words"]
     return block if kind == "bn" else block * shape["samples"]
+
+
+def shapes_in_effect(program) -> list:
+    """Per instruction of ``program``, the SHAPE register it sees (the last SHAPE before it, itself for a SHAPE;
+    the default :class:`Shape` before the first)."""
+    shape, result = Shape(), []
+    for instruction in program:
+        if instruction.opcode == "SHAPE":
+            shape = Shape(instruction.fields)
+        result.append(shape)
+    return result
 
 
 def accesses(instruction: Instruction, shape: Shape, parameters: CoreParameters):

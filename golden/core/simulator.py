@@ -35,7 +35,16 @@ from wavecore.golden.core.isa import (
 )
 from wavecore.golden.core.memory_map import MemoryMap
 from wavecore.golden.core.program import Ordering, TokenError
-from wavecore.golden.core.semantics import CoreParameters, Shape, accesses, cycles, dma_rows, memory_of, norm_count
+from wavecore.golden.core.semantics import (
+    CoreParameters,
+    Shape,
+    accesses,
+    cycles,
+    dma_rows,
+    memory_of,
+    norm_count,
+    shapes_in_effect,
+)
 from wavecore.golden.integer import IntegerKernels
 from wavecore.golden.numerics import IntegerTraining, requantize
 
@@ -141,7 +150,7 @@ class Simulator:
         sizes = {**self.parameters.sizes(), "dram": len(dram)}
         ordering = Ordering(sizes)
         queues = {q: [i for i, ins in enumerate(program) if ins.queue == q] for q in QUEUES}
-        shapes = self._shapes(program)
+        shapes = shapes_in_effect(program)
         position = dict.fromkeys(QUEUES, 0)
         tokens = {}  # (from, to) -> list of (retire cycle, clock) in push order
         popped = {}
@@ -216,15 +225,6 @@ class Simulator:
             (source, target), count = next(iter(left.items()))
             raise TokenError(f"{count} token(s) from {source} to {target} were pushed and never popped")
         return self.trace
-
-    @staticmethod
-    def _shapes(program):
-        shape, result = Shape(), []
-        for ins in program:
-            if ins.opcode == "SHAPE":
-                shape = Shape(ins.fields)
-            result.append(shape)
-        return result
 
     @property
     def cycles(self) -> int:

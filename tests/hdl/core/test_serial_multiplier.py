@@ -24,9 +24,9 @@ def _run(unit, cases):
             ctx.set(unit.start, 0)
             ctx.set(unit.a, 0)  # read in the start cycle only
             ctx.set(unit.b, 0)
-            count = 1
+            count, limit = 1, 2 * cycles(a_digits, b_digits)
             while not ctx.get(unit.done):
-                assert count < 1000, "no done"
+                assert count < limit, f"no done within {limit} cycles of start ({a} * {b}, {a_digits}x{b_digits})"
                 await ctx.tick()
                 count += 1
             results.append((ctx.get(unit.product), count))
