@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import time
@@ -113,8 +114,6 @@ def time_unit(name: str, parameters, numerics, work: Path, *, route: bool, seed:
     report = json.loads((work / "report.json").read_text())
     fmax = next(iter(report.get("fmax", {}).values()), {}).get("achieved")
     if fmax is None:  # --no-route: the report has no timing; the log has the placer's estimate
-        import re
-
         found = re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", (work / "nextpnr.log").read_text())
         fmax = float(found[-1]) if found else None
     used = {bel: values["used"] for bel, values in report.get("utilization", {}).items()
