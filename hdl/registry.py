@@ -201,7 +201,8 @@ BLOCKS: dict[str, Block] = {
         help="WaveCore training core: fetch, decode, queues with tokens, LOAD/STORE, GEMM, VECTOR, NORM, LOSS and "
         "SGD units (docs/core.md); ports s_axil_*, m_axi_*, irq",
         parameters=(Parameter("rows", int, 8, "systolic array rows (reported in CONFIG_ARRAY)"),
-                    Parameter("cols", int, 8, "systolic array columns (reported in CONFIG_ARRAY)"),
+                    Parameter("cols", int, 8, "systolic array columns (reported in CONFIG_ARRAY): the GEMM unit's "
+                              "lanes, channels computed at once (1-256)"),
                     Parameter("in_width", int, 8, "operand bits (scratchpad element size)"),
                     Parameter("acc_width", int, 32, "accumulator bits (accumulator element size)"),
                     Parameter("scratchpad_elements", int, 1 << 17, "scratchpad size in operand elements "

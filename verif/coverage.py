@@ -13,7 +13,12 @@ functions) and sampled by the shared drivers and monitors, so every testbench th
   16+ cycles from the address handshake to the first R beat, or from the last W beat to B, minus one);
 * **norm units** (``tests/hdl/norm/tb_norm.py``, from the golden model's operands of every beat and command):
   saturation and exact rounding ties of the affine and dx units' requantization, per unit
-  (``norm.requantize``), and zero-variance statistic sets of the scalar unit (``norm.variance``).
+  (``norm.requantize``), and zero-variance statistic sets of the scalar unit (``norm.variance``);
+* **WaveCore** (:class:`wavecore.verif.host.Host`, after every program the core finished, from the program words
+  it read back from DRAM; and every fault the core reported): each compute-queue opcode and function code
+  (``core.instruction``), LOAD/STORE per side and per traffic class (``core.memory``), each dependency-token
+  bit per queue (``core.tokens.queue_x_token``), compute instructions that wait on no, one or both neighbouring
+  queues (``core.tokens.compute_waits``), and each error code the RTL raises (``core.fault``).
 
 Each simulation writes the hits it sampled to ``$WAVECORE_COVERAGE_FILE`` (set by
 :meth:`wavecore.verif.runner.Build.run`) when the simulator's Python exits; the runner then adds them to
@@ -40,6 +45,8 @@ __all__ = [
     "sample_axi_burst",
     "sample_axi_latency",
     "sample_axi_outstanding",
+    "sample_core_fault",
+    "sample_core_instruction",
     "sample_stream_group",
     "sample_stream_transfer",
     "sample_requantize",
@@ -128,6 +135,69 @@ def sample_variance(zero: bool) -> None:
     """A statistic set of the scalar unit whose variance is zero (constant data) or positive."""
 
 
+# -- WaveCore ------------------------------------------------------------------------------------------------
+def _core_bins() -> dict[str, list[str]]:
+    """The bins of the core's coverpoints, from the instruction set's one definition (``golden.core.isa``)."""
+    from wavecore.golden.core import isa
+    from wavecore.golden.core.errors import ErrorCode
+
+    memory = ("LOAD", "STORE")
+    classes = sorted({funct.split(".")[0] for funct in isa.FUNCTS["LOAD"]}, key=isa.TRAFFIC_CLASSES.index)
+    spaces = sorted({funct.split(".")[1] for funct in isa.FUNCTS["LOAD"]})
+    tokens = [f"{queue}.{bit}" for queue in ("load", "compute", "store") for bit in isa.TOKEN_BITS
+              if not (queue == "load" and bit.endswith("prev")) and not (queue == "store" and bit.endswith("next"))]
+    return {
+        "instruction": [f"{opcode}.{funct}" for opcode, table in isa.FUNCTS.items() if opcode not in memory
+                        for funct in table],
+        "space": [f"{opcode}.{space}" for opcode in memory for space in spaces],
+        "class": [f"{opcode}.{cls}" for opcode in memory for cls in classes],
+        "token": tokens,
+        "waits": ["none", "prev", "next", "both"],
+        "fault": [code.name for code in ErrorCode if code != ErrorCode.NONE and "rtl" in code.raised_by],
+    }
+
+
+CORE_BINS = _core_bins()
+
+
+def _is_memory(instruction) -> bool:
+    return instruction.opcode in ("LOAD", "STORE")
+
+
+def _core_token_bits(instruction) -> list[str]:
+    from wavecore.golden.core import isa
+
+    queue = isa.queue_of(instruction.opcode)
+    return [f"{queue}.{bit}" for bit in isa.TOKEN_BITS if getattr(instruction, bit)]
+
+
+def _core_waits(instruction) -> str | None:
+    if _is_memory(instruction):
+        return None
+    return {(False, False): "none", (True, False): "prev", (False, True): "next", (True, True): "both"}[
+        (instruction.pop_prev, instruction.pop_next)]
+
+
+@CoverPoint(f"{ROOT}.core.instruction", xf=lambda ins: None if _is_memory(ins) else f"{ins.opcode}.{ins.funct}",
+            bins=CORE_BINS["instruction"])
+@CoverPoint(f"{ROOT}.core.memory.space",
+            xf=lambda ins: f"{ins.opcode}.{ins.funct.split('.')[1]}" if _is_memory(ins) else None,
+            bins=CORE_BINS["space"])
+@CoverPoint(f"{ROOT}.core.memory.class",
+            xf=lambda ins: f"{ins.opcode}.{ins.funct.split('.')[0]}" if _is_memory(ins) else None,
+            bins=CORE_BINS["class"])
+@CoverPoint(f"{ROOT}.core.tokens.queue_x_token", xf=_core_token_bits, bins=CORE_BINS["token"],
+            rel=lambda value, label: label in value, inj=False)
+@CoverPoint(f"{ROOT}.core.tokens.compute_waits", xf=_core_waits, bins=CORE_BINS["waits"])
+def sample_core_instruction(instruction) -> None:
+    """One instruction (``golden.core.isa.Instruction``) the core retired in a finished program."""
+
+
+@CoverPoint(f"{ROOT}.core.fault", xf=lambda code: code.name, bins=CORE_BINS["fault"])
+def sample_core_fault(code) -> None:
+    """The error code (``golden.core.errors.ErrorCode``) the core stopped with."""
+
+
 def requantize_outcome(total: int, *, shift: int, rounding: str, low: int, high: int) -> tuple[str, str]:
     """Classify one requantization of ``total`` by ``2**shift`` into ``[low, high]`` with the golden model's
     rounding (:func:`wavecore.golden.numerics.requantize` into a format wide enough not to saturate): the range
@@ -149,7 +219,15 @@ COVERPOINTS = (
     "stream.gap", "stream.backpressure", "stream.group.flag_x_beats",
     "axi.burst.channel_x_end", "axi.outstanding_limit", "axi.latency.channel_x_cycles",
     "norm.requantize.unit_x_range", "norm.requantize.unit_x_rounding", "norm.variance",
+    "core.instruction", "core.memory.space", "core.memory.class", "core.tokens.queue_x_token",
+    "core.tokens.compute_waits", "core.fault",
 )
+
+
+def enabled() -> bool:
+    """Whether this process records coverage (a simulation started by :meth:`wavecore.verif.runner.Build.run`);
+    samplers that cost extra bus traffic (the core's program read-back) run only then."""
+    return bool(os.environ.get(FILE_VARIABLE))
 
 
 # -- export, merge, report -----------------------------------------------------------------------------------

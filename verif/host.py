@@ -424,6 +424,7 @@ class Host:
             code = await self.registers.read32(self.map.offset("ERROR_CODE"))
             address = await self.registers.read32(self.map.offset("ERROR_ADDRESS_LO"))
             address |= await self.registers.read32(self.map.offset("ERROR_ADDRESS_HI")) << 32
+            _sample_fault(code)
             raise CoreFault(code, address, await self.counters())
         if not finished or not status & status_register.field("done").mask:
             busy = bool(status & status_register.field("busy").mask)
@@ -440,7 +441,38 @@ class Host:
         if clear_counters:
             await self.command("clear_counters")
         await self.start(program_base)
-        return await self.wait(expected_cycles)
+        result = await self.wait(expected_cycles)
+        await self._sample_program(program_base, result.counters.get("instructions", 0))
+        return result
+
+    async def _sample_program(self, program_base: int, retired: int) -> None:
+        """Functional coverage (only in a simulation that records it): read the finished program back from DRAM
+        (``retired`` instructions from ``program_base``, up to its END) and sample each instruction."""
+        from wavecore.verif import coverage
+
+        if not coverage.enabled() or retired <= 0:
+            return
+        from wavecore.golden.core import isa
+
+        image = await self.memory.read_block(program_base, retired * isa.INSTRUCTION_BYTES)
+        for at in range(0, len(image), isa.INSTRUCTION_BYTES):
+            try:
+                instruction = isa.decode(image[at : at + isa.INSTRUCTION_BYTES])
+            except ValueError:
+                return
+            coverage.sample_core_instruction(instruction)
+            if instruction.opcode == "END":
+                return
+
+
+def _sample_fault(code: int) -> None:
+    """Functional coverage (only in a simulation that records it): the error code the core stopped with."""
+    from wavecore.verif import coverage
+
+    if not coverage.enabled() or code not in ErrorCode._value2member_map_:
+        return
+    if ErrorCode(code).name in coverage.CORE_BINS["fault"]:
+        coverage.sample_core_fault(ErrorCode(code))
 
 
 async def simulated_host(dut, *, data_width: int, register_map: RegisterMap | None = None) -> Host:

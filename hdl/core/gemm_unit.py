@@ -215,7 +215,7 @@ class GemmUnit(wiring.Component):
     numerics : IntegerTraining
         Overflow rule, rounding, ``activation_frac`` (the bias shift).
     lanes : int
-        Channels computed in parallel (1 to 64; default ``parameters.cols``).
+        Channels computed in parallel (1 to 256; default ``parameters.cols``).
     buffer_depth : int
         Local operand buffer elements per lane (1 to 65536; default 2048: every slice of tiny_resnet at
         sub-batch 8 fits).
@@ -232,8 +232,8 @@ class GemmUnit(wiring.Component):
         if mac.in_width > widths["scratchpad"] or mac.acc_width > widths["accumulator"]:
             raise ValueError("the MAC widths must fit the scratchpad and accumulator elements")
         lanes = parameters.cols if lanes is None else lanes
-        if not isinstance(lanes, int) or not 1 <= lanes <= 64:
-            raise ValueError(f"lanes must be an integer between 1 and 64, not {lanes!r}")
+        if not isinstance(lanes, int) or not 1 <= lanes <= 256:
+            raise ValueError(f"lanes must be an integer between 1 and 256, not {lanes!r}")
         if not isinstance(buffer_depth, int) or not 1 <= buffer_depth <= 65536:
             raise ValueError(f"buffer_depth must be an integer between 1 and 65536, not {buffer_depth!r}")
         self.parameters, self.numerics, self.lanes, self.buffer_depth = parameters, numerics, lanes, buffer_depth

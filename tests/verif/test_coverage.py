@@ -66,3 +66,39 @@ def test_the_report_command_prints_the_merged_report(tmp_path):
                              env={"WAVECORE_BUILD_DIR": str(tmp_path), "PATH": ""}, check=True).stdout
     assert "| norm.variance | 1/2 | positive |" in printed
     assert printed.splitlines()[0] == "| coverpoint | bins hit | holes |"
+
+
+def _delta(before, name):
+    after = coverage._hits()[name]
+    return {label: count - before[name][label] for label, count in after.items() if count != before[name][label]}
+
+
+def test_core_instructions_are_classified_by_queue_token_and_side():
+    from wavecore.golden.core import isa
+    from wavecore.golden.core.errors import ErrorCode
+
+    before = coverage._hits()
+    coverage.sample_core_instruction(isa.Instruction("GEMM", "forward", {}, pop_prev=True, push_next=True))
+    coverage.sample_core_instruction(isa.Instruction("STORE", "weights.accumulator", {}, pop_prev=True))
+    coverage.sample_core_instruction(isa.Instruction("SYNC", "none", {}, pop_prev=True, pop_next=True,
+                                                     push_prev=True))
+    coverage.sample_core_fault(ErrorCode.DEADLOCK)
+    assert _delta(before, "core.instruction") == {"GEMM.forward": 1, "SYNC.none": 1}
+    assert _delta(before, "core.memory.space") == {"STORE.accumulator": 1}
+    assert _delta(before, "core.memory.class") == {"STORE.weights": 1}
+    assert _delta(before, "core.tokens.queue_x_token") == {"compute.pop_prev": 2, "compute.push_next": 1,
+                                                           "compute.pop_next": 1, "compute.push_prev": 1,
+                                                           "store.pop_prev": 1}
+    assert _delta(before, "core.tokens.compute_waits") == {"prev": 1, "both": 1}
+    assert _delta(before, "core.fault") == {"DEADLOCK": 1}
+
+
+def test_core_bins_follow_the_instruction_set():
+    bins = coverage.CORE_BINS
+    # 12 opcodes on the compute queue: END, SHAPE, SYNC and COUNTER (2) + 5 GEMM, 15 VECTOR, 16 NORM, 2 LOSS, 1 SGD
+    assert len(bins["instruction"]) == 44 and "NORM.backward_gn" in bins["instruction"]
+    assert len(bins["class"]) == 16 and len(bins["space"]) == 4
+    # the load queue has no previous queue and the store queue no next one
+    assert bins["token"] == ["load.pop_next", "load.push_next", "compute.pop_prev", "compute.pop_next",
+                             "compute.push_prev", "compute.push_next", "store.pop_prev", "store.push_prev"]
+    assert len(bins["fault"]) == 11 and "NONE" not in bins["fault"]

@@ -28,7 +28,8 @@ DESTINATION = 0x20000  # where the copies go
 
 
 def parameters_from(params) -> CoreParameters:
-    return CoreParameters(scratchpad_elements=params["scratchpad_elements"],
+    return CoreParameters(rows=params.get("rows", 8), cols=params.get("cols", 8),
+                          scratchpad_elements=params["scratchpad_elements"],
                           accumulator_elements=params["accumulator_elements"], dram_bytes=params["dram_bytes"])
 
 

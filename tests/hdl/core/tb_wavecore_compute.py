@@ -1,7 +1,8 @@
 """cocotb testbench: WaveCore's compute units inside the whole core (fetch, queues, tokens, DMA).
 
 ``compute_cases_match_the_simulator``: each case of ``wavecore_compute_cases.CASES`` (SHAPE and compute
-instructions) is wrapped by :func:`wavecore.verif.core_programs.wrapped_program` between a LOAD of the on-chip state
+instructions; the test's ``cases`` parameter, default all) is wrapped by
+:func:`wavecore.verif.core_programs.wrapped_program` between a LOAD of the on-chip state
 it uses and a STORE of it; the RTL's DRAM afterwards (read back through the backdoor) and its byte counters equal
 the simulator's.
 
@@ -53,9 +54,11 @@ async def compute_cases_match_the_simulator(dut):
     params, host = await _host(dut)
     parameters = parameters_from(params)
     numerics = _numerics(params, parameters)
-    for name, case in CASES.items():
-        body, scratchpad, accumulator = case(parameters, numerics)
-        program = wrapped_program(parameters, body, source=SOURCE, destination=DESTINATION,
+    for name in params.get("cases", list(CASES)):
+        body, scratchpad, accumulator = CASES[name](parameters, numerics)
+        state = len(scratchpad) * parameters.operand_bytes + 64 + len(accumulator) * parameters.accumulator_bytes
+        destination = max(DESTINATION, SOURCE + -(-state // 4096) * 4096)  # after the loaded state
+        program = wrapped_program(parameters, body, source=SOURCE, destination=destination,
                                   scratchpad=len(scratchpad), accumulator=len(accumulator))
         image = case_data(parameters, scratchpad, accumulator, SOURCE, params["dram_bytes"])
         loaded, after, counters, fault = await _run(host, params, program, image)

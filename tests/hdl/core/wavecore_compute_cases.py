@@ -2,7 +2,8 @@
 
 ``CASES[name](parameters, numerics)`` returns ``(body, scratchpad, accumulator)``: the SHAPE and compute
 instructions and the initial values of the first scratchpad and accumulator elements (the rest is not loaded).
-:func:`fault_bodies` lists compute instructions whose regions leave their memory.
+:func:`fault_bodies` lists compute instructions whose regions leave their memory. ``random_gemm`` scales with the
+core: its channels span more than one tile of the GEMM unit's ``cols`` lanes, so a large core uses every lane.
 """
 
 from __future__ import annotations
@@ -52,7 +53,49 @@ def sgd_update(parameters, numerics):
     return body, _operands(parameters, "sgd_update", 192), accumulator
 
 
-CASES = {"vector_ops": vector_ops, "gemm_forward": gemm_forward, "sgd_update": sgd_update}
+def random_gemm(parameters, numerics):
+    """A random convolution (from the run's seed) whose input and output channels are both more than one tile
+    of ``cols`` lanes with a ragged last tile; the forward pass with and without bias, the data gradient and the
+    weight gradient onto a random carry, each into its own region. 3x3 windows (stride 1 or 2, padding 0 or 1)
+    while the weights stay under 16,384 elements, else 1x1."""
+    generator = rng("random_gemm")
+    lanes = parameters.cols
+
+    def channels():
+        return lanes + 1 + int(generator.integers(0, max(1, lanes // 4)))
+
+    c, o = channels(), channels()
+    h, w = (int(v) for v in generator.integers(4, 8, 2))
+    kernel = 3 if o * c * 9 <= 16384 else 1
+    stride = int(generator.integers(1, 3)) if kernel == 3 else 1
+    padding = int(generator.integers(0, 2)) if kernel == 3 else 0
+    fields = dict(samples=2, channels=c, height=h, width=w, out_channels=o,
+                  out_height=(h + 2 * padding - kernel) // stride + 1,
+                  out_width=(w + 2 * padding - kernel) // stride + 1,
+                  kernel_height=kernel, kernel_width=kernel, stride_height=stride, stride_width=stride,
+                  padding_height=padding, padding_width=padding)
+    x = 2 * c * h * w
+    y = 2 * o * fields["out_height"] * fields["out_width"]
+    weights = o * c * kernel * kernel
+    regions, free = {}, 5
+    for name, size in (("x", x), ("w", weights), ("bias", o), ("dy", y), ("forward", y), ("forward_bias", y),
+                       ("backward_data", x)):
+        regions[name], free = free, free + size + 3
+    shift = numerics.weight_frac
+    body = [isa.Instruction("SHAPE", fields=fields),
+            isa.Instruction("GEMM", "forward", dict(dst=regions["forward"], src0=regions["x"], src1=regions["w"],
+                                                    imm=shift)),
+            isa.Instruction("GEMM", "forward_bias", dict(dst=regions["forward_bias"], src0=regions["x"],
+                                                         src1=regions["w"], src2=regions["bias"], imm=shift)),
+            isa.Instruction("GEMM", "backward_data", dict(dst=regions["backward_data"], src0=regions["dy"],
+                                                          src1=regions["w"], imm=shift)),
+            isa.Instruction("GEMM", "backward_weight_accumulate", dict(dst=1, src0=regions["dy"], src1=regions["x"]))]
+    whole = lambda elements: -(-elements // 64) * 64  # noqa: E731  (rows of one dense LOAD/STORE)
+    carry = generator.integers(-(1 << 20), 1 << 20, whole(weights + 1))
+    return body, _operands(parameters, "random_gemm operands", whole(free)), carry
+
+
+CASES = {"vector_ops": vector_ops, "gemm_forward": gemm_forward, "sgd_update": sgd_update, "random_gemm": random_gemm}
 
 
 def fault_bodies(parameters, numerics):
