@@ -442,27 +442,30 @@ class Host:
             await self.command("clear_counters")
         await self.start(program_base)
         result = await self.wait(expected_cycles)
-        await self._sample_program(program_base, result.counters.get("instructions", 0))
+        await self._sample_program(program_base)
         return result
 
-    async def _sample_program(self, program_base: int, retired: int) -> None:
+    async def _sample_program(self, program_base: int, *, chunk: int = 256, limit: int = 1 << 16) -> None:
         """Functional coverage (only in a simulation that records it): read the finished program back from DRAM
-        (``retired`` instructions from ``program_base``, up to its END) and sample each instruction."""
+        (from ``program_base`` to its END, ``chunk`` instructions a read, at most ``limit``) and sample each
+        instruction. The program finished, so every instruction up to END retired."""
         from wavecore.verif import coverage
 
-        if not coverage.enabled() or retired <= 0:
+        if not coverage.enabled():
             return
         from wavecore.golden.core import isa
 
-        image = await self.memory.read_block(program_base, retired * isa.INSTRUCTION_BYTES)
-        for at in range(0, len(image), isa.INSTRUCTION_BYTES):
-            try:
-                instruction = isa.decode(image[at : at + isa.INSTRUCTION_BYTES])
-            except ValueError:
-                return
-            coverage.sample_core_instruction(instruction)
-            if instruction.opcode == "END":
-                return
+        size = isa.INSTRUCTION_BYTES
+        for first in range(0, limit, chunk):
+            image = await self.memory.read_block(program_base + first * size, chunk * size)
+            for at in range(0, len(image) - size + 1, size):
+                try:
+                    instruction = isa.decode(image[at : at + size])
+                except ValueError:
+                    return
+                coverage.sample_core_instruction(instruction)
+                if instruction.opcode == "END":
+                    return
 
 
 def _sample_fault(code: int) -> None:

@@ -6,6 +6,11 @@ instructions; the test's ``cases`` parameter, default all) is wrapped by
 it uses and a STORE of it; the RTL's DRAM afterwards (read back through the backdoor) and its byte counters equal
 the simulator's.
 
+``counter_clear_zeroes_the_counters_in_program_order``: a COUNTER.clear that waits for a LOAD's token and passes
+one to a STORE leaves the byte counters with the STORE's bytes only, as the simulator counts them; a
+COUNTER.snapshot retires without changing anything (it is a no-op in this build: the counters are read over the
+register port).
+
 ``compute_regions_outside_memory_end_in_their_error_code``: a compute instruction whose region leaves the
 scratchpad or the accumulator memory ends the program in ``SCRATCHPAD_OUT_OF_RANGE`` at its address (the
 simulator raises the same code for the same program); it does not retire, so the STORE waiting for its token never
@@ -69,6 +74,32 @@ async def compute_cases_match_the_simulator(dut):
         assert_same_dram(after, bytes(expected), f"case {name}: DRAM")
         assert_counters(counters, simulator, program)
         dut._log.info(f"case {name}: {counters['cycles']} cycles measured, {simulator.cycles} predicted")
+
+
+@cocotb.test()
+async def counter_clear_zeroes_the_counters_in_program_order(dut):
+    params, host = await _host(dut)
+    parameters = parameters_from(params)
+    numerics = _numerics(params, parameters)
+    image = case_data(parameters, list(range(64)), [0], SOURCE, params["dram_bytes"])
+    memory = {"scratch_address": 0, "length": 64}
+    program = [
+        isa.Instruction("LOAD", "activations.scratchpad", {"dram_address": SOURCE, **memory}, push_next=True),
+        isa.Instruction("COUNTER", "clear", {}, pop_prev=True, push_next=True),
+        isa.Instruction("COUNTER", "snapshot", {"imm": 1}),
+        isa.Instruction("STORE", "weights.scratchpad", {"dram_address": DESTINATION, **memory}, pop_prev=True),
+        isa.Instruction("END"),
+    ]
+    loaded, after, counters, fault = await _run(host, params, program, image)
+    assert fault is None, str(fault)
+    simulator = Simulator(parameters=parameters, numerics=numerics)
+    expected = bytearray(loaded)
+    simulator.run(program, expected)
+    assert_same_dram(after, bytes(expected), "DRAM")
+    assert simulator.counters == {**dict.fromkeys(isa.TRAFFIC_CLASSES, 0), "weights": 64}
+    for cls in isa.TRAFFIC_CLASSES:
+        moved = counters[f"bytes_read_{cls}"] + counters[f"bytes_written_{cls}"]
+        assert moved == simulator.counters[cls], (cls, moved, simulator.counters[cls])
 
 
 @cocotb.test()

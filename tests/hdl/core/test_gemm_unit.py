@@ -208,8 +208,10 @@ def test_rejects_mismatched_numerics():
         GemmUnit(INT8, numerics_for(INT16))
     with pytest.raises(TypeError, match=r"^numerics must be an IntegerTraining"):
         GemmUnit(INT8, "int8")
-    with pytest.raises(ValueError, match=r"^lanes must be an integer between 1 and 64, not 0$"):
+    with pytest.raises(ValueError, match=r"^lanes must be an integer between 1 and 256, not 0$"):
         GemmUnit(INT8, numerics_for(INT8), lanes=0)
+    with pytest.raises(ValueError, match=r"^lanes must be an integer between 1 and 256, not 257$"):
+        GemmUnit(INT8, numerics_for(INT8), lanes=257)
     with pytest.raises(ValueError, match=r"^buffer_depth must be an integer between 1 and 65536, not 0$"):
         GemmUnit(INT8, numerics_for(INT8), buffer_depth=0)
 

@@ -34,6 +34,47 @@ def vector_ops(parameters, numerics):
     return body, _operands(parameters, "vector_ops", 400), np.zeros(16, dtype=np.int64)
 
 
+def vector_pooling(parameters, numerics):
+    """2x2 average pooling forward and backward, then a channel insert into a wider tensor and an extract."""
+    pool = isa.Instruction("SHAPE", fields=dict(samples=2, channels=3, height=4, width=4, out_channels=3,
+                                                out_height=2, out_width=2,
+                                                kernel_height=2, kernel_width=2, stride_height=2, stride_width=2))
+    channels = isa.Instruction("SHAPE", fields=dict(samples=2, channels=3, height=2, width=2, out_channels=5))
+    slice_ = isa.Instruction("SHAPE", fields=dict(samples=2, channels=5, height=2, width=2, out_channels=2))
+    body = [pool, isa.Instruction("VECTOR", "avgpool_forward", dict(dst=101, src0=5)),
+            isa.Instruction("VECTOR", "avgpool_backward", dict(dst=131, src0=200)),
+            channels, isa.Instruction("VECTOR", "channel_insert", dict(dst=240, src0=5, imm=1)),
+            slice_, isa.Instruction("VECTOR", "channel_extract", dict(dst=300, src0=240, imm=2))]
+    return body, _operands(parameters, "vector_pooling", 384), np.zeros(16, dtype=np.int64)
+
+
+def norm_chain(parameters, numerics):
+    """BatchNorm forward with ReLU and its backward with the parameter gradients accumulated, then GroupNorm
+    forward with a ReLU limit (x, gamma/beta and dz on the activation and parameter grids' scale)."""
+    generator = rng("norm_chain")
+    x, gamma, dz, block, grads = 3, 200, 250, 5, 161
+    scratchpad = np.zeros(1024, dtype=np.int64)
+    scratchpad[x : x + 48] = generator.integers(-100, 101, 48)
+    scratchpad[gamma : gamma + 4] = generator.integers(32, 96, 4) * generator.choice([-1, 1, 1, 1], 4)
+    scratchpad[gamma + 4 : gamma + 8] = generator.integers(-40, 41, 4)
+    scratchpad[dz : dz + 48] = generator.integers(-100, 101, 48)
+    accumulator = generator.integers(-1000, 1000, 256)
+
+    def norm(funct, **fields):
+        return isa.Instruction("NORM", funct, fields)
+
+    body = [isa.Instruction("SHAPE", fields=dict(samples=2, channels=4, height=2, width=3)),
+            norm("statistics_bn", dst=block, src0=x), norm("constants_bn", dst=block, src0=block, src1=gamma, imm=1),
+            norm("affine_relu_bn", dst=401, src0=x, src1=block, imm=0),
+            norm("relu_mask_bn", dst=600, src0=dz, src1=x, src2=block, imm=0),
+            norm("backward_bn", dst=700, src0=600, src1=x, src2=block),
+            norm("param_grads_bn", dst=grads, src0=block), norm("param_grads_accumulate_bn", dst=grads, src0=block),
+            isa.Instruction("SHAPE", fields=dict(samples=2, channels=4, height=2, width=3, groups=2)),
+            norm("statistics_gn", dst=block, src0=x), norm("constants_gn", dst=block, src0=block, src1=gamma, imm=3),
+            norm("affine_relu_gn", dst=800, src0=x, src1=block, imm=7)]
+    return body, scratchpad, accumulator
+
+
 def gemm_forward(parameters, numerics):
     """A padded 3x3 convolution, 3 -> 4 channels, 2 samples of 5x5."""
     shape = isa.Instruction("SHAPE", fields=dict(samples=2, channels=3, height=5, width=5, out_channels=4,
@@ -95,7 +136,8 @@ def random_gemm(parameters, numerics):
     return body, _operands(parameters, "random_gemm operands", whole(free)), carry
 
 
-CASES = {"vector_ops": vector_ops, "gemm_forward": gemm_forward, "sgd_update": sgd_update, "random_gemm": random_gemm}
+CASES = {"vector_ops": vector_ops, "vector_pooling": vector_pooling, "norm_chain": norm_chain,
+         "gemm_forward": gemm_forward, "sgd_update": sgd_update, "random_gemm": random_gemm}
 
 
 def fault_bodies(parameters, numerics):
