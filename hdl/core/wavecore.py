@@ -1,12 +1,12 @@
 """The WaveCore training core's top (``docs/core.md``): fetch, decode, three queues with VTA tokens, DMA.
 
-This build is the first vertical slice of the core: the instruction fetch from DRAM, the decoder (generated
-from :mod:`wavecore.golden.core.isa` through :mod:`wavecore.hdl.core.decoder`), dispatch into the load,
-compute and store queues, the four dependency-token counters between neighbouring queues, LOAD and STORE
-executed by the AXI4 DMA (:class:`wavecore.hdl.memory.dma.Dma`) between DRAM and the scratchpad or the
-accumulator memory with the per-traffic-class byte counters, SHAPE (the geometry register), SYNC, END, and every
-documented error state. GEMM, VECTOR, NORM, LOSS, SGD and COUNTER are decoded and end the program with
-``NOT_IMPLEMENTED`` (``docs/core.md``, "RTL status").
+The core: the instruction fetch from DRAM, the decoder (generated from :mod:`wavecore.golden.core.isa` through
+:mod:`wavecore.hdl.core.decoder`), dispatch into the load, compute and store queues, the four dependency-token
+counters between neighbouring queues, LOAD and STORE executed by the AXI4 DMA
+(:class:`wavecore.hdl.memory.dma.Dma`) between DRAM and the scratchpad or the accumulator memory with the
+per-traffic-class byte counters, SHAPE (the geometry register), SYNC, END, COUNTER, the compute units of ``units``
+(GEMM, VECTOR, NORM, LOSS, SGD; an opcode whose unit is left out ends the program in ``NOT_IMPLEMENTED``) and
+every documented error state (``docs/core.md``).
 
 Timing and behaviour (one instruction at a time per queue; the queues run concurrently):
 
