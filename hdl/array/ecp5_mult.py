@@ -29,7 +29,7 @@ from amaranth.lib import wiring
 
 from wavecore.hdl.array.multiplier import multiplier_signature
 
-__all__ = ["IMPLEMENTATIONS", "Ecp5Multiplier", "ecp5_multiplier"]
+__all__ = ["IMPLEMENTATIONS", "Ecp5Multiplier", "ecp5_mixed_multipliers", "ecp5_multiplier"]
 
 IMPLEMENTATIONS = ("behavioural", "primitive")
 _DSP_WIDTH = 18
@@ -188,6 +188,32 @@ def ecp5_multiplier(implementation: str = "primitive", *, fabric_register: bool 
         raise TypeError(f"fabric_register must be a bool, not {fabric_register!r}")
     factory = partial(Ecp5Multiplier, implementation=implementation, fabric_register=fabric_register)
     factory.latency = 3 if fabric_register else 2  # the array reads the latency from the factory
+    return factory
+
+
+def ecp5_mixed_multipliers(dsp_budget: int, implementation: str = "primitive"):
+    """A multiplier factory for arrays with more PEs than the chip has ``MULT18X18D``: :class:`Ecp5Multiplier`
+    (DSP input and output registers, no fabric register) for the first ``dsp_budget`` calls, then
+    :class:`wavecore.hdl.array.ice40_mult.LutMultiplier` (adders only, two register stages, so Yosys maps no
+    DSP). Both have latency 2, so the array's timing does not depend on which PE got a DSP. Each array needs its
+    own factory (the count is per factory; elaborate the array once, in the flat form)."""
+    from wavecore.hdl.array.ice40_mult import LutMultiplier
+
+    if not isinstance(dsp_budget, int) or isinstance(dsp_budget, bool) or dsp_budget < 0:
+        raise ValueError(f"dsp_budget must be a non-negative integer, not {dsp_budget!r}")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {', '.join(IMPLEMENTATIONS)}, not {implementation!r}")
+    handed_out = 0
+
+    def factory(*, operand_shape, product_shape):
+        nonlocal handed_out
+        handed_out += 1
+        if handed_out <= dsp_budget:
+            return Ecp5Multiplier(operand_shape=operand_shape, product_shape=product_shape,
+                                  implementation=implementation, fabric_register=False)
+        return LutMultiplier(operand_shape=operand_shape, product_shape=product_shape, latency=2)
+
+    factory.latency = 2
     return factory
 
 

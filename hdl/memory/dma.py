@@ -537,16 +537,22 @@ class Dma(wiring.Component):
                 m.d.sync += framing.eq(0)
         with m.Elif(beat_sent):
             m.d.sync += beats_left.eq(beats_left - 1)
-        if self.byte_granular:  # the framed burst's first/last lanes; the first beat is the one after a load
-            frame_head, frame_tail, first_beat = (Signal(range(self.beat_bytes)), Signal(range(self.beat_bytes)),
-                                                  Signal())
+        if self.byte_granular:
+            # The framed burst's first/last lanes: the first beat starts at the burst's head lane, the last ends
+            # at its tail lane. ``wstrb`` is a register holding the strobe of the beat on the bus, computed one
+            # cycle ahead (at a burst's load, and at each beat sent for the next one), so the beat's consumer
+            # (the row unpacker, which sizes its shift from the strobe) starts from a register, not from the
+            # burst counters.
+            frame_tail, strobe = Signal(range(self.beat_bytes)), Signal(self.beat_bytes)
+            last_lane = self.beat_bytes - 1
             with m.If(frame_free & beat_bursts.r_rdy):
-                m.d.sync += [frame_head.eq(frame.head), frame_tail.eq(frame.tail), first_beat.eq(1)]
+                m.d.sync += [frame_tail.eq(frame.tail),
+                             strobe.eq(_lanes_between(frame.head, Mux(frame.beats == 1, frame.tail, last_lane),
+                                                      self.beat_bytes))]
             with m.Elif(beat_sent):
-                m.d.sync += first_beat.eq(0)
-            m.d.comb += axi.wstrb.eq(_lanes_between(Mux(first_beat, frame_head, 0),
-                                                    Mux(beats_left == 1, frame_tail, self.beat_bytes - 1),
-                                                    self.beat_bytes))
+                m.d.sync += strobe.eq(_lanes_between(0, Mux(beats_left == 2, frame_tail, last_lane),
+                                                     self.beat_bytes))
+            m.d.comb += axi.wstrb.eq(strobe)
 
         m.d.comb += axi.bready.eq(1)
         finished = axi.bvalid & axi.bready

@@ -46,8 +46,9 @@ def add_arguments(parser):
         "--multiplier",
         choices=MULTIPLIERS,
         default="auto",
-        help="systolic multiplier: auto = MULT18X18D with registers on ECP5, 8 SB_MAC16 + LUT "
-        "multipliers on iCE40 (default: auto)",
+        help="systolic multiplier: auto = a MULT18X18D with registers per PE on ECP5 (ecp5_dsp), or when the PEs "
+        "outnumber the chip's DSPs as many DSPs as it has and LUT multipliers for the rest (ecp5_mixed); 8 SB_MAC16 + "
+        "LUT multipliers on iCE40 (default: auto)",
     )
     parser.add_argument(
         "--bist-cycles", type=int, default=None, help="cycles of the self-test (default: 512)"

@@ -155,3 +155,39 @@ def test_array_with_the_default_fabric_register_multiplier_matches_golden_matmul
     results = os_tiles(array, tiles, random, stall=0.3)
     for (a, b), c in zip(tiles, results):
         np.testing.assert_array_equal(c, arithmetic.matmul(a, b))
+
+
+def test_auto_mixes_dsps_and_lut_multipliers_when_the_pes_outnumber_the_dsps():
+    """The ULX3S-85F has 156 MULT18X18D: 12x12 = 144 PEs get one each, 16x16 = 256 get 156 DSPs and 100 LUT
+    multipliers, all with latency 2 so the array's timing is uniform."""
+    from wavecore.boards.synth import multiplier_factory, resolve_multiplier
+    from wavecore.hdl.array.ice40_mult import LutMultiplier
+
+    target = get_target("ulx3s-85f")
+    assert resolve_multiplier("auto", target, 144) == "ecp5_dsp"
+    assert resolve_multiplier("auto", target, 256) == "ecp5_mixed"
+    assert resolve_multiplier("auto", get_target("icebreaker"), 256) == "ice40_mixed"
+    factory = multiplier_factory("auto", target, multipliers=256)
+    built = [factory(operand_shape=signed(8), product_shape=signed(16)) for _ in range(256)]
+    kinds = [type(multiplier) for multiplier in built]
+    assert kinds.count(Ecp5Multiplier) == 156 and kinds.count(LutMultiplier) == 100
+    assert kinds[:156] == [Ecp5Multiplier] * 156
+    assert factory.latency == 2 and {multiplier.latency for multiplier in built} == {2}
+    with pytest.raises(ValueError, match="multiplier ecp5_mixed needs an ECP5 target, not icebreaker"):
+        multiplier_factory("ecp5_mixed", get_target("icebreaker"))
+
+
+def test_array_with_mixed_multipliers_matches_golden_matmul():
+    """A 3x3 array whose first four PEs have the DSP's behavioural twin and the other five LUT multipliers."""
+    from systolic_gemm_sim import os_tiles
+
+    from wavecore.golden.numerics import MacArithmetic
+    from wavecore.hdl.array.ecp5_mult import ecp5_mixed_multipliers
+    from wavecore.hdl.array.systolic import SystolicArray
+
+    array = SystolicArray(rows=3, cols=3, multiplier=ecp5_mixed_multipliers(4, "behavioural"))
+    arithmetic = MacArithmetic(in_width=8, acc_width=32)
+    random = rng("mixed_multiplier_gemm")
+    tiles = [(arithmetic.operand.random(random, (3, k)), arithmetic.operand.random(random, (k, 3))) for k in (4, 1, 7)]
+    for (a, b), c in zip(tiles, os_tiles(array, tiles, random, stall=0.3), strict=True):
+        np.testing.assert_array_equal(c, arithmetic.matmul(a, b))
