@@ -60,6 +60,7 @@ def test_reference_burst_split_at_4k_and_max_burst():
             (32, 16, 2, 0.0, 0, 0.0, 0.0),
             (64, 256, 4, 0.3, 6, 0.3, 0.3),
             (128, 8, 1, 0.2, 3, 0.0, 0.4),
+            (32, 5, 3, 0.1, 2, 0.2, 0.2),  # a burst limit that is not a power of two
         ]
     ),
 )
