@@ -109,6 +109,7 @@ def synth_block(
     reference_factory: Callable | None = None,
     cycles: int = DEFAULT_BIST_CYCLES,
     seed: int | None = None,
+    router: str | None = None,
     netlist: bool = False,
     synth_only: bool = False,
 ) -> BuildReport:
@@ -116,11 +117,12 @@ def synth_block(
 
     ``reference_factory()`` (default ``factory``) builds the instance that is simulated for the expected
     signature; give a behavioural twin when ``factory`` instantiates vendor primitives. ``netlist`` and
-    ``synth_only`` are passed to :func:`wavecore.boards.flow.build` (the gate-level netlist).
+    ``synth_only`` are passed to :func:`wavecore.boards.flow.build` (the gate-level netlist), as are ``seed``
+    and ``router`` (nextpnr's placer seed and router).
     """
     expected = reference_signature(reference_factory or factory, cycles)
     top = BistBoardTop(factory(), target=target, cycles=cycles, expected=expected)
-    report = build(top, target, Path(out_dir), design=design, parameters=parameters, seed=seed,
+    report = build(top, target, Path(out_dir), design=design, parameters=parameters, seed=seed, router=router,
                    netlist=netlist, synth_only=synth_only)
     report.extra["bist"] = f"{cycles} cycles, expected signature 0x{expected:08x}"
     report.write(Path(out_dir))

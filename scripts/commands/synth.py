@@ -54,6 +54,9 @@ def add_arguments(parser):
         "--bist-cycles", type=int, default=None, help="cycles of the self-test (default: 512)"
     )
     parser.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
+    parser.add_argument("--router", choices=("router1", "router2"), default=None,
+                        help="nextpnr router (default: nextpnr's, router1); router2 finishes congested designs "
+                        "router1 does not (e.g. a 16x16 array with LUT multipliers on the ECP5-85F)")
     parser.add_argument(
         "--gate-level",
         action="store_true",
@@ -131,6 +134,7 @@ def run(args) -> int:
             reference_factory=reference,
             cycles=cycles,
             seed=args.seed,
+            router=args.router,
             synth_only=args.gate_level,
         )
     except ToolMissing as error:

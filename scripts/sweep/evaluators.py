@@ -185,7 +185,7 @@ class SynthEvaluator(Evaluator):
     columns = ("lut", "ff", "dsp", "bram", "fmax_mhz", "synth_status", "synth_seconds")
     objectives = ("lut", "fmax_mhz")
     plots = (("lut", "fmax_mhz"),)
-    option_defaults = {"target": "ulx3s-85f", "multiplier": "auto", "bist_cycles": 512, "seed": None}
+    option_defaults = {"target": "ulx3s-85f", "multiplier": "auto", "bist_cycles": 512, "seed": None, "router": None}
 
     def check_options(self, options: dict) -> dict:
         from wavecore.boards.synth import MULTIPLIERS
@@ -202,6 +202,10 @@ class SynthEvaluator(Evaluator):
         seed = options["seed"]
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise ValueError(f"seed must be an integer or null, not {seed!r}")
+        from wavecore.boards.flow import ROUTERS
+
+        if options["router"] is not None and options["router"] not in ROUTERS:
+            raise ValueError(f"router must be one of {', '.join(ROUTERS)} or null, not {options['router']!r}")
         return options
 
     def evaluate(self, parameters: dict, options: dict) -> dict:
@@ -214,7 +218,8 @@ class SynthEvaluator(Evaluator):
         full.pop("block")
         with tempfile.TemporaryDirectory(prefix="wavecore-sweep-synth-") as work:
             report = synth_block(factory, target, Path(work), design="systolic", parameters=full,
-                                 reference_factory=reference, cycles=options["bist_cycles"], seed=options["seed"])
+                                 reference_factory=reference, cycles=options["bist_cycles"], seed=options["seed"],
+                                 router=options["router"])
         resources = report.resources
         achieved = [value["achieved_mhz"] for value in report.fmax.values()]
         metrics = {

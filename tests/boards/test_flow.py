@@ -60,14 +60,19 @@ def test_bist_build_gives_bitstream_and_report_from_any_directory(name, dsp_cell
     target = get_target(name)
     expected = reference_signature(Mac, 64)
     monkeypatch.chdir(tmp_path)  # relative output path, YoWASP and /tmp: the flow must cope
+    router = "router2" if name == "ulx3s-85f" else None  # one board with nextpnr's other router
     report = build(
         BistBoardTop(Mac(), target=target, cycles=64, expected=expected),
         target,
         "out",
         design="mac",
         parameters={"width": 8},
+        router=router,
     )
     assert report.status == "ok", report.error
+    log = (tmp_path / "out" / "work" / "top.tim").read_text()
+    assert ("Running router2" in log) == (router == "router2")
+    assert report.parameters.get("router") == router
     bitstream = tmp_path / "out" / report.bitstream
     assert bitstream.stat().st_size > 10_000
     saved = json.loads((tmp_path / "out" / "report.json").read_text())
@@ -82,6 +87,12 @@ def test_bist_build_gives_bitstream_and_report_from_any_directory(name, dsp_cell
     assert "| dsp | 1 |" in (tmp_path / "out" / "report.md").read_text()
     if name.startswith("orangecrab"):
         assert bitstream.read_bytes()[-8:-5] == b"UFD"
+
+
+def test_an_unknown_router_is_refused_before_any_tool_runs(tmp_path):
+    with pytest.raises(ValueError, match=r"^router must be one of router1, router2, not 'router3'$"):
+        build(Mac(), get_target("ulx3s-85f"), tmp_path / "out", design="mac", router="router3")
+    assert not (tmp_path / "out").exists()
 
 
 def test_too_many_dsps_on_ice40_is_a_does_not_fit_report(tmp_path):

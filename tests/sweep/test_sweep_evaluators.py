@@ -40,3 +40,8 @@ def test_synth_evaluator_reports_resources_and_fmax():
     assert metrics["synth_status"] == "ok"
     assert metrics["lut"] > 0 and metrics["ff"] > 0 and metrics["dsp"] == 4  # one MULT18X18D per PE
     assert metrics["fmax_mhz"] >= 25.0  # the ULX3S oscillator is the constraint
+
+
+def test_synth_evaluator_refuses_an_unknown_router():
+    with pytest.raises(ValueError, match=r"^router must be one of router1, router2 or null, not 'fast'$"):
+        EVALUATORS["synth"].check_options({"router": "fast"})
