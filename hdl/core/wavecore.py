@@ -604,7 +604,9 @@ class WaveCore(wiring.Component):
                 m.next = "RUN"
             with m.State("RUN"), m.If(unit_done):
                 # a unit that addressed outside its memory does not retire: it pushes no token, so nothing
-                # that waits on it runs, and the compute queue stops (compute_faulted)
+                # that waits on it runs, and the compute queue stops (compute_faulted). The range check is
+                # registered (element_fault is the check of the cycle before), so an access in the cycle of
+                # `done` is caught in RETIRE, which then retires nothing.
                 with m.If(compute_faulted | element_fault):
                     m.next = "IDLE"
                 with m.Else():
@@ -616,13 +618,16 @@ class WaveCore(wiring.Component):
         unit_running = compute.ongoing("START") | compute.ongoing("RUN")
         for name in self.units:
             m.d.comb += selected[name].eq(unit_running & decoder.opcode_is(current["compute"], name))
-        m.d.comb += [retire["compute"].eq(compute.ongoing("RETIRE")),
-                     finish.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "END")),
-                     counter_clear.eq(compute.ongoing("RETIRE") & decoder.opcode_is(current["compute"], "COUNTER")
+        retiring = compute.ongoing("RETIRE") & ~element_fault
+        m.d.comb += [retire["compute"].eq(retiring),
+                     finish.eq(retiring & decoder.opcode_is(current["compute"], "END")),
+                     counter_clear.eq(retiring & decoder.opcode_is(current["compute"], "COUNTER")
                                       & (decoder.field(current["compute"], "funct")
                                          == isa.FUNCTS["COUNTER"]["clear"][0]))]
-        m.d.comb += element_fault.eq((element_ports["scratchpad"].out_of_range
-                                      | element_ports["accumulator"].out_of_range) & ~compute.ongoing("IDLE"))
+        # registered: the units' element addresses reach the range check late in the cycle (a product and a carry
+        # chain), and the error state behind it is wide; the write itself is dropped in the cycle it is presented
+        m.d.sync += element_fault.eq((element_ports["scratchpad"].out_of_range
+                                      | element_ports["accumulator"].out_of_range) & unit_running)
         m.d.comb += counters.array_busy.eq(compute.ongoing("RUN") & decoder.opcode_is(current["compute"], "GEMM"))
         raise_error(element_fault, ErrorCode.SCRATCHPAD_OUT_OF_RANGE, current_address["compute"])
         with m.If(element_fault):

@@ -148,6 +148,8 @@ def fault_bodies(parameters, numerics):
                                                 out_height=4, out_width=4))
     return [
         ("vector destination", [small, isa.Instruction("VECTOR", "relu", dict(dst=spad - 8, src0=0))]),
+        # only the last element is outside: the unit's last write, presented with its done
+        ("vector last element", [small, isa.Instruction("VECTOR", "relu", dict(dst=spad - 63, src0=0))]),
         ("gemm weights", [conv, isa.Instruction("GEMM", "forward", dict(dst=0, src0=64, src1=spad - 4,
                                                                         imm=numerics.weight_frac))]),
         ("norm block", [small, isa.Instruction("NORM", "statistics_bn", dict(dst=acc - 4, src0=0))]),
