@@ -304,64 +304,6 @@ def test_json_sidecar_lists_every_packed_field_with_the_flag_in_the_top_bit(tmp_
                for port in ports.values() if port["kind"] == "stream")
 
 
-def _os_run(array, tiles, *, reset_after=None):
-    """Offer output-stationary tiles ``[(A, B), ...]`` back to back with no stall; return the cycles at which a
-    ``last`` beat was accepted and the C tiles. ``reset_after``: assert ``rst`` for one cycle once that many beats
-    were accepted (what was in flight is discarded; the beats after it are offered again from the next tile)."""
-    import numpy as np
-    from amaranth.hdl import ResetInserter
-    from amaranth.sim import Simulator
-
-    from wavecore.verif.packing import pack, unpack
-
-    width, acc = array.arithmetic.in_width, array.arithmetic.acc_width
-    beats, starts = [], []
-    for a, b in tiles:
-        starts.append(len(beats))
-        beats += [(pack(a[:, k], width), pack(b[k, :], width), k == a.shape[1] - 1) for k in range(a.shape[1])]
-    lasts, rows_out = [], []
-    expected = len(tiles) if reset_after is None else sum(1 for start in starts if start >= reset_after)
-
-    async def testbench(ctx):
-        index, cycle, reset_done = 0, 0, reset_after is None
-        ctx.set(array.c.ready, 1)
-        while not reset_done or len(rows_out) < array.rows * expected:
-            if not reset_done and index == reset_after:
-                ctx.set(reset, 1)
-                ctx.set(array.a.valid, 0)
-                ctx.set(array.b.valid, 0)
-                await ctx.tick()
-                ctx.set(reset, 0)
-                index, reset_done = next(start for start in starts if start >= reset_after), True
-                del rows_out[:]  # results of tiles completed before the reset are not checked
-                continue
-            offer = index < len(beats)
-            ctx.set(array.a.valid, offer)
-            ctx.set(array.b.valid, offer)
-            if offer:
-                a_bits, b_bits, last = beats[index]
-                ctx.set(array.a.payload.data.as_value(), a_bits)
-                ctx.set(array.a.payload.last, last)
-                ctx.set(array.b.payload.as_value(), b_bits)
-                if ctx.get(array.a.ready):
-                    if last:
-                        lasts.append(cycle)
-                    index += 1
-            if ctx.get(array.c.valid):
-                rows_out.append(unpack(ctx.get(array.c.payload.as_value()), acc, array.cols, array.arithmetic.signed))
-            await ctx.tick()
-            cycle += 1
-            assert cycle < 5_000, "array stuck"
-
-    reset = Signal()  # the sync domain's reset, as rst drives it (ResetInserter ORs it in)
-    simulator = Simulator(ResetInserter(reset)(array))
-    simulator.add_clock(1e-6)
-    simulator.add_testbench(testbench)
-    simulator.run()
-    tiles_out = len(rows_out) // array.rows
-    return lasts, [np.stack(rows_out[t * array.rows : (t + 1) * array.rows]) for t in range(tiles_out)]
-
-
 @pytest.mark.parametrize(("rows", "cols"), [(3, 3), (2, 4), (4, 2)])
 def test_os_last_beats_are_held_back_exactly_the_documented_interval(rows, cols):
     # docs/hardware.md: a `last` waits until rows + cols - 1 cycles after the previous `last`; with K = 1 every
@@ -374,7 +316,10 @@ def test_os_last_beats_are_held_back_exactly_the_documented_interval(rows, cols)
     random = rng("os_last_interval")
     tiles = [(arithmetic.operand.random(random, (rows, 1)), arithmetic.operand.random(random, (1, cols)))
              for _ in range(4)]
-    lasts, results = _os_run(array, tiles)
+    from systolic_gemm_sim import os_tiles
+
+    lasts = []
+    results = os_tiles(array, tiles, lasts=lasts)
     assert [later - earlier for earlier, later in itertools.pairwise(lasts)] == [rows + cols - 1] * 3
     assert array.timing["min_cycles_between_last_beats"] == rows + cols - 1
     for (a, b), c in zip(tiles, results, strict=True):
@@ -392,7 +337,9 @@ def test_os_reset_in_the_middle_of_a_tile_discards_it(at):
     random = rng("os_reset_mid_tile")
     tiles = [(arithmetic.operand.random(random, (3, 6)), arithmetic.operand.random(random, (6, 3)))
              for _ in range(3)]
-    _, results = _os_run(array, tiles, reset_after=at)
+    from systolic_gemm_sim import os_tiles
+
+    results = os_tiles(array, tiles, reset_after=at)
     for (a, b), c in zip(tiles[1:], results, strict=True):
         assert (c == arithmetic.matmul(a, b)).all()
 
@@ -425,7 +372,13 @@ def test_ws_reset_in_the_middle_of_a_pass_discards_it(at):
                 ctx.set(array.w.valid, 1)
                 ctx.set(array.w.payload.data.as_value(), pack(np.concatenate([w[r], [0] * (wide - cols)]), width))
                 ctx.set(array.w.payload.transpose, 0)
-                await ctx.tick().until(array.w.ready)
+                for _ in range(4 * (rows + cols)):  # a preload beat waits at most for the previous pass's switch
+                    accepted = ctx.get(array.w.ready)
+                    await ctx.tick()
+                    if accepted:
+                        break
+                else:
+                    raise AssertionError(f"w beat {r} of pass {number} not accepted: array stuck")
             ctx.set(array.w.valid, 0)
             m, cycles = 0, 0
             while m < len(a):
