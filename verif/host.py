@@ -455,9 +455,15 @@ class Host:
             return
         from wavecore.golden.core import isa
 
-        size = isa.INSTRUCTION_BYTES
-        for first in range(0, limit, chunk):
-            image = await self.memory.read_block(program_base + first * size, chunk * size)
+        size, first = isa.INSTRUCTION_BYTES, 0
+        while first < limit:
+            try:
+                image = await self.memory.read_block(program_base + first * size, chunk * size)
+            except BusError:  # the chunk runs past the end of DRAM: go on one instruction at a time
+                if chunk == 1:
+                    return
+                chunk = 1
+                continue
             for at in range(0, len(image) - size + 1, size):
                 try:
                     instruction = isa.decode(image[at : at + size])
@@ -466,6 +472,7 @@ class Host:
                 coverage.sample_core_instruction(instruction)
                 if instruction.opcode == "END":
                     return
+            first += chunk
 
 
 def _sample_fault(code: int) -> None:
