@@ -121,6 +121,8 @@ def _core_arguments(parameters: dict) -> dict:
     from wavecore.hdl.core.units import UNITS
 
     sizes = {name: parameters.pop(name) for name in _CORE_SIZES}
+    if not 1 <= sizes["cols"] <= 256:
+        raise ValueError(f"cols must be between 1 and 256 (the GEMM unit's lanes), not {sizes['cols']}")
     overflow = parameters.pop("overflow")
     parameters.pop("accelerator_config")  # already applied by full_config
     units = parameters.pop("units")

@@ -281,3 +281,9 @@ def test_synth_factories_build_norm_units_through_the_adapter():
             1, 2, 16, 1 << 16)
     with pytest.raises(ValueError, match=r"^max_count must be an integer between 1 and 1073741824, not 0$"):
         registry_factories({"block": "norm_dx", "max_count": 0}, get_target("ulx3s-85f"))
+
+
+def test_core_cols_beyond_the_gemm_lanes_is_refused_naming_cols(tmp_path):
+    with pytest.raises(ValueError, match=r"^cols must be between 1 and 256 \(the GEMM unit's lanes\), not 300$"):
+        generate_files({"block": "core", "cols": 300}, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
