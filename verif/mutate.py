@@ -20,7 +20,10 @@ flipped. Each mutant goes through four stages:
    ``timeout`` when the limit is hit (a hang the tests did not bound: counted as killed and listed),
    ``survived`` when every test passed.
 
-The score of a subsystem is ``killed / (killed + survived)`` (timeouts count as killed). Results are appended
+The score of a subsystem is ``killed / (killed + survived)`` (timeouts count as killed); the report gives it
+also with the survivors argued equivalent in ``tests/verif/mutation_known_survivors.json`` set aside, with a
+95 % Wilson interval (the uncertainty when the run was a sample: ``each`` draws the same number per subsystem).
+``jobs`` mutants are processed at once. Results are appended
 to ``DIR/results.jsonl`` as each mutant finishes, so a run that stops resumes where it stopped; ``DIR/report.md``
 and ``DIR/report.json`` summarise per subsystem and list every survivor with its diff and the tests that ran.
 Sampling (``sample``) is seeded and reproducible.
@@ -29,16 +32,19 @@ Sampling (``sample``) is seeded and reproducible.
 from __future__ import annotations
 
 import ast
+import concurrent.futures
 import difflib
 import hashlib
 import importlib.abc
 import importlib.util
 import json
+import math
 import os
 import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,6 +62,8 @@ __all__ = [
     "Subsystem",
     "install_from_environment",
     "list_mutants",
+    "summarise",
+    "wilson_interval",
     "write_report",
 ]
 
@@ -85,8 +93,10 @@ class Subsystem:
     """The modules of one subsystem, the configurations that expose them, and the tests of each module.
 
     ``configurations`` are registry configurations (``{"block": NAME, ...}``, see
-    :mod:`wavecore.hdl.registry`); ``tests`` maps a module file (relative to the repository) to the test
-    files that check it.
+    :mod:`wavecore.hdl.registry`); a ``core`` configuration with a ``unit`` key (an opcode of
+    :data:`wavecore.hdl.core.units.UNITS`) elaborates that compute unit alone, with the core's parameters and
+    numerics: a small netlist that Yosys compares in seconds, where the whole core takes tens. ``tests`` maps a
+    module file (relative to the repository) to the test files that check it.
     """
 
     name: str
@@ -139,9 +149,11 @@ SUBSYSTEMS: dict[str, Subsystem] = {
     ),
     "core": Subsystem(
         name="core",
-        # a small core with every compute unit (the units' own tests check them against the simulator)
-        configurations=({"block": "core", "scratchpad_elements": 4096, "accumulator_elements": 512,
-                         "dram_bytes": 1 << 20, "data_width": 64},),
+        # every compute unit alone, with a small core's parameters (the units' own tests check them against the
+        # instruction-level simulator)
+        configurations=tuple({"block": "core", "unit": unit, "scratchpad_elements": 4096,
+                              "accumulator_elements": 512, "dram_bytes": 1 << 20, "data_width": 64}
+                             for unit in ("GEMM", "VECTOR", "NORM", "LOSS", "SGD")),
         tests={
             "hdl/core/gemm_unit.py": ("tests/hdl/core/test_gemm_unit.py",),
             "hdl/core/vector_unit.py": ("tests/hdl/core/test_vector_unit.py",),
@@ -326,9 +338,17 @@ from amaranth.back import verilog
 from wavecore.hdl.registry import from_config, full_config
 out = []
 for config in json.loads(open(sys.argv[1]).read()):
-    full = full_config(config["block"], {k: v for k, v in config.items() if k != "block"})
+    unit = config.get("unit")
+    full = full_config(config["block"], {k: v for k, v in config.items() if k not in ("block", "unit")})
     try:
-        out.append(verilog.convert(from_config(full), name="top", emit_src=False))
+        if unit:  # one compute unit of the core, alone, with the core's parameters and numerics
+            from wavecore.hdl.registry import block
+            from wavecore.hdl.core.units import unit_classes
+            keywords = block("core").arguments({k: v for k, v in full.items() if k != "block"})
+            design = unit_classes([unit])[unit](keywords["parameters"], keywords["numerics"])
+        else:
+            design = from_config(full)
+        out.append(verilog.convert(design, name="top", emit_src=False))
     except Exception as error:  # the mutant broke elaboration: that is an observable difference
         out.append("ELABORATION FAILED: " + type(error).__name__ + ": " + str(error).splitlines()[0][:200])
 print(json.dumps(out))
@@ -385,6 +405,9 @@ class MutationRun:
         Restrict to these module files (``hdl/array/pe.py``).
     sample : int, optional
         Run only this many mutants, drawn with ``seed`` (after listing, before any stage).
+    each : int, optional
+        Run only this many mutants of each subsystem (a stratified sample, drawn with ``seed``), so every
+        subsystem's score is estimated from the same number of mutants; the report gives its 95 % interval.
     seed : int
         Seed of the sample.
     budget : float, optional
@@ -395,6 +418,11 @@ class MutationRun:
         ``WAVECORE_SIM`` for the tests (Icarus builds faster than Verilator).
     tests : sequence of str, optional
         Run these test files for every mutant instead of each module's own (:data:`SUBSYSTEMS`).
+    jobs : int
+        Mutants processed at once (each in its own processes: elaboration, Yosys, pytest).
+    known_survivors : Path, optional
+        JSON ``{id: {"mutant": ..., "why it survives": ...}}`` of survivors argued equivalent; the report
+        scores with and without them (default: ``tests/verif/mutation_known_survivors.json``).
     """
 
     output: Path
@@ -407,6 +435,9 @@ class MutationRun:
     simulator: str = "icarus"
     tests: Sequence[str] | None = None
     progress: object = None  # callable(str) for one line per mutant
+    each: int | None = None
+    jobs: int = 1
+    known_survivors: Path | None = None
 
     def __post_init__(self):
         self.output = Path(self.output)
@@ -415,6 +446,15 @@ class MutationRun:
             raise ValueError(f"subsystem must be one of {', '.join(SUBSYSTEMS)}, not {unknown[0]!r}")
         if self.sample is not None and (not isinstance(self.sample, int) or self.sample < 1):
             raise ValueError(f"sample must be a positive integer, not {self.sample!r}")
+        if self.each is not None and (not isinstance(self.each, int) or self.each < 1):
+            raise ValueError(f"each must be a positive integer, not {self.each!r}")
+        if self.sample is not None and self.each is not None:
+            raise ValueError("each cannot be combined with sample (one draws per subsystem, the other overall)")
+        if not isinstance(self.jobs, int) or self.jobs < 1:
+            raise ValueError(f"jobs must be a positive integer, not {self.jobs!r}")
+        if self.known_survivors is None:
+            default = source_root() / "tests" / "verif" / "mutation_known_survivors.json"
+            self.known_survivors = default if default.is_file() else None
         if self.timeout <= 0:
             raise ValueError(f"timeout must be positive, not {self.timeout!r}")
         known = {module for name in self.subsystems for module in SUBSYSTEMS[name].modules}
@@ -430,12 +470,25 @@ class MutationRun:
         """The mutants this run covers, in a reproducible order."""
         mutants = []
         for name in self.subsystems:
+            listed = []
             for module in SUBSYSTEMS[name].modules:
                 if self.modules is None or module in self.modules:
-                    mutants += list_mutants(module, subsystem=name)
+                    listed += list_mutants(module, subsystem=name)
+            if self.each is not None and self.each < len(listed):
+                listed = random.Random(f"{self.seed}/{name}").sample(listed, self.each)
+            mutants += listed
         if self.sample is not None and self.sample < len(mutants):
             mutants = random.Random(self.seed).sample(mutants, self.sample)
         return mutants
+
+    def population(self) -> dict[str, int]:
+        """Mutants listed per subsystem before any sampling (what a sample's score estimates)."""
+        return {name: sum(len(list_mutants(module, subsystem=name)) for module in SUBSYSTEMS[name].modules
+                          if self.modules is None or module in self.modules) for name in self.subsystems}
+
+    def argued(self) -> dict[str, dict]:
+        """The survivors argued equivalent (:attr:`known_survivors`), by id."""
+        return json.loads(Path(self.known_survivors).read_text()) if self.known_survivors else {}
 
     def done(self) -> dict[str, dict]:
         if not self.results_file.exists():
@@ -447,25 +500,35 @@ class MutationRun:
         self.output.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         done = self.done()
+        mutants = self.mutants()
+        pending = [mutant for mutant in mutants if mutant.identifier not in done]
         original_verilog: dict[str, list[str]] = {}
-        records = []
-        for mutant in self.mutants():
-            if mutant.identifier in done:
-                records.append(done[mutant.identifier])
-                continue
+        for name in dict.fromkeys(mutant.subsystem for mutant in pending):
+            with tempfile.TemporaryDirectory(dir=self.output) as scratch:
+                original_verilog[name] = _verilog(SUBSYSTEMS[name].configurations, None, Path(scratch))
+        finished: dict[str, dict] = {}
+        lock = threading.Lock()
+
+        def one(mutant: Mutant) -> None:
             if self.budget is not None and time.monotonic() - started > self.budget:
-                break
-            subsystem = SUBSYSTEMS[mutant.subsystem]
-            if mutant.subsystem not in original_verilog:
-                with tempfile.TemporaryDirectory(dir=self.output) as scratch:
-                    original_verilog[mutant.subsystem] = _verilog(subsystem.configurations, None, Path(scratch))
-            record = self._one(mutant, subsystem, original_verilog[mutant.subsystem])
-            with self.results_file.open("a") as stream:  # appended as it finishes: the run resumes here
-                stream.write(json.dumps(record) + "\n")
-            records.append(record)
-            if self.progress:
-                self.progress(f"{record['status']:>10}  {mutant.describe()}  ({record['seconds']:.0f} s)")
-        write_report(records, self.output)
+                return
+            record = self._one(mutant, SUBSYSTEMS[mutant.subsystem], original_verilog[mutant.subsystem])
+            with lock:
+                with self.results_file.open("a") as stream:  # appended as it finishes: the run resumes here
+                    stream.write(json.dumps(record) + "\n")
+                finished[mutant.identifier] = record
+                if self.progress:
+                    self.progress(f"{record['status']:>10}  {mutant.describe()}  ({record['seconds']:.0f} s)  "
+                                  f"[{len(finished)}/{len(pending)}]")
+
+        # every mutant runs in its own processes, so threads only wait: one per job
+        with concurrent.futures.ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            for future in [pool.submit(one, mutant) for mutant in pending]:
+                future.result()
+        records = [done.get(mutant.identifier) or finished.get(mutant.identifier) for mutant in mutants]
+        records = [record for record in records if record is not None]
+        write_report(records, self.output, population=self.population() if self.sample or self.each else None,
+                     argued=self.argued())
         return records
 
     def _one(self, mutant: Mutant, subsystem: Subsystem, original: list[str]) -> dict:
@@ -512,38 +575,80 @@ class MutationRun:
         return "error", f"pytest exit {result.returncode}: {summary}"[:300]
 
 
-def summarise(records: Iterable[dict]) -> dict[str, dict]:
-    """Per subsystem: the count of each status and the score ``killed / (killed + survived)``."""
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95 % for ``z = 1.96``) of a proportion seen as ``successes`` in ``trials``."""
+    if trials == 0:
+        return (0.0, 1.0)
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def summarise(records: Iterable[dict], *, argued: dict | None = None) -> dict[str, dict]:
+    """Per subsystem: the count of each status, the score ``killed / (killed + survived)`` (timeouts count as
+    killed), and ``argued_score`` with the survivors in ``argued`` (argued equivalent) set aside as equivalent,
+    with its 95 % Wilson interval ``argued_interval`` (the uncertainty of a sampled run)."""
+    argued = argued or {}
     table: dict[str, dict] = {}
     for record in records:
-        row = table.setdefault(record["subsystem"], {status: 0 for status in STATUSES} | {"mutants": 0})
+        row = table.setdefault(record["subsystem"], {status: 0 for status in STATUSES} | {"mutants": 0, "argued": 0})
         row[record["status"]] += 1
         row["mutants"] += 1
+        if record["status"] == "survived" and record["id"] in argued:
+            row["argued"] += 1
     for row in table.values():
         killed = row["killed"] + row["timeout"]
         row["score"] = round(killed / (killed + row["survived"]), 4) if killed + row["survived"] else None
+        real = killed + row["survived"] - row["argued"]
+        row["argued_score"] = round(killed / real, 4) if real else None
+        row["argued_interval"] = [round(bound, 4) for bound in wilson_interval(killed, real)]
     return table
 
 
-def write_report(records: Sequence[dict], output: Path) -> Path:
-    """``report.json`` and ``report.md``: the per-subsystem table, then each survivor with its diff."""
-    table = summarise(records)
-    survivors = [r for r in records if r["status"] == "survived"]
+def write_report(records: Sequence[dict], output: Path, *, population: dict[str, int] | None = None,
+                 argued: dict | None = None) -> Path:
+    """``report.json`` and ``report.md``: the per-subsystem table, then each survivor with its diff.
+
+    ``population`` (mutants listed per subsystem) marks a sampled run: the table then says how many of them were
+    drawn. Survivors in ``argued`` are listed with the argument and scored as equivalent in ``argued_score``."""
+    argued = argued or {}
+    table = summarise(records, argued=argued)
+    for name, row in table.items():
+        row["population"] = (population or {}).get(name, row["mutants"])
+    survivors = [r for r in records if r["status"] == "survived" and r["id"] not in argued]
+    argued_survivors = [r for r in records if r["status"] == "survived" and r["id"] in argued]
     timeouts = [r for r in records if r["status"] == "timeout"]
     write_atomic(Path(output) / "report.json", json.dumps({"subsystems": table, "survivors": survivors,
+                                                           "argued_survivors": argued_survivors,
                                                            "timeouts": timeouts}, indent=2) + "\n")
+
+    def percent(value):
+        return f"{100 * value:.1f} %" if value is not None else "-"
+
     lines = ["# Mutation report", "",
-             "| subsystem | mutants | unchanged | equivalent | killed | timeout | survived | error | score |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| subsystem | mutants (of listed) | unchanged | equivalent | killed | timeout | survived | argued "
+             "equivalent | error | score | score, argued set aside (95 % interval) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in sorted(table.items()):
-        score = f"{100 * row['score']:.1f} %" if row["score"] is not None else "-"
-        lines.append(f"| {name} | {row['mutants']} | {row['unchanged']} | {row['equivalent']} | {row['killed']} | "
-                     f"{row['timeout']} | {row['survived']} | {row['error']} | {score} |")
-    for title, group in (("Survivors", survivors), ("Timeouts (hangs the tests did not bound)", timeouts)):
+        low, high = row["argued_interval"]
+        interval = f" ({100 * low:.1f}-{100 * high:.1f})" if row["argued_score"] is not None else ""
+        lines.append(f"| {name} | {row['mutants']} of {row['population']} | {row['unchanged']} | "
+                     f"{row['equivalent']} | {row['killed']} | {row['timeout']} | {row['survived']} | "
+                     f"{row['argued']} | {row['error']} | {percent(row['score'])} | "
+                     f"{percent(row['argued_score'])}{interval} |")
+    for title, group in (("Survivors", survivors), ("Survivors argued equivalent", argued_survivors),
+                         ("Timeouts (hangs the tests did not bound)", timeouts)):
         if group:
             lines += ["", f"## {title}", ""]
             for record in group:
                 lines += [f"### `{record['path']}:{record['line']}` {record['original']} -> {record['replacement']}",
-                          "", f"Tests run: {', '.join(record['tests'])}", "", "```diff", record["diff"].rstrip(),
-                          "```", ""]
+                          "", f"Tests run: {', '.join(record['tests'])}", ""]
+                if record["id"] in argued:
+                    lines += [f"Why it survives: {argued[record['id']]['why it survives']}", ""]
+                lines += ["```diff", record["diff"].rstrip(), "```", ""]
+    errors = [r for r in records if r["status"] == "error"]
+    if errors:
+        lines += ["", "## Errors (the mutant could not be judged)", ""]
+        lines += [f"* `{r['path']}:{r['line']}` {r['original']} -> {r['replacement']}: {r['detail']}" for r in errors]
     return write_atomic(Path(output) / "report.md", "\n".join(lines) + "\n")

@@ -1,4 +1,5 @@
-"""``wavecore mutate [--subsystem NAME ...] [--module FILE ...] [--sample N --seed S] -o DIR``: mutation testing.
+"""``wavecore mutate [--subsystem NAME ...] [--module FILE ...] [--sample N | --sample-each N] [--seed S]
+[--jobs N] -o DIR``: mutation testing.
 
 Lists mutants of the generators of the chosen subsystems, sets aside those that leave the Verilog unchanged or
 that Yosys proves equivalent, runs each remaining mutant's tests with a time limit and writes
@@ -25,6 +26,10 @@ def add_arguments(parser):
     parser.add_argument("--module", action="append", default=None, metavar="FILE",
                         help="only this module, e.g. hdl/array/pe.py (repeatable)")
     parser.add_argument("--sample", type=int, default=None, help="run only N mutants drawn with --seed")
+    parser.add_argument("--sample-each", type=int, default=None, metavar="N",
+                        help="run only N mutants of each subsystem, drawn with --seed (the report gives each "
+                        "subsystem's score with its 95 %% interval)")
+    parser.add_argument("--jobs", type=int, default=1, metavar="N", help="mutants processed at once (default 1)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the sample (default: random, printed)")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                         help="start no new mutant after this many seconds (the run resumes later)")
@@ -42,10 +47,13 @@ def run(args) -> int:
     try:
         mutation = MutationRun(
             output=args.output, subsystems=tuple(args.subsystem or SUBSYSTEMS), modules=args.module,
-            sample=args.sample, seed=seed, budget=args.budget, timeout=args.timeout,
+            sample=args.sample, each=args.sample_each, jobs=args.jobs, seed=seed, budget=args.budget,
+            timeout=args.timeout,
             progress=None if args.quiet else lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
     except ValueError as error:
-        raise UsageError(f"--{str(error).split(' ', 1)[0]} {str(error).split(' ', 1)[1]}") from None
+        option, rest = str(error).split(" ", 1)
+        option = {"each": "sample-each"}.get(option, option)
+        raise UsageError(f"--{option} {rest}") from None
     mutants = mutation.mutants()
     if args.list:
         for mutant in mutants:
@@ -55,9 +63,11 @@ def run(args) -> int:
     records = mutation.run()
     from wavecore.verif.mutate import summarise
 
-    for name, row in sorted(summarise(records).items()):
+    for name, row in sorted(summarise(records, argued=mutation.argued()).items()):
         score = f"{100 * row['score']:.1f} %" if row["score"] is not None else "-"
+        argued = f"{100 * row['argued_score']:.1f} %" if row["argued_score"] is not None else "-"
         print(f"{name}: {row['mutants']} mutants, {row['unchanged']} unchanged, {row['equivalent']} equivalent, "
-              f"{row['killed']} killed, {row['timeout']} timeout, {row['survived']} survived, score {score}")
+              f"{row['killed']} killed, {row['timeout']} timeout, {row['survived']} survived "
+              f"({row['argued']} argued equivalent), score {score}, {argued} with the argued set aside")
     print(f"report: {mutation.output / 'report.md'}")
     return 0

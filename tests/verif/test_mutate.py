@@ -110,19 +110,51 @@ def test_report_scores_and_lists_survivors(tmp_path):
                 "diff": "-a + b\n+a - b\n"}
 
     records = [record("killed"), record("killed", line=2), record("timeout"), record("survived"),
-               record("unchanged"), record("equivalent"), record("killed", "norm")]
-    mutate.write_report(records, tmp_path)
-    table = json.loads((tmp_path / "report.json").read_text())["subsystems"]
-    assert table["array"]["score"] == 0.75 and table["array"]["mutants"] == 6
+               record("survived", line=5), record("unchanged"), record("equivalent"), record("killed", "norm")]
+    argued = {"survived5": {"mutant": "x", "why it survives": "both branches give 0"}}
+    mutate.write_report(records, tmp_path, population={"array": 70, "norm": 9}, argued=argued)
+    report = json.loads((tmp_path / "report.json").read_text())
+    table = report["subsystems"]
+    # 3 killed (a timeout counts as killed) of 5 judged; with the argued survivor set aside, 3 of 4
+    assert table["array"]["score"] == 0.6 and table["array"]["mutants"] == 7
+    assert table["array"]["argued_score"] == 0.75 and table["array"]["population"] == 70
     assert table["norm"]["score"] == 1.0
+    assert [r["id"] for r in report["survivors"]] == ["survived1"]
+    assert [r["id"] for r in report["argued_survivors"]] == ["survived5"]
     text = (tmp_path / "report.md").read_text()
-    assert "| array | 6 | 1 | 1 | 2 | 1 | 1 | 0 | 75.0 % |" in text
+    low, high = mutate.wilson_interval(3, 4)
+    interval = f"({100 * low:.1f}-{100 * high:.1f})"
+    assert f"| array | 7 of 70 | 1 | 1 | 2 | 1 | 2 | 1 | 0 | 60.0 % | 75.0 % {interval} |" in text
     assert "## Survivors" in text and "## Timeouts" in text and "-a + b" in text
+    assert "Why it survives: both branches give 0" in text
+
+
+@pytest.mark.parametrize(("successes", "trials", "low", "high"), [
+    # Wilson score intervals at 95 % (z = 1.96); 0 of 10 gives the textbook 0-27.8 %
+    (95, 100, 0.8882, 0.9785), (0, 10, 0.0, 0.2775), (10, 10, 0.7225, 1.0), (40, 40, 0.9124, 1.0),
+])
+def test_wilson_interval_matches_the_closed_form(successes, trials, low, high):
+    assert mutate.wilson_interval(successes, trials) == pytest.approx((low, high), abs=1e-4)
+
+
+def test_sample_each_draws_the_same_number_from_every_subsystem_reproducibly(tmp_path):
+    run = mutate.MutationRun(output=tmp_path, subsystems=["array", "norm"], each=7, seed=4)
+    mutants = run.mutants()
+    assert [m.subsystem for m in mutants].count("array") == 7 and [m.subsystem for m in mutants].count("norm") == 7
+    again = mutate.MutationRun(output=tmp_path, subsystems=["array", "norm"], each=7, seed=4).mutants()
+    assert [m.identifier for m in mutants] == [m.identifier for m in again]
+    other = mutate.MutationRun(output=tmp_path, subsystems=["array", "norm"], each=7, seed=5).mutants()
+    assert [m.identifier for m in mutants] != [m.identifier for m in other]
+    population = run.population()
+    assert population["array"] == len(mutate.MutationRun(output=tmp_path, subsystems=["array"]).mutants())
 
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--module", "hdl/nothing.py"], "--module must be one of"),
     (["--sample", "0"], "--sample must be a positive integer, not 0"),
+    (["--sample-each", "-2"], "--sample-each must be a positive integer, not -2"),
+    (["--sample-each", "2", "--sample", "3"], "--sample-each cannot be combined with sample"),
+    (["--jobs", "0"], "--jobs must be a positive integer, not 0"),
     (["--subsystem", "cpu"], "argument --subsystem: invalid choice: 'cpu'"),
 ])
 def test_cli_refuses_bad_options_in_one_line(tmp_path, args, message):
@@ -142,7 +174,7 @@ def test_sampled_mutants_of_the_processing_element_are_caught(tmp_path):
     known = json.loads((Path(__file__).parent / "mutation_known_survivors.json").read_text())
     run = mutate.MutationRun(output=tmp_path, subsystems=["array"],
                              modules=["hdl/array/pe.py", "hdl/array/multiplier.py"], sample=3, seed=seed,
-                             tests=["tests/hdl/array/test_pe.py"], timeout=600)
+                             tests=["tests/hdl/array/test_pe.py"], timeout=600, jobs=2)
     records = run.run()
     assert len(records) == 3
     assert all(record["status"] != "error" for record in records), records
