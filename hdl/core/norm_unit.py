@@ -196,10 +196,13 @@ class NormUnit(wiring.Component):
         continuous = ~gn | (op == _OPS["statistics"])
         last_set = Mux(gn, (outer == samples - 1) & (group == groups - 1), outer == channels - 1)
 
-        offsets = {}  # of the parts in a block (isa.norm_block)
+        # of the parts in a block (isa.norm_block), registered: the constant products and their sum stay out of
+        # the element-address path. `sets` is set in SETUP and first used two cycles later (SET_BEGIN or
+        # GRADS_CHANNEL come between), when these registers already hold the instruction's offsets.
+        offsets = {}
         for index, part in enumerate(("s1", "s2", "rstd", "a", "c", "gamma", "r1", "r2")):
             offsets[part] = Signal(16, name=f"offset_{part}")
-            m.d.comb += offsets[part].eq(min(index, 2) * sets + max(index - 2, 0) * channels)
+            m.d.sync += offsets[part].eq(min(index, 2) * sets + max(index - 2, 0) * channels)
 
         grads_block = Signal(ADDRESS_WIDTH)  # param_grads: the block of the sample in turn
 
