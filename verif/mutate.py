@@ -8,7 +8,8 @@ flipped. Each mutant goes through four stages:
 1. **listed**: an AST walk over the functions of the subsystem's modules (constructors and parameter checks
    excluded: they cannot change the hardware), in source order, each with a stable id (a hash of module,
    position and change);
-2. **unchanged**: the subsystem's representative configurations (:data:`SUBSYSTEMS`) are elaborated with
+2. **unchanged**: the subsystem's representative configurations (:data:`SUBSYSTEMS`) that load the mutated
+   module (recorded when the originals are elaborated, one interpreter per configuration) are elaborated with
    the mutant in a fresh interpreter; if every one gives the same Verilog as the original, the mutant
    cannot be observed and is set aside;
 3. **equivalent**: otherwise Yosys proves or fails to prove, per configuration, that the mutated netlist
@@ -351,18 +352,52 @@ for config in json.loads(open(sys.argv[1]).read()):
         out.append(verilog.convert(design, name="top", emit_src=False))
     except Exception as error:  # the mutant broke elaboration: that is an observable difference
         out.append("ELABORATION FAILED: " + type(error).__name__ + ": " + str(error).splitlines()[0][:200])
-print(json.dumps(out))
+from pathlib import Path
+from wavecore.paths import source_root
+root = source_root().resolve()
+loaded = sorted({Path(module.__file__).resolve().relative_to(root).as_posix() for name, module in
+                 list(sys.modules.items()) if name.startswith("wavecore.") and getattr(module, "__file__", None)
+                 and Path(module.__file__).resolve().is_relative_to(root)})
+print(json.dumps({"verilog": out, "modules": loaded}))
 """
 
 
-def _verilog(configurations: Sequence[dict], mutant_file: Path | None, workdir: Path) -> list[str]:
+def _elaborate(configurations: Sequence[dict], mutant_file: Path | None, workdir: Path) -> tuple[list[str], list[str]]:
+    """The Verilog of each configuration (with the mutant, if given) and the wavecore module files loaded."""
     config_file = workdir / "configurations.json"
     config_file.write_text(json.dumps(list(configurations)))
     args = [sys.executable, "-c", _VERILOG_SCRIPT, str(config_file)] + ([str(mutant_file)] if mutant_file else [])
     result = subprocess.run(args, capture_output=True, text=True, timeout=600)
     if result.returncode != 0:
         raise RuntimeError(f"elaboration failed: {result.stderr.strip().splitlines()[-1:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    output = json.loads(result.stdout.strip().splitlines()[-1])
+    return output["verilog"], output["modules"]
+
+
+def _verilog(configurations: Sequence[dict], mutant_file: Path | None, workdir: Path) -> list[str]:
+    return _elaborate(configurations, mutant_file, workdir)[0]
+
+
+@dataclass(frozen=True)
+class _Original:
+    """A subsystem's configurations as generated from the unmutated sources, and the module files each one
+    loads: a mutant of a module a configuration does not load cannot change that configuration's Verilog."""
+
+    verilog: tuple[str, ...]
+    modules: tuple[frozenset, ...]
+
+    @classmethod
+    def of(cls, subsystem: Subsystem, workdir: Path) -> _Original:
+        verilog, modules = [], []
+        for configuration in subsystem.configurations:  # one interpreter each: its own set of loaded modules
+            text, loaded = _elaborate([configuration], None, workdir)
+            verilog += text
+            modules.append(frozenset(loaded))
+        return cls(tuple(verilog), tuple(modules))
+
+    def exposing(self, path: str) -> list[int]:
+        """Indices of the configurations that load module file ``path``."""
+        return [index for index, loaded in enumerate(self.modules) if path in loaded]
 
 
 def _yosys() -> str:
@@ -502,17 +537,17 @@ class MutationRun:
         done = self.done()
         mutants = self.mutants()
         pending = [mutant for mutant in mutants if mutant.identifier not in done]
-        original_verilog: dict[str, list[str]] = {}
+        original: dict[str, _Original] = {}
         for name in dict.fromkeys(mutant.subsystem for mutant in pending):
             with tempfile.TemporaryDirectory(dir=self.output) as scratch:
-                original_verilog[name] = _verilog(SUBSYSTEMS[name].configurations, None, Path(scratch))
+                original[name] = _Original.of(SUBSYSTEMS[name], Path(scratch))
         finished: dict[str, dict] = {}
         lock = threading.Lock()
 
         def one(mutant: Mutant) -> None:
             if self.budget is not None and time.monotonic() - started > self.budget:
                 return
-            record = self._one(mutant, SUBSYSTEMS[mutant.subsystem], original_verilog[mutant.subsystem])
+            record = self._one(mutant, SUBSYSTEMS[mutant.subsystem], original[mutant.subsystem])
             with lock:
                 with self.results_file.open("a") as stream:  # appended as it finishes: the run resumes here
                     stream.write(json.dumps(record) + "\n")
@@ -531,7 +566,7 @@ class MutationRun:
                      argued=self.argued())
         return records
 
-    def _one(self, mutant: Mutant, subsystem: Subsystem, original: list[str]) -> dict:
+    def _one(self, mutant: Mutant, subsystem: Subsystem, original: _Original) -> dict:
         started = time.monotonic()
         root = source_root()
         work = self.output / "work" / mutant.identifier
@@ -543,12 +578,14 @@ class MutationRun:
                   "diff": mutant.diff((root / mutant.path).read_text()), "tests": [], "status": "error",
                   "detail": ""}
         try:
-            mutated = _verilog(subsystem.configurations, mutant_file, work)
-            changed = [i for i, (a, b) in enumerate(zip(original, mutated)) if a != b]
+            exposing = original.exposing(mutant.path)  # only these configurations can change
+            mutated = dict(zip(exposing, _verilog([subsystem.configurations[i] for i in exposing], mutant_file, work)
+                               if exposing else []))
+            changed = [i for i in exposing if mutated[i] != original.verilog[i]]
             if not changed:
                 record["status"] = "unchanged"
             elif all(not mutated[i].startswith("ELABORATION FAILED")
-                     and _equivalent(original[i], mutated[i], work, timeout=120) for i in changed):
+                     and _equivalent(original.verilog[i], mutated[i], work, timeout=120) for i in changed):
                 record["status"] = "equivalent"
             else:
                 record["tests"] = list(self.tests or subsystem.tests[mutant.path])

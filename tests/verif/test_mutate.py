@@ -182,3 +182,15 @@ def test_sampled_mutants_of_the_processing_element_are_caught(tmp_path):
                   for r in records if r["status"] == "survived" and r["id"] not in known]
     assert unexpected == [], f"mutants the tests no longer catch: {unexpected}; see {tmp_path / 'report.md'}"
     assert (tmp_path / "report.md").is_file()
+
+
+def test_a_mutant_is_elaborated_only_in_the_configurations_that_load_its_module(tmp_path):
+    # The memory subsystem's configurations are one block each (registry component paths): the DMA's module is
+    # loaded by the DMA configuration alone, the banked reader by the three feeders that build on it.
+    subsystem = mutate.SUBSYSTEMS["memory"]
+    original = mutate._Original.of(subsystem, tmp_path)
+    blocks = [configuration["block"] for configuration in subsystem.configurations]
+    assert [blocks[i] for i in original.exposing("hdl/memory/dma.py")] == ["dma"]
+    assert sorted(blocks[i] for i in original.exposing("hdl/memory/bank_reader.py")) == \
+        ["feeder", "position_feeder", "weight_feeder"]
+    assert original.exposing("hdl/array/pe.py") == []
