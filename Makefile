@@ -37,11 +37,11 @@ test: setup
 
 test-all: setup
 	$(BIN)/pytest -n $(WORKERS) --dist loadgroup $(PYTEST_ARGS)
-	$(BIN)/wavecore mutate -o build/mutation
+	$(BIN)/wavecore mutate --jobs $(WORKERS) -o build/mutation
 
 # Resumable: results accumulate in build/mutation/results.jsonl; report in build/mutation/report.md.
 mutation: setup
-	$(BIN)/wavecore mutate -o build/mutation
+	$(BIN)/wavecore mutate --jobs $(WORKERS) -o build/mutation
 
 coverage:
 	$(BIN)/python -m wavecore.verif.coverage
