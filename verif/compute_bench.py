@@ -134,6 +134,7 @@ def run_unit(unit, parameters: CoreParameters, instructions, scratchpad, accumul
                 count += 1
             await ctx.tick()
             cycles.append(count)
+        await ctx.tick()  # the adapters' registered writes of the last cycle reach the memories
         result.update(bench.contents(ctx))
         result["cycles"] = cycles
 

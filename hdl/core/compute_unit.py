@@ -18,14 +18,17 @@ serves its element ports from the core's word-wide on-chip memories.
 * A unit keeps every ``en`` low while it is idle, so the core can OR the ports of its units.
 
 :class:`ElementPorts` adapts one element read port set and one write port to a word memory (one bus word of
-``word_bits`` bits per address): the read returns the addressed lane one cycle later, the write uses a
-write port with one enable per element. An address at or above the memory's ``elements`` is out of range:
-the adapter raises ``out_of_range`` in that cycle and drops the write.
+``word_bits`` bits per address): the read returns the addressed lane one cycle later; the write is registered
+and written through a write port with one enable per element in the next cycle, and a read presented in that
+cycle of the element being written gets the written value forwarded (so the unit sees the timing above, while
+its address arithmetic ends at the adapter's registers instead of running on into every block RAM of the
+memory and the DMA's write arbitration). An address at or above the memory's ``elements`` is out of range: the
+adapter raises ``out_of_range`` in that cycle and drops the write.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -145,7 +148,7 @@ class ElementPorts(wiring.Component):
             raise RuntimeError("ElementPorts.attach() must be called before elaboration")
         m = Module()
         bits, lanes, lane_bits = self.element_bits, self.lanes, self.lane_bits
-        outside = []
+        outside, read_data = [], []
         for k, port in enumerate(self._read_ports):
             element = getattr(self, f"read{k}")
             lane = Signal(max(1, lane_bits), name=f"read{k}_lane")
@@ -153,20 +156,36 @@ class ElementPorts(wiring.Component):
             if lane_bits:
                 with m.If(element.en):
                     m.d.sync += lane.eq(element.addr[:lane_bits])
-                m.d.comb += element.data.eq(port.data.word_select(lane, bits).as_signed())
+                read_data.append(port.data.word_select(lane, bits).as_signed())
             else:
-                m.d.comb += element.data.eq(port.data.as_signed())
+                read_data.append(port.data.as_signed())
             outside.append(element.en & (element.addr >= self.elements))
         write = self.write
         write_outside = write.en & (write.addr >= self.elements)
         outside.append(write_outside)
-        m.d.comb += [self._write_port.addr.eq(write.addr >> lane_bits),
-                     self._write_port.data.eq(write.data.as_unsigned().replicate(lanes))]
+        # The write is registered (the units' address arithmetic ends here, not at every block RAM of the
+        # memory and the DMA's arbitration): the memory is written in the next cycle, and a read presented in that
+        # cycle of the same element gets the written value forwarded, so the unit sees the contract's timing.
+        pending = Signal(name="write_pending")
+        pending_addr = Signal.like(write.addr, name="write_pending_addr")
+        pending_data = Signal.like(write.data, name="write_pending_data")
+        m.d.sync += [pending.eq(write.en & ~write_outside), pending_addr.eq(write.addr),
+                     pending_data.eq(write.data)]
+        m.d.comb += [self._write_port.addr.eq(pending_addr >> lane_bits),
+                     self._write_port.data.eq(pending_data.as_unsigned().replicate(lanes))]
         if lane_bits:
             for lane in range(lanes):
-                m.d.comb += self._write_port.en[lane].eq(write.en & ~write_outside
-                                                         & (write.addr[:lane_bits] == lane))
+                m.d.comb += self._write_port.en[lane].eq(pending & (pending_addr[:lane_bits] == lane))
         else:
-            m.d.comb += self._write_port.en.eq(write.en & ~write_outside)
+            m.d.comb += self._write_port.en.eq(pending)
+        for k in range(len(self._read_ports)):
+            element = getattr(self, f"read{k}")
+            forward = Signal(name=f"read{k}_forward")
+            forwarded = Signal.like(write.data, name=f"read{k}_forwarded")
+            with m.If(element.en):  # held with the read's data while en is low
+                m.d.sync += [forward.eq(pending & (element.addr == pending_addr)), forwarded.eq(pending_data)]
+            memory_data = Signal.like(element.data, name=f"read{k}_memory_data")
+            m.d.comb += memory_data.eq(read_data[k])
+            m.d.comb += element.data.eq(Mux(forward, forwarded, memory_data))
         m.d.comb += self.out_of_range.eq(Cat(*outside).any())
         return m
