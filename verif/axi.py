@@ -159,10 +159,15 @@ class AxiMonitor:
     (``row_end``); the outstanding limit is sampled when a channel reaches ``max_outstanding``; a response's latency
     is counted from the earliest cycle it could have come (the cycle after its address handshake or the previous
     burst's last beat, for R; after its last W beat, for B), so a zero-latency subordinate samples 0.
+
+    ``idle`` names the manager's idle outputs per channel (``{"read": "read_idle", "write": "write_idle"}`` for
+    the DMA): in any cycle one of them is high, no burst of its channel accepted in an earlier cycle may still be
+    waiting for its last R beat (read) or its B response (write).
     """
 
     def __init__(self, dut, clock, *, prefix: str = "axi__", max_outstanding: int | None = None,
-                 max_burst: int | None = None, cover: bool = True):
+                 max_burst: int | None = None, cover: bool = True, idle: dict[str, str] | None = None):
+        self.idle = dict(idle or {})
         self.dut = dut
         self.clock = clock
         self.prefix = prefix
@@ -231,6 +236,11 @@ class AxiMonitor:
             await RisingEdge(self.clock)
             self.cycle += 1
             await ReadOnly()
+            for channel, name in self.idle.items():
+                outstanding = self.read_outstanding if channel == "read" else self.write_outstanding
+                if _high(getattr(self.dut, name)) and outstanding:
+                    self.errors.append(f"cycle {self.cycle}: {name} high with {outstanding} {channel} burst(s) "
+                                       f"still outstanding")
             if self._fired("ar"):
                 burst = self._address("ar")
                 self.read_bursts.append(burst)

@@ -96,7 +96,8 @@ async def concurrent_descriptors_against_axi_ram(dut):
         stall_probability=params["stall"],
         max_latency=params["max_latency"],
     )
-    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst)
+    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst,
+                         idle={"read": "read_idle", "write": "write_idle"})
     read_commands = StreamDriver(dut, "read_command", dut.clk, idle_probability=params["idle"], rng=random)
     write_commands = StreamDriver(dut, "write_command", dut.clk, idle_probability=params["idle"], rng=random)
     scratch_writes = StreamSink(
