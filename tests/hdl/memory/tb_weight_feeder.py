@@ -151,13 +151,26 @@ async def conv_gemm_matches_golden(dut):
         out_channels=c_out, in_channels=c_in, kernel_h=kernel, kernel_w=kernel, base=weight_base,
         in_pitch=in_pitch, out_pitch=out_pitch, transpose=mode == "backward_data", repeat=tiles_per_block,
     )
-    pair.b_commands.append(pack(weight_feeder.command_layout, weight_fields))
-    for _ in range(row_blocks):  # the im2col stream once per block of weight rows
-        pair.a_commands.append(pack(im2col_feeder.command_layout, fields))
+    # `commands` back-to-back weight commands (the documented no-bubble hand-over: the next one is taken with
+    # the final beat's request), each answered with the whole product again
+    commands = params.get("commands", 1)
+    for _ in range(commands):
+        pair.b_commands.append(pack(weight_feeder.command_layout, weight_fields))
+        for _ in range(row_blocks):  # the im2col stream once per block of weight rows
+            pair.a_commands.append(pack(im2col_feeder.command_layout, fields))
 
     k_total = (c_in if mode == "forward" else c_out) * kernel * kernel
-    tiles = await pair.tiles(dut, row_blocks * tiles_per_block * k_total)
-    assert len(tiles) == row_blocks * tiles_per_block
+    tiles = await pair.tiles(dut, commands * row_blocks * tiles_per_block * k_total)
+    assert len(tiles) == commands * row_blocks * tiles_per_block
+    for command in range(commands):
+        _check_conv_tiles(tiles[command * row_blocks * tiles_per_block : (command + 1) * row_blocks * tiles_per_block],
+                          im2col_feeder, weight_feeder, mode, rows, result_h, result_w, tiles_per_block,
+                          column_blocks, k_total, exact, golden, command)
+
+
+def _check_conv_tiles(tiles, im2col_feeder, weight_feeder, mode, rows, result_h, result_w, tiles_per_block,
+                      column_blocks, k_total, exact, golden, command):
+    """The tiles of one weight command against the exact and the golden integer convolution."""
     result = np.full((rows, result_h, result_w), -(1 << 40), dtype=np.int64)
     lanes_a, lanes_b = im2col_feeder.lanes, weight_feeder.lanes
     for index, (a_tile, b_tile) in enumerate(tiles):
@@ -173,9 +186,10 @@ async def conv_gemm_matches_golden(dut):
                     result[row, out_row, column] = product[lane_a, lane_b]
     assert result.shape == exact.shape, f"result {result.shape}, golden {exact.shape}"
     mismatch = np.argwhere(result != exact)
-    assert not len(mismatch), f"{mode}: {len(mismatch)} accumulators differ from the exact conv, first at {mismatch[0]}"
+    assert not len(mismatch), (f"{mode}, command {command}: {len(mismatch)} accumulators differ from the exact "
+                               f"conv, first at {mismatch[0]}")
     requantized = requantize(result, TRAINING.weight_frac, TRAINING.operand, TRAINING.rounding)
-    assert np.array_equal(requantized, golden), f"{mode}: requantized result differs from IntegerKernels"
+    assert np.array_equal(requantized, golden), f"{mode}, command {command}: requantized result differs from IntegerKernels"
 
 
 @cocotb.test()

@@ -90,3 +90,19 @@ def test_position_streams_multiply_to_golden_weight_gradient(simulator, conv, st
         testcase="backward_weight_gemm_matches_golden",
         params={"conv": CONVS[conv], "stall": stall, "backpressure": backpressure},
     )
+
+
+def test_every_dimension_at_the_top_of_its_field():
+    # dimension_width 3: channels, height and width of 7, the largest the command fields hold, so every counter
+    # and coordinate runs through its full range (the conv of the weight gradient against the golden model)
+    conv = {"samples": 2, "in_channels": 7, "out_channels": 7, "height": 7, "width": 7, "kernel": 1, "stride": 1,
+            "padding": 0}
+    run_feeder_pair(
+        "icarus",
+        a=PositionFeeder,
+        b=PositionFeeder,
+        settings={"lanes": 4, "banks": 8, "bank_depth": 256, "width": 8, "dimension_width": 3},
+        toplevel="position_feeder_pair",
+        testcase="backward_weight_gemm_matches_golden",
+        params={"conv": conv, "stall": 0.2, "backpressure": 0.2},
+    )

@@ -82,6 +82,17 @@ CONVS = {
     ),
 )
 def test_weight_and_im2col_streams_multiply_to_golden_conv(simulator, mode, conv, stall, backpressure):
+    _conv_pair(simulator, mode, conv, stall, backpressure)
+
+
+@pytest.mark.parametrize(("mode", "conv", "stall"), [("forward", "3x3_s1_p1", 0.0), ("backward_data", "3x3_s2_p1", 0.3)])
+def test_back_to_back_weight_commands_each_give_the_whole_product(mode, conv, stall):
+    # The next command is taken with the final beat's request of the one before (no bubble): three commands queued
+    # at once must give three complete, correct products, none cut short or started early.
+    _conv_pair("icarus", mode, conv, stall, stall, commands=3)
+
+
+def _conv_pair(simulator, mode, conv, stall, backpressure, commands=1):
     run_feeder_pair(
         simulator,
         a=Im2colFeeder,
@@ -89,5 +100,6 @@ def test_weight_and_im2col_streams_multiply_to_golden_conv(simulator, mode, conv
         settings={"lanes": 4, "banks": 8, "bank_depth": 64, "width": 8, "dimension_width": 8},
         toplevel="weight_feeder_pair",
         testcase="conv_gemm_matches_golden",
-        params={"mode": mode, "conv": CONVS[conv], "stall": stall, "backpressure": backpressure},
+        params={"mode": mode, "conv": CONVS[conv], "stall": stall, "backpressure": backpressure,
+                "commands": commands},
     )
