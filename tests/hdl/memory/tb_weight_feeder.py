@@ -189,7 +189,8 @@ def _check_conv_tiles(tiles, im2col_feeder, weight_feeder, mode, rows, result_h,
     assert not len(mismatch), (f"{mode}, command {command}: {len(mismatch)} accumulators differ from the exact "
                                f"conv, first at {mismatch[0]}")
     requantized = requantize(result, TRAINING.weight_frac, TRAINING.operand, TRAINING.rounding)
-    assert np.array_equal(requantized, golden), f"{mode}, command {command}: requantized result differs from IntegerKernels"
+    assert np.array_equal(requantized, golden), (f"{mode}, command {command}: requantized result differs from "
+                                                 "IntegerKernels")
 
 
 @cocotb.test()

@@ -85,7 +85,8 @@ def test_weight_and_im2col_streams_multiply_to_golden_conv(simulator, mode, conv
     _conv_pair(simulator, mode, conv, stall, backpressure)
 
 
-@pytest.mark.parametrize(("mode", "conv", "stall"), [("forward", "3x3_s1_p1", 0.0), ("backward_data", "3x3_s2_p1", 0.3)])
+@pytest.mark.parametrize(("mode", "conv", "stall"),
+                         [("forward", "3x3_s1_p1", 0.0), ("backward_data", "3x3_s2_p1", 0.3)])
 def test_back_to_back_weight_commands_each_give_the_whole_product(mode, conv, stall):
     # The next command is taken with the final beat's request of the one before (no bubble): three commands queued
     # at once must give three complete, correct products, none cut short or started early.
