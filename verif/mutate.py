@@ -61,6 +61,7 @@ __all__ = [
     "Mutant",
     "MutationRun",
     "Subsystem",
+    "changed_modules",
     "install_from_environment",
     "list_mutants",
     "summarise",
@@ -424,6 +425,19 @@ def _equivalent(original: str, mutated: str, workdir: Path, timeout: float) -> b
     except subprocess.TimeoutExpired:
         return False
     return result.returncode == 0
+
+
+def changed_modules(revision: str, root: Path | None = None) -> list[str]:
+    """The subsystems' module files that differ between git ``revision`` and the working tree (the blocks a change
+    touched: ``wavecore mutate --changed HEAD~1``). Raises ``ValueError`` naming the revision if git cannot
+    compare with it."""
+    root = Path(root or source_root())
+    result = subprocess.run(["git", "diff", "--name-only", revision, "--"], cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ValueError(f"changed must name a git revision of {root}, not {revision!r} "
+                         f"({(result.stderr.strip().splitlines() or ['git diff failed'])[0]})")
+    touched = set(result.stdout.split())
+    return [module for subsystem in SUBSYSTEMS.values() for module in subsystem.modules if module in touched]
 
 
 @dataclass

@@ -1,5 +1,5 @@
-"""``wavecore mutate [--subsystem NAME ...] [--module FILE ...] [--sample N | --sample-each N] [--seed S]
-[--jobs N] -o DIR``: mutation testing.
+"""``wavecore mutate [--subsystem NAME ...] [--module FILE ...] [--changed REVISION] [--sample N | --sample-each N]
+[--seed S] [--jobs N] -o DIR``: mutation testing.
 
 Lists mutants of the generators of the chosen subsystems, sets aside those that leave the Verilog unchanged or
 that Yosys proves equivalent, runs each remaining mutant's tests with a time limit and writes
@@ -25,6 +25,8 @@ def add_arguments(parser):
                         help="subsystem to mutate (repeatable; default: all)")
     parser.add_argument("--module", action="append", default=None, metavar="FILE",
                         help="only this module, e.g. hdl/array/pe.py (repeatable)")
+    parser.add_argument("--changed", default=None, metavar="REVISION",
+                        help="only the modules that differ from git REVISION (e.g. HEAD~1: what a change touched)")
     parser.add_argument("--sample", type=int, default=None, help="run only N mutants drawn with --seed")
     parser.add_argument("--sample-each", type=int, default=None, metavar="N",
                         help="run only N mutants of each subsystem, drawn with --seed (the report gives each "
@@ -44,9 +46,27 @@ def run(args) -> int:
     from wavecore.verif.mutate import SUBSYSTEMS, MutationRun
 
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1 << 31)
+    modules = args.module
+    if args.changed is not None:
+        from wavecore.verif.mutate import changed_modules
+
+        try:
+            touched = changed_modules(args.changed)
+        except ValueError as error:
+            raise UsageError(f"--{error}") from None
+        if not touched:
+            print(f"no generator module of the chosen subsystems differs from {args.changed}: nothing to mutate")
+            return 0
+        modules = [module for module in touched if modules is None or module in modules]
+        subsystems = [name for name in (args.subsystem or SUBSYSTEMS)
+                      if any(module in SUBSYSTEMS[name].modules for module in modules)]
+        if not subsystems:
+            print(f"no generator module of the chosen subsystems differs from {args.changed}: nothing to mutate")
+            return 0
+        args.subsystem = subsystems
     try:
         mutation = MutationRun(
-            output=args.output, subsystems=tuple(args.subsystem or SUBSYSTEMS), modules=args.module,
+            output=args.output, subsystems=tuple(args.subsystem or SUBSYSTEMS), modules=modules,
             sample=args.sample, each=args.sample_each, jobs=args.jobs, seed=seed, budget=args.budget,
             timeout=args.timeout,
             progress=None if args.quiet else lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))

@@ -48,6 +48,9 @@ SKIPPED = {
     ".venv/bin/wavecore mutate --sample-each 60 --seed 2026 --jobs 2 -o build/mutation-sample": (
         "240 mutants, about an hour on 2 cores"
     ),
+    ".venv/bin/wavecore mutate --changed HEAD~1 --sample 10 -o build/mutation-change": (
+        "runs the tests of up to 10 mutants, minutes; tests/verif/test_mutate.py runs three"
+    ),
     "wavecore pipeline --network tiny_resnet --norm none --target ulx3s-85f --chips 3 --capacity 6000 --simulate "
     "-o build/pipeline": "Verilator simulation of three stages plus one bitstream per stage, well over a few minutes",
     "wavecore pipeline --simulate -o DIR": "a pipeline simulation and bitstreams (as above), over a few minutes",

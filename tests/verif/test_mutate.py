@@ -165,18 +165,45 @@ def test_cli_refuses_bad_options_in_one_line(tmp_path, args, message):
     assert not (tmp_path / "m").exists()
 
 
-def test_sampled_mutants_of_the_processing_element_are_caught(tmp_path):
-    # A few PE mutants (seed printed; WAVECORE_SEED replays it) against the PE's own amaranth.sim tests:
-    # each must be unchanged, proven equivalent or killed; a survivor not argued equivalent in
-    # mutation_known_survivors.json (reason given there) means a test got weaker.
+def test_changed_modules_are_the_generator_files_a_change_touched(tmp_path):
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    for name in ("hdl/array/pe.py", "hdl/memory/dma.py", "docs/notes.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    (tmp_path / "hdl/memory/dma.py").write_text("x = 2\n")
+    (tmp_path / "docs/notes.md").write_text("changed\n")
+    assert mutate.changed_modules("HEAD", root=tmp_path) == ["hdl/memory/dma.py"]
+    with pytest.raises(ValueError, match="changed must name a git revision of .*, not 'nope'"):
+        mutate.changed_modules("nope", root=tmp_path)
+
+
+def test_sampled_mutants_of_the_last_change_are_caught(tmp_path):
+    # A few mutants (seed printed; WAVECORE_SEED replays it) of the generator modules the last commit touched,
+    # or of the PE when it touched none, against the module's own tests: each must be unchanged, proven
+    # equivalent or killed; a survivor not argued equivalent in mutation_known_survivors.json (reason given
+    # there) means a test got weaker or the change is not tested.
     seed = int(os.environ.get("WAVECORE_SEED", random.SystemRandom().randrange(1 << 31)))
-    print(f"mutation sample seed {seed} (WAVECORE_SEED={seed} replays it)")
+    try:
+        changed = mutate.changed_modules("HEAD~1")
+    except ValueError:  # a clone without the parent commit
+        changed = []
+    print(f"mutation sample seed {seed} (WAVECORE_SEED={seed} replays it); modules: {changed or 'the PE'}")
     known = json.loads((Path(__file__).parent / "mutation_known_survivors.json").read_text())
-    run = mutate.MutationRun(output=tmp_path, subsystems=["array"],
-                             modules=["hdl/array/pe.py", "hdl/array/multiplier.py"], sample=3, seed=seed,
-                             tests=["tests/hdl/array/test_pe.py"], timeout=600, jobs=2)
+    if changed:
+        run = mutate.MutationRun(output=tmp_path, modules=changed, sample=3, seed=seed, timeout=600, jobs=2,
+                                 subsystems=[name for name, subsystem in mutate.SUBSYSTEMS.items()
+                                             if set(changed) & set(subsystem.modules)])
+    else:
+        run = mutate.MutationRun(output=tmp_path, subsystems=["array"],
+                                 modules=["hdl/array/pe.py", "hdl/array/multiplier.py"], sample=3, seed=seed,
+                                 tests=["tests/hdl/array/test_pe.py"], timeout=600, jobs=2)
     records = run.run()
-    assert len(records) == 3
+    assert len(records) == min(3, len(run.mutants()))
     assert all(record["status"] != "error" for record in records), records
     unexpected = [f"{r['path']}:{r['line']} {r['original']} -> {r['replacement']} (seed {seed})"
                   for r in records if r["status"] == "survived" and r["id"] not in known]
