@@ -168,6 +168,21 @@ SUBSYSTEMS: dict[str, Subsystem] = {
             "hdl/core/sgd_unit.py": ("tests/hdl/core/test_sgd_unit.py",),
         },
     ),
+    "shell": Subsystem(
+        name="shell",
+        # the core without compute units: the element-port adapter, the memories' port sharing, the counters and
+        # the AXI4-Lite register block, each with its own fast tests (the fetch, decode, queues and tokens of
+        # hdl/core/wavecore.py and decoder.py are checked by whole-core Verilator runs, minutes per mutant: not here)
+        configurations=({"block": "core", "units": "none", "scratchpad_elements": 4096, "accumulator_elements": 512,
+                         "dram_bytes": 1 << 20, "data_width": 64},),
+        tests={
+            "hdl/core/compute_unit.py": ("tests/hdl/core/test_compute_unit.py",),
+            "hdl/core/core_memory.py": ("tests/hdl/core/test_core_memory.py",),
+            "hdl/core/counters.py": ("tests/hdl/core/test_counters.py",),
+            "hdl/core/register_block.py": ("tests/hdl/core/test_register_block.py",),
+            "hdl/core/registers.py": ("tests/hdl/core/test_registers.py", "tests/hdl/core/test_register_block.py"),
+        },
+    ),
     "norm": Subsystem(
         name="norm",
         configurations=tuple({"block": name, "preset": "int8", "max_count": 64} for name in (
