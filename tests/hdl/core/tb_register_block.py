@@ -114,6 +114,14 @@ async def every_register_per_access_type(dut):
         for check, value in shadow.items():
             assert await h.read(h.map.offset(check)) == value, f"{check} after a strobed write to {name}"
     assert int(dut.core__program_base.value) == shadow["PROGRAM_BASE_HI"] << 32 | shadow["PROGRAM_BASE_LO"]
+    # The two halves are independent registers: a full write of one leaves every bit of the other.
+    for written, other in (("PROGRAM_BASE_LO", "PROGRAM_BASE_HI"), ("PROGRAM_BASE_HI", "PROGRAM_BASE_LO")):
+        await h.write(h.map.offset(other), 0xFFFFFFFF)
+        for value in (0xFFFFFFFF, 0):
+            await h.write(h.map.offset(written), value)
+            assert await h.read(h.map.offset(written)) == value
+            assert await h.read(h.map.offset(other)) == 0xFFFFFFFF, f"{other} after a write of {value:#x} to {written}"
+    shadow.update(PROGRAM_BASE_LO=0xFFFFFFFF, PROGRAM_BASE_HI=0)
     # RO registers: SLVERR, unchanged.
     for register in h.map.registers:
         if register.access != "RO":
@@ -212,6 +220,7 @@ async def start_done_error_interrupt_and_soft_reset(dut):
     assert h.pulses["start"] == 2
     assert await h.read(status.offset) == busy_bit
     assert await h.read(regs.offset("ERROR_CODE")) == ErrorCode.NONE
+    assert await h.read(regs.offset("ERROR_ADDRESS_LO")) == 0 and await h.read(regs.offset("ERROR_ADDRESS_HI")) == 0
     await h.event(error=1, done=1, error_code=int(ErrorCode.DRAM_OUT_OF_RANGE), error_address=0x7_0000_0040)
     await ClockCycles(dut.clk, 2)
     assert int(dut.irq.value) == 1
