@@ -28,9 +28,9 @@ def _parameters(kind: str) -> CoreParameters:
 
 
 def _run(kind, constants, shape, *, rng, extreme_fraction=0.1, addresses=(3, 131, 260), instructions=None,
-         data=None):
+         data=None, numerics=None):
     parameters = _parameters(kind)
-    numerics = numerics_for(parameters)
+    numerics = numerics_for(parameters) if numerics is None else numerics
     fmt = numerics.operand
     scratchpad = fmt.random(rng, parameters.scratchpad_elements, extreme_fraction) if data is None else data
     accumulator = rng.integers(-1000, 1000, parameters.accumulator_elements)
@@ -123,3 +123,18 @@ def test_idle_ports_low():
     """Without start every enable and done stay low (the core ORs the units' ports)."""
     parameters = _parameters("int16")
     assert idle_outputs(SgdUnit(parameters, numerics_for(parameters))) == []
+
+
+@pytest.mark.parametrize(("kind", "weight_frac", "weight_grad_frac"), [("int8", 7, 4), ("int16", 13, 9)])
+def test_weights_on_a_finer_grid_than_the_velocity(kind, weight_frac, weight_grad_frac):
+    """The presets store the velocity on a grid at least as fine as the weights'; an integer mode may choose the
+    weights finer (any IntegerTraining): the weight update then aligns lr*v' up to the weight grid, a shift the
+    presets never exercise."""
+    import dataclasses
+
+    numerics = dataclasses.replace(numerics_for(_parameters(kind)), weight_frac=weight_frac,
+                                   weight_grad_frac=weight_grad_frac)
+    constants = sgd_constants(numerics, OPTIMIZERS["core_cases"])
+    rng = np.random.default_rng([11, weight_frac, weight_grad_frac])
+    _run(kind, constants, dict(samples=2, channels=3, height=2, width=5), rng=rng, numerics=numerics)
+
