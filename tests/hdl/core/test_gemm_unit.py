@@ -219,3 +219,9 @@ def test_rejects_mismatched_numerics():
 def test_idle_ports_low():
     """Without start every enable and done stay low (the core ORs the units' ports)."""
     assert idle_outputs(GemmUnit(INT8, numerics_for(INT8))) == []
+
+
+def test_channel_counts_beyond_eleven_bits():
+    """2,049 input channels (a linear layer on a 1x1 map): every channel counter and channel address needs all 12
+    bits of the SHAPE field; the other tests stay below 64 channels."""
+    run(FUNCTS, geometry(1, 2049, 1, 1, 2, 1), seed=12)
