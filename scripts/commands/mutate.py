@@ -54,9 +54,6 @@ def run(args) -> int:
             touched = changed_modules(args.changed)
         except ValueError as error:
             raise UsageError(f"--{error}") from None
-        if not touched:
-            print(f"no generator module of the chosen subsystems differs from {args.changed}: nothing to mutate")
-            return 0
         modules = [module for module in touched if modules is None or module in modules]
         subsystems = [name for name in (args.subsystem or SUBSYSTEMS)
                       if any(module in SUBSYSTEMS[name].modules for module in modules)]
