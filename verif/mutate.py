@@ -174,7 +174,7 @@ SUBSYSTEMS: dict[str, Subsystem] = {
         name="shell",
         # the core without compute units: the element-port adapter, the memories' port sharing, the counters and
         # the AXI4-Lite register block, each with its own fast tests (the fetch, decode, queues and tokens of
-        # hdl/core/wavecore.py and decoder.py are checked by whole-core Verilator runs, minutes per mutant: not here)
+        # hdl/core/wavecore.py and decoder.py are the "control" subsystem: whole-core tests, a minute or two each)
         configurations=({"block": "core", "units": "none", "scratchpad_elements": 4096, "accumulator_elements": 512,
                          "dram_bytes": 1 << 20, "data_width": 64},),
         tests={
@@ -183,6 +183,19 @@ SUBSYSTEMS: dict[str, Subsystem] = {
             "hdl/core/counters.py": ("tests/hdl/core/test_counters.py",),
             "hdl/core/register_block.py": ("tests/hdl/core/test_register_block.py",),
             "hdl/core/registers.py": ("tests/hdl/core/test_registers.py", "tests/hdl/core/test_register_block.py"),
+        },
+    ),
+    "control": Subsystem(
+        name="control",
+        # the core's fetch, decode, queues, dependency tokens, DMA descriptors and fault handling: the whole core,
+        # with every compute unit and with none, checked by the whole-core tests against the instruction-level
+        # simulator (Icarus: about 80 s for both files, so a mutant costs a minute or two)
+        configurations=tuple({"block": "core", "units": units, "scratchpad_elements": 4096,
+                              "accumulator_elements": 512, "dram_bytes": 1 << 20, "data_width": 64}
+                             for units in ("all", "none")),
+        tests={
+            "hdl/core/wavecore.py": ("tests/hdl/core/test_wavecore.py", "tests/hdl/core/test_wavecore_compute.py"),
+            "hdl/core/decoder.py": ("tests/hdl/core/test_wavecore.py", "tests/hdl/core/test_wavecore_compute.py"),
         },
     ),
     "norm": Subsystem(
