@@ -386,6 +386,11 @@ for config in json.loads(open(sys.argv[1]).read()):
 from pathlib import Path
 from wavecore.paths import source_root
 root = source_root().resolve()
+# a collection here runs __del__ of unused elaboratables, whose warnings import modules: sys.modules would change
+# while it is read ("dictionary changed size during iteration")
+import gc
+gc.collect()
+gc.disable()
 loaded = sorted({Path(module.__file__).resolve().relative_to(root).as_posix() for name, module in
                  list(sys.modules.items()) if name.startswith("wavecore.") and getattr(module, "__file__", None)
                  and Path(module.__file__).resolve().is_relative_to(root)})
