@@ -145,6 +145,53 @@ async def copies_match_the_simulator(dut):
                   f"{counters['cycles']} cycles measured, {predicted} predicted by golden.core.semantics.makespan")
 
 
+#: 3-D descriptors (both counts above 1) per on-chip space: (length, count1, stride1, count2, stride2) in elements
+EDGE_DESCRIPTORS = {"scratchpad": (16, 3, 32, 2, 128), "accumulator": (4, 2, 8, 3, 32)}
+
+
+def edge_descriptor(params, space: str, beyond: int = 0) -> dict:
+    """The fields of a descriptor of ``space`` whose last element is the last element of DRAM (``beyond``
+    elements further when given)."""
+    parameters = parameters_from(params)
+    size = parameters.operand_bytes if space == "scratchpad" else parameters.accumulator_bytes
+    length, count1, stride1, count2, stride2 = EDGE_DESCRIPTORS[space]
+    extent = (count2 - 1) * stride2 + (count1 - 1) * stride1 + length  # elements from the first to past the last
+    return {"dram_address": params["dram_bytes"] - (extent - beyond) * size, "length": length, "count1": count1,
+            "stride1": stride1, "count2": count2, "stride2": stride2}
+
+
+@cocotb.test()
+async def descriptors_ending_at_the_end_of_dram_run(dut):
+    """A LOAD and a STORE of each on-chip space whose 3-D descriptor's last element is the last element of DRAM
+    run (a descriptor is inside DRAM when its last byte is: docs/core.md): DRAM and counters equal the
+    simulator's. The same descriptors one element further end in DRAM_OUT_OF_RANGE (fault_cases)."""
+    params, host = await _host(dut)
+    image = image_with_data(params, "wavecore-dram-edge")
+    for space, chip in (("scratchpad", (0, 1024)), ("accumulator", (0, 256))):
+        edge = edge_descriptor(params, space)
+        cls = f"io.{space}"
+        # the end of DRAM into the chip and out to DESTINATION, then SOURCE into the chip and out to the end of
+        # DRAM (the tokens order that STORE after the first LOAD)
+        program = [
+            isa.Instruction("LOAD", cls, {**edge, "scratch_address": chip[0]}, push_next=True),
+            isa.Instruction("SYNC", pop_prev=True, push_next=True),
+            isa.Instruction("STORE", cls, {**edge, "dram_address": DESTINATION, "scratch_address": chip[0]},
+                            pop_prev=True),
+            isa.Instruction("LOAD", cls, {**edge, "dram_address": SOURCE, "scratch_address": chip[1]},
+                            push_next=True),
+            isa.Instruction("SYNC", pop_prev=True, push_next=True),
+            isa.Instruction("STORE", cls, {**edge, "scratch_address": chip[1]}, pop_prev=True),
+            isa.Instruction("END"),
+        ]
+        loaded, after, counters, fault = await run_both(host, params, program, image)
+        assert fault is None, f"{space}: descriptors ending at the last DRAM byte must run: {fault}"
+        expected, simulator = simulate(params, program, loaded)
+        assert expected[-16:] != loaded[-16:], "the program writes the end of DRAM"
+        assert_same_dram(after, expected, f"{space}: DRAM")
+        assert_counters(counters, simulator, program)
+        image = after
+
+
 def _raw(instruction, **overrides) -> bytes:
     """An instruction's word with header/format fields overwritten (words the assembler would refuse)."""
     word = isa.encode(instruction)
@@ -178,6 +225,11 @@ def fault_cases(params):
                                                   "length": 1})]), ErrorCode.MISALIGNED),
         ("store outside DRAM", isa.encode_program([isa.Instruction(
             "STORE", "io.scratchpad", {"dram_address": dram - 32, "length": 64})]), ErrorCode.DRAM_OUT_OF_RANGE),
+        ("3-D load one element past the end of DRAM", isa.encode_program([isa.Instruction(
+            "LOAD", "io.scratchpad", edge_descriptor(params, "scratchpad", beyond=1))]), ErrorCode.DRAM_OUT_OF_RANGE),
+        ("3-D accumulator store one element past the end of DRAM", isa.encode_program([isa.Instruction(
+            "STORE", "io.accumulator", edge_descriptor(params, "accumulator", beyond=1))]),
+         ErrorCode.DRAM_OUT_OF_RANGE),
         ("load rows outside DRAM", isa.encode_program([isa.Instruction(
             "LOAD", "io.scratchpad", {"dram_address": dram - 1024, "length": 64, "count1": 3, "stride1": 512})]),
          ErrorCode.DRAM_OUT_OF_RANGE),

@@ -20,6 +20,7 @@ without a soft reset, so a blocked STORE a failed program leaves in its queue mu
 """
 
 import cocotb
+from cocotb.triggers import ClockCycles
 from tb_wavecore import PROGRAM_BASE, _host, assert_counters, assert_same_dram, parameters_from
 from wavecore_compute_cases import CASES, case_data, fault_bodies
 
@@ -113,12 +114,19 @@ async def compute_regions_outside_memory_end_in_their_error_code(dut):
         program.memory("LOAD", "weights", "scratchpad", dram_address=SOURCE, scratch_address=0, length=64)
         program.memory("STORE", "weights", "scratchpad", dram_address=DESTINATION, scratch_address=0, length=64)
         prefix = program.instructions(end=False)
-        # the STORE of the failing instruction's result waits for its token: it must never run
+        # the STORE of the failing instruction's result waits for its token: it must never run. A valid compute
+        # instruction queued behind the failing one would push that token: the compute queue starts nothing
+        # after a fault, during the program or after its end (docs/core.md), so it never runs either.
         never = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION + 0x1000, "length": 64},
                                 pop_prev=True)
+        follower = isa.Instruction("VECTOR", "relu", dict(dst=64, src0=0), push_next=True)
         body = [*body[:-1], body[-1].with_tokens(push_next=True)]
-        full = [*prefix, *body, never, isa.Instruction("END")]
+        full = [*prefix, *body, follower, never, isa.Instruction("END")]
         loaded, after, counters, fault = await _run(host, params, full, image)
+        # idle after the end: 2,000 cycles later the counters and DRAM are what they were at the fault
+        await ClockCycles(dut.clk, 2_000)
+        assert await host.counters() == counters, f"{name}: the core ran on after the fault"
+        assert await host.read(0, params["dram_bytes"]) == after, f"{name}: DRAM changed after the fault"
         failing = len(prefix) + len(body) - 1
         assert fault is not None, f"{name}: the program should stop with SCRATCHPAD_OUT_OF_RANGE"
         assert fault.code == ErrorCode.SCRATCHPAD_OUT_OF_RANGE, f"{name}: {fault}"
