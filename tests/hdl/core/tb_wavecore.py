@@ -307,16 +307,25 @@ async def fetch_outside_dram_and_deadlock_end_with_an_error(dut):
         assert fault.code == ErrorCode.MISALIGNED and fault.address == PROGRAM_BASE + 8, str(fault)
     else:
         raise AssertionError("a misaligned PROGRAM_BASE must stop the core")
-    # A STORE waiting for a token nobody pushes: DEADLOCK at the STORE, not a hang.
-    store = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION, "length": 8}, pop_prev=True)
-    await host.load({PROGRAM_BASE: isa.encode_program([isa.Instruction("SYNC"), store, isa.Instruction("END")])})
-    try:
-        await host.run(program_base=PROGRAM_BASE, expected_cycles=400)
-    except CoreFault as fault:
-        assert fault.code == ErrorCode.DEADLOCK, str(fault)
-        assert fault.address == PROGRAM_BASE + isa.INSTRUCTION_BYTES, str(fault)
-    else:
-        raise AssertionError("a STORE without its token must end in DEADLOCK")
+    # An instruction waiting for a token nobody pushes: DEADLOCK, not a hang, at the oldest blocked instruction
+    # (the lowest address among the queue heads: docs/core.md), whichever queue holds it and whatever the
+    # other queues hold or held before.
+    store = isa.Instruction("STORE", "io.scratchpad", {"dram_address": DESTINATION, "length": 8})
+    load = isa.Instruction("LOAD", "io.scratchpad", {"dram_address": SOURCE, "length": 8})
+    sync, end = isa.Instruction("SYNC"), isa.Instruction("END")
+    for name, program, blocked in [
+        ("a STORE without its token", [sync, store.with_tokens(pop_prev=True), end], 1),
+        ("a LOAD without its token, END behind it", [store, sync, load.with_tokens(pop_next=True), end], 2),
+        ("a SYNC without its token, a STORE after it", [load, store, sync.with_tokens(pop_prev=True), store, end], 2),
+    ]:
+        await host.load({PROGRAM_BASE: isa.encode_program(program)})
+        try:
+            await host.run(program_base=PROGRAM_BASE, expected_cycles=400)
+        except CoreFault as fault:
+            assert fault.code == ErrorCode.DEADLOCK, f"{name}: {fault}"
+            assert fault.address == PROGRAM_BASE + blocked * isa.INSTRUCTION_BYTES, f"{name}: {fault}"
+        else:
+            raise AssertionError(f"{name} must end in DEADLOCK")
 
 
 @cocotb.test()
