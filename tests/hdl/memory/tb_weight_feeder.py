@@ -78,6 +78,8 @@ class _Pair:
             assert left["last"] == right["last"], f"beat {index}: 'last' differs between the operands"
         await wait_idle(dut, "a_idle")
         await wait_idle(dut, "b_idle")
+        for name, sink in (("a", self.a_sink), ("b", self.b_sink)):  # idle: exactly the commands' beats came
+            assert not sink.received, f"operand {name}: {len(sink.received)} beats after the last expected one"
         for name, sink in (("a", self.a_sink), ("b", self.b_sink)):
             first, last = sink.transfers[-count][0], sink.transfers[-1][0]
             dut._log.info("operand %s: %d beats in %d cycles (%.3f beats/cycle)", name, count, last - first + 1,

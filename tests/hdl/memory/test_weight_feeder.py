@@ -66,6 +66,10 @@ CONVS = {
     "3x3_s2_p1": {"in_channels": 3, "out_channels": 5, "height": 6, "width": 6, "kernel": 3, "stride": 2, "padding": 1},
     # 6 x 5 input: output_padding (1, 0) of the transposed conv (6 - 1) % 2 = 1, (5 - 1) % 2 = 0.
     "1x1_s2_p0": {"in_channels": 6, "out_channels": 3, "height": 6, "width": 5, "kernel": 1, "stride": 2, "padding": 0},
+    # 8 output channels: rows a whole number of 4-lane blocks, so the last block has no pad lane and ends the
+    # command exactly at the rows' end
+    "1x1_s1_p0_8out": {"in_channels": 3, "out_channels": 8, "height": 4, "width": 4, "kernel": 1, "stride": 1,
+                       "padding": 0},
 }
 
 
@@ -78,6 +82,7 @@ CONVS = {
             ("backward_data", "1x1_s2_p0", 0.0, 0.0),
             ("forward", "3x3_s2_p1", 0.2, 0.3),
             ("forward", "3x3_s1_p1", 0.0, 0.0),
+            ("forward", "1x1_s1_p0_8out", 0.0, 0.2),
         ]
     ),
 )
