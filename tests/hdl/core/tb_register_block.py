@@ -14,7 +14,7 @@ from wavecore.verif.axi import AXI_ROUND_TRIP
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import reset, start_clock
-from wavecore.verif.waits import cycle_limit, within
+from wavecore.verif.waits import cycle_limit, stalled, within
 
 ACCESS_CYCLES = cycle_limit(1, latency=AXI_ROUND_TRIP)  # one register access: one word, one AXI round trip
 
@@ -48,15 +48,17 @@ class Harness:
                 if int(getattr(self.dut, f"core__{name}").value):
                     self.pulses[name] += 1
 
+    access_cycles = ACCESS_CYCLES
+
     async def read(self, offset, expect_resp=AxiResp.OKAY):
-        response = await within(self.master.read(offset, 4), clock=self.dut.clk, cycles=ACCESS_CYCLES,
+        response = await within(self.master.read(offset, 4), clock=self.dut.clk, cycles=self.access_cycles,
                                 what=f"AXI4-Lite read of {offset:#x}")
         assert response.resp == expect_resp, f"read {offset:#x}: {response.resp!r}, expected {expect_resp!r}"
         return int.from_bytes(response.data, "little")
 
     async def write(self, offset, value, expect_resp=AxiResp.OKAY, data=None):
         payload = value.to_bytes(4, "little") if data is None else data
-        response = await within(self.master.write(offset, payload), clock=self.dut.clk, cycles=ACCESS_CYCLES,
+        response = await within(self.master.write(offset, payload), clock=self.dut.clk, cycles=self.access_cycles,
                                 what=f"AXI4-Lite write of {offset:#x}")
         assert response.resp == expect_resp, f"write {offset:#x}: {response.resp!r}, expected {expect_resp!r}"
 
@@ -148,6 +150,45 @@ async def every_register_per_access_type(dut):
     await h.write(control.offset + 1, 0, data=b"\x07")  # lane 1 only: no command bit is written
     await ClockCycles(dut.clk, 2)
     assert h.pulses == {"start": 0, "soft_reset": 0, "clear_counters": 1}
+
+
+async def _responses_held(dut, errors):
+    """AXI rule (AMBA AXI, A3.2.1): once RVALID or BVALID is high it stays high, with its payload unchanged,
+    until the handshake."""
+    held = {}
+    while True:
+        await RisingEdge(dut.clk)
+        await ReadOnly()
+        for channel, payload in (("r", ("rdata", "rresp")), ("b", ("bresp",))):
+            valid = int(getattr(dut, f"s_axil_{channel}valid").value)
+            now = tuple(int(getattr(dut, f"s_axil_{name}").value) for name in payload)
+            if channel in held and (not valid or now != held[channel]):
+                errors.append(f"{channel.upper()}VALID or its payload changed before {channel.upper()}READY")
+            ready = int(getattr(dut, f"s_axil_{channel}ready").value)
+            if valid and not ready:
+                held[channel] = now
+            else:
+                held.pop(channel, None)
+
+
+@cocotb.test()
+async def responses_wait_for_a_manager_that_is_not_ready(dut):
+    """The manager takes R and B responses only half of the cycles: every response is held until taken, and
+    the register values read back are the ones written."""
+    h = await _start(dut)
+    pause = 0.5
+    for channel in (h.master.read_if.r_channel, h.master.write_if.b_channel):
+        channel.set_pause_generator(iter(lambda: bool(h.random.random() < pause), None))
+    h.access_cycles = cycle_limit(stalled(1, pause), latency=2 * AXI_ROUND_TRIP)
+    errors = []
+    cocotb.start_soon(_responses_held(dut, errors))
+    for name, value in (("PROGRAM_BASE_LO", 0x89ABCDEF), ("PROGRAM_BASE_HI", 0x01234567), ("INTERRUPT_ENABLE", 2),
+                        ("PROGRAM_BASE_LO", 0x13579BDF)):
+        await h.write(h.map.offset(name), value)
+        assert await h.read(h.map.offset(name)) == value, name
+    assert await h.read(h.map.offset("ID")) == ID_MAGIC
+    await h.write(h.map.offset("ID"), 0, expect_resp=AxiResp.SLVERR)
+    assert not errors, errors[0]
 
 
 @cocotb.test()
