@@ -23,7 +23,7 @@ help:
 	@echo "make run       generate the default accelerator, run a short regression, print a summary"
 	@echo "make test      the test suite (about 12 min on 2 cores, budget 15; slow/fpga tiers excluded)"
 	@echo "make test-all  everything, including the slow sweeps and FPGA builds"
-	@echo "make mutation  the full mutation run of the array, memory, norm and core-unit generators (hours; resumable)"
+	@echo "make mutation  the full mutation run: array, memory, norm and the core (units, shell, control); a day on 2 cores, resumable"
 	@echo "make coverage  print the functional coverage report of the last test run (build/coverage/)"
 	@echo "make lint      ruff"
 

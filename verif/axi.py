@@ -30,7 +30,9 @@ from wavecore.verif import coverage
 __all__ = [
     "AXI_ROUND_TRIP",
     "AxiMonitor",
+    "BURST_INCR",
     "Burst",
+    "DMA_BURST_FIELDS",
     "PipelinedAxiRam",
     "attach_axi_ram",
     "descriptor_bursts",
@@ -84,6 +86,13 @@ def descriptor_bursts(
 def descriptor_bytes(*, length: int, count1: int = 1, count2: int = 1, beat_bytes: int, **_ignored) -> int:
     """DRAM bytes one descriptor moves (each way it is used): ``length * count1 * count2`` words."""
     return length * count1 * count2 * beat_bytes
+
+
+#: AXI4 burst type INCR (AMBA AXI, A3.4.1).
+BURST_INCR = 1
+
+#: The AR/AW fields of every burst of the DMA (``hdl/memory/dma.py``: ID 0, INCR bursts).
+DMA_BURST_FIELDS = {"id": 0, "burst": BURST_INCR}
 
 
 def _port(dut, prefix: str, name: str):
@@ -163,11 +172,16 @@ class AxiMonitor:
     ``idle`` names the manager's idle outputs per channel (``{"read": "read_idle", "write": "write_idle"}`` for
     the DMA): in any cycle one of them is high, no burst of its channel accepted in an earlier cycle may still be
     waiting for its last R beat (read) or its B response (write).
+
+    ``fields`` are AR/AW fields every burst must carry, by name without the channel prefix (the DMA documents
+    ``{"id": 0, "burst": BURST_INCR}``: :data:`DMA_BURST_FIELDS`).
     """
 
     def __init__(self, dut, clock, *, prefix: str = "axi__", max_outstanding: int | None = None,
-                 max_burst: int | None = None, cover: bool = True, idle: dict[str, str] | None = None):
+                 max_burst: int | None = None, cover: bool = True, idle: dict[str, str] | None = None,
+                 fields: dict[str, int] | None = None):
         self.idle = dict(idle or {})
+        self.fields = dict(fields or {})
         self.dut = dut
         self.clock = clock
         self.prefix = prefix
@@ -201,6 +215,10 @@ class AxiMonitor:
         beats = int(_port(self.dut, self.prefix, f"{channel}len").value) + 1
         size = 1 << int(_port(self.dut, self.prefix, f"{channel}size").value)
         burst = Burst(address, beats)
+        for name, expected in self.fields.items():
+            value = int(_port(self.dut, self.prefix, f"{channel}{name}").value)
+            if value != expected:
+                self.errors.append(f"{channel.upper()} at {address:#x}: {channel}{name} = {value}, expected {expected}")
         if size != self.data_bytes:
             self.errors.append(
                 f"{channel.upper()} at {address:#x}: size {size} bytes, bus is {self.data_bytes}"

@@ -17,7 +17,14 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from wavecore.golden.plan.traffic import transfer_bytes
 from wavecore.hdl.memory.dma import Dma
-from wavecore.verif.axi import AXI_ROUND_TRIP, AxiMonitor, attach_axi_ram, descriptor_bursts, descriptor_bytes
+from wavecore.verif.axi import (
+    AXI_ROUND_TRIP,
+    DMA_BURST_FIELDS,
+    AxiMonitor,
+    attach_axi_ram,
+    descriptor_bursts,
+    descriptor_bytes,
+)
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
@@ -97,7 +104,7 @@ async def concurrent_descriptors_against_axi_ram(dut):
         max_latency=params["max_latency"],
     )
     monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst,
-                         idle={"read": "read_idle", "write": "write_idle"})
+                         idle={"read": "read_idle", "write": "write_idle"}, fields=DMA_BURST_FIELDS)
     read_commands = StreamDriver(dut, "read_command", dut.clk, idle_probability=params["idle"], rng=random)
     write_commands = StreamDriver(dut, "write_command", dut.clk, idle_probability=params["idle"], rng=random)
     scratch_writes = StreamSink(

@@ -12,7 +12,7 @@ import cocotb
 from cocotb.triggers import RisingEdge
 
 from wavecore.hdl.memory.dma import Dma
-from wavecore.verif.axi import AXI_ROUND_TRIP, AxiMonitor, PipelinedAxiRam, attach_axi_ram
+from wavecore.verif.axi import AXI_ROUND_TRIP, DMA_BURST_FIELDS, AxiMonitor, PipelinedAxiRam, attach_axi_ram
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
 from wavecore.verif.stream import StreamDriver, StreamSink, reset, start_clock
@@ -35,7 +35,8 @@ async def bandwidth(dut):
     else:
         ram = attach_axi_ram(dut, clock=dut.clk, reset=dut.rst, rng=random, size=1 << 22)
         write_ram, read_ram = ram.write, ram.read
-    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst)
+    monitor = AxiMonitor(dut, dut.clk, max_outstanding=dma.max_outstanding, max_burst=dma.max_burst,
+                         fields=DMA_BURST_FIELDS)
     read_commands = StreamDriver(dut, "read_command", dut.clk)
     write_commands = StreamDriver(dut, "write_command", dut.clk)
     scratch_writes = StreamSink(dut, "read_data", dut.clk)
