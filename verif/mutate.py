@@ -145,7 +145,8 @@ SUBSYSTEMS: dict[str, Subsystem] = {
             "hdl/memory/dma.py": ("tests/hdl/memory/test_dma.py", "tests/hdl/memory/test_formal_dma.py"),
             "hdl/memory/bank_reader.py": ("tests/hdl/memory/test_feeder.py", "tests/hdl/memory/test_weight_feeder.py",
                                           "tests/hdl/memory/test_position_feeder.py"),
-            "hdl/memory/feeder.py": ("tests/hdl/memory/test_feeder.py",),
+            # the weight-feeder pair tests drive the im2col feeder too (back-to-back commands, no bubble)
+            "hdl/memory/feeder.py": ("tests/hdl/memory/test_feeder.py", "tests/hdl/memory/test_weight_feeder.py"),
             "hdl/memory/weight_feeder.py": ("tests/hdl/memory/test_weight_feeder.py",),
             "hdl/memory/position_feeder.py": ("tests/hdl/memory/test_position_feeder.py",),
             "hdl/memory/writer.py": ("tests/hdl/memory/test_writer.py", "tests/hdl/memory/test_formal_writer.py"),

@@ -218,7 +218,7 @@ async def start_done_error_interrupt_and_soft_reset(dut):
     start = 1 << control.field("start").offset
     busy_bit, done_bit, error_bit = (1 << status.field(name).offset for name in ("busy", "done", "error"))
     await h.write(regs.offset("PROGRAM_BASE_LO"), 0x1000)
-    await h.write(regs.offset("PROGRAM_BASE_HI"), 0x2)
+    await h.write(regs.offset("PROGRAM_BASE_HI"), 0x8000_0002)  # bit 63 set: the error address keeps all 64 bits
     await h.write(regs.offset("INTERRUPT_ENABLE"), 0b01)  # done only
     assert int(dut.irq.value) == 0
     # START: one pulse, busy until the core's done.
@@ -233,7 +233,7 @@ async def start_done_error_interrupt_and_soft_reset(dut):
     assert await h.read(status.offset) == busy_bit | error_bit
     assert await h.read(regs.offset("ERROR_CODE")) == ErrorCode.START_WHILE_BUSY
     assert await h.read(regs.offset("ERROR_ADDRESS_LO")) == 0x1000
-    assert await h.read(regs.offset("ERROR_ADDRESS_HI")) == 0x2
+    assert await h.read(regs.offset("ERROR_ADDRESS_HI")) == 0x8000_0002
     assert await h.read(regs.offset("INTERRUPT_STATUS")) == 0b10
     assert int(dut.irq.value) == 0, "error interrupt is pending but not enabled"
     # A core error does not replace the first error.
@@ -279,4 +279,4 @@ async def start_done_error_interrupt_and_soft_reset(dut):
     assert await h.read(regs.offset("ERROR_ADDRESS_HI")) == 0
     assert await h.read(regs.offset("INTERRUPT_STATUS")) == 0
     assert await h.read(regs.offset("INTERRUPT_ENABLE")) == 0b10
-    assert await h.read(regs.offset("PROGRAM_BASE_HI")) == 0x2
+    assert await h.read(regs.offset("PROGRAM_BASE_HI")) == 0x8000_0002
