@@ -277,10 +277,14 @@ def list_mutants(path: str, *, subsystem: str = "", root: Path | None = None) ->
     tree = ast.parse(source, path)
     changes: dict[tuple[int, int, str], tuple[str, str, str, int, int]] = {}
 
-    def add(start, end, replacement, kind, node):
+    def add(start, end, replacement, kind):
         original = source[start:end]
         if original != replacement:
-            changes[(start, end, replacement)] = (original, replacement, kind, node.lineno, node.col_offset)
+            # the changed token's own line and column (not the node's: the two operators of `a & b & c` start
+            # different tokens but one expression), so every mutant has its own id
+            line = source.count("\n", 0, start) + 1
+            column = start - (source.rfind("\n", 0, start) + 1)
+            changes[(start, end, replacement)] = (original, replacement, kind, line, column)
 
     for function in _hardware_functions(tree):
         for node in ast.walk(function):
@@ -288,7 +292,7 @@ def list_mutants(path: str, *, subsystem: str = "", root: Path | None = None) ->
                 symbol = _SYMBOLS[type(node.op)]
                 span = _operator_span(lines, source, node.left, node.right, symbol)
                 if span:
-                    add(*span, _SYMBOLS[_BINARY_SWAPS[type(node.op)]], "operator", node)
+                    add(*span, _SYMBOLS[_BINARY_SWAPS[type(node.op)]], "operator")
             elif isinstance(node, ast.Compare):
                 operands = [node.left, *node.comparators]
                 for index, op in enumerate(node.ops):
@@ -296,22 +300,22 @@ def list_mutants(path: str, *, subsystem: str = "", root: Path | None = None) ->
                         span = _operator_span(lines, source, operands[index], operands[index + 1],
                                               _SYMBOLS[type(op)])
                         if span:
-                            add(*span, _SYMBOLS[_COMPARE_SWAPS[type(op)]], "compare", node)
+                            add(*span, _SYMBOLS[_COMPARE_SWAPS[type(op)]], "compare")
             elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.Invert):
                 start = _offset(lines, node.lineno, node.col_offset)
                 operand = _offset(lines, node.operand.lineno, node.operand.col_offset)
                 end = _offset(lines, node.end_lineno, node.end_col_offset)
-                add(start, end, source[operand:end], "invert", node)
+                add(start, end, source[operand:end], "invert")
             elif isinstance(node, ast.Constant) and type(node.value) is int:
                 start = _offset(lines, node.lineno, node.col_offset)
                 end = _offset(lines, node.end_lineno, node.end_col_offset)
-                add(start, end, str(node.value + 1), "constant", node)
+                add(start, end, str(node.value + 1), "constant")
                 if node.value > 0:
-                    add(start, end, str(node.value - 1), "constant", node)
+                    add(start, end, str(node.value - 1), "constant")
             elif isinstance(node, ast.Constant) and type(node.value) is bool:
                 start = _offset(lines, node.lineno, node.col_offset)
                 end = _offset(lines, node.end_lineno, node.end_col_offset)
-                add(start, end, str(not node.value), "boolean", node)
+                add(start, end, str(not node.value), "boolean")
 
     mutants = []
     for (start, end, replacement), (original, _, kind, line, column) in sorted(changes.items()):

@@ -235,3 +235,13 @@ def test_netlists_with_memories_are_not_sent_to_yosys(tmp_path):
     assert mutate._has_memory(with_memory) and not mutate._has_memory(without)
     assert mutate._equivalent(with_memory, with_memory, tmp_path, timeout=1e-3) is False
     assert not (tmp_path / "gold.v").exists()
+
+
+def test_two_operators_of_one_expression_are_two_mutants_with_their_own_ids(tmp_path):
+    # `a & b & c` is one expression node holding another, both starting at `a`: each mutant is named by its own
+    # token (line and column), so the two have different ids and positions (one id for both lost a result)
+    (tmp_path / "hdl").mkdir()
+    (tmp_path / "hdl" / "block.py").write_text("def elaborate(self, platform):\n    return a & b & c\n")
+    mutants = mutate.list_mutants("hdl/block.py", root=tmp_path)
+    assert [(m.line, m.column, m.original, m.replacement) for m in mutants] == [(2, 13, "&", "|"), (2, 17, "&", "|")]
+    assert len({m.identifier for m in mutants}) == 2
