@@ -94,14 +94,20 @@ async def loads_into_a_memory_a_unit_is_writing_lose_no_word(dut):
         isa.Instruction("LOAD", activations, {"dram_address": SOURCE, "scratch_address": 0, "length": elements},
                         push_next=True),
         isa.Instruction("VECTOR", "relu", dict(dst=elements, src0=0), pop_prev=True, push_next=True),
-        # no token: it follows the first LOAD in the load queue, while the VECTOR writes
-        isa.Instruction("LOAD", activations, {"dram_address": SOURCE + elements, "scratch_address": 2 * elements,
-                                              "length": elements}, push_next=True),
-        isa.Instruction("SYNC", pop_prev=True, push_next=True),
+        # no token: these follow the first LOAD in the load queue, while the VECTOR writes. Three bus words to an
+        # on-chip byte 3 into a word: three words and the flush's partial fourth wait at once (the buffer's
+        # depth); then rows that start and end inside bus words.
+        isa.Instruction("LOAD", activations, {"dram_address": SOURCE + elements,
+                                              "scratch_address": 2 * elements + 3, "length": 24}, push_next=True),
+        isa.Instruction("LOAD", activations, {"dram_address": SOURCE + elements + 1,
+                                              "scratch_address": 2 * elements + 35, "length": 61, "count1": 33,
+                                              "stride1": 62}, push_next=True),
+        isa.Instruction("SYNC", pop_prev=True),  # the short LOAD's token
+        isa.Instruction("SYNC", pop_prev=True, push_next=True),  # the long LOAD's, after it
         isa.Instruction("STORE", activations, {"dram_address": DESTINATION, "scratch_address": elements,
                                                "length": elements}, pop_prev=True),
         isa.Instruction("STORE", activations, {"dram_address": DESTINATION + elements,
-                                               "scratch_address": 2 * elements, "length": elements}, pop_prev=True),
+                                               "scratch_address": 2 * elements, "length": 61 * 33 + 40}, pop_prev=True),
         isa.Instruction("END"),
     ]
     image = case_data(parameters, [0], [0], SOURCE, params["dram_bytes"])  # random bytes around SOURCE
