@@ -29,11 +29,13 @@ def geometry(n, c, h, w, o, kernel, stride=1, padding=0, groups=1):
                 padding_width=pw, groups=groups)
 
 
-def case(functs, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0):
+def case(functs, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits=None, carry_bits=None, skew=0,
+         negate=()):
     """``(parameters, numerics, program, scratchpad, accumulator)``: random memories (operands of ``operand_bits``
     bits, default the full operand width, the lower bound raised by ``skew`` so sums drift upwards), one SHAPE
     and a GEMM of each of ``functs`` (a name or a tuple), every tensor at its own odd address: x, w, bias and dy
-    are inputs, each instruction writes its own output (the carry of ``_accumulate`` is the random accumulator)."""
+    are inputs, each instruction writes its own output (the carry of ``_accumulate`` is the random accumulator);
+    the tensors named in ``negate`` are negated (so that with ``skew`` their products drift negative)."""
     functs = (functs,) if isinstance(functs, str) else functs
     numerics = numerics or numerics_for(parameters)
     shape = Shape(fields)
@@ -48,6 +50,11 @@ def case(functs, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits
     rng = np.random.default_rng(seed)
     bits = operand_bits or parameters.in_width
     scratchpad = rng.integers(-(1 << (bits - 1)) + skew, 1 << (bits - 1), spad_size)
+    sizes = {"x": x, "w": wt, "bias": o, "dy": y}
+    for name in negate:
+        start = regions[name]
+        scratchpad[start : start + sizes[name]] = np.maximum(-scratchpad[start : start + sizes[name]],
+                                                             -(1 << (bits - 1)))
     carry = carry_bits or min(parameters.acc_width - 2, 30)
     accumulator = rng.integers(-(1 << (carry - 1)), 1 << (carry - 1), acc_size)
     program = [isa.Instruction("SHAPE", fields=fields)]
@@ -104,6 +111,12 @@ def test_narrow_accumulator_overflows_in_golden_order(overflow):
     per-tap sums over 8 output channels too), so a saturating unit must saturate after every addition in the
     golden order (k ascending) to match."""
     run(FUNCTS, numerics=narrow_numerics(overflow), **NARROW)
+
+
+def test_narrow_accumulator_saturates_negative_sums_at_the_lower_bound():
+    """As above with the weights negated: the forward and backward-data sums drift negative, so a saturating
+    unit must clamp at the accumulator's lowest value (backward_weight's dy * x still drifts positive)."""
+    run(FUNCTS, numerics=narrow_numerics("saturate"), **NARROW, negate=("w",))
 
 
 def narrow_numerics(overflow):

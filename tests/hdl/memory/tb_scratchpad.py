@@ -8,7 +8,7 @@ overwritten before it was drained.
 """
 
 import cocotb
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import ReadOnly, RisingEdge
 
 from wavecore.verif.runner import tb_params
 from wavecore.verif.seed import rng
@@ -100,7 +100,24 @@ async def producer_consumer_tiles(dut):
                 await RisingEdge(dut.clk)
             await _release(dut, "drain")
 
+    errors: list[str] = []
+
+    async def filled_monitor():
+        # `filled` (documented: regions full or being drained) = regions released by the filler and not yet by
+        # the drainer, one cycle after each release (the region state is registered)
+        full = 0
+        while True:
+            await RisingEdge(dut.clk)
+            await ReadOnly()
+            if int(dut.filled.value) != full and not errors:
+                errors.append(f"filled = {int(dut.filled.value)}, {full} regions are full or draining")
+            full += int(dut.fill_release.value) & int(dut.fill_owned.value)
+            full -= int(dut.drain_release.value) & int(dut.drain_owned.value)
+
+    monitor = cocotb.start_soon(filled_monitor())
     producing = cocotb.start_soon(producer())
     await consumer()
     await producing
+    monitor.cancel()
     assert len(written) == tiles
+    assert not errors, errors[0]

@@ -123,6 +123,14 @@ def test_feeder_refuses_a_layer_with_bank_conflicts():
                 0.2,
             ),
             (
+                4,
+                8,
+                # one output row (as a linear layer's 1 x N map): the command's out_height is 1
+                {"channels": 2, "height": 3, "width": 9, "kernel": 3, "stride": 1, "padding": 0, "base": 1},
+                0.2,
+                0.2,
+            ),
+            (
                 2,
                 2,
                 {
