@@ -276,7 +276,7 @@ async def start_done_error_interrupt_and_soft_reset(dut):
     assert int(dut.irq.value) == 0
     assert await h.read(status.offset) == 0
     assert await h.read(regs.offset("ERROR_CODE")) == 0
-    assert await h.read(regs.offset("ERROR_ADDRESS_HI")) == 0
+    assert await h.read(regs.offset("ERROR_ADDRESS_LO")) == 0 and await h.read(regs.offset("ERROR_ADDRESS_HI")) == 0
     assert await h.read(regs.offset("INTERRUPT_STATUS")) == 0
     assert await h.read(regs.offset("INTERRUPT_ENABLE")) == 0b10
     assert await h.read(regs.offset("PROGRAM_BASE_HI")) == 0x8000_0002

@@ -111,3 +111,11 @@ def test_narrow_formats_saturate():
 def test_parameters_validated():
     with pytest.raises(TypeError, match="arithmetic must be"):
         NormConstants(arithmetic=None)
+
+
+def test_dgamma_on_a_finer_grid_than_its_product():
+    """A dgamma grid finer than the product's (param_grad_frac 20: dgamma_up = 5, the presets have 0), so the
+    numerator of dgamma is shifted up before its division."""
+    training = INTEGER_PRESETS["int8"]
+    arithmetic = NormArithmetic.from_training(training, max_count=1 << 12, param_grad_frac=20)
+    run(arithmetic, 8, 8, 5)
