@@ -14,7 +14,8 @@ from amaranth import Module
 from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
-from wavecore.hdl.core.compute_unit import ElementPorts
+from wavecore.golden.core.semantics import CoreParameters
+from wavecore.hdl.core.compute_unit import ElementPorts, element_widths
 
 
 def _signed(value, bits):
@@ -90,3 +91,12 @@ def test_element_ports_follow_the_unit_contract(element_bits, word_bits):
     if lanes == 1:
         del seen["same_word"]
     assert min(seen.values()) >= 20, seen
+
+
+@pytest.mark.parametrize(("in_width", "acc_width", "widths"), [(8, 32, (8, 32)), (16, 48, (16, 64))])
+def test_element_widths_are_the_dram_element_sizes(in_width, acc_width, widths):
+    # the unit contract (module docstring): scratchpad elements are operand_bytes * 8 bits, accumulator elements
+    # accumulator_bytes * 8 bits, as in DRAM (an int16 core's 48-bit accumulator is stored in 8 bytes)
+    parameters = CoreParameters(in_width=in_width, acc_width=acc_width)
+    assert (parameters.operand_bytes * 8, parameters.accumulator_bytes * 8) == widths
+    assert element_widths(parameters) == {"scratchpad": widths[0], "accumulator": widths[1]}
