@@ -45,7 +45,7 @@ SKIPPED = {
     ".venv/bin/wavecore mutate --subsystem norm --sample 20 --seed 7 -o build/mutation-norm": (
         "runs the tests of 20 mutants on Icarus, tens of minutes"
     ),
-    ".venv/bin/wavecore mutate --sample-each 60 --seed 2026 --jobs 2 -o build/mutation-sample": (
+    ".venv/bin/wavecore mutate --sample-each 130 --seed 2026 --jobs 2 -o build/mutation-sample": (
         "240 mutants, about an hour on 2 cores"
     ),
     ".venv/bin/wavecore mutate --changed HEAD~1 --sample 10 -o build/mutation-change": (
