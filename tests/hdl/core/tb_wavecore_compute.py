@@ -102,12 +102,16 @@ async def loads_into_a_memory_a_unit_is_writing_lose_no_word(dut):
         isa.Instruction("LOAD", activations, {"dram_address": SOURCE + elements + 1,
                                               "scratch_address": 2 * elements + 35, "length": 61, "count1": 33,
                                               "stride1": 62}, push_next=True),
-        isa.Instruction("SYNC", pop_prev=True),  # the short LOAD's token
+        isa.Instruction("SYNC", pop_prev=True, push_next=True),  # the short LOAD's token
         isa.Instruction("SYNC", pop_prev=True, push_next=True),  # the long LOAD's, after it
+        # each result alone (the bytes between them were never loaded: what the scratchpad held before)
         isa.Instruction("STORE", activations, {"dram_address": DESTINATION, "scratch_address": elements,
                                                "length": elements}, pop_prev=True),
         isa.Instruction("STORE", activations, {"dram_address": DESTINATION + elements,
-                                               "scratch_address": 2 * elements, "length": 61 * 33 + 40}, pop_prev=True),
+                                               "scratch_address": 2 * elements + 3, "length": 24}, pop_prev=True),
+        isa.Instruction("STORE", activations, {"dram_address": DESTINATION + elements + 64,
+                                               "scratch_address": 2 * elements + 35, "length": 61 * 33},
+                        pop_prev=True),
         isa.Instruction("END"),
     ]
     image = case_data(parameters, [0], [0], SOURCE, params["dram_bytes"])  # random bytes around SOURCE
