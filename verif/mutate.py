@@ -113,6 +113,7 @@ class Subsystem:
 
 
 _ARRAY_TESTS = ("tests/hdl/array/test_pe.py", "tests/hdl/array/test_systolic.py")
+_WHOLE_CORE_TESTS = ("tests/hdl/core/test_wavecore.py", "tests/hdl/core/test_wavecore_compute.py")
 _NORM_TESTS = ("tests/hdl/norm/test_norm.py", "tests/hdl/norm/test_norm_weighting.py")
 
 #: The subsystems under mutation, with small configurations that still exercise every feature.
@@ -195,8 +196,8 @@ SUBSYSTEMS: dict[str, Subsystem] = {
                               "accumulator_elements": 512, "dram_bytes": 1 << 20, "data_width": 64}
                              for units in ("all", "none")),
         tests={
-            "hdl/core/wavecore.py": ("tests/hdl/core/test_wavecore.py", "tests/hdl/core/test_wavecore_compute.py"),
-            "hdl/core/decoder.py": ("tests/hdl/core/test_wavecore.py", "tests/hdl/core/test_wavecore_compute.py"),
+            "hdl/core/wavecore.py": _WHOLE_CORE_TESTS,
+            "hdl/core/decoder.py": _WHOLE_CORE_TESTS,
         },
     ),
     "norm": Subsystem(
