@@ -61,7 +61,8 @@ def unpack(words, element_bits: int, word_bits: int) -> np.ndarray:
 
 
 class UnitBench(Elaboratable):
-    """``unit`` on preloaded scratchpad and accumulator memories (``word_bits`` per word)."""
+    """``unit`` on preloaded scratchpad and accumulator memories (``word_bits`` per word), read with the unit's
+    ``read_latency``."""
 
     def __init__(self, unit, parameters: CoreParameters, scratchpad, accumulator, *, word_bits: int = 64):
         self.unit, self.parameters, self.word_bits = unit, parameters, word_bits
@@ -72,7 +73,8 @@ class UnitBench(Elaboratable):
             self.memories[space] = Memory(shape=word_bits, depth=elements * self.widths[space] // word_bits,
                                           init=pack(values, self.widths[space], word_bits))
             self.adapters[space] = ElementPorts(element_bits=self.widths[space], word_bits=word_bits,
-                                                elements=elements, readers=readers)
+                                                elements=elements, readers=readers,
+                                                read_latency=unit.read_latency)
 
     def elaborate(self, platform):
         m = Module()

@@ -11,24 +11,34 @@ serves its element ports from the core's word-wide on-chip memories.
 * ``scratch_read0``, ``scratch_read1`` (two read ports on the scratchpad), ``scratch_write``, ``acc_read``,
   ``acc_write``: element ports (:class:`ElementReadSignature`, :class:`ElementWriteSignature`). Addresses are
   element addresses as in the ISA. A read presented with ``en`` in cycle t returns the element in ``data`` in
-  cycle t + 1, and ``data`` holds that value while ``en`` is low; a read sees every write presented in an
-  earlier cycle (not one presented in the same cycle). Scratchpad elements are ``operand_bytes * 8`` bits,
+  cycle t + ``read_latency`` (the unit's attribute, :data:`READ_LATENCY` in the core), and ``data`` holds that
+  value until the next read's data arrives; a read sees every write presented in an earlier cycle (not one
+  presented in the same cycle). Scratchpad elements are ``operand_bytes * 8`` bits,
   accumulator elements ``accumulator_bytes * 8`` bits, two's complement (as in DRAM): a unit writes values
   that fit (the golden model's formats guarantee it) and the adapter keeps the low bits.
 * A unit keeps every ``en`` low while it is idle, so the core can OR the ports of its units.
+* Every unit takes ``read_latency`` (1 to 3, default :data:`READ_LATENCY`) as a keyword argument of its
+  constructor and of its module's ``unit_cycles``, keeps it as ``self.read_latency``, and computes the same
+  results for each (its cycles follow).
 
 :class:`ElementPorts` adapts one element read port set and one write port to a word memory (one bus word of
-``word_bits`` bits per address): the read returns the addressed lane one cycle later; the write is registered
-and written through a write port with one enable per element in the next cycle, and a read presented in that
-cycle of the element being written gets the written value forwarded (so the unit sees the timing above, while
-its address arithmetic ends at the adapter's registers instead of running on into every block RAM of the
-memory and the DMA's write arbitration). An address at or above the memory's ``elements`` is out of range: the
+``word_bits`` bits per address). The write is registered and written through a write port with one enable per
+element in the next cycle (the units' address arithmetic ends at the adapter's registers instead of running on
+into every block RAM of the memory and the DMA's write arbitration). The read depends on ``read_latency``:
+
+* 1: the unit's address goes straight to the memory's synchronous read port; a read presented in the cycle the
+  registered write reaches the memory, of the element being written, gets the written value forwarded;
+* 2: the address is registered first (the units' address arithmetic ends at the adapter here too, not at the
+  address pins of every block RAM of a replica); the memory is read a cycle later, after the registered write of
+  the cycle before has reached it, so nothing needs forwarding;
+* 3: as 2, and the memory's read word is registered once more before the lane is selected (a block RAM's output
+  register). An address at or above the memory's ``elements`` is out of range: the
 adapter raises ``out_of_range`` in that cycle and drops the write.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed
+from amaranth import Cat, Module, Mux, Signal, Value, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,14 +51,20 @@ __all__ = [
     "ElementPorts",
     "ElementReadSignature",
     "ElementWriteSignature",
+    "READ_LATENCY",
     "READ_PORTS",
     "WRITE_PORTS",
+    "check_read_latency",
     "check_unit_arguments",
+    "delay",
     "shape_field",
 ]
 
 #: Element address width: the compute format's dst/src fields.
 ADDRESS_WIDTH = next(spec.width for spec in isa.FORMATS["compute"] if spec.name == "dst")
+
+#: Cycles from a read's ``en`` to its ``data`` in the core (see the module docstring).
+READ_LATENCY = 2
 
 #: ``name -> space`` of the unit's element ports.
 READ_PORTS = {"scratch_read0": "scratchpad", "scratch_read1": "scratchpad", "acc_read": "accumulator"}
@@ -56,7 +72,7 @@ WRITE_PORTS = {"scratch_write": "scratchpad", "acc_write": "accumulator"}
 
 
 class ElementReadSignature(wiring.Signature):
-    """``addr``, ``en`` (out) and ``data`` (in, signed ``width`` bits, one cycle after ``en``)."""
+    """``addr``, ``en`` (out) and ``data`` (in, signed ``width`` bits, ``read_latency`` cycles after ``en``)."""
 
     def __init__(self, width: int):
         self.width = width
@@ -88,10 +104,29 @@ class ComputeUnitSignature(wiring.Signature):
         super().__init__(members)
 
 
-def check_unit_arguments(parameters, numerics) -> None:
+def delay(m: Module, value, stages: int, name: str):
+    """``value`` through ``stages`` registers of ``m``'s sync domain, named ``<name>_delay<k>`` (``value`` itself
+    for 0 stages): what travels beside a read until its data arrives."""
+    for stage in range(stages):
+        register = Signal(Value.cast(value).shape(), name=f"{name}_delay{stage + 1}")
+        m.d.sync += register.eq(value)
+        value = register
+    return value
+
+
+def check_read_latency(read_latency) -> int:
+    """``read_latency`` checked (an int from 1 to 3; a one-line error naming it)."""
+    if isinstance(read_latency, bool) or not isinstance(read_latency, int) or not 1 <= read_latency <= 3:
+        raise ValueError(f"read_latency must be 1, 2 or 3, not {read_latency!r}")
+    return read_latency
+
+
+def check_unit_arguments(parameters, numerics, read_latency=READ_LATENCY) -> None:
     """The constructor checks every unit shares: ``parameters`` a CoreParameters, ``numerics`` an
-    IntegerTraining (one-line TypeErrors naming the argument)."""
+    IntegerTraining (one-line TypeErrors naming the argument), ``read_latency`` 1 to 3."""
     from wavecore.golden.numerics import IntegerTraining
+
+    check_read_latency(read_latency)
 
     if not isinstance(parameters, CoreParameters):
         raise TypeError(f"parameters must be a CoreParameters, not {parameters!r}")
@@ -118,17 +153,21 @@ class ElementPorts(wiring.Component):
         Elements the memory holds (the range check).
     readers : int
         Number of element read ports (``read[k]`` members ``read0``, ``read1``, ...).
+    read_latency : int
+        Cycles from a read's ``en`` to its ``data``: 1, 2 or 3 (see the module docstring).
 
     The word memory's ports are passed at elaboration time through :meth:`attach`: ``read_ports`` (one word
     read port per element read port, synchronous, enable-gated) and ``write_port`` (granularity
     ``element_bits``).
     """
 
-    def __init__(self, *, element_bits: int, word_bits: int, elements: int, readers: int = 1):
+    def __init__(self, *, element_bits: int, word_bits: int, elements: int, readers: int = 1,
+                 read_latency: int = READ_LATENCY):
         if element_bits not in (8, 16, 32, 64) or word_bits % element_bits:
             raise ValueError(f"element_bits must be 8, 16, 32 or 64 and divide word_bits {word_bits}, "
                              f"not {element_bits}")
         self.element_bits, self.word_bits, self.elements, self.readers = element_bits, word_bits, elements, readers
+        self.read_latency = check_read_latency(read_latency)
         self.lanes = word_bits // element_bits
         self.lane_bits = (self.lanes - 1).bit_length()
         members = {f"read{k}": In(ElementReadSignature(element_bits)) for k in range(readers)}
@@ -149,17 +188,36 @@ class ElementPorts(wiring.Component):
         m = Module()
         bits, lanes, lane_bits = self.element_bits, self.lanes, self.lane_bits
         outside, read_data = [], []
+        latency = self.read_latency
         for k, port in enumerate(self._read_ports):
             element = getattr(self, f"read{k}")
-            lane = Signal(max(1, lane_bits), name=f"read{k}_lane")
-            m.d.comb += [port.addr.eq(element.addr >> lane_bits), port.en.eq(element.en)]
-            if lane_bits:
-                with m.If(element.en):
-                    m.d.sync += lane.eq(element.addr[:lane_bits])
-                read_data.append(port.data.word_select(lane, bits).as_signed())
-            else:
-                read_data.append(port.data.as_signed())
             outside.append(element.en & (element.addr >= self.elements))
+            if latency == 1:
+                address, enable = element.addr, element.en
+            else:  # the address registered on its way to the memory
+                address = Signal.like(element.addr, name=f"read{k}_addr")
+                enable = Signal(name=f"read{k}_en")
+                m.d.sync += [address.eq(element.addr), enable.eq(element.en)]
+            m.d.comb += [port.addr.eq(address >> lane_bits), port.en.eq(enable)]
+            word = port.data
+            if latency == 3:  # the read word registered (a block RAM's output register)
+                word = Signal.like(port.data, name=f"read{k}_word")
+                word_valid = Signal(name=f"read{k}_word_valid")
+                m.d.sync += word_valid.eq(enable)
+                with m.If(word_valid):
+                    m.d.sync += word.eq(port.data)
+            if lane_bits:
+                lane = Signal(lane_bits, name=f"read{k}_lane")
+                with m.If(enable):
+                    m.d.sync += lane.eq(address[:lane_bits])
+                if latency == 3:
+                    word_lane = Signal(lane_bits, name=f"read{k}_word_lane")
+                    with m.If(word_valid):
+                        m.d.sync += word_lane.eq(lane)
+                    lane = word_lane
+                read_data.append(word.word_select(lane, bits).as_signed())
+            else:
+                read_data.append(word.as_signed())
         write = self.write
         write_outside = write.en & (write.addr >= self.elements)
         outside.append(write_outside)
@@ -180,6 +238,9 @@ class ElementPorts(wiring.Component):
             m.d.comb += self._write_port.en.eq(pending)
         for k in range(len(self._read_ports)):
             element = getattr(self, f"read{k}")
+            if latency > 1:  # the memory is read after the pending write has reached it
+                m.d.comb += element.data.eq(read_data[k])
+                continue
             forward = Signal(name=f"read{k}_forward")
             forwarded = Signal.like(write.data, name=f"read{k}_forwarded")
             with m.If(element.en):  # held with the read's data while en is low

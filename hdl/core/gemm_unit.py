@@ -36,36 +36,42 @@ the shared operand on ``scratch_read0`` (x, dy, x) feeds every lane. When S > ``
 lanes' results are written one per cycle while the next reduction runs.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`~wavecore.verif.compute_bench.check_unit` counts them;
-:func:`unit_cycles` computes it): ``SETUP_CYCLES`` (= 23: a 12-step restoring division for C/G, O/G, PH/SH, PW/SW,
-one cycle for the instruction's products, one to prime the counters, and the pipeline's 9 stages) + the issue cycles
-+ the lanes of the last tile (its last writes). With P = lanes (1 when direct), Cg = C/G, Og = O/G, K = Cg*KH*KW, Q
-= N*OH*OW, tiles of L = min(P, channels left) lanes (T = ceil(Og / P) tiles, ``backward_data``: ceil(Cg / P)), the
-issue cycles are, per tile: FILL L*S (not when direct), BIAS L (``forward_bias``), and per output position: CARRY L
-(``backward_weight_accumulate``) + the reduction's steps (``forward*``: Cg*th*tw, th = the taps of the window of row
-oh inside the input, likewise tw; Cg when th*tw = 0; ``backward_weight*``: Q; ``backward_data``: KH*KW + (Og -
-1)*vh*vw at pixel (h, w), vh = the taps i that reach an output row from h, likewise vw: a tap that reaches no output
-takes one cycle, a valid one Og). The last step of a reduction is issued at least L' cycles after the previous
-reduction's last step (L' = its lanes, whose writes must be done first). Without such stalls (every reduction at
-least as long as its lanes), in closed form:
+:func:`unit_cycles` computes it): ``SETUP_CYCLES`` (= 23: a 12-step restoring division for C/G, O/G, PH/SH, PW/SW, one
+cycle for the instruction's products, one to prime the counters, and the pipeline's 9 stages) + ``read_latency`` - 1
+(the pipeline's fill: the reads' data comes that much later) + the issue cycles + the lanes of the last tile (its last
+writes). With P = lanes (1 when direct), Cg = C/G, Og = O/G, K = Cg*KH*KW, Q = N*OH*OW, tiles of L = min(P, channels
+left) lanes (T = ceil(Og / P) tiles, ``backward_data``: ceil(Cg / P)), the issue cycles are, per tile: FILL L*S (not
+when direct), BIAS L (``forward_bias``), and per output position: CARRY L (``backward_weight_accumulate``) + the
+reduction's steps (``forward*``: Cg*th*tw, th = the taps of the window of row oh inside the input, likewise tw; Cg when
+th*tw = 0; ``backward_weight*``: Q; ``backward_data``: KH*KW + (Og - 1)*vh*vw at pixel (h, w), vh = the taps i that
+reach an output row from h, likewise vw: a tap that reaches no output takes one cycle, a valid one Og). The last step of
+a reduction is issued at least L' cycles after the previous reduction's last step (L' = its lanes, whose writes must be
+done first). Without such stalls (every reduction at least as long as its lanes), in closed form (R = ``read_latency``):
 
-* ``forward*``: G * (Og*K [FILL] + Og [``forward_bias``] + T*N*Cg*TH*TW) + L_last, TH = sum of th over the
+* ``forward*``: 22 + R + G * (Og*K [FILL] + Og [``forward_bias``] + T*N*Cg*TH*TW) + L_last, TH = sum of th over the
   output rows (likewise TW), when no window lies wholly in the padding;
-* ``backward_weight*``: G * (Og*Q [FILL] + T*K*Q + K*Og [``_accumulate``]) + L_last;
-* ``backward_data``: G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW)) + L_last, VH = sum of vh over
+* ``backward_weight*``: 22 + R + G * (Og*Q [FILL] + T*K*Q + K*Og [``_accumulate``]) + L_last;
+* ``backward_data``: 22 + R + G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW)) + L_last, VH = sum of vh over
   the rows (likewise VW).
 
-Pipeline (built for a fast clock: at most one multiplier between two registers): issue (the loop counters ->
-the terms of each address) -> ``ADDRESS_STAGES`` (= 4) stages computing every element address as
-((t0 * f1 + t1) * f2 + t2) * f3 + t3, one multiply-add per stage, with factors registered per instruction (the
-reads are presented from these registers) -> ``MAC_STAGES`` (= 3): read data; operands registered (FILL writes
-the buffer); products registered; accumulate (the overflow rule) -> ``WRITE_STAGES`` (= 2): shift and rounding
-decision registered; add, saturate, write (``done`` in the cycle of the last write). The loop control never
-multiplies: the window origin oh*SH - PH (likewise for ow) is a running register, the backward_data tap pairs
-are counted, and KH*KW, OH*OW, H*W and the slice lengths are computed once per instruction. Ports:
-``scratch_read0`` and ``scratch_read1`` (operands, bias), ``acc_read`` (the carry), ``scratch_write``
-(``forward*``, ``backward_data``), ``acc_write`` (``backward_weight*``). Hardware: ``lanes`` multipliers and
-accumulators, ``lanes`` buffer memories of ``buffer_depth`` operands, 11 address multipliers, a 12-bit
-restoring divider per quotient.
+Pipeline (built for a fast clock: at most one multiplier between two registers): issue (the loop counters -> the terms
+of each address) -> ``ADDRESS_STAGES`` (= 4) stages computing every element address as ((t0 * f1 + t1) * f2 + t2) * f3 +
+t3, one multiply-add per stage, with factors registered per instruction (the reads are presented from these registers)
+-> ``read_latency`` - 1 stages that delay what travels beside the reads (the step's flags, the buffer and output
+addresses; none at ``read_latency`` 1), ending where the local buffers are read -> ``MAC_STAGES`` (= 3): read data (the
+scratchpad's and the buffers'); operands registered (FILL writes the buffer); products registered; accumulate (the
+overflow rule) -> ``WRITE_STAGES`` (= 2): shift and rounding decision registered; add, saturate, write (``done`` in the
+cycle of the last write). The read latency moves every stage after the reads by the same cycles, so the distances
+between steps stay those of the issue: a buffer read issued after the FILL write of its element still sees it (the
+buffers' read port is transparent), the lanes of a reduction are written before the next reduction's results replace
+them (the stall above), and a CARRY reads its accumulator element before the reduction writes it. An instruction reads
+no element it has written (each output element is written once, after its reduction's reads and its CARRY), and the
+previous instruction's writes were all presented by its ``done``. The loop control never multiplies: the window origin
+oh*SH - PH (likewise for ow) is a running register, the backward_data tap pairs are counted, and KH*KW, OH*OW, H*W and
+the slice lengths are computed once per instruction. Ports: ``scratch_read0`` and ``scratch_read1`` (operands, bias),
+``acc_read`` (the carry), ``scratch_write`` (``forward*``, ``backward_data``), ``acc_write`` (``backward_weight*``).
+Hardware: ``lanes`` multipliers and accumulators, ``lanes`` buffer memories of ``buffer_depth`` operands, 11 address
+multipliers, a 12-bit restoring divider per quotient.
 """
 
 from __future__ import annotations
@@ -79,8 +85,11 @@ from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import (
+    READ_LATENCY,
     ComputeUnitSignature,
+    check_read_latency,
     check_unit_arguments,
+    delay,
     element_widths,
     shape_field,
 )
@@ -144,9 +153,9 @@ def _slice_length(funct: str, shape: Shape) -> int:
 
 
 def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters, *, lanes: int | None = None,
-                buffer_depth: int = BUFFER_DEPTH) -> int:
+                buffer_depth: int = BUFFER_DEPTH, read_latency: int = READ_LATENCY) -> int:
     """Cycles from ``start`` to ``done`` of one GEMM instruction (the model of the module docstring) on a
-    unit built with ``lanes`` (default ``parameters.cols``) and ``buffer_depth``."""
+    unit built with ``lanes`` (default ``parameters.cols``), ``buffer_depth`` and ``read_latency``."""
     s = shape
     n, c, h, w = s["samples"], s["channels"], s["height"], s["width"]
     o, oh, ow = s["out_channels"], s["out_height"], s["out_width"]
@@ -181,7 +190,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
                     issued = max(issued, last_end + last_lanes)
                 issued += (count - 1) * max(steps, active)
                 last_end, last_lanes = issued, active
-    return SETUP_CYCLES + issued + last_lanes
+    return SETUP_CYCLES + check_read_latency(read_latency) - 1 + issued + last_lanes
 
 
 class _State(enum.Enum, shape=4):
@@ -219,11 +228,14 @@ class GemmUnit(wiring.Component):
     buffer_depth : int
         Local operand buffer elements per lane (1 to 65536; default 2048: every slice of tiny_resnet at
         sub-batch 8 fits).
+    read_latency : int
+        Cycles from a read's ``en`` to its ``data`` (1 to 3, default :data:`READ_LATENCY`): what travels beside
+        the reads is delayed ``read_latency - 1`` more stages.
     """
 
     def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, lanes: int | None = None,
-                 buffer_depth: int = BUFFER_DEPTH):
-        check_unit_arguments(parameters, numerics)
+                 buffer_depth: int = BUFFER_DEPTH, read_latency: int = READ_LATENCY):
+        check_unit_arguments(parameters, numerics, read_latency)
         mac = numerics.mac
         if (mac.in_width, mac.acc_width) != (parameters.in_width, parameters.acc_width):
             raise ValueError(f"numerics MAC widths {mac.in_width}/{mac.acc_width} must equal the parameters' "
@@ -237,6 +249,7 @@ class GemmUnit(wiring.Component):
         if not isinstance(buffer_depth, int) or not 1 <= buffer_depth <= 65536:
             raise ValueError(f"buffer_depth must be an integer between 1 and 65536, not {buffer_depth!r}")
         self.parameters, self.numerics, self.lanes, self.buffer_depth = parameters, numerics, lanes, buffer_depth
+        self.read_latency = read_latency
         super().__init__(ComputeUnitSignature(parameters))
 
     def elaborate(self, platform):
@@ -458,13 +471,6 @@ class GemmUnit(wiring.Component):
                 value, stage = following, [None] * (level + 2) + later
             return value
 
-        def delay(value, stages, name):
-            """``value`` registered ``stages`` times."""
-            for k in range(stages):
-                following = Signal.like(value, name=f"{name}_d{k + 1}")
-                m.d.sync += following.eq(value)
-                value = following
-            return value
 
         shared_address, slice_address, buffer_address, out_address = (
             horner(name) for name in ("shared", "slice", "buffer", "out"))
@@ -488,13 +494,19 @@ class GemmUnit(wiring.Component):
                 with m.Else():
                     m.d.comb += enables.eq(0b1000)
         flags = Cat(kind, c["lane"], zero, red_first, red_last, tap_first, tap_last, active, tile_end, enables)
-        presented = delay(flags, ADDRESS_STAGES, "step")
+        presented = delay(m, flags, ADDRESS_STAGES, "step")
+        read_enables = presented[-len(enables):]  # the ports' enables, with the addresses of the last stage
+        # the step beside its reads: read_latency - 1 more stages, to the cycle before its read data arrives (the
+        # local buffers are read there, so that their data arrives with the scratchpad's)
+        beside = delay(m, Cat(presented, buffer_address, out_address), self.read_latency - 1, "beside")
         p_kind, p_lane, p_zero, p_first, p_last, p_tap_first, p_tap_last, p_lanes, p_final, p_enables = (
             Signal.like(kind, name="p_kind"), Signal.like(c["lane"], name="p_lane"), Signal(name="p_zero"),
             Signal(name="p_first"), Signal(name="p_last"), Signal(name="p_tap_first"), Signal(name="p_tap_last"),
             Signal.like(active, name="p_lanes"), Signal(name="p_final"), Signal(4, name="p_enables"))
+        p_buffer_address = Signal.like(buffer_address, name="p_buffer_address")
+        p_out_address = Signal.like(out_address, name="p_out_address")
         m.d.comb += Cat(p_kind, p_lane, p_zero, p_first, p_last, p_tap_first, p_tap_last, p_lanes, p_final,
-                        p_enables).eq(presented)
+                        p_enables, p_buffer_address, p_out_address).eq(beside)
 
         # -- local operand buffers --------------------------------------------------------------------------
         buffer_data = []
@@ -504,14 +516,14 @@ class GemmUnit(wiring.Component):
             m.submodules[f"buffer{lane}"] = memory
             write = memory.write_port()
             read = memory.read_port(transparent_for=(write,))
-            m.d.comb += [read.addr.eq(buffer_address), read.en.eq(p_enables[3])]
+            m.d.comb += [read.addr.eq(p_buffer_address), read.en.eq(p_enables[3])]
             buffer_data.append(read.data)
             buffer_writes.append(write)
 
         read0, read1, acc_read = self.scratch_read0, self.scratch_read1, self.acc_read
-        m.d.comb += [read0.en.eq(p_enables[0]), read0.addr.eq(shared_address),
-                     read1.en.eq(p_enables[1]), read1.addr.eq(slice_address),
-                     acc_read.en.eq(p_enables[2]), acc_read.addr.eq(out_address)]
+        m.d.comb += [read0.en.eq(read_enables[0]), read0.addr.eq(shared_address),
+                     read1.en.eq(read_enables[1]), read1.addr.eq(slice_address),
+                     acc_read.en.eq(read_enables[2]), acc_read.addr.eq(out_address)]
 
         # -- control ----------------------------------------------------------------------------------------
         def pair_up(q, r, stride):
@@ -631,7 +643,7 @@ class GemmUnit(wiring.Component):
         s1_kind = Signal(_Kind)
         s1_lane = Signal.like(c["lane"])
         s1_buffer_address = Signal.like(buffer_address)
-        m.d.sync += [s1_kind.eq(p_kind), s1_lane.eq(p_lane), s1_buffer_address.eq(buffer_address)]
+        m.d.sync += [s1_kind.eq(p_kind), s1_lane.eq(p_lane), s1_buffer_address.eq(p_buffer_address)]
         for lane, write in enumerate(buffer_writes):
             m.d.comb += [write.addr.eq(s1_buffer_address), write.data.eq(read1.data),
                          write.en.eq((s1_kind == _Kind.FILL) & (s1_lane == lane))]
@@ -642,12 +654,12 @@ class GemmUnit(wiring.Component):
         start_value = Signal(signed(acc_width))
         m.d.comb += start_value.eq(Mux(is_bias, read1.data << numerics.activation_frac,
                                        acc_read.data[:acc_width].as_signed()))
-        start_step = delay(Cat(start_value, s1_lane, s1_kind == _Kind.START), MAC_STAGES - 1, "start")
+        start_step = delay(m, Cat(start_value, s1_lane, s1_kind == _Kind.START), MAC_STAGES - 1, "start")
         with m.If(start_step[-1]):
             m.d.sync += starts[start_step[acc_width:-1]].eq(start_step[:acc_width].as_signed())
         # the step's flags at the accumulate stage (MAC_STAGES after they were presented)
-        step = Cat(p_kind, p_zero, p_first, p_last, p_tap_first, p_tap_last, p_lanes, p_final, out_address)
-        mac_step = delay(step, MAC_STAGES, "mac")
+        step = Cat(p_kind, p_zero, p_first, p_last, p_tap_first, p_tap_last, p_lanes, p_final, p_out_address)
+        mac_step = delay(m, step, MAC_STAGES, "mac")
         a_kind, a_zero, a_first, a_last, a_tap_first, a_tap_last, a_final = (
             Signal.like(kind, name="a_kind"), *(Signal(name=f"a_{nm}") for nm in (
                 "zero", "first", "last", "tap_first", "tap_last")), Signal(name="a_final"))
@@ -656,7 +668,7 @@ class GemmUnit(wiring.Component):
         m.d.comb += Cat(a_kind, a_zero, a_first, a_last, a_tap_first, a_tap_last, a_lanes, a_final,
                         a_out_address).eq(mac_step)
         s2_zero = Signal()
-        m.d.sync += s2_zero.eq(delay(p_zero, 1, "s1_zero"))
+        m.d.sync += s2_zero.eq(delay(m, p_zero, 1, "s1_zero"))
         shared_operand = Signal(signed(in_width))
         m.d.sync += shared_operand.eq(read0.data)
         low, high = -(1 << (acc_width - 1)), (1 << (acc_width - 1)) - 1

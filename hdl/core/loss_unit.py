@@ -3,7 +3,10 @@ simulator (:meth:`wavecore.golden.core.simulator.Simulator._op_loss`, i.e.
 :class:`wavecore.golden.numerics.LossArithmetic` of ``numerics.loss_arithmetic``; formulas in the comment above
 that class).
 
-**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read that module's docstring).
+**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read that module's docstring);
+``read_latency`` (``L``, 1 to 3) is the cycles from a read to its data: what travels beside a read (valid bits,
+pass, column, write address) goes through ``L`` register stages to meet the data, and each engine waits ``L - 1``
+cycles more per row for its last read's data.
 
 * ``LOSS.cross_entropy``: ``N = samples`` rows of ``C = channels`` logits at ``src0`` (scratchpad, row-major),
   the labels at ``src1`` (scratchpad, ``N``), ``imm`` = the mini-batch size the gradient divides by; writes
@@ -33,18 +36,22 @@ each keeps its own copy of the row's ``m, S, label, d_y``, addresses):
 divider (``mean_bits = loss_width + 12`` quotient bits, the samples field being 12 bits), rounding half away
 from zero as ``divide_round``.
 
-**Timing** (cycle 0 is the ``start`` cycle; ``Q = reciprocal_width + 1``)::
+**Timing** (cycle 0 is the ``start`` cycle; ``Q = reciprocal_width + 1``, ``L = read_latency``)::
 
-    cross_entropy: cycles = 3 * C + Q + 9 + (N - 1) * max(2 * C + 4, Q + 1)
-    mean:          cycles = N + mean_bits + 3
+    cross_entropy: cycles = 3 * C + Q + 7 + 2 * L + (N - 1) * max(2 * C + 3 + L, Q + 1)
+    mean:          cycles = N + mean_bits + 2 + L
 
-F takes ``2 * C + 4`` cycles per row (label, two passes, two cycles for the last exponentials to reach ``S``,
-the hand-over), D ``Q + 1``, G ``C + 2``; the slowest sets the rate. The int16 preset has ``Q = 28``, the int8
-preset ``Q = 23``; ``mean_bits`` is 44 for both.
+F takes ``2 * C + 3 + L`` cycles per row (label, two passes, ``L + 1`` cycles for the last logit to arrive and
+its exponential to reach ``S``, the hand-over), D ``Q + 1``, G ``C + 1 + L`` (it hands its registers on once its
+last logit's data has passed stage B); the slowest (F or D) sets the rate. The first row's gradient is written
+``L - 1`` cycles later again (stage A waits for the data). LOSS.mean waits ``L`` cycles for the last loss before
+the division. At ``L = 1``: ``3 * C + Q + 9 + (N - 1) * max(2 * C + 4, Q + 1)`` and ``N + mean_bits + 3``. The
+int16 preset has ``Q = 28``, the int8 preset ``Q = 23``; ``mean_bits`` is 44 for both.
 
 **Assumptions**: ``dst`` and ``src0`` of ``LOSS.cross_entropy`` are equal (in place) or their ranges disjoint
-(a row's gradient is written while later rows are read); ``imm >= N`` and the labels are in ``0 .. C - 1``
-(the simulator refuses anything else); ``C <= max_classes``.
+(a row's gradient is written while later rows are read; in place, G writes a column ``L + 3`` cycles after
+reading it and F reads a row only before D hands it to G, so no read meets a pending write at any ``L``);
+``imm >= N`` and the labels are in ``0 .. C - 1`` (the simulator refuses anything else); ``C <= max_classes``.
 """
 
 from __future__ import annotations
@@ -58,8 +65,10 @@ from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import (
+    READ_LATENCY,
     ComputeUnitSignature,
     check_unit_arguments,
+    delay,
     element_widths,
     shape_field,
 )
@@ -87,18 +96,19 @@ def mean_bits(numerics: IntegerTraining) -> int:
 
 
 def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters,
-                numerics: IntegerTraining | None = None) -> int:
-    """Cycles from ``start`` to ``done`` (module docstring); ``numerics`` defaults to the compiler's
-    (:func:`wavecore.verif.compute_bench.numerics_for`)."""
+                numerics: IntegerTraining | None = None, *, read_latency: int = READ_LATENCY) -> int:
+    """Cycles from ``start`` to ``done`` (module docstring) at ``read_latency``; ``numerics`` defaults to the
+    compiler's (:func:`wavecore.verif.compute_bench.numerics_for`)."""
     if numerics is None:
         from wavecore.verif.compute_bench import numerics_for
 
         numerics = numerics_for(parameters)
-    n, classes = shape["samples"], shape["channels"]
+    n, classes, latency = shape["samples"], shape["channels"], read_latency
     if instruction.funct == "mean":
-        return n + mean_bits(numerics) + 3
+        return n + mean_bits(numerics) + 2 + latency
     q_bits = divide_cycles(numerics)
-    return 3 * classes + q_bits + 9 + (n - 1) * max(2 * classes + 4, q_bits + 1)
+    return 3 * classes + q_bits + 7 + 2 * latency + (n - 1) * max(2 * classes + 3 + latency, q_bits + 1)
+
 
 
 class LossUnit(wiring.Component):
@@ -109,10 +119,12 @@ class LossUnit(wiring.Component):
     parameters : CoreParameters
     numerics : IntegerTraining
         Its ``loss_arithmetic`` gives the formats, grids, tables and rounding.
+    read_latency : int
+        Cycles from a read's ``en`` to its ``data`` (1 to 3; see :mod:`wavecore.hdl.core.compute_unit`).
     """
 
-    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
-        check_unit_arguments(parameters, numerics)
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, read_latency: int = READ_LATENCY):
+        check_unit_arguments(parameters, numerics, read_latency)
         if numerics.loss != "integer":
             raise ValueError(f"numerics must use the on-chip loss (loss='integer'), not {numerics.loss!r}")
         a = numerics.loss_arithmetic
@@ -131,6 +143,7 @@ class LossUnit(wiring.Component):
             raise ValueError(f"the divider's {divide_cycles(numerics)} cycles do not cover the logarithm's "
                              f"{normalise} normalisation steps, its table read and its {_LOSS_STAGES} stages")
         self.parameters, self.numerics, self.arithmetic = parameters, numerics, a
+        self.read_latency = read_latency
         super().__init__(ComputeUnitSignature(parameters))
 
     def _exponential(self, m: Module, tables, difference, name: str):
@@ -170,6 +183,7 @@ class LossUnit(wiring.Component):
             m.submodules[f"exp_table{index}"] = memory
             tables.append(memory)
         address = len(dst)
+        extra = self.read_latency - 1  # register stages beside a read beyond the first
         logit_width = len(self.scratch_read0.data)
 
         # -- divider (restoring, one quotient bit per cycle), shared by the D engine and LOSS.mean ------------
@@ -194,10 +208,14 @@ class LossUnit(wiring.Component):
         accept = Signal()  # the D engine takes them in this cycle
         f_last_column = f_column == classes - 1
         f_issue, f_pass = Signal(), Signal(2)
-        fa_valid, fa_pass, fa_first = Signal(), Signal(2), Signal()
-        fa_column = Signal.like(f_column)
-        m.d.sync += [fa_valid.eq(f_issue), fa_pass.eq(f_pass), fa_first.eq(f_column == 0),
-                     fa_column.eq(f_column)]
+        f_issued_valid, f_issued_pass, f_issued_first = Signal(), Signal(2), Signal()
+        f_issued_column = Signal.like(f_column)
+        m.d.sync += [f_issued_valid.eq(f_issue), f_issued_pass.eq(f_pass), f_issued_first.eq(f_column == 0),
+                     f_issued_column.eq(f_column)]
+        # stage A: the read's data arrives (read_latency cycles after the issue)
+        fa_valid, fa_pass, fa_first, fa_column = (delay(m, value, extra, f"fa_{n}") for value, n in (
+            (f_issued_valid, "valid"), (f_issued_pass, "pass"), (f_issued_first, "first"),
+            (f_issued_column, "column")))
         logit = self.scratch_read0.data
         f_max = Signal(signed(logit_width))
         f_label = Signal(logit_width)
@@ -227,7 +245,7 @@ class LossUnit(wiring.Component):
                 m.d.comb += [f_issue.eq(1), f_pass.eq(_LABEL), self.scratch_read0.en.eq(1),
                              self.scratch_read0.addr.eq(f_label_address)]
                 m.next = "MAX"
-            for state, pass_, following in (("MAX", _MAX, "EXP"), ("EXP", _EXP, "SUM")):
+            for state, pass_, following in (("MAX", _MAX, "EXP"), ("EXP", _EXP, "DRAIN1" if extra else "SUM")):
                 with m.State(state):
                     m.d.comb += [f_issue.eq(1), f_pass.eq(pass_), self.scratch_read0.en.eq(1),
                                  self.scratch_read0.addr.eq(f_logit_base + f_column)]
@@ -235,6 +253,9 @@ class LossUnit(wiring.Component):
                     with m.If(f_last_column):
                         m.d.sync += f_wait.eq(1)
                         m.next = following
+            for stage in range(1, extra + 1):  # the last logits are still on their way (f_wait stays set)
+                with m.State(f"DRAIN{stage}"):
+                    m.next = f"DRAIN{stage + 1}" if stage < extra else "SUM"
             with m.State("SUM"):  # the last exponentials reach the sum
                 m.d.sync += f_wait.eq(0)
                 with m.If(~f_wait):
@@ -329,11 +350,15 @@ class LossUnit(wiring.Component):
                          g_grad_base.eq(d_grad_base), g_last.eq(d_last)]
         g_issue = Signal()
         g_last_column = g_column == classes - 1
-        ga_valid, ga_last = Signal(), Signal()
-        ga_column = Signal.like(g_column)
-        ga_address = Signal(address)
-        m.d.sync += [ga_valid.eq(g_issue), ga_column.eq(g_column), ga_address.eq(g_grad_base + g_column),
-                     ga_last.eq(g_last & g_last_column)]
+        g_issued_valid, g_issued_last = Signal(), Signal()
+        g_issued_column = Signal.like(g_column)
+        g_issued_address = Signal(address)
+        m.d.sync += [g_issued_valid.eq(g_issue), g_issued_column.eq(g_column),
+                     g_issued_address.eq(g_grad_base + g_column), g_issued_last.eq(g_last & g_last_column)]
+        # stage A: the read's data arrives
+        ga_valid, ga_column, ga_address, ga_last = (delay(m, value, extra, f"ga_{n}") for value, n in (
+            (g_issued_valid, "valid"), (g_issued_column, "column"), (g_issued_address, "address"),
+            (g_issued_last, "last")))
         g_difference = Signal(a.difference_width)
         m.d.comb += g_difference.eq(g_max - self.scratch_read1.data)
         gb_valid, gb_last, gb_label = Signal(), Signal(), Signal()
@@ -373,13 +398,16 @@ class LossUnit(wiring.Component):
                 m.d.sync += g_column.eq(g_column + 1)
                 with m.If(g_last_column):
                     m.next = "TAIL"
-            with m.State("TAIL"):  # the last token's stage A still reads g_max and g_label
-                m.next = "IDLE"
+            for stage in range(extra + 1):  # the last token's stages A and B still read the row's registers
+                with m.State("TAIL" if stage == 0 else f"TAIL{stage}"):
+                    m.next = f"TAIL{stage + 1}" if stage < extra else "IDLE"
 
         # == LOSS.mean ==================================================================================
         mean_total = Signal(signed(a.loss_width + _SAMPLES_BITS + 1))
         mean_column = Signal(_SAMPLES_BITS)
-        mean_arrives, mean_first = Signal(), Signal()
+        mean_issued, mean_issued_first = Signal(), Signal()
+        mean_arrives = delay(m, mean_issued, extra, "mean_arrives")
+        mean_first = delay(m, mean_issued_first, extra, "mean_first")
         with m.If(mean_arrives):
             m.d.sync += mean_total.eq(Mux(mean_first, self.acc_read.data, mean_total + self.acc_read.data))
         negative = mean_total < 0
@@ -389,7 +417,7 @@ class LossUnit(wiring.Component):
         signed_mean = Signal(signed(w_bits + 1))
         m.d.comb += signed_mean.eq(Mux(negative, -rounded, rounded))
         m.d.comb += mean.eq(requantize_value(signed_mean, 0, a.loss_format, a.rounding))
-        m.d.sync += mean_arrives.eq(0)
+        m.d.sync += mean_issued.eq(0)
         mean_write = Signal()
         with m.FSM(name="mean"):
             with m.State("IDLE"):
@@ -398,9 +426,13 @@ class LossUnit(wiring.Component):
                     m.next = "READ"
             with m.State("READ"):
                 m.d.comb += [self.acc_read.en.eq(1), self.acc_read.addr.eq(src0 + mean_column)]
-                m.d.sync += [mean_column.eq(mean_column + 1), mean_arrives.eq(1), mean_first.eq(mean_column == 0)]
+                m.d.sync += [mean_column.eq(mean_column + 1), mean_issued.eq(1),
+                             mean_issued_first.eq(mean_column == 0)]
                 with m.If(mean_column == samples - 1):
-                    m.next = "SUM"
+                    m.next = "DRAIN1" if extra else "SUM"
+            for stage in range(1, extra + 1):  # the last losses are still on their way
+                with m.State(f"DRAIN{stage}"):
+                    m.next = f"DRAIN{stage + 1}" if stage < extra else "SUM"
             with m.State("SUM"):
                 m.next = "SETUP"
             with m.State("SETUP"):

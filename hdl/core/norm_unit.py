@@ -3,7 +3,11 @@ and GroupNorm (``_gn``), bit-exact with :meth:`wavecore.golden.core.simulator.Si
 of :class:`wavecore.golden.integer.IntegerKernels` and :class:`wavecore.golden.numerics.NormArithmetic`).
 
 **Interface**: :class:`wavecore.hdl.core.compute_unit.ComputeUnitSignature` (start/instruction/shape/done, two
-scratchpad read ports, one scratchpad write port, one accumulator read and one write port).
+scratchpad read ports, one scratchpad write port, one accumulator read and one write port). ``read_latency``
+(``L``, 1 to 3) is the cycles from a read to its data: the element stream delays what travels beside a read (its
+valid bit, write address and phase) ``L - 1`` more stages, an accumulator read's tag (the register its data goes
+to) arrives with its data, and the sequencer waits ``L - 1`` more cycles where it uses what it read (at ``L = 1``
+none of these exist).
 
 **Organisation.** One sequencer walks the NORM block (:func:`wavecore.golden.core.isa.norm_block`: BN one block,
 GN one block per sample) and the NCHW tensors; the per-set scalar arithmetic (rstd by a digit-by-digit square
@@ -28,30 +32,35 @@ on the shape at generation time. Iteration terms:
   program; dbeta = r1 (GN: summed); written to ``dst`` (``dst + C``), optionally added to the old values.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`unit_cycles` computes them; ``HW = H*W``, ``P = C/G``,
-``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward, dgamma, plus 1 each
-(217, 211, 111 for the int8 preset);
+``L = read_latency``, ``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward,
+dgamma, plus 1 each (217, 211, 111 for the int8 preset);
 ``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
-of a set stream one element per cycle; they take ``S = planes*HW + 6`` cycles when they stream back to back (BN,
-and GN statistics), else ``S = planes*(HW + 2) + 4`` (GN: A, C and gamma change with the channel; two cycles
-read them). The backward reduction pass takes ``R = N*HW + 8`` (BN) or ``R = P*(HW + 8)`` (GN: r1, r2 written
-per channel). An element is read in cycle t, its data and the plane's constants are registered in t + 1, its
-products in t + 2, and its sums, requantization and write happen in t + 3 (``ELEMENT_STAGES``), so no cycle holds
-a multiplier after a block-RAM read or before a wide addition. Body:
+of a set stream one element per cycle; they take ``S = planes*HW + 5 + L`` cycles when they stream back to back
+(BN, and GN statistics), else ``S = planes*(HW + 2) + 3 + L`` (GN: A, C and gamma change with the channel; two
+cycles read them). The backward reduction pass takes ``R = N*HW + 7 + L`` (BN) or ``R = P*(HW + 7 + L)`` (GN:
+r1, r2 written per channel). An element is read in cycle t, its data and the plane's constants are registered in
+t + L, its products in t + L + 1, and its sums, requantization and write happen in t + L + 2 (``ELEMENT_STAGES``
+after the data), so no cycle holds a multiplier after a block-RAM read or before a wide addition; a set's (a
+channel's) last element is waited for ``ELEMENT_STAGES - 1 + L - 1`` cycles, and the old sums that statistics
+and the reductions add to are read ``L - 1`` cycles earlier than at ``L = 1``, in those waits. Body:
 
 * statistics: ``sets * (1 + S + 4)``;
 * affine, affine_relu, relu_mask: ``sets * (1 + S)``;
-* constants: ``sets * (3 + channels * (2 + L_f + 4))`` (BN: 1 channel per set, GN: ``P``);
-* backward mode 0: ``sets * (1 + R + S + 3 + L_b)``; modes 1, 3: ``C * (1 + R)``; mode 4:
-  ``C * (1 + 4 + 3 + L_b + S)``;
-* param_grads: ``C * (1 + loops * (5 + L_g) + 4)`` (``loops``: BN 1, GN ``N``).
+* constants: ``sets * (3 + channels * (1 + L + L_f + 4))`` (BN: 1 channel per set, GN: ``P``; ``L - 1`` waits
+  for gamma and beta);
+* backward mode 0: ``sets * (1 + R + S + 2 + L + L_b)``; modes 1, 3: ``C * (1 + R)``; mode 4:
+  ``C * (1 + 4 + 2 + L + L_b + S)`` (``L - 1`` waits for rstd);
+* param_grads: ``C * (1 + loops * (4 + L + L_g) + 3 + L)`` (``loops``: BN 1, GN ``N``; ``L - 1`` waits for r2
+  and for the old gradients).
 
 The streaming functions run at one element per cycle plus a few cycles per set (GN: per plane); the
 per-channel functions are bound by the scalar unit's divider and root (about 150 cycles a channel).
 
 **Ports**: ``scratch_read0`` reads x (statistics, affine), dz (relu_mask), dy (backward) and gamma
 (constants); ``scratch_read1`` reads x (relu_mask, backward) and beta (constants); ``scratch_write`` writes y,
-z, dy and dx three cycles after the element's read; ``acc_read``/``acc_write`` read and write the NORM blocks and
-the parameter gradients. Every write is presented at least one cycle before ``done``; ``done`` is high in one
+z, dy and dx ``L + 2`` cycles after the element's read (a stream may run in place, ``dst = src0``: no later
+element reads what it writes); ``acc_read``/``acc_write`` read and write the NORM blocks and the parameter
+gradients. Every write is presented at least one cycle before ``done``; ``done`` is high in one
 cycle and the unit is idle (every ``en`` low) from the next one. An address outside a memory is the core's to
 detect (the unit does not check ranges).
 
@@ -73,8 +82,11 @@ from wavecore.golden.numerics import IntegerTraining, NormArithmetic, check_int
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import (
     ADDRESS_WIDTH,
+    READ_LATENCY,
     ComputeUnitSignature,
+    check_read_latency,
     check_unit_arguments,
+    delay,
     element_widths,
     shape_field,
 )
@@ -87,12 +99,13 @@ __all__ = ["ELEMENT_STAGES", "NormUnit", "unit_cycles"]
 _OPS = {name[:-3]: number for name, (number, _) in isa.FUNCTS["NORM"].items() if name.endswith("_bn")}
 _GN_BIT = isa.FUNCTS["NORM"]["statistics_gn"][0] - isa.FUNCTS["NORM"]["statistics_bn"][0]
 
-#: Stages of an element from its read to its write: read data, products, sums and write (the waits before a
-#: set's end and before a channel's r1/r2 writes are ELEMENT_STAGES - 1 cycles).
+#: Stages of an element from its read data to its write: read data, products, sums and write (the waits before a
+#: set's end and before a channel's r1/r2 writes are ELEMENT_STAGES - 1 + read_latency - 1 cycles).
 ELEMENT_STAGES = 3
 
 # tags of the accumulator reads: the register the returning word goes to
 _TAGS = ("none", "a", "c", "gamma", "s1", "s2", "rstd", "r1", "r2", "old0", "old1")
+
 
 
 def _arithmetic(numerics: IntegerTraining, max_count: int) -> NormArithmetic:
@@ -125,11 +138,16 @@ class NormUnit(wiring.Component):
         The integer mode (grids, rounding, operand format) of the simulator.
     max_count : int
         Largest element count of a statistic set the unit is built for (sizes the scalar unit).
+    read_latency : int
+        Cycles from a read's ``en`` to its ``data`` (1 to 3, default :data:`READ_LATENCY`): what travels beside
+        the element reads is delayed ``read_latency - 1`` more stages, and the sequencer waits for its reads.
     """
 
-    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, max_count: int = 1 << 30):
-        check_unit_arguments(parameters, numerics)
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, max_count: int = 1 << 30,
+                 read_latency: int = READ_LATENCY):
+        check_unit_arguments(parameters, numerics, read_latency)
         self.parameters, self.numerics = parameters, numerics
+        self.read_latency = read_latency
         self.max_count = check_int("max_count", max_count, 1, 1 << 30)
         widths = element_widths(parameters)
         self.operand_bits, self.accumulator_bits = widths["scratchpad"], widths["accumulator"]
@@ -146,6 +164,7 @@ class NormUnit(wiring.Component):
         acc_bits = self.accumulator_bits
         operand = numerics.operand
         sf = numerics.scalar_frac
+        extra = self.read_latency - 1  # stages and waits a read takes beyond one cycle
 
         # -- instruction and shape registers --------------------------------------------------------------
         word, shape = self.instruction, self.shape
@@ -212,8 +231,8 @@ class NormUnit(wiring.Component):
         # -- data registers --------------------------------------------------------------------------------
         acc_data = self.acc_read.data
         regs = {tag: Signal(signed(acc_bits), name=f"reg_{tag}") for tag in _TAGS[1:]}
-        tag_pending = Signal(range(len(_TAGS)))
-        with m.Switch(tag_pending):
+        tag_pending = Signal(range(len(_TAGS)))  # the tag of the read presented in the cycle before
+        with m.Switch(delay(m, tag_pending, extra, "tag")):  # the tag of the read whose data arrives
             for index, tag in enumerate(_TAGS[1:], start=1):
                 with m.Case(index):
                     m.d.sync += regs[tag].eq(acc_data)
@@ -255,10 +274,14 @@ class NormUnit(wiring.Component):
         e1_a, e1_c = Signal.like(regs["a"]), Signal.like(regs["c"])
         e1_valid, e1_dx = Signal(), Signal()
         e1_address = Signal(ADDRESS_WIDTH)
+        # what travels beside the read, read_latency - 1 more stages: to the cycle its data arrives
+        beside_valid = delay(m, stream_valid, extra, "stream_valid")
+        beside_dx = delay(m, phase_dx, extra, "phase_dx")
+        beside_address = delay(m, write_address, extra, "write_address")
         m.d.sync += [e1_first.eq(self.scratch_read0.data),  # x (statistics, affine), dz (relu_mask), dy (backward)
                      e1_second.eq(self.scratch_read1.data),  # x (relu_mask, backward)
-                     e1_a.eq(regs["a"]), e1_c.eq(regs["c"]), e1_valid.eq(stream_valid), e1_dx.eq(phase_dx),
-                     e1_address.eq(write_address)]
+                     e1_a.eq(regs["a"]), e1_c.eq(regs["c"]), e1_valid.eq(beside_valid), e1_dx.eq(beside_dx),
+                     e1_address.eq(beside_address)]
         affine_in = Mux(op == _OPS["relu_mask"], e1_second, e1_first)
         e2_affine = Signal(signed(acc_bits + operand.width + 1))  # A*x
         e2_dy, e2_x = Signal.like(e2_affine), Signal(signed(ar.coefficient_width + operand.width + 1))  # K1*dy, K2*x
@@ -351,6 +374,27 @@ class NormUnit(wiring.Component):
             m.d.sync += [scalar_mode.eq(mode_value), scalar_sent.eq(0)]
             m.next = "SCALAR"
 
+        def latency_waits(name, then):
+            """The read_latency - 1 states ``name0``, ... that wait for a read's data, then ``then``; returns the
+            first state's name (``then`` without waits)."""
+            for index in reversed(range(extra)):
+                with m.State(f"{name}{index}"):
+                    m.next = then
+                then = f"{name}{index}"
+            return then
+
+        # the states after a set's (or a channel's) last element read: the waits for its stages, then (DRAIN, and
+        # R_WRITE0 of the reductions) its sums; the reads of the old sums go read_latency - 1 states before the
+        # states they took at latency 1, into the waits, so their data arrives in time without an extra state
+        drain_waits = ELEMENT_STAGES - 1 + extra
+        drain = [f"DRAIN_WAIT{index}" for index in range(drain_waits)] + ["DRAIN", "PLANE_END"]
+        stats_chain = drain + [f"STATS_WRITE{index}" for index in range(4)]
+        first = stats_chain.index("STATS_WRITE0") - extra
+        stats_reads = {stats_chain[first]: ("s1", "old0"), stats_chain[first + 1]: ("s2", "old1")}
+        r_chain = [f"R_WAIT{index}" for index in range(drain_waits)] + [f"R_WRITE{index}" for index in range(4)]
+        first = r_chain.index("R_WRITE0") - extra
+        r_reads = {r_chain[first]: ("r1", "old0"), r_chain[first + 1]: ("r2", "old1")}
+
         with m.FSM():
             with m.State("IDLE"), m.If(self.start):
                 m.d.sync += [
@@ -441,28 +485,28 @@ class NormUnit(wiring.Component):
                         m.next = "PLANE"
                     with m.Else():
                         m.next = "DRAIN_WAIT0"
-            # the last element's stages (ELEMENT_STAGES - 1 = 2 waits, then DRAIN: its sums and write)
-            with m.State("DRAIN_WAIT0"):
-                m.next = "DRAIN_WAIT1"
-            with m.State("DRAIN_WAIT1"):
-                m.next = "DRAIN"
-            with m.State("DRAIN"):
-                m.next = "PLANE_END"
-            with m.State("PLANE_END"):
-                set_end()
+            # the last element's stages (ELEMENT_STAGES - 1 + read_latency - 1 waits, then DRAIN: its sums and
+            # write); statistics reads its old sums in the states of stats_reads
+            for index, state in enumerate(drain):
+                with m.State(state):
+                    if state in stats_reads:
+                        part, tag = stats_reads[state]
+                        with m.If(op == _OPS["statistics"]):
+                            acc_read(block_address(dst, part, set_word), tag)
+                    if state == "PLANE_END":
+                        set_end()
+                    else:
+                        m.next = drain[index + 1]
 
             # ---- r1, r2 of a channel (backward reductions; R_WRITE0 adds the last element's) -------------------
-            with m.State("R_WAIT0"):
-                m.next = "R_WAIT1"
-            with m.State("R_WAIT1"):
-                m.next = "R_WRITE0"
-            with m.State("R_WRITE0"):
-                acc_read(block_address(src2, "r1", plane_channel), "old0")
-                m.next = "R_WRITE1"
-            with m.State("R_WRITE1"):
-                acc_read(block_address(src2, "r2", plane_channel), "old1")
-                m.d.sync += [weighted1.eq(regs["gamma"] * r1_sum), weighted2.eq(regs["gamma"] * r2_sum)]
-                m.next = "R_WRITE2"
+            for index, state in enumerate(r_chain[: r_chain.index("R_WRITE2")]):
+                with m.State(state):
+                    if state in r_reads:
+                        part, tag = r_reads[state]
+                        acc_read(block_address(src2, part, plane_channel), tag)
+                    if state == "R_WRITE1":
+                        m.d.sync += [weighted1.eq(regs["gamma"] * r1_sum), weighted2.eq(regs["gamma"] * r2_sum)]
+                    m.next = r_chain[index + 1]
             with m.State("R_WRITE2"):  # the products registered in R_WRITE1, summed here
                 m.d.sync += [w1.eq(w1 + weighted1), w2.eq(w2 + weighted2)]
                 acc_write(block_address(src2, "r1", plane_channel), r1_sum + Mux(add_reductions, regs["old0"], 0))
@@ -473,12 +517,12 @@ class NormUnit(wiring.Component):
                 next_plane()
 
             # ---- statistics: write the sums ---------------------------------------------------------------------
-            with m.State("STATS_WRITE0"):
-                acc_read(block_address(dst, "s1", set_word), "old0")
-                m.next = "STATS_WRITE1"
-            with m.State("STATS_WRITE1"):
-                acc_read(block_address(dst, "s2", set_word), "old1")
-                m.next = "STATS_WRITE2"
+            for state, following in (("STATS_WRITE0", "STATS_WRITE1"), ("STATS_WRITE1", "STATS_WRITE2")):
+                with m.State(state):
+                    if state in stats_reads:
+                        part, tag = stats_reads[state]
+                        acc_read(block_address(dst, part, set_word), tag)
+                    m.next = following
             with m.State("STATS_WRITE2"):
                 acc_write(block_address(dst, "s1", set_word), s1_sum + Mux(imm[0], regs["old0"], 0))
                 m.next = "STATS_WRITE3"
@@ -496,18 +540,25 @@ class NormUnit(wiring.Component):
             with m.State("STORED2"):
                 acc_read(block_address(src2, "gamma", outer), "gamma")
                 m.next = "STORED3"
-            with m.State("STORED3"):  # gamma arrives (regs["gamma"] from the next cycle)
+            with m.State("STORED3"):  # at read_latency 1 gamma arrives (regs["gamma"] from the next cycle)
                 m.next = "BACKWARD_SCALAR0"
-            with m.State("BACKWARD_SCALAR0"):
-                with m.If(dx_only):  # mode 4: W1, W2 from the block's r1, r2 and gamma, read in STORED0-3
-                    m.d.sync += [w1.eq(regs["gamma"] * regs["r1"]), w2.eq(regs["gamma"] * regs["r2"])]
-                acc_read(block_address(src2, "s1", set_word), "s1")
-                m.next = "BACKWARD_SCALAR1"
-            with m.State("BACKWARD_SCALAR1"):
-                acc_read(block_address(src2, "rstd", Mux(gn, channel_base, outer)), "rstd")
-                m.next = "BACKWARD_SCALAR2"
-            with m.State("BACKWARD_SCALAR2"):
-                start_scalar(ScalarMode.BACKWARD)
+            # BACKWARD_SCALAR0, BACKWARD_SCALAR1, the waits for rstd, BACKWARD_SCALAR2; mode 4 forms W1, W2 in the
+            # state read_latency - 1 after BACKWARD_SCALAR0 (when gamma, read in STORED2, has arrived)
+            backward_chain = ["BACKWARD_SCALAR0", "BACKWARD_SCALAR1"]
+            backward_chain += [f"BACKWARD_WAIT{index}" for index in range(extra)] + ["BACKWARD_SCALAR2"]
+            for index, state in enumerate(backward_chain):
+                with m.State(state):
+                    if index == extra:
+                        with m.If(dx_only):  # mode 4: W1, W2 from the block's r1, r2 and gamma, read in STORED0-2
+                            m.d.sync += [w1.eq(regs["gamma"] * regs["r1"]), w2.eq(regs["gamma"] * regs["r2"])]
+                    if state == "BACKWARD_SCALAR0":
+                        acc_read(block_address(src2, "s1", set_word), "s1")
+                    if state == "BACKWARD_SCALAR1":
+                        acc_read(block_address(src2, "rstd", Mux(gn, channel_base, outer)), "rstd")
+                    if state == "BACKWARD_SCALAR2":
+                        start_scalar(ScalarMode.BACKWARD)
+                    else:
+                        m.next = backward_chain[index + 1]
 
             # ---- constants ------------------------------------------------------------------------------------
             with m.State("CONSTANTS_S1"):
@@ -516,14 +567,15 @@ class NormUnit(wiring.Component):
             with m.State("CONSTANTS_S2"):
                 acc_read(block_address(src0, "s2", set_word), "s2")
                 m.next = "CONSTANTS_GAMMA"
+            constants_beta = latency_waits("CONSTANTS_WAIT", "CONSTANTS_BETA")
             with m.State("CONSTANTS_GAMMA"):
                 m.d.comb += [
                     self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq((src1 + plane_channel)[:ADDRESS_WIDTH]),
                     self.scratch_read1.en.eq(1),
                     self.scratch_read1.addr.eq((src1 + channels + plane_channel)[:ADDRESS_WIDTH]),
                 ]
-                m.next = "CONSTANTS_BETA"
-            with m.State("CONSTANTS_BETA"):
+                m.next = constants_beta
+            with m.State("CONSTANTS_BETA"):  # gamma and beta arrive
                 m.d.sync += [gamma_in.eq(self.scratch_read0.data), beta_in.eq(self.scratch_read1.data)]
                 start_scalar(ScalarMode.FORWARD)
             with m.State("CONSTANTS_RSTD"):
@@ -556,17 +608,19 @@ class NormUnit(wiring.Component):
             with m.State("GRADS_R1"):
                 acc_read(block_address(src0, "r1", p_channel, grads=True), "r1")
                 m.next = "GRADS_R2"
+            grads_wait = latency_waits("GRADS_LATENCY", "GRADS_WAIT")
             with m.State("GRADS_R2"):
                 acc_read(block_address(src0, "r2", p_channel, grads=True), "r2")
-                m.next = "GRADS_WAIT"
-            with m.State("GRADS_WAIT"):
+                m.next = grads_wait
+            with m.State("GRADS_WAIT"):  # r2 arrives (regs["r2"] from the next cycle, the scalar unit's command)
                 start_scalar(ScalarMode.DGAMMA)
             with m.State("GRADS_WRITE0"):
                 acc_read((dst + p_channel)[:ADDRESS_WIDTH], "old0")
                 m.next = "GRADS_WRITE1"
+            grads_write = latency_waits("GRADS_WRITE_WAIT", "GRADS_WRITE2")
             with m.State("GRADS_WRITE1"):
                 acc_read((dst + channels + p_channel)[:ADDRESS_WIDTH], "old1")
-                m.next = "GRADS_WRITE2"
+                m.next = grads_write
             accumulate = op == _OPS["param_grads_accumulate"]
             with m.State("GRADS_WRITE2"):
                 acc_write((dst + p_channel)[:ADDRESS_WIDTH], dgamma_sum + Mux(accumulate, regs["old0"], 0))
@@ -611,10 +665,12 @@ class NormUnit(wiring.Component):
 
 
 def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
-                numerics: IntegerTraining | None = None, *, max_count: int = 1 << 30) -> int:
+                numerics: IntegerTraining | None = None, *, max_count: int = 1 << 30,
+                read_latency: int = READ_LATENCY) -> int:
     """Cycles from ``start`` to ``done`` of ``instruction`` (a NORM instruction) under ``shape`` (the formula
-    of the module docstring). ``numerics`` defaults to the preset of the operand width (what ``wavecore
-    compile`` uses); the scalar unit's latency depends on its formats."""
+    of the module docstring) on a unit built with ``read_latency``. ``numerics`` defaults to the preset of the
+    operand width (what ``wavecore compile`` uses); the scalar unit's latency depends on its formats."""
+    extra = check_read_latency(read_latency) - 1  # the waits a read takes beyond one cycle
     if numerics is None:
         from wavecore.verif.compute_bench import numerics_for
 
@@ -632,7 +688,7 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     continuous = not gn or name == "statistics"
     # the planes of one set: without r1/r2 writes (a drain and an end cycle after the last plane), and the
     # backward reduction pass with them (4 cycles a channel, the first one draining)
-    waits = ELEMENT_STAGES - 1  # for the last element's sums and write
+    waits = ELEMENT_STAGES - 1 + extra  # for the last element's sums and write
     stream = planes * hw + 4 + waits if continuous else planes * (hw + 2) + 2 + waits
     reduction = n * hw + 2 + 4 + waits if not gn else planes * (hw + 2 + 4 + waits)
     imm = instruction.get("imm")
@@ -641,13 +697,13 @@ def unit_cycles(instruction: isa.Instruction, shape, parameters: CoreParameters,
     if name in ("affine", "affine_relu", "relu_mask"):
         return cycles + sets * (1 + stream)
     if name == "constants":
-        return cycles + sets * (1 + 2 + per_group * (2 + latency[ScalarMode.FORWARD] + 4))
+        return cycles + sets * (1 + 2 + per_group * (2 + extra + latency[ScalarMode.FORWARD] + 4))
     if name == "backward":
         mode = imm & 7 if not gn else 0
         if mode in (1, 3):
             return cycles + c * (1 + reduction)
         if mode == 4:
-            return cycles + c * (1 + 4 + 3 + latency[ScalarMode.BACKWARD] + stream)
-        return cycles + sets * (1 + reduction + stream + 3 + latency[ScalarMode.BACKWARD])
+            return cycles + c * (1 + 4 + 3 + extra + latency[ScalarMode.BACKWARD] + stream)
+        return cycles + sets * (1 + reduction + stream + 3 + extra + latency[ScalarMode.BACKWARD])
     loops = n if gn else 1
-    return cycles + c * (1 + loops * (5 + latency[ScalarMode.DGAMMA]) + 4)
+    return cycles + c * (1 + loops * (5 + extra + latency[ScalarMode.DGAMMA]) + 4 + extra)

@@ -2,7 +2,8 @@
 (:meth:`wavecore.golden.core.simulator.Simulator._op_sgd`, i.e. :meth:`wavecore.golden.numerics.SgdArithmetic.update`
 on the grids of ``numerics.sgd_arithmetic``).
 
-**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read that module's docstring).
+**Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read that module's docstring);
+``read_latency`` (``L``, 1 to 3) is the cycles from a read to its data.
 The instruction's fields (compute format): ``src0`` = weights ``w`` (scratchpad, updated in place), ``src1`` =
 velocity ``v`` (scratchpad, updated in place), ``src2`` = gradient ``g`` (scratchpad), ``dst`` = the three
 constants ``LR, M, WD`` at ``dst, dst + 1, dst + 2`` (accumulator, unsigned ``constant_width`` bits on
@@ -15,19 +16,22 @@ Q.constant_frac, read at run time). The tensor has ``samples * channels * height
 
 with the numerics' rounding mode; every sum exact.
 
-**Timing**: the constants are read in cycles 0..2 (cycle 0 is the ``start`` cycle); element ``i`` reads ``w, v``
-(both scratchpad ports) in cycle ``2 + 2i`` and ``g`` in cycle ``3 + 2i``; the products ``M*v, WD*w`` are
-registered in cycle ``3 + 2i``, the velocity sum in ``4 + 2i``; ``v'`` is written in cycle ``5 + 2i``; ``lr*v'``
-is registered in ``6 + 2i``, the weight sum in ``7 + 2i``, and ``w'`` is written in ``8 + 2i`` (one scratchpad
-write port, two writes per element, ``v'`` on odd and ``w'`` on even cycles: two cycles per element is the
-bound; no cycle holds a multiplier and a sum, or a sum and a requantization). ``done`` comes with the last
-write::
+**Timing**: the constants are read in cycles 0..2 (cycle 0 is the ``start`` cycle) and arrive in cycles
+``L .. L + 2``; element ``i`` reads ``w, v`` (both scratchpad ports) in cycle ``2 + 2i`` and ``g`` in cycle
+``3 + 2i``; the reads' data arrive ``L`` cycles later, the stage bits travel beside them through ``L`` registers.
+The products ``M*v, WD*w`` are registered in cycle ``2 + L + 2i``, the velocity sum in ``3 + L + 2i``; ``v'`` is
+written in cycle ``4 + L + 2i``; ``lr*v'`` is registered in ``5 + L + 2i``, the weight sum in ``6 + L + 2i``, and
+``w'`` is written in ``7 + L + 2i`` (one scratchpad write port, two writes per element, ``v'`` and ``w'`` on
+cycles of opposite parity: two cycles per element is the bound; no cycle holds a multiplier and a sum, or a sum
+and a requantization). ``done`` comes with the last write::
 
-    cycles = 2 * elements + 6         (from start to done, as verif.compute_bench measures)
+    cycles = 2 * elements + 5 + L     (from start to done, as verif.compute_bench measures; 2 * elements + 6
+                                       at L = 1)
 
 **Assumptions**: the weight, velocity and gradient ranges are disjoint (the simulator reads all of them before
-it writes; the unit writes element ``i``'s ``v'`` and ``w'`` after reading elements ``0..i`` only). The
-constants must be in range (the simulator refuses others); the unit uses their low ``constant_width`` bits.
+it writes; the unit writes element ``i``'s ``v'`` and ``w'`` after reading elements ``0..i`` only, at any ``L``).
+The constants must be in range (the simulator refuses others); the unit uses their low ``constant_width`` bits.
+The next instruction may read what this one wrote: its last write (the last ``w'``) comes with ``done``.
 """
 
 from __future__ import annotations
@@ -40,8 +44,10 @@ from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import IntegerTraining
 from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import (
+    READ_LATENCY,
     ComputeUnitSignature,
     check_unit_arguments,
+    delay,
     element_widths,
     shape_field,
 )
@@ -53,9 +59,11 @@ __all__ = ["SgdUnit", "unit_cycles"]
 _FIRST_READ = 2
 
 
-def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters) -> int:
-    """Cycles from ``start`` to ``done`` of an SGD instruction: ``2 * elements + 6``."""
-    return 2 * shape.input_elements + _FIRST_READ + 4
+def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters, *,
+                read_latency: int = READ_LATENCY) -> int:
+    """Cycles from ``start`` to ``done`` of an SGD instruction: ``2 * elements + 5 + read_latency``."""
+    return 2 * shape.input_elements + _FIRST_READ + 3 + read_latency
+
 
 
 class SgdUnit(wiring.Component):
@@ -66,10 +74,12 @@ class SgdUnit(wiring.Component):
     parameters : CoreParameters
     numerics : IntegerTraining
         Its ``sgd_arithmetic`` gives the formats, grids and rounding (the simulator's template).
+    read_latency : int
+        Cycles from a read's ``en`` to its ``data`` (1 to 3; see :mod:`wavecore.hdl.core.compute_unit`).
     """
 
-    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
-        check_unit_arguments(parameters, numerics)
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *, read_latency: int = READ_LATENCY):
+        check_unit_arguments(parameters, numerics, read_latency)
         if numerics.sgd != "integer":
             raise ValueError(f"numerics must use the on-chip SGD (sgd='integer'), not {numerics.sgd!r}")
         arithmetic = numerics.sgd_arithmetic(lr=0.0, momentum=0.0, weight_decay=0.0)
@@ -82,11 +92,13 @@ class SgdUnit(wiring.Component):
             raise ValueError(f"the SGD constants ({arithmetic.constant_width} bits unsigned) do not fit a "
                              f"{widths['accumulator']}-bit accumulator element")
         self.parameters, self.numerics, self.arithmetic = parameters, numerics, arithmetic
+        self.read_latency = read_latency
         super().__init__(ComputeUnitSignature(parameters))
 
     def elaborate(self, platform):
         m = Module()
         a = self.arithmetic
+        latency = self.read_latency
         word, shape = self.instruction, self.shape
         src0, src1, src2, dst = (decoder.field(word, name, "compute") for name in ("src0", "src1", "src2", "dst"))
         # the element count, registered in two steps (one multiplier between registers): valid from cycle 2,
@@ -102,21 +114,23 @@ class SgdUnit(wiring.Component):
         m.d.comb += active.eq(self.start | busy)
         m.d.sync += busy.eq(active & ~self.done)
 
-        # constants: momentum (dst + 1) in cycle 0, weight decay (dst + 2) in 1, learning rate (dst) in 2
-        step = Signal(range(4))  # 0 in the start cycle, saturates at 3
+        # constants: momentum (dst + 1) read in cycle 0, weight decay (dst + 2) in 1, learning rate (dst) in 2,
+        # each arriving read_latency cycles later
+        last_step = latency + 2
+        step = Signal(range(last_step + 1))  # 0 in the start cycle, saturates when the learning rate arrives
         with m.If(self.done):
             m.d.sync += step.eq(0)
-        with m.Elif(active & (step != 3)):
+        with m.Elif(active & (step != last_step)):
             m.d.sync += step.eq(step + 1)
         lr, momentum, decay = (Signal(unsigned(a.constant_width), name=n) for n in ("lr", "momentum", "decay"))
         m.d.comb += [self.acc_read.en.eq(active & (step < 3)),
                      self.acc_read.addr.eq(dst + Mux(step == 0, 1, Mux(step == 1, 2, 0)))]
         constant = self.acc_read.data[: a.constant_width]
-        with m.If(step == 1):
+        with m.If(step == latency):
             m.d.sync += momentum.eq(constant)
-        with m.If(step == 2):
+        with m.If(step == latency + 1):
             m.d.sync += decay.eq(constant)
-        with m.If(step == 3):
+        with m.If(step == latency + 2):
             m.d.sync += lr.eq(constant)
 
         # reads: element `issued` in two cycles (phase 0: w and v, phase 1: g)
@@ -134,18 +148,20 @@ class SgdUnit(wiring.Component):
         with m.If(issue & phase):
             m.d.comb += [self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq(src2 + issued)]
 
-        # stage 1 (w, v on the ports): the products M*v, WD*w registered; stage 2 (g on the port): the velocity
-        # sum registered; stage 3: v' requantized and written; stage 4: lr*v' registered; stage 5: the weight sum
-        # registered; stage 6: w' requantized and written (v' on odd cycles, w' on even: one write port)
+        # stage 0: w, v read; stage 1 (w, v on the ports, read_latency cycles later): the products M*v, WD*w
+        # registered; stage 2 (g on the port): the velocity sum registered; stage 3: v' requantized and written;
+        # stage 4: lr*v' registered; stage 5: the weight sum registered; stage 6: w' requantized and written (v'
+        # and w' on cycles of opposite parity: one write port)
         stage = [Signal(name=f"stage{k}") for k in range(7)]
         m.d.comb += stage[0].eq(issue & ~phase)
-        for k in range(1, 7):
+        m.d.sync += stage[1].eq(delay(m, stage[0], latency - 1, "stage0"))
+        for k in range(2, 7):
             m.d.sync += stage[k].eq(stage[k - 1])
         w_in, v_in, g_in = self.scratch_read0.data, self.scratch_read1.data, self.scratch_read0.data
         momentum_v = Signal.like(momentum * v_in)
         decay_w = Signal.like(decay * w_in)
-        # w along the stages: weight[2] holds element i's w in cycles 4+2i and 5+2i (an element every other
-        # cycle), so weight[4] has it in 6+2i and 7+2i, when the weight sum (stage 5, cycle 7+2i) reads it
+        # w along the stages: weight[2] holds element i's w in cycles 3+L+2i and 4+L+2i (an element every other
+        # cycle), so weight[4] has it in 5+L+2i and 6+L+2i, when the weight sum (stage 5, cycle 6+L+2i) reads it
         weight = [Signal.like(w_in, name=f"weight{k}") for k in range(5)]
         with m.If(stage[1]):
             m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight[2].eq(w_in)]

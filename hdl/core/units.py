@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 
+from wavecore.hdl.core.compute_unit import READ_LATENCY
+
 __all__ = ["UNITS", "unit_classes", "unit_cycles"]
 
 #: opcode -> (module, class)
@@ -35,6 +37,7 @@ def unit_classes(opcodes=None) -> dict:
     return {name: getattr(_module(name), UNITS[name][1]) for name in opcodes}
 
 
-def unit_cycles(instruction, shape, parameters) -> int:
-    """Cycles of one compute-unit instruction from its start to its done (the unit module's model)."""
-    return _module(instruction.opcode).unit_cycles(instruction, shape, parameters)
+def unit_cycles(instruction, shape, parameters, *, read_latency: int = READ_LATENCY) -> int:
+    """Cycles of one compute-unit instruction from its start to its done (the unit module's model) on element
+    ports of ``read_latency`` (default the core's)."""
+    return _module(instruction.opcode).unit_cycles(instruction, shape, parameters, read_latency=read_latency)

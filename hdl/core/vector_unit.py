@@ -8,7 +8,8 @@ interface holds them until ``done``).
 
 **Structure**: a sequencer issues one *slot* per cycle: the reads of one element (``scratch_read0``,
 ``scratch_read1``, ``acc_read``) with tags (first/last of a group, write address). The operand stage (the
-cycle the data arrives) registers the read data and the product of ``scratch_read0``'s element with a
+cycle the data arrives, ``read_latency`` cycles after the reads are presented: the tags wait ``read_latency - 1``
+registers more) registers the read data and the product of ``scratch_read0``'s element with a
 factor; the result stage (one cycle later) combines them with a running register (sum, maximum and its
 position) and, at the last slot of a group, presents the write. One requantizer (shift with the numerics'
 rounding, saturation to the operand format; its inputs are registers) serves ``requantize`` (shift = imm)
@@ -26,9 +27,13 @@ Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
   ``channel_extract``: N*out_channels*H*W.
 * ``maxpool_forward``, ``avgpool_forward``: Y*K (one slot per window position; positions in the padding or
   beyond the input (ceil mode) are not read: -inf for the max, 0 for the average).
-* ``maxpool_backward``: X (zero dx) + Y*(K+1): each window reads its K positions of x and its dy, finds the
-  first maximum (row-major, as ``argmax``), then reads dx at that position and writes dx + dy (scatter-add
-  in the scratchpad, modulo the element width, so only the final values must fit).
+* ``maxpool_backward``: X (zero dx) + Y*(K+1) (+ (Y-1)*(L-K) when 1 < K < L at read latency L, that is
+  K = 2 at L = 3): each window reads its K positions of x and its dy, finds the first maximum (row-major, as
+  ``argmax``), then reads dx at that position and writes dx + dy (scatter-add in the scratchpad, modulo the
+  element width, so only the final values must fit). The dx reads of consecutive windows are K + 1 cycles
+  apart and a write comes L cycles after its read: for K < L the last position waits (empty slots) until L + 1
+  cycles after the previous window's, so its dx read sees that write when both maxima are the same x (windows
+  of K = 1 never share an x: no wait).
 * ``avgpool_backward``: gather per input element: the windows covering it, one slot each (for each input
   element with ``ry = (iy+ph) mod sh``, ``rx = (ix+pw) mod sw``: ``ny*nx`` slots with ``ny = #{ky = ry,
   ry+sh, ... < kh}``, ``nx`` likewise, or 1 slot when there is none); the sum of the windows' shares is
@@ -38,20 +43,24 @@ Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
 ``maxpool_backward`` reads its dy on ``scratch_read0`` too (in the gap slot after a window's K positions);
 ``scratch_read1`` reads the second source of ``add_*``/``relu_mask`` and, for ``maxpool_backward``, dx at the
 window's maximum (read-modify-write: read in the result stage of the window's last position, dx + dy written
-one cycle later); ``acc_read`` the accumulator source of ``requantize`` and, for ``channel_sum_accumulate``,
-``dst[c]`` with the first element of channel c; ``acc_write`` only channel sums. A write is presented two
-cycles after its last read (three for ``avgpool_*`` and ``global_pool_forward``); the last write in the
-``done`` cycle, so ``instruction`` and ``shape`` must be held through it. The sizes (products of shape
-fields, two multipliers deep) are combinational from the held ``shape`` word: in a generic LUT6 synthesis
-(Yosys ``synth; abc -lut 6``, int8) they are the longest path (30 levels), constant while an instruction runs;
-the data paths (requantizer from registers to the write data, the issue stage's address) are shorter.
-``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the simulator's result).
+``read_latency`` cycles later, dy delayed to it); ``acc_read`` the accumulator source of ``requantize`` and, for
+``channel_sum_accumulate``, ``dst[c]`` with the first element of channel c; ``acc_write`` only channel sums. A
+write is presented ``read_latency + 1`` cycles after its last read (``read_latency + 2`` for ``avgpool_*`` and
+``global_pool_forward``; ``maxpool_backward``: ``read_latency`` after its dx read, ``2 * read_latency`` after its
+dy read); the last write in the ``done`` cycle, so ``instruction`` and ``shape`` must be held through it. The
+sizes (products of shape fields, two multipliers deep) are combinational from the held ``shape`` word: in a
+generic LUT6 synthesis (Yosys ``synth; abc -lut 6``, int8) they are the longest path (30 levels), constant while
+an instruction runs; the data paths (requantizer from registers to the write data, the issue stage's address)
+are shorter. ``channel_insert`` writes only its channel slice (the rest of ``dst`` is untouched, as the
+simulator's result).
 
 **Timing** (cycles from ``start`` to ``done`` as :func:`wavecore.verif.compute_bench.check_unit` counts them):
-``6 + late + setup + slots`` (:func:`unit_cycles`; 2 of the 6 are ``PREP_CYCLES``, in which the sizes, products of
-the SHAPE fields, are registered: no multiplier chain from the SHAPE word; 2 are ``PRESENT_STAGES``, the registers
-between the issue's counters and the ports: the counters' values, then the window or gather offset (one
-multiplier) and the addresses), where ``late`` is 1 for ``avgpool_forward``,
+``6 + drain + late + setup + slots`` (:func:`unit_cycles`; 2 of the 6 are ``PREP_CYCLES``, in which the sizes,
+products of the SHAPE fields, are registered: no multiplier chain from the SHAPE word; 2 are ``PRESENT_STAGES``,
+the registers between the issue's counters and the ports: the counters' values, then the window or gather offset
+(one multiplier) and the addresses), where ``drain`` is ``read_latency - 1`` (the pipeline's fill: the read data
+comes that much later), twice that for ``maxpool_backward`` (its last write follows a second read, of dx),
+``slots`` as above with L = ``read_latency``, ``late`` is 1 for ``avgpool_forward``,
 ``avgpool_backward`` and ``global_pool_forward`` (else 0) and ``setup`` is 0 except for the average pools
 (``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with ``divider = reciprocal_frac + 2`` when the
 window size is not a power of two (else 0) and ``divmod = max(ph // sh, pw // sw)`` for ``avgpool_backward``
@@ -67,6 +76,8 @@ mode, as the simulator's int64 arithmetic does.
 
 from __future__ import annotations
 
+import contextlib
+
 from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import wiring
 
@@ -75,8 +86,11 @@ from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import INTEGER_PRESETS, IntegerTraining
 from wavecore.hdl.core.compute_unit import (
     ADDRESS_WIDTH,
+    READ_LATENCY,
     ComputeUnitSignature,
+    check_read_latency,
     check_unit_arguments,
+    delay,
     element_widths,
     shape_field,
 )
@@ -99,12 +113,13 @@ def _conv_count(kh, sh, ry):
 
 
 def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters,
-                numerics: IntegerTraining | None = None) -> int:
+                numerics: IntegerTraining | None = None, *, read_latency: int = READ_LATENCY) -> int:
     """Cycles from ``start`` to ``done`` of one VECTOR instruction (the formula of the module docstring).
 
     ``numerics`` gives ``reciprocal_frac`` (default: the preset of ``parameters.in_width``, as
-    :func:`wavecore.verif.compute_bench.numerics_for`).
+    :func:`wavecore.verif.compute_bench.numerics_for`); ``read_latency`` is the unit's.
     """
+    wait = check_read_latency(read_latency) - 1
     if numerics is None:
         numerics = INTEGER_PRESETS["int8" if parameters.in_width <= 8 else "int16"]
     funct = instruction.funct
@@ -118,7 +133,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
     elif funct in ("maxpool_forward", "avgpool_forward"):
         slots = y * k
     elif funct == "maxpool_backward":
-        slots = x + y * (k + 1)
+        slots = x + y * (k + 1) + (max(y - 1, 0) * max(read_latency - k, 0) if k > 1 else 0)
     elif funct == "avgpool_backward":
         rows = [_conv_count(kh, sh, (iy + ph) % sh) for iy in range(h)]
         cols = [_conv_count(kw, sw, (ix + pw) % sw) for ix in range(w)]
@@ -132,7 +147,9 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
         divmod_steps = max(ph // sh, pw // sw) if funct == "avgpool_backward" else 0
         setup = 1 + max(divider, divmod_steps)
     late = funct in ("avgpool_forward", "global_pool_forward", "avgpool_backward")
-    return 2 + PREP_CYCLES + PRESENT_STAGES + late + setup + slots
+    drain = 2 * wait if funct == "maxpool_backward" else wait
+    return 2 + PREP_CYCLES + PRESENT_STAGES + drain + late + setup + slots
+
 
 
 def _requantizer(m: Module, value, shift, rounding: str, low: int, high: int, name: str, truncate):
@@ -173,10 +190,13 @@ class VectorUnit(wiring.Component):
         Element sizes (operand and accumulator bytes) of the ports.
     numerics : IntegerTraining
         The operand format (saturation), the rounding mode of every requantization and ``reciprocal_frac``.
+    read_latency : int
+        Cycles from a read's ``en`` to its ``data`` (1, 2 or 3; see the module docstring).
     """
 
-    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining):
-        check_unit_arguments(parameters, numerics)
+    def __init__(self, parameters: CoreParameters, numerics: IntegerTraining, *,
+                 read_latency: int = READ_LATENCY):
+        check_unit_arguments(parameters, numerics, read_latency)
         widths = element_widths(parameters)
         if numerics.operand.width > widths["scratchpad"]:
             raise ValueError(f"the operand format ({numerics.operand.width} bits) must fit a scratchpad element "
@@ -184,7 +204,7 @@ class VectorUnit(wiring.Component):
         if numerics.mac.acc_width > widths["accumulator"]:
             raise ValueError(f"the accumulator format ({numerics.mac.acc_width} bits) must fit an accumulator "
                              f"element ({widths['accumulator']} bits)")
-        self.parameters, self.numerics = parameters, numerics
+        self.parameters, self.numerics, self.read_latency = parameters, numerics, read_latency
         super().__init__(ComputeUnitSignature(parameters))
 
     def elaborate(self, platform):
@@ -193,6 +213,8 @@ class VectorUnit(wiring.Component):
         op_bits, acc_bits = widths["scratchpad"], widths["accumulator"]
         fmt, rounding, recip_frac = self.numerics.operand, self.numerics.rounding, self.numerics.reciprocal_frac
         aw, cw = ADDRESS_WIDTH, ADDRESS_WIDTH + 2
+        latency = self.read_latency
+        wait = latency - 1  # the read data's cycles beyond the first: registers beside every read
 
         ins, shp = self.instruction, self.shape
         # the function code registered: valid from the cycle after start (the first PREP cycle), so the decode
@@ -248,7 +270,9 @@ class VectorUnit(wiring.Component):
 
         # -- state -------------------------------------------------------------------------------------------
         state = Signal(range(9))
-        present_wait = Signal(range(PRESENT_STAGES))
+        # PRESENT: the last issue's presentation, then the read latency's extra cycles (twice for
+        # maxpool_backward, whose last write adds the dx read at the last window's maximum)
+        present_wait = Signal(range(PRESENT_STAGES + 2 * wait))
         IDLE, SETUP, RUN, DRAIN, LATE, DONE, PREP_A, PREP_B, PRESENT = range(9)
         phase = Signal()  # maxpool_backward: 0 zeroing dx, 1 windows
         NEST, WINDOW, GATHER = range(3)
@@ -309,7 +333,15 @@ class VectorUnit(wiring.Component):
         # window and gather reads: x's offset = row * (W or OW) + (plane base + column), formed a stage later
         i_row, i_column = Signal(signed(11)), Signal(cw)
 
-        running = state == RUN
+        # maxpool_backward at read latency L: a window's dx read (the result stage of its last position) comes
+        # L + 1 cycles or more after the previous window's (whose dx + dy is written L cycles after its read), so
+        # it sees that write when both windows' maximum is the same x: the last position stalls (issues
+        # nothing) while ``dx_hold`` (L after a dx issue, counting down) is not 0; only when 1 < K < L (windows
+        # of one position never share an x)
+        stall = None
+        if wait:
+            stall, dx_hold = Signal(), Signal(range(latency + 1))
+        running = state == RUN if stall is None else (state == RUN) & ~stall
         m.d.comb += i_active.eq(running)
         with m.Switch(family):
             with m.Case(NEST):
@@ -335,6 +367,9 @@ class VectorUnit(wiring.Component):
                 m.d.comb += [win_iy.eq(iy0 + ky), win_ix.eq(ix0 + kx)]
                 inside = (win_iy >= 0) & (win_iy < h) & (win_ix >= 0) & (win_ix < w)
                 last_pos = (kx == kw - 1) & (ky == kh - 1)
+                if stall is not None:
+                    m.d.comb += stall.eq((state == RUN) & is_maxbwd & last_pos & ~gap & (dx_hold != 0)
+                                         & (window != 1))
                 m.d.comb += [
                     i_row.eq(win_iy), i_column.eq(plane_base + win_ix),
                     i_rd0.eq(running & Mux(gap, is_maxbwd, inside)),  # the gap slot reads dy
@@ -361,6 +396,12 @@ class VectorUnit(wiring.Component):
                     i_wr_addr.eq(dst + out_idx),
                     i_final.eq(~x_more & ~y_more & (ix == w - 1) & (iy == h - 1) & (plane == nc - 1)),
                 ]
+
+        if stall is not None:
+            with m.If(running & i_dx):
+                m.d.sync += dx_hold.eq(latency)
+            with m.Elif(dx_hold != 0):
+                m.d.sync += dx_hold.eq(dx_hold - 1)
 
         # -- the step as presented: the issue registered (reads and everything after them one cycle later) ---
         # stage 1: the issue's values registered (the window/gather offset's terms too); stage 2: the offset
@@ -419,7 +460,7 @@ class VectorUnit(wiring.Component):
                 with m.If((div_left == 0) & ~(is_avgbwd & ((ry0 >= sh) | (rx0 >= sw)))):
                     m.d.sync += init_run()
                     m.d.sync += state.eq(RUN)
-            with m.Case(RUN):
+            with m.Case(RUN), m.If(~stall) if stall is not None else contextlib.nullcontext():
                 with m.If(i_final):
                     with m.If(is_maxbwd & ~phase):
                         m.d.sync += phase.eq(1)
@@ -478,9 +519,11 @@ class VectorUnit(wiring.Component):
                                              plane_base.eq(plane_base + ohw)]
                             m.d.sync += [qx.eq(nqx), rx.eq(nrx), qy.eq(nqy), ry.eq(nry),
                                          ckx.eq(nrx), cox.eq(nqx), cky.eq(nry), coy.eq(nqy)]
-            with m.Case(PRESENT):  # the last issue is presented (PRESENT_STAGES cycles)
+            with m.Case(PRESENT):  # the last issue is presented (PRESENT_STAGES cycles), its data read
                 m.d.sync += present_wait.eq(present_wait + 1)
-                with m.If(present_wait == PRESENT_STAGES - 1):
+                present_last = PRESENT_STAGES - 1 + wait
+                with m.If(present_wait == (Mux(is_maxbwd, present_last + wait, present_last) if wait
+                                           else present_last)):
                     m.d.sync += [state.eq(DRAIN), present_wait.eq(0)]
             with m.Case(DRAIN):
                 m.d.sync += state.eq(Mux(is_late, LATE, DONE))
@@ -490,14 +533,20 @@ class VectorUnit(wiring.Component):
                 m.d.sync += state.eq(IDLE)
         m.d.comb += self.done.eq(state == DONE)
 
-        # -- operand stage (the cycle after the issue): the read data and its product with the divisor's factor
-        # (the reciprocal for an average whose window is not a power of two, else 1), registered ------------
+        # -- operand stage (read_latency cycles after the reads are presented, the cycle their data arrives: what
+        # travels beside the reads waits read_latency - 1 registers more): the read data and its product with
+        # the divisor's factor (the reciprocal for an average whose window is not a power of two, else 1),
+        # registered ----------------------------------------------------------------------------------------
+        w_active, w_rd0, w_first, w_last, w_ws, w_wa, w_dx, w_wr_addr, w_xoff = (
+            delay(m, signal, wait, f"w_{name}") for name, signal in (
+                ("active", p_active), ("rd0", p_rd0), ("first", p_first), ("last", p_last), ("ws", p_ws),
+                ("wa", p_wa), ("dx", p_dx), ("wr_addr", p_wr_addr), ("xoff", p_xoff)))
         d_active, d_rd0, d_first, d_last, d_ws, d_wa, d_dx = (Signal(name=f"d_{name}") for name in (
             "active", "rd0", "first", "last", "ws", "wa", "dx"))
         d_wr_addr, d_xoff = Signal(aw), Signal(cw)
-        m.d.sync += [d_active.eq(p_active), d_rd0.eq(p_rd0), d_first.eq(p_active & p_first),
-                     d_last.eq(p_active & p_last), d_ws.eq(p_active & p_ws), d_wa.eq(p_active & p_wa),
-                     d_dx.eq(p_active & p_dx), d_wr_addr.eq(p_wr_addr), d_xoff.eq(p_xoff)]
+        m.d.sync += [d_active.eq(w_active), d_rd0.eq(w_rd0), d_first.eq(w_active & w_first),
+                     d_last.eq(w_active & w_last), d_ws.eq(w_active & w_ws), d_wa.eq(w_active & w_wa),
+                     d_dx.eq(w_active & w_dx), d_wr_addr.eq(w_wr_addr), d_xoff.eq(w_xoff)]
         factor = Signal(recip_frac + 1)
         m.d.comb += factor.eq(Mux(is_average & ~pow2, reciprocal, 1))
         r_x0, r_x1, r_xa = Signal(signed(op_bits)), Signal(signed(op_bits)), Signal(signed(acc_bits))
@@ -583,10 +632,12 @@ class VectorUnit(wiring.Component):
             m.d.comb += result.eq(rq_out)
 
         # maxpool_backward: dx read at the window's maximum in the result stage of its last position, written
-        # plus dy (read by the gap slot, in r_x0 by then) one cycle later
+        # plus dy (read by the gap slot, in r_x0 one cycle later, delayed to the dx) read_latency cycles later
         pending = Signal()
         pending_addr = Signal(aw)
         m.d.sync += [pending.eq(e_dx), pending_addr.eq(dst + best_off_now)]
+        dx_write, dx_write_addr, dy = (delay(m, signal, wait, name) for signal, name in (
+            (pending, "dx_write"), (pending_addr, "dx_write_addr"), (r_x0, "dy")))
 
         # -- ports ----------------------------------------------------------------------------------------
         m.d.comb += [
@@ -597,9 +648,9 @@ class VectorUnit(wiring.Component):
             m.d.comb += [self.scratch_read1.en.eq(1), self.scratch_read1.addr.eq(dst + best_off_now)]
         with m.Else():
             m.d.comb += [self.scratch_read1.en.eq(p_rd1), self.scratch_read1.addr.eq(p_rd1_addr)]
-        with m.If(pending):
-            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(pending_addr),
-                         self.scratch_write.data.eq(self.scratch_read1.data + r_x0)]
+        with m.If(dx_write):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(dx_write_addr),
+                         self.scratch_write.data.eq(self.scratch_read1.data + dy)]
         with m.Elif(is_late):
             m.d.comb += [self.scratch_write.en.eq(f_ws), self.scratch_write.addr.eq(f_wr_addr),
                          self.scratch_write.data.eq(Mux(is_avgbwd, saturate(share_total), rq_out))]

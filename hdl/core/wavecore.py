@@ -58,7 +58,7 @@ from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, core_numerics
 from wavecore.golden.numerics import IntegerTraining, check_int
 from wavecore.hdl.core import decoder
-from wavecore.hdl.core.compute_unit import READ_PORTS, WRITE_PORTS, ElementPorts, element_widths
+from wavecore.hdl.core.compute_unit import READ_LATENCY, READ_PORTS, WRITE_PORTS, ElementPorts, element_widths
 from wavecore.hdl.core.core_memory import CoreMemory
 from wavecore.hdl.core.counters import CoreCounters
 from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
@@ -71,6 +71,7 @@ from wavecore.hdl.memory.row_unpacker import RowUnpacker
 __all__ = ["WaveCore", "core_register_map"]
 
 _ADDRESS_WIDTH = 32  # DRAM byte addresses (the memory format's dram_address field is 32 bits)
+_LOAD_BUFFER_DEPTH = 8  # the LOAD's words waiting while a compute unit writes the same memory
 #: Registered stages of the LOAD/STORE range checks (extent products, sums, comparisons): a fetched word waits
 #: in DECODE until they are valid (the word is final in the last RECEIVE cycle, so DECODE lasts
 #: ``DECODE_STAGES - 1`` cycles).
@@ -155,7 +156,7 @@ class WaveCore(wiring.Component):
         unknown = [name for name in classes if name not in UNITS]
         if unknown:
             raise ValueError(f"units must be among {', '.join(UNITS)}, not {unknown[0]!r}")
-        self.units = {name: cls(parameters, self.numerics) for name, cls in classes.items()}
+        self.units = {name: cls(parameters, self.numerics, read_latency=READ_LATENCY) for name, cls in classes.items()}
         self.element_widths = element_widths(parameters)
         self.register_map = core_register_map()
         # Byte lengths: the widest of length/count1/count2 plus the largest element's log2 size.
@@ -251,7 +252,8 @@ class WaveCore(wiring.Component):
                                 depth=self.memory_words[space], readers=readers)
             m.submodules[space] = memories[space] = memory
             adapter = ElementPorts(element_bits=self.element_widths[space], word_bits=self.data_width,
-                                   elements=self.parameters.sizes()[space], readers=readers)
+                                   elements=self.parameters.sizes()[space], readers=readers,
+                                   read_latency=READ_LATENCY)
             adapter.attach(*memory.compute_ports())
             m.submodules[f"{space}_elements"] = element_ports[space] = adapter
 
@@ -481,15 +483,24 @@ class WaveCore(wiring.Component):
         load_accumulator = self._accumulator_side(current["load"])
         store_accumulator = self._accumulator_side(current["store"])
         loading = ~load_idle & dma.read_data.valid & dma.read_data.ready
-        m.submodules.row_packer = packer = RowPacker(data_width=self.data_width, address_width=dma.scratch_width)
+        # the packer registers the DMA's beats first (the beat framing and the packer's lane count, carry and write
+        # enables are too long a path for one cycle)
+        m.submodules.row_packer = packer = RowPacker(data_width=self.data_width, address_width=dma.scratch_width,
+                                                     register_inputs=True)
+        # the STORE's read word is registered before its realignment (a block RAM's output, the memories'
+        # multiplexers and the unpacker's byte shifts are too long a path for one cycle)
         m.submodules.row_unpacker = unpacker = RowUnpacker(data_width=self.data_width,
-                                                           address_width=dma.scratch_width)
+                                                           address_width=dma.scratch_width,
+                                                           register_read_data=True)
         load_issued = executors["load"].ongoing("ISSUE") & dma.read_command.ready
         store_issued = executors["store"].ongoing("ISSUE") & dma.write_command.ready
         # The packer's words wait in a small buffer while a compute unit writes the same memory (compute first);
-        # the read channel stops while the buffer could not take the words of the beats in flight.
+        # the read channel stops while the buffer could not take the words of the beats in flight: a beat taken
+        # in cycle t is in the packer's input register in t + 1 and its word (at most one) is written into the
+        # buffer in t + 2, so the level the channel's ready sees misses three beats' words, and the flush's word
+        # may follow them.
         entry = self.data_width + self.word_bytes + dma.scratch_width + 1
-        m.submodules.load_buffer = load_buffer = fifo.SyncFIFO(width=entry, depth=4)
+        m.submodules.load_buffer = load_buffer = fifo.SyncFIFO(width=entry, depth=_LOAD_BUFFER_DEPTH)
         packer_word = Cat(packer.write_data, packer.write_strobe, packer.write_address, load_accumulator)
         buffered = load_buffer.r_rdy
         word = Mux(buffered, load_buffer.r_data, packer_word)
@@ -504,12 +515,13 @@ class WaveCore(wiring.Component):
             load_buffer.w_data.eq(packer_word),
             load_buffer.w_en.eq(packer.write_enable & (buffered | ~word_taken)),
             load_buffer.r_en.eq(buffered & word_taken),
-            drained["load"].eq(~load_buffer.w_en & (~buffered | ((load_buffer.level == 1) & word_taken))),
+            drained["load"].eq(~packer.pending & ~load_buffer.w_en
+                               & (~buffered | ((load_buffer.level == 1) & word_taken))),
         ]
         store_reader = Mux(store_accumulator, memories["accumulator"].dma_read_ready,
                            memories["scratchpad"].dma_read_ready)
         m.d.comb += [
-            dma.read_data.ready.eq(load_buffer.level <= 1),
+            dma.read_data.ready.eq(load_buffer.level <= _LOAD_BUFFER_DEPTH - 4),
             packer.start.eq(load_issued),
             packer.chip_byte.eq(chip_byte(current["load"], len(packer.chip_byte))),
             packer.beat_valid.eq(loading),

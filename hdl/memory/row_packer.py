@@ -16,10 +16,16 @@ Ports (``lanes = data_width // 8`` bytes per word):
 * ``flush`` (1 cycle, never with a beat): write the last partial word if it holds any byte.
 * ``write_enable``/``write_address``/``write_data``/``write_strobe``: the on-chip word write (registered:
   the cycle after the beat or ``flush`` that completes the word); ``write_strobe`` has one bit per byte.
+* ``pending``: with ``register_inputs``, a registered input not yet processed (always low without).
 
 Timing: one beat per cycle, one word written per beat at most (a beat adds at most one word to a carry
 of less than one word), so a transfer of ``B`` beats writes its last word ``B + 2`` cycles after its first
 beat at the latest (the flush included).
+
+With ``register_inputs`` every input (``start``, ``chip_byte``, the beat, ``flush``) is registered first, so the
+packer does the same one cycle later (the path from the DMA's beat framing to the lane count, the carry and the
+write's enables is cut in two); ``pending`` is high while a registered input is still to be processed (a word
+may follow in the next cycle).
 """
 
 from __future__ import annotations
@@ -67,10 +73,15 @@ class RowPacker(wiring.Component):
         Bits of a DRAM beat and of an on-chip word (a power of two, 16 to 1024).
     address_width : int
         Bits of an on-chip word address (1 to 32).
+    register_inputs : bool
+        Register every input first (see the module docstring).
     """
 
-    def __init__(self, *, data_width: int = 64, address_width: int = 16):
+    def __init__(self, *, data_width: int = 64, address_width: int = 16, register_inputs: bool = False):
         self.data_width, self.address_width = check_bus(data_width, address_width)
+        if not isinstance(register_inputs, bool):
+            raise TypeError(f"register_inputs must be a bool, not {register_inputs!r}")
+        self.register_inputs = register_inputs
         self.lanes = data_width // 8
         self.lane_shift = self.lanes.bit_length() - 1
         super().__init__({
@@ -84,11 +95,20 @@ class RowPacker(wiring.Component):
             "write_address": Out(address_width),
             "write_data": Out(data_width),
             "write_strobe": Out(self.lanes),
+            "pending": Out(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         lanes, width = self.lanes, self.data_width
+        inputs = {name: getattr(self, name) for name in ("start", "chip_byte", "beat_valid", "beat_data",
+                                                           "beat_strobe", "flush")}
+        if self.register_inputs:
+            for name, value in list(inputs.items()):
+                inputs[name] = Signal.like(value, name=f"{name}_registered")
+                m.d.sync += inputs[name].eq(value)
+            m.d.comb += self.pending.eq(inputs["start"] | inputs["beat_valid"] | inputs["flush"])
+        start, chip_byte, beat_valid, beat_data, beat_strobe, flush = inputs.values()
         carry = Signal(width)  # bytes [0, fill) are the next word's, in order
         fill = Signal(range(lanes))
         first = Signal()  # no word written yet: lanes below `offset` are outside the region
@@ -96,9 +116,9 @@ class RowPacker(wiring.Component):
         word = Signal(self.address_width)
 
         count = Signal(range(lanes + 1))
-        m.d.comb += count.eq(lane_count(self.beat_strobe))
+        m.d.comb += count.eq(lane_count(beat_strobe))
         aligned = Signal(width)
-        m.d.comb += aligned.eq(self.beat_data >> (first_lane(self.beat_strobe) * 8))
+        m.d.comb += aligned.eq(beat_data >> (first_lane(beat_strobe) * 8))
         placed = Signal(2 * width)
         m.d.comb += placed.eq(aligned << (fill * 8))
         combined = Signal(2 * width)
@@ -110,18 +130,18 @@ class RowPacker(wiring.Component):
         from_low = Cat(low == 0, *(lane >= low for lane in range(1, lanes - 1)), Const(1))  # low <= lanes - 1
 
         m.d.sync += self.write_enable.eq(0)
-        with m.If(self.start):
-            m.d.sync += [carry.eq(0), fill.eq(self.chip_byte[: self.lane_shift]),
-                         offset.eq(self.chip_byte[: self.lane_shift]), first.eq(1),
-                         word.eq(self.chip_byte[self.lane_shift :])]
-        with m.Elif(self.beat_valid):
+        with m.If(start):
+            m.d.sync += [carry.eq(0), fill.eq(chip_byte[: self.lane_shift]),
+                         offset.eq(chip_byte[: self.lane_shift]), first.eq(1),
+                         word.eq(chip_byte[self.lane_shift :])]
+        with m.Elif(beat_valid):
             with m.If(total >= lanes):
                 m.d.sync += [self.write_enable.eq(1), self.write_address.eq(word), self.write_data.eq(combined[:width]),
                              self.write_strobe.eq(from_low), word.eq(word + 1), first.eq(0),
                              carry.eq(combined[width:]), fill.eq(total - lanes)]
             with m.Else():
                 m.d.sync += [carry.eq(combined[:width]), fill.eq(total)]
-        with m.Elif(self.flush):
+        with m.Elif(flush):
             with m.If(fill > low):
                 m.d.sync += [self.write_enable.eq(1), self.write_address.eq(word), self.write_data.eq(carry),
                              self.write_strobe.eq(from_low & Cat(*(lane < fill for lane in range(lanes - 1)),

@@ -18,6 +18,11 @@ Ports (``lanes = data_width // 8``):
 
 Timing: with ``beat_ready`` always high it sustains one full beat per cycle after a three-cycle fill (a read
 each cycle while the carry plus the word in flight leave room for one more word).
+
+With ``register_read_data`` the read word is registered before it is shifted into the carry (the path from the
+memory's output to the carry's byte shifts is cut in two, at the cost of one more cycle of fill); the carry grows
+to four words so that the two words then in flight still let it sustain one beat per cycle. The read port's
+timing is the same either way.
 """
 
 from __future__ import annotations
@@ -40,10 +45,15 @@ class RowUnpacker(wiring.Component):
         Bits of a DRAM beat and of an on-chip word (a power of two, 16 to 1024).
     address_width : int
         Bits of an on-chip word address (1 to 32).
+    register_read_data : bool
+        Register the read word before the realignment (see the module docstring).
     """
 
-    def __init__(self, *, data_width: int = 64, address_width: int = 16):
+    def __init__(self, *, data_width: int = 64, address_width: int = 16, register_read_data: bool = False):
         self.data_width, self.address_width = check_bus(data_width, address_width)
+        if not isinstance(register_read_data, bool):
+            raise TypeError(f"register_read_data must be a bool, not {register_read_data!r}")
+        self.register_read_data = register_read_data
         self.lanes = data_width // 8
         self.lane_shift = self.lanes.bit_length() - 1
         super().__init__({
@@ -63,10 +73,18 @@ class RowUnpacker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, width = self.lanes, self.data_width
-        capacity = 3 * lanes
-        carry = Signal(3 * width)  # bytes [0, fill) are the region's next bytes, in order
+        stages = 2 if self.register_read_data else 1  # cycles from a read to its word's merge into the carry
+        capacity = (2 + stages) * lanes
+        carry = Signal(capacity * 8)  # bytes [0, fill) are the region's next bytes, in order
         fill = Signal(range(capacity + 1))
-        pending = Signal()  # a read issued last cycle: its word is on read_data now
+        pending = Signal()  # a read's word is merged this cycle (on read_data, or in `word` when registered)
+        word = self.read_data
+        in_flight = Mux(pending, lanes, 0)  # bytes read and not yet in the carry
+        if self.register_read_data:
+            word = Signal(width, name="read_word")
+            read_last = Signal()  # a read issued last cycle: its word is on read_data now
+            m.d.sync += word.eq(self.read_data)
+            in_flight = in_flight + Mux(read_last, lanes, 0)
         first = Signal()  # the next word read is the region's first: drop its bytes below `skip`
         skip = Signal(range(lanes))
         address = Signal(self.address_width)
@@ -79,25 +97,32 @@ class RowUnpacker(wiring.Component):
         ]
         taken = Signal(range(lanes + 1))
         m.d.comb += taken.eq(Mux(self.beat_valid & self.beat_ready, count, 0))
-        rest = Signal(3 * width)
+        rest = Signal(capacity * 8)
         m.d.comb += rest.eq(carry >> (taken * 8))
         base = Signal(range(capacity + 1))
         m.d.comb += base.eq(fill - taken)
         drop = Mux(first, skip, 0)
         incoming = Signal(width)
-        m.d.comb += incoming.eq(self.read_data >> (drop * 8))
-        placed = Signal(3 * width)
+        m.d.comb += incoming.eq(word >> (drop * 8))
+        placed = Signal(capacity * 8)
         m.d.comb += placed.eq(incoming << (base * 8))
         merged = Cat(*(Mux(lane < base, rest[8 * lane : 8 * lane + 8], placed[8 * lane : 8 * lane + 8])
                        for lane in range(capacity)))
 
-        issue = self.active & self.read_ready & (fill + Mux(pending, lanes, 0) + lanes <= capacity)
+        issue = self.active & self.read_ready & (fill + in_flight + lanes <= capacity)
         m.d.comb += [self.read_enable.eq(issue), self.read_address.eq(address)]
+        read_issued = issue
+        if self.register_read_data:
+            read_issued = read_last
         with m.If(self.start):
             m.d.sync += [fill.eq(0), pending.eq(0), first.eq(1), skip.eq(self.chip_byte[: self.lane_shift]),
                          address.eq(self.chip_byte[self.lane_shift :])]
+            if self.register_read_data:
+                m.d.sync += read_last.eq(0)
         with m.Else():
-            m.d.sync += pending.eq(issue)
+            m.d.sync += pending.eq(read_issued)
+            if self.register_read_data:
+                m.d.sync += read_last.eq(issue)
             with m.If(issue):
                 m.d.sync += address.eq(address + 1)
             with m.If(pending):

@@ -2,10 +2,11 @@
 
 A random mix of element reads (two ports), element writes (some outside the memory) and idle cycles is checked
 cycle by cycle against a Python model of the element memory, with the contract's rules as the oracle: a read
-returns, one cycle later, the element as written by every write presented in an earlier cycle (not one presented
-in the same cycle), its data holds while ``en`` is low, and an address at or above ``elements`` raises
-``out_of_range`` in its cycle and drops the write. The adapter writes the memory a cycle late, so reads right
-behind writes of the same element, the same word and other words are all drawn on purpose.
+returns, ``read_latency`` cycles later (1, 2 and 3 are checked), the element as written by every write presented in
+an earlier cycle (not one presented in the same cycle), its data holds until the next read's data arrives, and an
+address at or above ``elements`` raises ``out_of_range`` in its cycle and drops the write. The adapter writes the
+memory a cycle late, so reads right behind writes of the same element, the same word and other words are all drawn
+on purpose.
 """
 
 import numpy as np
@@ -23,8 +24,9 @@ def _signed(value, bits):
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
+@pytest.mark.parametrize("read_latency", [1, 2, 3])
 @pytest.mark.parametrize(("element_bits", "word_bits"), [(8, 64), (32, 64), (16, 16)])
-def test_element_ports_follow_the_unit_contract(element_bits, word_bits):
+def test_element_ports_follow_the_unit_contract(element_bits, word_bits, read_latency):
     lanes, words = word_bits // element_bits, 6
     elements = lanes * words - 3  # the last word's top lanes are outside the range check
     rng = np.random.default_rng(element_bits)
@@ -32,7 +34,8 @@ def test_element_ports_follow_the_unit_contract(element_bits, word_bits):
     init = [sum((initial[w * lanes + lane] & ((1 << element_bits) - 1)) << (lane * element_bits)
                 for lane in range(lanes)) for w in range(words)]
     memory = Memory(shape=word_bits, depth=words, init=init)
-    ports = ElementPorts(element_bits=element_bits, word_bits=word_bits, elements=elements, readers=2)
+    ports = ElementPorts(element_bits=element_bits, word_bits=word_bits, elements=elements, readers=2,
+                         read_latency=read_latency)
     m = Module()
     m.submodules.memory, m.submodules.ports = memory, ports
     ports.attach([memory.read_port(), memory.read_port()], memory.write_port(granularity=element_bits))
@@ -40,9 +43,9 @@ def test_element_ports_follow_the_unit_contract(element_bits, word_bits):
     seen = {"forwarded": 0, "same_word": 0, "same_cycle": 0, "dropped": 0}
 
     async def bench(ctx):
-        expected = [None, None]
+        issued = [[], []]  # per port: (cycle, value) of every read presented
         last_write = None
-        for _ in range(1500):
+        for cycle in range(1500):
             reads = []
             for k in range(2):
                 en = int(rng.random() < 0.6)
@@ -65,14 +68,15 @@ def test_element_ports_follow_the_unit_contract(element_bits, word_bits):
             ctx.set(ports.write.en, write_en)
             ctx.set(ports.write.addr, write_address)
             ctx.set(ports.write.data, write_data)
-            for k in range(2):
-                if expected[k] is not None:
-                    assert ctx.get(getattr(ports, f"read{k}").data) == expected[k]
+            for k in range(2):  # the data of the last read presented read_latency or more cycles ago
+                arrived = [value for issue, value in issued[k] if issue <= cycle - read_latency]
+                if arrived:
+                    assert ctx.get(getattr(ports, f"read{k}").data) == arrived[-1], (cycle, k)
             outside = write_en and write_address >= elements
             assert ctx.get(ports.out_of_range) == outside
             for k, (en, address) in enumerate(reads):
                 if en:
-                    expected[k] = model[address]
+                    issued[k].append((cycle, model[address]))
                     seen["forwarded"] += last_write == address
                     seen["same_word"] += last_write is not None and last_write != address and \
                         last_write // lanes == address // lanes

@@ -2,7 +2,7 @@
 """GemmUnit (hdl/core/gemm_unit.py) in amaranth.sim against the instruction-level simulator (verif/compute_bench):
 every GEMM funct over kernels 1 and 3, strides 1 and 2, padding 0 and 1, groups 1, 2 and depthwise, a linear
 layer, the int8 and int16 presets, saturating and wrapping accumulators narrow enough to overflow, every
-rounding mode, the weight-gradient carry; the measured cycles equal unit_cycles."""
+rounding mode, the weight-gradient carry, at every read latency; the measured cycles equal unit_cycles."""
 
 import dataclasses
 
@@ -12,12 +12,19 @@ import pytest
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, Shape
 from wavecore.golden.numerics import INTEGER_PRESETS, MacArithmetic
+from wavecore.hdl.core.compute_unit import READ_LATENCY
 from wavecore.hdl.core.gemm_unit import BUFFER_DEPTH, GemmUnit, unit_cycles
 from wavecore.verif.compute_bench import check_unit, idle_outputs, numerics_for, run_golden
 
 FUNCTS = tuple(isa.FUNCTS["GEMM"])
 INT8 = CoreParameters(in_width=8, acc_width=32)
 INT16 = CoreParameters(in_width=16, acc_width=48)
+
+
+@pytest.fixture(params=[1, 2, 3], ids=lambda latency: f"latency{latency}")
+def read_latency(request):
+    """The memories' read latency the unit is built for (every test that runs the unit runs at each)."""
+    return request.param
 
 
 def geometry(n, c, h, w, o, kernel, stride=1, padding=0, groups=1):
@@ -67,11 +74,12 @@ def case(functs, fields, parameters=INT8, numerics=None, *, seed=0, operand_bits
     return parameters, numerics, program, scratchpad, accumulator
 
 
-def run(functs, fields, parameters=INT8, numerics=None, *, lanes=None, buffer_depth=BUFFER_DEPTH, **data):
-    """Checks the unit (built with ``lanes``, ``buffer_depth``) on :func:`case` against the simulator and its
-    cycles against unit_cycles."""
+def run(functs, fields, parameters=INT8, numerics=None, *, read_latency, lanes=None, buffer_depth=BUFFER_DEPTH,
+        **data):
+    """Checks the unit (built with ``read_latency``, ``lanes``, ``buffer_depth``) on :func:`case` against the
+    simulator and its cycles against unit_cycles."""
     parameters, numerics, program, scratchpad, accumulator = case(functs, fields, parameters, numerics, **data)
-    unit = dict(lanes=lanes, buffer_depth=buffer_depth)
+    unit = dict(lanes=lanes, buffer_depth=buffer_depth, read_latency=read_latency)
     cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics, program, scratchpad,
                         accumulator)
     assert cycles == [unit_cycles(gemm, Shape(fields), parameters, **unit) for gemm in program[1:]]
@@ -80,25 +88,27 @@ def run(functs, fields, parameters=INT8, numerics=None, *, lanes=None, buffer_de
 
 @pytest.mark.parametrize(("kernel", "stride", "padding", "groups"),
                          [(3, 1, 1, 1), (3, 2, 1, 2), (1, 2, 0, 1), (3, 2, 0, 1), (1, 1, 0, 2)])
-def test_conv_geometries_match_the_simulator(kernel, stride, padding, groups):
+def test_conv_geometries_match_the_simulator(kernel, stride, padding, groups, read_latency):
     """Every funct (one program) on kernels 1 and 3, strides 1 and 2, padding 0 and 1, groups 1 and 2."""
     run(FUNCTS, geometry(1, 2 * groups, 4, 3, 2 * groups, kernel, stride, padding, groups),
-        seed=kernel + 3 * stride + 7 * padding + groups)
+        seed=kernel + 3 * stride + 7 * padding + groups, read_latency=read_latency)
 
 
-def test_depthwise_and_odd_windows():
-    run(FUNCTS, geometry(2, 3, 4, 3, 3, 3, 1, 1, groups=3), seed=1)  # depthwise, two samples
-    run(FUNCTS, geometry(1, 2, 5, 3, 3, (3, 1), (2, 1), (1, 0)), seed=2)  # non-square kernel, stride, padding
-    run(FUNCTS, geometry(1, 2, 2, 3, 3, (1, 2), 1, (1, 2)), seed=3)  # windows wholly in the padding
+def test_depthwise_and_odd_windows(read_latency):
+    run(FUNCTS, geometry(2, 3, 4, 3, 3, 3, 1, 1, groups=3), seed=1, read_latency=read_latency)  # depthwise, 2 samples
+    # non-square kernel, stride, padding
+    run(FUNCTS, geometry(1, 2, 5, 3, 3, (3, 1), (2, 1), (1, 0)), seed=2, read_latency=read_latency)
+    # windows wholly in the padding
+    run(FUNCTS, geometry(1, 2, 2, 3, 3, (1, 2), 1, (1, 2)), seed=3, read_latency=read_latency)
 
 
-def test_linear_layer():
+def test_linear_layer(read_latency):
     """fc as the compiler emits it: a 1x1 convolution on 1x1 maps."""
-    run(FUNCTS, geometry(3, 6, 1, 1, 5, 1), seed=4)
+    run(FUNCTS, geometry(3, 6, 1, 1, 5, 1), seed=4, read_latency=read_latency)
 
 
-def test_int16_preset():
-    run(FUNCTS, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT16, seed=5)
+def test_int16_preset(read_latency):
+    run(FUNCTS, geometry(1, 2, 3, 3, 2, 3, 1, 1), INT16, seed=5, read_latency=read_latency)
 
 
 NARROW = dict(fields=geometry(2, 2, 3, 3, 8, 3, 1, 1), parameters=CoreParameters(in_width=8, acc_width=16),
@@ -106,17 +116,17 @@ NARROW = dict(fields=geometry(2, 2, 3, 3, 8, 3, 1, 1), parameters=CoreParameters
 
 
 @pytest.mark.parametrize("overflow", ["saturate", "wrap"])
-def test_narrow_accumulator_overflows_in_golden_order(overflow):
+def test_narrow_accumulator_overflows_in_golden_order(overflow, read_latency):
     """acc_width 16 with full-scale int8 operands drifting positive: many sums overflow (backward_data's
     per-tap sums over 8 output channels too), so a saturating unit must saturate after every addition in the
     golden order (k ascending) to match."""
-    run(FUNCTS, numerics=narrow_numerics(overflow), **NARROW)
+    run(FUNCTS, numerics=narrow_numerics(overflow), **NARROW, read_latency=read_latency)
 
 
-def test_narrow_accumulator_saturates_negative_sums_at_the_lower_bound():
+def test_narrow_accumulator_saturates_negative_sums_at_the_lower_bound(read_latency):
     """As above with the weights negated: the forward and backward-data sums drift negative, so a saturating
     unit must clamp at the accumulator's lowest value (backward_weight's dy * x still drifts positive)."""
-    run(FUNCTS, numerics=narrow_numerics("saturate"), **NARROW, negate=("w",))
+    run(FUNCTS, numerics=narrow_numerics("saturate"), **NARROW, negate=("w",), read_latency=read_latency)
 
 
 def narrow_numerics(overflow):
@@ -140,13 +150,15 @@ def test_narrow_data_tells_the_overflow_rule_and_the_order_apart(funct, monkeypa
 
 
 @pytest.mark.parametrize("rounding", ["floor", "half_up", "half_away_from_zero"])
-def test_rounding_modes(rounding):
+def test_rounding_modes(rounding, read_latency):
     numerics = dataclasses.replace(numerics_for(INT8), rounding=rounding)
-    run(("forward_bias", "backward_data"), geometry(1, 2, 3, 3, 2, 3, 1, 1), INT8, numerics, seed=7, operand_bits=5)
+    run(("forward_bias", "backward_data"), geometry(1, 2, 3, 3, 2, 3, 1, 1), INT8, numerics, seed=7, operand_bits=5,
+        read_latency=read_latency)
 
 
-def test_weight_gradient_carry_over_two_sub_batches():
-    """backward_weight on one sub-batch then backward_weight_accumulate on the next: the accumulator carries."""
+def test_weight_gradient_carry_over_two_sub_batches(read_latency):
+    """backward_weight on one sub-batch then backward_weight_accumulate on the next, started the cycle after the
+    first's done: the accumulator carries (the carry reads what the previous instruction wrote last)."""
     fields = geometry(1, 2, 3, 3, 2, 3, 1, 1)
     shape = Shape(fields)
     parameters = dataclasses.replace(INT8, scratchpad_elements=96, accumulator_elements=64)
@@ -154,19 +166,21 @@ def test_weight_gradient_carry_over_two_sub_batches():
     program = [isa.Instruction("SHAPE", fields=fields),
                isa.Instruction("GEMM", "backward_weight", dict(dst=1, src0=0, src1=20)),
                isa.Instruction("GEMM", "backward_weight_accumulate", dict(dst=1, src0=41, src1=67))]
-    cycles = check_unit(GemmUnit(parameters, numerics_for(parameters), lanes=2), parameters, numerics_for(parameters),
+    unit = dict(lanes=2, read_latency=read_latency)
+    cycles = check_unit(GemmUnit(parameters, numerics_for(parameters), **unit), parameters, numerics_for(parameters),
                         program, rng.integers(-128, 128, 96), rng.integers(-999, 999, 64))
-    assert cycles == [unit_cycles(ins, shape, parameters, lanes=2) for ins in program[1:]]
+    assert cycles == [unit_cycles(ins, shape, parameters, **unit) for ins in program[1:]]
 
 
-def test_tiles_of_lanes_and_direct_mode():
+def test_tiles_of_lanes_and_direct_mode(read_latency):
     """Channels split into several tiles of 2 lanes (the last one partial); a buffer too small for the slice
     runs direct (one lane, both operands from the scratchpad)."""
-    run(FUNCTS, geometry(1, 5, 3, 3, 5, 3, 2, 1), seed=9, lanes=2)
-    run(FUNCTS, geometry(1, 4, 2, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8)
+    run(FUNCTS, geometry(1, 5, 3, 3, 5, 3, 2, 1), seed=9, lanes=2, read_latency=read_latency)
+    run(FUNCTS, geometry(1, 4, 2, 3, 6, 3, 1, 1, groups=2), seed=10, lanes=4, buffer_depth=8,
+        read_latency=read_latency)
 
 
-def test_every_funct_back_to_back():
+def test_every_funct_back_to_back(read_latency):
     """One program of every funct (two groups, one lane: two tiles per group): the unit starts each instruction
     from a clean state, and backward_weight_accumulate carries what backward_weight wrote."""
     fields = geometry(1, 4, 3, 3, 4, 3, 1, 1, groups=2)
@@ -181,9 +195,10 @@ def test_every_funct_back_to_back():
                isa.Instruction("GEMM", "backward_data", dict(dst=210, src0=170, src1=40, imm=shift)),
                isa.Instruction("GEMM", "backward_weight_accumulate", dict(dst=3, src0=170, src1=210))]
     rng = np.random.default_rng(12)
-    cycles = check_unit(GemmUnit(parameters, numerics, lanes=1), parameters, numerics, program,
+    unit = dict(lanes=1, read_latency=read_latency)
+    cycles = check_unit(GemmUnit(parameters, numerics, **unit), parameters, numerics, program,
                         rng.integers(-128, 128, 256), rng.integers(-999, 999, 80))
-    assert cycles == [unit_cycles(ins, shape, parameters, lanes=1) for ins in program[1:]]
+    assert cycles == [unit_cycles(ins, shape, parameters, **unit) for ins in program[1:]]
 
 
 def test_cycles_formula():
@@ -191,8 +206,8 @@ def test_cycles_formula():
     fields = geometry(8, 16, 8, 8, 32, 3, 1, 1, groups=2)  # Cg 8, Og 16, K 72, Q 512
     shape = Shape(fields)
 
-    def cycles(funct, **unit):
-        return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, **unit)
+    def cycles(funct, read_latency=1, **unit):
+        return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, read_latency=read_latency, **unit)
 
     # forward skips the taps in the padding: 8 * 3 - 2 per axis
     assert cycles("forward") == 23 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
@@ -207,13 +222,25 @@ def test_cycles_formula():
     # reductions shorter than the lanes: 2 steps each, but 8 lanes to write: the first output after the FILL,
     # then one every 8 cycles
     stalled = Shape(geometry(2, 2, 2, 2, 8, 1))
-    assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8) == 23 + 8 * 2 + 2 + 7 * 8 + 8
+    assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8, read_latency=1) == \
+        23 + 8 * 2 + 2 + 7 * 8 + 8
+    # read latency R: 22 + R fixed cycles (the pipeline's fill), the same issue cycles
+    assert cycles("forward", read_latency=2) == 24 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward_bias", read_latency=2) == 24 + 2 * (16 * 72 + 16 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward", buffer_depth=71, read_latency=2) == 24 + 2 * 16 * 8 * 8 * 22 * 22 + 1
+    assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512, read_latency=2) == \
+        24 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
+    assert cycles("backward_data", read_latency=2) == 24 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22)) + 8
+    assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8, read_latency=2) == \
+        24 + 8 * 2 + 2 + 7 * 8 + 8
+    assert cycles("backward_weight", buffer_depth=512, read_latency=3) == 25 + 2 * (16 * 512 + 2 * 72 * 512) + 8
 
 
-def test_reductions_shorter_than_the_lanes():
-    """forward: one input channel (K = 1) for 4 lanes: each reduction waits for the previous lanes' writes;
-    backward_data: 4 output channels for 1 lane."""
-    run(FUNCTS, geometry(2, 1, 2, 2, 4, 1), seed=11, lanes=4)
+def test_reductions_shorter_than_the_lanes(read_latency):
+    """forward: one input channel (K = 1) for 4 lanes: each reduction waits for the previous lanes' writes, and
+    the first MAC reads the buffer element in the cycle the FILL writes the last lane's (the buffers' read must
+    see the write at every read latency); backward_data: 4 output channels for 1 lane."""
+    run(FUNCTS, geometry(2, 1, 2, 2, 4, 1), seed=11, lanes=4, read_latency=read_latency)
 
 
 def test_rejects_mismatched_numerics():
@@ -227,14 +254,25 @@ def test_rejects_mismatched_numerics():
         GemmUnit(INT8, numerics_for(INT8), lanes=257)
     with pytest.raises(ValueError, match=r"^buffer_depth must be an integer between 1 and 65536, not 0$"):
         GemmUnit(INT8, numerics_for(INT8), buffer_depth=0)
+    for latency in (0, 4, True):
+        with pytest.raises(ValueError, match=rf"^read_latency must be 1, 2 or 3, not {latency!r}$"):
+            GemmUnit(INT8, numerics_for(INT8), read_latency=latency)
+    with pytest.raises(ValueError, match=r"^read_latency must be 1, 2 or 3, not 4$"):
+        unit_cycles(isa.Instruction("GEMM", "forward", {}), Shape(geometry(1, 1, 1, 1, 1, 1)), INT8, read_latency=4)
 
 
-def test_idle_ports_low():
+def test_keeps_the_read_latency(read_latency):
+    assert GemmUnit(INT8, numerics_for(INT8), read_latency=read_latency).read_latency == read_latency
+    assert GemmUnit(INT8, numerics_for(INT8)).read_latency == READ_LATENCY  # the core's by default
+
+
+def test_idle_ports_low(read_latency):
     """Without start every enable and done stay low (the core ORs the units' ports)."""
-    assert idle_outputs(GemmUnit(INT8, numerics_for(INT8))) == []
+    assert idle_outputs(GemmUnit(INT8, numerics_for(INT8), read_latency=read_latency)) == []
 
 
-def test_channel_counts_beyond_eleven_bits():
+@pytest.mark.parametrize("read_latency", [1, 2])  # the slowest test: not at latency 3 too
+def test_channel_counts_beyond_eleven_bits(read_latency):
     """2,049 input channels (a linear layer on a 1x1 map): every channel counter and channel address needs all 12
     bits of the SHAPE field; the other tests stay below 64 channels."""
-    run(FUNCTS, geometry(1, 2049, 1, 1, 2, 1), seed=12)
+    run(FUNCTS, geometry(1, 2049, 1, 1, 2, 1), seed=12, read_latency=read_latency)

@@ -43,8 +43,9 @@ def _simulate(dut, bench):
     simulator.run()
 
 
+@pytest.mark.parametrize("register_inputs", [False, True])
 @pytest.mark.parametrize(("data_width", "size"), [(64, 1), (64, 4), (32, 2), (128, 4), (16, 1)])
-def test_packer_writes_exactly_the_rows_bytes(data_width, size):
+def test_packer_writes_exactly_the_rows_bytes(data_width, size, register_inputs):
     lanes = data_width // 8
     random = np.random.default_rng(data_width + size)
     dram = random.bytes(8192)
@@ -54,7 +55,8 @@ def test_packer_writes_exactly_the_rows_bytes(data_width, size):
     for chip_byte, rows in transfers:
         data = b"".join(dram[a : a + n] for a, n in rows)
         expected[chip_byte : chip_byte + len(data)] = data
-    dut = RowPacker(data_width=data_width, address_width=6)
+    dut = RowPacker(data_width=data_width, address_width=6, register_inputs=register_inputs)
+    busy = []  # `pending` after each input, and whether it fell once the inputs were idle
 
     async def bench(ctx):
         async def step():
@@ -83,19 +85,25 @@ def test_packer_writes_exactly_the_rows_bytes(data_width, size):
             ctx.set(dut.flush, 1)
             await step()
             ctx.set(dut.flush, 0)
+            busy.append(ctx.get(dut.pending))  # the flush waits in its register
             await step()
+            if register_inputs:  # the flush's word one cycle later
+                busy.append(not ctx.get(dut.pending))
+                await step()
 
     _simulate(dut, bench)
     assert chip == expected
+    assert busy == [True] * len(busy) if register_inputs else not any(busy)
 
 
+@pytest.mark.parametrize("register_read_data", [False, True])
 @pytest.mark.parametrize(("data_width", "size"), [(64, 1), (64, 4), (32, 2), (128, 4), (16, 1)])
-def test_unpacker_sends_exactly_the_region_bytes_in_the_rows_lanes(data_width, size):
+def test_unpacker_sends_exactly_the_region_bytes_in_the_rows_lanes(data_width, size, register_read_data):
     lanes = data_width // 8
     random = np.random.default_rng(100 + data_width + size)
     chip = random.bytes(WORDS * lanes)
     transfers = [random_transfer(random, lanes, size) for _ in range(40)]
-    dut = RowUnpacker(data_width=data_width, address_width=6)
+    dut = RowUnpacker(data_width=data_width, address_width=6, register_read_data=register_read_data)
 
     async def bench(ctx):
         for chip_byte, rows in transfers:
@@ -137,11 +145,13 @@ async def _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, *, ready_rate)
     return cycles
 
 
-def test_unpacker_sends_one_full_beat_per_cycle_on_aligned_rows():
+@pytest.mark.parametrize(("register_read_data", "fill"), [(False, 2), (True, 3)])
+def test_unpacker_sends_one_full_beat_per_cycle_on_aligned_rows(register_read_data, fill):
+    # one beat per cycle after `fill` cycles: the read, (the registered word,) the merge
     lanes = 8
     random = np.random.default_rng(3)
     chip = random.bytes(WORDS * lanes)
-    dut = RowUnpacker(data_width=64, address_width=6)
+    dut = RowUnpacker(data_width=64, address_width=6, register_read_data=register_read_data)
     measured = []
 
     async def bench(ctx):
@@ -152,7 +162,7 @@ def test_unpacker_sends_one_full_beat_per_cycle_on_aligned_rows():
 
     _simulate(dut, bench)
     for words, cycles in measured:
-        assert cycles <= words + 3, measured
+        assert cycles == words + fill, measured
 
 
 @pytest.mark.parametrize("component", [RowPacker, RowUnpacker])
@@ -163,3 +173,10 @@ def test_realigners_reject_bad_parameters(component):
         component(data_width=8)
     with pytest.raises(ValueError, match=r"^address_width must be an integer between 1 and 32, not 0$"):
         component(address_width=0)
+
+
+def test_realigners_reject_a_non_bool_register_option():
+    with pytest.raises(TypeError, match=r"^register_read_data must be a bool, not 1$"):
+        RowUnpacker(register_read_data=1)
+    with pytest.raises(TypeError, match=r"^register_inputs must be a bool, not 'yes'$"):
+        RowPacker(register_inputs="yes")
