@@ -305,6 +305,9 @@ class Dma(wiring.Component):
         The words of ``write_fetch``, in the same order (any latency, any stalls).
     write_idle : Out(1)
         High when no write descriptor is active and every write burst has its B response.
+    write_first_lane, write_lane_count : Out(range(data_width // 8)), Out(range(data_width // 8 + 1))
+        Byte-granular: the lowest set lane of ``wstrb`` and the number of set lanes (the strobe is one run of
+        lanes), registers valid with ``wstrb``; otherwise 0 and ``data_width // 8``.
     axi : Out(axi4_signature(...))
         The AXI4 manager port; ID 0 for every transaction, INCR bursts of full bus words, all strobes set
         (byte-granular: ``wstrb`` set on the row's bytes; it is valid from the cycle the beat's burst is framed,
@@ -360,6 +363,8 @@ class Dma(wiring.Component):
                 "write_fetch": Out(stream.Signature(scratch_width)),
                 "write_fetched": In(stream.Signature(data_width)),
                 "write_idle": Out(1),
+                "write_first_lane": Out(range(self.beat_bytes)),
+                "write_lane_count": Out(range(self.beat_bytes + 1)),
                 "axi": Out(axi4_signature(address_width=address_width, data_width=data_width)),
                 "bytes_read": Out(counter_width),
                 "bytes_written": Out(counter_width),
@@ -407,7 +412,7 @@ class Dma(wiring.Component):
             axi.awid.eq(0),
         ]
         if not self.byte_granular:
-            m.d.comb += axi.wstrb.eq((1 << self.beat_bytes) - 1)
+            m.d.comb += [axi.wstrb.eq((1 << self.beat_bytes) - 1), self.write_lane_count.eq(self.beat_bytes)]
         self._elaborate_read(m)
         self._elaborate_write(m)
 
@@ -543,16 +548,21 @@ class Dma(wiring.Component):
             # cycle ahead (at a burst's load, and at each beat sent for the next one), so the beat's consumer
             # (the row unpacker, which sizes its shift from the strobe) starts from a register, not from the
             # burst counters.
+            # The same run of lanes as a first lane and a count (``write_first_lane``, ``write_lane_count``),
+            # registers too, for a consumer that shifts by them.
             frame_tail, strobe = Signal(range(self.beat_bytes)), Signal(self.beat_bytes)
+            first_lane, lane_count = Signal.like(self.write_first_lane), Signal.like(self.write_lane_count)
             last_lane = self.beat_bytes - 1
             with m.If(frame_free & beat_bursts.r_rdy):
-                m.d.sync += [frame_tail.eq(frame.tail),
-                             strobe.eq(_lanes_between(frame.head, Mux(frame.beats == 1, frame.tail, last_lane),
-                                                      self.beat_bytes))]
+                last = Mux(frame.beats == 1, frame.tail, last_lane)
+                m.d.sync += [frame_tail.eq(frame.tail), strobe.eq(_lanes_between(frame.head, last, self.beat_bytes)),
+                             first_lane.eq(frame.head), lane_count.eq(last - frame.head + 1)]
             with m.Elif(beat_sent):
-                m.d.sync += strobe.eq(_lanes_between(0, Mux(beats_left == 2, frame_tail, last_lane),
-                                                     self.beat_bytes))
-            m.d.comb += axi.wstrb.eq(strobe)
+                last = Mux(beats_left == 2, frame_tail, last_lane)
+                m.d.sync += [strobe.eq(_lanes_between(0, last, self.beat_bytes)), first_lane.eq(0),
+                             lane_count.eq(last + 1)]
+            m.d.comb += [axi.wstrb.eq(strobe), self.write_first_lane.eq(first_lane),
+                         self.write_lane_count.eq(lane_count)]
 
         m.d.comb += axi.bready.eq(1)
         finished = axi.bvalid & axi.bready

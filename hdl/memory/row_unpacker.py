@@ -4,7 +4,7 @@ A STORE scatters one dense on-chip region, starting at any byte of its first wor
 at any byte of their words. The DMA (:class:`wavecore.hdl.memory.dma.Dma` with ``byte_granular=True``) frames
 each W beat with the row's lanes in ``wstrb`` before it asks for the beat's word; the unpacker reads the
 region's words in order (dropping the bytes before its first byte) into a three-word carry and answers each
-beat with the carry's next ``popcount(strobe)`` bytes shifted up to the strobe's first lane.
+beat with the carry's next ``count`` bytes shifted up to the beat's first lane.
 
 Ports (``lanes = data_width // 8``):
 
@@ -13,8 +13,10 @@ Ports (``lanes = data_width // 8``):
   consumed; the extra words' bytes are never sent).
 * ``read_ready`` (default high): the memory takes a read this cycle; while it is low the unpacker does not read.
 * ``read_enable``/``read_address`` -> ``read_data``: the on-chip read port (data the cycle after the read).
-* ``beat_strobe`` (the lanes of the beat the DMA frames), ``beat_valid``/``beat_data`` (the beat's word, valid
-  once the carry holds its bytes), ``beat_ready`` (the DMA takes it).
+* ``beat_first_lane``/``beat_lane_count`` (the lanes of the beat the DMA frames, one run of lanes: the DMA's
+  ``write_first_lane``/``write_lane_count`` registers, so the carry's shifts start from registers),
+  ``beat_valid``/``beat_data`` (the beat's word, valid once the carry holds its bytes), ``beat_ready`` (the DMA
+  takes it).
 
 Timing: with ``beat_ready`` always high it sustains one full beat per cycle after a three-cycle fill (a read
 each cycle while the carry plus the word in flight leave room for one more word).
@@ -31,7 +33,7 @@ from amaranth import Cat, Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from wavecore.hdl.memory.row_packer import check_bus, first_lane, lane_count
+from wavecore.hdl.memory.row_packer import check_bus
 
 __all__ = ["RowUnpacker"]
 
@@ -64,7 +66,8 @@ class RowUnpacker(wiring.Component):
             "read_enable": Out(1),
             "read_address": Out(address_width),
             "read_data": In(data_width),
-            "beat_strobe": In(self.lanes),
+            "beat_first_lane": In(range(self.lanes)),
+            "beat_lane_count": In(range(self.lanes + 1)),
             "beat_valid": Out(1),
             "beat_data": Out(data_width),
             "beat_ready": In(1),
@@ -89,11 +92,10 @@ class RowUnpacker(wiring.Component):
         skip = Signal(range(lanes))
         address = Signal(self.address_width)
 
-        count = Signal(range(lanes + 1))
+        count = self.beat_lane_count
         m.d.comb += [
-            count.eq(lane_count(self.beat_strobe)),
             self.beat_valid.eq(self.active & (fill >= count)),
-            self.beat_data.eq(carry[:width] << (first_lane(self.beat_strobe) * 8)),
+            self.beat_data.eq(carry[:width] << (self.beat_first_lane * 8)),
         ]
         taken = Signal(range(lanes + 1))
         m.d.comb += taken.eq(Mux(self.beat_valid & self.beat_ready, count, 0))

@@ -121,6 +121,10 @@ def test_byte_granular_dma_walks_rows_with_their_strobes(data_width, max_burst, 
                 word, beats = write_bursts[0]
                 strobe, value = ctx.get(axi.wstrb), ctx.get(axi.wdata)
                 seen["write"].append((word, strobe))
+                # the strobe's run of lanes, as the first lane and the count the DMA also gives
+                first = (strobe & -strobe).bit_length() - 1
+                assert (ctx.get(dut.write_first_lane), ctx.get(dut.write_lane_count)) == \
+                    (first, bin(strobe).count("1")), strobe
                 for lane in range(lanes):
                     if strobe >> lane & 1:
                         dram[word * lanes + lane] = value >> (8 * lane) & 0xFF

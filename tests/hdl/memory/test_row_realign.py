@@ -124,7 +124,9 @@ async def _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, *, ready_rate)
     ctx.set(dut.active, 1)
     cursor, cycles = 0, 0
     while beats:
-        ctx.set(dut.beat_strobe, beats[0])
+        strobe = beats[0]  # one run of lanes: the DMA gives its first lane and count
+        ctx.set(dut.beat_first_lane, (strobe & -strobe).bit_length() - 1)
+        ctx.set(dut.beat_lane_count, bin(strobe).count("1"))
         ready = int(random.random() < ready_rate)
         ctx.set(dut.beat_ready, ready)
         read = ctx.get(dut.read_enable), ctx.get(dut.read_address)
