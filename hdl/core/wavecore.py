@@ -657,12 +657,17 @@ class WaveCore(wiring.Component):
         quiet = (running & executors_idle & nothing_starts & fetch_blocked & dma.read_idle & dma.write_idle
                  & ~error_pulse)
         # The oldest blocked instruction: the lowest address among the queue heads (program order), else the
-        # one the fetch unit cannot dispatch.
+        # one the fetch unit cannot dispatch. It is registered (three wide compares after the queues' reads are
+        # too long a path for one cycle), so DEADLOCK is raised in the second quiet cycle in a row: nothing moved
+        # in the first, so the registered address is the current one.
         oldest = fetch_address[:_ADDRESS_WIDTH]
         for q in isa.QUEUES:
             address = queues[q].r_data[isa.INSTRUCTION_BITS:]
             oldest = Mux(queues[q].r_rdy & (address < oldest), address, oldest)
-        raise_error(quiet & ~error_seen & ~aborting, ErrorCode.DEADLOCK, oldest)
+        oldest_blocked = Signal(_ADDRESS_WIDTH)
+        quiet_before = Signal()
+        m.d.sync += [oldest_blocked.eq(oldest), quiet_before.eq(quiet)]
+        raise_error(quiet & quiet_before & ~error_seen & ~aborting, ErrorCode.DEADLOCK, oldest_blocked)
         request_code, request_address = Const(ErrorCode.NONE, 8), Const(0, 64)
         for condition, code, address in reversed(error_sources):
             request_code = Mux(condition, code, request_code)
