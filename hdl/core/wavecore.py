@@ -657,17 +657,26 @@ class WaveCore(wiring.Component):
         quiet = (running & executors_idle & nothing_starts & fetch_blocked & dma.read_idle & dma.write_idle
                  & ~error_pulse)
         # The oldest blocked instruction: the lowest address among the queue heads (program order), else the
-        # one the fetch unit cannot dispatch. It is registered (three wide compares after the queues' reads are
-        # too long a path for one cycle), so DEADLOCK is raised in the second quiet cycle in a row: nothing moved
-        # in the first, so the registered address is the current one.
-        oldest = fetch_address[:_ADDRESS_WIDTH]
+        # one the fetch unit cannot dispatch. It is found in three registered stages (the queue heads' LUT-RAM
+        # reads, then two levels of a minimum tree: an empty queue's key has its top bit set), so DEADLOCK is
+        # raised in the fourth quiet cycle in a row: nothing moved in the first three, so the registered address
+        # is the current one.
+        def oldest_of(a, b):
+            return Mux(b < a, b, a)
+
+        heads = []
         for q in isa.QUEUES:
-            address = queues[q].r_data[isa.INSTRUCTION_BITS:]
-            oldest = Mux(queues[q].r_rdy & (address < oldest), address, oldest)
+            head = Signal(_ADDRESS_WIDTH + 1, name=f"{q}_head_key")
+            m.d.sync += head.eq(Cat(queues[q].r_data[isa.INSTRUCTION_BITS:], ~queues[q].r_rdy))
+            heads.append(head)
+        fetch_key = Signal(_ADDRESS_WIDTH + 1)
+        m.d.sync += fetch_key.eq(fetch_address[:_ADDRESS_WIDTH])
+        pairs = [Signal(_ADDRESS_WIDTH + 1, name=f"oldest_pair{i}") for i in range(2)]
+        m.d.sync += [pairs[0].eq(oldest_of(heads[0], heads[1])), pairs[1].eq(oldest_of(heads[2], fetch_key))]
         oldest_blocked = Signal(_ADDRESS_WIDTH)
-        quiet_before = Signal()
-        m.d.sync += [oldest_blocked.eq(oldest), quiet_before.eq(quiet)]
-        raise_error(quiet & quiet_before & ~error_seen & ~aborting, ErrorCode.DEADLOCK, oldest_blocked)
+        quiet_before = Signal(3)  # quiet in each of the last three cycles
+        m.d.sync += [oldest_blocked.eq(oldest_of(pairs[0], pairs[1])), quiet_before.eq(Cat(quiet, quiet_before))]
+        raise_error(quiet & quiet_before.all() & ~error_seen & ~aborting, ErrorCode.DEADLOCK, oldest_blocked)
         request_code, request_address = Const(ErrorCode.NONE, 8), Const(0, 64)
         for condition, code, address in reversed(error_sources):
             request_code = Mux(condition, code, request_code)

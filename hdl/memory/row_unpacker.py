@@ -3,28 +3,31 @@
 A STORE scatters one dense on-chip region, starting at any byte of its first word, into DRAM rows that start
 at any byte of their words. The DMA (:class:`wavecore.hdl.memory.dma.Dma` with ``byte_granular=True``) frames
 each W beat with the row's lanes in ``wstrb`` before it asks for the beat's word; the unpacker reads the
-region's words in order (dropping the bytes before its first byte) into a three-word carry and answers each
-beat with the carry's next ``count`` bytes shifted up to the beat's first lane.
+region's words in order into a ring of four word slots (each word written whole into the next slot) and answers
+each beat with the region's next ``count`` bytes, read out of the ring by one rotation (by the ring position of
+the next byte minus the beat's first lane) so that they sit at the beat's lanes. Taking a beat moves the ring
+position and the byte count only, so no data shift lies in the loop from one beat to the next; the first word's
+bytes below the region's first byte are skipped by starting the position there. A beat's lanes outside its run
+hold other bytes of the ring (the strobe masks them).
 
 Ports (``lanes = data_width // 8``):
 
 * ``start`` (1 cycle) with ``chip_byte``: a new transfer reading from on-chip byte ``chip_byte``; empties
-  the carry. ``active`` high lets the unpacker read ahead (it reads at most three words past what the beats
-  consumed; the extra words' bytes are never sent).
+  the ring. ``active`` high lets the unpacker read ahead (at most three words past what the beats consumed,
+  four with ``register_read_data``; the extra words' bytes are never sent).
 * ``read_ready`` (default high): the memory takes a read this cycle; while it is low the unpacker does not read.
 * ``read_enable``/``read_address`` -> ``read_data``: the on-chip read port (data the cycle after the read).
 * ``beat_first_lane``/``beat_lane_count`` (the lanes of the beat the DMA frames, one run of lanes: the DMA's
-  ``write_first_lane``/``write_lane_count`` registers, so the carry's shifts start from registers),
-  ``beat_valid``/``beat_data`` (the beat's word, valid once the carry holds its bytes), ``beat_ready`` (the DMA
-  takes it).
+  ``write_first_lane``/``write_lane_count`` registers), ``beat_valid``/``beat_data`` (the beat's word, valid
+  once the ring holds its bytes), ``beat_ready`` (the DMA takes it).
 
 Timing: with ``beat_ready`` always high it sustains one full beat per cycle after a three-cycle fill (a read
-each cycle while the carry plus the word in flight leave room for one more word).
+each cycle while the bytes held plus the word in flight leave room for one more word).
 
-With ``register_read_data`` the read word is registered before it is shifted into the carry (the path from the
-memory's output to the carry's byte shifts is cut in two, at the cost of one more cycle of fill); the carry grows
-to four words so that the two words then in flight still let it sustain one beat per cycle. The read port's
-timing is the same either way.
+With ``register_read_data`` the read word is registered before it is written into the ring (the path from the
+memory's output is cut in two, at the cost of one more cycle of fill), and the unpacker reads one word further
+ahead so that the two words then in flight still let it sustain one beat per cycle. The read port's timing is
+the same either way.
 """
 
 from __future__ import annotations
@@ -76,40 +79,40 @@ class RowUnpacker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, width = self.lanes, self.data_width
-        stages = 2 if self.register_read_data else 1  # cycles from a read to its word's merge into the carry
-        capacity = (2 + stages) * lanes
-        carry = Signal(capacity * 8)  # bytes [0, fill) are the region's next bytes, in order
+        stages = 2 if self.register_read_data else 1  # cycles from a read to its word's merge into the ring
+        capacity = (2 + stages) * lanes  # bytes held or in flight at most (the read-ahead limit)
+        # The words are kept in a ring of four word slots, written whole (no byte shift on the way in); the
+        # bytes still to send are [position, position + fill) of the ring (modulo its size), so taking a beat
+        # moves `position` and `fill` only, and a beat's lanes are read out of the ring by one rotation.
+        slots = 4
+        ring_bytes = slots * lanes
+        ring = Signal(ring_bytes * 8)
+        slot = Signal(range(slots))  # where the next word merged goes
+        position = Signal(range(ring_bytes))  # the ring byte of the region's next byte to send
         fill = Signal(range(capacity + 1))
         pending = Signal()  # a read's word is merged this cycle (on read_data, or in `word` when registered)
         word = self.read_data
-        in_flight = Mux(pending, lanes, 0)  # bytes read and not yet in the carry
+        in_flight = Mux(pending, lanes, 0)  # bytes read and not yet in the ring
         if self.register_read_data:
             word = Signal(width, name="read_word")
             read_last = Signal()  # a read issued last cycle: its word is on read_data now
             m.d.sync += word.eq(self.read_data)
             in_flight = in_flight + Mux(read_last, lanes, 0)
-        first = Signal()  # the next word read is the region's first: drop its bytes below `skip`
+        first = Signal()  # the next word merged is the region's first: its bytes below `skip` are not sent
         skip = Signal(range(lanes))
         address = Signal(self.address_width)
 
         count = self.beat_lane_count
+        # beat lane L carries ring byte position - first_lane + L
+        rotation = Signal(range(ring_bytes))
+        m.d.comb += rotation.eq(position - self.beat_first_lane)
         m.d.comb += [
             self.beat_valid.eq(self.active & (fill >= count)),
-            self.beat_data.eq(carry[:width] << (self.beat_first_lane * 8)),
+            self.beat_data.eq(Cat(ring, ring[: width - 8]).bit_select(rotation * 8, width)),
         ]
         taken = Signal(range(lanes + 1))
         m.d.comb += taken.eq(Mux(self.beat_valid & self.beat_ready, count, 0))
-        rest = Signal(capacity * 8)
-        m.d.comb += rest.eq(carry >> (taken * 8))
-        base = Signal(range(capacity + 1))
-        m.d.comb += base.eq(fill - taken)
         drop = Mux(first, skip, 0)
-        incoming = Signal(width)
-        m.d.comb += incoming.eq(word >> (drop * 8))
-        placed = Signal(capacity * 8)
-        m.d.comb += placed.eq(incoming << (base * 8))
-        merged = Cat(*(Mux(lane < base, rest[8 * lane : 8 * lane + 8], placed[8 * lane : 8 * lane + 8])
-                       for lane in range(capacity)))
 
         issue = self.active & self.read_ready & (fill + in_flight + lanes <= capacity)
         m.d.comb += [self.read_enable.eq(issue), self.read_address.eq(address)]
@@ -117,18 +120,21 @@ class RowUnpacker(wiring.Component):
         if self.register_read_data:
             read_issued = read_last
         with m.If(self.start):
-            m.d.sync += [fill.eq(0), pending.eq(0), first.eq(1), skip.eq(self.chip_byte[: self.lane_shift]),
+            m.d.sync += [fill.eq(0), pending.eq(0), first.eq(1), slot.eq(0),
+                         skip.eq(self.chip_byte[: self.lane_shift]),
+                         position.eq(self.chip_byte[: self.lane_shift]),
                          address.eq(self.chip_byte[self.lane_shift :])]
             if self.register_read_data:
                 m.d.sync += read_last.eq(0)
         with m.Else():
-            m.d.sync += pending.eq(read_issued)
+            m.d.sync += [pending.eq(read_issued), position.eq(position + taken)]
             if self.register_read_data:
                 m.d.sync += read_last.eq(issue)
             with m.If(issue):
                 m.d.sync += address.eq(address + 1)
             with m.If(pending):
-                m.d.sync += [carry.eq(merged), fill.eq(base + lanes - drop), first.eq(0)]
+                m.d.sync += [ring.word_select(slot, width).eq(word), slot.eq(slot + 1),
+                             fill.eq(fill - taken + lanes - drop), first.eq(0)]
             with m.Else():
-                m.d.sync += [carry.eq(rest), fill.eq(base)]
+                m.d.sync += fill.eq(fill - taken)
         return m
