@@ -64,7 +64,7 @@ __all__ = [
 ADDRESS_WIDTH = next(spec.width for spec in isa.FORMATS["compute"] if spec.name == "dst")
 
 #: Cycles from a read's ``en`` to its ``data`` in the core (see the module docstring).
-READ_LATENCY = 2
+READ_LATENCY = 3
 
 #: ``name -> space`` of the unit's element ports.
 READ_PORTS = {"scratch_read0": "scratchpad", "scratch_read1": "scratchpad", "acc_read": "accumulator"}

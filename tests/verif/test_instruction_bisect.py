@@ -20,6 +20,7 @@ from wavecore.golden.core.build import compile_workload, training_data
 from wavecore.golden.core.memory_map import MemoryMap
 from wavecore.golden.core.semantics import Shape, accesses
 from wavecore.golden.core.simulator import Simulator, TraceEntry
+from wavecore.hdl.core.compute_unit import READ_LATENCY
 from wavecore.hdl.core.units import unit_classes
 from wavecore.hdl.core.vector_unit import VectorUnit
 from wavecore.verif.instruction_bisect import (
@@ -37,9 +38,9 @@ class BrokenVector(VectorUnit):
     """The real VECTOR unit with the lowest bit of every scratchpad element it writes flipped while it runs
     ``VECTOR.<funct>`` (a deliberately broken unit: the fault the bisection must locate)."""
 
-    def __init__(self, parameters, numerics, funct: str = BROKEN_FUNCT):
-        super().__init__(parameters, numerics)
-        self.inner = VectorUnit(parameters, numerics)
+    def __init__(self, parameters, numerics, funct: str = BROKEN_FUNCT, *, read_latency: int = READ_LATENCY):
+        super().__init__(parameters, numerics, read_latency=read_latency)
+        self.inner = VectorUnit(parameters, numerics, read_latency=read_latency)
         self.funct = funct
 
     def elaborate(self, platform):
