@@ -344,12 +344,17 @@ class WaveCore(wiring.Component):
         decode_wait = Signal(range(DECODE_STAGES))
         fetch_read_error = Signal()
         load_busy = Signal()  # the load executor owns the DMA read channel
-        opcode_bad = ~decoder.legal_opcode(instruction)
-        field_bad = decoder.illegal_field(instruction)
-        implemented = decoder.opcode_is(instruction, "LOAD", "STORE", "SHAPE", "SYNC", "END", "COUNTER",
-                                        *self.units)
+        # The word's opcode and field checks and its queue, registered: valid in the cycle after the word's last
+        # beat arrives, long before DISPATCH (the decoder's compares and the error priority after them are too
+        # long a path for one cycle).
+        opcode_bad, field_bad, implemented, is_memory = (
+            Signal(name=f"decode_{name}") for name in ("opcode_bad", "field_bad", "implemented", "is_memory"))
+        m.d.sync += [opcode_bad.eq(~decoder.legal_opcode(instruction)),
+                     field_bad.eq(decoder.illegal_field(instruction)),
+                     implemented.eq(decoder.opcode_is(instruction, "LOAD", "STORE", "SHAPE", "SYNC", "END",
+                                                      "COUNTER", *self.units)),
+                     is_memory.eq(decoder.opcode_is(instruction, "LOAD", "STORE"))]
         misaligned, dram_outside, chip_outside = self._memory_checks(m, instruction)
-        is_memory = decoder.opcode_is(instruction, "LOAD", "STORE")
         decode_code = Signal(8)
         m.d.comb += decode_code.eq(
             Mux(fetch_read_error, ErrorCode.AXI_READ_ERROR,
@@ -362,7 +367,8 @@ class WaveCore(wiring.Component):
                                         ErrorCode.NONE))))))))
         fetch_outside = fetch_address + isa.INSTRUCTION_BYTES > self.parameters.dram_bytes
         fetch_misaligned = fetch_address[: _log2(isa.INSTRUCTION_BYTES)].any()
-        target = {q: decoder.queue_is(instruction, q) for q in isa.QUEUES}
+        target = {q: Signal(name=f"decode_{q}_target") for q in isa.QUEUES}
+        m.d.sync += [target[q].eq(decoder.queue_is(instruction, q)) for q in isa.QUEUES]
         target_ready = Cat(*(target[q] & queues[q].w_rdy for q in isa.QUEUES)).any()
         stop = error_seen | aborting
 
