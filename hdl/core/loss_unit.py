@@ -19,44 +19,55 @@ each keeps its own copy of the row's ``m, S, label, d_y``, addresses):
 * **F** (read port 0): reads the label, then the row twice: the *max* pass gives ``m = max z_j``; the
   *exponent* pass gives ``d_j = m - z_j``, ``e_j`` from ``K`` exponent tables ``T_i`` (ROMs,
   :class:`amaranth.lib.memory.Memory`, synchronous read, indexed by the ``table_bits``-bit chunks of ``d_j``)
-  and ``K - 1`` chained round-half-up products (0 from ``exp_cutoff`` on), ``S = sum e_j`` and ``d_y``;
-* **D**: a restoring divider, one quotient bit per cycle, computes ``q = floor(2**(R+1) / (S * imm))`` in
-  ``Q = reciprocal_width + 1`` cycles (its partial remainder starts at ``2**(exp_frac-1)``, below ``S * imm >=
-  2**exp_frac``), so ``r = (q + 1) >> 1 = divide_round(2**R, S * imm)``. Meanwhile ``S`` is normalised
+  and ``K - 1`` chained round-half-up products (0 from ``exp_cutoff`` on), registered (stage C),
+  ``S = sum e_j`` and ``d_y``;
+* **D**: ``S * imm`` as registered partial products (one 18x18 multiplier each) when it takes the row, their sum
+  (the divisor) in the next cycle; then a restoring divider, one quotient bit per cycle, computes
+  ``q = floor(2**(R+1) / (S * imm))`` in ``Q = reciprocal_width + 1`` cycles (its partial remainder starts at
+  ``2**(exp_frac-1)``, below ``S * imm >= 2**exp_frac``), so ``r = (q + 1) >> 1 = divide_round(2**R, S * imm)``.
+  Meanwhile ``S`` is normalised
   (shifted left until its top bit is set, ``k`` counting down: at most ``sum_width - 1 - exp_frac`` cycles),
   the logarithm table (a ROM of ``2**table_bits + 1`` entries, two read ports) is read at the ``table_bits``
-  bits below the leading one and interpolated with the remaining bits; the loss
-  ``sat(round((ln S + d_y << (log_frac - logit_frac)) / 16))``, computed in four registered stages after the
-  table read (final while the divider still runs), is written to the accumulator when D hands the row to G;
+  bits below the leading one and interpolated with the remaining bits (``(k - exp_frac) ln 2`` from a table of
+  constants, no multiplier); the loss ``sat(round((ln S + d_y << (log_frac - logit_frac)) / 16))``, computed in
+  six registered stages after the table read (table data; interpolation product and table sum; rounded
+  interpolation and ``d_y`` added; the total; the requantizer's floor and rounding/saturation: final while the
+  divider still runs), is written from its register to the accumulator when D hands the row to G;
 * **G** (read port 1, the scratchpad write port): reads the row a third time, ``e_j`` from the same ROMs
-  (second read ports), ``g_j = sat(round((e_j - [j == y] S) * r / 2**(R - grad_frac)))`` (``e_j``, ``S``
-  and ``r`` registered, then the product, then the write) to ``dst``.
+  (second read ports), ``g_j = sat(round((e_j - [j == y] S) * r / 2**(R - grad_frac)))`` to ``dst``: after the
+  table read (stage B) ``e_j``, the label's ``S`` and ``r`` are registered (C), then the numerator (N), the
+  partial products (P, one 18x18 multiplier each, at most four), their sums (S1, S2, pairwise), the
+  requantizer's floor, guard and sticky bits (R1), the rounded and saturated gradient (R2, saturation by bit
+  tests), written from that register.
 
 ``LOSS.mean`` sums the accumulator elements (one read per cycle) and divides ``2 |sum|`` by ``N`` on the same
 divider (``mean_bits = loss_width + 12`` quotient bits, the samples field being 12 bits), rounding half away
-from zero as ``divide_round``.
+from zero as ``divide_round``: the rounded magnitude registered (ROUND), the signed mean saturated by bit tests
+registered (SIGN), written from that register (WRITE).
 
 **Timing** (cycle 0 is the ``start`` cycle; ``Q = reciprocal_width + 1``, ``L = read_latency``)::
 
-    cross_entropy: cycles = 3 * C + Q + 7 + 2 * L + (N - 1) * max(2 * C + 3 + L, Q + 1)
-    mean:          cycles = N + mean_bits + 2 + L
+    cross_entropy: cycles = 3 * C + Q + 14 + 2 * L + (N - 1) * max(2 * C + 4 + L, Q + 2)
+    mean:          cycles = N + mean_bits + 4 + L
 
-F takes ``2 * C + 3 + L`` cycles per row (label, two passes, ``L + 1`` cycles for the last logit to arrive and
-its exponential to reach ``S``, the hand-over), D ``Q + 1``, G ``C + 1 + L`` (it hands its registers on once its
-last logit's data has passed stage B); the slowest (F or D) sets the rate. The first row's gradient is written
-``L - 1`` cycles later again (stage A waits for the data). LOSS.mean waits ``L`` cycles for the last loss before
-the division. At ``L = 1``: ``3 * C + Q + 9 + (N - 1) * max(2 * C + 4, Q + 1)`` and ``N + mean_bits + 3``. The
-int16 preset has ``Q = 28``, the int8 preset ``Q = 23``; ``mean_bits`` is 44 for both.
+F takes ``2 * C + 4 + L`` cycles per row (label, two passes, ``L + 2`` cycles for the last logit to arrive and
+its registered exponential to reach ``S``, the hand-over), D ``Q + 2`` (the divisor's sum, the division), G
+``C + 1 + L`` (it hands its registers on once its last logit's data has passed stage B); the slowest (F or D)
+sets the rate. The last row's gradient is written 6 cycles after its stage C (N, P, S1, S2, R1, R2), and the
+first row's stage A waits ``L - 1`` cycles for the data. LOSS.mean waits ``L`` cycles for the last loss before
+the division, then ROUND and SIGN before the write. At ``L = 1``: ``3 * C + Q + 16 + (N - 1) * max(2 * C + 5,
+Q + 2)`` and ``N + mean_bits + 5``. The int16 preset has ``Q = 28``, the int8 preset ``Q = 23``; ``mean_bits``
+is 44 for both.
 
 **Assumptions**: ``dst`` and ``src0`` of ``LOSS.cross_entropy`` are equal (in place) or their ranges disjoint
-(a row's gradient is written while later rows are read; in place, G writes a column ``L + 3`` cycles after
+(a row's gradient is written while later rows are read; in place, G writes a column ``L + 8`` cycles after
 reading it and F reads a row only before D hands it to G, so no read meets a pending write at any ``L``);
 ``imm >= N`` and the labels are in ``0 .. C - 1`` (the simulator refuses anything else); ``C <= max_classes``.
 """
 
 from __future__ import annotations
 
-from amaranth import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth import Array, C, Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
@@ -72,14 +83,15 @@ from wavecore.hdl.core.compute_unit import (
     element_widths,
     shape_field,
 )
-from wavecore.hdl.norm.common import requantize_value
 
 __all__ = ["LossUnit", "unit_cycles"]
 
 #: Bits of the SHAPE samples field (the largest N of LOSS.mean).
 _SAMPLES_BITS = next(spec.width for spec in isa.FORMATS["shape"] if spec.name == "samples")
 _LOG_GUARD = 4  # golden.numerics: guard bits of the logarithm below the loss grid
-_LOSS_STAGES = 4  # registered stages of the loss after the logarithm table read
+_LOSS_STAGES = 6  # registered stages of the loss after the logarithm table read
+_CHUNK = 17  # bits of an unsigned operand chunk of one 18x18 multiplier
+_GRADIENT_STAGES = 6  # stages of the gradient after stage C: numerator, partial products, two sums, requantizer
 
 # passes of a logit read
 _LABEL, _MAX, _EXP = 0, 1, 2
@@ -95,6 +107,52 @@ def mean_bits(numerics: IntegerTraining) -> int:
     return numerics.loss_arithmetic.loss_width + _SAMPLES_BITS
 
 
+def _chunks(value, signed_value: bool):
+    """``[(chunk, shift)]``: ``value`` in ``_CHUNK``-bit unsigned pieces, the top one signed when ``signed_value``
+    (each fits one 18x18 multiplier input)."""
+    pieces = []
+    for low in range(0, len(value), _CHUNK):
+        piece = value[low : low + _CHUNK]
+        if signed_value and low + _CHUNK >= len(value):
+            piece = piece.as_signed()
+        pieces.append((piece, low))
+    return pieces
+
+
+def _requantizer(m: Module, value, shift: int, fmt, rounding: str, name: str):
+    """``sat(round(value / 2**shift))`` to the two's complement ``fmt`` with the golden rounding
+    (:func:`wavecore.hdl.norm.common.requantize_value`), ``shift >= 1``, in two registered stages: the floor, guard
+    and sticky bits, then the rounding and the saturation (bit tests on the rounded value, no compares). Returns
+    the result register (valid two cycles after ``value``)."""
+    assert shift >= 1 and fmt.signed
+    value = value.as_signed() if not value.shape().signed else value
+    floor = Signal(signed(len(value) - shift), name=f"{name}_floor")
+    guard, sticky, negative = (Signal(name=f"{name}_{n}") for n in ("guard", "sticky", "negative"))
+    m.d.sync += [floor.eq(value >> shift), guard.eq(value[shift - 1]), negative.eq(value[-1]),
+                 sticky.eq(value[: shift - 1].any() if shift > 1 else 0)]
+    if rounding == "floor":
+        up = 0
+    elif rounding == "half_up":
+        up = guard
+    elif rounding == "half_even":
+        up = guard & (sticky | floor[0])
+    elif rounding == "half_away_from_zero":
+        up = guard & (sticky | ~negative)
+    else:
+        raise ValueError(f"unknown rounding {rounding!r}")
+    rounded = Signal(signed(len(floor) + 1), name=f"{name}_rounded")
+    m.d.comb += rounded.eq(floor + up)
+    result = Signal(signed(fmt.width), name=name)
+    k = fmt.width - 1
+    if len(rounded) <= fmt.width:
+        m.d.sync += result.eq(rounded)
+    else:  # within the format: the bits from the format's sign up all equal the sign
+        over = ~rounded[-1] & rounded[k:].any()
+        under = rounded[-1] & ~rounded[k:].all()
+        m.d.sync += result.eq(Mux(over, fmt.max, Mux(under, fmt.min, rounded[: fmt.width])))
+    return result
+
+
 def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters,
                 numerics: IntegerTraining | None = None, *, read_latency: int = READ_LATENCY) -> int:
     """Cycles from ``start`` to ``done`` (module docstring) at ``read_latency``; ``numerics`` defaults to the
@@ -105,9 +163,9 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
         numerics = numerics_for(parameters)
     n, classes, latency = shape["samples"], shape["channels"], read_latency
     if instruction.funct == "mean":
-        return n + mean_bits(numerics) + 2 + latency
+        return n + mean_bits(numerics) + 4 + latency
     q_bits = divide_cycles(numerics)
-    return 3 * classes + q_bits + 7 + 2 * latency + (n - 1) * max(2 * classes + 3 + latency, q_bits + 1)
+    return 3 * classes + q_bits + 14 + 2 * latency + (n - 1) * max(2 * classes + 4 + latency, q_bits + 2)
 
 
 
@@ -142,6 +200,9 @@ class LossUnit(wiring.Component):
         if normalise + 1 + _LOSS_STAGES > divide_cycles(numerics):
             raise ValueError(f"the divider's {divide_cycles(numerics)} cycles do not cover the logarithm's "
                              f"{normalise} normalisation steps, its table read and its {_LOSS_STAGES} stages")
+        if -(-(a.sum_width + 1) // _CHUNK) * -(-a.reciprocal_width // _CHUNK) > 4 or a.sum_width > 2 * _CHUNK:
+            raise ValueError(f"the gradient's product ({a.sum_width + 1} x {a.reciprocal_width} bits) or the divisor "
+                             f"({a.sum_width} x 16 bits) needs more multipliers than its stages add up")
         self.parameters, self.numerics, self.arithmetic = parameters, numerics, a
         self.read_latency = read_latency
         super().__init__(ComputeUnitSignature(parameters))
@@ -231,9 +292,13 @@ class LossUnit(wiring.Component):
         fb_valid, fb_first = Signal(), Signal()
         m.d.sync += [fb_valid.eq(fa_valid & (fa_pass == _EXP)), fb_first.eq(fa_first)]
         f_e = self._exponential(m, tables, f_difference, "f")
+        # stage C: e_j registered (the table read's data goes to a register, not into the sum's carry chain)
+        fc_valid, fc_first = Signal(), Signal()
+        fc_e = Signal.like(f_e)
+        m.d.sync += [fc_valid.eq(fb_valid), fc_first.eq(fb_first), fc_e.eq(f_e)]
         f_total = Signal(sw)
-        with m.If(fb_valid):
-            m.d.sync += f_total.eq(Mux(fb_first, f_e, f_total + f_e))
+        with m.If(fc_valid):
+            m.d.sync += f_total.eq(Mux(fc_first, fc_e, f_total + fc_e))
 
         with m.FSM(name="f"):
             with m.State("IDLE"):
@@ -245,7 +310,7 @@ class LossUnit(wiring.Component):
                 m.d.comb += [f_issue.eq(1), f_pass.eq(_LABEL), self.scratch_read0.en.eq(1),
                              self.scratch_read0.addr.eq(f_label_address)]
                 m.next = "MAX"
-            for state, pass_, following in (("MAX", _MAX, "EXP"), ("EXP", _EXP, "DRAIN1" if extra else "SUM")):
+            for state, pass_, following in (("MAX", _MAX, "EXP"), ("EXP", _EXP, "DRAIN1")):
                 with m.State(state):
                     m.d.comb += [f_issue.eq(1), f_pass.eq(pass_), self.scratch_read0.en.eq(1),
                                  self.scratch_read0.addr.eq(f_logit_base + f_column)]
@@ -253,9 +318,9 @@ class LossUnit(wiring.Component):
                     with m.If(f_last_column):
                         m.d.sync += f_wait.eq(1)
                         m.next = following
-            for stage in range(1, extra + 1):  # the last logits are still on their way (f_wait stays set)
-                with m.State(f"DRAIN{stage}"):
-                    m.next = f"DRAIN{stage + 1}" if stage < extra else "SUM"
+            for stage in range(1, extra + 2):  # the last logits are still on their way, the last exponential is
+                with m.State(f"DRAIN{stage}"):  # registered in stage C (f_wait stays set)
+                    m.next = f"DRAIN{stage + 1}" if stage <= extra else "SUM"
             with m.State("SUM"):  # the last exponentials reach the sum
                 m.d.sync += f_wait.eq(0)
                 with m.If(~f_wait):
@@ -285,12 +350,16 @@ class LossUnit(wiring.Component):
         g_free = Signal()
         normalised = Signal(sw)
         leading = Signal(range(sw))
+        scale_pieces = _chunks(f_total, False)
+        scale_parts = [Signal(len(piece) + len(imm), name=f"scale_part{k}") for k, (piece, _) in
+                       enumerate(scale_pieces)]
         with m.If(accept):
             m.d.sync += [d_max.eq(f_max), d_label.eq(f_label), d_total.eq(f_total), d_dy.eq(f_dy),
                          d_logit_base.eq(f_logit_base), d_grad_base.eq(f_grad_base),
                          d_loss_address.eq(f_loss_address), d_last.eq(f_row == samples - 1),
-                         divisor.eq(f_total * imm), remainder.eq(1 << (ef - 1)), dividend.eq(0), quotient.eq(0),
-                         divide_count.eq(q_bits), normalised.eq(f_total), leading.eq(sw - 1)]
+                         normalised.eq(f_total), leading.eq(sw - 1)]
+            # the divisor S * imm: partial products of S's chunks registered here, their sum in SCALE
+            m.d.sync += [part.eq(piece * imm) for part, (piece, _) in zip(scale_parts, scale_pieces, strict=True)]
         with m.Elif(~normalised[-1]):
             m.d.sync += [normalised.eq(normalised << 1), leading.eq(leading - 1)]
         rest_bits = sw - 1 - tb
@@ -312,12 +381,19 @@ class LossUnit(wiring.Component):
             m.d.sync += step_product.eq(log_step * log_rest)
             m.d.comb += interpolated.eq((step_product + (1 << (rest_bits - 1))) >> rest_bits)
         log_integer = Signal(signed(len(leading) + 1 + max(a.log_table).bit_length()))  # (k - exp_frac) * ln 2
-        m.d.sync += log_integer.eq((leading - ef) * a.log_table[-1])
-        logarithm = log_integer + low_data + interpolated
-        shifted_loss = Signal(signed(a.log_frac + a.difference_width + (sw - 1 - ef).bit_length() + 8))
-        m.d.sync += shifted_loss.eq(logarithm + (d_dy << (a.log_frac - a.logit_frac)))
-        loss = Signal(signed(a.loss_width))
-        m.d.sync += loss.eq(requantize_value(shifted_loss, _LOG_GUARD, a.loss_format, a.rounding))
+        # a table of the sum_width multiples (no multiplier): looked up, registered
+        multiples = Array(C((k - ef) * a.log_table[-1], signed(len(log_integer))) for k in range(sw))
+        m.d.sync += log_integer.eq(multiples[leading])
+        loss_bits = a.log_frac + a.difference_width + (sw - 1 - ef).bit_length() + 8
+        # stage 2 (beside the product): the table value on the integer part; stage 3: the interpolation rounded,
+        # d_y added; stage 4: their sum; stages 5, 6: the requantizer
+        log_base, log_dy = Signal(signed(loss_bits)), Signal(signed(loss_bits))
+        interpolated_step = Signal.like(interpolated)
+        shifted_loss = Signal(signed(loss_bits))
+        m.d.sync += [log_base.eq(log_integer + low_data), interpolated_step.eq(interpolated),
+                     log_dy.eq(log_base + (d_dy << (a.log_frac - a.logit_frac))),
+                     shifted_loss.eq(log_dy + interpolated_step)]
+        loss = _requantizer(m, shifted_loss, _LOG_GUARD, a.loss_format, a.rounding, "loss")
         with m.If(handoff):
             m.d.comb += [self.acc_write.en.eq(1), self.acc_write.addr.eq(d_loss_address),
                          self.acc_write.data.eq(loss)]
@@ -326,13 +402,18 @@ class LossUnit(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += accept.eq(f_ready)
                 with m.If(accept):
-                    m.next = "DIVIDE"
+                    m.next = "SCALE"
+            with m.State("SCALE"):  # the divisor S * imm from the registered partial products
+                m.d.sync += [divisor.eq(sum(part << shift for part, (_, shift) in
+                                            zip(scale_parts, scale_pieces, strict=True))),
+                             remainder.eq(1 << (ef - 1)), dividend.eq(0), quotient.eq(0), divide_count.eq(q_bits)]
+                m.next = "DIVIDE"
             with m.State("DIVIDE"), m.If(divide_count == 1):
                 m.next = "READY"
             with m.State("READY"):  # quotient final: hand over to G when it is free, take the next row
                 m.d.comb += [handoff.eq(g_free), accept.eq(g_free & f_ready)]
                 with m.If(accept):
-                    m.next = "DIVIDE"
+                    m.next = "SCALE"
                 with m.Elif(handoff):
                     m.next = "IDLE"
 
@@ -373,18 +454,35 @@ class LossUnit(wiring.Component):
         gc_address = Signal(address)
         m.d.sync += [gc_valid.eq(gb_valid), gc_last.eq(gb_last), gc_address.eq(gb_address), gc_e.eq(g_e),
                      gc_subtrahend.eq(Mux(gb_label, g_total, 0)), gc_reciprocal.eq(g_reciprocal)]
+        # stage N: the numerator e_j - [j == y] S registered
         numerator = Signal(signed(sw + 1))
-        m.d.comb += numerator.eq(gc_e - gc_subtrahend)
-        # stage D: the product registered, then requantized and written
-        product = Signal(signed(a.product_width))
-        gd_valid, gd_last = Signal(), Signal()
-        gd_address = Signal(address)
-        m.d.sync += [gd_valid.eq(gc_valid), gd_last.eq(gc_last), gd_address.eq(gc_address),
-                     product.eq(numerator * gc_reciprocal)]
-        with m.If(gd_valid):
-            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(gd_address),
-                         self.scratch_write.data.eq(requantize_value(product, a.reciprocal_frac - a.grad_frac,
-                                                                     a.gradient, a.rounding))]
+        m.d.sync += numerator.eq(gc_e - gc_subtrahend)
+        numerator_reciprocal = Signal.like(gc_reciprocal)
+        m.d.sync += numerator_reciprocal.eq(gc_reciprocal)
+        # stage P: the partial products (one 18x18 multiplier each) registered; stages S1, S2: their sums, pairwise
+        terms = []
+        for a_piece, a_shift in _chunks(numerator, True):
+            for b_piece, b_shift in _chunks(numerator_reciprocal, False):
+                part = Signal(signed(len(a_piece) + len(b_piece) + 1), name=f"g_part{len(terms)}")
+                m.d.sync += part.eq(a_piece * b_piece)
+                terms.append((part, a_shift + b_shift))
+        for level in range(2):
+            pairs = [terms[k : k + 2] for k in range(0, len(terms), 2)]
+            terms = []
+            for pair in pairs:
+                total = Signal(signed(a.product_width + 1), name=f"g_sum{level + 1}_{len(terms)}")
+                low_shift = pair[0][1]
+                m.d.sync += total.eq(sum(part << (shift - low_shift) for part, shift in pair))
+                terms.append((total, low_shift))
+        (product, product_shift), = terms  # at most four partial products (checked at construction)
+        assert product_shift == 0
+        # stages R1, R2: the requantizer; the write from its register
+        gradient = _requantizer(m, product, a.reciprocal_frac - a.grad_frac, a.gradient, a.rounding, "gradient")
+        gw_valid, gw_last, gw_address = (delay(m, value, _GRADIENT_STAGES, f"gw_{n}") for value, n in (
+            (gc_valid, "valid"), (gc_last, "last"), (gc_address, "address")))
+        with m.If(gw_valid):
+            m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(gw_address),
+                         self.scratch_write.data.eq(gradient)]
 
         with m.FSM(name="g"):
             with m.State("IDLE"):
@@ -410,13 +508,18 @@ class LossUnit(wiring.Component):
         mean_first = delay(m, mean_issued_first, extra, "mean_first")
         with m.If(mean_arrives):
             m.d.sync += mean_total.eq(Mux(mean_first, self.acc_read.data, mean_total + self.acc_read.data))
-        negative = mean_total < 0
+        negative = mean_total[-1]
         magnitude = Mux(negative, -mean_total, mean_total)
-        rounded = (quotient[:w_bits] + 1) >> 1
+        # ROUND: |mean| = (q + 1) >> 1 registered; SIGN: the signed mean saturated to the loss format (bit tests
+        # on |mean|: above 2**k - 1, or 2**k, for a negative mean) registered; WRITE from that register
+        mean_magnitude = Signal(w_bits)
         mean = Signal(signed(a.loss_width))
-        signed_mean = Signal(signed(w_bits + 1))
-        m.d.comb += signed_mean.eq(Mux(negative, -rounded, rounded))
-        m.d.comb += mean.eq(requantize_value(signed_mean, 0, a.loss_format, a.rounding))
+        k = a.loss_format.max.bit_length()
+        assert a.loss_format.max == 2**k - 1 and a.loss_format.min == -(2**k) and w_bits > k + 1
+        over_positive = mean_magnitude[k:].any()
+        over_negative = mean_magnitude[k + 1 :].any() | (mean_magnitude[k] & mean_magnitude[:k].any())
+        negated = Signal(signed(k + 2))
+        m.d.comb += negated.eq(-mean_magnitude[: k + 1])
         m.d.sync += mean_issued.eq(0)
         mean_write = Signal()
         with m.FSM(name="mean"):
@@ -440,10 +543,17 @@ class LossUnit(wiring.Component):
                              divide_count.eq(w_bits)]
                 m.next = "DIVIDE"
             with m.State("DIVIDE"), m.If(divide_count == 1):
+                m.next = "ROUND"
+            with m.State("ROUND"):
+                m.d.sync += mean_magnitude.eq((quotient[:w_bits] + 1) >> 1)
+                m.next = "SIGN"
+            with m.State("SIGN"):
+                m.d.sync += mean.eq(Mux(negative, Mux(over_negative, a.loss_format.min, negated),
+                                        Mux(over_positive, a.loss_format.max, mean_magnitude[:k])))
                 m.next = "WRITE"
             with m.State("WRITE"):
                 m.d.comb += [mean_write.eq(1), self.acc_write.en.eq(1), self.acc_write.addr.eq(dst),
                              self.acc_write.data.eq(mean)]
                 m.next = "IDLE"
-        m.d.comb += self.done.eq((gd_valid & gd_last) | mean_write)
+        m.d.comb += self.done.eq((gw_valid & gw_last) | mean_write)
         return m
