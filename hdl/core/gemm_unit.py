@@ -55,8 +55,11 @@ done first). Without such stalls (every reduction at least as long as its lanes)
   the rows (likewise VW).
 
 Pipeline (built for a fast clock: at most one multiplier between two registers): issue (the loop counters -> the terms
-of each address) -> ``ADDRESS_STAGES`` (= 4) stages computing every element address as ((t0 * f1 + t1) * f2 + t2) * f3 +
-t3, one multiply-add per stage, with factors registered per instruction (the reads are presented from these registers)
+of each address) -> ``ADDRESS_STAGES`` (= 4) stages computing every element address ((t0 * f1 + t1) * f2 + t2) * f3 +
+t3 as t0 * F1 + t1 * F2 + t2 * F3 + t3 (modulo the address width; F1 = f1*f2*f3, F2 = f2*f3, F3 = f3 registered per
+instruction): the terms registered; the products (one 18x18 multiplier each, t0 * F1 as two: F1's low 17 bits and the
+rest); two sums; the address (the reads are presented from these registers); the step's zero flag (a tap in the
+padding: no read) is computed in the first of these stages from the pixel and tap pair registered at issue
 -> ``read_latency`` - 1 stages that delay what travels beside the reads (the step's flags, the buffer and output
 addresses; none at ``read_latency`` 1), ending where the local buffers are read -> ``MAC_STAGES`` (= 3): read data (the
 scratchpad's and the buffers'); operands registered (FILL writes the buffer); products registered; accumulate (the
@@ -66,17 +69,22 @@ between steps stay those of the issue: a buffer read issued after the FILL write
 buffers' read port is transparent), the lanes of a reduction are written before the next reduction's results replace
 them (the stall above), and a CARRY reads its accumulator element before the reduction writes it. An instruction reads
 no element it has written (each output element is written once, after its reduction's reads and its CARRY), and the
-previous instruction's writes were all presented by its ``done``. The loop control never multiplies: the window origin
-oh*SH - PH (likewise for ow) is a running register, the backward_data tap pairs are counted, and KH*KW, OH*OW, H*W and
-the slice lengths are computed once per instruction. Ports: ``scratch_read0`` and ``scratch_read1`` (operands, bias),
+previous instruction's writes were all presented by its ``done``. The loop control never multiplies and keeps carry
+chains off the loop ends: the decoded function code is registered; the window origin oh*SH - PH (likewise for ow) is a
+running register in a queue of registers that holds the next origin's window (first tap, empty, taps, taps - 1)
+computed in advance from the origin after it (kept with its negation and its distance to the input's end), so a loop
+end only moves the queue; the tile's remaining channels and whether it is the last are registered with the tile, the
+lane's channel (tile + lane) is a running register and the lane loop ends at lane P - 1 or the group's last channel;
+the backward_data tap pairs are counted; KH*KW, OH*OW, H*W, C*H*W, O*OH*OW and the slice lengths are computed once
+per instruction. Ports: ``scratch_read0`` and ``scratch_read1`` (operands, bias),
 ``acc_read`` (the carry), ``scratch_write`` (``forward*``, ``backward_data``), ``acc_write`` (``backward_weight*``).
-Hardware: ``lanes`` multipliers and accumulators, ``lanes`` buffer memories of ``buffer_depth`` operands, 11 address
+Hardware: ``lanes`` multipliers and accumulators, ``lanes`` buffer memories of ``buffer_depth`` operands, 14 address
 multipliers, a 12-bit restoring divider per quotient.
 """
 
 from __future__ import annotations
 
-from amaranth import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth import Array, Cat, Const, Module, Mux, Signal, Value, signed
 from amaranth.lib import enum, wiring
 from amaranth.lib.memory import Memory
 
@@ -267,11 +275,15 @@ class GemmUnit(wiring.Component):
             return shape_field(shp, name)
 
         funct = decoder.field(ins, "funct")
-        is_fwd = (funct == _FUNCTS["forward"][0]) | (funct == _FUNCTS["forward_bias"][0])
-        is_bias = funct == _FUNCTS["forward_bias"][0]
-        is_data = funct == _FUNCTS["backward_data"][0]
-        is_weight = (funct == _FUNCTS["backward_weight"][0]) | (funct == _FUNCTS["backward_weight_accumulate"][0])
-        is_carry = funct == _FUNCTS["backward_weight_accumulate"][0]
+        # the decoded function code, registered (valid from the cycle after start; nothing reads it earlier)
+        is_fwd, is_bias, is_data, is_weight, is_carry = (Signal(name=f"is_{n}") for n in (
+            "fwd", "bias", "data", "weight", "carry"))
+        m.d.sync += [is_fwd.eq((funct == _FUNCTS["forward"][0]) | (funct == _FUNCTS["forward_bias"][0])),
+                     is_bias.eq(funct == _FUNCTS["forward_bias"][0]),
+                     is_data.eq(funct == _FUNCTS["backward_data"][0]),
+                     is_weight.eq((funct == _FUNCTS["backward_weight"][0])
+                                  | (funct == _FUNCTS["backward_weight_accumulate"][0])),
+                     is_carry.eq(funct == _FUNCTS["backward_weight_accumulate"][0])]
 
         N, C, H, W = geo("samples"), geo("channels"), geo("height"), geo("width")
         O, OH, OW = geo("out_channels"), geo("out_height"), geo("out_width")
@@ -293,30 +305,25 @@ class GemmUnit(wiring.Component):
         direct = Signal()  # the slice does not fit the buffer: one lane, operands straight from the scratchpad
         tile = Signal(12)  # first channel (within the group) of the current tile of lanes
         tile_limit = Mux(is_data, cg, og)
-        remaining = Signal(13)
-        m.d.comb += remaining.eq(tile_limit - tile)
+        remaining = Signal(13)  # tile_limit - tile, registered with the tile (set in PRIME)
         active = Signal(range(P + 1))  # lanes of this tile
         m.d.comb += active.eq(Mux(direct, 1, Mux(remaining > P, P, remaining)))
-        tile_last = Signal()
-        m.d.comb += tile_last.eq(remaining <= Mux(direct, 1, P))
+        tile_last = Signal()  # remaining <= the lanes of a tile, registered with the tile
+        single_tile = Signal()  # tile_last of the first tile (PRIME)
+        lane_channel = Signal(13)  # the lane's channel within the group: tile + lane, a running register
 
         # -- loop counters ----------------------------------------------------------------------------------
         # forward: the taps of output (oh, ow) inside the input, i_lo <= i < i_hi (likewise j), counted by ri, rj
         # (a window wholly in the padding is one zero step)
         oh_count, ow_count = Signal(8), Signal(8)
-        # oh*SH - PH, ow*SW - PW: running registers that follow the oh and ow counters (no multiplier)
+        # oh*SH - PH, ow*SW - PW: running registers that follow the oh and ow counters (no multiplier); per axis,
+        # registered with the origin (row0, col0) it follows: the first tap inside the input (i_lo), whether none
+        # is (empty) and how many are (taps). See window_queue below: the next origin's values wait in registers.
         row0, col0 = Signal(signed(14)), Signal(signed(14))
-        # per axis, registered with the origin (row0, col0) it follows: the first tap inside the input (i_lo),
-        # whether none is (empty) and how many are (taps)
         i_lo, j_lo = Signal(signed(14)), Signal(signed(14))
         row_empty, col_empty = Signal(), Signal()
         row_taps, col_taps = Signal(4), Signal(4)
-
-        def window_axis(origin, size, kernel, low, empty, taps):
-            """Assignments of ``low``, ``empty``, ``taps`` for the window whose first tap is at ``origin``."""
-            first = Mux(origin < 0, -origin, 0)
-            end = Mux(size - origin < kernel, size - origin, kernel)
-            return [low.eq(first), empty.eq(end <= first), taps.eq(end - first)]
+        row_taps_last, col_taps_last = Signal(4), Signal(4)  # taps - 1 (the ri, rj loops' last values)
 
         window_empty = Signal()
         m.d.comb += window_empty.eq(row_empty | col_empty)
@@ -327,14 +334,24 @@ class GemmUnit(wiring.Component):
         counters = {name: Signal(max(1, len(limit)), name=f"{name}_count") for name, limit in limits.items()}
         counters["oh"], counters["ow"] = oh_count, ow_count
         at_last = {name: Signal(name=f"{name}_last") for name in limits}
+        last_values, before_lasts = {}, {}
         inc = {name: Signal(name=f"{name}_inc") for name in limits}
         for name, limit in limits.items():
-            if name in ("lane", "ri", "rj"):  # limits that change while the instruction runs
-                m.d.comb += at_last[name].eq(counters[name] == limit - 1)
-            else:  # the instruction's: limit - 1 registered (valid from PRIME on; og, cg from the dividers)
+            if name == "lane":  # below: from the lane's channel, no carry chain on the tile's lanes
+                continue
+            if name in ("ri", "rj"):  # limits that change with the window: taps - 1 registered with it
+                taps_last = row_taps_last if name == "ri" else col_taps_last
+                # (an empty window's loop has one step: the counter stays 0)
+                m.d.comb += at_last[name].eq(window_empty | (counters[name] == taps_last))
+            else:  # the instruction's: limit - 1 and limit - 2 registered (valid from PRIME on; og, cg from the
+                # dividers); at_last is a register set in PRIME and moved with the counter (below)
                 last_value = Signal(len(limit), name=f"{name}_last_value")
-                m.d.sync += last_value.eq(limit - 1)
-                m.d.comb += at_last[name].eq(counters[name] == last_value)
+                before_last = Signal(len(limit) + 1, name=f"{name}_before_last")
+                m.d.sync += [last_value.eq(limit - 1), before_last.eq(limit - 2)]
+                last_values[name], before_lasts[name] = last_value, before_last
+        # the tile's last lane: lane P - 1 or the group's last channel (tile_limit - 1), one lane when direct
+        m.d.comb += at_last["lane"].eq(direct | (counters["lane"] == P - 1)
+                                       | (lane_channel == Mux(is_data, last_values["cl"], last_values["ol"])))
         c = counters
         c_base = Signal(12)  # g * C/G
         o_base = Signal(12)  # g * O/G
@@ -396,17 +413,29 @@ class GemmUnit(wiring.Component):
             m.d.comb += [red_first.eq(c["ol"] == 0), red_last.eq(ol_last),
                          tap_first.eq((c["i"] == 0) & (c["j"] == 0)), tap_last.eq(at_last["i"] & at_last["j"])]
 
-        # -- addresses of the current step: Horner terms at issue, ADDRESS_STAGES registered stages ------------
-        # Every element address is ((t0 * f1 + t1) * f2 + t2) * f3 + t3: the terms t come from the loop counters
-        # in the issue cycle, the factors f are the instruction's (registered in PRIME). The pipeline computes one
-        # multiply-add per stage; everything else the step carries is delayed alongside (``delay``).
+        # the instruction's products, one multiplier between registers: KH*KW, OH*OW, H*W while the dividers
+        # run (and C*H*W, O*OH*OW from those), then the slice lengths in PRODUCTS
+        kernel_taps, out_pixels, in_pixels = Signal(8), Signal(16), Signal(16)
+        channel_pixels, out_channel_pixels = Signal(28), Signal(28)  # C*H*W, O*OH*OW
+        slice_fwd, slice_data, slice_weight = Signal(20), Signal(20), Signal(24)
+        m.d.sync += [kernel_taps.eq(KH * KW), out_pixels.eq(OH * OW), in_pixels.eq(H * W),
+                     channel_pixels.eq(C * in_pixels), out_channel_pixels.eq(O * out_pixels)]
+        with m.If(state == _State.PRODUCTS):
+            m.d.sync += [slice_fwd.eq(cg * kernel_taps), slice_data.eq(og * kernel_taps),
+                         slice_weight.eq(N * out_pixels)]
+
+        # -- addresses of the current step: terms at issue, ADDRESS_STAGES registered stages ---------------------
+        # Every element address is ((t0 * f1 + t1) * f2 + t2) * f3 + t3 = t0 * F1 + t1 * F2 + t2 * F3 + t3 (modulo
+        # the address width) with F1 = f1 * f2 * f3, F2 = f2 * f3, F3 = f3: the terms t come from the loop counters
+        # in the issue cycle, the factors F are the instruction's (registered in PRIME, from the products above).
+        # The pipeline registers the terms, then the three products (one multiplier each), then two sums, then the
+        # address; everything else the step carries is delayed alongside (``delay``).
         address_bits = len(self.scratch_read0.addr)
         channel = Signal(12)  # x's channel: g * C/G + cl
         out_channel = Signal(12)  # dy's channel in backward_data: g * O/G + ol
-        lane_channel = Signal(13)  # the lane's channel within the group: tile + lane
         group_lane = Signal(13)  # o_base + lane_channel
         m.d.comb += [channel.eq(c_base + c["cl"]), out_channel.eq(o_base + c["ol"]),
-                     lane_channel.eq(tile + c["lane"]), group_lane.eq(o_base + lane_channel)]
+                     group_lane.eq(o_base + lane_channel)]
         tap_i, tap_j = Signal(5), Signal(5)  # the kernel tap of x's pixel (forward: within the input)
         with m.If(is_fwd & (state == _State.COMPUTE)):
             m.d.comb += [tap_i.eq(i_lo + c["ri"]), tap_j.eq(j_lo + c["rj"])]
@@ -441,14 +470,22 @@ class GemmUnit(wiring.Component):
                 (group_lane, c["cl"], c["i"], c["j"] + fld("dst")),
                 (c["n"], c_base + lane_channel, c["h"], c["w"] + fld("dst")))),
         }
-        factor_table = {  # name -> factors (f1, f2, f3) per funct class
-            "shared": ((C, H, W), (C, H, W), (O, OH, OW)),
-            "slice": ((cg, KH, KW), (O, OH, OW), (cg, KH, KW)),
-            "buffer": ((0, KH, KW), (0, OH, OW), (0, KH, KW)),
-            "out": ((O, OH, OW), (cg, KH, KW), (C, H, W)),
+        # name -> factors (F1, F2, F3) per funct class, i.e. the products of (f1, f2, f3): (C, H, W), (O, OH, OW),
+        # (C/G, KH, KW); the buffer's f1 is 0
+        chw = (channel_pixels, in_pixels, W)
+        ohw, khw = (out_channel_pixels, out_pixels, OW), (slice_fwd, kernel_taps, KW)
+        factor_table = {
+            "shared": (chw, chw, ohw),
+            "slice": (khw, ohw, khw),
+            "buffer": ((0, *khw[1:]), (0, *ohw[1:]), (0, *khw[1:])),
+            "out": (ohw, khw, chw),
         }
-        factors = {name: [Signal(12, name=f"{name}_f{k + 1}") for k in range(3)] for name in addresses}
-        terms = {name: [Signal(bits, name=f"{name}_t{k}") for k in range(4)] for name, (bits, _) in addresses.items()}
+        factors = {name: [Signal(bits, name=f"{name}_f{k + 1}") for k in range(3)]
+                   for name, (bits, _) in addresses.items()}
+        # the terms t0..t2 are counters and channels (narrow: one multiplier input), t3 holds the base address
+        terms = {name: [Signal(bits if k == 3 else min(bits, max(len(Value.cast(values[k])) for values in per_class)),
+                               name=f"{name}_t{k}") for k in range(4)]
+                 for name, (bits, per_class) in addresses.items()}
         for name, (_, per_class) in addresses.items():
             for condition, values in zip((is_fwd, is_weight, is_data), per_class, strict=True):
                 with m.If(condition):
@@ -457,26 +494,38 @@ class GemmUnit(wiring.Component):
             m.d.comb += [terms["slice"][0].eq(0), terms["slice"][1].eq(0), terms["slice"][2].eq(0),
                          terms["slice"][3].eq(fld("src2") + group_lane)]
 
-        def horner(name):
-            """The address ``name`` after ADDRESS_STAGES stages."""
+        def element_address(name):
+            """The address ``name`` after ADDRESS_STAGES stages: terms; products (t0 * F1 as two, F1's low 17 bits
+            and the rest: one 18x18 multiplier each); two sums; their sum."""
             bits = addresses[name][0]
-            stage = [Signal(bits, name=f"{name}_a0_t{k}") for k in range(4)]
+            stage = [Signal.like(term, name=f"{name}_a0_t{k}") for k, term in enumerate(terms[name])]
             m.d.sync += [register.eq(term) for register, term in zip(stage, terms[name], strict=True)]
-            value = stage[0]
-            for level, factor in enumerate(factors[name]):
-                following = Signal(bits, name=f"{name}_a{level + 1}")
-                m.d.sync += following.eq(value * factor + stage[level + 1])
-                later = [Signal(bits, name=f"{name}_a{level + 1}_t{k}") for k in range(level + 2, 4)]
-                m.d.sync += [register.eq(term) for register, term in zip(later, stage[level + 2:], strict=True)]
-                value, stage = following, [None] * (level + 2) + later
-            return value
-
+            f1, f2, f3 = factors[name]
+            products = [Signal(bits, name=f"{name}_a1_p{k}") for k in range(4)]
+            high = Signal(max(1, bits - 17), name=f"{name}_a1_high")  # t0 * F1[17:], to be shifted by 17
+            delayed = Signal(bits, name=f"{name}_a1_t3")
+            m.d.sync += [products[0].eq(stage[0] * f1[:17]), products[1].eq(stage[1] * f2),
+                         products[2].eq(stage[2] * f3), high.eq(stage[0] * f1[17:]), delayed.eq(stage[3])]
+            sums = [Signal(bits, name=f"{name}_a2_s{k}") for k in range(3)]
+            m.d.sync += [sums[0].eq(products[0] + products[1]), sums[1].eq(products[2] + delayed),
+                         sums[2].eq(high << 17)]
+            address = Signal(bits, name=f"{name}_a3")
+            m.d.sync += address.eq(sums[0] + sums[1] + sums[2])
+            return address
 
         shared_address, slice_address, buffer_address, out_address = (
-            horner(name) for name in ("shared", "slice", "buffer", "out"))
+            element_address(name) for name in ("shared", "slice", "buffer", "out"))
         out_stride = Signal(address_bits)  # from one lane's output to the next (registered in PRIME)
+        # whether the step's product is zero (a tap in the padding): from the pixel and the tap pair registered
+        # at issue (with the terms), one stage later
+        issued_pixel_h, issued_pixel_w = Signal.like(pixel_h), Signal.like(pixel_w)
+        issued_tap_valid, issued_window_empty = Signal(), Signal()
+        m.d.sync += [issued_pixel_h.eq(pixel_h), issued_pixel_w.eq(pixel_w), issued_tap_valid.eq(tap_valid),
+                     issued_window_empty.eq(window_empty)]
+        issued_pixel_valid = ((issued_pixel_h >= 0) & (issued_pixel_h < H)
+                              & (issued_pixel_w >= 0) & (issued_pixel_w < W))
         zero = Signal()
-        m.d.comb += zero.eq(Mux(is_data, ~tap_valid, ~pixel_valid | (is_fwd & window_empty)))
+        m.d.comb += zero.eq(Mux(is_data, ~issued_tap_valid, ~issued_pixel_valid | (is_fwd & issued_window_empty)))
 
         # -- issue: what the step does; presented ADDRESS_STAGES cycles later ------------------------------
         kind = Signal(_Kind)
@@ -490,11 +539,17 @@ class GemmUnit(wiring.Component):
                 m.d.comb += [kind.eq(_Kind.START), enables.eq(0b0100)]
             with m.Case(_State.COMPUTE):
                 with m.If(~stall):
-                    m.d.comb += [kind.eq(_Kind.MAC), enables.eq(Cat(~zero, direct & ~zero, 0, 1))]
+                    m.d.comb += [kind.eq(_Kind.MAC), enables.eq(0b1011)]  # reads 0, 1 dropped below if zero
                 with m.Else():
                     m.d.comb += enables.eq(0b1000)
-        flags = Cat(kind, c["lane"], zero, red_first, red_last, tap_first, tap_last, active, tile_end, enables)
-        presented = delay(m, flags, ADDRESS_STAGES, "step")
+        issued = delay(m, Cat(kind, c["lane"], red_first, red_last, tap_first, tap_last, active, tile_end, enables),
+                       1, "issued")
+        kind_bits = len(kind.as_value())
+        issued_kind, issued_enables = issued[:kind_bits], issued[-len(enables):]
+        scratch_enables = Mux(issued_kind == _Kind.MAC.value, Cat(~zero, direct & ~zero), issued_enables[:2])
+        flags = Cat(issued_kind, issued[kind_bits : kind_bits + len(c["lane"])], zero,
+                    issued[kind_bits + len(c["lane"]) : -len(enables)], scratch_enables, issued_enables[2:])
+        presented = delay(m, flags, ADDRESS_STAGES - 1, "step")
         read_enables = presented[-len(enables):]  # the ports' enables, with the addresses of the last stage
         # the step beside its reads: read_latency - 1 more stages, to the cycle before its read data arrives (the
         # local buffers are read there, so that their data arrives with the scratchpad's)
@@ -543,26 +598,50 @@ class GemmUnit(wiring.Component):
         def begin_output():
             m.d.sync += state.eq(Mux(is_carry, _State.CARRY, _State.COMPUTE))
 
-        # the instruction's products, one multiplier between registers: KH*KW, OH*OW, H*W while the dividers
-        # run, then the slice lengths in PRODUCTS
-        kernel_taps, out_pixels, in_pixels = Signal(8), Signal(16), Signal(16)
-        slice_fwd, slice_data, slice_weight = Signal(20), Signal(20), Signal(24)
-        m.d.sync += [kernel_taps.eq(KH * KW), out_pixels.eq(OH * OW), in_pixels.eq(H * W)]
-        with m.If(state == _State.PRODUCTS):
-            m.d.sync += [slice_fwd.eq(cg * kernel_taps), slice_data.eq(og * kernel_taps),
-                         slice_weight.eq(N * out_pixels)]
         slice_length = Signal(24)
         m.d.comb += slice_length.eq(Mux(is_fwd, slice_fwd, Mux(is_data, slice_data, slice_weight)))
         for name, counter in counters.items():
             last = ol_last if name == "ol" else at_last[name]
             with m.If(inc[name]):
                 m.d.sync += counter.eq(Mux(last, 0, counter + 1))
-        next_row0, next_col0 = Signal.like(row0), Signal.like(col0)
-        m.d.comb += [next_row0.eq(Mux(at_last["oh"], -PH, row0 + SH)), next_col0.eq(Mux(at_last["ow"], -PW, col0 + SW))]
-        with m.If(inc["oh"]):
-            m.d.sync += [row0.eq(next_row0), *window_axis(next_row0, H, KH, i_lo, row_empty, row_taps)]
-        with m.If(inc["ow"]):
-            m.d.sync += [col0.eq(next_col0), *window_axis(next_col0, W, KW, j_lo, col_empty, col_taps)]
+                if name in last_values:
+                    m.d.sync += at_last[name].eq(Mux(last, last_values[name] == 0, counter == before_lasts[name]))
+        with m.If(inc["lane"]):  # (the tile does not change in a lane loop)
+            m.d.sync += lane_channel.eq(Mux(at_last["lane"], tile, lane_channel + 1))
+
+        def window_queue(axis, size, kernel, stride, padding, current):
+            """The window origins of one axis (``oh``/``ow``) as a queue of registers: ``current`` (origin, first
+            tap, empty, taps: what the issue uses), the next origin's values, and the origin after that with its
+            negation, its distance to the input's end and its position, from which the next values are computed
+            (no carry chain from the loop's end to the window's values). The queue moves with the counter and
+            twice in SETUP (priming it); an instruction starts it at -padding."""
+            origin, low, empty, taps, taps_last = current
+            n_origin, n_low, n_empty, n_taps, n_taps_last = (Signal.like(v, name=f"{axis}_next_{n}") for v, n in (
+                (origin, "origin"), (low, "low"), (empty, "empty"), (taps, "taps"), (taps_last, "taps_last")))
+            f_origin, f_negated, f_room = (Signal(signed(15), name=f"{axis}_far_{n}") for n in (
+                "origin", "negated", "room"))
+            f_position = Signal.like(counters[axis], name=f"{axis}_far_position")
+            f_last = Signal(name=f"{axis}_far_last")
+            m.d.comb += f_last.eq(f_position == last_values[axis])
+            size_padded = Signal(15, name=f"{axis}_size_padded")
+            m.d.sync += size_padded.eq(size + padding)
+            first = Mux(f_origin[-1], f_negated, 0)
+            end = Mux(f_room < kernel, f_room, kernel)
+            advance = inc[axis] | ((state == _State.SETUP) & (step_count < 2))
+            with m.If(advance):
+                m.d.sync += [origin.eq(n_origin), low.eq(n_low), empty.eq(n_empty), taps.eq(n_taps),
+                             taps_last.eq(n_taps_last), n_origin.eq(f_origin), n_low.eq(first),
+                             n_empty.eq(end <= first), n_taps.eq(end - first), n_taps_last.eq(end - first - 1),
+                             f_origin.eq(Mux(f_last, -padding, f_origin + stride)),
+                             f_negated.eq(Mux(f_last, padding, f_negated - stride)),
+                             f_room.eq(Mux(f_last, size_padded, f_room - stride)),
+                             f_position.eq(Mux(f_last, 0, f_position + 1))]
+            with m.If((state == _State.IDLE) & self.start):
+                m.d.sync += [f_origin.eq(-padding), f_negated.eq(padding), f_room.eq(size + padding),
+                             f_position.eq(0)]
+
+        window_queue("oh", H, KH, SH, PH, (row0, i_lo, row_empty, row_taps, row_taps_last))
+        window_queue("ow", W, KW, SW, PW, (col0, j_lo, col_empty, col_taps, col_taps_last))
         with m.If(inc["g"]):
             m.d.sync += [c_base.eq(Mux(at_last["g"], 0, c_base + cg)), o_base.eq(Mux(at_last["g"], 0, o_base + og))]
 
@@ -580,8 +659,7 @@ class GemmUnit(wiring.Component):
         with m.Switch(state):
             with m.Case(_State.IDLE), m.If(self.start):
                 m.d.sync += [state.eq(_State.SETUP), step_count.eq(0), c_base.eq(0), o_base.eq(0), tile.eq(0),
-                             row0.eq(-PH), col0.eq(-PW), *window_axis(-PH, H, KH, i_lo, row_empty, row_taps),
-                             *window_axis(-PW, W, KW, j_lo, col_empty, col_taps)]
+                             lane_channel.eq(0)]
                 m.d.sync += [counter.eq(0) for counter in counters.values()]
                 for quotient, remainder, numerator, _ in divisions:
                     m.d.sync += [quotient.eq(numerator), remainder.eq(0)]
@@ -608,6 +686,9 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [base_h_q.eq(ph_q), base_h_r.eq(ph_r), tap_h_q.eq(ph_q), tap_h_r.eq(ph_r),
                              base_w_q.eq(pw_q), base_w_r.eq(pw_r), tap_w_q.eq(pw_q), tap_w_r.eq(pw_r),
                              direct.eq(is_direct)]
+                m.d.sync += [at_last[name].eq(last_values[name] == 0) for name in last_values]  # every counter at 0
+                first_tile_last = Mux(is_direct, tile_limit <= 1, tile_limit <= P)
+                m.d.sync += [remaining.eq(tile_limit), tile_last.eq(first_tile_last), single_tile.eq(first_tile_last)]
                 begin_tile(is_direct)
             with m.Case(_State.FILL), m.If(fill_end):
                 with m.If(is_bias):
@@ -632,7 +713,11 @@ class GemmUnit(wiring.Component):
                     with m.If(tile_end):
                         m.d.sync += state.eq(_State.DRAIN)
                     with m.Elif(spatial_end):
-                        m.d.sync += tile.eq(Mux(tile_last, 0, tile + Mux(direct, 1, P)))
+                        next_tile = Mux(tile_last, 0, tile + Mux(direct, 1, P))
+                        m.d.sync += [tile.eq(next_tile), lane_channel.eq(next_tile),
+                                     remaining.eq(Mux(tile_last, tile_limit, remaining - Mux(direct, 1, P))),
+                                     tile_last.eq(Mux(tile_last, single_tile,
+                                                      Mux(direct, remaining <= 2, remaining <= 2 * P)))]
                         begin_tile(direct)
                     with m.Else():
                         begin_output()
@@ -647,7 +732,9 @@ class GemmUnit(wiring.Component):
         for lane, write in enumerate(buffer_writes):
             m.d.comb += [write.addr.eq(s1_buffer_address), write.data.eq(read1.data),
                          write.en.eq((s1_kind == _Kind.FILL) & (s1_lane == lane))]
-        has_start = is_bias | is_carry
+        has_start = Signal()  # forward_bias or backward_weight_accumulate, registered
+        m.d.sync += has_start.eq((funct == _FUNCTS["forward_bias"][0])
+                                 | (funct == _FUNCTS["backward_weight_accumulate"][0]))
         starts = Array(Signal(signed(acc_width), name=f"start{lane}") for lane in range(P))
         results = Array(Signal(signed(wide), name=f"result{lane}") for lane in range(P))
         # a lane's starting value is read in s1 and written at the accumulate stage, in step order with the MACs
