@@ -1,6 +1,6 @@
 """The NORM unit's per-set scalar arithmetic with one digit-serial multiplier, one sequential divider and one
 digit-by-digit square root: the three programs of :class:`wavecore.golden.numerics.NormArithmetic` a statistic
-set needs, bit-exact, in about 110 to 220 cycles instead of the bit-serial multiplies of
+set needs, bit-exact, in about 120 to 230 cycles instead of the bit-serial multiplies of
 :class:`wavecore.hdl.norm.scalar.NormScalar` (same ports, same protocol, a drop-in replacement).
 
 * ``FORWARD``: ``rstd = sat(isqrt(K**2 // D))`` (``K = M * 2**(fa + eps_frac/2 + R)``, ``D = (M*S2 - S1**2) *
@@ -13,13 +13,21 @@ set needs, bit-exact, in about 110 to 220 cycles instead of the bit-serial multi
 * ``DGAMMA``: ``round(rstd * (M*r2 - S1*r1) * 2**up / (M * 2**down))`` (64 quotient bits: the golden value is an
   int64).
 
-``round`` is :func:`wavecore.golden.numerics.divide_round` (half away from zero): the divider computes
-``floor((2|n| + d) / 2d)`` on magnitudes and applies the sign; a quotient of ``q`` bits is found in ``q``
-cycles (one compare-subtract each) after a one-cycle overflow test ``N >= D * 2**q``. The operands of every
-division are registered first (the state with the wide products ends in a register), then ``|n|`` (SETUP), ``2|n| + d``
-(TOTAL), then the overflow test (OVERFLOW), so no cycle holds a wide multiplier and a wide carry chain, or two wide
-carry chains; ``count**2`` is registered when the command is taken, ``rstd**3 * t`` is formed from two
-registered half products, and a negated numerator is a flag on the quotient's sign, not a negation.
+``round`` is :func:`wavecore.golden.numerics.divide_round` (half away from zero): with ``d = m * 2**s`` (``m`` the
+count or its square, ``s`` a constant of the division) the divider computes ``floor((2|n| + d) / 2d) = floor(N' /
+m)``, ``N' = floor((2|n| + d) / 2**(s + 1))``, on magnitudes and applies the sign. It is a restoring long division
+with the remainder as wide as the widest divisor (``m``, or rstd's ``D``), not as the numerator: ``N'`` is split
+into its bits above the quotient's (``high``, the first partial remainder) and the ``q`` quotient bits (``low``,
+shifted in one per cycle); the one-cycle overflow test is ``high >= m``, then each of the ``q`` cycles shifts a bit
+in and subtracts ``m`` if it fits (a carry-select subtraction: carry chains of half the divisor's width side by
+side, then multiplexers). The operands of every division are registered first (the state with the wide products ends
+in a register), then ``2|n| + d`` is formed as one addition in two halves (SETUP the low half, TOTAL the high half
+with its carry), ``N'`` is sliced out (ALIGN) and the overflow test runs (OVERFLOW), so no cycle holds a wide
+multiplier and a wide carry chain, or two carry chains in series; ``count**2`` is registered when the command is
+taken, ``rstd**3 * t`` is formed from two registered half products, and a negated numerator is a flag on the
+quotient's sign, not a negation. ``A``'s product is formed on the serial multiplier, then its magnitude, its
+rounding shift, and its sign with the clamp take a state each; a clamp compares the magnitude with the bound beside
+its negation.
 
 **Ports** (as :class:`NormScalar`): ``command`` (stream of :attr:`command_layout`; taken, ``ready`` high, in
 the first cycle an idle unit sees ``valid`` while no result waits) and ``result`` (stream of
@@ -27,19 +35,19 @@ the first cycle an idle unit sees ``valid`` while no result waits) and ``result`
 ``ready``; the fields a mode does not produce are 0).
 
 **Timing** (data-independent, from the cycle the command is taken to the first cycle of ``result.valid``):
-:meth:`worst_case_cycles` (216, 210 and 110 for forward, backward and dgamma of the int8 preset): the states of
-each mode, every division's SETUP, OVERFLOW and quotient bits, and every product state's
-:func:`wavecore.hdl.core.serial_multiplier.cycles` + 1.
+:meth:`worst_case_cycles` (247, 236 and 120 for forward, backward and dgamma of the int8 preset; they were 216,
+210 and 110 before the divider's two-half addition, A's states and product state and the serial multiplier's
+three more cycles): the states of each mode, every division's SETUP, TOTAL, ALIGN, OVERFLOW and quotient bits, and every
+product state's :func:`wavecore.hdl.core.serial_multiplier.cycles` + 1.
 
 **Products**: every wide product (``count**2``, ``count*S2``, ``S1**2``, ``eps*count**2``, ``rstd**3 * t`` ...)
 is formed on one :class:`wavecore.hdl.core.serial_multiplier.SerialMultiplier` (17-bit digits, one DSP), a state
-each, so no cycle holds a multiplier wider than one DSP; ``gamma * rstd`` (a parameter-width operand) stays a
-direct product.
+each, so no cycle holds a multiplier wider than one DSP, ``gamma * rstd`` too.
 """
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, Value, signed, unsigned
+from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -91,28 +99,36 @@ class NormConstants(wiring.Component):
         centred = max(count_bits + s2w, 2 * s1w) + 1
         t_backward = max(count_bits + ww, s1w + ww) + 1
         t_dgamma = max(count_bits + r2w, s1w + r1w) + 1
-        # (numerator N = 2|n| + d, divisor D = 2d) bits of every division
-        divisions = {
-            "rstd": (2 * count_bits + self.k_shift + 1, max(centred + a.eps_frac, 32 + 2 * count_bits) + 2),
-            "c": (max(param_width + self.beta_shift + count_bits, cw + s1w) + 3, count_bits + 1),
-            "k2": (3 * rw + t_backward + 3, 2 * count_bits + self.k2_exponent + 1),
-            "k3": (max(rw + ww, cw + s1w + self.k3_shift) + 3, count_bits + self.k3_shift + 1),
-            "dgamma": (rw + t_dgamma + self.dgamma_up + 3, count_bits + self.dgamma_down + 1),
+        # the rounded divisions divide_round(n, m * 2**s): (bits of N = 2|n| + m * 2**s, bits of m, s); the
+        # divider divides floor(N / 2**(s + 1)) by m (the same quotient), so its remainder is as wide as m
+        self._divisions = {
+            "c": (max(param_width + self.beta_shift + count_bits, cw + s1w) + 3, count_bits, 0),
+            "k2": (3 * rw + t_backward + 3, 2 * count_bits, self.k2_exponent),
+            "k3": (max(rw + ww, cw + s1w + self.k3_shift) + 3, count_bits, self.k3_shift),
+            "dgamma": (rw + t_dgamma + self.dgamma_up + 3, count_bits, self.dgamma_down),
         }
-        self.width = max(max(n, d + self.quotient_bits[name] + 1) for name, (n, d) in divisions.items()) + 1
+        # rstd**2 = floor(K**2 / D): K**2 and D bits
+        self._rstd_division = (2 * count_bits + self.k_shift + 1, max(centred + a.eps_frac, 32 + 2 * count_bits) + 2)
+        self.width = max(n for n, _, _ in self._divisions.values()) + 1  # N (and the signed n)
+        self.divisor_width = max(max(d for _, d, _ in self._divisions.values()), self._rstd_division[1])
+        # N's bits above the quotient's: the overflow test's (N >> (s + 1 + q) >= m) operand
+        self.high_width = max(max(n - s - 1 - self.quotient_bits[name] for name, (n, _, s) in
+                                  self._divisions.items()),
+                              self._rstd_division[0] - self.quotient_bits["rstd"], 1)
         self._temporary_bits = temp_bits = max(centred, t_backward, t_dgamma) + 1
         # the product states, in order per mode: state -> (bits of a, bits of b) (magnitudes; signed operands
         # count their sign bit), the one definition the FSM and worst_case_cycles use
         shifted_beta = len(Value.cast(Signal(signed(param_width)) << self.beta_shift))  # as the FSM forms it
         self._product_bits = {
             "F_COUNT": (count_bits, count_bits), "F0_A": (count_bits, s2w), "F0_B": (s1w, s1w),
-            "F1_A": (32, 2 * count_bits), "F_C_A": (shifted_beta, count_bits), "F_C_B": (cw, s1w),
+            "F1_A": (32, 2 * count_bits), "F_A": (param_width, rw), "F_C_A": (shifted_beta, count_bits),
+            "F_C_B": (cw, s1w),
             "B_COUNT": (count_bits, count_bits), "B0_A": (count_bits, ww), "B0_B": (s1w, ww), "B1_A": (rw, rw),
             "B1": (2 * rw, rw), "B2": (3 * rw, temp_bits), "B3_A": (rw, ww), "B3_B": (cw, s1w),
             "G0_A": (count_bits, r2w), "G0_B": (s1w, r1w), "G1_A": (rw, temp_bits),
         }
         self._mode_products = {
-            ScalarMode.FORWARD: ("F_COUNT", "F0_A", "F0_B", "F1_A", "F_C_A", "F_C_B"),
+            ScalarMode.FORWARD: ("F_COUNT", "F0_A", "F0_B", "F1_A", "F_A", "F_C_A", "F_C_B"),
             ScalarMode.BACKWARD: ("B_COUNT", "B0_A", "B0_B", "B1_A", "B1", "B2", "B3_A", "B3_B"),
             ScalarMode.DGAMMA: ("G0_A", "G0_B", "G1_A"),
         }
@@ -150,13 +166,15 @@ class NormConstants(wiring.Component):
         # every product state: the serial multiplier's cycles + 1 (the state's start cycle)
         products = sum(product_cycles(*(-(-bits // _DIGIT) for bits in self._product_bits[state])) + 1
                        for state in self._mode_products[mode])
-        # every division: the operands' state, SETUP TOTAL OVERFLOW (or F1_SETUP), then q DIVIDE cycles
-        # F0 F1 F1_SETUP, divide, SQRT_SETUP, root, F_A F_C SETUP TOTAL OVERFLOW, divide, F_OUT
+        # every rounded division: the operands' state, SETUP TOTAL ALIGN OVERFLOW, then q DIVIDE cycles; the
+        # rstd division: F1 OVERFLOW, then q DIVIDE cycles; + 1: the cycle result.valid is set in
+        # F0 F1 OVERFLOW, divide, SQRT_SETUP, root, F_RSTD (F_A: a product state) F_A_SIZE F_A_ROUND F_A_CLAMP,
+        # F_C SETUP TOTAL ALIGN OVERFLOW, divide, F_OUT
         if mode == ScalarMode.FORWARD:
-            return products + 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 5 + q["c"] + 1 + 1
-        if mode == ScalarMode.BACKWARD:  # B0 B2_SUM SETUP TOTAL OVERFLOW, divide, B_K2 B3 SETUP TOTAL OVERFLOW, ...
-            return products + 5 + q["k2"] + 5 + q["k3"] + 1 + 1
-        return products + 5 + q["dgamma"] + 1 + 1  # G0 G1 SETUP TOTAL OVERFLOW, divide, G_OUT
+            return products + 3 + q["rstd"] + 1 + self.arithmetic.rstd_width + 4 + 5 + q["c"] + 1 + 1
+        if mode == ScalarMode.BACKWARD:  # B0 B2_SUM SETUP TOTAL ALIGN OVERFLOW, divide, B_K2 B3 SETUP ..., B_OUT
+            return products + 6 + q["k2"] + 6 + q["k3"] + 1 + 1
+        return products + 6 + q["dgamma"] + 1 + 1  # G0 G1 SETUP TOTAL ALIGN OVERFLOW, divide, G_OUT
 
     def elaborate(self, platform):
         m = Module()
@@ -177,12 +195,15 @@ class NormConstants(wiring.Component):
         first_product = Signal(signed(self._a_width + self._b_width))
         second_product = Signal.like(first_product)
         product_wait = Signal()
-        remainder = Signal(width)
-        shifted = Signal(width)  # the divisor times 2**i of the current quotient bit
+        quotient_max = max(self.quotient_bits.values())
+        remainder = Signal(self.divisor_width)  # the partial remainder (below the divisor)
+        high = Signal(self.high_width)  # N's bits above the quotient's (the first partial remainder)
+        low = Signal(quotient_max)  # N's quotient bits, the next one at the top (shifted left each step)
+        total = Signal(width)  # N = 2|n| + d
         quotient = Signal(_DGAMMA_BITS)
         negative = Signal()
         overflow = Signal()
-        steps = Signal(range(max(self.quotient_bits.values()) + 2))
+        steps = Signal(range(quotient_max + 2))
         radicand = Signal(2 * rw)
         root = Signal(rw)
         root_remainder = Signal(rw + 2)
@@ -191,31 +212,39 @@ class NormConstants(wiring.Component):
         for name, signal in outputs.items():
             m.d.comb += getattr(self.result.payload, name).eq(signal)
 
-        # one instance of every shared term (each state drives the divider's operands)
         count_squared = Signal(2 * len(count))
-        numerator = Signal(signed(width))  # n of divide_round(n, d)
-        magnitude = Signal(width)
-        m.d.comb += magnitude.eq(Mux(numerator < 0, -numerator, numerator))
 
         # the registered operands of the next division (SETUP reads them)
-        dividend = Signal(signed(width + 1))  # F1: K**2 (unsigned, width bits)
-        held_divisor = Signal(width)
-        limit = Signal(width + max(self.quotient_bits.values()) + 1)  # 2d * 2**q: the overflow bound
+        dividend = Signal(signed(width))  # n of divide_round(n, m * 2**s)
+        held_divisor = Signal(self.divisor_width)  # m (rstd: D)
+        addend = Signal(width)  # m * 2**s
 
         negate = Signal()  # the division's numerator is -dividend (the sign is applied to the quotient)
 
-        def divide(value, by, bits, then, *, negated=False):
-            """``divide_round(value, by)`` (``-value`` when ``negated``) with ``bits`` quotient bits: register the
-            operands, SETUP next; go to ``then`` after."""
-            m.d.sync += [dividend.eq(value), held_divisor.eq(by), shifted.eq(by << bits),
-                         limit.eq(by << (bits + 1)), steps.eq(bits), resume.eq(then), negate.eq(negated)]
+        def divide(value, name, by, then, *, negated=False):
+            """``divide_round(value, by * 2**s)`` (``-value`` when ``negated``; ``name`` a key of
+            ``_divisions``: s and the quotient bits): register the operands, SETUP next; go to ``then``
+            after."""
+            bits, _, shift = self._divisions[name]
+            value = Value.cast(value)
+            if len(value) > bits:  # n fits bits signed bits: the subtraction forming it no wider
+                value = value[:bits].as_signed()
+            m.d.sync += [dividend.eq(value), held_divisor.eq(by), addend.eq(by << shift),
+                         steps.eq(self.quotient_bits[name]), resume.eq(then), negate.eq(negated)]
             m.next = "SETUP"
+
+        def carry_add(x, y, carry):
+            """``x + y + carry`` (unsigned, one bit wider) as one carry chain: ``(Cat(1, x) + Cat(carry, y)) >> 1``."""
+            return (Cat(Const(1, 1), x) + Cat(carry, y))[1:]
+
+        def clamped(is_negative, size, fmt):
+            """``-size`` if ``is_negative`` else ``size`` (a magnitude) saturated to ``fmt`` (an IntFormat): the
+            negation and the bound's compare side by side, one carry chain deep."""
+            return Mux(is_negative, Mux(size > -fmt.min, fmt.min, -size), Mux(size > fmt.max, fmt.max, size))
 
         def rounded(fmt):
             """The signed quotient saturated to ``fmt`` (an IntFormat)."""
-            value = Mux(negative, -quotient, quotient)
-            high, low = fmt.max, fmt.min
-            return Mux(overflow, Mux(negative, low, high), Mux(value > high, high, Mux(value < low, low, value)))
+            return Mux(overflow, Mux(negative, fmt.min, fmt.max), clamped(negative, quotient, fmt))
 
         def product_state(state, a_value, b_value, target, following):
             """State ``state``: ``target = a_value * b_value`` on the serial multiplier, then ``following``."""
@@ -259,14 +288,12 @@ class NormConstants(wiring.Component):
                 m.next = "F1_A"
             product_state("F1_A", fields.eps, count_squared, first_product, "F1")
             with m.State("F1"):  # rstd**2 = floor(K**2 / D): the divider without the rounding set-up
-                m.d.sync += [dividend.eq(count_squared << self.k_shift),
-                             held_divisor.eq((temp << a.eps_frac) + first_product)]
-                m.next = "F1_SETUP"
-            with m.State("F1_SETUP"):
-                m.d.sync += [remainder.eq(dividend), shifted.eq(held_divisor << (2 * rw - 1)), quotient.eq(0),
-                             negative.eq(0), overflow.eq(dividend >= (held_divisor << (2 * rw))), steps.eq(2 * rw),
-                             resume.eq(after["sqrt"])]
-                m.next = "DIVIDE"
+                squared_k = count_squared << self.k_shift
+                m.d.sync += [high.eq(squared_k >> (2 * rw)),
+                             low.eq(Cat(Const(0, quotient_max - 2 * rw), squared_k[: 2 * rw])),
+                             held_divisor.eq((temp << a.eps_frac) + first_product), negative.eq(0),
+                             steps.eq(2 * rw), resume.eq(after["sqrt"])]
+                m.next = "OVERFLOW"
             with m.State("SQRT_SETUP"):
                 m.d.sync += [radicand.eq(quotient), root.eq(0), root_remainder.eq(0), steps.eq(rw)]
                 m.next = "SQRT"
@@ -277,22 +304,30 @@ class NormConstants(wiring.Component):
                 m.d.sync += [radicand.eq(radicand << 2), root.eq((root << 1) | fits),
                              root_remainder.eq(Mux(fits, partial - trial, partial)), steps.eq(steps - 1)]
                 with m.If(steps == 1):
-                    m.next = "F_A"
-            with m.State("F_A"):
-                rstd = Mux(overflow, a.rstd_format.max, root)
-                m.d.sync += outputs["rstd"].eq(rstd)
-                product = Signal(signed(self.param_width + rw + 1))
-                m.d.comb += product.eq(fields.gamma * rstd)
-                size = Mux(product < 0, -product, product)
-                scaled = ((size << 1) + (1 << self.a_shift)) >> (self.a_shift + 1)
-                value = Mux(product < 0, -scaled, scaled)
-                fmt = a.coefficient
-                m.d.sync += outputs["a"].eq(Mux(value > fmt.max, fmt.max, Mux(value < fmt.min, fmt.min, value)))
+                    m.next = "F_RSTD"
+            # A = sat(round(gamma * rstd / 2**a_shift)) in states: rstd, the product (on the serial multiplier),
+            # its magnitude, the rounding shift, then the sign and the clamp (one carry chain each)
+            gamma_rstd = Signal(signed(self.param_width + rw + 1))
+            a_negative = Signal()
+            a_size = Signal(self.param_width + rw)
+            with m.State("F_RSTD"):
+                m.d.sync += outputs["rstd"].eq(Mux(overflow, a.rstd_format.max, root))
+                m.next = "F_A"
+            product_state("F_A", fields.gamma, outputs["rstd"], gamma_rstd, "F_A_SIZE")
+            with m.State("F_A_SIZE"):
+                m.d.sync += [a_negative.eq(gamma_rstd < 0), a_size.eq(Mux(gamma_rstd < 0, -gamma_rstd, gamma_rstd))]
+                m.next = "F_A_ROUND"
+            with m.State("F_A_ROUND"):
+                m.d.sync += a_size.eq((a_size + (1 << (self.a_shift - 1))) >> self.a_shift if self.a_shift
+                                      else a_size)
+                m.next = "F_A_CLAMP"
+            with m.State("F_A_CLAMP"):
+                m.d.sync += outputs["a"].eq(clamped(a_negative, a_size, a.coefficient))
                 m.next = "F_C_A"
             product_state("F_C_A", fields.beta << self.beta_shift, count, first_product, "F_C_B")
             product_state("F_C_B", outputs["a"], s1, second_product, "F_C")
             with m.State("F_C"):
-                divide(first_product - second_product, count, self.quotient_bits["c"], after["c"])
+                divide(first_product - second_product, "c", count, after["c"])
             with m.State("F_OUT"):
                 m.d.sync += [outputs["c"].eq(rounded(a.bias)), self.result.valid.eq(1)]
                 m.next = "IDLE"
@@ -308,16 +343,14 @@ class NormConstants(wiring.Component):
             product_state("B1", cube[: 2 * rw], fields.rstd, cube, "B2")
             product_state("B2", cube, temp, first_product, "B2_SUM")
             with m.State("B2_SUM"):
-                divide(first_product, count_squared << self.k2_exponent, self.quotient_bits["k2"], after["k2"],
-                       negated=True)
+                divide(first_product, "k2", count_squared, after["k2"], negated=True)
             with m.State("B_K2"):
                 m.d.sync += outputs["k2"].eq(rounded(a.coefficient))
                 m.next = "B3_A"
             product_state("B3_A", fields.rstd, fields.w1, first_product, "B3_B")
             product_state("B3_B", outputs["k2"], s1, second_product, "B3")
             with m.State("B3"):
-                divide(first_product + (second_product << self.k3_shift), count << self.k3_shift,
-                       self.quotient_bits["k3"], after["k3"], negated=True)
+                divide(first_product + (second_product << self.k3_shift), "k3", count, after["k3"], negated=True)
             with m.State("B_OUT"):
                 m.d.sync += [outputs["k3"].eq(rounded(a.bias)), self.result.valid.eq(1)]
                 m.next = "IDLE"
@@ -330,26 +363,55 @@ class NormConstants(wiring.Component):
                 m.next = "G1_A"
             product_state("G1_A", fields.rstd, temp, first_product, "G1")
             with m.State("G1"):
-                divide(first_product << self.dgamma_up, count << self.dgamma_down, _DGAMMA_BITS, after["dgamma"])
+                divide(first_product << self.dgamma_up, "dgamma", count, after["dgamma"])
             with m.State("G_OUT"):
                 m.d.sync += [outputs["dgamma"].eq(Mux(negative, -quotient, quotient)), self.result.valid.eq(1)]
                 m.next = "IDLE"
 
             # -- the shared divider ---------------------------------------------------------------------------
-            with m.State("SETUP"):  # the registered operands: sign and |n| (in remainder)
-                m.d.comb += numerator.eq(dividend)
-                m.d.sync += [remainder.eq(magnitude), quotient.eq(0),
-                             negative.eq(Mux(negate, numerator > 0, numerator < 0))]
+            # N = 2|n| + m * 2**s = addend + (2n or ~2n) + (n < 0) in two halves: SETUP adds the low half (and
+            # registers the sign), TOTAL the high half with the low half's carry (half the carry chain each)
+            below = dividend[-1]
+            doubled = Cat(Const(0, 1), dividend)[:width]  # 2n, two's complement
+            operand = Mux(below, ~doubled, doubled)
+            half = width // 2
+            low_carry = Signal()
+            high_operand = Signal(width - half)
+            with m.State("SETUP"):
+                low_sum = carry_add(addend[:half], operand[:half], below)
+                m.d.sync += [total[:half].eq(low_sum[:half]), low_carry.eq(low_sum[half]),
+                             high_operand.eq(operand[half:]),
+                             negative.eq(Mux(negate, ~below & dividend.any(), below))]  # (n > 0: no carry chain)
                 m.next = "TOTAL"
-            with m.State("TOTAL"):  # 2|n| + d
-                m.d.sync += remainder.eq((remainder << 1) + held_divisor)
+            with m.State("TOTAL"):
+                m.d.sync += total[half:].eq(carry_add(addend[half:], high_operand, low_carry))
+                m.next = "ALIGN"
+            with m.State("ALIGN"):  # floor(N / 2**(s + 1)): its bits above the quotient's in high, the rest in low
+                with m.Switch(resume):
+                    for name in ("c", "k2", "k3", "dgamma"):
+                        _, _, shift = self._divisions[name]
+                        q = self.quotient_bits[name]
+                        with m.Case(after[name]):
+                            m.d.sync += [high.eq(total >> (shift + 1 + q)),
+                                         low.eq(Cat(Const(0, quotient_max - q), total[shift + 1 : shift + 1 + q]))]
                 m.next = "OVERFLOW"
-            with m.State("OVERFLOW"):  # the overflow test on the registered 2|n| + d
-                m.d.sync += overflow.eq(remainder >= limit)
+            with m.State("OVERFLOW"):  # the quotient overflows its bits: floor(N / 2**q) >= the divisor
+                m.d.sync += [overflow.eq(high >= held_divisor), remainder.eq(high), quotient.eq(0)]
                 m.next = "DIVIDE"
+            # one quotient bit: the next bit of N shifted in, the divisor subtracted if it fits. The subtraction
+            # is a carry-select one (trial + ~divisor + 1): the low half, and the high half for both carries into
+            # it side by side, so the carry chain is half the divisor's width
+            trial = Cat(low[-1], remainder)
+            trial_bits = len(trial)
+            split = trial_bits // 2
+            inverted = ~Cat(held_divisor, Const(0, trial_bits - len(held_divisor)))
+            low_half = carry_add(trial[:split], inverted[:split], Const(1, 1))  # its top bit: no borrow
+            high_halves = [carry_add(trial[split:], inverted[split:], Const(carry, 1)) for carry in (0, 1)]
+            high_half = Mux(low_half[split], high_halves[1], high_halves[0])
             with m.State("DIVIDE"):
-                fits = remainder >= shifted
-                m.d.sync += [remainder.eq(Mux(fits, remainder - shifted, remainder)), shifted.eq(shifted >> 1),
+                fits = high_half[-1]  # no borrow: trial >= the divisor
+                difference = Cat(low_half[:split], high_half[: trial_bits - split])
+                m.d.sync += [remainder.eq(Mux(fits, difference, trial)), low.eq(low << 1),
                              quotient.eq((quotient << 1) | fits), steps.eq(steps - 1)]
                 with m.If(steps == 1), m.Switch(resume):
                     with m.Case(after["sqrt"]):

@@ -57,6 +57,12 @@ def test_products_match_python(a_width, b_width, digit):
         assert count == cycles(a_digits, b_digits)
 
 
+def test_cycles_formula():
+    """cycles = a_digits * b_digits + 6: operands, one digit product per cycle, digits' register, product
+    register, last accumulation, the sign's two halves."""
+    assert (cycles(1, 1), cycles(2, 3), cycles(6, 6)) == (7, 12, 42)
+
+
 def test_parameters_validated():
     with pytest.raises(ValueError, match="digit"):
         SerialMultiplier(a_width=8, b_width=8, digit=18)
