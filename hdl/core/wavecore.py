@@ -365,8 +365,10 @@ class WaveCore(wiring.Component):
                                 Mux(is_memory & dram_outside, ErrorCode.DRAM_OUT_OF_RANGE,
                                     Mux(is_memory & chip_outside, ErrorCode.SCRATCHPAD_OUT_OF_RANGE,
                                         ErrorCode.NONE))))))))
-        fetch_outside = fetch_address + isa.INSTRUCTION_BYTES > self.parameters.dram_bytes
-        fetch_misaligned = fetch_address[: _log2(isa.INSTRUCTION_BYTES)].any()
+        # The fetch address's checks are registers updated with it (the 64-bit sum and compare would otherwise
+        # run on into the error priority and the error address in the ISSUE cycle).
+        fetch_outside = Signal()
+        fetch_misaligned = Signal()
         target = {q: Signal(name=f"decode_{q}_target") for q in isa.QUEUES}
         m.d.sync += [target[q].eq(decoder.queue_is(instruction, q)) for q in isa.QUEUES]
         target_ready = Cat(*(target[q] & queues[q].w_rdy for q in isa.QUEUES)).any()
@@ -375,7 +377,9 @@ class WaveCore(wiring.Component):
         fetching = Signal()  # the fetch unit presents its descriptor to the DMA's read channel
         with m.FSM(name="fetch") as fetch:
             with m.State("IDLE"), m.If(core.start):
-                m.d.sync += [fetch_address.eq(core.program_base), running.eq(1), error_seen.eq(0)]
+                m.d.sync += [fetch_address.eq(core.program_base), running.eq(1), error_seen.eq(0),
+                             fetch_outside.eq(core.program_base + isa.INSTRUCTION_BYTES > self.parameters.dram_bytes),
+                             fetch_misaligned.eq(core.program_base[: _log2(isa.INSTRUCTION_BYTES)].any())]
                 m.next = "ISSUE"
             with m.State("ISSUE"):
                 with m.If(stop):
@@ -404,7 +408,9 @@ class WaveCore(wiring.Component):
                 with m.Elif(decode_code != ErrorCode.NONE):
                     m.next = "STOP"
                 with m.Elif(target_ready):
-                    m.d.sync += fetch_address.eq(fetch_address + isa.INSTRUCTION_BYTES)
+                    m.d.sync += [fetch_address.eq(fetch_address + isa.INSTRUCTION_BYTES),
+                                 fetch_outside.eq(fetch_address + 2 * isa.INSTRUCTION_BYTES
+                                                  > self.parameters.dram_bytes)]
                     m.next = "ISSUE"
                     with m.If(decoder.opcode_is(instruction, "END")):
                         m.next = "STOP"
