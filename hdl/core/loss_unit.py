@@ -83,6 +83,7 @@ from wavecore.hdl.core.compute_unit import (
     element_widths,
     shape_field,
 )
+from wavecore.hdl.stream.window import round_up
 
 __all__ = ["LossUnit", "unit_cycles"]
 
@@ -130,16 +131,7 @@ def _requantizer(m: Module, value, shift: int, fmt, rounding: str, name: str):
     guard, sticky, negative = (Signal(name=f"{name}_{n}") for n in ("guard", "sticky", "negative"))
     m.d.sync += [floor.eq(value >> shift), guard.eq(value[shift - 1]), negative.eq(value[-1]),
                  sticky.eq(value[: shift - 1].any() if shift > 1 else 0)]
-    if rounding == "floor":
-        up = 0
-    elif rounding == "half_up":
-        up = guard
-    elif rounding == "half_even":
-        up = guard & (sticky | floor[0])
-    elif rounding == "half_away_from_zero":
-        up = guard & (sticky | ~negative)
-    else:
-        raise ValueError(f"unknown rounding {rounding!r}")
+    up = round_up(rounding, guard, sticky, floor[0], negative)
     rounded = Signal(signed(len(floor) + 1), name=f"{name}_rounded")
     m.d.comb += rounded.eq(floor + up)
     result = Signal(signed(fmt.width), name=name)

@@ -99,6 +99,7 @@ from wavecore.hdl.core.compute_unit import (
     shape_field,
 )
 from wavecore.hdl.core.decoder import field
+from wavecore.hdl.stream.window import round_up
 
 __all__ = ["PREP_CYCLES", "PRESENT_STAGES", "WRITE_STAGES", "VectorUnit", "unit_cycles"]
 
@@ -181,29 +182,22 @@ def _requantizer(m: Module, value, shift, truncate, rounding: str, low: int, hig
         negative.eq(wide[-1]),
         down.eq(truncate),
     ]
-    if rounding == "floor":
-        up = Const(0, 1)
-    elif rounding == "half_up":
-        up = guard
-    elif rounding == "half_even":
-        up = guard & (sticky | floor[0])
-    else:  # half_away_from_zero
-        up = guard & (sticky | ~negative)
-    round_up = Signal(name=f"{name}_up")
-    m.d.comb += round_up.eq(up & ~down)
+    up = round_up(rounding, guard, sticky, floor[0], negative)
+    rounds_up = Signal(name=f"{name}_up")
+    m.d.comb += rounds_up.eq(up & ~down)
     bits = max(low.bit_length(), high.bit_length()) + 1
     # floor + up > high (< low): floor above high (below low), or at high (low - 1) and rounded up
     k = high.bit_length()
     if high == 2**k - 1 and low == -(2**k):  # a two's complement format: bit tests, no carry chains
         negative_floor, upper_zero = floor[-1], ~floor[k:].any()
         low_ones = floor[:k].all()
-        over = (~negative_floor & ~upper_zero) | (round_up & upper_zero & low_ones)
-        under = (negative_floor & ~floor[k:].all()) & ~(round_up & floor[k + 1:].all() & ~floor[k] & low_ones)
+        over = (~negative_floor & ~upper_zero) | (rounds_up & upper_zero & low_ones)
+        under = (negative_floor & ~floor[k:].all()) & ~(rounds_up & floor[k + 1:].all() & ~floor[k] & low_ones)
     else:
-        over = (floor > high) | (round_up & (floor == high))
-        under = (floor < low) & ~(round_up & (floor == low - 1))
+        over = (floor > high) | (rounds_up & (floor == high))
+        under = (floor < low) & ~(rounds_up & (floor == low - 1))
     rounded = Signal(signed(bits), name=f"{name}_rounded")  # floor + up, only its low bits (within the limits)
-    m.d.comb += rounded.eq(floor[:bits] + round_up)
+    m.d.comb += rounded.eq(floor[:bits] + rounds_up)
     result = Signal(signed(bits), name=name)
     m.d.comb += result.eq(Mux(over, high, Mux(under, low, rounded)))
     return result

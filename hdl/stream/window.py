@@ -25,7 +25,8 @@ from amaranth.lib.memory import Memory
 from wavecore.golden.numerics import IntFormat
 
 __all__ = [
-    "divide", "divide_plan", "requantize", "round_shift", "select_element", "window_scan", "windowed_cycles"
+    "divide", "divide_plan", "requantize", "round_shift", "round_up", "select_element", "window_scan",
+    "windowed_cycles",
 ]
 
 
@@ -69,6 +70,22 @@ def round_shift(value, shift: int, rounding: str, *, signed: bool):
     else:
         raise ValueError(f"unknown rounding {rounding!r}")
     return floor + up
+
+
+def round_up(rounding: str, guard, sticky, floor_lsb, negative):
+    """The rounding increment of :func:`wavecore.golden.numerics.requantize` from the bits a shift leaves: ``guard``
+    (the highest bit shifted out), ``sticky`` (any lower bit shifted out), ``floor_lsb`` (the floor's lowest bit)
+    and ``negative`` (the value's sign); ``rounding`` one of :data:`wavecore.golden.numerics.ROUNDING_MODES`.
+    Combinational, a few gates (no compares): for pipelined requantizers that register these bits first."""
+    if rounding == "floor":
+        return Const(0, 1)
+    if rounding == "half_up":
+        return guard
+    if rounding == "half_even":
+        return guard & (sticky | floor_lsb)
+    if rounding == "half_away_from_zero":
+        return guard & (sticky | ~negative)
+    raise ValueError(f"unknown rounding {rounding!r}")
 
 
 def requantize(value, shift: int, rounding: str, out: IntFormat, *, low: int | None = None, high: int | None = None):
