@@ -97,7 +97,7 @@ def cell_library(family: str, work: Path, *, models: dict[str, Path] | None = No
         text = re.sub(r"\(\* blackbox \*\)\s*module DP16KD\(.*?endmodule\n", "", text, flags=re.S)
         write_atomic(cells / name, text)
     sources = [cells / "cells_sim_ecp5.v", cells / "cells_ff.vh", cells / "cells_io.vh",
-               shipped["mult18x18d"], shipped["dp16kd"]]
+               shipped["mult18x18d"], shipped["dp16kd"], shipped["dcca"]]
     return sources, ["NO_INCLUDES"], [cells]
 
 
@@ -169,7 +169,7 @@ def simulate_bist(netlist: Path, target, *, cycles: int, work: Path, models: dic
     from wavecore.boards.bist import POWER_ON_CYCLES
 
     (done_port, done_inverted), (pass_port, pass_inverted) = status_ports(target)
-    bound = POWER_ON_CYCLES + cycles + _MARGIN_CYCLES
+    bound = POWER_ON_CYCLES + 1 + cycles + _MARGIN_CYCLES
     sources, defines, include_dirs = cell_library(target.family, work, models=models)
     bench = Path(work) / "gatelevel_bist_tb.v"
     write_atomic(bench, f"""`timescale 1ns / 1ps

@@ -44,8 +44,9 @@ def test_netlist_is_vendor_cells_only(ulx3s_array):
 def test_ulx3s_array_bist_passes_at_gate_level(ulx3s_array, tmp_path):
     target, netlist, _ = ulx3s_array
     result = simulate_bist(netlist, target, cycles=_CYCLES, work=tmp_path)
-    # done lights one cycle after the last folded cycle once the power-on reset has released
-    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + _CYCLES + 1
+    # the power-on reset releases POWER_ON_CYCLES + 1 cycles in (counter, then its register); done lights one
+    # cycle after the last folded cycle
+    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + 1 + _CYCLES + 1
 
 
 def _wrong_model(tmp_path, original, replacement, model="mult18x18d"):
@@ -88,7 +89,7 @@ def test_ulx3s_scratchpad_bist_passes_at_gate_level(ulx3s_scratchpad, tmp_path):
     target, netlist, report = ulx3s_scratchpad
     assert report.cells["DP16KD"] == 4
     result = simulate_bist(netlist, target, cycles=_MEMORY_CYCLES, work=tmp_path)
-    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + _MEMORY_CYCLES + 1
+    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + 1 + _MEMORY_CYCLES + 1
 
 
 @pytest.mark.parametrize(
@@ -128,7 +129,7 @@ def test_icebreaker_array_bist_passes_at_gate_level(tmp_path):
     target, netlist, report = _netlist(tmp_path / "build", "icebreaker", {"block": "systolic", "rows": 2, "cols": 2})
     assert report.cells.get("SB_MAC16", 0) >= 1
     result = simulate_bist(netlist, target, cycles=_CYCLES, work=tmp_path / "sim")
-    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + _CYCLES + 1
+    assert result.done and result.passed and result.cycle == POWER_ON_CYCLES + 1 + _CYCLES + 1
 
 
 @pytest.mark.parametrize("target_name", sorted(TARGETS))
@@ -208,6 +209,6 @@ def test_synth_command_gate_level_option(tmp_path, capsys):
             "--bist-cycles", "64", "--gate-level", "-o", str(out), "--quiet"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert f"gate-level BIST: passed at cycle {POWER_ON_CYCLES + 64 + 1}" in printed
+    assert f"gate-level BIST: passed at cycle {POWER_ON_CYCLES + 1 + 64 + 1}" in printed
     assert (out / "top.netlist.v").exists() and not (out / "top.bit").exists()
     assert "gate_level: BIST passed on the netlist" in (out / "report.md").read_text()

@@ -414,3 +414,21 @@ def test_dp16kd_model_refuses_options_it_does_not_model(tmp_path, parameter, val
     with pytest.raises(GateLevelError, match=message):
         _run(tmp_path, "dp16kd_refuse_tb", _DP16KD_INPUTS, [("do_a", 18), ("do_b", 18)], _dp16kd_body(parameters),
              vectors, [DP16KD_MODEL])
+
+
+DCCA_MODEL = SIM_MODELS / "dcca.v"
+_DCCA_BODY = "    DCCA dut(.CLKI(clki), .CE(ce), .CLKO(clko));\n"
+
+
+def test_dcca_model_passes_its_input_while_enabled(tmp_path):
+    # TN1263: CLKO follows CLKI while CE is high (the board top's reset buffer ties CE to 1)
+    levels = [int(level) for level in rng("dcca_enabled").integers(0, 1, size=64, endpoint=True)]
+    rows = _run(tmp_path, "dcca_tb", [("clki", 1), ("ce", 1)], [("clko", 1)], _DCCA_BODY,
+                [[level, 1] for level in levels], [DCCA_MODEL])
+    assert [row[0] for row in rows] == levels and 0 < sum(levels) < len(levels)
+
+
+def test_dcca_model_refuses_clock_gating(tmp_path):
+    with pytest.raises(GateLevelError, match="DCCA: CE must stay 1"):
+        _run(tmp_path, "dcca_gate_tb", [("clki", 1), ("ce", 1)], [("clko", 1)], _DCCA_BODY,
+             [[1, 1], [1, 1], [1, 0], [1, 0]], [DCCA_MODEL])
