@@ -35,10 +35,12 @@ the first cycle an idle unit sees ``valid`` while no result waits) and ``result`
 ``ready``; the fields a mode does not produce are 0).
 
 **Timing** (data-independent, from the cycle the command is taken to the first cycle of ``result.valid``):
-:meth:`worst_case_cycles` (247, 236 and 120 for forward, backward and dgamma of the int8 preset; they were 216,
-210 and 110 before the divider's two-half addition, A's states and product state and the serial multiplier's
-three more cycles): the states of each mode, every division's SETUP, TOTAL, ALIGN, OVERFLOW and quotient bits, and every
-product state's :func:`wavecore.hdl.core.serial_multiplier.cycles` + 1.
+:meth:`worst_case_cycles` (254, 244 and 123 for forward, backward and dgamma of the int8 preset; they were 216,
+210 and 110 before the divider's two-half addition, A's states and product state, the serial multiplier's
+three more cycles and the registered operand select): the states of each mode, every division's SETUP, TOTAL,
+ALIGN, OVERFLOW and quotient bits, and every product state's :func:`wavecore.hdl.core.serial_multiplier.cycles` + 2
+(its first cycle registers the state's select of the multiplier's operands, an AND-OR of every product state's
+operands, so no decoding of the FSM state lies before the multiplier's operand registers; the second starts it).
 
 **Products**: every wide product (``count**2``, ``count*S2``, ``S1**2``, ``eps*count**2``, ``rstd**3 * t`` ...)
 is formed on one :class:`wavecore.hdl.core.serial_multiplier.SerialMultiplier` (17-bit digits, one DSP), a state
@@ -46,6 +48,9 @@ each, so no cycle holds a multiplier wider than one DSP, ``gamma * rstd`` too.
 """
 
 from __future__ import annotations
+
+import operator
+from functools import reduce
 
 from amaranth import Cat, Const, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import data, stream, wiring
@@ -163,8 +168,9 @@ class NormConstants(wiring.Component):
         """Cycles from the cycle the command is taken to the first cycle ``result.valid`` is high (exact)."""
         q = self.quotient_bits
         mode = ScalarMode(mode)
-        # every product state: the serial multiplier's cycles + 1 (the state's start cycle)
-        products = sum(product_cycles(*(-(-bits // _DIGIT) for bits in self._product_bits[state])) + 1
+        # every product state: the serial multiplier's cycles + 2 (the state's first cycle, its select
+        # registered; the start cycle)
+        products = sum(product_cycles(*(-(-bits // _DIGIT) for bits in self._product_bits[state])) + 2
                        for state in self._mode_products[mode])
         # every rounded division: the operands' state, SETUP TOTAL ALIGN OVERFLOW, then q DIVIDE cycles; the
         # rstd division: F1 OVERFLOW, then q DIVIDE cycles; + 1: the cycle result.valid is set in
@@ -194,7 +200,7 @@ class NormConstants(wiring.Component):
                                                                 digit=_DIGIT)
         first_product = Signal(signed(self._a_width + self._b_width))
         second_product = Signal.like(first_product)
-        product_wait = Signal()
+        product_phase = Signal(2)  # in a product state: 0 its first cycle, 1 the multiplier's start, 2 waiting
         quotient_max = max(self.quotient_bits.values())
         remainder = Signal(self.divisor_width)  # the partial remainder (below the divisor)
         high = Signal(self.high_width)  # N's bits above the quotient's (the first partial remainder)
@@ -246,18 +252,26 @@ class NormConstants(wiring.Component):
             """The signed quotient saturated to ``fmt`` (an IntFormat)."""
             return Mux(overflow, Mux(negative, fmt.min, fmt.max), clamped(negative, quotient, fmt))
 
+        # the multiplier's operands: an AND-OR of every product state's operands under a registered one-hot
+        # select (the state's flag, one cycle late), so no FSM state decoding lies before the operand registers;
+        # a product state starts the multiplier in its second cycle, when its select is up
+        choices = []  # (state, select, a, b, a_digits, b_digits)
+
         def product_state(state, a_value, b_value, target, following):
             """State ``state``: ``target = a_value * b_value`` on the serial multiplier, then ``following``."""
             a_bits, b_bits = self._product_bits[state]
             assert len(Value.cast(a_value)) <= a_bits and len(Value.cast(b_value)) <= b_bits, (
                 state, len(Value.cast(a_value)), a_bits, len(Value.cast(b_value)), b_bits)
-            a_digits, b_digits = -(-a_bits // _DIGIT), -(-b_bits // _DIGIT)
+            a_term = Signal.like(multiplier.a, name=f"a_{state}")
+            b_term = Signal.like(multiplier.b, name=f"b_{state}")
+            m.d.comb += [a_term.eq(a_value), b_term.eq(b_value)]
+            choices.append((state, Signal(name=f"select_{state}"), a_term, b_term, -(-a_bits // _DIGIT),
+                            -(-b_bits // _DIGIT)))
             with m.State(state):
-                m.d.comb += [multiplier.a.eq(a_value), multiplier.b.eq(b_value), multiplier.a_digits.eq(a_digits),
-                             multiplier.b_digits.eq(b_digits), multiplier.start.eq(~product_wait)]
-                m.d.sync += product_wait.eq(1)
+                m.d.comb += multiplier.start.eq(product_phase == 1)
+                m.d.sync += product_phase.eq(Mux(product_phase == 0, 1, 2))
                 with m.If(multiplier.done):
-                    m.d.sync += [target.eq(multiplier.product), product_wait.eq(0)]
+                    m.d.sync += [target.eq(multiplier.product), product_phase.eq(0)]
                     m.next = following
 
         resume = Signal(range(6))
@@ -267,7 +281,7 @@ class NormConstants(wiring.Component):
         with m.If(self.result.valid & self.result.ready):
             m.d.sync += self.result.valid.eq(0)
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"), m.If(self.command.valid & ~self.result.valid):
                 m.d.comb += self.command.ready.eq(1)
                 m.d.sync += [fields.eq(cmd)] + [signal.eq(0) for signal in outputs.values()]
@@ -424,4 +438,16 @@ class NormConstants(wiring.Component):
                         m.next = "B_OUT"
                     with m.Case(after["dgamma"]):
                         m.next = "G_OUT"
+
+        def any_of(terms):
+            return reduce(operator.or_, terms)
+
+        for state, select, *_ in choices:
+            m.d.sync += select.eq(fsm.ongoing(state))
+        m.d.comb += [
+            multiplier.a.eq(any_of(Mux(select, a_term, 0) for _, select, a_term, _, _, _ in choices)),
+            multiplier.b.eq(any_of(Mux(select, b_term, 0) for _, select, _, b_term, _, _ in choices)),
+            multiplier.a_digits.eq(any_of(Mux(select, a_digits, 0) for _, select, _, _, a_digits, _ in choices)),
+            multiplier.b_digits.eq(any_of(Mux(select, b_digits, 0) for _, select, _, _, _, b_digits in choices)),
+        ]
         return m

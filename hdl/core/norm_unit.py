@@ -36,7 +36,7 @@ terms:
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`unit_cycles` computes them; ``HW = H*W``, ``P = C/G``,
 ``L = read_latency``, ``L_f``, ``L_b``, ``L_g`` = :meth:`NormConstants.worst_case_cycles` of forward, backward,
-dgamma, plus 1 each (248, 237, 121 for the int8 preset; 217, 211, 111 before the scalar unit's pipelining);
+dgamma, plus 1 each (255, 245, 124 for the int8 preset; 217, 211, 111 before the scalar unit's pipelining);
 ``sets`` = BN ``C``, GN ``N*G``; ``planes`` per set = BN ``N``, GN ``P``): ``3 + [GN: P + 1] + body``. The planes
 of a set stream one element per cycle; they take ``S = planes*HW + 9 + L`` cycles when they stream back to back
 (BN, and GN statistics), else ``S = planes*(HW + 2) + 7 + L`` (GN: A, C and gamma change with the channel; two

@@ -111,22 +111,22 @@ def test_narrow_formats_saturate():
 def test_latency_of_the_int8_preset():
     """worst_case_cycles worked out by hand (int8 preset, max_count 2**30: 31-bit count, 39/45-bit S1/S2, 32-bit
     rstd/A/K2, 48-bit C/K3, 53-bit W, 94-bit t, 8-bit gamma; quotients of 64, 48, 32, 48, 64 bits). A product
-    state of a x b 17-bit digits takes a*b + 6 + 1 cycles.
+    state of a x b 17-bit digits takes a*b + 6 + 2 cycles (its first cycle registers its select).
 
     * forward: products F_COUNT 2x2, F0_A 2x3, F0_B 3x3, F1_A 2x4, F_A 1x2, F_C_A 2x2, F_C_B 2x3 =
-      11+13+16+15+9+11+13 = 88; F0 F1 OVERFLOW 3, rstd division 64, SQRT_SETUP 1, root 32, F_RSTD F_A_SIZE
-      F_A_ROUND F_A_CLAMP 4, F_C SETUP TOTAL ALIGN OVERFLOW 5, C division 48, F_OUT 1, valid 1 = 159; 247.
+      12+14+17+16+10+12+14 = 95; F0 F1 OVERFLOW 3, rstd division 64, SQRT_SETUP 1, root 32, F_RSTD F_A_SIZE
+      F_A_ROUND F_A_CLAMP 4, F_C SETUP TOTAL ALIGN OVERFLOW 5, C division 48, F_OUT 1, valid 1 = 159; 254.
     * backward: B_COUNT 2x2, B0_A 2x4, B0_B 3x4, B1_A 2x2, B1 4x2, B2 6x6, B3_A 2x4, B3_B 2x3 =
-      11+15+19+11+15+43+15+13 = 142; B0 B2_SUM SETUP TOTAL ALIGN OVERFLOW 6, K2 division 32, B_K2 B3 SETUP TOTAL
-      ALIGN OVERFLOW 6, K3 division 48, B_OUT 1, valid 1 = 94; 236.
-    * dgamma: G0_A 2x3, G0_B 3x3, G1_A 2x6 = 13+16+19 = 48; G0 G1 SETUP TOTAL ALIGN OVERFLOW 6, division 64, G_OUT
-      1, valid 1 = 72; 120.
+      12+16+20+12+16+44+16+14 = 150; B0 B2_SUM SETUP TOTAL ALIGN OVERFLOW 6, K2 division 32, B_K2 B3 SETUP TOTAL
+      ALIGN OVERFLOW 6, K3 division 48, B_OUT 1, valid 1 = 94; 244.
+    * dgamma: G0_A 2x3, G0_B 3x3, G1_A 2x6 = 14+17+20 = 51; G0 G1 SETUP TOTAL ALIGN OVERFLOW 6, division 64, G_OUT
+      1, valid 1 = 72; 123.
     """
     arithmetic = NormArithmetic.from_training(INTEGER_PRESETS["int8"], max_count=1 << 30)
     unit = NormConstants(arithmetic=arithmetic, param_width=8, weighted_width=arithmetic.weighted_width(8))
-    assert unit.worst_case_cycles(ScalarMode.FORWARD) == 247
-    assert unit.worst_case_cycles(ScalarMode.BACKWARD) == 236
-    assert unit.worst_case_cycles(ScalarMode.DGAMMA) == 120
+    assert unit.worst_case_cycles(ScalarMode.FORWARD) == 254
+    assert unit.worst_case_cycles(ScalarMode.BACKWARD) == 244
+    assert unit.worst_case_cycles(ScalarMode.DGAMMA) == 123
 
 
 def test_parameters_validated():

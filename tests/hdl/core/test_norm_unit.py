@@ -280,9 +280,9 @@ def test_unit_cycles_shapes():
     assert unit_cycles(norm("statistics_bn"), shape, P8, read_latency=1) == 3 + 16 * (1 + 8 * 64 + 10 + 4)
     # read_latency 2: one more cycle a set (its drain; the old sums are read in it)
     assert unit_cycles(norm("statistics_bn"), shape, P8, read_latency=2) == 3 + 16 * (1 + 8 * 64 + 11 + 4)
-    # constants: 3 + C * (3 + (1 + L + L_f + 4)), L_f = 247 + 1 for the int8 preset
-    assert unit_cycles(norm("constants_bn"), shape, P8, read_latency=1) == 3 + 16 * (3 + (1 + 1 + 248 + 4))
-    assert unit_cycles(norm("constants_bn"), shape, P8, read_latency=3) == 3 + 16 * (3 + (1 + 3 + 248 + 4))
+    # constants: 3 + C * (3 + (1 + L + L_f + 4)), L_f = 254 + 1 for the int8 preset
+    assert unit_cycles(norm("constants_bn"), shape, P8, read_latency=1) == 3 + 16 * (3 + (1 + 1 + 255 + 4))
+    assert unit_cycles(norm("constants_bn"), shape, P8, read_latency=3) == 3 + 16 * (3 + (1 + 3 + 255 + 4))
 
 
 def test_parameters_validated():
