@@ -55,31 +55,39 @@ done first). Without such stalls (every reduction at least as long as its lanes)
   the rows (likewise VW).
 
 Pipeline (built for a fast clock: at most one multiplier between two registers): issue (the loop counters -> the terms
-of each address) -> ``ADDRESS_STAGES`` (= 4) stages computing every element address ((t0 * f1 + t1) * f2 + t2) * f3 +
-t3 as t0 * F1 + t1 * F2 + t2 * F3 + t3 (modulo the address width; F1 = f1*f2*f3, F2 = f2*f3, F3 = f3 registered per
-instruction): the terms registered; the products (one 18x18 multiplier each, t0 * F1 as two: F1's low 17 bits and the
-rest); two sums; the address (the reads are presented from these registers); the step's zero flag (a tap in the
-padding: no read) is computed in the first of these stages from the pixel and tap pair registered at issue
--> ``read_latency`` - 1 stages that delay what travels beside the reads (the step's flags, the buffer and output
-addresses; none at ``read_latency`` 1), ending where the local buffers are read -> ``MAC_STAGES`` (= 3): read data (the
+of each address) -> ``ADDRESS_STAGES`` (= 4) stages computing every element address ((t0 * f1 + t1) * f2 + t2) * f3 + t3
+as t0 * F1 + t1 * F2 + t2 * F3 + t3 (modulo the address width; F1 = f1*f2*f3, F2 = f2*f3, F3 = f3 registered per
+instruction; t3 is a counter plus the tensor's base address, an instruction field): the terms registered; the products
+(one 18x18 multiplier each: F2 and F3 are as wide as their values, t0 * F1 is two: F1's low 17 bits and the rest) and
+t3's sum; two sums; the address (the reads are presented from these registers); the step's zero flag (a tap in the
+padding: no read) is computed in the first of these stages from the pixel and tap pair registered at issue ->
+``read_latency`` - 1 stages that delay what travels beside the reads (the step's flags, the buffer and output addresses;
+none at ``read_latency`` 1), ending where the local buffers are read -> ``MAC_STAGES`` (= 3): read data (the
 scratchpad's and the buffers'); operands registered (FILL writes the buffer); products registered; accumulate (the
-overflow rule) -> ``WRITE_STAGES`` (= 2): shift and rounding decision registered; add, saturate, write (``done`` in the
-cycle of the last write). The read latency moves every stage after the reads by the same cycles, so the distances
-between steps stay those of the issue: a buffer read issued after the FILL write of its element still sees it (the
-buffers' read port is transparent), the lanes of a reduction are written before the next reduction's results replace
-them (the stall above), and a CARRY reads its accumulator element before the reduction writes it. An instruction reads
-no element it has written (each output element is written once, after its reduction's reads and its CARRY), and the
-previous instruction's writes were all presented by its ``done``. The loop control never multiplies and keeps carry
-chains off the loop ends: the decoded function code is registered; the window origin oh*SH - PH (likewise for ow) is a
-running register in a queue of registers that holds the next origin's window (first tap, empty, taps, taps - 1)
-computed in advance from the origin after it (kept with its negation and its distance to the input's end), so a loop
-end only moves the queue; the tile's remaining channels and whether it is the last are registered with the tile, the
-lane's channel (tile + lane) is a running register and the lane loop ends at lane P - 1 or the group's last channel;
-the backward_data tap pairs are counted; KH*KW, OH*OW, H*W, C*H*W, O*OH*OW and the slice lengths are computed once
-per instruction. Ports: ``scratch_read0`` and ``scratch_read1`` (operands, bias),
-``acc_read`` (the carry), ``scratch_write`` (``forward*``, ``backward_data``), ``acc_write`` (``backward_weight*``).
-Hardware: ``lanes`` multipliers and accumulators, ``lanes`` buffer memories of ``buffer_depth`` operands, 14 address
-multipliers, a 12-bit restoring divider per quotient.
+overflow rule) -> ``WRITE_STAGES`` (= 2): shift and rounding decision registered (the shift's mask and half are
+registered per instruction); add, saturate, write (``done`` in the cycle of the last write). The read latency moves
+every stage after the reads by the same cycles, so the distances between steps stay those of the issue: a buffer read
+issued after the FILL write of its element still sees it (the buffers' read port is transparent), the lanes of a
+reduction are written before the next reduction's results replace them (the stall above), and a CARRY reads its
+accumulator element before the reduction writes it. An instruction reads no element it has written (each output element
+is written once, after its reduction's reads and its CARRY), and the previous instruction's writes were all presented by
+its ``done``. The loop control never multiplies and keeps carry chains off the loop ends: the decoded function code is
+registered, and so are the states it tests (FILL, BIAS or CARRY, COMPUTE: one-hot flags beside the state); the window
+origin oh*SH - PH (likewise for ow) is a running register in a queue of registers that holds the next origin's window
+(first tap, empty, taps, taps - 1) computed in advance from the origin after it (registered with its first tap, its last
+tap + 1 and its first tap's pixel, computed from the origin after that, kept with its negation and its distance to the
+input's end: one carry chain per register), so a loop end only moves the queue (the first tap's pixel, max(origin, 0),
+is kept in it too: a forward pixel is one addition); ``forward``'s tap loops (ri, rj) have their ends registered, set at
+a wrap from the window they wrap to; the tile's remaining channels and whether it is the last are registered with the
+tile, the lane's channel (tile + lane) is a running register and the lane loop ends at lane P - 1 or the group's last
+channel; the backward_data tap pairs are counted, whether a pair reaches an output is registered beside it (computed
+from the pairs it is updated from) and stride - 1 per instruction; whether the last reduction's writes are still more
+than one cycle away is registered with their count; the ends of the reduction, of the output position and of the tile
+are flat ANDs of registered loop ends (the function class is one-hot); KH*KW, OH*OW, H*W, C*H*W, O*OH*OW and the slice
+lengths are computed once per instruction. Ports: ``scratch_read0`` and ``scratch_read1`` (operands, bias), ``acc_read``
+(the carry), ``scratch_write`` (``forward*``, ``backward_data``), ``acc_write`` (``backward_weight*``). Hardware:
+``lanes`` multipliers and accumulators, ``lanes`` buffer memories of ``buffer_depth`` operands, 14 address multipliers,
+a 12-bit restoring divider per quotient.
 """
 
 from __future__ import annotations
@@ -291,6 +299,12 @@ class GemmUnit(wiring.Component):
         PH, PW, G = geo("padding_height"), geo("padding_width"), geo("groups")
 
         state = Signal(_State)
+        # the states the loop control tests, one-hot, registered with the state
+        in_fill, in_lanes, in_compute = Signal(), Signal(), Signal()  # FILL; BIAS or CARRY; COMPUTE
+
+        def go(value):
+            m.d.sync += [state.eq(value), in_fill.eq(value == _State.FILL), in_compute.eq(value == _State.COMPUTE),
+                         in_lanes.eq((value == _State.BIAS) | (value == _State.CARRY))]
         step_count = Signal(range(_DIVIDER_BITS + 1))
 
         # -- restoring dividers: C/G, O/G, PH/SH, PW/SW -----------------------------------------------------
@@ -321,9 +335,13 @@ class GemmUnit(wiring.Component):
         # is (empty) and how many are (taps). See window_queue below: the next origin's values wait in registers.
         row0, col0 = Signal(signed(14)), Signal(signed(14))
         i_lo, j_lo = Signal(signed(14)), Signal(signed(14))
+        row_first, col_first = Signal(13), Signal(13)  # the first tap's pixel: origin + first tap = max(origin, 0)
         row_empty, col_empty = Signal(), Signal()
         row_taps, col_taps = Signal(4), Signal(4)
         row_taps_last, col_taps_last = Signal(4), Signal(4)  # taps - 1 (the ri, rj loops' last values)
+        # the next origin's empty and taps - 1 (the queue's second entry)
+        row_next_empty, col_next_empty = Signal(), Signal()
+        row_next_taps_last, col_next_taps_last = Signal(4), Signal(4)
 
         window_empty = Signal()
         m.d.comb += window_empty.eq(row_empty | col_empty)
@@ -339,10 +357,8 @@ class GemmUnit(wiring.Component):
         for name, limit in limits.items():
             if name == "lane":  # below: from the lane's channel, no carry chain on the tile's lanes
                 continue
-            if name in ("ri", "rj"):  # limits that change with the window: taps - 1 registered with it
-                taps_last = row_taps_last if name == "ri" else col_taps_last
-                # (an empty window's loop has one step: the counter stays 0)
-                m.d.comb += at_last[name].eq(window_empty | (counters[name] == taps_last))
+            if name in ("ri", "rj"):  # limits that change with the window: at_last registered (below)
+                pass
             else:  # the instruction's: limit - 1 and limit - 2 registered (valid from PRIME on; og, cg from the
                 # dividers); at_last is a register set in PRIME and moved with the counter (below)
                 last_value = Signal(len(limit), name=f"{name}_last_value")
@@ -361,48 +377,64 @@ class GemmUnit(wiring.Component):
                                                  for nm in ("base_h_q", "base_w_q", "tap_h_q", "tap_w_q"))
         base_h_r, base_w_r, tap_h_r, tap_w_r = (Signal(4, name=nm)
                                                  for nm in ("base_h_r", "base_w_r", "tap_h_r", "tap_w_r"))
+        # whether a pair reaches an output (remainder 0, quotient inside the output): registered with the pairs
+        # (tap_valid_h: of tap_h, likewise), computed from the registers the pair is updated from
+        tap_valid_h, tap_valid_w, base_valid_h, base_valid_w = (Signal(name=nm) for nm in (
+            "tap_valid_h", "tap_valid_w", "base_valid_h", "base_valid_w"))
         tap_valid = Signal()
-        m.d.comb += tap_valid.eq((tap_h_r == 0) & (tap_w_r == 0) & (tap_h_q >= 0) & (tap_h_q < OH)
-                                 & (tap_w_q >= 0) & (tap_w_q < OW))
+        m.d.comb += tap_valid.eq(tap_valid_h & tap_valid_w)
         ol_last = Signal()  # the ol loop's end (backward_data's reduction: an invalid tap is one step)
-        m.d.comb += ol_last.eq(at_last["ol"] | (is_data & (state == _State.COMPUTE) & ~tap_valid))
+        m.d.comb += ol_last.eq(at_last["ol"] | (is_data & in_compute & ~tap_valid))
 
-        def nest(names, carry):
+        ol_end = Signal()  # ol_last in COMPUTE
+        m.d.comb += ol_end.eq(at_last["ol"] | ~tap_valid)
+
+        def nest(names, carry, ol_flag=ol_last):
             """Carry chain of the loop nest ``names`` (outermost first) into ``inc``; returns its end."""
             for name in reversed(names):
                 m.d.comb += inc[name].eq(carry)
-                carry = carry & (ol_last if name == "ol" else at_last[name])
+                carry = carry & (ol_flag if name == "ol" else at_last[name])
             return carry
+
+        def all_of(names):
+            value = Const(1, 1)
+            for name in names:
+                value = value & (ol_end if name == "ol" else at_last[name])
+            return value
 
         fill_end, reduction_end, lanes_end, spatial_end, tile_end = (
             Signal(name=nm) for nm in ("fill_end", "reduction_end", "lanes_end", "spatial_end", "tile_end"))
         red_first, red_last, tap_first, tap_last = Signal(), Signal(), Signal(), Signal()
         stall = Signal()
         draining = Signal(range(P + 1))  # cycles until the lanes of the last reduction are written (+ 1)
+        draining_more = Signal()  # draining > 1, registered with it
         m.d.comb += lanes_end.eq(at_last["lane"])
-        with m.Switch(state):
-            with m.Case(_State.FILL):
-                with m.If(is_fwd):
-                    m.d.comb += fill_end.eq(nest(["lane", "cl", "i", "j"], 1))
-                with m.Elif(is_weight):
-                    m.d.comb += fill_end.eq(nest(["lane", "n", "oh", "ow"], 1))
-                with m.Else():
-                    m.d.comb += fill_end.eq(nest(["lane", "ol", "i", "j"], 1))
-            with m.Case(_State.BIAS, _State.CARRY):
-                nest(["lane"], 1)
-            with m.Case(_State.COMPUTE):
-                # the last step of a reduction waits until the lanes of the previous one are written
-                for names, spatial, condition in ((["cl", "ri", "rj"], ["n", "oh", "ow"], is_fwd),
-                                                  (["n", "oh", "ow"], ["cl", "i", "j"], is_weight),
-                                                  (["i", "j", "ol"], ["n", "h", "w"], is_data)):
-                    with m.If(condition):
-                        all_last = Const(1, 1)
-                        for name in names:
-                            all_last = all_last & (ol_last if name == "ol" else at_last[name])
-                        m.d.comb += [stall.eq(all_last & (draining > 1)),
-                                     reduction_end.eq(nest(names, ~stall)),
-                                     spatial_end.eq(nest(spatial, reduction_end))]
-                m.d.comb += tile_end.eq(nest(["g"], spatial_end & tile_last) & tile_last)
+        with m.If(in_fill):
+            with m.If(is_fwd):
+                m.d.comb += fill_end.eq(nest(["lane", "cl", "i", "j"], 1))
+            with m.Elif(is_weight):
+                m.d.comb += fill_end.eq(nest(["lane", "n", "oh", "ow"], 1))
+            with m.Else():
+                m.d.comb += fill_end.eq(nest(["lane", "ol", "i", "j"], 1))
+        with m.Elif(in_lanes):
+            nest(["lane"], 1)
+        with m.Elif(in_compute):
+            # the last step of a reduction waits until the lanes of the previous one are written; the ends are
+            # flat ANDs of the registered loop ends (the function class is one-hot), the nests give the incs
+            classes = ((["cl", "ri", "rj"], ["n", "oh", "ow"], is_fwd),
+                       (["n", "oh", "ow"], ["cl", "i", "j"], is_weight),
+                       (["i", "j", "ol"], ["n", "h", "w"], is_data))
+            red_all, spatial_all = Signal(), Signal()
+            m.d.comb += [red_all.eq(Cat(*(cond & all_of(names) for names, _, cond in classes)).any()),
+                         spatial_all.eq(Cat(*(cond & all_of(spatial) for _, spatial, cond in classes)).any())]
+            m.d.comb += [stall.eq(red_all & draining_more), reduction_end.eq(red_all & ~draining_more),
+                         spatial_end.eq(red_all & ~draining_more & spatial_all),
+                         tile_end.eq(red_all & ~draining_more & spatial_all & tile_last & at_last["g"])]
+            for names, spatial, condition in classes:
+                with m.If(condition):
+                    nest(names, ~stall, ol_end)
+                    nest(spatial, reduction_end)
+            nest(["g"], spatial_end & tile_last)
         with m.If(is_fwd):
             m.d.comb += [red_first.eq((c["cl"] == 0) & (c["ri"] == 0) & (c["rj"] == 0)),
                          red_last.eq(at_last["cl"] & at_last["ri"] & at_last["rj"])]
@@ -410,7 +442,7 @@ class GemmUnit(wiring.Component):
             m.d.comb += [red_first.eq((c["n"] == 0) & (c["oh"] == 0) & (c["ow"] == 0)),
                          red_last.eq(at_last["n"] & at_last["oh"] & at_last["ow"])]
         with m.Else():
-            m.d.comb += [red_first.eq(c["ol"] == 0), red_last.eq(ol_last),
+            m.d.comb += [red_first.eq(c["ol"] == 0), red_last.eq(ol_end),
                          tap_first.eq((c["i"] == 0) & (c["j"] == 0)), tap_last.eq(at_last["i"] & at_last["j"])]
 
         # the instruction's products, one multiplier between registers: KH*KW, OH*OW, H*W while the dividers
@@ -437,38 +469,36 @@ class GemmUnit(wiring.Component):
         m.d.comb += [channel.eq(c_base + c["cl"]), out_channel.eq(o_base + c["ol"]),
                      group_lane.eq(o_base + lane_channel)]
         tap_i, tap_j = Signal(5), Signal(5)  # the kernel tap of x's pixel (forward: within the input)
-        with m.If(is_fwd & (state == _State.COMPUTE)):
-            m.d.comb += [tap_i.eq(i_lo + c["ri"]), tap_j.eq(j_lo + c["rj"])]
-        with m.Else():
-            m.d.comb += [tap_i.eq(c["i"]), tap_j.eq(c["j"])]
         pixel_h = Signal(signed(14))
         pixel_w = Signal(signed(14))
-        m.d.comb += [pixel_h.eq(row0 + tap_i), pixel_w.eq(col0 + tap_j)]
-        pixel_valid = Signal()
-        m.d.comb += pixel_valid.eq((pixel_h >= 0) & (pixel_h < H) & (pixel_w >= 0) & (pixel_w < W))
+        with m.If(is_fwd & in_compute):  # (one adder each: the first tap's pixel registered)
+            m.d.comb += [tap_i.eq(i_lo + c["ri"]), tap_j.eq(j_lo + c["rj"]),
+                         pixel_h.eq(row_first + c["ri"]), pixel_w.eq(col_first + c["rj"])]
+        with m.Else():
+            m.d.comb += [tap_i.eq(c["i"]), tap_j.eq(c["j"]), pixel_h.eq(row0 + c["i"]), pixel_w.eq(col0 + c["j"])]
         buffer_bits = len(Signal(range(self.buffer_depth)))
         # name -> (bits, terms per funct class (forward*, backward_weight*, backward_data))
         addresses = {
             # scratch_read0 in COMPUTE: x[n, channel, pixel] (forward*, backward_weight*), dy (backward_data)
             "shared": (address_bits, (
-                (c["n"], channel, pixel_h[:8], pixel_w[:8] + fld("src0")),
-                (c["n"], channel, pixel_h[:8], pixel_w[:8] + fld("src1")),
-                (c["n"], out_channel, tap_h_q[:8], tap_w_q[:8] + fld("src0")))),
+                (c["n"], channel, pixel_h[:8], pixel_w[:8], fld("src0")),
+                (c["n"], channel, pixel_h[:8], pixel_w[:8], fld("src1")),
+                (c["n"], out_channel, tap_h_q[:8], tap_w_q[:8], fld("src0")))),
             # scratch_read1 in FILL (and COMPUTE when direct): the lane's slice
             "slice": (address_bits, (
-                (group_lane, c["cl"], tap_i, tap_j + fld("src1")),
-                (c["n"], group_lane, c["oh"], c["ow"] + fld("src0")),
-                (out_channel, lane_channel, c["i"], c["j"] + fld("src1")))),
+                (group_lane, c["cl"], tap_i, tap_j, fld("src1")),
+                (c["n"], group_lane, c["oh"], c["ow"], fld("src0")),
+                (out_channel, lane_channel, c["i"], c["j"], fld("src1")))),
             # the local buffer: FILL writes it, COMPUTE reads it (the first factor is unused)
             "buffer": (buffer_bits, (
-                (0, c["cl"], tap_i, tap_j),
-                (0, c["n"], c["oh"], c["ow"]),
-                (0, c["ol"], c["i"], c["j"]))),
+                (0, c["cl"], tap_i, tap_j, 0),
+                (0, c["n"], c["oh"], c["ow"], 0),
+                (0, c["ol"], c["i"], c["j"], 0))),
             # the lane's output (CARRY reads it; lane 0's in COMPUTE: where the write starts)
             "out": (address_bits, (
-                (c["n"], group_lane, c["oh"], c["ow"] + fld("dst")),
-                (group_lane, c["cl"], c["i"], c["j"] + fld("dst")),
-                (c["n"], c_base + lane_channel, c["h"], c["w"] + fld("dst")))),
+                (c["n"], group_lane, c["oh"], c["ow"], fld("dst")),
+                (group_lane, c["cl"], c["i"], c["j"], fld("dst")),
+                (c["n"], c_base + lane_channel, c["h"], c["w"], fld("dst")))),
         }
         # name -> factors (F1, F2, F3) per funct class, i.e. the products of (f1, f2, f3): (C, H, W), (O, OH, OW),
         # (C/G, KH, KW); the buffer's f1 is 0
@@ -480,11 +510,15 @@ class GemmUnit(wiring.Component):
             "buffer": ((0, *khw[1:]), (0, *ohw[1:]), (0, *khw[1:])),
             "out": (ohw, khw, chw),
         }
-        factors = {name: [Signal(bits, name=f"{name}_f{k + 1}") for k in range(3)]
+        # F2 and F3 as wide as their values (one 18x18 multiplier each, no partial products to add)
+        factors = {name: [Signal(bits if k == 0 else min(bits, max(len(Value.cast(values[k]))
+                                                                    for values in factor_table[name])),
+                                 name=f"{name}_f{k + 1}") for k in range(3)]
                    for name, (bits, _) in addresses.items()}
-        # the terms t0..t2 are counters and channels (narrow: one multiplier input), t3 holds the base address
-        terms = {name: [Signal(bits if k == 3 else min(bits, max(len(Value.cast(values[k])) for values in per_class)),
-                               name=f"{name}_t{k}") for k in range(4)]
+        # the terms t0..t3 are counters and channels (narrow: t0..t2 one multiplier input), t4 is the base address
+        # (an instruction field), added to t3 in the products' stage
+        terms = {name: [Signal(bits if k == 4 else min(bits, max(len(Value.cast(values[k])) for values in per_class)),
+                               name=f"{name}_t{k}") for k in range(5)]
                  for name, (bits, per_class) in addresses.items()}
         for name, (_, per_class) in addresses.items():
             for condition, values in zip((is_fwd, is_weight, is_data), per_class, strict=True):
@@ -492,11 +526,11 @@ class GemmUnit(wiring.Component):
                     m.d.comb += [term.eq(value) for term, value in zip(terms[name], values, strict=True)]
         with m.If(state == _State.BIAS):  # the bias element of the lane: src2 + o_base + lane_channel
             m.d.comb += [terms["slice"][0].eq(0), terms["slice"][1].eq(0), terms["slice"][2].eq(0),
-                         terms["slice"][3].eq(fld("src2") + group_lane)]
+                         terms["slice"][3].eq(group_lane), terms["slice"][4].eq(fld("src2"))]
 
         def element_address(name):
             """The address ``name`` after ADDRESS_STAGES stages: terms; products (t0 * F1 as two, F1's low 17 bits
-            and the rest: one 18x18 multiplier each); two sums; their sum."""
+            and the rest: one 18x18 multiplier each) and t3 + t4; two sums; their sum."""
             bits = addresses[name][0]
             stage = [Signal.like(term, name=f"{name}_a0_t{k}") for k, term in enumerate(terms[name])]
             m.d.sync += [register.eq(term) for register, term in zip(stage, terms[name], strict=True)]
@@ -505,7 +539,8 @@ class GemmUnit(wiring.Component):
             high = Signal(max(1, bits - 17), name=f"{name}_a1_high")  # t0 * F1[17:], to be shifted by 17
             delayed = Signal(bits, name=f"{name}_a1_t3")
             m.d.sync += [products[0].eq(stage[0] * f1[:17]), products[1].eq(stage[1] * f2),
-                         products[2].eq(stage[2] * f3), high.eq(stage[0] * f1[17:]), delayed.eq(stage[3])]
+                         products[2].eq(stage[2] * f3), high.eq(stage[0] * f1[17:]),
+                         delayed.eq(stage[3] + stage[4])]
             sums = [Signal(bits, name=f"{name}_a2_s{k}") for k in range(3)]
             m.d.sync += [sums[0].eq(products[0] + products[1]), sums[1].eq(products[2] + delayed),
                          sums[2].eq(high << 17)]
@@ -581,22 +616,39 @@ class GemmUnit(wiring.Component):
                      acc_read.en.eq(read_enables[2]), acc_read.addr.eq(out_address)]
 
         # -- control ----------------------------------------------------------------------------------------
-        def pair_up(q, r, stride):
-            return Mux(r == stride - 1, q + 1, q), Mux(r == stride - 1, 0, r + 1)
+        # the tap pairs (q, r): position = q * stride + r, 0 <= r < stride; stride - 1 registered per instruction
+        stride_h_last, stride_w_last = Signal(4), Signal(4)
+        m.d.sync += [stride_h_last.eq(SH - 1), stride_w_last.eq(SW - 1)]
 
-        def pair_down(q, r, stride):
-            return Mux(r == 0, q - 1, q), Mux(r == 0, stride - 1, r - 1)
+        def pair_up(q, r, stride_last):
+            return Mux(r == stride_last, q + 1, q), Mux(r == stride_last, 0, r + 1)
+
+        def pair_down(q, r, stride_last):
+            return Mux(r == 0, q - 1, q), Mux(r == 0, stride_last, r - 1)
+
+        def pair_valid(q, r, out_size):
+            """Whether the pair reaches an output: remainder 0, 0 <= q < out_size."""
+            nonnegative = (q >= 0) if Value.cast(q).shape().signed else Const(1, 1)  # (no constant comparison)
+            return (r == 0) & nonnegative & (q < out_size)
+
+        def pair_valid_up(q, r, stride_last, out_last):
+            """pair_valid of the pair after (q, r), without computing it."""
+            return (r == stride_last) & (q >= -1) & (q < out_last)
+
+        def pair_valid_down(q, r, stride_last, out_size):
+            """pair_valid of the pair before (q, r), without computing it."""
+            return Mux(r == 0, (stride_last == 0) & (q >= 1) & (q <= out_size), (r == 1) & (q >= 0) & (q < out_size))
 
         def begin_tile(skip_fill):
             with m.If(~skip_fill):
-                m.d.sync += state.eq(_State.FILL)
+                go(_State.FILL)
             with m.Elif(is_bias):
-                m.d.sync += state.eq(_State.BIAS)
+                go(_State.BIAS)
             with m.Else():
                 begin_output()
 
         def begin_output():
-            m.d.sync += state.eq(Mux(is_carry, _State.CARRY, _State.COMPUTE))
+            go(Mux(is_carry, _State.CARRY, _State.COMPUTE))
 
         slice_length = Signal(24)
         m.d.comb += slice_length.eq(Mux(is_fwd, slice_fwd, Mux(is_data, slice_data, slice_weight)))
@@ -606,18 +658,34 @@ class GemmUnit(wiring.Component):
                 m.d.sync += counter.eq(Mux(last, 0, counter + 1))
                 if name in last_values:
                     m.d.sync += at_last[name].eq(Mux(last, last_values[name] == 0, counter == before_lasts[name]))
+        # forward's ri, rj: at_last (window_empty | counter == taps - 1: an empty window's loop has one step) is a
+        # register set in PRIME and moved with the counter; the window changes only when ri and rj wrap (the
+        # reduction's end moves the ow queue, and the oh queue at ow's end), so a wrap takes the next window's
+        # values when the queue moves, the current ones otherwise
+        new_empty = (Mux(inc["oh"], row_next_empty, row_empty) | Mux(inc["ow"], col_next_empty, col_empty))
+        for name, taps_last, next_taps_last, axis in (("ri", row_taps_last, row_next_taps_last, "oh"),
+                                                       ("rj", col_taps_last, col_next_taps_last, "ow")):
+            with m.If(state == _State.PRIME):
+                m.d.sync += at_last[name].eq(window_empty | (taps_last == 0))
+            with m.Elif(inc[name]):
+                m.d.sync += at_last[name].eq(Mux(at_last[name],
+                                                 new_empty | Mux(inc[axis], next_taps_last == 0, taps_last == 0),
+                                                 counters[name] + 1 == taps_last))
         with m.If(inc["lane"]):  # (the tile does not change in a lane loop)
             m.d.sync += lane_channel.eq(Mux(at_last["lane"], tile, lane_channel + 1))
 
         def window_queue(axis, size, kernel, stride, padding, current):
             """The window origins of one axis (``oh``/``ow``) as a queue of registers: ``current`` (origin, first
-            tap, empty, taps: what the issue uses), the next origin's values, and the origin after that with its
-            negation, its distance to the input's end and its position, from which the next values are computed
-            (no carry chain from the loop's end to the window's values). The queue moves with the counter and
-            twice in SETUP (priming it); an instruction starts it at -padding."""
-            origin, low, empty, taps, taps_last = current
-            n_origin, n_low, n_empty, n_taps, n_taps_last = (Signal.like(v, name=f"{axis}_next_{n}") for v, n in (
-                (origin, "origin"), (low, "low"), (empty, "empty"), (taps, "taps"), (taps_last, "taps_last")))
+            tap, empty, taps, taps - 1, the first tap's pixel: what the issue uses; then the next origin's empty and
+            taps - 1, which the ri/rj loop ends read), the next origin's values, the origin after that with its
+            first tap, its last tap + 1 and its first tap's pixel, and the origin after that with its negation, its
+            distance to the input's end and its position, from which they are computed (no carry chain from the
+            loop's end to the window's values; one carry chain per entry). The queue moves with the counter and three
+            times in SETUP (priming it); an instruction starts it at -padding."""
+            origin, low, empty, taps, taps_last, first_pixel, n_empty, n_taps_last = current
+            n_origin, n_low, n_taps, n_first_pixel = (
+                Signal.like(v, name=f"{axis}_next_{n}") for v, n in (
+                    (origin, "origin"), (low, "low"), (taps, "taps"), (first_pixel, "first_pixel")))
             f_origin, f_negated, f_room = (Signal(signed(15), name=f"{axis}_far_{n}") for n in (
                 "origin", "negated", "room"))
             f_position = Signal.like(counters[axis], name=f"{axis}_far_position")
@@ -625,13 +693,17 @@ class GemmUnit(wiring.Component):
             m.d.comb += f_last.eq(f_position == last_values[axis])
             size_padded = Signal(15, name=f"{axis}_size_padded")
             m.d.sync += size_padded.eq(size + padding)
-            first = Mux(f_origin[-1], f_negated, 0)
-            end = Mux(f_room < kernel, f_room, kernel)
-            advance = inc[axis] | ((state == _State.SETUP) & (step_count < 2))
+            m_origin, m_first, m_end = (Signal(signed(15), name=f"{axis}_mid_{n}") for n in ("origin", "first", "end"))
+            m_first_pixel = Signal.like(first_pixel, name=f"{axis}_mid_first_pixel")
+            advance = inc[axis] | ((state == _State.SETUP) & (step_count < 3))
             with m.If(advance):
                 m.d.sync += [origin.eq(n_origin), low.eq(n_low), empty.eq(n_empty), taps.eq(n_taps),
-                             taps_last.eq(n_taps_last), n_origin.eq(f_origin), n_low.eq(first),
-                             n_empty.eq(end <= first), n_taps.eq(end - first), n_taps_last.eq(end - first - 1),
+                             taps_last.eq(n_taps_last), first_pixel.eq(n_first_pixel), n_origin.eq(m_origin),
+                             n_first_pixel.eq(m_first_pixel), n_low.eq(m_first), n_empty.eq(m_end <= m_first),
+                             n_taps.eq(m_end - m_first), n_taps_last.eq(m_end - m_first - 1),
+                             m_origin.eq(f_origin), m_first_pixel.eq(Mux(f_origin[-1], 0, f_origin)),
+                             m_first.eq(Mux(f_origin[-1], f_negated, 0)),
+                             m_end.eq(Mux(f_room < kernel, f_room, kernel)),
                              f_origin.eq(Mux(f_last, -padding, f_origin + stride)),
                              f_negated.eq(Mux(f_last, padding, f_negated - stride)),
                              f_room.eq(Mux(f_last, size_padded, f_room - stride)),
@@ -640,25 +712,36 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [f_origin.eq(-padding), f_negated.eq(padding), f_room.eq(size + padding),
                              f_position.eq(0)]
 
-        window_queue("oh", H, KH, SH, PH, (row0, i_lo, row_empty, row_taps, row_taps_last))
-        window_queue("ow", W, KW, SW, PW, (col0, j_lo, col_empty, col_taps, col_taps_last))
+        window_queue("oh", H, KH, SH, PH, (row0, i_lo, row_empty, row_taps, row_taps_last, row_first, row_next_empty,
+                                           row_next_taps_last))
+        window_queue("ow", W, KW, SW, PW, (col0, j_lo, col_empty, col_taps, col_taps_last, col_first, col_next_empty,
+                                           col_next_taps_last))
         with m.If(inc["g"]):
             m.d.sync += [c_base.eq(Mux(at_last["g"], 0, c_base + cg)), o_base.eq(Mux(at_last["g"], 0, o_base + og))]
 
         # backward_data tap pairs: base pairs follow h, w, tap pairs i, j
         next_bh_q, next_bh_r = Signal.like(base_h_q), Signal.like(base_h_r)
         next_bw_q, next_bw_r = Signal.like(base_w_q), Signal.like(base_w_r)
-        up_h, up_w = pair_up(base_h_q, base_h_r, SH), pair_up(base_w_q, base_w_r, SW)
+        up_h, up_w = pair_up(base_h_q, base_h_r, stride_h_last), pair_up(base_w_q, base_w_r, stride_w_last)
         m.d.comb += [next_bh_q.eq(base_h_q), next_bh_r.eq(base_h_r), next_bw_q.eq(base_w_q), next_bw_r.eq(base_w_r)]
         with m.If(inc["h"]):
             m.d.comb += [next_bh_q.eq(Mux(at_last["h"], ph_q, up_h[0])), next_bh_r.eq(Mux(at_last["h"], ph_r, up_h[1]))]
         with m.If(inc["w"]):
             m.d.comb += [next_bw_q.eq(Mux(at_last["w"], pw_q, up_w[0])), next_bw_r.eq(Mux(at_last["w"], pw_r, up_w[1]))]
-        down_h, down_w = pair_down(tap_h_q, tap_h_r, SH), pair_down(tap_w_q, tap_w_r, SW)
+        down_h, down_w = pair_down(tap_h_q, tap_h_r, stride_h_last), pair_down(tap_w_q, tap_w_r, stride_w_last)
+        next_bh_valid, next_bw_valid = Signal(), Signal()
+        m.d.comb += [next_bh_valid.eq(base_valid_h), next_bw_valid.eq(base_valid_w)]
+        up_valid_h = pair_valid_up(base_h_q, base_h_r, stride_h_last, last_values["oh"])
+        up_valid_w = pair_valid_up(base_w_q, base_w_r, stride_w_last, last_values["ow"])
+        with m.If(inc["h"]):
+            m.d.comb += next_bh_valid.eq(Mux(at_last["h"], pair_valid(ph_q, ph_r, OH), up_valid_h))
+        with m.If(inc["w"]):
+            m.d.comb += next_bw_valid.eq(Mux(at_last["w"], pair_valid(pw_q, pw_r, OW), up_valid_w))
 
         with m.Switch(state):
             with m.Case(_State.IDLE), m.If(self.start):
-                m.d.sync += [state.eq(_State.SETUP), step_count.eq(0), c_base.eq(0), o_base.eq(0), tile.eq(0),
+                go(_State.SETUP)
+                m.d.sync += [step_count.eq(0), c_base.eq(0), o_base.eq(0), tile.eq(0),
                              lane_channel.eq(0)]
                 m.d.sync += [counter.eq(0) for counter in counters.values()]
                 for quotient, remainder, numerator, _ in divisions:
@@ -673,9 +756,9 @@ class GemmUnit(wiring.Component):
                         m.d.sync += [remainder.eq(shifted), quotient.eq(quotient << 1)]
                 m.d.sync += step_count.eq(step_count + 1)
                 with m.If(step_count == _DIVIDER_BITS - 1):
-                    m.d.sync += state.eq(_State.PRODUCTS)
+                    go(_State.PRODUCTS)
             with m.Case(_State.PRODUCTS):
-                m.d.sync += state.eq(_State.PRIME)
+                go(_State.PRIME)
             with m.Case(_State.PRIME):
                 is_direct = slice_length > self.buffer_depth
                 for name, per_class in factor_table.items():
@@ -686,32 +769,40 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [base_h_q.eq(ph_q), base_h_r.eq(ph_r), tap_h_q.eq(ph_q), tap_h_r.eq(ph_r),
                              base_w_q.eq(pw_q), base_w_r.eq(pw_r), tap_w_q.eq(pw_q), tap_w_r.eq(pw_r),
                              direct.eq(is_direct)]
+                m.d.sync += [base_valid_h.eq(pair_valid(ph_q, ph_r, OH)), tap_valid_h.eq(pair_valid(ph_q, ph_r, OH)),
+                             base_valid_w.eq(pair_valid(pw_q, pw_r, OW)), tap_valid_w.eq(pair_valid(pw_q, pw_r, OW))]
                 m.d.sync += [at_last[name].eq(last_values[name] == 0) for name in last_values]  # every counter at 0
                 first_tile_last = Mux(is_direct, tile_limit <= 1, tile_limit <= P)
                 m.d.sync += [remaining.eq(tile_limit), tile_last.eq(first_tile_last), single_tile.eq(first_tile_last)]
                 begin_tile(is_direct)
             with m.Case(_State.FILL), m.If(fill_end):
                 with m.If(is_bias):
-                    m.d.sync += state.eq(_State.BIAS)
+                    go(_State.BIAS)
                 with m.Else():
                     begin_output()
             with m.Case(_State.BIAS), m.If(lanes_end):
                 begin_output()
             with m.Case(_State.CARRY), m.If(lanes_end):
-                m.d.sync += state.eq(_State.COMPUTE)
+                go(_State.COMPUTE)
             with m.Case(_State.COMPUTE):
                 with m.If(inc["i"]):
                     m.d.sync += [tap_h_q.eq(Mux(at_last["i"], base_h_q, down_h[0])),
-                                 tap_h_r.eq(Mux(at_last["i"], base_h_r, down_h[1]))]
+                                 tap_h_r.eq(Mux(at_last["i"], base_h_r, down_h[1])),
+                                 tap_valid_h.eq(Mux(at_last["i"], base_valid_h,
+                                                    pair_valid_down(tap_h_q, tap_h_r, stride_h_last, OH)))]
                 with m.If(inc["j"]):
                     m.d.sync += [tap_w_q.eq(Mux(at_last["j"], base_w_q, down_w[0])),
-                                 tap_w_r.eq(Mux(at_last["j"], base_w_r, down_w[1]))]
+                                 tap_w_r.eq(Mux(at_last["j"], base_w_r, down_w[1])),
+                                 tap_valid_w.eq(Mux(at_last["j"], base_valid_w,
+                                                    pair_valid_down(tap_w_q, tap_w_r, stride_w_last, OW)))]
                 with m.If(reduction_end):
                     m.d.sync += [base_h_q.eq(next_bh_q), base_h_r.eq(next_bh_r), tap_h_q.eq(next_bh_q),
                                  tap_h_r.eq(next_bh_r), base_w_q.eq(next_bw_q), base_w_r.eq(next_bw_r),
-                                 tap_w_q.eq(next_bw_q), tap_w_r.eq(next_bw_r)]
+                                 tap_w_q.eq(next_bw_q), tap_w_r.eq(next_bw_r), base_valid_h.eq(next_bh_valid),
+                                 tap_valid_h.eq(next_bh_valid), base_valid_w.eq(next_bw_valid),
+                                 tap_valid_w.eq(next_bw_valid)]
                     with m.If(tile_end):
-                        m.d.sync += state.eq(_State.DRAIN)
+                        go(_State.DRAIN)
                     with m.Elif(spatial_end):
                         next_tile = Mux(tile_last, 0, tile + Mux(direct, 1, P))
                         m.d.sync += [tile.eq(next_tile), lane_channel.eq(next_tile),
@@ -722,7 +813,7 @@ class GemmUnit(wiring.Component):
                     with m.Else():
                         begin_output()
             with m.Case(_State.DRAIN), m.If(self.done):
-                m.d.sync += state.eq(_State.IDLE)
+                go(_State.IDLE)
 
         # -- MAC pipeline: s1 (read data), s2 (operands registered), s3 (products registered), accumulate ----
         s1_kind = Signal(_Kind)
@@ -799,11 +890,11 @@ class GemmUnit(wiring.Component):
             m.d.sync += [drain_lane.eq(0), drain_left.eq(a_lanes), drain_address.eq(a_out_address),
                          drain_final.eq(a_final)]
         with m.If(state == _State.IDLE):
-            m.d.sync += [draining.eq(0), drain_left.eq(0)]
+            m.d.sync += [draining.eq(0), draining_more.eq(0), drain_left.eq(0)]
         with m.Elif(reduction_end):
-            m.d.sync += draining.eq(active)
+            m.d.sync += [draining.eq(active), draining_more.eq(active > 1)]
         with m.Elif(draining != 0):
-            m.d.sync += draining.eq(draining - 1)
+            m.d.sync += [draining.eq(draining - 1), draining_more.eq(draining > 2)]
 
         # -- write stages: requantize (shift and rounding decision registered, then add and saturate) -------
         shift = Signal(5)
@@ -812,24 +903,26 @@ class GemmUnit(wiring.Component):
         m.d.comb += extended.eq(result)
         floor = Signal(signed(wide))
         m.d.comb += floor.eq(result >> shift)
+        # the shift's mask, half and zero test registered per instruction (imm is stable from start to done)
+        mask, half, shift_zero = Signal(32), Signal(32), Signal()
+        m.d.sync += [mask.eq((Const(1, 33) << shift) - 1), half.eq((Const(1, 33) << shift) >> 1),
+                     shift_zero.eq(shift == 0)]
         remainder = Signal(32)
-        m.d.comb += remainder.eq(extended.as_unsigned() & ((Const(1, 33) << shift) - 1))
-        half = Signal(32)
-        m.d.comb += half.eq((Const(1, 33) << shift) >> 1)
+        m.d.comb += remainder.eq(extended.as_unsigned() & mask)
         rounding = numerics.rounding
         if rounding == "floor":
             up = Const(0, 1)
         elif rounding == "half_up":
             up = remainder >= half
-        elif rounding == "half_even":
-            up = (remainder > half) | ((remainder == half) & floor[0])
+        elif rounding == "half_even":  # (floor's bit 0: the result's bit at the shift)
+            up = (remainder > half) | ((remainder == half) & result.as_unsigned().bit_select(shift, 1))
         else:
             up = (remainder > half) | ((remainder == half) & (result >= 0))
         w2_valid, w2_final, w2_up = Signal(), Signal(), Signal()
         w2_address = Signal(address_bits)
         w2_result, w2_floor = Signal(signed(wide)), Signal(signed(wide))
         m.d.sync += [w2_valid.eq(w1_valid), w2_final.eq(w1_final), w2_address.eq(w1_address),
-                     w2_result.eq(result), w2_floor.eq(floor), w2_up.eq(Mux(shift == 0, 0, up))]
+                     w2_result.eq(result), w2_floor.eq(floor), w2_up.eq(Mux(shift_zero, 0, up))]
         rounded = Signal(signed(wide + 1))
         m.d.comb += rounded.eq(w2_floor + w2_up)
         low, high = -(1 << (in_width - 1)), (1 << (in_width - 1)) - 1
