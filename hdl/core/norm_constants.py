@@ -384,21 +384,23 @@ class NormConstants(wiring.Component):
 
             # -- the shared divider ---------------------------------------------------------------------------
             # N = 2|n| + m * 2**s = addend + (2n or ~2n) + (n < 0) in two halves: SETUP adds the low half (and
-            # registers the sign), TOTAL the high half with the low half's carry (half the carry chain each)
+            # registers n != 0), TOTAL the high half with the low half's carry (half the carry chain each) and
+            # registers the quotient's sign
             below = dividend[-1]
             doubled = Cat(Const(0, 1), dividend)[:width]  # 2n, two's complement
             operand = Mux(below, ~doubled, doubled)
             half = width // 2
             low_carry = Signal()
             high_operand = Signal(width - half)
+            nonzero = Signal()  # n != 0, registered in SETUP (a wide OR), so the sign is set in TOTAL
             with m.State("SETUP"):
                 low_sum = carry_add(addend[:half], operand[:half], below)
                 m.d.sync += [total[:half].eq(low_sum[:half]), low_carry.eq(low_sum[half]),
-                             high_operand.eq(operand[half:]),
-                             negative.eq(Mux(negate, ~below & dividend.any(), below))]  # (n > 0: no carry chain)
+                             high_operand.eq(operand[half:]), nonzero.eq(dividend.any())]
                 m.next = "TOTAL"
             with m.State("TOTAL"):
-                m.d.sync += total[half:].eq(carry_add(addend[half:], high_operand, low_carry))
+                m.d.sync += [total[half:].eq(carry_add(addend[half:], high_operand, low_carry)),
+                             negative.eq(Mux(negate, ~below & nonzero, below))]  # (n > 0: no carry chain)
                 m.next = "ALIGN"
             with m.State("ALIGN"):  # floor(N / 2**(s + 1)): its bits above the quotient's in high, the rest in low
                 with m.Switch(resume):
