@@ -10,8 +10,10 @@ write port and one read port, which Yosys maps onto block RAM:
   in a cycle without a compute write.
 * **Reads.** Compute read port ``k`` reads replica ``k``. The DMA read uses the first replica whose compute
   port is idle in that cycle (``dma_read_ready``); it waits while every compute port reads.
-* A compute read port's ``data`` holds the last word it read while its ``en`` is low (a register keeps it when
-  the DMA borrowed the replica), as the element-port interface requires.
+* A compute read port's ``data`` holds the last word it read while its ``en`` is low (a register keeps it), as
+  the element-port interface requires. The block RAMs themselves read in every cycle (no read enable): a read
+  enable built from the DMA's handshake would fan out to every block RAM's clock enable and to the bypass
+  registers Yosys adds to give a read the old word when it meets a write to the same address.
 
 So the compute units see the same timing as on a memory with enough ports (a read returns the word one cycle
 later and sees every write of an earlier cycle); only the DMA waits, which the DMA's stream handshakes absorb
@@ -108,9 +110,11 @@ class CoreMemory(wiring.Component):
             write = memory.write_port(granularity=self.element_bits)
             read = memory.read_port()
             m.d.comb += [write.addr.eq(write_addr), write.data.eq(write_data), write.en.eq(write_en)]
-            borrowed = dma_reading & (choice == k)
-            m.d.comb += [read.en.eq(compute_en[k] | borrowed),
-                         read.addr.eq(Mux(compute_en[k], getattr(self, f"read{k}_addr"), self.dma_read_addr))]
+            # the read port reads in every cycle (its enable left at 1): the word a compute port or the DMA reads
+            # is the next cycle's read.data either way, and an enable from the DMA's handshake would reach the
+            # clock enables of every block RAM and of Yosys's read-first bypass registers (the 8x8 core's critical
+            # path, 22.8 ns, before)
+            m.d.comb += read.addr.eq(Mux(compute_en[k], getattr(self, f"read{k}_addr"), self.dma_read_addr))
             compute_last = Signal(name=f"read{k}_last")
             held = Signal(self.word_bits, name=f"read{k}_held")
             m.d.sync += compute_last.eq(compute_en[k])
