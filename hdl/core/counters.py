@@ -9,7 +9,7 @@ bytes, so the counters equal the instruction-level simulator's).
 
 from __future__ import annotations
 
-from amaranth import Module
+from amaranth import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -30,6 +30,13 @@ class CoreCounters(wiring.Component):
         Bytes one DRAM data beat carries (the AXI data width / 8; 1 to 128).
     counter_width : int
         Bits of each counter (8 to 64); counters wrap.
+    register_traffic : bool
+        Register the beat events first (default no): a beat's bytes (``read_bytes``/``write_bytes``, already
+        decoded by the caller) and its per-class select are registered in the beat's cycle and added to the byte
+        counters one cycle later, so the caller's byte count (e.g. a FIFO read and a lane count) and the wide
+        adds are separate paths. The byte counters then show a beat two edges after its cycle instead of one
+        (``cycles``, ``instructions`` and ``array_busy`` keep their timing); the final values are the same
+        (``clear`` also drops the registered beat).
 
     Attributes
     ----------
@@ -48,17 +55,20 @@ class CoreCounters(wiring.Component):
         The bytes a beat counts (left unconnected: ``beat_bytes``, a whole beat).
     read_class, write_class : In(range(len(traffic_classes)))
     clear : In(1)
-        Zeroes every counter at the next edge; events in the same cycle are not counted.
+        Zeroes every counter at the next edge; events in the same cycle (and, with ``register_traffic``, the
+        registered beats of the cycle before) are not counted.
     counters : Out(Signature({name: Out(counter_width)}))
         The counter values (registered), named as the register map's counters.
     """
 
-    def __init__(self, *, register_map: RegisterMap | None = None, beat_bytes: int = 8, counter_width: int = 64):
+    def __init__(self, *, register_map: RegisterMap | None = None, beat_bytes: int = 8, counter_width: int = 64,
+                 register_traffic: bool = False):
         self.register_map = default_register_map() if register_map is None else register_map
         if not isinstance(self.register_map, RegisterMap):
             raise TypeError(f"register_map must be a RegisterMap, not {register_map!r}")
         self.beat_bytes = check_int("beat_bytes", beat_bytes, 1, 128)
         self.counter_width = check_int("counter_width", counter_width, 8, 64)
+        self.register_traffic = bool(register_traffic)
         classes = range(len(self.register_map.traffic_classes))
         super().__init__(
             {
@@ -85,9 +95,18 @@ class CoreCounters(wiring.Component):
             "instructions": (self.retire.any(), self.retire),
             "array_busy": (self.array_busy, 1),
         }
-        for index, cls in enumerate(self.register_map.traffic_classes):
-            increments[f"bytes_read_{cls}"] = (self.read_beat & (self.read_class == index), self.read_bytes)
-            increments[f"bytes_written_{cls}"] = (self.write_beat & (self.write_class == index), self.write_bytes)
+        classes = self.register_map.traffic_classes
+        for direction, beat, select, amount in (("read", self.read_beat, self.read_class, self.read_bytes),
+                                                ("written", self.write_beat, self.write_class, self.write_bytes)):
+            hits = [beat & (select == index) for index in range(len(classes))]
+            if self.register_traffic:  # the beat's class select and byte count, registered (cleared by clear)
+                registered_hits = [Signal(name=f"{direction}_hit_{cls}") for cls in classes]
+                registered_amount = Signal.like(amount, name=f"{direction}_amount")
+                m.d.sync += [hit.eq(event & ~self.clear) for hit, event in zip(registered_hits, hits, strict=True)]
+                m.d.sync += registered_amount.eq(amount)
+                hits, amount = registered_hits, registered_amount
+            for cls, hit in zip(classes, hits, strict=True):
+                increments[f"bytes_{direction}_{cls}"] = (hit, amount)
         for name in self.register_map.counters:
             value = getattr(counters, name)
             event, amount = increments[name]

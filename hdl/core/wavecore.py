@@ -234,8 +234,10 @@ class WaveCore(wiring.Component):
         wiring.connect(m, dma.axi, wiring.flipped(self.m_axi))
         m.d.comb += self.irq.eq(registers.irq)
         core = registers.core
+        # the beats' byte counts and classes are registered before the 64-bit adds (register_traffic): a beat is
+        # in its byte counter two edges after its cycle, long before its LOAD/STORE retires
         m.submodules.counters = counters = CoreCounters(register_map=self.register_map,
-                                                        beat_bytes=self.word_bytes)
+                                                        beat_bytes=self.word_bytes, register_traffic=True)
         wiring.connect(m, counters.counters, core.counters)
         counter_clear = Signal()  # COUNTER.clear retiring
         m.d.comb += counters.clear.eq(core.clear_counters | counter_clear)
@@ -282,13 +284,17 @@ class WaveCore(wiring.Component):
             """An error source; the first error of a program is registered into the pulse below."""
             error_sources.append((condition, code, address))
 
+        # The first error of a program is captured in two registered steps (the priority of about ten sources into
+        # the 64-bit address is too long a path behind the sources' own logic): in the error's cycle only
+        # `error_seen` and `error_pending` are set while every source's condition, the decoder's code and every
+        # source address are registered (each cycle); in the next cycle the registered conditions' priority
+        # selects the code and the address, which are registered with the `error_pulse` (one cycle after
+        # `error_seen`). `quiet` waits for the pulse, so `done` follows it.
         error_request = Signal()
-        error_request_code = Signal(8)
-        error_request_address = Signal(64)
-        m.d.sync += error_pulse.eq(0)
+        error_pending = Signal()  # the cycle after the error's: its code and address are being selected
+        m.d.sync += error_pending.eq(error_request & ~error_seen & running)
         with m.If(error_request & ~error_seen & running):
-            m.d.sync += [error_seen.eq(1), error_pulse.eq(1), error_code.eq(error_request_code),
-                         error_address.eq(error_request_address)]
+            m.d.sync += error_seen.eq(1)
 
         # ---- dependency tokens: (from, to) counters ----------------------------------------------------------
         pairs = [(a, b) for a, b in zip(isa.QUEUES, isa.QUEUES[1:], strict=False)]
@@ -667,7 +673,7 @@ class WaveCore(wiring.Component):
         fetch_blocked = fetch.ongoing("STOP") | (fetch.ongoing("DISPATCH") & ~stop & (decode_code == 0)
                                                  & ~target_ready)
         quiet = (running & executors_idle & nothing_starts & fetch_blocked & dma.read_idle & dma.write_idle
-                 & ~error_pulse)
+                 & ~error_pending & ~error_pulse)
         # The oldest blocked instruction: the lowest address among the queue heads (program order), else the
         # one the fetch unit cannot dispatch. It is found in three registered stages (the queue heads' LUT-RAM
         # reads, then two levels of a minimum tree: an empty queue's key has its top bit set), so DEADLOCK is
@@ -689,12 +695,34 @@ class WaveCore(wiring.Component):
         quiet_before = Signal(3)  # quiet in each of the last three cycles
         m.d.sync += [oldest_blocked.eq(oldest_of(pairs[0], pairs[1])), quiet_before.eq(Cat(quiet, quiet_before))]
         raise_error(quiet & quiet_before.all() & ~error_seen & ~aborting, ErrorCode.DEADLOCK, oldest_blocked)
-        request_code, request_address = Const(ErrorCode.NONE, 8), Const(0, 64)
-        for condition, code, address in reversed(error_sources):
-            request_code = Mux(condition, code, request_code)
-            request_address = Mux(condition, address, request_address)
-        m.d.comb += [error_request.eq(Cat(*(condition for condition, _, _ in error_sources)).any()),
-                     error_request_code.eq(request_code), error_request_address.eq(request_address)]
+        # step 1 (every cycle): the sources' conditions, codes and addresses, registered
+        conditions = Signal(len(error_sources))
+        m.d.comb += error_request.eq(Cat(*(condition for condition, _, _ in error_sources)).any())
+        m.d.sync += conditions.eq(Cat(*(condition for condition, _, _ in error_sources)))
+        registered_values = {}  # id(value) -> its register (a value several sources share is registered once)
+
+        def registered(value, name):
+            if isinstance(value, int):  # a constant code
+                return value
+            if id(value) not in registered_values:
+                registered_values[id(value)] = Signal(len(value), name=f"error_{name}{len(registered_values)}")
+                m.d.sync += registered_values[id(value)].eq(value)
+            return registered_values[id(value)]
+
+        source_codes = [registered(code, "code") for _, code, _ in error_sources]
+        address_sources = {}  # id(address register) -> (register, indices of the sources giving it)
+        for index, (_, _, address) in enumerate(error_sources):
+            register = registered(address, "address")
+            address_sources.setdefault(id(register), (register, []))[1].append(index)
+        # step 2: the first (highest-priority) registered condition selects the code and the address (one-hot)
+        first = [conditions[index] & ~conditions[:index].any() if index else conditions[0]
+                 for index in range(len(error_sources))]
+        selected_code = self._or(Mux(first[index], code, 0) for index, code in enumerate(source_codes))
+        selected_address = self._or(Mux(Cat(*(first[index] for index in indices)).any(), register, 0)
+                                    for register, indices in address_sources.values())
+        m.d.sync += error_pulse.eq(error_pending)
+        with m.If(error_pending):
+            m.d.sync += [error_code.eq(selected_code), error_address.eq(selected_address)]
         done = Signal()
         m.d.comb += done.eq((finish | (quiet & error_seen)) & ~aborting)
         m.d.comb += core.done.eq(done)

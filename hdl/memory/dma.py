@@ -13,7 +13,9 @@ rows ``stride1`` bytes apart, each row ``length`` contiguous bus words. On the s
 are consecutive from ``scratch``. Rows are split into INCR bursts of at most ``max_burst`` beats that
 never cross a 4 KiB boundary (AXI4 rule, ARM IHI 0022 §A3.4.1), and at most ``max_outstanding`` bursts
 per channel are in flight (AR issued and last R beat not yet received; AW issued and B not yet
-received). Both rules are proved with SymbiYosys in ``tests/hdl/memory/test_formal_dma.py``.
+received). Both rules are proved with SymbiYosys in ``tests/hdl/memory/test_formal_dma.py``. A channel issues
+its first burst two cycles after accepting a descriptor and at most one burst every two cycles (the burst length
+is registered).
 
 With ``byte_granular=True`` rows are byte ranges instead: ``address``, the strides and ``length`` count bytes,
 a row covers the bus words from the one holding its first byte to the one holding its last, and every beat
@@ -103,7 +105,11 @@ class _BurstWalker:
     """Walks a descriptor, presenting one burst (address, length, scratch address) at a time.
 
     Not a component: it is elaborated into the channel that owns it, so the AR/AW valid/address/length
-    are combinational functions of its registers (which keeps the 4 KiB property inductive).
+    are functions of its registers (which keeps the 4 KiB property inductive). ``burst_length`` is a register
+    recomputed every cycle from the walker's registers (the row's rest capped by ``max_burst`` and the 4 KiB
+    boundary: two comparisons, too long a path in front of the walk's next-state logic); it is valid
+    (``settled``) one cycle after each walker update (a descriptor accepted or a burst issued), so the channel
+    issues at most one burst every two cycles.
     """
 
     def __init__(self, dma: Dma, name: str):
@@ -123,6 +129,7 @@ class _BurstWalker:
         self.stride2 = Signal(stride_bits, name=f"{name}_stride2")
         self.scratch = Signal(dma.scratch_width, name=f"{name}_scratch")
         self.burst_length = Signal(range(dma.max_burst + 1), name=f"{name}_burst_length")
+        self.settled = Signal(name=f"{name}_settled")  # burst_length is that of the current registers
         # Byte-granular rows: the byte address of the row and the plane, the lanes of the row's first and last
         # byte in their words, and whether the next burst starts the row (head) / this burst ends it (tail).
         lanes = range(dma.beat_bytes)
@@ -141,7 +148,8 @@ class _BurstWalker:
         offset_in_page = self.word_address[:page_bits] if page_bits else 0
         to_boundary = Signal(range(words_per_page + 1))
         m.d.comb += to_boundary.eq(words_per_page - offset_in_page)
-        m.d.comb += self.burst_length.eq(dma._burst_limit(self.row_remaining, to_boundary))
+        m.d.sync += [self.burst_length.eq(dma._burst_limit(self.row_remaining, to_boundary)),
+                     self.settled.eq(~(command.valid & command.ready) & ~advance)]
 
         m.d.comb += command.ready.eq(~self.active)
         descriptor = command.payload
@@ -438,7 +446,7 @@ class Dma(wiring.Component):
         issue = axi.arvalid & axi.arready
         walker.elaborate(m, self.read_command, issue)
         m.d.comb += [
-            axi.arvalid.eq(walker.active & self._may_issue(self.read_outstanding) & bursts.w_rdy),
+            axi.arvalid.eq(walker.active & walker.settled & self._may_issue(self.read_outstanding) & bursts.w_rdy),
             axi.araddr.eq(walker.word_address << self.word_shift),
             axi.arlen.eq(walker.burst_length - 1),
             bursts.w_en.eq(issue),
@@ -489,6 +497,7 @@ class Dma(wiring.Component):
         m.d.comb += [
             axi.awvalid.eq(
                 walker.active
+                & walker.settled
                 & self._may_issue(self.write_outstanding)
                 & fetch_bursts.w_rdy
                 & beat_bursts.w_rdy

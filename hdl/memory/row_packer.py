@@ -22,9 +22,10 @@ Timing: one beat per cycle, one word written per beat at most (a beat adds at mo
 of less than one word), so a transfer of ``B`` beats writes its last word ``B + 2`` cycles after its first
 beat at the latest (the flush included).
 
-With ``register_inputs`` every input (``start``, ``chip_byte``, the beat, ``flush``) is registered first, so the
-packer does the same one cycle later (the path from the DMA's beat framing to the lane count, the carry and the
-write's enables is cut in two); ``pending`` is high while a registered input is still to be processed (a word
+With ``register_inputs`` every input (``start``, ``chip_byte``, the beat, ``flush``) is registered first, together with
+the beat strobe's lane count and first lane (computed before the register), so the packer does the same one cycle
+later (the path from the DMA's beat framing to the lane count, the byte shifts, the carry and the write's enables is
+cut in two); ``pending`` is high while a registered input is still to be processed (a word
 may follow in the next cycle).
 """
 
@@ -101,24 +102,28 @@ class RowPacker(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         lanes, width = self.lanes, self.data_width
-        inputs = {name: getattr(self, name) for name in ("start", "chip_byte", "beat_valid", "beat_data",
-                                                           "beat_strobe", "flush")}
+        inputs = {name: getattr(self, name) for name in ("start", "chip_byte", "beat_valid", "beat_data", "flush")}
+        # the beat's lane count and first lane (the byte shift), from its strobe
+        strobe_count = Signal(range(lanes + 1))
+        strobe_first = Signal(range(lanes))
+        m.d.comb += [strobe_count.eq(lane_count(self.beat_strobe)), strobe_first.eq(first_lane(self.beat_strobe))]
+        inputs.update(count=strobe_count, first=strobe_first)
         if self.register_inputs:
+            # registered after the strobe's lane count and first lane (the priority encoder then does not run on
+            # into the byte shifts)
             for name, value in list(inputs.items()):
                 inputs[name] = Signal.like(value, name=f"{name}_registered")
                 m.d.sync += inputs[name].eq(value)
             m.d.comb += self.pending.eq(inputs["start"] | inputs["beat_valid"] | inputs["flush"])
-        start, chip_byte, beat_valid, beat_data, beat_strobe, flush = inputs.values()
+        start, chip_byte, beat_valid, beat_data, flush, count, beat_first = inputs.values()
         carry = Signal(width)  # bytes [0, fill) are the next word's, in order
         fill = Signal(range(lanes))
         first = Signal()  # no word written yet: lanes below `offset` are outside the region
         offset = Signal(range(lanes))
         word = Signal(self.address_width)
 
-        count = Signal(range(lanes + 1))
-        m.d.comb += count.eq(lane_count(beat_strobe))
         aligned = Signal(width)
-        m.d.comb += aligned.eq(beat_data >> (first_lane(beat_strobe) * 8))
+        m.d.comb += aligned.eq(beat_data >> (beat_first * 8))
         placed = Signal(2 * width)
         m.d.comb += placed.eq(aligned << (fill * 8))
         combined = Signal(2 * width)

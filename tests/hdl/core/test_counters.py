@@ -9,19 +9,25 @@ from wavecore.hdl.core.counters import CoreCounters
 from wavecore.hdl.core.registers import RegisterMap
 
 
-@pytest.mark.parametrize(("classes", "beat_bytes", "width", "partial"),
-                         [(None, 8, 64, False), (("a", "b", "c"), 16, 12, False), (None, 8, 64, True)])
-def test_counters_follow_random_events(classes, beat_bytes, width, partial):
+@pytest.mark.parametrize(("classes", "beat_bytes", "width", "partial", "registered"),
+                         [(None, 8, 64, False, False), (("a", "b", "c"), 16, 12, False, False),
+                          (None, 8, 64, True, False), (None, 8, 64, True, True),
+                          (("a", "b", "c"), 16, 12, False, True)])
+def test_counters_follow_random_events(classes, beat_bytes, width, partial, registered):
     """``partial``: each beat counts a random number of bytes (a row's partial first/last beat); otherwise the
-    byte inputs are left at their default, a whole beat."""
+    byte inputs are left at their default, a whole beat. ``registered`` (``register_traffic``): a beat reaches
+    its byte counter one cycle later, and a ``clear`` also drops the beat of the cycle before it."""
     register_map = RegisterMap() if classes is None else RegisterMap(traffic_classes=classes)
-    dut = CoreCounters(register_map=register_map, beat_bytes=beat_bytes, counter_width=width)
+    dut = CoreCounters(register_map=register_map, beat_bytes=beat_bytes, counter_width=width,
+                       register_traffic=registered)
     random = np.random.default_rng(5)
     count = len(register_map.traffic_classes)
     expected = dict.fromkeys(register_map.counters, 0)
     mask = (1 << width) - 1
+    pending = {}  # registered: the byte counts of the beats of the cycle before, added at this edge
 
     async def testbench(ctx):
+        nonlocal pending
         for cycle in range(400):
             events = {name: int(random.random() < 0.6) for name in ("busy", "retire", "array_busy", "read_beat",
                                                                      "write_beat")}
@@ -38,16 +44,21 @@ def test_counters_follow_random_events(classes, beat_bytes, width, partial):
             ctx.set(dut.write_class, write_class)
             ctx.set(dut.clear, clear)
             await ctx.tick()
+            cls = register_map.traffic_classes
+            beats = {}
+            beats[f"bytes_read_{cls[read_class]}"] = read_bytes * events["read_beat"]
+            beats[f"bytes_written_{cls[write_class]}"] = write_bytes * events["write_beat"]
             if clear:
                 for name in expected:
                     expected[name] = 0
+                pending = {}
             else:
                 expected["cycles"] += events["busy"]
                 expected["instructions"] += events["retire"]
                 expected["array_busy"] += events["array_busy"]
-                cls = register_map.traffic_classes
-                expected[f"bytes_read_{cls[read_class]}"] += read_bytes * events["read_beat"]
-                expected[f"bytes_written_{cls[write_class]}"] += write_bytes * events["write_beat"]
+                for name, amount in (pending if registered else beats).items():
+                    expected[name] += amount
+                pending = beats
             for name, value in expected.items():
                 assert ctx.get(getattr(dut.counters, name)) == value & mask, (cycle, name)
 

@@ -7,7 +7,8 @@ not to return data or responses for transactions it was never given):
 * never more than ``max_outstanding`` read bursts (AR issued, last R beat not yet received) or write
   bursts (AW issued, B not yet received) are in flight.
 
-Each proof must fail on a DMA with a seeded bug.
+Each proof must fail on a DMA with a seeded bug (depth 9: a channel issues at most one burst every two
+cycles, so a third burst in flight is first reachable in the 8th cycle).
 """
 
 import pytest
@@ -95,7 +96,7 @@ class _OffByOneCreditDma(Dma):
                          [(16, 2, False), (256, 3, False), (16, 2, True)])
 def test_dma_never_crosses_4k_nor_exceeds_outstanding_limit(max_burst, max_outstanding, byte_granular, tmp_path):
     dma = Dma(max_burst=max_burst, max_outstanding=max_outstanding, byte_granular=byte_granular, **_SMALL)
-    result = run_sby(DmaHarness(dma), workdir=tmp_path, mode="prove", depth=6)
+    result = run_sby(DmaHarness(dma), workdir=tmp_path, mode="prove", depth=9)
     assert result.status == "PASS", result.log[-3000:]
 
 
@@ -109,6 +110,6 @@ def test_dma_never_crosses_4k_nor_exceeds_outstanding_limit(max_burst, max_outst
 @pytest.mark.parametrize("byte_granular", [False, True])
 def test_dma_proof_fails_on_seeded_bug(mutant, message, byte_granular, tmp_path):
     dma = mutant(max_burst=256, max_outstanding=2, byte_granular=byte_granular, **_SMALL)
-    result = run_sby(DmaHarness(dma), workdir=tmp_path, mode="prove", depth=6)
+    result = run_sby(DmaHarness(dma), workdir=tmp_path, mode="prove", depth=9)
     assert result.status == "FAIL", result.log[-3000:]
     assert any(message in line for line in result.failed_sources()), result.failed_sources()
