@@ -68,7 +68,9 @@ class CoreCounters(wiring.Component):
             raise TypeError(f"register_map must be a RegisterMap, not {register_map!r}")
         self.beat_bytes = check_int("beat_bytes", beat_bytes, 1, 128)
         self.counter_width = check_int("counter_width", counter_width, 8, 64)
-        self.register_traffic = bool(register_traffic)
+        if not isinstance(register_traffic, bool):
+            raise TypeError(f"register_traffic must be a bool, not {register_traffic!r}")
+        self.register_traffic = register_traffic
         classes = range(len(self.register_map.traffic_classes))
         super().__init__(
             {

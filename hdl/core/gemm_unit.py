@@ -355,16 +355,16 @@ class GemmUnit(wiring.Component):
         last_values, before_lasts = {}, {}
         inc = {name: Signal(name=f"{name}_inc") for name in limits}
         for name, limit in limits.items():
-            if name == "lane":  # below: from the lane's channel, no carry chain on the tile's lanes
+            # lane: below, from the lane's channel (no carry chain on the tile's lanes); ri, rj: limits that change
+            # with the window, at_last registered below
+            if name in ("lane", "ri", "rj"):
                 continue
-            if name in ("ri", "rj"):  # limits that change with the window: at_last registered (below)
-                pass
-            else:  # the instruction's: limit - 1 and limit - 2 registered (valid from PRIME on; og, cg from the
-                # dividers); at_last is a register set in PRIME and moved with the counter (below)
-                last_value = Signal(len(limit), name=f"{name}_last_value")
-                before_last = Signal(len(limit) + 1, name=f"{name}_before_last")
-                m.d.sync += [last_value.eq(limit - 1), before_last.eq(limit - 2)]
-                last_values[name], before_lasts[name] = last_value, before_last
+            # the instruction's: limit - 1 and limit - 2 registered (valid from PRIME on; og, cg from the dividers);
+            # at_last is a register set in PRIME and moved with the counter (below)
+            last_value = Signal(len(limit), name=f"{name}_last_value")
+            before_last = Signal(len(limit) + 1, name=f"{name}_before_last")
+            m.d.sync += [last_value.eq(limit - 1), before_last.eq(limit - 2)]
+            last_values[name], before_lasts[name] = last_value, before_last
         # the tile's last lane: lane P - 1 or the group's last channel (tile_limit - 1), one lane when direct
         m.d.comb += at_last["lane"].eq(direct | (counters["lane"] == P - 1)
                                        | (lane_channel == Mux(is_data, last_values["cl"], last_values["ol"])))

@@ -73,3 +73,5 @@ def test_counters_reject_bad_parameters():
         CoreCounters(beat_bytes=0)
     with pytest.raises(TypeError, match=r"^register_map must be a RegisterMap, not 'x'$"):
         CoreCounters(register_map="x")
+    with pytest.raises(TypeError, match=r"^register_traffic must be a bool, not 1$"):
+        CoreCounters(register_traffic=1)
