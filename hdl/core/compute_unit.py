@@ -32,8 +32,11 @@ into every block RAM of the memory and the DMA's write arbitration). The read de
   address pins of every block RAM of a replica); the memory is read a cycle later, after the registered write of
   the cycle before has reached it, so nothing needs forwarding;
 * 3: as 2, and the memory's read word is registered once more before the lane is selected (a block RAM's output
-  register). An address at or above the memory's ``elements`` is out of range: the
-adapter raises ``out_of_range`` in that cycle and drops the write.
+  register).
+
+An address at or above the memory's ``elements`` is out of range: the adapter drops the write and raises
+``out_of_range`` in the next cycle (the check runs on the adapter's registered address, so the units' address
+arithmetic does not run on into a comparison and the core's error logic in the same cycle).
 """
 
 from __future__ import annotations
@@ -191,13 +194,17 @@ class ElementPorts(wiring.Component):
         latency = self.read_latency
         for k, port in enumerate(self._read_ports):
             element = getattr(self, f"read{k}")
-            outside.append(element.en & (element.addr >= self.elements))
             if latency == 1:
                 address, enable = element.addr, element.en
+                checked_address = Signal.like(element.addr, name=f"read{k}_checked_addr")
+                checked = Signal(name=f"read{k}_checked")
+                m.d.sync += [checked_address.eq(element.addr), checked.eq(element.en)]
             else:  # the address registered on its way to the memory
                 address = Signal.like(element.addr, name=f"read{k}_addr")
                 enable = Signal(name=f"read{k}_en")
                 m.d.sync += [address.eq(element.addr), enable.eq(element.en)]
+                checked_address, checked = address, enable
+            outside.append(checked & (checked_address >= self.elements))
             m.d.comb += [port.addr.eq(address >> lane_bits), port.en.eq(enable)]
             word = port.data
             if latency == 3:  # the read word registered (a block RAM's output register)
@@ -220,7 +227,9 @@ class ElementPorts(wiring.Component):
                 read_data.append(word.as_signed())
         write = self.write
         write_outside = write.en & (write.addr >= self.elements)
-        outside.append(write_outside)
+        write_dropped = Signal(name="write_dropped")
+        m.d.sync += write_dropped.eq(write_outside)
+        outside.append(write_dropped)
         # The write is registered (the units' address arithmetic ends here, not at every block RAM of the
         # memory and the DMA's arbitration): the memory is written in the next cycle, and a read presented in that
         # cycle of the same element gets the written value forwarded, so the unit sees the contract's timing.

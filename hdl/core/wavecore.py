@@ -634,10 +634,13 @@ class WaveCore(wiring.Component):
                     m.d.comb += unit.start.eq(decoder.opcode_is(current["compute"], name))
                 m.next = "RUN"
             with m.State("RUN"), m.If(unit_done):
+                m.next = "CHECK"
+            with m.State("CHECK"):
                 # a unit that addressed outside its memory does not retire: it pushes no token, so nothing
-                # that waits on it runs, and the compute queue stops (compute_faulted). The range check is
-                # registered (element_fault is the check of the cycle before), so an access in the cycle of
-                # `done` is caught in RETIRE, which then retires nothing.
+                # that waits on it runs, and the compute queue stops (compute_faulted). An access's range check
+                # reaches element_fault two cycles after the access (the adapters check their registered
+                # addresses, then element_fault is registered), so an access one cycle before `done` is caught
+                # here and an access in the cycle of `done` in RETIRE, which then retires nothing.
                 with m.If(compute_faulted | element_fault):
                     m.next = "IDLE"
                 with m.Else():
@@ -655,10 +658,13 @@ class WaveCore(wiring.Component):
                      counter_clear.eq(retiring & decoder.opcode_is(current["compute"], "COUNTER")
                                       & (decoder.field(current["compute"], "funct")
                                          == isa.FUNCTS["COUNTER"]["clear"][0]))]
-        # registered: the units' element addresses reach the range check late in the cycle (a product and a carry
-        # chain), and the error state behind it is wide; the write itself is dropped in the cycle it is presented
-        m.d.sync += element_fault.eq((element_ports["scratchpad"].out_of_range
-                                      | element_ports["accumulator"].out_of_range) & unit_running)
+        # registered: the adapters' range checks (on their registered addresses, a cycle after the access) are
+        # ORed over both memories and the error state behind them is wide; the write itself is dropped in the
+        # cycle it is presented
+        accessed = Signal()  # a unit could present an access in the cycle before (the ports are gated by it)
+        m.d.sync += [accessed.eq(unit_running),
+                     element_fault.eq((element_ports["scratchpad"].out_of_range
+                                       | element_ports["accumulator"].out_of_range) & accessed)]
         m.d.comb += counters.array_busy.eq(compute.ongoing("RUN") & decoder.opcode_is(current["compute"], "GEMM"))
         raise_error(element_fault, ErrorCode.SCRATCHPAD_OUT_OF_RANGE, current_address["compute"])
         with m.If(element_fault):

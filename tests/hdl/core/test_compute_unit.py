@@ -4,7 +4,7 @@ A random mix of element reads (two ports), element writes (some outside the memo
 cycle by cycle against a Python model of the element memory, with the contract's rules as the oracle: a read
 returns, ``read_latency`` cycles later (1, 2 and 3 are checked), the element as written by every write presented in
 an earlier cycle (not one presented in the same cycle), its data holds until the next read's data arrives, and an
-address at or above ``elements`` raises ``out_of_range`` in its cycle and drops the write. The adapter writes the
+address at or above ``elements`` drops the write and raises ``out_of_range`` in the next cycle. The adapter writes the
 memory a cycle late, so reads right behind writes of the same element, the same word and other words are all drawn
 on purpose.
 """
@@ -40,11 +40,12 @@ def test_element_ports_follow_the_unit_contract(element_bits, word_bits, read_la
     m.submodules.memory, m.submodules.ports = memory, ports
     ports.attach([memory.read_port(), memory.read_port()], memory.write_port(granularity=element_bits))
     model = list(initial)
-    seen = {"forwarded": 0, "same_word": 0, "same_cycle": 0, "dropped": 0}
+    seen = {"forwarded": 0, "same_word": 0, "same_cycle": 0, "dropped": 0, "read_outside": 0}
 
     async def bench(ctx):
         issued = [[], []]  # per port: (cycle, value) of every read presented
         last_write = None
+        previous_outside = previous_read_outside = False  # the accesses of the cycle before (out_of_range's)
         for cycle in range(1500):
             reads = []
             for k in range(2):
@@ -52,6 +53,8 @@ def test_element_ports_follow_the_unit_contract(element_bits, word_bits, read_la
                 if last_write is not None and rng.random() < 0.4:  # right behind the last write
                     address = last_write if rng.random() < 0.6 else min(elements - 1, (last_write // lanes) * lanes
                                                                           + int(rng.integers(lanes)))
+                elif rng.random() < 0.05:  # outside the memory: out_of_range, data undefined
+                    address = int(rng.integers(elements, lanes * words))
                 else:
                     address = int(rng.integers(elements))
                 read = getattr(ports, f"read{k}")
@@ -70,12 +73,17 @@ def test_element_ports_follow_the_unit_contract(element_bits, word_bits, read_la
             ctx.set(ports.write.data, write_data)
             for k in range(2):  # the data of the last read presented read_latency or more cycles ago
                 arrived = [value for issue, value in issued[k] if issue <= cycle - read_latency]
-                if arrived:
+                if arrived and arrived[-1] is not None:
                     assert ctx.get(getattr(ports, f"read{k}").data) == arrived[-1], (cycle, k)
             outside = write_en and write_address >= elements
-            assert ctx.get(ports.out_of_range) == outside
+            assert ctx.get(ports.out_of_range) == (previous_outside or previous_read_outside), cycle
+            previous_outside = outside
+            previous_read_outside = any(en and address >= elements for en, address in reads)
             for k, (en, address) in enumerate(reads):
-                if en:
+                if en and address >= elements:
+                    issued[k].append((cycle, None))
+                    seen["read_outside"] += 1
+                elif en:
                     issued[k].append((cycle, model[address]))
                     seen["forwarded"] += last_write == address
                     seen["same_word"] += last_write is not None and last_write != address and \
