@@ -23,7 +23,13 @@ Ports (``word_bits`` wide words, ``lanes = word_bits // element_bits`` write ena
 ``read{k}_addr``/``read{k}_en`` -> ``read{k}_data``, ``write_addr``/``write_en``/``write_data`` (compute);
 ``dma_write_valid``/``dma_write_addr``/``dma_write_en``/``dma_write_data`` -> ``dma_write_ready``;
 ``dma_read_en``/``dma_read_addr`` -> ``dma_read_ready`` (the read happens when both are high) and
-``dma_read_data`` one cycle later.
+``dma_read_data`` ``dma_read_latency`` cycles later (1 or 2; valid in that cycle only).
+
+With ``dma_read_latency=2`` each replica's read word is registered for the DMA before the replica
+multiplexer (the registers can sit beside the block RAMs, whose outputs are unregistered and slow), so
+``dma_read_data`` comes from registers through the replica multiplexer only: the path from a block RAM to the
+DMA's consumer (the row unpacker, across the chip) is cut in two. The compute ports' timing is the same either
+way.
 """
 
 from __future__ import annotations
@@ -53,9 +59,13 @@ class CoreMemory(wiring.Component):
         Words.
     readers : int
         Compute read ports (1 to 4); one block-RAM replica each.
+    dma_read_latency : int
+        Cycles from a DMA read to its word on ``dma_read_data``: 1, or 2 with the word registered beside the
+        block RAMs (see the module docstring).
     """
 
-    def __init__(self, *, word_bits: int, element_bits: int, depth: int, readers: int):
+    def __init__(self, *, word_bits: int, element_bits: int, depth: int, readers: int,
+                 dma_read_latency: int = 1):
         self.word_bits = check_int("word_bits", word_bits, 1, 4096)
         if element_bits < 1 or word_bits % element_bits:
             raise ValueError(f"element_bits must divide word_bits {word_bits}, not {element_bits}")
@@ -63,6 +73,9 @@ class CoreMemory(wiring.Component):
         self.lanes = word_bits // element_bits
         self.depth = check_int("depth", depth, 1, 1 << 24)
         self.readers = check_int("readers", readers, 1, 4)
+        if dma_read_latency not in (1, 2) or isinstance(dma_read_latency, bool):
+            raise ValueError(f"dma_read_latency must be 1 or 2, not {dma_read_latency!r}")
+        self.dma_read_latency = dma_read_latency
         address = max(1, (depth - 1).bit_length())
         members = {}
         for k in range(readers):
@@ -121,10 +134,21 @@ class CoreMemory(wiring.Component):
             with m.If(compute_last):
                 m.d.sync += held.eq(read.data)
             m.d.comb += getattr(self, f"read{k}_data").eq(Mux(compute_last, read.data, held))
-            dma_data.append(read.data)
+            if self.dma_read_latency == 2:
+                # registered in every cycle (no enable to fan out), beside this replica's block RAMs
+                dma_word = Signal(self.word_bits, name=f"dma_word{k}")
+                m.d.sync += dma_word.eq(read.data)
+                dma_data.append(dma_word)
+            else:
+                dma_data.append(read.data)
+        if self.dma_read_latency == 2:  # the replica the word on dma_word{k} was read from
+            word_choice = Signal.like(choice, name="dma_word_replica")
+            m.d.sync += word_choice.eq(last_choice)
+        else:
+            word_choice = last_choice
         selected = dma_data[0]
         for k in range(1, self.readers):
-            selected = Mux(last_choice == k, dma_data[k], selected)
+            selected = Mux(word_choice == k, dma_data[k], selected)
         m.d.comb += self.dma_read_data.eq(selected)
         return m
 

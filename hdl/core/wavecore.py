@@ -251,7 +251,7 @@ class WaveCore(wiring.Component):
             # (wavecore.hdl.core.core_memory); the compute units' timing is that of a memory with enough ports.
             readers = sum(1 for target in READ_PORTS.values() if target == space)
             memory = CoreMemory(word_bits=self.data_width, element_bits=8 * element_bytes[space],
-                                depth=self.memory_words[space], readers=readers)
+                                depth=self.memory_words[space], readers=readers, dma_read_latency=2)
             m.submodules[space] = memories[space] = memory
             adapter = ElementPorts(element_bits=self.element_widths[space], word_bits=self.data_width,
                                    elements=self.parameters.sizes()[space], readers=readers,
@@ -505,11 +505,11 @@ class WaveCore(wiring.Component):
         # enables are too long a path for one cycle)
         m.submodules.row_packer = packer = RowPacker(data_width=self.data_width, address_width=dma.scratch_width,
                                                      register_inputs=True)
-        # the STORE's read word is registered before its realignment (a block RAM's output, the memories'
-        # multiplexers and the unpacker's byte shifts are too long a path for one cycle)
+        # the STORE's read word is registered before its realignment, in the memories beside their block RAMs
+        # (dma_read_latency=2: a RAM's output and the routing across the chip to here are too long for one cycle)
         m.submodules.row_unpacker = unpacker = RowUnpacker(data_width=self.data_width,
                                                            address_width=dma.scratch_width,
-                                                           register_read_data=True)
+                                                           read_latency=2)
         load_issued = executors["load"].ongoing("ISSUE") & dma.read_command.ready
         store_issued = executors["store"].ongoing("ISSUE") & dma.write_command.ready
         # The packer's words wait in a small buffer while a compute unit writes the same memory (compute first);

@@ -96,24 +96,32 @@ def test_packer_writes_exactly_the_rows_bytes(data_width, size, register_inputs)
     assert busy == [True] * len(busy) if register_inputs else not any(busy)
 
 
-@pytest.mark.parametrize("register_read_data", [False, True])
+@pytest.mark.parametrize(("register_read_data", "read_latency"), [(False, 1), (True, 1), (False, 2)])
 @pytest.mark.parametrize(("data_width", "size"), [(64, 1), (64, 4), (32, 2), (128, 4), (16, 1)])
-def test_unpacker_sends_exactly_the_region_bytes_in_the_rows_lanes(data_width, size, register_read_data):
+def test_unpacker_sends_exactly_the_region_bytes_in_the_rows_lanes(data_width, size, register_read_data,
+                                                                   read_latency):
     lanes = data_width // 8
     random = np.random.default_rng(100 + data_width + size)
     chip = random.bytes(WORDS * lanes)
     transfers = [random_transfer(random, lanes, size) for _ in range(40)]
-    dut = RowUnpacker(data_width=data_width, address_width=6, register_read_data=register_read_data)
+    dut = RowUnpacker(data_width=data_width, address_width=6, register_read_data=register_read_data,
+                      read_latency=read_latency)
 
     async def bench(ctx):
         for chip_byte, rows in transfers:
-            await _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, ready_rate=0.7)
+            await _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, ready_rate=0.7, read_ready_rate=0.8,
+                          read_latency=read_latency)
 
     _simulate(dut, bench)
 
 
-async def _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, *, ready_rate):
-    """Run one transfer; check every beat's lanes against the region; return the cycles from start to last beat."""
+async def _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, *, ready_rate, read_ready_rate=1.0,
+                  read_latency=1):
+    """Run one transfer; check every beat's lanes against the region; return the cycles from start to last beat.
+
+    The read port is a memory that takes a read while ``read_ready`` (high in ``read_ready_rate`` of the cycles)
+    and shows the word on ``read_data`` ``read_latency`` cycles after the read and random bytes in the other
+    cycles."""
     region = chip[chip_byte : chip_byte + sum(count for _, count in rows)]
     beats = [strobe for address, count in rows for _, strobe in row_beats(address, count, lanes)]
     ctx.set(dut.start, 1)
@@ -123,13 +131,17 @@ async def _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, *, ready_rate)
     ctx.set(dut.start, 0)
     ctx.set(dut.active, 1)
     cursor, cycles = 0, 0
+    reads = [None] * read_latency  # [k]: the address whose word read_data shows k + 1 cycles from now
     while beats:
         strobe = beats[0]  # one run of lanes: the DMA gives its first lane and count
         ctx.set(dut.beat_first_lane, (strobe & -strobe).bit_length() - 1)
         ctx.set(dut.beat_lane_count, bin(strobe).count("1"))
         ready = int(random.random() < ready_rate)
         ctx.set(dut.beat_ready, ready)
+        read_ready = int(random.random() < read_ready_rate)
+        ctx.set(dut.read_ready, read_ready)
         read = ctx.get(dut.read_enable), ctx.get(dut.read_address)
+        assert read_ready or not read[0], "a read while the memory is not ready"
         if ready and ctx.get(dut.beat_valid):
             value, strobe = ctx.get(dut.beat_data), beats.pop(0)
             for lane in range(lanes):
@@ -139,28 +151,33 @@ async def _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, *, ready_rate)
         await ctx.tick()
         cycles += 1
         assert cycles < 50 * len(region) + 100, "the unpacker stalls"
-        if read[0]:  # the read port: the word the cycle after the read
-            ctx.set(dut.read_data, int.from_bytes(chip[read[1] * lanes : (read[1] + 1) * lanes], "little"))
+        reads = reads[1:] + [read[1] if read[0] else None]
+        if reads[0] is not None:  # the read port: the word `read_latency` cycles after the read
+            ctx.set(dut.read_data, int.from_bytes(chip[reads[0] * lanes : (reads[0] + 1) * lanes], "little"))
+        else:
+            ctx.set(dut.read_data, int.from_bytes(random.bytes(lanes), "little"))
     assert cursor == len(region)
     ctx.set(dut.active, 0)
     await ctx.tick()
     return cycles
 
 
-@pytest.mark.parametrize(("register_read_data", "fill"), [(False, 2), (True, 3)])
-def test_unpacker_sends_one_full_beat_per_cycle_on_aligned_rows(register_read_data, fill):
-    # one beat per cycle after `fill` cycles: the read, (the registered word,) the merge
+@pytest.mark.parametrize(("register_read_data", "read_latency", "fill"), [(False, 1, 2), (True, 1, 3), (False, 2, 3)])
+def test_unpacker_sends_one_full_beat_per_cycle_on_aligned_rows(register_read_data, read_latency, fill):
+    # one beat per cycle after `fill` cycles: the read, (the registered word, here or in the memory,) the merge
     lanes = 8
     random = np.random.default_rng(3)
     chip = random.bytes(WORDS * lanes)
-    dut = RowUnpacker(data_width=64, address_width=6, register_read_data=register_read_data)
+    dut = RowUnpacker(data_width=64, address_width=6, register_read_data=register_read_data,
+                      read_latency=read_latency)
     measured = []
 
     async def bench(ctx):
         for _ in range(5):
             chip_byte, rows = random_transfer(random, lanes, 1, aligned=True)
             words = rows[0][1] // lanes
-            measured.append((words, await _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, ready_rate=1.0)))
+            measured.append((words, await _unpack(ctx, dut, chip, chip_byte, rows, lanes, random, ready_rate=1.0,
+                                                  read_latency=read_latency)))
 
     _simulate(dut, bench)
     for words, cycles in measured:
@@ -182,3 +199,10 @@ def test_realigners_reject_a_non_bool_register_option():
         RowUnpacker(register_read_data=1)
     with pytest.raises(TypeError, match=r"^register_inputs must be a bool, not 'yes'$"):
         RowPacker(register_inputs="yes")
+
+
+def test_unpacker_rejects_a_bad_read_latency():
+    with pytest.raises(ValueError, match=r"^read_latency must be 1 or 2, not 3$"):
+        RowUnpacker(read_latency=3)
+    with pytest.raises(ValueError, match=r"^register_read_data needs read_latency 1$"):
+        RowUnpacker(register_read_data=True, read_latency=2)
