@@ -1,7 +1,8 @@
 """The WaveCore top with the HDL DRAM model behind its ``m_axi`` port: the system the host driver runs.
 
 :class:`CoreSystem` exposes what :class:`wavecore.verif.host.Host` needs under cocotb: the core's ``s_axil_*``
-register port and ``irq``, and the DRAM model's backdoor (``backdoor_load``, ``backdoor_dump``,
+register port, ``irq`` and ``bus_request`` (the core presents an AXI read or write address), and the DRAM
+model's backdoor (``backdoor_load``, ``backdoor_dump``,
 ``backdoor_first``, ``backdoor_last``), so a test loads a program and its data through a file, starts the
 core and waits for ``irq`` with Python idle (as :mod:`wavecore.verif.copy_system` does for the DMA alone).
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from amaranth import ClockDomain, ClockSignal, DomainRenamer, Module, Signal
 from amaranth.lib import wiring
+from amaranth.lib.wiring import Out
 
 from wavecore.golden.core.semantics import CoreParameters
 from wavecore.hdl.core.dram_model import DramModel, connect_backdoor, system_members
@@ -53,7 +55,9 @@ class CoreSystem(wiring.Component):
                               outstanding=dram_outstanding, seed=seed, stall=stall, latency_min=latency_min,
                               latency_max=latency_max)
         self.register_map = self.core.register_map
-        super().__init__(system_members(self.register_map.address_width))
+        # bus_request: the core presents an AXI read or write address (AR or AW valid) this cycle, for tests that
+        # check the core is silent on the bus after `done`
+        super().__init__({**system_members(self.register_map.address_width), "bus_request": Out(1)})
 
     def elaborate(self, platform):
         m = Module()
@@ -67,6 +71,6 @@ class CoreSystem(wiring.Component):
         m.submodules.dram = dram
         wiring.connect(m, wiring.flipped(self.s_axil), core.s_axil)
         wiring.connect(m, core.m_axi, dram.s_axi)
-        m.d.comb += self.irq.eq(core.irq)
+        m.d.comb += [self.irq.eq(core.irq), self.bus_request.eq(core.m_axi.arvalid | core.m_axi.awvalid)]
         connect_backdoor(m, self, dram)
         return m

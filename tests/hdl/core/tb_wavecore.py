@@ -8,7 +8,7 @@ from the program (:func:`expected_cycles`).
 """
 
 import cocotb
-from cocotb.triggers import ClockCycles
+from cocotb.triggers import ClockCycles, RisingEdge
 
 from wavecore.golden.core import isa
 from wavecore.golden.core.semantics import CoreParameters, dma_rows, makespan
@@ -63,20 +63,38 @@ def image_with_data(params, seed_name: str) -> bytearray:
     return image
 
 
-async def run_both(host, params, program, image, *, words=None):
+async def _bus_request_after_done(dut, cycles: int = 256) -> str | None:
+    """From the rise of ``irq`` (``done``): when the core first presents an AXI read or write address in the
+    next ``cycles`` cycles (``"N cycles after done"``), or None. The core has ended at ``done``: an instruction
+    still running then (a STORE that started in the cycle the error drain looked quiet) would write DRAM behind
+    the host's back."""
+    await RisingEdge(dut.irq)
+    for cycle in range(cycles):
+        if int(dut.bus_request.value):
+            return f"{cycle} cycles after done"
+        await RisingEdge(dut.clk)
+    return None
+
+
+async def run_both(host, params, program, image, *, words=None, cycles=None):
     """Load ``image`` + the program, run it on the RTL and on the simulator; return both DRAM images and the
-    RTL's counters (or the CoreFault)."""
+    RTL's counters (or the CoreFault). The core must make no DRAM request between ``done`` and the read-back.
+    ``cycles`` bounds the run (default :func:`expected_cycles`, which counts no compute unit's cycles)."""
     words = words if words is not None else isa.encode_program(program)
     image = bytearray(image)
     image[PROGRAM_BASE : PROGRAM_BASE + len(words)] = words
     await host.load({0: bytes(image)})
     fault = None
+    watch = cocotb.start_soon(_bus_request_after_done(cocotb.top))
     try:
-        result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+        result = await host.run(program_base=PROGRAM_BASE,
+                                expected_cycles=cycles or expected_cycles(program, params))
         counters = result.counters
     except CoreFault as error:
         fault, counters = error, error.counters
     after = await host.read(0, params["dram_bytes"])
+    request = await watch
+    assert request is None, f"the core presented an AXI read or write address {request}"
     return image, after, counters, fault
 
 

@@ -17,11 +17,25 @@ simulator raises the same code for the same program); it does not retire, so the
 runs, and DRAM equals the simulator's run of the instructions before it. The cases run back to back on one core
 without a soft reset, so a blocked STORE a failed program leaves in its queue must be discarded by the next START
 (it would otherwise take the next program's token). Python is idle while the core runs.
+
+``instructions_dispatched_before_an_error_finish_before_done``: a STORE waiting for a long VECTOR's token when
+the fetch unit meets an illegal word still runs, once the VECTOR retires (every executor idle in the cycle it
+starts, the error long recorded), and ``done`` comes after it: DRAM equals the simulator's run of the
+instructions before the illegal word, and the core makes no AXI request after ``done``.
 """
 
 import cocotb
 from cocotb.triggers import ClockCycles
-from tb_wavecore import PROGRAM_BASE, _host, assert_counters, assert_same_dram, parameters_from
+from tb_wavecore import (
+    PROGRAM_BASE,
+    _host,
+    _raw,
+    assert_counters,
+    assert_same_dram,
+    image_with_data,
+    parameters_from,
+    run_both,
+)
 from wavecore_compute_cases import CASES, case_data, fault_bodies
 
 from wavecore.golden.core import isa
@@ -189,3 +203,34 @@ async def compute_regions_outside_memory_end_in_their_error_code(dut):
         else:
             raise AssertionError(f"{name}: the simulator should stop too")
         image = after
+
+
+@cocotb.test()
+async def instructions_dispatched_before_an_error_finish_before_done(dut):
+    params, host = await _host(dut)
+    parameters = parameters_from(params)
+    numerics = _numerics(params, parameters)
+    elements = 16 * 8 * 8  # about a thousand cycles of VECTOR: the fetch meets the illegal word meanwhile
+    region = {"length": 64, "count1": elements // 64, "stride1": 64}
+    program = [
+        isa.Instruction("SHAPE", fields=dict(samples=1, channels=16, height=8, width=8)),
+        isa.Instruction("LOAD", "activations.scratchpad", {"dram_address": SOURCE, "scratch_address": 0, **region},
+                        push_next=True),
+        isa.Instruction("VECTOR", "relu", dict(dst=elements, src0=0), pop_prev=True, push_next=True),
+        isa.Instruction("STORE", "activations.scratchpad",
+                        {"dram_address": DESTINATION, "scratch_address": elements, **region}, pop_prev=True),
+    ]
+    illegal = _raw(isa.Instruction("SYNC"), opcode=0x7F)
+    words = isa.encode_program(program) + illegal + isa.encode_program([isa.Instruction("END")])
+    ran = [*program, isa.Instruction("END")]
+    _, bound = makespan(ran, parameters)
+    loaded, after, counters, fault = await run_both(host, params, ran, image_with_data(params, "wavecore-drain"),
+                                                    words=words, cycles=4 * bound + 20_000)
+    assert fault is not None and fault.code == ErrorCode.ILLEGAL_OPCODE, fault
+    assert fault.address == PROGRAM_BASE + len(program) * isa.INSTRUCTION_BYTES, fault
+    simulator = Simulator(parameters=parameters, numerics=numerics)
+    expected = bytearray(loaded)
+    simulator.run(ran, expected)
+    assert_same_dram(after, bytes(expected), "DRAM")
+    assert simulator.counters["activations"] == 2 * elements
+    assert_counters(counters, simulator, ran)
