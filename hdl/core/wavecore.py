@@ -201,13 +201,17 @@ class WaveCore(wiring.Component):
         for size in (self.parameters.operand_bytes, self.parameters.accumulator_bytes):  # element-aligned DRAM
             conditions.append(get("dram_address")[: _log2(size)].any() if size > 1 else Const(0))
         # stage 1: the products of the extents
+        # ((count2 - 1) * stride2 + (count1 - 1) * stride1 + length, modulo 2 ** 40, as count2 * stride2 +
+        # count1 * stride1 + (length - stride1 - stride2): no carry chain in front of the multipliers)
         outer, inner, row = (Signal(40, name=f"decode_{name}") for name in ("outer", "inner", "row"))
-        m.d.sync += [outer.eq((get("count2") - 1) * get("stride2")), inner.eq((get("count1") - 1) * get("stride1")),
+        base = Signal(40, name="decode_base")
+        m.d.sync += [outer.eq(get("count2") * get("stride2")), inner.eq(get("count1") * get("stride1")),
+                     base.eq(get("length") - get("stride1") - get("stride2")),
                      row.eq(get("length") * get("count1"))]
         # stage 2: the DRAM extent in bytes and the on-chip end
         extent = Signal(40, name="decode_extent")
         chip_end = Signal(40, name="decode_chip_end")
-        m.d.sync += [extent.eq((outer + inner + get("length")) << self._element_shift(word)),
+        m.d.sync += [extent.eq((outer + inner + base) << self._element_shift(word)),
                      chip_end.eq(get("scratch_address") + row * get("count2"))]
         # stage 3: the comparisons
         m.d.sync += [misaligned.eq(Mux(accumulator, conditions[1], conditions[0])),
