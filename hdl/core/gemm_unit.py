@@ -36,8 +36,8 @@ the shared operand on ``scratch_read0`` (x, dy, x) feeds every lane. When S > ``
 lanes' results are written one per cycle while the next reduction runs.
 
 **Timing** (cycles from ``start`` to ``done``, as :func:`~wavecore.verif.compute_bench.check_unit` counts them;
-:func:`unit_cycles` computes it): ``SETUP_CYCLES`` (= 23: a 12-step restoring division for C/G, O/G, PH/SH, PW/SW, one
-cycle for the instruction's products, one to prime the counters, and the pipeline's 9 stages) + ``read_latency`` - 1
+:func:`unit_cycles` computes it): ``SETUP_CYCLES`` (= 24: a 12-step restoring division for C/G, O/G, PH/SH, PW/SW, one
+cycle for the instruction's products, one to prime the counters, and the pipeline's 10 stages) + ``read_latency`` - 1
 (the pipeline's fill: the reads' data comes that much later) + the issue cycles + the lanes of the last tile (its last
 writes). With P = lanes (1 when direct), Cg = C/G, Og = O/G, K = Cg*KH*KW, Q = N*OH*OW, tiles of L = min(P, channels
 left) lanes (T = ceil(Og / P) tiles, ``backward_data``: ceil(Cg / P)), the issue cycles are, per tile: FILL L*S (not
@@ -48,10 +48,10 @@ reach an output row from h, likewise vw: a tap that reaches no output takes one 
 a reduction is issued at least L' cycles after the previous reduction's last step (L' = its lanes, whose writes must be
 done first). Without such stalls (every reduction at least as long as its lanes), in closed form (R = ``read_latency``):
 
-* ``forward*``: 22 + R + G * (Og*K [FILL] + Og [``forward_bias``] + T*N*Cg*TH*TW) + L_last, TH = sum of th over the
+* ``forward*``: 23 + R + G * (Og*K [FILL] + Og [``forward_bias``] + T*N*Cg*TH*TW) + L_last, TH = sum of th over the
   output rows (likewise TW), when no window lies wholly in the padding;
-* ``backward_weight*``: 22 + R + G * (Og*Q [FILL] + T*K*Q + K*Og [``_accumulate``]) + L_last;
-* ``backward_data``: 22 + R + G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW)) + L_last, VH = sum of vh over
+* ``backward_weight*``: 23 + R + G * (Og*Q [FILL] + T*K*Q + K*Og [``_accumulate``]) + L_last;
+* ``backward_data``: 23 + R + G * (Cg*Og*KH*KW [FILL] + T*N*(H*W*KH*KW + (Og - 1)*VH*VW)) + L_last, VH = sum of vh over
   the rows (likewise VW).
 
 Pipeline (built for a fast clock: at most one multiplier between two registers): issue (the loop counters -> the terms
@@ -64,7 +64,8 @@ padding: no read) is computed in the first of these stages from the pixel and ta
 ``read_latency`` - 1 stages that delay what travels beside the reads (the step's flags, the buffer and output addresses;
 none at ``read_latency`` 1), ending where the local buffers are read -> ``MAC_STAGES`` (= 3): read data (the
 scratchpad's and the buffers'); operands registered (FILL writes the buffer); products registered; accumulate (the
-overflow rule) -> ``WRITE_STAGES`` (= 2): shift and rounding decision registered (the shift's mask and half are
+overflow rule) -> ``OUTER_STAGES`` (= 1): the outer sum and the lanes' results registered from the accumulator
+registers -> ``WRITE_STAGES`` (= 2): shift and rounding decision registered (the shift's mask and half are
 registered per instruction); add, saturate, write (``done`` in the cycle of the last write). The read latency moves
 every stage after the reads by the same cycles, so the distances between steps stay those of the issue: a buffer read
 issued after the FILL write of its element still sees it (the buffers' read port is transparent), the lanes of a
@@ -110,7 +111,8 @@ from wavecore.hdl.core.compute_unit import (
     shape_field,
 )
 
-__all__ = ["ADDRESS_STAGES", "BUFFER_DEPTH", "MAC_STAGES", "SETUP_CYCLES", "WRITE_STAGES", "GemmUnit", "unit_cycles"]
+__all__ = ["ADDRESS_STAGES", "BUFFER_DEPTH", "MAC_STAGES", "OUTER_STAGES", "SETUP_CYCLES", "WRITE_STAGES", "GemmUnit",
+           "unit_cycles"]
 
 #: Bits of the restoring divider (the widest shape field divided: channels, out_channels).
 _DIVIDER_BITS = 12
@@ -121,10 +123,13 @@ _TAP_BITS = 8
 ADDRESS_STAGES = 4
 #: Pipeline stages from the read data to the accumulators (operands registered, product registered, add).
 MAC_STAGES = 3
+#: Pipeline stages after the accumulate: the outer sum (``backward_data``'s sum over output channels) and the
+#: lanes' results registered from the accumulator registers.
+OUTER_STAGES = 1
 #: Pipeline stages of the write (requantization: shift and round registered, then add and saturate).
 WRITE_STAGES = 2
 #: Fixed cycles of every instruction: division, the instruction's products, priming, pipeline.
-SETUP_CYCLES = _DIVIDER_BITS + 2 + ADDRESS_STAGES + MAC_STAGES + WRITE_STAGES
+SETUP_CYCLES = _DIVIDER_BITS + 2 + ADDRESS_STAGES + MAC_STAGES + OUTER_STAGES + WRITE_STAGES
 #: Default local buffer elements per lane.
 BUFFER_DEPTH = 2048
 
@@ -301,10 +306,12 @@ class GemmUnit(wiring.Component):
         state = Signal(_State)
         # the states the loop control tests, one-hot, registered with the state
         in_fill, in_lanes, in_compute = Signal(), Signal(), Signal()  # FILL; BIAS or CARRY; COMPUTE
+        in_setup = Signal()  # SETUP: the divider steps (not behind the state's decode)
 
         def go(value):
             m.d.sync += [state.eq(value), in_fill.eq(value == _State.FILL), in_compute.eq(value == _State.COMPUTE),
-                         in_lanes.eq((value == _State.BIAS) | (value == _State.CARRY))]
+                         in_lanes.eq((value == _State.BIAS) | (value == _State.CARRY)),
+                         in_setup.eq(value == _State.SETUP)]
         step_count = Signal(range(_DIVIDER_BITS + 1))
 
         # -- restoring dividers: C/G, O/G, PH/SH, PW/SW -----------------------------------------------------
@@ -746,19 +753,21 @@ class GemmUnit(wiring.Component):
                 m.d.sync += [counter.eq(0) for counter in counters.values()]
                 for quotient, remainder, numerator, _ in divisions:
                     m.d.sync += [quotient.eq(numerator), remainder.eq(0)]
-            with m.Case(_State.SETUP):
-                for quotient, remainder, _, denominator in divisions:
-                    shifted = Signal(_DIVIDER_BITS + 1)
-                    m.d.comb += shifted.eq((remainder << 1) | quotient[-1])
-                    with m.If(shifted >= denominator):
-                        m.d.sync += [remainder.eq(shifted - denominator), quotient.eq((quotient << 1) | 1)]
-                    with m.Else():
-                        m.d.sync += [remainder.eq(shifted), quotient.eq(quotient << 1)]
+            with m.Case(_State.SETUP):  # the divider steps under in_setup (below)
                 m.d.sync += step_count.eq(step_count + 1)
                 with m.If(step_count == _DIVIDER_BITS - 1):
                     go(_State.PRODUCTS)
             with m.Case(_State.PRODUCTS):
                 go(_State.PRIME)
+        with m.If(in_setup):  # one restoring-division step per cycle of SETUP
+            for quotient, remainder, _, denominator in divisions:
+                shifted = Signal(_DIVIDER_BITS + 1)
+                m.d.comb += shifted.eq((remainder << 1) | quotient[-1])
+                with m.If(shifted >= denominator):
+                    m.d.sync += [remainder.eq(shifted - denominator), quotient.eq((quotient << 1) | 1)]
+                with m.Else():
+                    m.d.sync += [remainder.eq(shifted), quotient.eq(quotient << 1)]
+        with m.Switch(state):
             with m.Case(_State.PRIME):
                 is_direct = slice_length > self.buffer_depth
                 for name, per_class in factor_table.items():
@@ -845,6 +854,10 @@ class GemmUnit(wiring.Component):
         a_out_address = Signal(address_bits, name="a_out_address")
         m.d.comb += Cat(a_kind, a_zero, a_first, a_last, a_tap_first, a_tap_last, a_lanes, a_final,
                         a_out_address).eq(mac_step)
+        # the outer-sum stage's flags: a reduction's last MAC (its accumulator register now holds the sum)
+        o_last, o_tap_first, o_tap_last = Signal(name="o_last"), Signal(name="o_tap_first"), Signal(name="o_tap_last")
+        m.d.sync += [o_last.eq((a_kind == _Kind.MAC) & a_last), o_tap_first.eq(a_tap_first),
+                     o_tap_last.eq(a_tap_last)]
         s2_zero = Signal()
         m.d.sync += s2_zero.eq(delay(m, p_zero, 1, "s1_zero"))
         shared_operand = Signal(signed(in_width))
@@ -864,14 +877,16 @@ class GemmUnit(wiring.Component):
                 m.d.comb += updated.eq(total[:acc_width].as_signed())
             else:
                 m.d.comb += updated.eq(Mux(total > high, high, Mux(total < low, low, total)))
-            outer_sum = Signal(signed(wide), name=f"outer_sum{lane}")
-            m.d.comb += outer_sum.eq(Mux(a_tap_first, 0, outer) + updated)
             with m.If(a_kind == _Kind.MAC):
                 m.d.sync += accumulator.eq(updated)
-                with m.If(a_last):
-                    m.d.sync += outer.eq(outer_sum)
-                    with m.If(~is_data | a_tap_last):
-                        m.d.sync += results[lane].eq(Mux(is_data, outer_sum, updated))
+            # the outer sum (backward_data's sum over output channels) one stage later, from the accumulator
+            # register: the accumulate's saturation and this adder are not chained in one cycle
+            outer_sum = Signal(signed(wide), name=f"outer_sum{lane}")
+            m.d.comb += outer_sum.eq(Mux(o_tap_first, 0, outer) + accumulator)
+            with m.If(o_last):
+                m.d.sync += outer.eq(outer_sum)
+                with m.If(~is_data | o_tap_last):
+                    m.d.sync += results[lane].eq(Mux(is_data, outer_sum, accumulator))
 
         # -- drain: the lanes' results of a finished reduction, one per cycle, while the next one runs ------
         drain_lane = Signal.like(active)
@@ -886,9 +901,13 @@ class GemmUnit(wiring.Component):
             m.d.sync += [w1_valid.eq(1), w1_final.eq(drain_final & (drain_left == 1)), w1_address.eq(drain_address),
                          result.eq(results[drain_lane]), drain_lane.eq(drain_lane + 1), drain_left.eq(drain_left - 1),
                          drain_address.eq(drain_address + out_stride)]
-        with m.If((a_kind == _Kind.MAC) & a_last & (~is_data | a_tap_last)):
-            m.d.sync += [drain_lane.eq(0), drain_left.eq(a_lanes), drain_address.eq(a_out_address),
-                         drain_final.eq(a_final)]
+        o_lanes = Signal.like(a_lanes, name="o_lanes")
+        o_out_address = Signal.like(a_out_address, name="o_out_address")
+        o_final = Signal(name="o_final")
+        m.d.sync += [o_lanes.eq(a_lanes), o_out_address.eq(a_out_address), o_final.eq(a_final)]
+        with m.If(o_last & (~is_data | o_tap_last)):
+            m.d.sync += [drain_lane.eq(0), drain_left.eq(o_lanes), drain_address.eq(o_out_address),
+                         drain_final.eq(o_final)]
         with m.If(state == _State.IDLE):
             m.d.sync += [draining.eq(0), draining_more.eq(0), drain_left.eq(0)]
         with m.Elif(reduction_end):

@@ -210,30 +210,30 @@ def test_cycles_formula():
         return unit_cycles(isa.Instruction("GEMM", funct, {}), shape, INT8, read_latency=read_latency, **unit)
 
     # forward skips the taps in the padding: 8 * 3 - 2 per axis
-    assert cycles("forward") == 23 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
-    assert cycles("forward_bias") == 23 + 2 * (16 * 72 + 16 + 2 * 8 * 8 * 22 * 22) + 8
-    assert cycles("forward", buffer_depth=71) == 23 + 2 * 16 * 8 * 8 * 22 * 22 + 1  # direct: one lane
-    assert cycles("forward", lanes=16) == 23 + 2 * (16 * 72 + 8 * 8 * 22 * 22) + 16
-    assert cycles("backward_weight", buffer_depth=512) == 23 + 2 * (16 * 512 + 2 * 72 * 512) + 8
+    assert cycles("forward") == 24 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward_bias") == 24 + 2 * (16 * 72 + 16 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward", buffer_depth=71) == 24 + 2 * 16 * 8 * 8 * 22 * 22 + 1  # direct: one lane
+    assert cycles("forward", lanes=16) == 24 + 2 * (16 * 72 + 8 * 8 * 22 * 22) + 16
+    assert cycles("backward_weight", buffer_depth=512) == 24 + 2 * (16 * 512 + 2 * 72 * 512) + 8
     assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512) == \
-        23 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
+        24 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
     # backward_data, stride 1, padding 1, kernel 3 on 8: each axis has 8 * 3 - 2 valid (position, tap) pairs
-    assert cycles("backward_data") == 23 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22)) + 8
+    assert cycles("backward_data") == 24 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22)) + 8
     # reductions shorter than the lanes: 2 steps each, but 8 lanes to write: the first output after the FILL,
     # then one every 8 cycles
     stalled = Shape(geometry(2, 2, 2, 2, 8, 1))
     assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8, read_latency=1) == \
-        23 + 8 * 2 + 2 + 7 * 8 + 8
-    # read latency R: 22 + R fixed cycles (the pipeline's fill), the same issue cycles
-    assert cycles("forward", read_latency=2) == 24 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
-    assert cycles("forward_bias", read_latency=2) == 24 + 2 * (16 * 72 + 16 + 2 * 8 * 8 * 22 * 22) + 8
-    assert cycles("forward", buffer_depth=71, read_latency=2) == 24 + 2 * 16 * 8 * 8 * 22 * 22 + 1
-    assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512, read_latency=2) == \
-        24 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
-    assert cycles("backward_data", read_latency=2) == 24 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22)) + 8
-    assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8, read_latency=2) == \
         24 + 8 * 2 + 2 + 7 * 8 + 8
-    assert cycles("backward_weight", buffer_depth=512, read_latency=3) == 25 + 2 * (16 * 512 + 2 * 72 * 512) + 8
+    # read latency R: 23 + R fixed cycles (the pipeline's fill), the same issue cycles
+    assert cycles("forward", read_latency=2) == 25 + 2 * (16 * 72 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward_bias", read_latency=2) == 25 + 2 * (16 * 72 + 16 + 2 * 8 * 8 * 22 * 22) + 8
+    assert cycles("forward", buffer_depth=71, read_latency=2) == 25 + 2 * 16 * 8 * 8 * 22 * 22 + 1
+    assert cycles("backward_weight_accumulate", lanes=16, buffer_depth=512, read_latency=2) == \
+        25 + 2 * (16 * 512 + 72 * (512 + 16)) + 16
+    assert cycles("backward_data", read_latency=2) == 25 + 2 * (8 * 16 * 9 + 8 * (8 * 8 * 9 + 15 * 22 * 22)) + 8
+    assert unit_cycles(isa.Instruction("GEMM", "forward", {}), stalled, INT8, read_latency=2) == \
+        25 + 8 * 2 + 2 + 7 * 8 + 8
+    assert cycles("backward_weight", buffer_depth=512, read_latency=3) == 26 + 2 * (16 * 512 + 2 * 72 * 512) + 8
 
 
 def test_reductions_shorter_than_the_lanes(read_latency):
