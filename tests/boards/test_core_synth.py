@@ -20,7 +20,8 @@ MEMORY_BRAMS = 2 * 64 + 16
 def test_core_fits_the_ecp5_85f_with_its_memories_in_block_ram(tmp_path, capsys):
     out = tmp_path / "core"
     # nextpnr's default router1 on placer seed 2: it routed this core in 23 minutes at 63.4 MHz where router2
-    # reached 51.9 MHz on the same placement and did not converge on seeds 2 and 5 of an earlier commit (docs/benchmarks.md)
+    # reached 51.9 MHz on the same placement and did not converge on seeds 2 and 5 of an earlier commit
+    # (docs/benchmarks.md)
     assert main(["synth", "--quiet", "--target", "ulx3s-85f", "--block", "core", "--router", "router1",
                  "--seed", "2", "-o", str(out)]) == 0
     report = json.loads((out / "report.json").read_text())
