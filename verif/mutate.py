@@ -114,7 +114,7 @@ class Subsystem:
 
 _ARRAY_TESTS = ("tests/hdl/array/test_pe.py", "tests/hdl/array/test_systolic.py")
 _WHOLE_CORE_TESTS = ("tests/hdl/core/test_wavecore.py", "tests/hdl/core/test_wavecore_compute.py")
-_NORM_TESTS = ("tests/hdl/norm/test_norm.py", "tests/hdl/norm/test_norm_weighting.py")
+_NORM_TESTS = ("tests/hdl/norm/test_common.py", "tests/hdl/norm/test_norm.py", "tests/hdl/norm/test_norm_weighting.py")
 
 #: The subsystems under mutation, with small configurations that still exercise every feature.
 SUBSYSTEMS: dict[str, Subsystem] = {

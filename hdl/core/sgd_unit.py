@@ -19,13 +19,15 @@ with the numerics' rounding mode; every sum exact.
 **Timing**: the constants are read in cycles 0..2 (cycle 0 is the ``start`` cycle) and arrive in cycles
 ``L .. L + 2``; element ``i`` reads ``w, v`` (both scratchpad ports) in cycle ``2 + 2i`` and ``g`` in cycle
 ``3 + 2i``; the reads' data arrive ``L`` cycles later, the stage bits travel beside them through ``L`` registers.
-The products ``M*v, WD*w`` are registered in cycle ``2 + L + 2i``, the velocity sum in ``3 + L + 2i``; ``v'`` is
-written in cycle ``4 + L + 2i``; ``lr*v'`` is registered in ``5 + L + 2i``, the weight sum in ``6 + L + 2i``, and
-``w'`` is written in ``7 + L + 2i`` (one scratchpad write port, two writes per element, ``v'`` and ``w'`` on
-cycles of opposite parity: two cycles per element is the bound; no cycle holds a multiplier and a sum, or a sum
-and a requantization). ``done`` comes with the last write::
+``w, v`` are registered as they arrive (cycle ``2 + L + 2i``; ``g`` in ``3 + L + 2i``), so no multiplier is fed
+from the scratchpad's lane select in the same cycle. The products ``M*v, WD*w`` are registered in cycle
+``3 + L + 2i``, the velocity sum in ``4 + L + 2i``; ``v'`` is written in cycle ``5 + L + 2i``; ``lr*v'`` is
+registered in ``6 + L + 2i``, the weight sum in ``7 + L + 2i``, and ``w'`` is written in ``8 + L + 2i`` (one
+scratchpad write port, two writes per element, ``v'`` and ``w'`` on cycles of opposite parity: two cycles per
+element is the bound; no cycle holds a multiplier and a sum, or a sum and a requantization). ``done`` comes with
+the last write::
 
-    cycles = 2 * elements + 5 + L     (from start to done, as verif.compute_bench measures; 2 * elements + 6
+    cycles = 2 * elements + 6 + L     (from start to done, as verif.compute_bench measures; 2 * elements + 7
                                        at L = 1)
 
 **Assumptions**: the weight, velocity and gradient ranges are disjoint (the simulator reads all of them before
@@ -61,8 +63,8 @@ _FIRST_READ = 2
 
 def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CoreParameters, *,
                 read_latency: int = READ_LATENCY) -> int:
-    """Cycles from ``start`` to ``done`` of an SGD instruction: ``2 * elements + 5 + read_latency``."""
-    return 2 * shape.input_elements + _FIRST_READ + 3 + read_latency
+    """Cycles from ``start`` to ``done`` of an SGD instruction: ``2 * elements + 6 + read_latency``."""
+    return 2 * shape.input_elements + _FIRST_READ + 4 + read_latency
 
 
 
@@ -148,60 +150,64 @@ class SgdUnit(wiring.Component):
         with m.If(issue & phase):
             m.d.comb += [self.scratch_read0.en.eq(1), self.scratch_read0.addr.eq(src2 + issued)]
 
-        # stage 0: w, v read; stage 1 (w, v on the ports, read_latency cycles later): the products M*v, WD*w
-        # registered; stage 2 (g on the port): the velocity sum registered; stage 3: v' requantized and written;
-        # stage 4: lr*v' registered; stage 5: the weight sum registered; stage 6: w' requantized and written (v'
-        # and w' on cycles of opposite parity: one write port)
-        stage = [Signal(name=f"stage{k}") for k in range(7)]
+        # stage 0: w, v read; stage 1 (w, v on the ports, read_latency cycles later): w, v registered; stage 2
+        # (g on the port): the products M*v, WD*w and g registered; stage 3: the velocity sum registered; stage 4:
+        # v' requantized and written; stage 5: lr*v' registered; stage 6: the weight sum registered; stage 7: w'
+        # requantized and written (v' and w' on cycles of opposite parity: one write port)
+        stage = [Signal(name=f"stage{k}") for k in range(8)]
         m.d.comb += stage[0].eq(issue & ~phase)
         m.d.sync += stage[1].eq(delay(m, stage[0], latency - 1, "stage0"))
-        for k in range(2, 7):
+        for k in range(2, 8):
             m.d.sync += stage[k].eq(stage[k - 1])
-        w_in, v_in, g_in = self.scratch_read0.data, self.scratch_read1.data, self.scratch_read0.data
+        v_in = Signal.like(self.scratch_read1.data)
+        g_in = Signal.like(self.scratch_read0.data)
         momentum_v = Signal.like(momentum * v_in)
-        decay_w = Signal.like(decay * w_in)
+        decay_w = Signal.like(decay * self.scratch_read0.data)
         # w along the stages: weight[2] holds element i's w in cycles 3+L+2i and 4+L+2i (an element every other
-        # cycle), so weight[4] has it in 5+L+2i and 6+L+2i, when the weight sum (stage 5, cycle 6+L+2i) reads it
-        weight = [Signal.like(w_in, name=f"weight{k}") for k in range(5)]
+        # cycle), so weight[5] has it in 6+L+2i and 7+L+2i, when the weight sum (stage 6, cycle 7+L+2i) reads it
+        weight = [Signal.like(self.scratch_read0.data, name=f"weight{k}") for k in range(6)]
         with m.If(stage[1]):
-            m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * w_in), weight[2].eq(w_in)]
-        for k in range(3, 5):
+            m.d.sync += [weight[2].eq(self.scratch_read0.data), v_in.eq(self.scratch_read1.data)]
+        with m.If(stage[2]):
+            m.d.sync += [momentum_v.eq(momentum * v_in), decay_w.eq(decay * weight[2]),
+                         g_in.eq(self.scratch_read0.data)]
+        for k in range(3, 6):
             m.d.sync += weight[k].eq(weight[k - 1])
         grid = a._velocity_grid
         velocity_total = Signal(signed(a.velocity_accumulator_width))
-        with m.If(stage[2]):
+        with m.If(stage[3]):
             m.d.sync += velocity_total.eq((momentum_v << (grid - a.velocity_frac))
                                           + (decay_w << (grid - a.weight_frac))
                                           + (g_in << (a.constant_frac + grid - a.grad_frac)))
         new_velocity = Signal(self.scratch_write.data.shape())
         m.d.comb += new_velocity.eq(requantize_value(velocity_total, a.constant_frac + grid - a.velocity_frac,
                                                      a.velocity, a.rounding))
-        velocity3 = Signal.like(new_velocity)
-        with m.If(stage[3]):
-            m.d.sync += velocity3.eq(new_velocity)
-        grid = a._weight_grid
-        step = Signal(signed(len(lr) + len(velocity3) + 1))
+        velocity4 = Signal.like(new_velocity)
         with m.If(stage[4]):
-            m.d.sync += step.eq(lr * velocity3)
-        weight_total = Signal(signed(a.weight_accumulator_width))
+            m.d.sync += velocity4.eq(new_velocity)
+        grid = a._weight_grid
+        step = Signal(signed(len(lr) + len(velocity4) + 1))
         with m.If(stage[5]):
-            m.d.sync += weight_total.eq((weight[4] << (a.constant_frac + grid - a.weight_frac))
+            m.d.sync += step.eq(lr * velocity4)
+        weight_total = Signal(signed(a.weight_accumulator_width))
+        with m.If(stage[6]):
+            m.d.sync += weight_total.eq((weight[5] << (a.constant_frac + grid - a.weight_frac))
                                         - (step << (grid - a.velocity_frac)))
         new_weight = Signal(self.scratch_write.data.shape())
         m.d.comb += new_weight.eq(requantize_value(weight_total, a.constant_frac + grid - a.weight_frac, a.weight,
                                                    a.rounding))
 
         written = Signal.like(elements)  # element whose v' / w' is being written
-        velocity_written = Signal.like(elements)  # element whose v' is written (stage 3)
-        with m.If(stage[3]):
+        velocity_written = Signal.like(elements)  # element whose v' is written (stage 4)
+        with m.If(stage[4]):
             m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(src1 + velocity_written),
                          self.scratch_write.data.eq(new_velocity)]
             m.d.sync += velocity_written.eq(velocity_written + 1)
-        with m.If(stage[6]):
+        with m.If(stage[7]):
             m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(src0 + written),
                          self.scratch_write.data.eq(new_weight)]
             m.d.sync += written.eq(written + 1)
-        m.d.comb += self.done.eq(stage[6] & (written + 1 == elements))
+        m.d.comb += self.done.eq(stage[7] & (written + 1 == elements))
         with m.If(self.done):
             m.d.sync += [issued.eq(0), written.eq(0), velocity_written.eq(0), phase.eq(0)]
         return m

@@ -8,12 +8,12 @@ against it by the norm testbenches.
 
 from __future__ import annotations
 
-from amaranth import Module, Mux, Signal, signed
+from amaranth import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream
 from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.numerics import NormArithmetic, check_int
-from wavecore.hdl.stream.window import round_shift
+from wavecore.hdl.stream.window import round_up
 
 __all__ = [
     "AccumulatorStore",
@@ -86,13 +86,46 @@ def requantize_value(value, shift: int, out, rounding: str):
     """``value / 2**shift`` rounded as :func:`wavecore.golden.numerics.requantize` does, saturated to ``out``.
 
     ``value`` is a signed Amaranth value; ``out`` an :class:`wavecore.golden.numerics.IntFormat`. Combinational.
+
+    Built for a short path: the rounding increment comes from the guard and sticky bits the shift leaves
+    (:func:`wavecore.hdl.stream.window.round_up`, no comparison of the remainder), the increment is added to the
+    floor's low ``out.width`` bits only, and whether the result leaves ``out`` is read from the floor's high bits
+    beside that addition (the floor is above the range, or at its top with an increment; or below the range: one
+    below it with an increment gives ``out.min`` either way), so no comparison runs after the addition.
     """
     value = value.as_signed() if not value.shape().signed else value
     if shift <= 0:
-        scaled = value << -shift
+        floor, up = value << -shift, Const(0, 1)
     else:
-        scaled = round_shift(value, shift, rounding, signed=True)
-    return Mux(scaled > out.max, out.max, Mux(scaled < out.min, out.min, scaled))
+        if shift >= len(value):  # sign-extended so that the floor keeps a bit and the guard is the sign
+            value = Cat(value, value[-1].replicate(shift + 1 - len(value))).as_signed()
+        floor = (value >> shift).as_signed()
+        sticky = value[: shift - 1].any() if shift > 1 else Const(0, 1)
+        up = round_up(rounding, value[shift - 1], sticky, floor[0], value[-1])
+    return _saturate(floor, out, up)
+
+
+def _saturate(floor, out, up):
+    """``floor + up`` (``up`` one bit) saturated to ``out``, from the bits of the signed ``floor``."""
+    width = out.width
+    # floor sign-extended to at least width + 2 bits, so every slice below has bits in it
+    bits = Cat(floor, floor[-1].replicate(max(0, width + 2 - len(floor))))
+    sign = bits[-1]
+    if out.signed:
+        high = bits[width - 1 :]  # the sign of a value in range and every bit above it
+        above = ~sign & high.any()  # floor > max
+        below = sign & ~high.all()  # floor < min
+        at_max = ~high.any() & bits[: width - 1].all()
+        inside = (bits[:width] + up)[:width].as_signed()
+    else:
+        high = bits[width:]
+        above = ~sign & high.any()
+        below = sign
+        at_max = ~high.any() & bits[:width].all()
+        inside = (bits[:width] + up)[:width]
+    # floor + up above the range: the floor above it, or at its top with an increment; below the range: the floor
+    # below it (floor == min - 1 with an increment is min, which saturating also gives)
+    return Mux(above | (at_max & up), out.max, Mux(below, out.min, inside))
 
 
 class StreamPipeline:
