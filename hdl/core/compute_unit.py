@@ -57,6 +57,7 @@ __all__ = [
     "READ_LATENCY",
     "READ_PORTS",
     "WRITE_PORTS",
+    "arrived",
     "check_read_latency",
     "check_unit_arguments",
     "delay",
@@ -115,6 +116,16 @@ def delay(m: Module, value, stages: int, name: str):
         m.d.sync += register.eq(value)
         value = register
     return value
+
+
+def arrived(m: Module, port, name: str):
+    """``port.data`` (an element read port's) registered in every cycle, named ``name``: a unit that reads its data
+    from here has no logic between the core's lane select (and the wires across the chip to the unit) and its
+    first registers, and works as a unit at read latency ``read_latency + 1`` would (the register holds as the
+    port's data holds)."""
+    register = Signal.like(port.data, name=name)
+    m.d.sync += register.eq(port.data)
+    return register
 
 
 def check_read_latency(read_latency) -> int:

@@ -4,9 +4,11 @@ simulator (:meth:`wavecore.golden.core.simulator.Simulator._op_loss`, i.e.
 that class).
 
 **Interface**: :class:`~wavecore.hdl.core.compute_unit.ComputeUnitSignature` (read that module's docstring);
-``read_latency`` (``L``, 1 to 3) is the cycles from a read to its data: what travels beside a read (valid bits,
-pass, column, write address) goes through ``L`` register stages to meet the data, and each engine waits ``L - 1``
-cycles more per row for its last read's data.
+``read_latency`` (1 to 3) is the cycles from a read to its data on the port. The read data is registered as it
+arrives (:func:`~wavecore.hdl.core.compute_unit.arrived`: no subtraction, comparison or sum between the core's lane
+select and the unit's registers), so ``L = read_latency + 1`` is the cycles from a read to its data in the unit:
+what travels beside a read (valid bits, pass, column, write address) goes through ``L`` register stages to meet
+the data, and each engine waits ``L - 1`` cycles more per row for its last read's data.
 
 * ``LOSS.cross_entropy``: ``N = samples`` rows of ``C = channels`` logits at ``src0`` (scratchpad, row-major),
   the labels at ``src1`` (scratchpad, ``N``), ``imm`` = the mini-batch size the gradient divides by; writes
@@ -45,7 +47,7 @@ divider (``mean_bits = loss_width + 12`` quotient bits, the samples field being 
 from zero as ``divide_round``: the rounded magnitude registered (ROUND), the signed mean saturated by bit tests
 registered (SIGN), written from that register (WRITE).
 
-**Timing** (cycle 0 is the ``start`` cycle; ``Q = reciprocal_width + 1``, ``L = read_latency``)::
+**Timing** (cycle 0 is the ``start`` cycle; ``Q = reciprocal_width + 1``, ``L = read_latency + 1``)::
 
     cross_entropy: cycles = 3 * C + Q + 14 + 2 * L + (N - 1) * max(2 * C + 4 + L, Q + 2)
     mean:          cycles = N + mean_bits + 4 + L
@@ -55,9 +57,9 @@ its registered exponential to reach ``S``, the hand-over), D ``Q + 2`` (the divi
 ``C + 1 + L`` (it hands its registers on once its last logit's data has passed stage B); the slowest (F or D)
 sets the rate. The last row's gradient is written 6 cycles after its stage C (N, P, S1, S2, R1, R2), and the
 first row's stage A waits ``L - 1`` cycles for the data. LOSS.mean waits ``L`` cycles for the last loss before
-the division, then ROUND and SIGN before the write. At ``L = 1``: ``3 * C + Q + 16 + (N - 1) * max(2 * C + 5,
-Q + 2)`` and ``N + mean_bits + 5``. The int16 preset has ``Q = 28``, the int8 preset ``Q = 23``; ``mean_bits``
-is 44 for both.
+the division, then ROUND and SIGN before the write. At ``read_latency = 1`` (``L = 2``): ``3 * C + Q + 18 +
+(N - 1) * max(2 * C + 6, Q + 2)`` and ``N + mean_bits + 6``. The int16 preset has ``Q = 28``, the int8 preset
+``Q = 23``; ``mean_bits`` is 44 for both.
 
 **Assumptions**: ``dst`` and ``src0`` of ``LOSS.cross_entropy`` are equal (in place) or their ranges disjoint
 (a row's gradient is written while later rows are read; in place, G writes a column ``L + 8`` cycles after
@@ -78,6 +80,7 @@ from wavecore.hdl.core import decoder
 from wavecore.hdl.core.compute_unit import (
     READ_LATENCY,
     ComputeUnitSignature,
+    arrived,
     check_unit_arguments,
     delay,
     element_widths,
@@ -153,7 +156,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
         from wavecore.verif.compute_bench import numerics_for
 
         numerics = numerics_for(parameters)
-    n, classes, latency = shape["samples"], shape["channels"], read_latency
+    n, classes, latency = shape["samples"], shape["channels"], read_latency + 1  # to the arrival registers
     if instruction.funct == "mean":
         return n + mean_bits(numerics) + 4 + latency
     q_bits = divide_cycles(numerics)
@@ -236,8 +239,10 @@ class LossUnit(wiring.Component):
             m.submodules[f"exp_table{index}"] = memory
             tables.append(memory)
         address = len(dst)
-        extra = self.read_latency - 1  # register stages beside a read beyond the first
+        extra = self.read_latency  # register stages beside a read beyond the first (to the arrival registers)
         logit_width = len(self.scratch_read0.data)
+        read0, read1, read_acc = (arrived(m, port, name) for port, name in (
+            (self.scratch_read0, "read0_data"), (self.scratch_read1, "read1_data"), (self.acc_read, "acc_data")))
 
         # -- divider (restoring, one quotient bit per cycle), shared by the D engine and LOSS.mean ------------
         divisor = Signal(max(a.divisor_width, _SAMPLES_BITS))
@@ -265,11 +270,11 @@ class LossUnit(wiring.Component):
         f_issued_column = Signal.like(f_column)
         m.d.sync += [f_issued_valid.eq(f_issue), f_issued_pass.eq(f_pass), f_issued_first.eq(f_column == 0),
                      f_issued_column.eq(f_column)]
-        # stage A: the read's data arrives (read_latency cycles after the issue)
+        # stage A: the read's data arrives (L = read_latency + 1 cycles after the issue)
         fa_valid, fa_pass, fa_first, fa_column = (delay(m, value, extra, f"fa_{n}") for value, n in (
             (f_issued_valid, "valid"), (f_issued_pass, "pass"), (f_issued_first, "first"),
             (f_issued_column, "column")))
-        logit = self.scratch_read0.data
+        logit = read0
         f_max = Signal(signed(logit_width))
         f_label = Signal(logit_width)
         with m.If(fa_valid & (fa_pass == _LABEL)):
@@ -433,7 +438,7 @@ class LossUnit(wiring.Component):
             (g_issued_valid, "valid"), (g_issued_column, "column"), (g_issued_address, "address"),
             (g_issued_last, "last")))
         g_difference = Signal(a.difference_width)
-        m.d.comb += g_difference.eq(g_max - self.scratch_read1.data)
+        m.d.comb += g_difference.eq(g_max - read1)
         gb_valid, gb_last, gb_label = Signal(), Signal(), Signal()
         gb_address = Signal(address)
         m.d.sync += [gb_valid.eq(ga_valid), gb_last.eq(ga_last), gb_label.eq(ga_column == g_label),
@@ -499,7 +504,7 @@ class LossUnit(wiring.Component):
         mean_arrives = delay(m, mean_issued, extra, "mean_arrives")
         mean_first = delay(m, mean_issued_first, extra, "mean_first")
         with m.If(mean_arrives):
-            m.d.sync += mean_total.eq(Mux(mean_first, self.acc_read.data, mean_total + self.acc_read.data))
+            m.d.sync += mean_total.eq(Mux(mean_first, read_acc, mean_total + read_acc))
         negative = mean_total[-1]
         magnitude = Mux(negative, -mean_total, mean_total)
         # ROUND: |mean| = (q + 1) >> 1 registered; SIGN: the signed mean saturated to the loss format (bit tests

@@ -309,10 +309,16 @@ class NormUnit(wiring.Component):
         acc_data = self.acc_read.data
         regs = {tag: Signal(signed(acc_bits), name=f"reg_{tag}") for tag in _TAGS[1:]}
         tag_pending = Signal(range(len(_TAGS)))  # the tag of the read presented in the cycle before
+        # the old sums (old0, old1) are loaded as 0 unless the instruction adds its sums to them (statistics with
+        # imm[0], backward's add_reductions, param_grads_accumulate): the write of a sum is then one adder of two
+        # registers, with no decode of the instruction before it
+        keep_old = Signal()
+        m.d.sync += keep_old.eq(((op == _OPS["statistics"]) & imm[0]) | add_reductions
+                                | (op == _OPS["param_grads_accumulate"]))
         with m.Switch(delay(m, tag_pending, extra, "tag")):  # the tag of the read whose data arrives
             for index, tag in enumerate(_TAGS[1:], start=1):
                 with m.Case(index):
-                    m.d.sync += regs[tag].eq(acc_data)
+                    m.d.sync += regs[tag].eq(Mux(keep_old, acc_data, 0) if tag.startswith("old") else acc_data)
         m.d.sync += tag_pending.eq(0)
 
         def acc_read(address, tag):
@@ -622,10 +628,10 @@ class NormUnit(wiring.Component):
                     m.next = r_chain[index + 1]
             with m.State("R_WRITE2"):  # gamma * r1, gamma * r2: the pieces' products of R_WRITE1 summed
                 m.d.sync += [weighted1.eq(weighed1), weighted2.eq(weighed2)]
-                acc_write(block_address("src2", "r1", plane_channel), r1_sum + Mux(add_reductions, regs["old0"], 0))
+                acc_write(block_address("src2", "r1", plane_channel), r1_sum + regs["old0"])
                 m.next = "R_WRITE3"
             with m.State("R_WRITE3"):
-                acc_write(block_address("src2", "r2", plane_channel), r2_sum + Mux(add_reductions, regs["old1"], 0))
+                acc_write(block_address("src2", "r2", plane_channel), r2_sum + regs["old1"])
                 m.d.sync += [r1_sum.eq(0), r2_sum.eq(0), w1.eq(w1 + weighted1), w2.eq(w2 + weighted2)]
                 next_plane()
 
@@ -637,10 +643,10 @@ class NormUnit(wiring.Component):
                         acc_read(block_address("dst", part, set_word), tag)
                     m.next = following
             with m.State("STATS_WRITE2"):
-                acc_write(block_address("dst", "s1", set_word), s1_sum + Mux(imm[0], regs["old0"], 0))
+                acc_write(block_address("dst", "s1", set_word), s1_sum + regs["old0"])
                 m.next = "STATS_WRITE3"
             with m.State("STATS_WRITE3"):
-                acc_write(block_address("dst", "s2", set_word), s2_sum + Mux(imm[0], regs["old1"], 0))
+                acc_write(block_address("dst", "s2", set_word), s2_sum + regs["old1"])
                 next_set()
 
             # ---- backward: the set's constants K2, K3 ----------------------------------------------------------
@@ -740,12 +746,11 @@ class NormUnit(wiring.Component):
             with m.State("GRADS_WRITE1"):
                 acc_read((dbeta_base + p_channel)[:ADDRESS_WIDTH], "old1")
                 m.next = grads_write
-            accumulate = op == _OPS["param_grads_accumulate"]
             with m.State("GRADS_WRITE2"):
-                acc_write((dst + p_channel)[:ADDRESS_WIDTH], dgamma_sum + Mux(accumulate, regs["old0"], 0))
+                acc_write((dst + p_channel)[:ADDRESS_WIDTH], dgamma_sum + regs["old0"])
                 m.next = "GRADS_WRITE3"
             with m.State("GRADS_WRITE3"):
-                acc_write((dbeta_base + p_channel)[:ADDRESS_WIDTH], dbeta_sum + Mux(accumulate, regs["old1"], 0))
+                acc_write((dbeta_base + p_channel)[:ADDRESS_WIDTH], dbeta_sum + regs["old1"])
                 with m.If(p_channel == channels_last):
                     m.next = "DONE"
                 with m.Else():

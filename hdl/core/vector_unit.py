@@ -6,10 +6,15 @@ bit-exact with :meth:`wavecore.golden.core.simulator.Simulator._op_vector` and t
 the element ports). ``instruction`` and ``shape`` are read combinationally while the instruction runs (the
 interface holds them until ``done``).
 
+**Read data** is registered as it arrives (:func:`~wavecore.hdl.core.compute_unit.arrived`): no logic (the
+factor's multiplier, the read-modify-write's adder) sits between the core's lane select and the unit's registers,
+and the unit works as one at read latency ``read_latency + 1``: ``L = read_latency + 1`` below is the cycles from
+a read to its data in those registers.
+
 **Structure**: a sequencer issues one *slot* per cycle: the reads of one element (``scratch_read0``,
 ``scratch_read1``, ``acc_read``) with tags (first/last of a group, write address), presented ``PRESENT_STAGES``
-cycles later. The operand stage (the cycle the data arrives, ``read_latency`` cycles after the reads are presented:
-the tags wait ``read_latency - 1`` registers more) registers the read data and the product of ``scratch_read0``'s
+cycles later. The operand stage (the cycle the data arrives, ``L`` cycles after the reads are presented:
+the tags wait ``L - 1`` registers more) registers the read data and the product of ``scratch_read0``'s
 element with a factor; the result stage (one cycle later) combines them with a running register (sum, maximum and
 its position); the requantizer stage (one cycle later) has the write of the last slot of a group, which the write
 registers present in the next cycle (``WRITE_STAGES`` = 2: a write comes two cycles after the result stage, from
@@ -30,8 +35,8 @@ Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
   ``channel_extract``: N*out_channels*H*W.
 * ``maxpool_forward``, ``avgpool_forward``: Y*K (one slot per window position; positions in the padding or
   beyond the input (ceil mode) are not read: -inf for the max, 0 for the average).
-* ``maxpool_backward``: X (zero dx) + Y*(K+1) (+ (Y-1)*(L-K) when 1 < K < L at read latency L, that is
-  K = 2 at L = 3): each window reads its K positions of x and its dy, finds the first maximum (row-major, as
+* ``maxpool_backward``: X (zero dx) + Y*(K+1) (+ (Y-1)*(L-K) when 1 < K < L, that is K = 2 or 3
+  at L = 4): each window reads its K positions of x and its dy, finds the first maximum (row-major, as
   ``argmax``), then reads dx at that position and writes dx + dy (scatter-add in the scratchpad, modulo the
   element width, so only the final values must fit). The dx reads of consecutive windows are K + 1 cycles
   apart and a write comes L cycles after its read: for K < L the last position waits (empty slots) until L + 1
@@ -46,11 +51,11 @@ Slots per function (X = N*C*H*W, Y = N*C*OH*OW, K = kernel_height*kernel_width):
 ``maxpool_backward`` reads its dy on ``scratch_read0`` too (in the gap slot after a window's K positions);
 ``scratch_read1`` reads the second source of ``add_*``/``relu_mask`` and, for ``maxpool_backward``, dx at the
 window's maximum (read-modify-write: read two cycles after the result stage of the window's last position, the
-address from a register, dx + dy written ``read_latency`` cycles later, dy delayed to it); ``acc_read`` the
+address from a register, dx + dy written ``L`` cycles later, dy delayed to it); ``acc_read`` the
 accumulator source of ``requantize`` and, for ``channel_sum_accumulate``, ``dst[c]`` with the first element of
-channel c; ``acc_write`` only channel sums. A write is presented ``read_latency + 3`` cycles after its last read
-(``read_latency + 4`` for ``avgpool_*`` and ``global_pool_forward``; ``maxpool_backward``: ``read_latency``
-after its dx read, ``2 * read_latency + 2`` after its dy read), from registers (``maxpool_backward``'s dx + dy:
+channel c; ``acc_write`` only channel sums. A write is presented ``L + 3`` cycles after its last read
+(``L + 4`` for ``avgpool_*`` and ``global_pool_forward``; ``maxpool_backward``: ``L``
+after its dx read, ``2 * L + 2`` after its dy read), from registers (``maxpool_backward``'s dx + dy:
 the read data plus a register); the last write in the ``done`` cycle, so ``instruction`` and ``shape`` must be
 held through it. The function code, the sizes (products of shape fields) and the counters' bounds are registered
 from the held words before the slots run (constant while an instruction runs), so every path runs from
@@ -63,8 +68,8 @@ products of the SHAPE fields, are registered: no multiplier chain from the SHAPE
 the registers between the issue's counters and the ports: the counters' values, then the window or gather
 offset's product (one multiplier) beside the source address plus the column, then the addresses; 2 are
 ``WRITE_STAGES``, the requantizer stage and the write registers between the result stage and the write), where
-``drain`` is ``read_latency - 1`` (the pipeline's fill: the read data comes that much later), twice that for
-``maxpool_backward`` (its last write follows a second read, of dx), ``slots`` as above with L = ``read_latency``,
+``drain`` is ``L - 1`` (the pipeline's fill: the read data comes that much later), twice that for
+``maxpool_backward`` (its last write follows a second read, of dx), ``slots`` as above,
 ``late`` is 1 for ``avgpool_forward``, ``avgpool_backward`` and ``global_pool_forward`` (else 0) and ``setup`` is
 0 except for the average pools (``avgpool_*``, ``global_pool_*``): ``1 + max(divider, divmod)`` with
 ``divider = reciprocal_frac + 2`` when the window size is not a power of two (else 0) and
@@ -92,6 +97,7 @@ from wavecore.hdl.core.compute_unit import (
     ADDRESS_WIDTH,
     READ_LATENCY,
     ComputeUnitSignature,
+    arrived,
     check_read_latency,
     check_unit_arguments,
     delay,
@@ -126,7 +132,8 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
     ``numerics`` gives ``reciprocal_frac`` (default: the preset of ``parameters.in_width``, as
     :func:`wavecore.verif.compute_bench.numerics_for`); ``read_latency`` is the unit's.
     """
-    wait = check_read_latency(read_latency) - 1
+    latency = check_read_latency(read_latency) + 1  # the read data registered as it arrives
+    wait = latency - 1
     if numerics is None:
         numerics = INTEGER_PRESETS["int8" if parameters.in_width <= 8 else "int16"]
     funct = instruction.funct
@@ -140,7 +147,7 @@ def unit_cycles(instruction: isa.Instruction, shape: Shape, parameters: CorePara
     elif funct in ("maxpool_forward", "avgpool_forward"):
         slots = y * k
     elif funct == "maxpool_backward":
-        slots = x + y * (k + 1) + (max(y - 1, 0) * max(read_latency - k, 0) if k > 1 else 0)
+        slots = x + y * (k + 1) + (max(y - 1, 0) * max(latency - k, 0) if k > 1 else 0)
     elif funct == "avgpool_backward":
         rows = [_conv_count(kh, sh, (iy + ph) % sh) for iy in range(h)]
         cols = [_conv_count(kw, sw, (ix + pw) % sw) for ix in range(w)]
@@ -235,8 +242,10 @@ class VectorUnit(wiring.Component):
         op_bits, acc_bits = widths["scratchpad"], widths["accumulator"]
         fmt, rounding, recip_frac = self.numerics.operand, self.numerics.rounding, self.numerics.reciprocal_frac
         aw, cw = ADDRESS_WIDTH, ADDRESS_WIDTH + 2
-        latency = self.read_latency
+        latency = self.read_latency + 1  # to the read data's registers (arrived)
         wait = latency - 1  # the read data's cycles beyond the first: registers beside every read
+        read0, read1, read_acc = (arrived(m, port, name) for port, name in (
+            (self.scratch_read0, "read0_data"), (self.scratch_read1, "read1_data"), (self.acc_read, "acc_data")))
 
         ins, shp = self.instruction, self.shape
         # the function code decoded into registered flags, one per function: valid from the cycle after start (the
@@ -606,10 +615,10 @@ class VectorUnit(wiring.Component):
                 m.d.sync += state.eq(IDLE)
         m.d.comb += self.done.eq(state == DONE)
 
-        # -- operand stage (read_latency cycles after the reads are presented, the cycle their data arrives: what
-        # travels beside the reads waits read_latency - 1 registers more): the read data and its product with
-        # the divisor's factor (the reciprocal for an average whose window is not a power of two, else 1),
-        # registered ----------------------------------------------------------------------------------------
+        # -- operand stage (L = read_latency + 1 cycles after the reads are presented, the cycle their data reaches
+        # the arrival registers: what travels beside the reads waits L - 1 registers more): the read data and its
+        # product with the divisor's factor (the reciprocal for an average whose window is not a power of two,
+        # else 1), registered ------------------------------------------------------------------------------
         w_active, w_rd0, w_first, w_last, w_ws, w_wa, w_dx, w_wr_addr, w_xoff = (
             delay(m, signal, wait, f"w_{name}") for name, signal in (
                 ("active", p_active), ("rd0", p_rd0), ("first", p_first), ("last", p_last), ("ws", p_ws),
@@ -624,10 +633,9 @@ class VectorUnit(wiring.Component):
         m.d.sync += factor.eq(Mux(is_average & ~pow2, reciprocal, 1))
         r_x0, r_x1, r_xa = Signal(signed(op_bits)), Signal(signed(op_bits)), Signal(signed(acc_bits))
         r_product = Signal(signed(op_bits + recip_frac + 2))
-        m.d.sync += [r_x0.eq(self.scratch_read0.data), r_x1.eq(self.scratch_read1.data),
-                     r_xa.eq(self.acc_read.data), r_product.eq(self.scratch_read0.data * factor)]
+        m.d.sync += [r_x0.eq(read0), r_x1.eq(read1), r_xa.eq(read_acc), r_product.eq(read0 * factor)]
 
-        # -- result stage (``read_latency + 1`` cycles after the reads are presented): combine, start the
+        # -- result stage (``L + 1`` cycles after the reads are presented): combine, start the
         # requantization ----------------------------------------------------------------------------------------
         e_active, e_rd0, e_first, e_last, e_ws, e_wa, e_dx = (Signal(name=f"e_{name}") for name in (
             "active", "rd0", "first", "last", "ws", "wa", "dx"))
@@ -741,7 +749,7 @@ class VectorUnit(wiring.Component):
 
         # maxpool_backward: dx read at the window's maximum two cycles after the result stage of its last position
         # (the address registered), written plus dy (read by the gap slot, in r_x0 one cycle after that result
-        # stage, delayed to the dx) read_latency cycles later
+        # stage, delayed to the dx) L cycles later
         h_dx, h_dx_addr = Signal(), Signal(aw)
         m.d.sync += [h_dx.eq(g_dx), h_dx_addr.eq(dst + best_off)]  # best_off: the window's, after its last position
         pending = Signal()
@@ -762,7 +770,7 @@ class VectorUnit(wiring.Component):
             m.d.comb += [self.scratch_read1.en.eq(p_rd1), self.scratch_read1.addr.eq(p_rd1_addr)]
         with m.If(dx_write):
             m.d.comb += [self.scratch_write.en.eq(1), self.scratch_write.addr.eq(dx_write_addr),
-                         self.scratch_write.data.eq(self.scratch_read1.data + dy)]
+                         self.scratch_write.data.eq(read1 + dy)]
         with m.Else():
             m.d.comb += [self.scratch_write.en.eq(wr_en), self.scratch_write.addr.eq(wr_addr),
                          self.scratch_write.data.eq(wr_data)]

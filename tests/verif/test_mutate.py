@@ -245,3 +245,18 @@ def test_two_operators_of_one_expression_are_two_mutants_with_their_own_ids(tmp_
     mutants = mutate.list_mutants("hdl/block.py", root=tmp_path)
     assert [(m.line, m.column, m.original, m.replacement) for m in mutants] == [(2, 13, "&", "|"), (2, 17, "&", "|")]
     assert len({m.identifier for m in mutants}) == 2
+
+
+def test_every_known_survivor_is_a_mutant_of_the_current_tree():
+    # An argued survivor is keyed by its mutant's position: when its module changes, the entry must move with it
+    # (else the mutant, drawn by the sample, is reported as unexpected, and the argument is lost).
+    known = json.loads((Path(__file__).parent / "mutation_known_survivors.json").read_text())
+    paths = sorted({entry["mutant"].split(":")[0] for entry in known.values()})
+    current = {}
+    for path in paths:
+        current.update({mutant.identifier: mutant for mutant in mutate.list_mutants(path, root=ROOT, parse=False)})
+    stale = [f"{key}: {entry['mutant']}" for key, entry in known.items() if key not in current]
+    assert stale == []
+    moved = [f"{key}: {entry['mutant']} is at line {current[key].line}" for key, entry in known.items()
+             if int(entry["mutant"].split(":")[1]) != current[key].line]
+    assert moved == []

@@ -188,12 +188,13 @@ def test_mean(kind, read_latency):
 
 
 def test_mean_many_samples(read_latency):
-    """The largest N (4095, the samples field's limit) of extreme losses; N + mean_bits + 4 + L cycles."""
+    """The largest N (4095, the samples field's limit) of extreme losses; N + mean_bits + 4 + L cycles
+    (L = read_latency + 1: to the unit's arrival registers)."""
     rng = np.random.default_rng(9)
     losses = rng.choice(np.array([-(1 << 31), (1 << 31) - 1, 1, -1]), 4095)
     assert mean_bits(numerics_for(_parameters("int8"))) == 44
     cycles = _mean("int8", losses, read_latency, src0=1, accumulator_elements=4096)
-    assert cycles == {1: [4095 + 44 + 5], 2: [4095 + 44 + 6], 3: [4095 + 44 + 7]}[read_latency]
+    assert cycles == {1: [4095 + 44 + 6], 2: [4095 + 44 + 7], 3: [4095 + 44 + 8]}[read_latency]
 
 
 def test_program_sequence(read_latency):
@@ -211,10 +212,11 @@ def test_program_sequence(read_latency):
                     isa.Instruction("LOSS", "mean", dict(dst=3, src0=4))]
     cycles = _check(parameters, instructions, scratchpad, np.zeros(32, dtype=np.int64), read_latency)
     assert divide_cycles(numerics_for(parameters)) == 23
-    # 3 C + Q + 14 + 2 L + (N - 1) max(2 C + 4 + L, Q + 2) and N + mean_bits + 4 + L, C = 10, N = 8, Q = 23
-    assert cycles == {1: [3 * 10 + 23 + 16 + 7 * 25, 8 + 44 + 5],  # F and D both 25 cycles a row
-                      2: [3 * 10 + 23 + 18 + 7 * 26, 8 + 44 + 6],  # F 26 cycles a row
-                      3: [3 * 10 + 23 + 20 + 7 * 27, 8 + 44 + 7]}[read_latency]
+    # 3 C + Q + 14 + 2 L + (N - 1) max(2 C + 4 + L, Q + 2) and N + mean_bits + 4 + L, C = 10, N = 8, Q = 23,
+    # L = read_latency + 1
+    assert cycles == {1: [3 * 10 + 23 + 18 + 7 * 26, 8 + 44 + 6],  # F 26 cycles a row (D 25)
+                      2: [3 * 10 + 23 + 20 + 7 * 27, 8 + 44 + 7],  # F 27 cycles a row
+                      3: [3 * 10 + 23 + 22 + 7 * 28, 8 + 44 + 8]}[read_latency]
 
 
 def test_validation():

@@ -89,7 +89,7 @@ def test_elementwise(in_width, read_latency):
         sources = dict(src0=120, src1=220) if funct == "add_exact" else dict(src0=7, src1=301)
         steps.append((SMALL, funct, dict(dst=403 + 91 * index, imm=imm, **sources)))
     cycles = run(p, numerics, scratch, acc, steps, read_latency)
-    assert cycles == [{1: 9 + 90, 2: 10 + 90, 3: 11 + 90}[read_latency]] * len(ELEMENTWISE)
+    assert cycles == [{1: 10 + 90, 2: 11 + 90, 3: 12 + 90}[read_latency]] * len(ELEMENTWISE)
 
 
 def test_elementwise_in_place(read_latency):
@@ -288,17 +288,18 @@ def test_unit_cycles_formula(read_latency):
 
     shape = pool_shape(2, 3, 6, 6, (3, 3), (2, 2), (1, 1))
     y, x = 2 * 3 * 3 * 3, 2 * 3 * 36
-    fill = {1: 0, 2: 1, 3: 2}[read_latency]  # the read data's extra cycles
+    fill = {1: 1, 2: 2, 3: 3}[read_latency]  # the read data's extra cycles (to the unit's arrival registers)
     assert cycles("maxpool_forward", shape) == 9 + fill + y * 9
     assert cycles("maxpool_backward", shape) == 9 + 2 * fill + x + y * 10  # K = 9 >= L: no stall
     assert cycles("avgpool_forward", shape) == 10 + fill + 1 + numerics.reciprocal_frac + 2 + y * 9
     assert cycles("relu", shape) == 9 + fill + x
-    # maxpool_backward with 1 < K < L: a window's last position waits until L + 1 cycles after the previous
-    # one's (X = 16, Y = 12, K = 2: L = 3 stalls once per window after the first); K = 1 never waits
+    # maxpool_backward with 1 < K < L (L = read_latency + 1, to the arrival registers): a window's last position
+    # waits until L + 1 cycles after the previous one's (X = 16, Y = 12, K = 2: L = 3 stalls once per window
+    # after the first, L = 4 twice); K = 1 never waits
     assert cycles("maxpool_backward", pool_shape(1, 1, 4, 4, (1, 2), (1, 1), (0, 0))) == {
-        1: 9 + 16 + 12 * 3, 2: 11 + 16 + 12 * 3, 3: 13 + 16 + 12 * 3 + 11}[read_latency]
+        1: 11 + 16 + 12 * 3, 2: 13 + 16 + 12 * 3 + 11, 3: 15 + 16 + 12 * 3 + 2 * 11}[read_latency]
     assert cycles("maxpool_backward", pool_shape(1, 1, 3, 3, (1, 1), (1, 1), (0, 0))) == {
-        1: 9 + 9 + 9 * 2, 2: 11 + 9 + 9 * 2, 3: 13 + 9 + 9 * 2}[read_latency]
+        1: 11 + 9 + 9 * 2, 2: 13 + 9 + 9 * 2, 3: 15 + 9 + 9 * 2}[read_latency]
 
 
 def test_parameters_validated():
