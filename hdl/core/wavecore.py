@@ -164,7 +164,7 @@ class WaveCore(wiring.Component):
                        + _log2(max(parameters.operand_bytes, parameters.accumulator_bytes)))
         self.dma = Dma(address_width=_ADDRESS_WIDTH, data_width=data_width, max_burst=max_burst,
                        max_outstanding=max_outstanding, count_width=count_width, scratch_width=scratch_width,
-                       counter_width=48, byte_granular=True)
+                       counter_width=48, byte_granular=True, command_register=True)
         self.registers = RegisterBlock(
             register_map=self.register_map,
             identity=CoreIdentity(
@@ -734,13 +734,19 @@ class WaveCore(wiring.Component):
         with m.If(error_pending):
             m.d.sync += [error_code.eq(selected_code), error_address.eq(selected_address)]
         done = Signal()
-        m.d.comb += done.eq((finish | (quiet & error_seen)) & ~aborting)
+        # after an error the core is done once quiet: registered (quiet lasts: nothing runs, starts or moves), so
+        # the queue heads' decode behind `quiet` does not run on into `done` and the registers it sets
+        drained_after_error = Signal()
+        m.d.sync += drained_after_error.eq(quiet & error_seen & ~done)
+        m.d.comb += done.eq((finish | drained_after_error) & ~aborting)
         m.d.comb += core.done.eq(done)
         with m.If(done):
             m.d.sync += running.eq(0)
         with m.If(core.soft_reset & ~fetch.ongoing("IDLE")):
             m.d.sync += aborting.eq(1)
-        m.d.comb += flush.eq(aborting & executors_idle & dma.read_idle & dma.write_idle & ~fetch.ongoing("RECEIVE"))
+        # the fetch unit in STOP: every state of it goes there while aborting (a fetch still receiving, decoding or
+        # dispatching its word gets there after it), so nothing of the old program moves once the flush is done
+        m.d.comb += flush.eq(aborting & executors_idle & dma.read_idle & dma.write_idle & fetch.ongoing("STOP"))
         with m.If(flush):
             m.d.sync += [aborting.eq(0), running.eq(0)]
         # Busy until the fetch unit is back in IDLE (one cycle after done), so a START is never lost.

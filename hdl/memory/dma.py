@@ -15,7 +15,10 @@ never cross a 4 KiB boundary (AXI4 rule, ARM IHI 0022 §A3.4.1), and at most ``m
 per channel are in flight (AR issued and last R beat not yet received; AW issued and B not yet
 received). Both rules are proved with SymbiYosys in ``tests/hdl/memory/test_formal_dma.py``. A channel issues
 its first burst two cycles after accepting a descriptor and at most one burst every two cycles (the burst length
-is registered).
+is registered). With ``command_register=True`` each channel keeps an accepted descriptor in a register for a cycle
+before its walk starts from it (the first burst three cycles after the acceptance; the next descriptor may be
+accepted meanwhile), so the user's logic in front of ``read_command``/``write_command`` does not run on into the
+walk's first-row arithmetic.
 
 With ``byte_granular=True`` rows are byte ranges instead: ``address``, the strides and ``length`` count bytes,
 a row covers the bus words from the one holding its first byte to the one holding its last, and every beat
@@ -294,6 +297,10 @@ class Dma(wiring.Component):
         Rows of ``length`` bytes at any byte address and byte strides (module docstring); the read channel's
         ``read_data.payload`` gets a ``strobe`` field (the lanes of the beat inside its row) and the write
         channel drives ``wstrb`` with the row's lanes. Off: whole bus words, every strobe set.
+    command_register : bool
+        A register stage between each command stream and its walk (module docstring): one cycle more from a
+        descriptor's acceptance to its first burst; ``ready`` is high when the stage is empty or passes its
+        descriptor on in the same cycle. The channel is not idle while the stage holds a descriptor.
 
     Attributes
     ----------
@@ -339,6 +346,7 @@ class Dma(wiring.Component):
         scratch_width: int = 16,
         counter_width: int = 48,
         byte_granular: bool = False,
+        command_register: bool = False,
     ):
         self.address_width = check_int("address_width", address_width, 12, 64)
         self.data_width = check_int("data_width", data_width, 8, 1024)
@@ -352,6 +360,9 @@ class Dma(wiring.Component):
         if not isinstance(byte_granular, bool):
             raise TypeError(f"byte_granular must be a bool, not {byte_granular!r}")
         self.byte_granular = byte_granular
+        if not isinstance(command_register, bool):
+            raise TypeError(f"command_register must be a bool, not {command_register!r}")
+        self.command_register = command_register
         self.beat_bytes = data_width // 8
         self.word_shift = self.beat_bytes.bit_length() - 1
         self.descriptor = descriptor_layout(
@@ -403,6 +414,18 @@ class Dma(wiring.Component):
         capped = Mux(row_remaining > self.max_burst, self.max_burst, row_remaining)
         return Mux(capped > to_boundary, to_boundary, capped)
 
+    def _command_stage(self, m, command, name):
+        """``(commands, pending)``: the stream the walker accepts from (``command`` itself, or a register stage
+        in front of it with ``command_register``) and whether the stage holds a descriptor (else 0)."""
+        if not self.command_register:
+            return command, Const(0)
+        staged = stream.Signature(self.descriptor).create(path=(f"{name}_staged",))
+        held = Signal(name=f"{name}_staged_held")
+        m.d.comb += [command.ready.eq(~held | staged.ready), staged.valid.eq(held)]
+        with m.If(command.ready):
+            m.d.sync += [held.eq(command.valid), staged.payload.eq(command.payload)]
+        return staged, held
+
     def _may_issue(self, outstanding):
         """Whether another burst may be issued (a seeded-bug test overrides this)."""
         return outstanding < self.max_outstanding
@@ -444,7 +467,8 @@ class Dma(wiring.Component):
             width=entry.size if self.byte_granular else self.scratch_width, depth=max(2, self.max_outstanding)
         )
         issue = axi.arvalid & axi.arready
-        walker.elaborate(m, self.read_command, issue)
+        commands, pending = self._command_stage(m, self.read_command, "read")
+        walker.elaborate(m, commands, issue)
         m.d.comb += [
             axi.arvalid.eq(walker.active & walker.settled & self._may_issue(self.read_outstanding) & bursts.w_rdy),
             axi.araddr.eq(walker.word_address << self.word_shift),
@@ -475,7 +499,7 @@ class Dma(wiring.Component):
         with m.If(accepted):
             m.d.sync += beat.eq(Mux(axi.rlast, 0, beat + 1))
         m.d.sync += self.read_outstanding.eq(self.read_outstanding + issue - finished)
-        m.d.comb += self.read_idle.eq(~walker.active & (self.read_outstanding == 0))
+        m.d.comb += self.read_idle.eq(~pending & ~walker.active & (self.read_outstanding == 0))
 
     def _elaborate_write(self, m):
         axi = self.axi
@@ -493,7 +517,8 @@ class Dma(wiring.Component):
             depth=max(2, self.max_outstanding),
         )
         issue = axi.awvalid & axi.awready
-        walker.elaborate(m, self.write_command, issue)
+        commands, pending = self._command_stage(m, self.write_command, "write")
+        walker.elaborate(m, commands, issue)
         m.d.comb += [
             axi.awvalid.eq(
                 walker.active
@@ -576,4 +601,4 @@ class Dma(wiring.Component):
         m.d.comb += axi.bready.eq(1)
         finished = axi.bvalid & axi.bready
         m.d.sync += self.write_outstanding.eq(self.write_outstanding + issue - finished)
-        m.d.comb += self.write_idle.eq(~walker.active & (self.write_outstanding == 0))
+        m.d.comb += self.write_idle.eq(~pending & ~walker.active & (self.write_outstanding == 0))

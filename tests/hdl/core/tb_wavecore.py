@@ -441,6 +441,30 @@ async def token_overflow_and_soft_reset(dut):
 
 
 @cocotb.test()
+async def a_soft_reset_in_any_cycle_of_the_first_fetches_returns_the_core_to_idle(dut):
+    """A soft reset in each of the program's first 48 cycles (the fetch unit issuing, receiving, decoding and
+    dispatching its first words, the first LOAD starting): the core is idle again within 200 cycles, and the
+    program then runs to the simulator's image."""
+    params, host = await _host(dut)
+    program = copy_program(params, TENSORS)
+    image = image_with_data(params, "wavecore-soft-reset")
+    image[PROGRAM_BASE : PROGRAM_BASE + len(program) * 16] = isa.encode_program(program)
+    await host.load({0: bytes(image)})
+    status = host.map["STATUS"]
+    for delay in range(48):
+        await host.start(PROGRAM_BASE)
+        if delay:
+            await ClockCycles(dut.clk, delay)
+        await host.command("soft_reset")
+        await ClockCycles(dut.clk, 200)
+        assert await host.registers.read32(status.offset) == 0, f"not idle after a soft reset {delay} cycles in"
+    result = await host.run(program_base=PROGRAM_BASE, expected_cycles=expected_cycles(program, params))
+    expected, _ = simulate(params, program, image)
+    assert_same_dram(await host.read(0, params["dram_bytes"]), expected)
+    assert result.counters["instructions"] == len(program)
+
+
+@cocotb.test()
 async def axi_error_responses_end_in_their_error_code(dut):
     """A DRAM model smaller than the core's DRAM range answers DECERR above its end: a LOAD there ends in
     AXI_READ_ERROR, a STORE in AXI_WRITE_ERROR, a fetch there in AXI_READ_ERROR, each at its address."""

@@ -90,6 +90,17 @@ def test_dma_moves_descriptor_boxes_bit_exact_and_counts_bytes(
     )
 
 
+def test_dma_with_a_command_register_moves_descriptor_boxes_bit_exact_and_counts_bytes():
+    # The command stage the core uses (command_register=True): descriptors back to back with idle gaps, under
+    # stalls, latency and backpressure, on Icarus.
+    settings = {"address_width": 32, "data_width": 64, "max_burst": 4, "max_outstanding": 2, "count_width": 8,
+                "scratch_width": 13, "command_register": True}
+    design = build(Dma(**settings), toplevel="dma", simulator="icarus")
+    design.run("tb_dma", testcase="concurrent_descriptors_against_axi_ram",
+               params={"dma": settings, "descriptors": 6, "stall": 0.2, "max_latency": 3, "idle": 0.3,
+                       "backpressure": 0.2})
+
+
 @pytest.mark.parametrize("simulator", simulator_cases([()]))
 def test_dma_with_a_silent_subordinate_fails_within_the_cycle_limit_in_seconds(simulator):
     settings = {"address_width": 32, "data_width": 64, "max_burst": 16, "max_outstanding": 2, "count_width": 8,

@@ -43,11 +43,13 @@ def random_descriptor(random, half: int) -> dict:
             "stride2": stride2, "scratch": 0}
 
 
-@pytest.mark.parametrize(("data_width", "max_burst", "stall"), [(64, 4, 0.3), (32, 16, 0.0), (128, 2, 0.5)])
-def test_byte_granular_dma_walks_rows_with_their_strobes(data_width, max_burst, stall):
+@pytest.mark.parametrize(("data_width", "max_burst", "stall", "command_register"),
+                         [(64, 4, 0.3, False), (32, 16, 0.0, False), (128, 2, 0.5, False), (128, 16, 0.2, True),
+                          (32, 2, 0.0, True)])
+def test_byte_granular_dma_walks_rows_with_their_strobes(data_width, max_burst, stall, command_register):
     lanes = data_width // 8
     dut = Dma(data_width=data_width, max_burst=max_burst, max_outstanding=2, count_width=8, scratch_width=8,
-              byte_granular=True)
+              byte_granular=True, command_register=command_register)
     random = np.random.default_rng(data_width + max_burst)
     dram = bytearray(random.bytes(DRAM_BYTES))
     expected = bytearray(dram)
@@ -162,3 +164,41 @@ def test_byte_granular_dma_walks_rows_with_their_strobes(data_width, max_burst, 
 def test_byte_granular_must_be_a_bool():
     with pytest.raises(TypeError, match=r"^byte_granular must be a bool, not 1$"):
         Dma(byte_granular=1)
+
+
+def test_command_register_must_be_a_bool():
+    with pytest.raises(TypeError, match=r"^command_register must be a bool, not 1$"):
+        Dma(command_register=1)
+
+
+@pytest.mark.parametrize("command_register", [False, True])
+def test_first_burst_two_or_three_cycles_after_the_acceptance_and_busy_meanwhile(command_register):
+    """The module docstring's timing: a descriptor accepted in cycle 0 has its AR (and AW) burst in cycle 2, or 3
+    with ``command_register``; the channel is not idle from the cycle after the acceptance on."""
+    dut = Dma(data_width=64, max_burst=16, max_outstanding=2, count_width=8, scratch_width=8, byte_granular=True,
+              command_register=command_register)
+    descriptor = {"address": 0x123, "length": 20, "count1": 1, "stride1": 0, "count2": 1, "stride2": 0,
+                  "scratch": 0}
+    seen = {}
+
+    async def testbench(ctx):
+        for channel, command, idle in (("ar", dut.read_command, dut.read_idle),
+                                       ("aw", dut.write_command, dut.write_idle)):
+            ctx.set(getattr(dut.axi, f"{channel}ready"), 1)
+            ctx.set(command.valid, 1)
+            ctx.set(command.payload, descriptor)
+            assert ctx.get(command.ready) and ctx.get(idle)
+            await ctx.tick()  # accepted in cycle 0
+            ctx.set(command.valid, 0)
+            for cycle in range(1, 6):
+                assert not ctx.get(idle), (channel, cycle)
+                if ctx.get(getattr(dut.axi, f"{channel}valid")):
+                    seen[channel] = cycle
+                    break
+                await ctx.tick()
+
+    simulator = Simulator(dut)
+    simulator.add_clock(1e-8)
+    simulator.add_testbench(testbench)
+    simulator.run()
+    assert seen == {"ar": 2 + command_register, "aw": 2 + command_register}
