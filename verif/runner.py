@@ -15,7 +15,11 @@ signals inside the design builds with ``visibility="all"``.
 
 Builds are cached under ``build/sim/<toplevel>/<simulator>-<hash>`` where the hash covers the generated
 Verilog, the simulator, the build options and whether waves are on. A file lock makes the cache safe
-between pytest-xdist workers, and a finished build is reused by later pytest sessions. A testbench module is
+between pytest-xdist workers, and a finished build is reused by later pytest sessions. The cache is bounded:
+after a new build, the builds of the same top level and simulator beyond the ``WAVECORE_SIM_CACHE_KEEP`` most
+recently used (default 12) are deleted unless one was used in the last hour (a running test may still need it).
+A Verilator build of the whole core takes about 180 MB, so an unbounded cache filled the disk over weeks of
+edits. A testbench module is
 named ``tb_*`` (pytest would collect ``test_*``) and sits beside the pytest file that runs it under ``tests/``
 (found there by name, e.g. ``"tb_dma"``), or ships in the package when a command uses it (a dotted name,
 e.g. ``"wavecore.verif.tb_systolic"``); it reads the parameters passed to :meth:`Build.run` with
@@ -32,6 +36,8 @@ Environment (cocotb's names work too; the ``WAVECORE_*`` one wins when both are 
     and printed.
 ``WAVECORE_SIM=icarus|verilator`` (or ``SIM``)
     Restrict :func:`simulator_params` to one simulator.
+``WAVECORE_SIM_CACHE_KEEP=<int>``
+    How many builds per top level and simulator the cache keeps (default 12; at least 1).
 ``WAVECORE_BUILD_DIR``
     Where builds go (default: :func:`wavecore.paths.build_root`: the ``-o`` directory of a command that
     simulates, else ``build/`` of the checkout).
@@ -93,6 +99,8 @@ VISIBILITIES = ("ports", "all")
 TIMESCALE = ("1ns", "1ps")
 _HARNESS_VERSION = "2"  # bump to invalidate every cached build when this file's build recipe changes
 _PARAMS_VARIABLE = "WAVECORE_TB_PARAMS"
+CACHE_KEEP = 12  # builds kept per top level and simulator (WAVECORE_SIM_CACHE_KEEP overrides)
+CACHE_GRACE_SECONDS = 3600  # a build used this recently is never evicted
 
 
 def _prepare_environment() -> None:
@@ -427,7 +435,8 @@ def build(
     with FileLock(str(build_dir) + ".lock"):
         verilog_path = _write_if_changed(build_dir / f"{toplevel}.v", text)
         control = [_public_ports_file(build_dir / "public_ports.vlt", ports, toplevel)] if ports_only else []
-        if not done.exists():
+        built_now = not done.exists()
+        if built_now:
             with _cocotb_waves(waves), _make_flags(make_flags):
                 get_runner(simulator).build(
                     sources=[*control, verilog_path, *map(Path, extra_sources)],
@@ -439,7 +448,53 @@ def build(
                     log_file=build_dir / "build.log",
                 )
             done.write_text(json.dumps({"simulator": simulator, "toplevel": toplevel, "waves": waves}))
+        (build_dir / ".used").touch()  # the cache's "last used" time (.built keeps the build's own)
+    if built_now:
+        evict_builds(build_dir.parent, simulator)
     return Build(simulator=simulator, toplevel=toplevel, build_dir=build_dir, verilog=verilog_path, waves=waves)
+
+
+def cache_keep() -> int:
+    """How many builds per top level and simulator :func:`evict_builds` keeps (``WAVECORE_SIM_CACHE_KEEP``)."""
+    text = os.environ.get("WAVECORE_SIM_CACHE_KEEP", "").strip()
+    if not text:
+        return CACHE_KEEP
+    try:
+        keep = int(text)
+    except ValueError:
+        keep = 0
+    if keep < 1:
+        raise ValueError(f"WAVECORE_SIM_CACHE_KEEP must be an integer of at least 1, not {text!r}")
+    return keep
+
+
+def evict_builds(directory: Path, simulator: str, *, keep: int | None = None, now: float | None = None) -> list[Path]:
+    """Delete the cached ``simulator`` builds in ``directory`` (one top level's) beyond the ``keep`` most recently
+    used, sparing any used in the last :data:`CACHE_GRACE_SECONDS`; an unfinished build (no ``.built``) or one
+    locked by another process is left alone. Returns the deleted directories."""
+    import time
+
+    keep = cache_keep() if keep is None else keep
+    now = time.time() if now is None else now
+    finished = []
+    for entry in directory.glob(f"{simulator}-*"):
+        marker = entry / ".built"
+        if entry.is_dir() and marker.exists():
+            used = entry / ".used"
+            finished.append((max(marker.stat().st_mtime, used.stat().st_mtime if used.exists() else 0.0), entry))
+    finished.sort(reverse=True)
+    deleted = []
+    for used, entry in finished[keep:]:
+        if now - used < CACHE_GRACE_SECONDS:
+            continue
+        lock = FileLock(str(entry) + ".lock", timeout=0)
+        try:
+            with lock:
+                shutil.rmtree(entry, ignore_errors=True)
+        except TimeoutError:  # filelock.Timeout subclasses it: someone is building or reusing it
+            continue
+        deleted.append(entry)  # the empty lock file stays: another process may be waiting on it
+    return deleted
 
 
 def tb_params() -> dict:

@@ -81,3 +81,72 @@ def test_a_silent_stream_peer_fails_within_its_cycle_limit_in_seconds(simulator)
     start = time.monotonic()
     design.run("tb_stream_fifo", testcase=["silent_source_fails_within_the_limit", "stuck_sink_fails_within_the_limit"])
     assert time.monotonic() - start < 30
+
+
+def _cached_builds(directory, ages, *, simulator="verilator"):
+    """Fake finished builds in ``directory`` last used ``ages`` seconds before 1e9; returns their paths."""
+    import os
+
+    entries = []
+    for index, age in enumerate(ages):
+        entry = directory / f"{simulator}-{index:016x}"
+        entry.mkdir(parents=True)
+        (entry / "model.bin").write_bytes(b"x" * 10)
+        marker = entry / ".built"
+        marker.write_text("{}")
+        os.utime(marker, (1e9 - age, 1e9 - age))
+        entries.append(entry)
+    return entries
+
+
+def test_the_build_cache_keeps_the_most_recently_used_builds(tmp_path):
+    from wavecore.verif.runner import CACHE_GRACE_SECONDS, evict_builds
+
+    old = CACHE_GRACE_SECONDS + 10
+    entries = _cached_builds(tmp_path, [old * 5, old, old * 3, old * 2, old * 4])
+    other = _cached_builds(tmp_path, [old * 9], simulator="icarus")  # another simulator: not counted, not deleted
+    unfinished = tmp_path / "verilator-ffffffffffffffff"
+    unfinished.mkdir()  # being built (no .built): never deleted
+    deleted = evict_builds(tmp_path, "verilator", keep=2, now=1e9)
+    assert sorted(deleted) == sorted([entries[0], entries[2], entries[4]])
+    assert [entry.exists() for entry in entries] == [False, True, False, True, False]
+    assert other[0].exists() and unfinished.exists()
+
+
+def test_the_build_cache_spares_a_build_used_within_the_grace_period_or_locked(tmp_path):
+    from filelock import FileLock
+
+    from wavecore.verif.runner import CACHE_GRACE_SECONDS, evict_builds
+
+    entries = _cached_builds(tmp_path, [10, 20, CACHE_GRACE_SECONDS - 5, CACHE_GRACE_SECONDS + 5,
+                                        CACHE_GRACE_SECONDS + 6])
+    with FileLock(str(entries[4]) + ".lock"):  # held by "another test": still in use
+        deleted = evict_builds(tmp_path, "verilator", keep=1, now=1e9)
+    assert deleted == [entries[3]]
+    assert [entry.exists() for entry in entries] == [True, True, True, False, True]
+
+
+def test_the_build_cache_size_comes_from_the_environment(monkeypatch):
+    from wavecore.verif.runner import CACHE_KEEP, cache_keep
+
+    monkeypatch.delenv("WAVECORE_SIM_CACHE_KEEP", raising=False)
+    assert cache_keep() == CACHE_KEEP == 12
+    monkeypatch.setenv("WAVECORE_SIM_CACHE_KEEP", "3")
+    assert cache_keep() == 3
+    for bad in ("0", "many", "-2"):
+        monkeypatch.setenv("WAVECORE_SIM_CACHE_KEEP", bad)
+        with pytest.raises(ValueError, match=f"WAVECORE_SIM_CACHE_KEEP must be an integer of at least 1, not '{bad}'"):
+            cache_keep()
+
+
+def test_the_build_cache_counts_reuse_as_use(tmp_path):
+    import os
+
+    from wavecore.verif.runner import CACHE_GRACE_SECONDS, evict_builds
+
+    old = CACHE_GRACE_SECONDS * 3
+    entries = _cached_builds(tmp_path, [old, old * 2])
+    used = entries[1] / ".used"  # built earlier but reused later than the other
+    used.touch()
+    os.utime(used, (1e9 - old / 2, 1e9 - old / 2))
+    assert evict_builds(tmp_path, "verilator", keep=1, now=1e9) == [entries[0]]
