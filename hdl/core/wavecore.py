@@ -64,6 +64,7 @@ from wavecore.hdl.core.counters import CoreCounters
 from wavecore.hdl.core.register_block import RegisterBlock, axi4_lite_signature
 from wavecore.hdl.core.registers import CoreIdentity, ErrorCode, RegisterMap
 from wavecore.hdl.core.units import UNITS, unit_classes
+from wavecore.hdl.memory.axi_register_slice import AxiRegisterSlice
 from wavecore.hdl.memory.dma import Dma, axi4_signature
 from wavecore.hdl.memory.row_packer import RowPacker, lane_count
 from wavecore.hdl.memory.row_unpacker import RowUnpacker
@@ -117,7 +118,9 @@ class WaveCore(wiring.Component):
         The register port (:class:`wavecore.hdl.core.register_block.RegisterBlock`, map
         :func:`core_register_map`).
     m_axi : Out(axi4_signature(address_width=32, data_width=data_width))
-        The AXI4 manager to DRAM (the DMA's port).
+        The AXI4 manager to DRAM: the DMA's port through a register slice on every channel
+        (:class:`wavecore.hdl.memory.axi_register_slice.AxiRegisterSlice`: every output a flop, every input
+        registered before any logic; one cycle more per direction).
     irq : Out(1)
         The interrupt line.
     """
@@ -235,7 +238,10 @@ class WaveCore(wiring.Component):
         m.submodules.registers = registers = self.registers
         m.submodules.dma = dma = self.dma
         wiring.connect(m, wiring.flipped(self.s_axil), registers.s_axil)
-        wiring.connect(m, dma.axi, wiring.flipped(self.m_axi))
+        # a register slice on every AXI channel: no combinational path crosses the DRAM port
+        m.submodules.axi_slice = axi_slice = AxiRegisterSlice(address_width=_ADDRESS_WIDTH, data_width=self.data_width)
+        wiring.connect(m, dma.axi, axi_slice.s_axi)
+        wiring.connect(m, axi_slice.m_axi, wiring.flipped(self.m_axi))
         m.d.comb += self.irq.eq(registers.irq)
         core = registers.core
         # the beats' byte counts and classes are registered before the 64-bit adds (register_traffic): a beat is
