@@ -24,9 +24,9 @@ __all__ = ["CoreParameters", "Shape", "accesses", "core_numerics", "cycles", "dm
 
 #: Fixed cost of starting any instruction (decode and issue), and the DMA's first-beat latency.
 ISSUE_CYCLES = 2
-#: Cycles the core's compute queue adds to a unit's own (``hdl/core/wavecore.py``: start, the unit's done seen,
-#: the range check's cycle, retire).
-UNIT_DISPATCH_CYCLES = 4
+#: Cycles the core's compute queue adds to a unit's own (``hdl/core/wavecore.py``: start, the unit's copies of the
+#: instruction and shape loaded, the unit's done seen, the range check's cycle, retire).
+UNIT_DISPATCH_CYCLES = 5
 DMA_LATENCY = 24
 
 

@@ -598,10 +598,18 @@ class WaveCore(wiring.Component):
                      & fetch.ongoing("STOP"))
         compute_head_end = decoder.opcode_is(head["compute"], "END")
         finish = Signal()
+        compute_loading = Signal()  # the compute executor's START state
         unit_names = list(self.units)
+        # Each unit has its own copy of the instruction and the shape, loaded in START when the instruction is its
+        # own (different enables, so synthesis keeps the copies apart): the placer puts each copy beside its unit
+        # instead of routing one register to all five units' decode logic. The unit starts in LAUNCH, a cycle later.
         for name, unit in self.units.items():
             m.submodules[f"{name.lower()}_unit"] = unit
-            m.d.comb += [unit.instruction.eq(current["compute"]), unit.shape.eq(shape)]
+            own_instruction = Signal(isa.INSTRUCTION_BITS, name=f"{name.lower()}_instruction")
+            own_shape = Signal(isa.INSTRUCTION_BITS, name=f"{name.lower()}_shape")
+            with m.If(compute_loading & decoder.opcode_is(current["compute"], name)):
+                m.d.sync += [own_instruction.eq(current["compute"]), own_shape.eq(shape)]
+            m.d.comb += [unit.instruction.eq(own_instruction), unit.shape.eq(own_shape)]
         # The unit's element ports drive the memories' adapters while its instruction runs: an idle unit keeps its
         # enables low, so the OR of every unit's enable-gated address and data is the running unit's; the read
         # data goes to every unit.
@@ -639,7 +647,9 @@ class WaveCore(wiring.Component):
                     m.next = "START"
                 with m.Else():
                     m.next = "RETIRE"
-            with m.State("START"):
+            with m.State("START"):  # the running unit's copies of the instruction and shape load
+                m.next = "LAUNCH"
+            with m.State("LAUNCH"):
                 for name, unit in self.units.items():
                     m.d.comb += unit.start.eq(decoder.opcode_is(current["compute"], name))
                 m.next = "RUN"
@@ -659,7 +669,8 @@ class WaveCore(wiring.Component):
                 with m.If(decoder.opcode_is(current["compute"], "SHAPE")):
                     m.d.sync += shape.eq(current["compute"])
                 m.next = "IDLE"
-        unit_running = compute.ongoing("START") | compute.ongoing("RUN")
+        m.d.comb += compute_loading.eq(compute.ongoing("START"))
+        unit_running = compute.ongoing("LAUNCH") | compute.ongoing("RUN")
         for name in self.units:
             m.d.comb += selected[name].eq(unit_running & decoder.opcode_is(current["compute"], name))
         retiring = compute.ongoing("RETIRE") & ~element_fault
