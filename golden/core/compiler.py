@@ -246,11 +246,14 @@ class _Compiler:
                 self.in_dram.setdefault(base, "norm_passes")
 
     def _regroup(self):
-        """Run every view (fused GN and its ReLU, a ReLU of its own) in the group that produces its base
-        tensor: statistics on the producer's write, the view's backward where its anchor is produced. BN moves
-        only into a whole-batch group (its statistics span the mini-batch). Also marks the views whose site the
-        planner counts as split (``golden.traffic``: a view or a reader outside the first view's group): their
-        anchor is re-read for the backward (class ``norm_passes``) instead of stashed."""
+        """Run every view of a split site (fused GN and its ReLU, a ReLU of its own) in the group that produces
+        its base tensor: statistics on the producer's write, the view's backward where its anchor is produced.
+        BN moves only into a whole-batch group (its statistics span the mini-batch). Marks the views whose site
+        the planner counts as split (``golden.traffic``: a view or a reader outside the first view's group):
+        their anchor is re-read for the backward (class ``norm_passes``) instead of stashed. A GN or ReLU site
+        that is not split stays in its group, as in the planner (on chip, per sample): its readers' backward
+        loads the anchor anyway, and the site's backward uses that copy (moved to the producer's group, it
+        would load the anchor once more)."""
         from wavecore.golden.plan.traffic import NetworkModel
 
         net = self.net
@@ -264,6 +267,8 @@ class _Compiler:
                 self.split_views.update(names)
         target = dict(original)
         for name in list(self.virtual) + sorted(self.relu_views):
+            if name not in self.split_views:  # every BN site is split
+                continue
             norm = self.virtual.get(name, (name, False))[0]
             bases = self._bases(name)
             if len(bases) != 1:

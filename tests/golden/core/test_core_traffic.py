@@ -5,6 +5,8 @@ which are computed from the network and the groups, not from the program."""
 import pytest
 from core_cases import BATCH, schedule_for
 
+from wavecore.golden.config import load_config
+from wavecore.golden.core.build import compile_workload
 from wavecore.golden.core.compiler import ExecutionGroup, compile_step, groups_from_schedule
 from wavecore.golden.core.isa import TRAFFIC_CLASSES
 from wavecore.golden.core.semantics import CoreParameters
@@ -112,3 +114,52 @@ def test_weight_classes_match_everywhere(name, norm, preset, schedule):
     core, predicted, _ = _compare(network, groups_from_schedule(plan, BATCH), preset, plan.norm_fusion)
     for cls in ("weights", "weight_grads", "optimizer", "io"):
         assert core[cls] == predicted[cls], cls
+
+
+@pytest.mark.parametrize("name, norm, cut", [
+    ("tiny_resnet", "bn", "res2_relu"),  # the ReLU after res2_add, read by pool
+    ("tiny_resnet", "none", "res2_relu"),
+    ("tiny_resnet", "gn", "stem_norm"),  # a GN+ReLU site read by res1a and res1_add, all in the second group
+    ("tiny_mobilenet", "gn", "stem_norm"),
+    ("tiny_concat", "none", "branch3_relu"),
+])
+def test_a_site_in_its_readers_group_shares_their_load_of_its_anchor(name, norm, cut):
+    """A fused GN or ReLU site in the group of all its readers, its input produced by an earlier group, is not
+    split for the planner: it runs with its readers, whose backward loads the anchor anyway (stash, once). Run in
+    the producer's group instead, its backward would load the anchor once more."""
+    network = load_network(name, norm=norm)
+    names = [layer.name for layer in network.layers]
+    position = names.index(cut)
+    groups = [ExecutionGroup(tuple(names[:position]), 8), ExecutionGroup(tuple(names[position:]), 8)]
+    core, predicted, _ = _compare(network, groups, "int8", True)
+    assert core == predicted
+    numerics = INTEGER_PRESETS["int8"]
+    parameters = CoreParameters(in_width=numerics.mac.in_width, acc_width=numerics.mac.acc_width)
+    step = compile_step(network, BATCH, groups, numerics=numerics, parameters=parameters, norm_fusion=True)
+    anchor = f"{network.layer(cut).inputs[0]}["
+    loads = [note for instruction, note in zip(step.program, step.notes)
+             if instruction.opcode == "LOAD" and instruction.funct.startswith("stash.") and note.startswith(anchor)]
+    assert len(loads) == 1, loads  # one sub-batch of 8: one load serves the readers' and the site's backward
+
+
+# the workloads `wavecore compile` builds and tests/verif/test_training_step.py runs on the RTL: the planner's own
+# plan for the default configuration
+WORKLOADS = [
+    ("tiny_resnet", "mbs-bnff", "bn"),
+    ("tiny_resnet", "bnff", "gn"),
+    ("tiny_resnet", "mbs", "gn"),
+    ("tiny_resnet", "baseline", "bn"),
+    ("tiny_concat", "mbs", None),
+    ("tiny_mobilenet", "mbs", None),
+]
+
+
+@pytest.mark.parametrize("name, schedule, norm", WORKLOADS)
+def test_compiled_workloads_move_the_planners_bytes_plus_the_named_terms(name, schedule, norm):
+    """expected.json's ``bytes`` equal its ``planner_bytes`` plus its ``planner_terms``, every class (what
+    ``wavecore compile`` prints and the RTL step test asserts, here without a simulator)."""
+    expected = compile_workload(load_config(None), network=name, schedule=schedule, norm=norm).expected
+    terms = expected["planner_terms"].values()
+    predicted = {cls: expected["planner_bytes"].get(cls, 0) + sum(term.get(cls, 0) for term in terms)
+                 for cls in TRAFFIC_CLASSES}
+    assert {cls: expected["bytes"].get(cls, 0) for cls in TRAFFIC_CLASSES} == predicted
