@@ -32,8 +32,7 @@ into every block RAM of the memory and the DMA's write arbitration). The read de
   address pins of every block RAM of a replica); the memory is read a cycle later, after the registered write of
   the cycle before has reached it, so nothing needs forwarding;
 * 3: as 2, and the memory's read word is registered once more before the lane is selected (a block RAM's output
-  register); on a memory that registers its read words itself (``memory_latency=2``:
-  :class:`wavecore.hdl.core.core_memory.CoreMemory` with ``bank_words``), that register is the memory's.
+  register).
 
 An address at or above the memory's ``elements`` is out of range: the adapter drops the write and raises
 ``out_of_range`` in the next cycle (the check runs on the adapter's registered address, so the units' address
@@ -170,9 +169,6 @@ class ElementPorts(wiring.Component):
         Number of element read ports (``read[k]`` members ``read0``, ``read1``, ...).
     read_latency : int
         Cycles from a read's ``en`` to its ``data``: 1, 2 or 3 (see the module docstring).
-    memory_latency : int
-        Cycles from the word memory's read address to its data: 1, or 2 for a memory that registers its read word
-        (then ``read_latency`` must be 3).
 
     The word memory's ports are passed at elaboration time through :meth:`attach`: ``read_ports`` (one word
     read port per element read port, synchronous, enable-gated) and ``write_port`` (granularity
@@ -180,17 +176,12 @@ class ElementPorts(wiring.Component):
     """
 
     def __init__(self, *, element_bits: int, word_bits: int, elements: int, readers: int = 1,
-                 read_latency: int = READ_LATENCY, memory_latency: int = 1):
+                 read_latency: int = READ_LATENCY):
         if element_bits not in (8, 16, 32, 64) or word_bits % element_bits:
             raise ValueError(f"element_bits must be 8, 16, 32 or 64 and divide word_bits {word_bits}, "
                              f"not {element_bits}")
         self.element_bits, self.word_bits, self.elements, self.readers = element_bits, word_bits, elements, readers
         self.read_latency = check_read_latency(read_latency)
-        if memory_latency not in (1, 2) or isinstance(memory_latency, bool):
-            raise ValueError(f"memory_latency must be 1 or 2, not {memory_latency!r}")
-        if memory_latency == 2 and read_latency != 3:
-            raise ValueError(f"memory_latency 2 needs read_latency 3, not {read_latency}")
-        self.memory_latency = memory_latency
         self.lanes = word_bits // element_bits
         self.lane_bits = (self.lanes - 1).bit_length()
         members = {f"read{k}": In(ElementReadSignature(element_bits)) for k in range(readers)}
@@ -227,13 +218,12 @@ class ElementPorts(wiring.Component):
             outside.append(checked & (checked_address >= self.elements))
             m.d.comb += [port.addr.eq(address >> lane_bits), port.en.eq(enable)]
             word = port.data
-            if latency == 3:  # the read word registered (a block RAM's output register), here or in the memory
+            if latency == 3:  # the read word registered (a block RAM's output register)
+                word = Signal.like(port.data, name=f"read{k}_word")
                 word_valid = Signal(name=f"read{k}_word_valid")
                 m.d.sync += word_valid.eq(enable)
-                if self.memory_latency == 1:
-                    word = Signal.like(port.data, name=f"read{k}_word")
-                    with m.If(word_valid):
-                        m.d.sync += word.eq(port.data)
+                with m.If(word_valid):
+                    m.d.sync += word.eq(port.data)
             if lane_bits:
                 lane = Signal(lane_bits, name=f"read{k}_lane")
                 with m.If(enable):

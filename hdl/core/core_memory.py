@@ -30,14 +30,6 @@ multiplexer (the registers can sit beside the block RAMs, whose outputs are unre
 ``dma_read_data`` comes from registers through the replica multiplexer only: the path from a block RAM to the
 DMA's consumer (the row unpacker, across the chip) is cut in two. The compute ports' timing is the same either
 way.
-
-With ``bank_words`` each replica is split into banks of ``bank_words`` words (one ECP5 ``DP16KD`` is 1024 words
-of 18 bits, so a bank of 1024 words is a row of block RAMs side by side, with no depth multiplexer), and every
-bank's read word is registered in every cycle beside its block RAMs; the bank multiplexer then selects among
-registers. A block RAM's output (5.8 ns clock-to-out on the ECP5, no output register inferred) then only drives
-the register next to it, not a multiplexer and a route across the chip. Every read takes one cycle more:
-``compute_read_latency`` is 2 (the compute ports' ``data`` two cycles after their ``addr``), and the DMA's word
-comes from those registers (``dma_read_latency`` must be 2).
 """
 
 from __future__ import annotations
@@ -50,7 +42,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from wavecore.golden.numerics import check_int
-from wavecore.hdl.core.compute_unit import delay
 
 __all__ = ["CoreMemory"]
 
@@ -71,18 +62,10 @@ class CoreMemory(wiring.Component):
     dma_read_latency : int
         Cycles from a DMA read to its word on ``dma_read_data``: 1, or 2 with the word registered beside the
         block RAMs (see the module docstring).
-    bank_words : int or None
-        Words per bank (a power of two), each bank's read word registered (see the module docstring); ``None``:
-        one bank per replica, read words unregistered.
-
-    Attributes
-    ----------
-    compute_read_latency : int
-        Cycles from a compute port's ``addr``/``en`` to its ``data``: 1, or 2 with ``bank_words``.
     """
 
     def __init__(self, *, word_bits: int, element_bits: int, depth: int, readers: int,
-                 dma_read_latency: int = 1, bank_words: int | None = None):
+                 dma_read_latency: int = 1):
         self.word_bits = check_int("word_bits", word_bits, 1, 4096)
         if element_bits < 1 or word_bits % element_bits:
             raise ValueError(f"element_bits must divide word_bits {word_bits}, not {element_bits}")
@@ -93,15 +76,6 @@ class CoreMemory(wiring.Component):
         if dma_read_latency not in (1, 2) or isinstance(dma_read_latency, bool):
             raise ValueError(f"dma_read_latency must be 1 or 2, not {dma_read_latency!r}")
         self.dma_read_latency = dma_read_latency
-        if bank_words is not None:
-            check_int("bank_words", bank_words, 1, 1 << 24)
-            if bank_words & (bank_words - 1):
-                raise ValueError(f"bank_words must be a power of two, not {bank_words}")
-            if dma_read_latency != 2:
-                raise ValueError(f"bank_words needs dma_read_latency 2 (the DMA's word comes from the banks' "
-                                 f"registers), not {dma_read_latency}")
-        self.bank_words = bank_words
-        self.compute_read_latency = 1 if bank_words is None else 2
         address = max(1, (depth - 1).bit_length())
         members = {}
         for k in range(readers):
@@ -143,58 +117,30 @@ class CoreMemory(wiring.Component):
             m.d.sync += last_choice.eq(choice)
 
         dma_data = []
-        banked = self.bank_words is not None
-        bank_words = self.bank_words if banked else self.depth
-        banks = -(-self.depth // bank_words)
-        bank_bits = (bank_words - 1).bit_length()
-        write_bank = write_addr >> bank_bits
         for k in range(self.readers):
+            memory = Memory(shape=self.word_bits, depth=self.depth, init=[])
+            m.submodules[f"replica{k}"] = memory
+            write = memory.write_port(granularity=self.element_bits)
+            read = memory.read_port()
+            m.d.comb += [write.addr.eq(write_addr), write.data.eq(write_data), write.en.eq(write_en)]
             # the read port reads in every cycle (its enable left at 1): the word a compute port or the DMA reads
             # is the next cycle's read.data either way, and an enable from the DMA's handshake would reach the
             # clock enables of every block RAM and of Yosys's read-first bypass registers (the 8x8 core's critical
             # path, 22.8 ns, before)
-            read_addr = Mux(compute_en[k], getattr(self, f"read{k}_addr"), self.dma_read_addr)
-            bank_data = []
-            for bank in range(banks):
-                words = min(bank_words, self.depth - bank * bank_words)
-                memory = Memory(shape=self.word_bits, depth=words, init=[])
-                m.submodules[f"replica{k}_bank{bank}" if banked else f"replica{k}"] = memory
-                write = memory.write_port(granularity=self.element_bits)
-                read = memory.read_port()
-                enables = Mux(write_bank == bank, write_en, 0) if banks > 1 else write_en
-                m.d.comb += [write.addr.eq(write_addr[:bank_bits] if banked else write_addr),
-                             write.data.eq(write_data), write.en.eq(enables),
-                             read.addr.eq(read_addr[:bank_bits] if banked else read_addr)]
-                if banked:  # registered in every cycle (no enable to fan out), beside this bank's block RAMs
-                    word = Signal(self.word_bits, name=f"read{k}_bank{bank}_word")
-                    m.d.sync += word.eq(read.data)
-                    bank_data.append(word)
-                else:
-                    bank_data.append(read.data)
-            if banked:  # the bank of the word in the banks' registers now: read_addr's, two cycles on
-                read_bank = Signal(range(max(banks, 2)), name=f"read{k}_bank")  # never 0 bits wide (Verilator)
-                word_bank = Signal.like(read_bank, name=f"read{k}_word_bank")
-                m.d.sync += [read_bank.eq(read_addr >> bank_bits), word_bank.eq(read_bank)]
-                read_data = Signal(self.word_bits, name=f"read{k}_word")
-                for bank in reversed(range(banks)):
-                    with m.If(word_bank == bank):
-                        m.d.comb += read_data.eq(bank_data[bank])
-            else:
-                read_data = bank_data[0]
-            compute_last = delay(m, compute_en[k], self.compute_read_latency, f"read{k}_last")
+            m.d.comb += read.addr.eq(Mux(compute_en[k], getattr(self, f"read{k}_addr"), self.dma_read_addr))
+            compute_last = Signal(name=f"read{k}_last")
             held = Signal(self.word_bits, name=f"read{k}_held")
+            m.d.sync += compute_last.eq(compute_en[k])
             with m.If(compute_last):
-                m.d.sync += held.eq(read_data)
-            m.d.comb += getattr(self, f"read{k}_data").eq(Mux(compute_last, read_data, held))
-            if banked:  # the banks' registers are the DMA's word registers
-                dma_data.append(read_data)
-            elif self.dma_read_latency == 2:
+                m.d.sync += held.eq(read.data)
+            m.d.comb += getattr(self, f"read{k}_data").eq(Mux(compute_last, read.data, held))
+            if self.dma_read_latency == 2:
                 # registered in every cycle (no enable to fan out), beside this replica's block RAMs
                 dma_word = Signal(self.word_bits, name=f"dma_word{k}")
-                m.d.sync += dma_word.eq(read_data)
+                m.d.sync += dma_word.eq(read.data)
                 dma_data.append(dma_word)
             else:
-                dma_data.append(read_data)
+                dma_data.append(read.data)
         if self.dma_read_latency == 2:  # the replica the word on dma_word{k} was read from
             word_choice = Signal.like(choice, name="dma_word_replica")
             m.d.sync += word_choice.eq(last_choice)

@@ -77,9 +77,6 @@ _LOAD_BUFFER_DEPTH = 8  # the LOAD's words waiting while a compute unit writes t
 #: in DECODE until they are valid (the word is final in the last RECEIVE cycle, so DECODE lasts
 #: ``DECODE_STAGES - 1`` cycles).
 DECODE_STAGES = 3
-#: Words per bank of the on-chip memories (an ECP5 DP16KD holds 1024 words of 18 bits: a bank is one row of block
-#: RAMs side by side, its read word registered beside them; see :class:`wavecore.hdl.core.core_memory.CoreMemory`).
-BANK_WORDS = 1024
 
 
 def core_register_map() -> RegisterMap:
@@ -263,15 +260,12 @@ class WaveCore(wiring.Component):
             # Block-RAM friendly: one replica per compute read port, the DMA's reads and writes arbitrated in
             # (wavecore.hdl.core.core_memory); the compute units' timing is that of a memory with enough ports.
             readers = sum(1 for target in READ_PORTS.values() if target == space)
-            # banks of BANK_WORDS words with their read words registered beside the block RAMs: the compute
-            # ports' third read cycle and the DMA's second are those registers (the same timing as unbanked)
             memory = CoreMemory(word_bits=self.data_width, element_bits=8 * element_bytes[space],
-                                depth=self.memory_words[space], readers=readers, dma_read_latency=2,
-                                bank_words=BANK_WORDS)
+                                depth=self.memory_words[space], readers=readers, dma_read_latency=2)
             m.submodules[space] = memories[space] = memory
             adapter = ElementPorts(element_bits=self.element_widths[space], word_bits=self.data_width,
                                    elements=self.parameters.sizes()[space], readers=readers,
-                                   read_latency=READ_LATENCY, memory_latency=memory.compute_read_latency)
+                                   read_latency=READ_LATENCY)
             adapter.attach(*memory.compute_ports())
             m.submodules[f"{space}_elements"] = element_ports[space] = adapter
 

@@ -17,7 +17,6 @@ from amaranth.sim import Simulator
 
 from wavecore.golden.core.semantics import CoreParameters
 from wavecore.hdl.core.compute_unit import ElementPorts, element_widths
-from wavecore.hdl.core.core_memory import CoreMemory
 
 
 def _signed(value, bits):
@@ -25,29 +24,21 @@ def _signed(value, bits):
     return value - (1 << bits) if value >> (bits - 1) else value
 
 
-@pytest.mark.parametrize(("read_latency", "banked"), [(1, False), (2, False), (3, False), (3, True)])
+@pytest.mark.parametrize("read_latency", [1, 2, 3])
 @pytest.mark.parametrize(("element_bits", "word_bits"), [(8, 64), (32, 64), (16, 16)])
-def test_element_ports_follow_the_unit_contract(element_bits, word_bits, read_latency, banked):
-    # banked: on a CoreMemory of 2-word banks with registered read words (memory_latency 2; its DMA ports idle)
+def test_element_ports_follow_the_unit_contract(element_bits, word_bits, read_latency):
     lanes, words = word_bits // element_bits, 6
     elements = lanes * words - 3  # the last word's top lanes are outside the range check
     rng = np.random.default_rng(element_bits)
     initial = [int(v) for v in rng.integers(-(1 << element_bits - 1), 1 << element_bits - 1, lanes * words)]
-    if banked:  # a CoreMemory starts at zero
-        initial = [0] * (lanes * words)
     init = [sum((initial[w * lanes + lane] & ((1 << element_bits) - 1)) << (lane * element_bits)
                 for lane in range(lanes)) for w in range(words)]
+    memory = Memory(shape=word_bits, depth=words, init=init)
     ports = ElementPorts(element_bits=element_bits, word_bits=word_bits, elements=elements, readers=2,
-                         read_latency=read_latency, memory_latency=2 if banked else 1)
+                         read_latency=read_latency)
     m = Module()
-    if banked:
-        memory = CoreMemory(word_bits=word_bits, element_bits=element_bits, depth=words, readers=2,
-                            dma_read_latency=2, bank_words=2)
-        ports.attach(*memory.compute_ports())
-    else:
-        memory = Memory(shape=word_bits, depth=words, init=init)
-        ports.attach([memory.read_port(), memory.read_port()], memory.write_port(granularity=element_bits))
     m.submodules.memory, m.submodules.ports = memory, ports
+    ports.attach([memory.read_port(), memory.read_port()], memory.write_port(granularity=element_bits))
     model = list(initial)
     seen = {"forwarded": 0, "same_word": 0, "same_cycle": 0, "dropped": 0, "read_outside": 0}
 
@@ -121,12 +112,3 @@ def test_element_widths_are_the_dram_element_sizes(in_width, acc_width, widths):
     parameters = CoreParameters(in_width=in_width, acc_width=acc_width)
     assert (parameters.operand_bytes * 8, parameters.accumulator_bytes * 8) == widths
     assert element_widths(parameters) == {"scratchpad": widths[0], "accumulator": widths[1]}
-
-
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"read_latency": 3, "memory_latency": 3}, "memory_latency must be 1 or 2, not 3"),
-    ({"read_latency": 2, "memory_latency": 2}, "memory_latency 2 needs read_latency 3, not 2"),
-])
-def test_element_ports_reject_a_bad_memory_latency(arguments, message):
-    with pytest.raises(ValueError, match=f"^{message}$"):
-        ElementPorts(element_bits=8, word_bits=64, elements=64, **arguments)

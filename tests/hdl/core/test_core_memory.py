@@ -21,24 +21,19 @@ def _model_write(memory, address, enables, data, lanes, bits):
     memory[address] = word
 
 
-@pytest.mark.parametrize(("dma_read_latency", "bank_words"), [(1, None), (2, None), (2, 4), (2, 8)])
+@pytest.mark.parametrize("dma_read_latency", [1, 2])
 @pytest.mark.parametrize(("readers", "element_bits"), [(2, 8), (1, 32), (3, 16)])
-def test_core_memory_matches_a_many_ported_memory(readers, element_bits, dma_read_latency, bank_words):
-    # bank_words 4: four full banks; 8: a full bank and a short one (depth 12)
-    word_bits, depth = 64, 12 if bank_words == 8 else 16
+def test_core_memory_matches_a_many_ported_memory(readers, element_bits, dma_read_latency):
+    word_bits, depth = 64, 16
     lanes = word_bits // element_bits
     dut = CoreMemory(word_bits=word_bits, element_bits=element_bits, depth=depth, readers=readers,
-                     dma_read_latency=dma_read_latency, bank_words=bank_words)
-    compute_latency = 1 if bank_words is None else 2
-    assert dut.compute_read_latency == compute_latency
+                     dma_read_latency=dma_read_latency)
     rng = np.random.default_rng(5)
     model = [0] * depth
     stats = {"dma_writes": 0, "dma_reads": 0, "dma_write_waits": 0, "dma_read_waits": 0}
 
     async def bench(ctx):
-        # [j][k]: the word compute port k shows from j + 1 cycles from now on (None: unchanged)
-        expected_compute = [[None] * readers for _ in range(compute_latency)]
-        shown = [None] * readers  # the word each compute port shows now (held while it does not read)
+        expected_compute = [None] * readers  # the word a compute port shows from this cycle on
         expected_dma = [None] * dma_read_latency  # [k]: the word dma_read_data shows k + 1 cycles from now
         for _ in range(600):
             reads = []
@@ -66,10 +61,8 @@ def test_core_memory_matches_a_many_ported_memory(readers, element_bits, dma_rea
             ctx.set(dut.dma_read_addr, dma_read_address)
             # outputs of this cycle: the reads of the previous one
             for k in range(readers):
-                if expected_compute[0][k] is not None:
-                    shown[k] = expected_compute[0][k]
-                if shown[k] is not None:
-                    assert ctx.get(getattr(dut, f"read{k}_data")) == shown[k]
+                if expected_compute[k] is not None:
+                    assert ctx.get(getattr(dut, f"read{k}_data")) == expected_compute[k]
             if expected_dma[0] is not None:
                 assert ctx.get(dut.dma_read_data) == expected_dma[0]
             write_ready = ctx.get(dut.dma_write_ready)
@@ -77,7 +70,9 @@ def test_core_memory_matches_a_many_ported_memory(readers, element_bits, dma_rea
             assert write_ready == (write_en == 0)
             assert read_ready == (not all(en for en, _ in reads))
             # the model: reads see the memory before this cycle's writes
-            expected_compute = expected_compute[1:] + [[model[address] if en else None for en, address in reads]]
+            for k, (en, address) in enumerate(reads):
+                if en:
+                    expected_compute[k] = model[address]
             expected_dma = expected_dma[1:] + [model[dma_read_address] if dma_read and read_ready else None]
             stats["dma_reads"] += bool(dma_read and read_ready)
             stats["dma_read_waits"] += bool(dma_read and not read_ready)
@@ -99,14 +94,3 @@ def test_core_memory_matches_a_many_ported_memory(readers, element_bits, dma_rea
 def test_core_memory_rejects_a_bad_dma_read_latency():
     with pytest.raises(ValueError, match=r"^dma_read_latency must be 1 or 2, not 3$"):
         CoreMemory(word_bits=64, element_bits=8, depth=16, readers=2, dma_read_latency=3)
-
-
-@pytest.mark.parametrize(("arguments", "message"), [
-    ({"bank_words": 6}, "bank_words must be a power of two, not 6"),
-    ({"bank_words": 0}, "bank_words must be"),
-    ({"bank_words": 4, "dma_read_latency": 1}, r"bank_words needs dma_read_latency 2 \(the DMA's word comes from "
-                                               r"the banks' registers\), not 1"),
-])
-def test_core_memory_rejects_bad_banks(arguments, message):
-    with pytest.raises(ValueError, match=f"^{message}"):
-        CoreMemory(word_bits=64, element_bits=8, depth=16, readers=2, **{"dma_read_latency": 2, **arguments})
