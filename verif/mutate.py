@@ -681,7 +681,7 @@ class MutationRun:
         args = [sys.executable, "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:cacheprovider",
                 "-m", "not slow and not fpga", *tests]
         try:
-            result = subprocess.run(args, cwd=root, env=env, capture_output=True, text=True, timeout=self.timeout)
+            result = run_process_group(args, cwd=root, env=env, timeout=self.timeout)
         except subprocess.TimeoutExpired:
             return "timeout", f"tests still running after {self.timeout:.0f} s"
         summary = (result.stdout.strip().splitlines() or [""])[-1]
@@ -691,6 +691,26 @@ class MutationRun:
             failed = [line for line in result.stdout.splitlines() if line.startswith("FAILED")]
             return "killed", (failed[0] if failed else summary)[:300]
         return "error", f"pytest exit {result.returncode}: {summary}"[:300]
+
+
+def run_process_group(args, *, cwd, env, timeout: float) -> subprocess.CompletedProcess:
+    """``subprocess.run(args, capture_output=True, text=True, timeout=timeout)`` in a session of its own: on timeout
+    the whole process group is killed (pytest and the simulators it started: a mutant that hangs the design
+    leaves a ``vvp`` or Verilator model running, which killing pytest alone does not stop), then
+    ``TimeoutExpired`` is raised."""
+    import contextlib
+    import signal
+
+    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.communicate()
+        raise
+    return subprocess.CompletedProcess(args, process.returncode, stdout, stderr)
 
 
 def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:

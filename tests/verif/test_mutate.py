@@ -260,3 +260,24 @@ def test_every_known_survivor_is_a_mutant_of_the_current_tree():
     moved = [f"{key}: {entry['mutant']} is at line {current[key].line}" for key, entry in known.items()
              if int(entry["mutant"].split(":")[1]) != current[key].line]
     assert moved == []
+
+
+def test_a_timed_out_test_run_takes_its_simulators_with_it(tmp_path):
+    # the tests of a mutant that hangs the design: pytest's child (a simulator) must not outlive the timeout
+    import subprocess
+    import sys
+    import time
+
+    marker = tmp_path / "grandchild.pid"
+    script = ("import subprocess, sys; child = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+              f"open({str(marker)!r}, 'w').write(str(child.pid)); child.wait()")
+    started = time.monotonic()
+    with pytest.raises(subprocess.TimeoutExpired):
+        mutate.run_process_group([sys.executable, "-c", script], cwd=tmp_path, env=None, timeout=2)
+    assert time.monotonic() - started < 20  # not held until the grandchild's 60 s are over
+    grandchild = int(marker.read_text())
+    time.sleep(0.2)
+    stat = Path(f"/proc/{grandchild}/stat")  # gone, or a zombie waiting for init to reap it: not running
+    assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    finished = mutate.run_process_group([sys.executable, "-c", "print('done')"], cwd=tmp_path, env=None, timeout=30)
+    assert (finished.returncode, finished.stdout) == (0, "done\n")
